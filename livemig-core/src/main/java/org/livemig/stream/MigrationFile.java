@@ -1,0 +1,553 @@
+package org.livemig.stream;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.Channels;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.Objects;
+
+/**
+ * QEMU's QEMUFile in Java: a buffered, big-endian reader or writer over one channel.
+ *
+ * <p>One direction per instance. The first IO error sticks: every later call fails with it and
+ * writes become no-ops, so a caller may write a whole section and check once. Byte counters give
+ * the stream offset of every read and write, which errors report.
+ *
+ * <p>Page payloads never pass through a {@code byte[]}: {@link #putSegment} queues a view of the
+ * guest RAM segment beside the buffered header bytes and both go out in one gathering write;
+ * {@link #readInto} reads straight into the destination segment.
+ *
+ * <p>Not thread-safe: owned by one migration thread at a time (handed over with the channel).
+ */
+public final class MigrationFile implements AutoCloseable {
+    private static final int BUFFER_SIZE = 64 * 1024;
+    private static final int MAX_IOV = 64;
+    /** Flush queued page views once this many bytes are pending. */
+    private static final int MAX_PENDING = 512 * 1024;
+    /** Rate-limit window, as QEMU's BUFFER_DELAY. */
+    private static final long RATE_WINDOW_NANOS = 100_000_000L;
+
+    private final ReadableByteChannel in;
+    private final WritableByteChannel out;
+    private final ByteBuffer buf;
+    private final ByteBuffer[] iov = new ByteBuffer[MAX_IOV];
+    private int iovCount;
+    private long iovBytes;
+    /** Start in {@link #buf} of bytes not yet queued in {@link #iov}. */
+    private int unqueuedStart;
+    private long position;
+    private IOException error;
+    private boolean eof;
+
+    private long rateLimitBytesPerSec;
+    private long rateWindowStart = System.nanoTime();
+    private long rateWindowBytes;
+
+    private MigrationFile(ReadableByteChannel in, WritableByteChannel out) {
+        this.in = in;
+        this.out = out;
+        this.buf = ByteBuffer.allocateDirect(BUFFER_SIZE).order(ByteOrder.BIG_ENDIAN);
+        if (in != null) {
+            buf.limit(0);
+        }
+    }
+
+    public static MigrationFile forReading(ReadableByteChannel channel) {
+        return new MigrationFile(Objects.requireNonNull(channel), null);
+    }
+
+    public static MigrationFile forWriting(WritableByteChannel channel) {
+        return new MigrationFile(null, Objects.requireNonNull(channel));
+    }
+
+    /** A reader over bytes in memory (a postcopy package, a COLO device-state buffer, a test). */
+    public static MigrationFile ofBytes(byte[] bytes) {
+        return forReading(Channels.newChannel(new java.io.ByteArrayInputStream(bytes)));
+    }
+
+    /** A writer into memory; take the bytes with {@link #toByteArray()} after {@link #flush()}. */
+    public static MigrationFile toMemory() {
+        return forWriting(new MemoryChannel());
+    }
+
+    public boolean isWriter() {
+        return out != null;
+    }
+
+    /** Bytes read or written so far: the stream offset of the next byte. */
+    public long position() {
+        return position;
+    }
+
+    /** The first error seen, or null. */
+    public IOException error() {
+        return error;
+    }
+
+    /** Records an error unless one is already recorded (the first error sticks). */
+    public void setError(IOException e) {
+        if (error == null) {
+            error = e;
+        }
+    }
+
+    private void checkError() throws IOException {
+        if (error != null) {
+            throw error;
+        }
+    }
+
+    // ---------------------------------------------------------------- writing
+
+    public void putByte(int v) throws IOException {
+        ensureRoom(1);
+        buf.put((byte) v);
+        position += 1;
+    }
+
+    public void putBe16(int v) throws IOException {
+        ensureRoom(2);
+        buf.putShort((short) v);
+        position += 2;
+    }
+
+    public void putBe32(int v) throws IOException {
+        ensureRoom(4);
+        buf.putInt(v);
+        position += 4;
+    }
+
+    public void putBe64(long v) throws IOException {
+        ensureRoom(8);
+        buf.putLong(v);
+        position += 8;
+    }
+
+    public void putBytes(byte[] b) throws IOException {
+        putBytes(b, 0, b.length);
+    }
+
+    public void putBytes(byte[] b, int off, int len) throws IOException {
+        while (len > 0) {
+            ensureRoom(1);
+            int n = Math.min(len, buf.remaining());
+            buf.put(b, off, n);
+            off += n;
+            len -= n;
+            position += n;
+        }
+    }
+
+    /** Writes a counted string: u8 length, then the bytes (at most 255). */
+    public void putCountedString(String s) throws IOException {
+        byte[] b = s.getBytes(StandardCharsets.UTF_8);
+        if (b.length > QemuStream.MAX_COUNTED_STRING) {
+            throw new IllegalArgumentException("counted string longer than 255 bytes: " + s);
+        }
+        putByte(b.length);
+        putBytes(b);
+    }
+
+    /**
+     * Queues the bytes of {@code segment} to be written after everything put so far, without
+     * copying them. The caller must not release the segment before the next {@link #flush()};
+     * its contents may change meanwhile (a page dirtied again is sent again in a later pass).
+     */
+    public void putSegment(MemorySegment segment) throws IOException {
+        checkError();
+        queueBuffered();
+        if (iovCount == MAX_IOV) {
+            flushQueued();
+        }
+        iov[iovCount++] = segment.asByteBuffer();
+        iovBytes += segment.byteSize();
+        position += segment.byteSize();
+        if (iovBytes >= MAX_PENDING || iovCount == MAX_IOV) {
+            flushQueued();
+        }
+    }
+
+    /** Writes out everything buffered and queued. */
+    public void flush() throws IOException {
+        if (out == null) {
+            return;
+        }
+        checkError();
+        queueBuffered();
+        flushQueued();
+    }
+
+    private void ensureRoom(int n) throws IOException {
+        checkError();
+        if (out == null) {
+            throw new IllegalStateException("MigrationFile opened for reading");
+        }
+        if (buf.remaining() < n) {
+            queueBuffered();
+            flushQueued();
+        }
+    }
+
+    /** Moves the bytes put since the last queueing into the iov list, as a slice of buf. */
+    private void queueBuffered() throws IOException {
+        int end = buf.position();
+        if (end > unqueuedStart) {
+            if (iovCount == MAX_IOV) {
+                flushQueued();
+                // flushQueued reset buf; nothing of it was lost because it was all queued
+                return;
+            }
+            iov[iovCount++] = buf.slice(unqueuedStart, end - unqueuedStart);
+            iovBytes += end - unqueuedStart;
+            unqueuedStart = end;
+        }
+    }
+
+    private void flushQueued() throws IOException {
+        checkError();
+        try {
+            if (iovCount > 0) {
+                if (out instanceof GatheringByteChannel g) {
+                    long remaining = iovBytes;
+                    int first = 0;
+                    while (remaining > 0) {
+                        long n = g.write(iov, first, iovCount - first);
+                        remaining -= n;
+                        while (first < iovCount && !iov[first].hasRemaining()) {
+                            first++;
+                        }
+                    }
+                } else {
+                    for (int i = 0; i < iovCount; i++) {
+                        while (iov[i].hasRemaining()) {
+                            out.write(iov[i]);
+                        }
+                    }
+                }
+                accountRate(iovBytes);
+            }
+        } catch (IOException e) {
+            setError(e);
+            throw e;
+        } finally {
+            for (int i = 0; i < iovCount; i++) {
+                iov[i] = null;
+            }
+            iovCount = 0;
+            iovBytes = 0;
+            buf.clear();
+            unqueuedStart = 0;
+        }
+    }
+
+    // ---------------------------------------------------------------- rate limit
+
+    /** Limits writes to this many bytes per second (0: no limit), as QEMU's rate limiting. */
+    public void setRateLimit(long bytesPerSecond) {
+        this.rateLimitBytesPerSec = Math.max(0, bytesPerSecond);
+    }
+
+    public long rateLimit() {
+        return rateLimitBytesPerSec;
+    }
+
+    private void accountRate(long n) {
+        rateWindowBytes += n;
+    }
+
+    /**
+     * True while the bytes written in the current 100 ms window exceed the limit. The migration
+     * thread then waits for {@link #nanosUntilRateWindowEnds()} before sending more.
+     */
+    public boolean rateLimitExceeded() {
+        if (rateLimitBytesPerSec <= 0) {
+            return false;
+        }
+        rollRateWindow();
+        long pending = iovBytes + (buf.position() - unqueuedStart);
+        long allowed = rateLimitBytesPerSec * RATE_WINDOW_NANOS / 1_000_000_000L;
+        return rateWindowBytes + pending >= allowed;
+    }
+
+    public long nanosUntilRateWindowEnds() {
+        long left = rateWindowStart + RATE_WINDOW_NANOS - System.nanoTime();
+        return Math.max(0, left);
+    }
+
+    private void rollRateWindow() {
+        long now = System.nanoTime();
+        if (now - rateWindowStart >= RATE_WINDOW_NANOS) {
+            rateWindowStart = now;
+            rateWindowBytes = 0;
+        }
+    }
+
+    // ---------------------------------------------------------------- reading
+
+    /** Makes at least n (≤ buffer size) bytes available, or fails with a truncation error. */
+    private void require(int n) throws IOException {
+        checkError();
+        if (in == null) {
+            throw new IllegalStateException("MigrationFile opened for writing");
+        }
+        if (buf.remaining() >= n) {
+            return;
+        }
+        if (!fill(n)) {
+            throw truncated(n);
+        }
+    }
+
+    /** Reads until n bytes are buffered; false at end of stream. */
+    private boolean fill(int n) throws IOException {
+        buf.compact();
+        try {
+            while (buf.position() < n) {
+                int r;
+                try {
+                    r = in.read(buf);
+                } catch (IOException e) {
+                    setError(e);
+                    throw e;
+                }
+                if (r < 0) {
+                    eof = true;
+                    return false;
+                }
+            }
+            return true;
+        } finally {
+            buf.flip();
+        }
+    }
+
+    private StreamFormatException truncated(long wanted) {
+        StreamFormatException e = new StreamFormatException(
+                "stream truncated: needed " + wanted + " more byte(s), " + buf.remaining() + " available",
+                position);
+        setError(e);
+        return e;
+    }
+
+    /** True when no byte is left (reads ahead to find out). */
+    public boolean atEof() throws IOException {
+        checkError();
+        if (buf.hasRemaining()) {
+            return false;
+        }
+        return eof || !fill(1);
+    }
+
+    public int getByte() throws IOException {
+        require(1);
+        position += 1;
+        return buf.get() & 0xFF;
+    }
+
+    public int getBe16() throws IOException {
+        require(2);
+        position += 2;
+        return buf.getShort() & 0xFFFF;
+    }
+
+    public int getBe32() throws IOException {
+        require(4);
+        position += 4;
+        return buf.getInt();
+    }
+
+    public long getBe64() throws IOException {
+        require(8);
+        position += 8;
+        return buf.getLong();
+    }
+
+    /** The next byte without consuming it, or -1 at end of stream. */
+    public int peekByte() throws IOException {
+        return peekByte(0);
+    }
+
+    /** The byte at {@code ahead} bytes from the read position (ahead &lt; 256), or -1 past the end. */
+    public int peekByte(int ahead) throws IOException {
+        checkError();
+        if (buf.remaining() <= ahead && !fill(ahead + 1)) {
+            return -1;
+        }
+        return buf.get(buf.position() + ahead) & 0xFF;
+    }
+
+    public void getBytes(byte[] dst, int off, int len) throws IOException {
+        while (len > 0) {
+            if (!buf.hasRemaining()) {
+                require(1);
+            }
+            int n = Math.min(len, buf.remaining());
+            buf.get(dst, off, n);
+            off += n;
+            len -= n;
+            position += n;
+        }
+    }
+
+    /**
+     * Reads {@code len} bytes into a new array. The caller must have checked {@code len}
+     * against a limit: this is where a hostile length would become an allocation.
+     */
+    public byte[] getBytes(int len) throws IOException {
+        byte[] b = new byte[len];
+        getBytes(b, 0, len);
+        return b;
+    }
+
+    public void skip(long len) throws IOException {
+        while (len > 0) {
+            if (!buf.hasRemaining()) {
+                require(1);
+            }
+            int n = (int) Math.min(len, buf.remaining());
+            buf.position(buf.position() + n);
+            position += n;
+            len -= n;
+        }
+    }
+
+    /** Reads a counted string (u8 length + bytes) as ISO-8859-1-safe UTF-8 text. */
+    public String getCountedString() throws IOException {
+        int len = getByte();
+        byte[] b = getBytes(len);
+        return new String(b, StandardCharsets.UTF_8);
+    }
+
+    /** Fills {@code dst} entirely from the stream: buffered bytes first, then straight from the channel. */
+    public void readInto(MemorySegment dst) throws IOException {
+        checkError();
+        long size = dst.byteSize();
+        long done = 0;
+        int buffered = (int) Math.min(buf.remaining(), size);
+        if (buffered > 0) {
+            MemorySegment.copy(MemorySegment.ofBuffer(buf), 0, dst, 0, buffered);
+            buf.position(buf.position() + buffered);
+            done = buffered;
+            position += buffered;
+        }
+        if (done == size) {
+            return;
+        }
+        if (size - done < BUFFER_SIZE / 4) {
+            // small remainder: refill the buffer rather than doing a tiny direct read
+            while (done < size) {
+                require(1);
+                int n = (int) Math.min(buf.remaining(), size - done);
+                MemorySegment.copy(MemorySegment.ofBuffer(buf), 0, dst, done, n);
+                buf.position(buf.position() + n);
+                done += n;
+                position += n;
+            }
+            return;
+        }
+        ByteBuffer target = dst.asSlice(done).asByteBuffer();
+        try {
+            while (target.hasRemaining()) {
+                int r = in.read(target);
+                if (r < 0) {
+                    eof = true;
+                    position += target.position();
+                    throw truncated(target.remaining());
+                }
+            }
+        } catch (StreamFormatException e) {
+            throw e;
+        } catch (IOException e) {
+            setError(e);
+            throw e;
+        }
+        position += size - done;
+    }
+
+    // ---------------------------------------------------------------- memory writer
+
+    /** The bytes written so far, for a writer made by {@link #toMemory()}. */
+    public byte[] toByteArray() throws IOException {
+        flush();
+        if (!(out instanceof MemoryChannel m)) {
+            throw new IllegalStateException("not a memory writer");
+        }
+        return m.bytes.toByteArray();
+    }
+
+    @Override
+    public void close() throws IOException {
+        IOException first = null;
+        if (out != null && error == null) {
+            try {
+                flush();
+            } catch (IOException e) {
+                first = e;
+            }
+        }
+        try {
+            if (in != null) {
+                in.close();
+            }
+            if (out != null) {
+                out.close();
+            }
+        } catch (IOException e) {
+            if (first == null) {
+                first = e;
+            }
+        }
+        if (first != null) {
+            throw first;
+        }
+    }
+
+    private static final class MemoryChannel implements GatheringByteChannel {
+        final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        boolean open = true;
+
+        @Override
+        public int write(ByteBuffer src) {
+            int n = src.remaining();
+            if (src.hasArray()) {
+                bytes.write(src.array(), src.arrayOffset() + src.position(), n);
+                src.position(src.limit());
+            } else {
+                byte[] tmp = new byte[n];
+                src.get(tmp);
+                bytes.write(tmp, 0, n);
+            }
+            return n;
+        }
+
+        @Override
+        public long write(ByteBuffer[] srcs, int offset, int length) {
+            long n = 0;
+            for (int i = offset; i < offset + length; i++) {
+                n += write(srcs[i]);
+            }
+            return n;
+        }
+
+        @Override
+        public long write(ByteBuffer[] srcs) {
+            return write(srcs, 0, srcs.length);
+        }
+
+        @Override
+        public boolean isOpen() {
+            return open;
+        }
+
+        @Override
+        public void close() {
+            open = false;
+        }
+    }
+}
