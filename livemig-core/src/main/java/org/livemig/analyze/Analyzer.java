@@ -78,9 +78,6 @@ public final class Analyzer {
     static VmDescription locateTrailer(FileChannel ch, Limits limits) throws IOException {
         long size = ch.size();
         int window = (int) Math.min(size, (long) limits.maxVmdescBytes() + 5);
-        if (window < 6) {
-            return null;
-        }
         ByteBuffer buf = ByteBuffer.allocate(window);
         long start = size - window;
         while (buf.hasRemaining()) {
@@ -88,7 +85,18 @@ public final class Analyzer {
                 return null;
             }
         }
-        byte[] tail = buf.array();
+        return locateTrailer(buf.array(), start, limits);
+    }
+
+    /** The vmdesc trailer at the end of a stream held in memory, or null. */
+    public static VmDescription locateTrailer(byte[] stream, Limits limits) {
+        int window = (int) Math.min(stream.length, (long) limits.maxVmdescBytes() + 5);
+        int start = stream.length - window;
+        return locateTrailer(java.util.Arrays.copyOfRange(stream, start, stream.length), start, limits);
+    }
+
+    private static VmDescription locateTrailer(byte[] tail, long start, Limits limits) {
+        int window = tail.length;
         for (int p = window - 6; p >= 0; p--) {
             if (tail[p] != QemuStream.SECTION_VMDESCRIPTION || tail[p + 5] != '{') {
                 continue;

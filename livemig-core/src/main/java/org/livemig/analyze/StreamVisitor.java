@@ -53,4 +53,93 @@ public interface StreamVisitor {
 
     /** The stream ended cleanly. */
     default void end() {}
+
+    /** A visitor that passes every record to {@code first}, then to {@code second}. */
+    static StreamVisitor tee(StreamVisitor first, StreamVisitor second) {
+        return new StreamVisitor() {
+            @Override
+            public void header(int magic, int version) {
+                first.header(magic, version);
+                second.header(magic, version);
+            }
+
+            @Override
+            public void configuration(Configuration c) {
+                first.configuration(c);
+                second.configuration(c);
+            }
+
+            @Override
+            public void command(Command c) {
+                first.command(c);
+                second.command(c);
+            }
+
+            @Override
+            public void packageStart(Command c, int blobLength) {
+                first.packageStart(c, blobLength);
+                second.packageStart(c, blobLength);
+            }
+
+            @Override
+            public void packageEnd(byte[] trailing) {
+                first.packageEnd(trailing);
+                second.packageEnd(trailing);
+            }
+
+            @Override
+            public void sectionStart(SectionHeader h) {
+                first.sectionStart(h);
+                second.sectionStart(h);
+            }
+
+            @Override
+            public void ramRecord(SectionHeader h, RamRecord r) {
+                first.ramRecord(h, r);
+                second.ramRecord(h, r);
+            }
+
+            @Override
+            public void deviceSection(SectionHeader h, DeviceBody body) {
+                first.deviceSection(h, body);
+                second.deviceSection(h, body);
+            }
+
+            @Override
+            public void deviceSectionLate(SectionHeader h, DeviceBody body) {
+                first.deviceSectionLate(h, body);
+                second.deviceSectionLate(h, body);
+            }
+
+            @Override
+            public void sectionEnd(SectionHeader h, boolean footer) {
+                first.sectionEnd(h, footer);
+                second.sectionEnd(h, footer);
+            }
+
+            @Override
+            public void eof() {
+                first.eof();
+                second.eof();
+            }
+
+            @Override
+            public void vmdesc(byte[] json, JsonNode tree) {
+                first.vmdesc(json, tree);
+                second.vmdesc(json, tree);
+            }
+
+            @Override
+            public void trailing(byte[] chunk) {
+                first.trailing(chunk);
+                second.trailing(chunk);
+            }
+
+            @Override
+            public void end() {
+                first.end();
+                second.end();
+            }
+        };
+    }
 }
