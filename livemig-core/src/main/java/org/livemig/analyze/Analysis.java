@@ -42,6 +42,10 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
         public final Map<Integer, Integer> sectionsByType = new LinkedHashMap<>();
         public final Map<RamKind, Long> ramRecords = new EnumMap<>(RamKind.class);
         public int footers;
+        /**
+         * Subsections at the top level of device sections (as the fixtures' walker counts them;
+         * nested ones and configuration subsections not counted).
+         */
         public int subsections;
         public long bytes;
         public long trailingBytes;
@@ -175,7 +179,6 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     @Override
     public void configuration(Configuration c) {
         configuration = c;
-        stats.subsections += c.subsections().size();
     }
 
     @Override
@@ -230,7 +233,7 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
                 if (values.containsKey(h.sectionId())) {
                     values.put(h.sectionId(), StateJson.struct(d.value()));
                 }
-                stats.subsections += countSubsections(d.value());
+                stats.subsections += d.value().subsections().size();
             }
             case Raw r -> {
                 undecoded.put(h.offset(), new Undecoded(h.describe(), h.offset(), r.bytes().length, r.reason()));
@@ -242,19 +245,6 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
                 }
             }
         }
-    }
-
-    private static int countSubsections(VmValue.Struct s) {
-        int n = s.subsections().size();
-        for (VmValue.Field f : s.fields()) {
-            if (f.value() instanceof VmValue.Struct inner) {
-                n += countSubsections(inner);
-            }
-        }
-        for (VmValue.Subsection sub : s.subsections()) {
-            n += countSubsections(sub.body());
-        }
-        return n;
     }
 
     @Override
