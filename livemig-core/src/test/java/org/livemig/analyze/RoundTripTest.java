@@ -64,6 +64,16 @@ class RoundTripTest {
         return out.toByteArray();
     }
 
+    /** Decodes without any description and writes back (device sections carried as split bytes). */
+    static byte[] rewriteRaw(byte[] stream) throws Exception {
+        MigrationFile out = MigrationFile.toMemory();
+        try (StreamReader r = new StreamReader(new StreamRewriter(out, RamImage.PAGE), Limits.DEFAULT, null, null,
+                true)) {
+            r.read(MigrationFile.ofBytes(stream));
+        }
+        return out.toByteArray();
+    }
+
     @ParameterizedTest
     @FieldSource("EXACT")
     void decodedFormWritesTheSameBytes(String fixture) throws Exception {
