@@ -79,6 +79,7 @@ public final class Machine implements AutoCloseable {
         this.mainLoop = new MainLoop(bql, config.name());
         this.mainBlock = ram.addBlock(MAIN_BLOCK, config.ramSize(), config.prefault());
         if (config.fill() == Fill.RANDOM) {
+            ram.markWritten();
             fillRandom(mainBlock.memory(), config.seed());
         }
         workload.initialise(mainBlock);
@@ -181,6 +182,7 @@ public final class Machine implements AutoCloseable {
     /** Resumes the guest. Called with the BQL held. */
     public void vmStart() {
         bql.assertHeld();
+        ram.markWritten();
         devices.timer().startClock();
         setRunState(RunState.RUNNING);
         for (Vcpu v : vcpus) {

@@ -18,6 +18,8 @@ public final class GuestRam implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final Map<String, RamBlock> blocks = new LinkedHashMap<>();
     private volatile boolean dirtyLogging;
+    /** True while guest RAM still holds the zeros it was mapped with (nothing has written it). */
+    private volatile boolean pristine = true;
 
     /** Adds a block; done while building the machine, before any other thread sees it. */
     public RamBlock addBlock(String name, long size, boolean prefault) {
@@ -44,6 +46,19 @@ public final class GuestRam implements AutoCloseable {
             t += b.usedLength();
         }
         return t;
+    }
+
+    /**
+     * True while no guest, fill or loader has written this RAM since it was mapped, so every page
+     * reads as zero: an incoming migration can skip checking pages it has not written yet.
+     */
+    public boolean isPristine() {
+        return pristine;
+    }
+
+    /** Records that something may have written guest RAM (the guest ran, RAM was filled or loaded). */
+    public void markWritten() {
+        pristine = false;
     }
 
     public boolean dirtyLogging() {

@@ -295,8 +295,10 @@ public final class Outgoing {
                 periodStart = now;
                 periodBytes = f.position();
             }
-            long pending = saver.pendingBytes();
-            if (pending <= threshold) {
+            // A pass over RAM ended: sync the dirty bitmap and decide on switchover. Deciding only
+            // at the end of a pass, with what the guest dirtied during it, keeps an idle guest's
+            // downtime near zero instead of near the limit.
+            if (saver.passComplete()) {
                 long dirtied = machine.bql().callWithHeld(false, saver::syncDirtyBitmap);
                 afterSync(f, saver, dirtied, syncStart, syncBytes);
                 syncStart = System.nanoTime();

@@ -24,10 +24,25 @@ public final class RamLoader {
     private final RamStats stats;
     /** Block of the previous page record, for CONTINUE; carried across sections. */
     private RamBlock lastBlock;
+    /**
+     * Pages this load has written, per block, while the RAM was pristine when the load began; a
+     * ZERO record for any other page needs neither a check nor a write. Null when RAM was not
+     * pristine (every ZERO record then checks the page, as QEMU's buffer_is_zero does).
+     */
+    private final java.util.Map<RamBlock, java.util.BitSet> written;
 
     public RamLoader(GuestRam ram, RamStats stats) {
         this.ram = ram;
         this.stats = stats;
+        if (ram.isPristine()) {
+            written = new java.util.IdentityHashMap<>();
+            for (RamBlock b : ram.blocks()) {
+                written.put(b, new java.util.BitSet((int) b.pageCount()));
+            }
+        } else {
+            written = null;
+        }
+        ram.markWritten();
     }
 
     /** Loads one START/PART/END body up to its EOS record. */
@@ -54,7 +69,8 @@ public final class RamLoader {
                     RamBlock b = block(f, flags, recordAt);
                     MemorySegment page = page(b, addr, recordAt);
                     int fill = f.getByte();
-                    if (fill != 0 || !ZeroPages.isZero(page)) {
+                    boolean knownZero = written != null && !written.get(b).get((int) (addr >>> RamBlock.PAGE_BITS));
+                    if (fill != 0 || !(knownZero || ZeroPages.isZero(page))) {
                         page.fill((byte) fill);
                     }
                     stats.zeroPages.incrementAndGet();
@@ -62,6 +78,9 @@ public final class RamLoader {
                 case QemuStream.RAM_FLAG_PAGE -> {
                     RamBlock b = block(f, flags, recordAt);
                     MemorySegment page = page(b, addr, recordAt);
+                    if (written != null) {
+                        written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
+                    }
                     f.readInto(page);
                     stats.normalPages.incrementAndGet();
                 }
