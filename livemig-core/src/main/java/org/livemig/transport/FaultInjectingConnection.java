@@ -151,7 +151,12 @@ public final class FaultInjectingConnection implements MigrationConnection {
         final long bytesPerSecond;
         /** Written by the owning thread, read by any. */
         volatile long count;
-        long throttleStart = -1;
+        /** Throttle: when the bytes passed so far have been paid for ({@link Clock#nanoTime()}). */
+        long releaseAt = Long.MIN_VALUE;
+        /** Throttle: the fraction of a nanosecond not yet added to {@link #releaseAt}. */
+        double releaseCarry;
+        /** Throttle: when the current transfer started. */
+        long stepStart;
 
         Flow(boolean outgoing) {
             this.outgoing = outgoing;
@@ -247,18 +252,20 @@ public final class FaultInjectingConnection implements MigrationConnection {
             }
             count = c + n;
             if (bytesPerSecond > 0) {
-                // the time the bytes so far may take at the limit, from the first byte
-                long due = throttleStart + (long) ((double) count * 1e9 / bytesPerSecond);
-                long wait = due - clock.nanoTime();
-                if (wait > 0) {
-                    park(wait);
-                }
+                // a leaky bucket: these bytes occupy the link for n / bps seconds from when it
+                // was last free (idle time earns no credit for a later burst)
+                double nanos = (double) n * 1e9 / bytesPerSecond + releaseCarry;
+                long whole = (long) nanos;
+                releaseCarry = nanos - whole;
+                releaseAt = Math.max(releaseAt, stepStart) + whole;
+                park(releaseAt - clock.nanoTime());
             }
         }
 
+        /** Notes the start of a transfer, for the throttle. */
         void startClock() {
-            if (bytesPerSecond > 0 && throttleStart < 0) {
-                throttleStart = clock.nanoTime();
+            if (bytesPerSecond > 0) {
+                stepStart = clock.nanoTime();
             }
         }
 

@@ -23,7 +23,9 @@ import java.util.StringJoiner;
  *   <li>{@code cut:after=N} — pass exactly N bytes, then fail with "injected cut after N bytes"
  *       and shut the connection down (the peer sees the stream end there).
  *   <li>{@code flip:at=N} — XOR the byte at stream offset N with 0xFF (counting from 0).
- *   <li>{@code throttle:bps=B} — at most B bytes per second.
+ *   <li>{@code throttle:bps=B} — at most B bytes per second, as a link of that speed: waiting
+ *       for data earns no credit for a later burst, and no more than a tenth of a second's
+ *       worth passes in one call.
  * </ul>
  *
  * Each fault takes {@code dir=in}, {@code dir=out} or {@code dir=both} (the default): the

@@ -234,6 +234,19 @@ class FaultInjectingConnectionTest {
         assertThat(clock.now - readStart).isBetween(3_999_999_000L, 4_000_001_000L);
     }
 
+    /** A clock whose time also moves while the caller is away, as when the source has nothing to send. */
+    @Test
+    void idleTimeEarnsNoCreditForABurst() throws Exception {
+        FakeClock clock = new FakeClock();
+        MemoryConnection mem = new MemoryConnection(new byte[0], 1);
+        var c = FaultInjectingConnection.wrap(mem, FaultSpec.parse("throttle:bps=1000"), clock);
+        c.out().write(ByteBuffer.allocate(100)); // 0.1 s
+        clock.now += 60_000_000_000L; // a minute with nothing to send
+        long before = clock.now;
+        c.out().write(ByteBuffer.allocate(2000)); // must still take 2 s
+        assertThat(clock.now - before).isBetween(1_999_999_000L, 2_000_001_000L);
+    }
+
     @Test
     void theTightestOfSeveralThrottlesApplies() throws Exception {
         FakeClock clock = new FakeClock();
