@@ -163,7 +163,11 @@ public final class VmStateCodec {
     /**
      * Reads subsections while the next bytes look like one of ours, as QEMU's loader peeks:
      * 0x05, a length of at least len(parent)+1, and a name starting with the parent's name.
-     * Anything else (a footer, the parent's next field, end of data) ends the list.
+     * Anything else (a footer, the parent's next field, end of data) ends the list. An unknown
+     * name of the form {@code parent/...} is an error, as in QEMU. Two cases where QEMU fails or
+     * misreads end the list instead, which still loads every stream QEMU writes: an unknown name that
+     * only shares the prefix ({@code dev/sub10} after {@code dev/sub1}), and a subsection already
+     * read in this body.
      */
     private static List<VmValue.Struct> decodeSubsections(MigrationFile f, VMStateDescription<?> vmsd)
             throws IOException {
@@ -192,10 +196,16 @@ public final class VmStateCodec {
             String subName = new String(nameBytes, StandardCharsets.UTF_8);
             VMStateDescription<?> sub = vmsd.subsection(subName);
             if (sub == null) {
+                if (!subName.startsWith(vmsd.name() + "/")) {
+                    // "dev/sub10" after the body of "dev/sub1": a sibling, not ours (QEMU would fail here)
+                    break;
+                }
                 throw fail(f, vmsd.name() + ": unknown subsection '" + subName + "'", offset);
             }
             if (!seen.add(subName)) {
-                throw fail(f, vmsd.name() + ": subsection '" + subName + "' appears twice", offset);
+                // the same subsection again can only belong to a following body, such as the next
+                // element of a struct array whose fields took no bytes (QEMU would load it twice)
+                break;
             }
             f.skip(2L + len);
             int subVersion = f.getBe32();
