@@ -163,7 +163,9 @@ public final class VmStateCodec {
     /**
      * Reads subsections while the next bytes look like one of ours, as QEMU's loader peeks:
      * 0x05, a length of at least len(parent)+1, and a name starting with the parent's name.
-     * Anything else (a footer, the parent's next field, end of data) ends the list. An unknown
+     * Anything else (a footer, the parent's next field, end of data) ends the list. Data that ends
+     * after a 0x05 while the bytes still spell one of ours is a truncation error where QEMU would
+     * stop (in a real stream a body is always followed by more: a footer, EOF). An unknown
      * name of the form {@code parent/...} is an error, as in QEMU. Two cases where QEMU fails or
      * misreads end the list instead, which still loads every stream QEMU writes: an unknown name that
      * only shares the prefix ({@code dev/sub10} after {@code dev/sub1}), and a subsection already
@@ -176,20 +178,25 @@ public final class VmStateCodec {
         Set<String> seen = new HashSet<>();
         while (f.peekByte(0) == QemuStream.SECTION_SUBSECTION) {
             int len = f.peekByte(1);
+            if (len < 0) {
+                throw fail(f, vmsd.name() + ": stream truncated after a subsection marker", f.position() + 1);
+            }
             if (len < parent.length + 1) {
                 break;
             }
             byte[] nameBytes = new byte[len];
-            boolean complete = true;
-            for (int i = 0; i < len; i++) {
+            boolean ours = true;
+            for (int i = 0; i < len && ours; i++) {
                 int b = f.peekByte(2 + i);
                 if (b < 0) {
-                    complete = false;
-                    break;
+                    // data ends inside a name that so far spells ours: a cut subsection header
+                    throw fail(f, vmsd.name() + ": stream truncated inside a subsection header ("
+                            + i + " of " + len + " name bytes)", f.position() + 2 + i);
                 }
                 nameBytes[i] = (byte) b;
+                ours = i >= parent.length || b == (parent[i] & 0xFF);
             }
-            if (!complete || !startsWith(nameBytes, parent)) {
+            if (!ours) {
                 break;
             }
             long offset = f.position();
@@ -212,15 +219,6 @@ public final class VmStateCodec {
             subs.add(decodeBody(f, sub, subVersion));
         }
         return subs;
-    }
-
-    private static boolean startsWith(byte[] name, byte[] prefix) {
-        for (int i = 0; i < prefix.length; i++) {
-            if (name[i] != prefix[i]) {
-                return false;
-            }
-        }
-        return true;
     }
 
     // ------------------------------------------------------------------ capture
