@@ -32,9 +32,9 @@ public final class VmStateCodec {
     private VmStateCodec() {}
 
     /**
-     * Writes {@code obj} as QEMU does: preSave, fields, then needed subsections (recursively).
-     * When {@code desc} is given it receives this VMSD's vmdesc entry, with each field's real byte size.
-     * Called with the BQL held (or the device otherwise quiescent): it reads device state.
+     * Called with the BQL held (it reads device state): writes {@code obj} as QEMU does, preSave,
+     * fields, then needed subsections (recursively). When {@code desc} is given it receives this
+     * VMSD's vmdesc entry, with each field's real byte size.
      */
     public static <T> void save(MigrationFile f, VMStateDescription<T> vmsd, T obj, VmDesc.Device desc)
             throws IOException {
@@ -45,8 +45,8 @@ public final class VmStateCodec {
     }
 
     /**
-     * Reads one VMSD body written at {@code streamVersion} into a value tree. Touches no device
-     * object, so it needs no lock. Fails with a {@link StreamFormatException} carrying the byte
+     * Called without the BQL: reads one VMSD body written at {@code streamVersion} into a value
+     * tree, touching no device object. Fails with a {@link StreamFormatException} carrying the byte
      * offset for a version outside {@code [minimumVersionId, versionId]}, an unknown or repeated
      * subsection, a variable length beyond the limits, or truncation.
      */
@@ -56,9 +56,10 @@ public final class VmStateCodec {
     }
 
     /**
-     * Applies a staged tree: checks that it fits the description and the device (nothing is
-     * assigned if not), then preLoad, fields, subsections in stream order, postLoad, nested
-     * structs the same way. Called with the BQL held.
+     * Called with the BQL held: applies a staged tree. Checks first that it fits the description
+     * and the device (nothing is assigned if not), then runs preLoad, assigns fields (nested
+     * structs the same way), applies subsections in stream order, and runs postLoad, which may
+     * refuse the state.
      */
     public static <T> void apply(VMStateDescription<T> vmsd, T obj, VmValue.Struct staged) throws VmStateException {
         Objects.requireNonNull(obj, "obj");
@@ -73,8 +74,8 @@ public final class VmStateCodec {
     }
 
     /**
-     * The current state of {@code obj} as a value tree, equal to what saving then decoding would
-     * give. Runs the preSave hooks like {@link #save}. Called with the BQL held.
+     * Called with the BQL held: the current state of {@code obj} as a value tree, equal to what
+     * saving then decoding would give. Runs the preSave hooks like {@link #save}.
      */
     public static <T> VmValue.Struct capture(VMStateDescription<T> vmsd, T obj) {
         Objects.requireNonNull(obj, "obj");
