@@ -58,6 +58,25 @@ class SaveStateRegistryTest {
     }
 
     @Test
+    void entriesSaveApplyAndCaptureTheirDevice() throws Exception {
+        SaveStateRegistry r = new SaveStateRegistry();
+        SaveStateEntry src = r.registerDevice("dev", 0, TestDevice.VMSD, TestDevice.sample());
+        MigrationFile f = MigrationFile.toMemory();
+        src.saveState(f, null);
+        assertThat(java.util.HexFormat.of().formatHex(f.toByteArray())).isEqualTo(TestDevice.EXPECTED_HEX);
+
+        TestDevice dst = new TestDevice();
+        SaveStateEntry d = new SaveStateRegistry().registerDevice("dev", 0, TestDevice.VMSD, dst);
+        d.applyState(src.captureState());
+        dst.subNeeded = true;
+        assertThat(d.captureState()).isEqualTo(src.captureState());
+
+        SaveStateEntry ram = r.registerHandlers("ram", 0, 4, new Ram());
+        assertThatThrownBy(ram::captureState).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("ram instance 0 is saved by handlers");
+    }
+
+    @Test
     void instancesOfOneIdstr() {
         SaveStateRegistry r = new SaveStateRegistry();
         r.registerDevice("dma", 0, TestDevice.VMSD, TestDevice.sample());

@@ -146,6 +146,24 @@ class VmStateDecodeTest {
     }
 
     @Test
+    void subsectionWithTheLongestNameIsFound() throws Exception {
+        String longName = "p/" + "x".repeat(253);
+        VMStateDescription<Blob> vmsd = VMStateDescription.<Blob>builder("p")
+                .uint32("count", b -> b.count, (b, v) -> b.count = v)
+                .subsection(VMStateDescription.<Blob>builder(longName).uint8("s", b -> 9, (b, v) -> { }).build())
+                .build();
+        MigrationFile out = MigrationFile.toMemory();
+        VmStateCodec.save(out, vmsd, new Blob(), null);
+        byte[] bytes = out.toByteArray();
+        assertThat(bytes).hasSize(4 + 2 + 255 + 4 + 1);
+        assertThat(bytes[5]).isEqualTo((byte) 255);
+        VmValue.Struct s = VmStateCodec.decode(MigrationFile.ofBytes(bytes), vmsd, 1);
+        assertThat(s.subsection(longName).orElseThrow().field("s")).isEqualTo(new VmValue.Int("uint8", 9));
+        assertThatThrownBy(() -> VMStateDescription.<Blob>builder(longName + "y"))
+                .isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
     void unknownSubsectionAfterAKnownOneIsAnError() {
         byte[] bytes = concat(SAMPLE, HexFormat.of().parseHex("0508" + "6465762f73756231" + "00000001"));
         assertThatThrownBy(() -> VmStateCodec.decode(MigrationFile.ofBytes(bytes), TestDevice.VMSD, 3))
