@@ -120,6 +120,18 @@ public final class Outgoing {
         LockSupport.unpark(thread);
     }
 
+    /**
+     * Yank: shuts the connection down so that blocked IO fails at once; the migration then fails
+     * (not cancelled) and the source keeps running. Any thread, including qmp-io without the BQL.
+     */
+    public void yank() {
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+        continueSwitchover.countDown();
+    }
+
     /** Lets a migration paused in pre-switchover go on (QMP migrate-continue). */
     public boolean continueFromPreSwitchover() {
         if (status.get() != MigrationStatus.PRE_SWITCHOVER) {
