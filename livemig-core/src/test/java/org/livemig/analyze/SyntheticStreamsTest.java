@@ -267,6 +267,13 @@ class SyntheticStreamsTest {
     }
 
     @Test
+    void oldMachineStreamReadsFromMemoryWithItsTrailer() throws Exception {
+        try (Analysis a = Analyzer.analyze(oldMachineStream(), Analyzer.Options.DEFAULT)) {
+            assertThat(a.state()).isEqualTo(pausedState);
+        }
+    }
+
+    @Test
     void oldMachineStreamWithoutConfigurationOrFootersReadsFromAFile(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("old.mig");
         Files.write(f, oldMachineStream());
@@ -280,7 +287,7 @@ class SyntheticStreamsTest {
 
     @Test
     void oldMachineStreamOverAChannelCannotBeSplitWithoutFooters() throws Exception {
-        assertThatThrownBy(() -> Analyzer.analyze(oldMachineStream(), Analyzer.Options.DEFAULT))
+        assertThatThrownBy(() -> Analyzer.analyze(Fixtures.channel(oldMachineStream()), Analyzer.Options.DEFAULT))
                 .isInstanceOf(StreamFormatException.class)
                 .hasMessageContaining("cannot find the end of section timer")
                 .satisfies(e -> assertThat(((StreamFormatException) e).offset()).isPositive());
