@@ -515,7 +515,8 @@ public final class StreamReader implements AutoCloseable {
             visitor.vmdesc(json, d.tree());
             lateDecode(d);
         } else {
-            lateDecode(null);
+            throw in.error(String.format("byte 0x%02x after EOF where the vmdesc trailer or the end of the stream"
+                    + " must be", in.peek(0)));
         }
         byte[] chunk = new byte[64 * 1024];
         while (!in.atEof()) {

@@ -47,7 +47,10 @@ class SyntheticStreamsTest {
     static final Arena ARENA = Arena.ofShared();
 
     @BeforeAll
-    static void decodePaused() throws Exception {
+    static synchronized void decodePaused() throws Exception {
+        if (config != null) {
+            return;
+        }
         byte[] paused = Fixtures.bytes("pc-16M-paused.mig");
         StreamVisitor rec = new StreamVisitor() {
             @Override
