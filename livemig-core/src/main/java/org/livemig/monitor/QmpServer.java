@@ -109,9 +109,9 @@ public final class QmpServer implements AutoCloseable {
         this.maxOutputBytes = b.maxOutputBytes;
         this.version = QmpJson.object();
         ObjectNode qemu = version.putObject("qemu");
-        qemu.put("micro", b.micro);
-        qemu.put("minor", b.minor);
         qemu.put("major", b.major);
+        qemu.put("minor", b.minor);
+        qemu.put("micro", b.micro);
         version.put("package", b.pkg);
         ObjectNode greet = QmpJson.object();
         ObjectNode qmp = greet.putObject("QMP");

@@ -22,7 +22,7 @@ class QmpTranscriptTest extends QmpServerFixture {
             assertThat(q.exchange("{\"execute\": \"query-status\"}")).isEqualTo(
                     "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities negotiation with 'qmp_capabilities'\"}}");
             assertThat(q.exchange("{\"execute\": \"no-such-command\", \"id\": 1}")).isEqualTo(
-                    "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities negotiation with 'qmp_capabilities'\"}, \"id\": 1}");
+                    "{\"id\": 1, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting capabilities negotiation with 'qmp_capabilities'\"}}");
             assertThat(q.exchange("{\"exec-oob\": \"qmp_capabilities\"}")).isEqualTo(
                     "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'exec-oob' is unexpected\"}}");
             assertThat(q.exchange("{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"bogus\"]}}")).isEqualTo(
@@ -60,19 +60,19 @@ class QmpTranscriptTest extends QmpServerFixture {
         "@@@ junk|{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray '@'\"}}",
         // Well-formed JSON that is not a request.
         "[\"query-status\"]|{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input must be a JSON object\"}}",
-        "{\"id\": 3}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks member 'execute'\"}, \"id\": 3}",
+        "{\"id\": 3}|{\"id\": 3, \"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input lacks member 'execute'\"}}",
         "{\"execute\": 42}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'execute' must be a string\"}}",
         "{\"execute\": \"stop\", \"arguments\": []}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'arguments' must be an object\"}}",
         "{\"execute\": \"stop\", \"argument\": {}}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'argument' is unexpected\"}}",
         "{\"exec-oob\": \"x-oob-echo\", \"arguments\": {\"x\": \"a\"}}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'exec-oob' is unexpected\"}}",
         // Unknown command, unknown argument, wrong types, missing argument.
-        "{\"execute\": \"foo\", \"id\": \"f\"}|{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command foo has not been found\"}, \"id\": \"f\"}",
+        "{\"execute\": \"foo\", \"id\": \"f\"}|{\"id\": \"f\", \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command foo has not been found\"}}",
         "{\"execute\": \"stop\", \"arguments\": {\"foo\": 1}}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'foo' is unexpected\"}}",
         "{\"execute\": \"x-echo\", \"arguments\": {\"x\": 1}}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"Invalid parameter type for 'x', expected: string\"}}",
         "{\"execute\": \"x-echo\", \"arguments\": {\"x\": \"a\", \"n\": \"1\"}}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"Invalid parameter type for 'n', expected: integer\"}}",
         "{\"execute\": \"x-echo\", \"arguments\": {}}|{\"error\": {\"class\": \"GenericError\", \"desc\": \"Parameter 'x' is missing\"}}",
         // id of any JSON type comes back as sent.
-        "{\"execute\": \"x-echo\", \"arguments\": {\"x\": \"a\"}, \"id\": {\"seq\": [1, \"two\"]}}|{\"return\": {\"x\": \"a\", \"bql\": true, \"thread\": \"main\"}, \"id\": {\"seq\": [1, \"two\"]}}",
+        "{\"execute\": \"x-echo\", \"arguments\": {\"x\": \"a\"}, \"id\": {\"seq\": [1, \"two\"]}}|{\"return\": {\"thread\": \"main\", \"x\": \"a\", \"bql\": true}, \"id\": {\"seq\": [1, \"two\"]}}",
     })
     void errorsAnswerAndTheSessionStaysOpen(String request, String reply) throws Exception {
         try (RawQmp q = RawQmp.negotiated(address, false)) {
@@ -98,13 +98,13 @@ class QmpTranscriptTest extends QmpServerFixture {
     void outOfBandRequestsAfterEnablingOob() throws Exception {
         try (RawQmp q = RawQmp.negotiated(address, true)) {
             assertThat(q.exchange("{\"exec-oob\": \"x-oob-echo\", \"arguments\": {\"x\": \"o\"}, \"id\": \"oob1\"}")).isEqualTo(
-                    "{\"return\": {\"x\": \"o\", \"bql\": false, \"thread\": \"qmp-io\"}, \"id\": \"oob1\"}");
+                    "{\"return\": {\"thread\": \"qmp-io\", \"x\": \"o\", \"bql\": false}, \"id\": \"oob1\"}");
             assertThat(q.exchange("{\"exec-oob\": \"query-status\", \"id\": 5}")).isEqualTo(
-                    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"The command query-status does not support OOB\"}, \"id\": 5}");
+                    "{\"id\": 5, \"error\": {\"class\": \"GenericError\", \"desc\": \"The command query-status does not support OOB\"}}");
             assertThat(q.exchange("{\"execute\": \"x-echo\", \"exec-oob\": \"x-echo\", \"arguments\": {\"x\": \"o\"}}")).isEqualTo(
-                    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'exec-oob' clashes with 'execute'\"}}");
+                    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"QMP input member 'execute' clashes with 'exec-oob'\"}}"); // QEMU's QDict order, checked against QEMU 7.2
             assertThat(q.exchange("{\"execute\": \"x-oob-echo\", \"arguments\": {\"x\": \"i\"}}")).as("an OOB-capable command sent in-band runs in-band")
-                    .isEqualTo("{\"return\": {\"x\": \"i\", \"bql\": true, \"thread\": \"main\"}}");
+                    .isEqualTo("{\"return\": {\"thread\": \"main\", \"x\": \"i\", \"bql\": true}}");
         }
     }
 
