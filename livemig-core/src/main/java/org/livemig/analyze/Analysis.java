@@ -1,0 +1,271 @@
+package org.livemig.analyze;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.livemig.analyze.StreamEvents.Command;
+import org.livemig.analyze.StreamEvents.Configuration;
+import org.livemig.analyze.StreamEvents.Decoded;
+import org.livemig.analyze.StreamEvents.DeviceBody;
+import org.livemig.analyze.StreamEvents.RamKind;
+import org.livemig.analyze.StreamEvents.RamRecord;
+import org.livemig.analyze.StreamEvents.Raw;
+import org.livemig.analyze.StreamEvents.SectionHeader;
+import org.livemig.stream.QemuStream;
+
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * What {@code livemig analyze} learns from a stream: the device state in analyze-migration.py's
+ * {@code --dump state} shape, the vmdesc ({@code --dump desc}), the RAM the stream leaves, the
+ * configuration, the commands, statistics, and the sections it could not decode with the reason.
+ *
+ * <p>Filled by the reader's thread through its {@link StreamVisitor} side, then read-only. Owns
+ * the {@link RamImage}: {@link #close()} frees it.
+ */
+public final class Analysis implements StreamVisitor, AutoCloseable {
+    /** A section that is not decoded, and why. */
+    public record Undecoded(String section, long offset, int bytes, String reason) {
+    }
+
+    /** Counts of what the stream held. */
+    public static final class Stats {
+        public final Map<Integer, Integer> sectionsByType = new LinkedHashMap<>();
+        public final Map<RamKind, Long> ramRecords = new EnumMap<>(RamKind.class);
+        public int footers;
+        /**
+         * Subsections at the top level of device sections (as the fixtures' walker counts them;
+         * nested ones and configuration subsections not counted).
+         */
+        public int subsections;
+        public long bytes;
+        public long trailingBytes;
+
+        public int sections(int type) {
+            return sectionsByType.getOrDefault(type, 0);
+        }
+
+        public long ram(RamKind kind) {
+            return ramRecords.getOrDefault(kind, 0L);
+        }
+    }
+
+    private final Map<Integer, String> keys = new LinkedHashMap<>();
+    private final Map<Integer, JsonNode> values = new LinkedHashMap<>();
+    private final Map<Integer, ObjectNode> ramSizes = new LinkedHashMap<>();
+    /** Undecoded sections by the offset of their header. */
+    private final Map<Long, Undecoded> undecoded = new LinkedHashMap<>();
+    private final List<Command> commands = new ArrayList<>();
+    private final Stats stats = new Stats();
+    private Configuration configuration;
+    private JsonNode desc;
+    private RamImage ram;
+    private int pageSize = QemuStream.TARGET_PAGE_SIZE;
+    private boolean eof;
+
+    Analysis() {
+    }
+
+    void finish(StreamReader reader, long bytes) {
+        this.ram = reader.takeRam();
+        this.pageSize = reader.pageSize();
+        this.stats.bytes = bytes;
+        if (desc == null && reader.vmdesc() != null) {
+            desc = reader.vmdesc().tree();
+        }
+    }
+
+    // ------------------------------------------------------------------ results
+
+    /** The device state as analyze-migration.py's {@code --dump state} prints it. */
+    public ObjectNode state() {
+        ObjectNode o = StateJson.F.objectNode();
+        for (var e : keys.entrySet()) {
+            o.set(e.getValue(), values.get(e.getKey()));
+        }
+        return o;
+    }
+
+    /** The vmdesc trailer (analyze-migration.py's {@code --dump desc}), or null when there is none. */
+    public JsonNode desc() {
+        return desc;
+    }
+
+    public RamImage ram() {
+        return ram;
+    }
+
+    public int pageSize() {
+        return pageSize;
+    }
+
+    public Configuration configuration() {
+        return configuration;
+    }
+
+    public List<Command> commands() {
+        return Collections.unmodifiableList(commands);
+    }
+
+    public List<Undecoded> undecoded() {
+        return List.copyOf(undecoded.values());
+    }
+
+    public Stats stats() {
+        return stats;
+    }
+
+    /**
+     * Writes each RAM block's final contents to a file under {@code dir} (named after the block,
+     * its slashes making subdirectories as analyze-migration.py's extract does) and the device
+     * state to {@code dir/state.json}. Returns the files written.
+     */
+    public List<Path> extract(Path dir) throws IOException {
+        Files.createDirectories(dir);
+        List<Path> out = new ArrayList<>();
+        Path stateFile = dir.resolve("state.json");
+        for (RamImage.Block b : ram.blocks().values()) {
+            Path f = dir.resolve(safeName(b.name()));
+            if (f.equals(stateFile)) {
+                f = dir.resolve("ram-state.json");
+            }
+            Files.createDirectories(f.getParent());
+            ram.writeBlock(b, f);
+            out.add(f);
+        }
+        Files.writeString(stateFile, PythonJson.write(state()) + "\n", StandardCharsets.UTF_8);
+        out.add(stateFile);
+        return out;
+    }
+
+    /** A block name as a relative path that cannot leave the extract directory. */
+    static String safeName(String raw) {
+        String name = Input.display(raw);
+        StringBuilder sb = new StringBuilder();
+        for (String part : name.split("/")) {
+            if (part.isEmpty()) {
+                continue;
+            }
+            if (part.equals(".") || part.equals("..")) {
+                part = "_" + part;
+            }
+            part = part.replace('\u0000', '_').replace('\\', '_');
+            if (sb.length() > 0) {
+                sb.append('/');
+            }
+            sb.append(part);
+        }
+        return sb.length() == 0 ? "_" : sb.toString();
+    }
+
+    @Override
+    public void close() {
+        if (ram != null) {
+            ram.close();
+        }
+    }
+
+    // ------------------------------------------------------------------ visitor side
+
+    @Override
+    public void configuration(Configuration c) {
+        configuration = c;
+    }
+
+    @Override
+    public void command(Command c) {
+        commands.add(c);
+    }
+
+    @Override
+    public void packageStart(Command c, int blobLength) {
+        commands.add(c);
+    }
+
+    @Override
+    public void sectionStart(SectionHeader h) {
+        stats.sectionsByType.merge(h.type(), 1, Integer::sum);
+        if (h.type() == QemuStream.SECTION_START || h.type() == QemuStream.SECTION_FULL) {
+            keys.put(h.sectionId(), h.displayName() + " (" + h.sectionId() + ")");
+            if (h.isRam()) {
+                ObjectNode sizes = ramSizes.computeIfAbsent(h.sectionId(), k -> StateJson.F.objectNode());
+                values.put(h.sectionId(), StateJson.F.objectNode().set("section sizes", sizes));
+            } else {
+                values.put(h.sectionId(), StateJson.F.objectNode());
+            }
+        }
+    }
+
+    @Override
+    public void ramRecord(SectionHeader h, RamRecord r) {
+        stats.ramRecords.merge(r.kind(), 1L, Long::sum);
+        if (r.kind() == RamKind.MEM_SIZE) {
+            ObjectNode sizes = ramSizes.computeIfAbsent(h.sectionId(), k -> StateJson.F.objectNode());
+            for (var b : r.blocks()) {
+                sizes.put(Input.display(b.name()), String.format("0x%016x", b.usedLength()));
+            }
+        }
+    }
+
+    @Override
+    public void deviceSection(SectionHeader h, DeviceBody body) {
+        record(h, body);
+    }
+
+    @Override
+    public void deviceSectionLate(SectionHeader h, DeviceBody body) {
+        record(h, body);
+    }
+
+    private void record(SectionHeader h, DeviceBody body) {
+        switch (body) {
+            case Decoded d -> {
+                undecoded.remove(h.offset());
+                if (values.containsKey(h.sectionId())) {
+                    values.put(h.sectionId(), StateJson.struct(d.value()));
+                }
+                stats.subsections += d.value().subsections().size();
+            }
+            case Raw r -> {
+                undecoded.put(h.offset(), new Undecoded(h.describe(), h.offset(), r.bytes().length, r.reason()));
+                if (values.containsKey(h.sectionId()) && h.type() == QemuStream.SECTION_FULL) {
+                    ObjectNode o = StateJson.F.objectNode();
+                    o.put("undecoded", r.reason());
+                    o.put("size", r.bytes().length);
+                    values.put(h.sectionId(), o);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void sectionEnd(SectionHeader h, boolean footer) {
+        if (footer) {
+            stats.footers++;
+        }
+    }
+
+    @Override
+    public void eof() {
+        eof = true;
+    }
+
+    @Override
+    public void vmdesc(byte[] json, JsonNode tree) {
+        desc = tree;
+    }
+
+    @Override
+    public void trailing(byte[] chunk) {
+        stats.trailingBytes += chunk.length;
+    }
+}

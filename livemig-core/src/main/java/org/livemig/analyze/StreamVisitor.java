@@ -1,0 +1,145 @@
+package org.livemig.analyze;
+
+import org.livemig.analyze.StreamEvents.Command;
+import org.livemig.analyze.StreamEvents.Configuration;
+import org.livemig.analyze.StreamEvents.DeviceBody;
+import org.livemig.analyze.StreamEvents.RamRecord;
+import org.livemig.analyze.StreamEvents.SectionHeader;
+
+import tools.jackson.databind.JsonNode;
+
+/**
+ * Receives a stream's records in stream order from a {@link StreamReader}. Called on the
+ * reader's thread; a callback must not keep {@link RamRecord#page()} beyond the call.
+ */
+public interface StreamVisitor {
+    default void header(int magic, int version) {}
+
+    default void configuration(Configuration configuration) {}
+
+    /** Any command but PACKAGED. */
+    default void command(Command command) {}
+
+    /** A PACKAGED command; the blob's records follow until {@link #packageEnd}. */
+    default void packageStart(Command command, int blobLength) {}
+
+    /** End of a package; {@code trailing} are blob bytes after POSTCOPY_RUN (normally none). */
+    default void packageEnd(byte[] trailing) {}
+
+    /** A section header (START, PART, END or FULL). */
+    default void sectionStart(SectionHeader header) {}
+
+    default void ramRecord(SectionHeader header, RamRecord record) {}
+
+    /** The body of a non-RAM section. */
+    default void deviceSection(SectionHeader header, DeviceBody body) {}
+
+    /**
+     * A section that was delivered raw could be decoded once the vmdesc trailer arrived (or
+     * still could not, with the reason): called after {@link #vmdesc}.
+     */
+    default void deviceSectionLate(SectionHeader header, DeviceBody body) {}
+
+    /** End of a section; {@code footer} tells whether a footer followed it. */
+    default void sectionEnd(SectionHeader header, boolean footer) {}
+
+    default void eof() {}
+
+    /** The vmdesc trailer: its bytes as in the stream and their JSON tree. */
+    default void vmdesc(byte[] json, JsonNode tree) {}
+
+    /** Bytes after the device state that are not a vmdesc trailer (e.g. COLO checkpoints). */
+    default void trailing(byte[] chunk) {}
+
+    /** The stream ended cleanly. */
+    default void end() {}
+
+    /** A visitor that passes every record to {@code first}, then to {@code second}. */
+    static StreamVisitor tee(StreamVisitor first, StreamVisitor second) {
+        return new StreamVisitor() {
+            @Override
+            public void header(int magic, int version) {
+                first.header(magic, version);
+                second.header(magic, version);
+            }
+
+            @Override
+            public void configuration(Configuration c) {
+                first.configuration(c);
+                second.configuration(c);
+            }
+
+            @Override
+            public void command(Command c) {
+                first.command(c);
+                second.command(c);
+            }
+
+            @Override
+            public void packageStart(Command c, int blobLength) {
+                first.packageStart(c, blobLength);
+                second.packageStart(c, blobLength);
+            }
+
+            @Override
+            public void packageEnd(byte[] trailing) {
+                first.packageEnd(trailing);
+                second.packageEnd(trailing);
+            }
+
+            @Override
+            public void sectionStart(SectionHeader h) {
+                first.sectionStart(h);
+                second.sectionStart(h);
+            }
+
+            @Override
+            public void ramRecord(SectionHeader h, RamRecord r) {
+                first.ramRecord(h, r);
+                second.ramRecord(h, r);
+            }
+
+            @Override
+            public void deviceSection(SectionHeader h, DeviceBody body) {
+                first.deviceSection(h, body);
+                second.deviceSection(h, body);
+            }
+
+            @Override
+            public void deviceSectionLate(SectionHeader h, DeviceBody body) {
+                first.deviceSectionLate(h, body);
+                second.deviceSectionLate(h, body);
+            }
+
+            @Override
+            public void sectionEnd(SectionHeader h, boolean footer) {
+                first.sectionEnd(h, footer);
+                second.sectionEnd(h, footer);
+            }
+
+            @Override
+            public void eof() {
+                first.eof();
+                second.eof();
+            }
+
+            @Override
+            public void vmdesc(byte[] json, JsonNode tree) {
+                first.vmdesc(json, tree);
+                second.vmdesc(json, tree);
+            }
+
+            @Override
+            public void trailing(byte[] chunk) {
+                first.trailing(chunk);
+                second.trailing(chunk);
+            }
+
+            @Override
+            public void end() {
+                first.end();
+                second.end();
+            }
+        };
+    }
+}
