@@ -3,6 +3,7 @@ package org.livemig.monitor;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 
@@ -11,10 +12,13 @@ import tools.jackson.databind.node.JsonNodeFactory;
 import tools.jackson.databind.node.ObjectNode;
 
 /**
- * JSON as QMP writes and reads it. Output follows QEMU's compact writer byte for byte in layout:
+ * JSON as QMP writes and reads it. Output follows QEMU's compact writer byte for byte:
  * {@code {"return": {}, "id": 1}} — a space after every colon and comma, characters outside
- * printable ASCII escaped as {@code \\uXXXX} (upper-case hex), members in insertion order.
- * Input goes through the same parser the server uses ({@link JsonStreamParser}).
+ * printable ASCII escaped as {@code \\uXXXX} (upper-case hex), and object members in the order
+ * QEMU's QDict iterates them: by hash bucket ({@link #qdictOrder}). Build objects in the QAPI
+ * schema's member order, as QEMU's output visitor does; members that share a bucket then come
+ * out as QEMU's do (last inserted first). Input goes through the server's parser
+ * ({@link JsonStreamParser}).
  */
 public final class QmpJson {
     /** Node factory for building arguments and results. */
@@ -35,11 +39,14 @@ public final class QmpJson {
         return sb.toString();
     }
 
-    /** The wire form of one message: QEMU's layout plus the newline QEMU ends each message with. */
+    /**
+     * The wire form of one message: QEMU's layout and QEMU's line end — {@code \r\n}, since
+     * QEMU's monitor output turns every newline into CR LF, QMP included.
+     */
     static byte[] wire(JsonNode message) {
         StringBuilder sb = new StringBuilder(64);
         write(sb, message);
-        sb.append('\n');
+        sb.append("\r\n");
         return sb.toString().getBytes(StandardCharsets.US_ASCII);
     }
 
@@ -49,7 +56,7 @@ public final class QmpJson {
         } else if (v.isObject()) {
             sb.append('{');
             boolean first = true;
-            for (Map.Entry<String, JsonNode> e : v.properties()) {
+            for (Map.Entry<String, JsonNode> e : qdictOrder(v)) {
                 if (!first) {
                     sb.append(", ");
                 }
@@ -81,6 +88,45 @@ public final class QmpJson {
         } else {
             quote(sb, v.asString());
         }
+    }
+
+    /** QEMU's QDict: this many hash buckets, iterated in order. */
+    private static final int QDICT_BUCKETS = 512;
+
+    /**
+     * The members of {@code object} in the order a QEMU QDict holding them iterates: bucket by
+     * bucket (TDB hash of the key modulo 512), newest first within a bucket. QEMU writes its
+     * replies in this order and checks requests in it (which member it names when two clash).
+     */
+    static List<Map.Entry<String, JsonNode>> qdictOrder(JsonNode object) {
+        List<Map.Entry<String, JsonNode>> entries = new ArrayList<>(object.properties());
+        int n = entries.size();
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            // bucket ascending, then insertion index descending
+            keys[i] = ((long) qdictBucket(entries.get(i).getKey()) << 32) | (n - 1 - i);
+        }
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) {
+            order[i] = i;
+        }
+        java.util.Arrays.sort(order, Comparator.comparingLong(i -> keys[i]));
+        List<Map.Entry<String, JsonNode>> sorted = new ArrayList<>(n);
+        for (Integer i : order) {
+            sorted.add(entries.get(i));
+        }
+        return sorted;
+    }
+
+    /** The QDict bucket of {@code key}: the TDB string hash, modulo the bucket count. */
+    static int qdictBucket(String key) {
+        byte[] b = key.getBytes(StandardCharsets.UTF_8);
+        int value = 0x238F13AF * b.length;
+        for (int i = 0; i < b.length; i++) {
+            value += (b[i] & 0xFF) << (i * 5 % 24);
+        }
+        int hash = 1103515243 * value + 12345;
+        return Integer.remainderUnsigned(hash, QDICT_BUCKETS);
     }
 
     private static void quote(StringBuilder sb, String s) {
