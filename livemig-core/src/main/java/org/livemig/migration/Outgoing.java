@@ -35,6 +35,8 @@ public final class Outgoing {
     private static final long UPDATE_PERIOD_NANOS = 100_000_000L;
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
     private static final long SHUT_TIMEOUT_MILLIS = 60_000;
+    /** Share of the downtime limit that the remaining RAM may take at switchover. */
+    private static final double SWITCHOVER_BUDGET = 0.75;
 
     private final Machine machine;
     private final MigrationParameters params;
@@ -301,7 +303,7 @@ public final class Outgoing {
                 long bw = (long) (bytes / secs);
                 bandwidthBytesPerSec = bw;
                 ram.mbps = bw * 8 / 1e6;
-                threshold = (long) ((double) bw * params.downtimeLimit / 1000.0);
+                threshold = switchoverThreshold(bw);
                 expectedDowntimeMillis = bw > 0 ? saver.pendingBytes() * 1000 / bw : -1;
                 ram.pagesPerSecond = (long) ((ram.normalPages.get() + ram.zeroPages.get()) / Math.max(1e-3, (now - startNanos) / 1e9));
                 periodStart = now;
@@ -336,12 +338,22 @@ public final class Outgoing {
                     long dt = System.nanoTime() - periodStart;
                     if (dt > 0) {
                         long bw = (long) ((f.position() - periodBytes) / (dt / 1e9));
-                        threshold = (long) ((double) bw * params.downtimeLimit / 1000.0);
+                        threshold = switchoverThreshold(bw);
                         bandwidthBytesPerSec = bw;
                     }
                 }
             }
         }
+    }
+
+    /**
+     * How much RAM may be left for the switchover: what the link moves within the downtime limit,
+     * less a quarter kept for what else the downtime holds (stopping the vCPUs, CPU sync, device
+     * state, the final bitmap sync) and for a bandwidth estimate taken while the guest competed
+     * for the CPU.
+     */
+    private long switchoverThreshold(long bytesPerSec) {
+        return (long) (bytesPerSec * (params.downtimeLimit / 1000.0) * SWITCHOVER_BUDGET);
     }
 
     /** Statistics and auto-converge after a bitmap sync (one precopy pass ended). */
