@@ -93,7 +93,7 @@ class AnalyzeCommandTest {
     @Test
     void notAStreamAndMissingFilesAreOneLine() throws Exception {
         Path notStream = dir.resolve("x.json");
-        Files.writeString(notStream, "{}\n");
+        Files.writeString(notStream, "{\"page_size\": 4096}\n");
         Run r = run("analyze", notStream.toString());
         assertThat(r.status()).isEqualTo(2);
         assertThat(r.err().strip()).doesNotContain("\n").contains("not a QEMU migration stream");
