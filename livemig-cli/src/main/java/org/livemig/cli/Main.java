@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
                 RunCommand.class,
                 SnapshotCommand.class,
                 BenchCommand.class,
+                QmpCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {
