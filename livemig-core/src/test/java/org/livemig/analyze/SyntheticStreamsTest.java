@@ -47,7 +47,10 @@ class SyntheticStreamsTest {
     static final Arena ARENA = Arena.ofShared();
 
     @BeforeAll
-    static void decodePaused() throws Exception {
+    static synchronized void decodePaused() throws Exception {
+        if (config != null) {
+            return;
+        }
         byte[] paused = Fixtures.bytes("pc-16M-paused.mig");
         StreamVisitor rec = new StreamVisitor() {
             @Override
@@ -267,6 +270,13 @@ class SyntheticStreamsTest {
     }
 
     @Test
+    void oldMachineStreamReadsFromMemoryWithItsTrailer() throws Exception {
+        try (Analysis a = Analyzer.analyze(oldMachineStream(), Analyzer.Options.DEFAULT)) {
+            assertThat(a.state()).isEqualTo(pausedState);
+        }
+    }
+
+    @Test
     void oldMachineStreamWithoutConfigurationOrFootersReadsFromAFile(@TempDir Path dir) throws Exception {
         Path f = dir.resolve("old.mig");
         Files.write(f, oldMachineStream());
@@ -280,7 +290,7 @@ class SyntheticStreamsTest {
 
     @Test
     void oldMachineStreamOverAChannelCannotBeSplitWithoutFooters() throws Exception {
-        assertThatThrownBy(() -> Analyzer.analyze(oldMachineStream(), Analyzer.Options.DEFAULT))
+        assertThatThrownBy(() -> Analyzer.analyze(Fixtures.channel(oldMachineStream()), Analyzer.Options.DEFAULT))
                 .isInstanceOf(StreamFormatException.class)
                 .hasMessageContaining("cannot find the end of section timer")
                 .satisfies(e -> assertThat(((StreamFormatException) e).offset()).isPositive());
