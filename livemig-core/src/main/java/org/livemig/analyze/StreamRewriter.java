@@ -42,6 +42,7 @@ public final class StreamRewriter implements StreamVisitor {
     private final ArrayDeque<MigrationFile> out = new ArrayDeque<>();
     private final int pageSize;
     private boolean plainPages;
+    private boolean flushEachRecord;
 
     public StreamRewriter(MigrationFile target, int pageSize) {
         out.push(target);
@@ -52,6 +53,21 @@ public final class StreamRewriter implements StreamVisitor {
     public StreamRewriter reencodePages() {
         plainPages = true;
         return this;
+    }
+
+    /**
+     * Flushes after every top-level record (section, command, package, EOF, trailer), as a relay
+     * must: the next bytes of a live source may only come after the destination has answered.
+     */
+    public StreamRewriter flushEachRecord() {
+        flushEachRecord = true;
+        return this;
+    }
+
+    private void recordDone() throws IOException {
+        if (flushEachRecord && out.size() == 1) {
+            f().flush();
+        }
     }
 
     private MigrationFile f() {
@@ -106,6 +122,7 @@ public final class StreamRewriter implements StreamVisitor {
                     case Uuid u -> f().putBytes(u.uuid());
                 }
             }
+            recordDone();
         });
     }
 
@@ -116,6 +133,7 @@ public final class StreamRewriter implements StreamVisitor {
             f().putBe16(c.command());
             f().putBe16(c.payload().length);
             f().putBytes(c.payload());
+            recordDone();
         });
     }
 
@@ -134,6 +152,7 @@ public final class StreamRewriter implements StreamVisitor {
             f().putBe16(4);
             f().putBe32(blob.length);
             f().putBytes(blob);
+            recordDone();
         });
     }
 
@@ -234,17 +253,21 @@ public final class StreamRewriter implements StreamVisitor {
 
     @Override
     public void sectionEnd(SectionHeader h, boolean footer) {
-        if (footer) {
-            io(() -> {
+        io(() -> {
+            if (footer) {
                 f().putByte(SECTION_FOOTER);
                 f().putBe32(h.sectionId());
-            });
-        }
+            }
+            recordDone();
+        });
     }
 
     @Override
     public void eof() {
-        io(() -> f().putByte(SECTION_EOF));
+        io(() -> {
+            f().putByte(SECTION_EOF);
+            recordDone();
+        });
     }
 
     @Override
@@ -253,12 +276,16 @@ public final class StreamRewriter implements StreamVisitor {
             f().putByte(SECTION_VMDESCRIPTION);
             f().putBe32(json.length);
             f().putBytes(json);
+            recordDone();
         });
     }
 
     @Override
     public void trailing(byte[] chunk) {
-        io(() -> f().putBytes(chunk));
+        io(() -> {
+            f().putBytes(chunk);
+            recordDone();
+        });
     }
 
     @Override
