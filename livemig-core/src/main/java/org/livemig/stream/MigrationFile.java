@@ -26,10 +26,14 @@ import java.util.Objects;
  * <p>Not thread-safe: owned by one migration thread at a time (handed over with the channel).
  */
 public final class MigrationFile implements AutoCloseable {
-    private static final int BUFFER_SIZE = 64 * 1024;
-    private static final int MAX_IOV = 64;
+    /** Reader buffer: large, so that a read system call brings in many pages at once. */
+    private static final int READ_BUFFER_SIZE = 1 << 20;
+    /** Writer buffer: holds only headers and small fields between queued page views. */
+    private static final int WRITE_BUFFER_SIZE = 256 * 1024;
+    /** Linux's IOV_MAX. */
+    private static final int MAX_IOV = 1024;
     /** Flush queued page views once this many bytes are pending. */
-    private static final int MAX_PENDING = 512 * 1024;
+    private static final int MAX_PENDING = 2 << 20;
     /** Rate-limit window, as QEMU's BUFFER_DELAY. */
     private static final long RATE_WINDOW_NANOS = 100_000_000L;
 
@@ -52,7 +56,7 @@ public final class MigrationFile implements AutoCloseable {
     private MigrationFile(ReadableByteChannel in, WritableByteChannel out) {
         this.in = in;
         this.out = out;
-        this.buf = ByteBuffer.allocateDirect(BUFFER_SIZE).order(ByteOrder.BIG_ENDIAN);
+        this.buf = ByteBuffer.allocateDirect(in != null ? READ_BUFFER_SIZE : WRITE_BUFFER_SIZE).order(ByteOrder.BIG_ENDIAN);
         if (in != null) {
             buf.limit(0);
         }
@@ -439,7 +443,7 @@ public final class MigrationFile implements AutoCloseable {
         if (done == size) {
             return;
         }
-        if (size - done < BUFFER_SIZE / 4) {
+        if (size - done < buf.capacity() / 4) {
             // small remainder: refill the buffer rather than doing a tiny direct read
             while (done < size) {
                 require(1);

@@ -1,0 +1,323 @@
+package org.livemig.machine;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.SplittableRandom;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.function.IntConsumer;
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
+import org.livemig.vmstate.SaveStateRegistry;
+
+/**
+ * One guest: RAM, devices, vCPUs, a main loop and the big lock. Several machines can live in one
+ * JVM (a test's source and destination); nothing here is static.
+ *
+ * <p>Ownership: configuration and the RAM layout are read-only after construction; run state,
+ * vCPU run control and device state are guarded by the BQL; guest RAM contents are shared
+ * without a lock (dirty tracking orders them, see {@link org.livemig.memory.DirtyBitmap}).
+ */
+public final class Machine implements AutoCloseable {
+    /** Initial contents of guest RAM. */
+    public enum Fill { ZERO, RANDOM }
+
+    /** How to build a machine. */
+    public record Config(String name, long ramSize, int vcpus, String workload, Fill fill,
+                         int blobSize, long seed, boolean prefault) {
+        public Config {
+            Objects.requireNonNull(name);
+            if (vcpus < 1 || vcpus > 64) {
+                throw new IllegalArgumentException("vcpus must be 1..64: " + vcpus);
+            }
+            if (blobSize < 0) {
+                throw new IllegalArgumentException("blob size must not be negative");
+            }
+            Workload.parse(workload); // validates
+        }
+
+        public static Config defaults() {
+            return new Config("livemig", 1L << 30, 2, "ab", Fill.ZERO, 64 * 1024, 1, true);
+        }
+
+        public Config withName(String n) { return new Config(n, ramSize, vcpus, workload, fill, blobSize, seed, prefault); }
+        public Config withRam(long bytes) { return new Config(name, bytes, vcpus, workload, fill, blobSize, seed, prefault); }
+        public Config withVcpus(int n) { return new Config(name, ramSize, n, workload, fill, blobSize, seed, prefault); }
+        public Config withWorkload(String w) { return new Config(name, ramSize, vcpus, w, fill, blobSize, seed, prefault); }
+        public Config withFill(Fill f) { return new Config(name, ramSize, vcpus, workload, f, blobSize, seed, prefault); }
+        public Config withBlobSize(int b) { return new Config(name, ramSize, vcpus, workload, fill, b, seed, prefault); }
+        public Config withSeed(long s) { return new Config(name, ramSize, vcpus, workload, fill, blobSize, s, prefault); }
+    }
+
+    public static final String MAIN_BLOCK = "pc.ram";
+    private static final long STOP_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(30);
+
+    private final Config config;
+    private final Workload workload;
+    private final Bql bql = new Bql();
+    private final MainLoop mainLoop;
+    private final GuestRam ram = new GuestRam();
+    private final RamBlock mainBlock;
+    private final List<Vcpu> vcpus = new ArrayList<>();
+    private final SaveStateRegistry registry = new SaveStateRegistry();
+    private final Devices devices;
+    private final Condition pauseCond = bql.newCondition();
+    private final Condition workDone = bql.newCondition();
+    private final List<MachineListener> listeners = new CopyOnWriteArrayList<>();
+    /** Written with the BQL held, read anywhere. */
+    private volatile RunState runState = RunState.PRELAUNCH;
+    private volatile IntConsumer exitHandler = System::exit;
+    private boolean started;
+
+    public Machine(Config config) {
+        this.config = config;
+        this.workload = Workload.parse(config.workload());
+        this.mainLoop = new MainLoop(bql, config.name());
+        this.mainBlock = ram.addBlock(MAIN_BLOCK, config.ramSize(), config.prefault());
+        if (config.fill() == Fill.RANDOM) {
+            ram.markWritten();
+            fillRandom(mainBlock.memory(), config.seed());
+        }
+        workload.initialise(mainBlock);
+        for (int i = 0; i < config.vcpus(); i++) {
+            vcpus.add(new Vcpu(this, i));
+        }
+        this.devices = new Devices(this);
+        mainLoop.start();
+    }
+
+    private static void fillRandom(MemorySegment seg, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        long n = seg.byteSize() / 8;
+        for (long i = 0; i < n; i++) {
+            seg.setAtIndex(ValueLayout.JAVA_LONG, i, r.nextLong());
+        }
+    }
+
+    /**
+     * Starts the vCPU threads with the machine in {@code initial} state: RUNNING runs the guest,
+     * INMIGRATE or PAUSED keeps it stopped. Called with the BQL held.
+     */
+    public void boot(RunState initial) {
+        bql.assertHeld();
+        if (started) {
+            throw new IllegalStateException("machine already booted");
+        }
+        started = true;
+        setRunState(initial == RunState.RUNNING ? RunState.PAUSED : initial);
+        for (Vcpu v : vcpus) {
+            v.start();
+        }
+        if (initial == RunState.RUNNING) {
+            vmStart();
+        }
+    }
+
+    public Config config() { return config; }
+    public String name() { return config.name(); }
+    public Bql bql() { return bql; }
+    public MainLoop mainLoop() { return mainLoop; }
+    public GuestRam ram() { return ram; }
+    public RamBlock mainBlock() { return mainBlock; }
+    public Workload workload() { return workload; }
+    public int vcpuCount() { return vcpus.size(); }
+    public List<Vcpu> vcpus() { return List.copyOf(vcpus); }
+    public SaveStateRegistry registry() { return registry; }
+    public Devices devices() { return devices; }
+    Condition pauseCond() { return pauseCond; }
+    Condition workDone() { return workDone; }
+
+    /** The current run state; any thread. */
+    public RunState runState() {
+        return runState;
+    }
+
+    public void addListener(MachineListener l) {
+        listeners.add(l);
+    }
+
+    public void removeListener(MachineListener l) {
+        listeners.remove(l);
+    }
+
+    /** Changes the run state and tells listeners. Called with the BQL held. */
+    public void setRunState(RunState s) {
+        bql.assertHeld();
+        RunState old = runState;
+        if (old == s) {
+            return;
+        }
+        runState = s;
+        for (Vcpu v : vcpus) {
+            v.kick();
+        }
+        for (MachineListener l : listeners) {
+            l.runStateChanged(old, s);
+        }
+    }
+
+    /**
+     * Stops the guest: every vCPU parks at a safe point before this returns, then the state
+     * becomes {@code reason}. Called with the BQL held (released while waiting for the vCPUs).
+     */
+    public void vmStop(RunState reason) {
+        bql.assertHeld();
+        if (reason.isRunning()) {
+            throw new IllegalArgumentException("vmStop to " + reason);
+        }
+        for (Vcpu v : vcpus) {
+            v.requestStop(true);
+        }
+        if (started) {
+            waitAllPaused();
+        }
+        devices.timer().stopClock();
+        setRunState(reason);
+    }
+
+    /** Resumes the guest. Called with the BQL held. */
+    public void vmStart() {
+        bql.assertHeld();
+        ram.markWritten();
+        devices.timer().startClock();
+        setRunState(RunState.RUNNING);
+        for (Vcpu v : vcpus) {
+            v.requestStop(false);
+        }
+    }
+
+    private void waitAllPaused() {
+        long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
+        while (true) {
+            boolean all = true;
+            for (Vcpu v : vcpus) {
+                if (!v.onThisThread() && !v.isPaused()) {
+                    all = false;
+                    break;
+                }
+            }
+            if (all) {
+                return;
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                throw new IllegalStateException("vCPUs did not reach a safe point within 30 s");
+            }
+            try {
+                pauseCond.awaitNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while stopping vCPUs", e);
+            }
+        }
+    }
+
+    /**
+     * Runs {@code task} on the vCPU's own thread and waits for it (QEMU's run_on_cpu).
+     * Called with the BQL held; the task runs with it held too.
+     */
+    public void runOnCpu(Vcpu vcpu, Runnable task) {
+        bql.assertHeld();
+        if (vcpu.onThisThread() || !vcpu.thread().isAlive()) {
+            task.run();
+            return;
+        }
+        Vcpu.Work w = new Vcpu.Work(task);
+        vcpu.queueWork(w);
+        long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
+        while (!w.done) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0 || !vcpu.thread().isAlive()) {
+                throw new IllegalStateException("run_on_cpu on " + vcpu.thread().getName() + " did not complete");
+            }
+            try {
+                workDone.awaitNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted in run_on_cpu", e);
+            }
+        }
+        if (w.failure != null) {
+            throw new IllegalStateException("run_on_cpu task failed on " + vcpu.thread().getName(), w.failure);
+        }
+    }
+
+    /** Copies every vCPU's live registers into its saved state (cpu_synchronize_all_states). Called with the BQL held. */
+    public void cpuSynchronizeAllStates() {
+        for (Vcpu v : vcpus) {
+            runOnCpu(v, () -> v.state.copyFrom(v.live));
+        }
+    }
+
+    /** Before an incoming load: the vCPUs drop their live registers (cpu_synchronize_all_pre_loadvm). Called with the BQL held. */
+    public void cpuSynchronizeAllPreLoadvm() {
+        for (Vcpu v : vcpus) {
+            runOnCpu(v, () -> v.live.copyFrom(new CpuState()));
+        }
+    }
+
+    /** After a load: the vCPUs take the loaded registers (cpu_synchronize_all_post_init). Called with the BQL held. */
+    public void cpuSynchronizeAllPostInit() {
+        for (Vcpu v : vcpus) {
+            runOnCpu(v, () -> v.live.copyFrom(v.state));
+        }
+    }
+
+    /** Sets auto-converge throttling on every vCPU (0 turns it off); any thread. */
+    public void setThrottlePercent(int percent) {
+        for (Vcpu v : vcpus) {
+            v.setThrottlePercent(percent);
+        }
+    }
+
+    public int throttlePercent() {
+        return vcpus.isEmpty() ? 0 : vcpus.getFirst().throttlePercent();
+    }
+
+    /** Who ends the process on a fatal error (exit-on-error); tests replace it. */
+    public void setExitHandler(IntConsumer handler) {
+        this.exitHandler = Objects.requireNonNull(handler);
+    }
+
+    /** Ends the process with {@code status}. Called on the main loop, as QEMU exits from its main thread. */
+    public void exit(int status) {
+        exitHandler.accept(status);
+    }
+
+    /** Asks the machine's owner to shut down (QMP quit). Any thread. */
+    public void requestShutdown() {
+        for (MachineListener l : listeners) {
+            l.shutdownRequested();
+        }
+    }
+
+    @Override
+    public void close() {
+        if (!mainLoop.inMainThread()) {
+            bql.lock();
+        }
+        try {
+            for (Vcpu v : vcpus) {
+                v.requestQuit();
+            }
+        } finally {
+            if (!mainLoop.inMainThread()) {
+                bql.unlock();
+            }
+        }
+        for (Vcpu v : vcpus) {
+            try {
+                v.thread().join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        devices.close();
+        mainLoop.stop();
+        ram.close();
+    }
+}

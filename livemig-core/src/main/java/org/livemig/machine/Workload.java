@@ -1,0 +1,177 @@
+package org.livemig.machine;
+
+import java.util.concurrent.locks.LockSupport;
+import org.livemig.memory.RamBlock;
+
+/**
+ * What a machine's vCPUs do. {@link #step} runs a short slice (about a millisecond at most) on
+ * a vCPU thread without the BQL, so that the vCPU reaches a safe point often.
+ *
+ * <p>Specs: {@code ab[:PAGES_PER_SEC]} (QEMU's migration-test guest), {@code random-writes:MIB_PER_SEC},
+ * {@code idle}.
+ */
+public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Workload.Idle {
+    /** Runs one slice of guest work on the calling vCPU thread. */
+    void step(VcpuContext ctx);
+
+    /** Prepares guest RAM before the machine first runs (the guest's own initialisation). */
+    default void initialise(RamBlock block) {}
+
+    /** The spec this workload was parsed from. */
+    String spec();
+
+    static Workload parse(String spec) {
+        String s = spec.trim();
+        String[] parts = s.split(":", 2);
+        try {
+            return switch (parts[0]) {
+                case "ab" -> new Ab(parts.length > 1 ? Long.parseLong(parts[1]) : 0,
+                        Ab.DEFAULT_START, Ab.DEFAULT_END);
+                case "random-writes" -> {
+                    if (parts.length < 2) {
+                        throw new IllegalArgumentException("random-writes needs a rate: random-writes:MIB_PER_SEC");
+                    }
+                    yield new RandomWrites(Double.parseDouble(parts[1]));
+                }
+                case "idle" -> new Idle();
+                default -> throw new IllegalArgumentException("unknown workload '" + spec
+                        + "' (expected ab[:PAGES_PER_SEC], random-writes:MIB_PER_SEC or idle)");
+            };
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("bad number in workload '" + spec + "'", e);
+        }
+    }
+
+    /** Waits, if needed, so that {@code ctx} does not exceed {@code perSecond} units; at most 1 ms per call. */
+    static boolean pace(VcpuContext ctx, double perSecond) {
+        if (perSecond <= 0) {
+            return true;
+        }
+        long now = System.nanoTime();
+        if (ctx.pacingStartNanos == 0) {
+            ctx.pacingStartNanos = now;
+        }
+        double allowed = (now - ctx.pacingStartNanos) / 1e9 * perSecond;
+        if (ctx.pacingDone < allowed) {
+            return true;
+        }
+        long waitNanos = (long) ((ctx.pacingDone - allowed) / perSecond * 1e9);
+        LockSupport.parkNanos(Math.min(waitNanos, 1_000_000));
+        return false;
+    }
+
+    /**
+     * QEMU's migration-test guest: increments the first byte of every page of a range, pass after
+     * pass, forever. The range ([1 MiB, 100 MiB) by default, clipped to the RAM) is split into one
+     * contiguous slice per vCPU, so that each slice holds b+1 up to its cursor and b after it.
+     * {@code pagesPerSecond} (all vCPUs together; 0: as fast as it can) caps the dirty rate.
+     */
+    record Ab(long pagesPerSecond, long startOffset, long endOffset) implements Workload {
+        public static final long DEFAULT_START = 1L << 20;
+        public static final long DEFAULT_END = 100L << 20;
+        private static final int PAGES_PER_STEP = 256;
+
+        @Override
+        public String spec() {
+            return pagesPerSecond > 0 ? "ab:" + pagesPerSecond : "ab";
+        }
+
+        /** First and last+1 page of the whole range in a block of the given size. */
+        public long[] pageRange(long blockSize) {
+            long end = Math.min(endOffset, blockSize);
+            long start = Math.min(startOffset, end);
+            return new long[] {start >>> RamBlock.PAGE_BITS, end >>> RamBlock.PAGE_BITS};
+        }
+
+        /** First and last+1 page of vCPU {@code index}'s slice. */
+        public long[] slice(long blockSize, int index, int count) {
+            long[] r = pageRange(blockSize);
+            long n = r[1] - r[0];
+            return new long[] {r[0] + n * index / count, r[0] + n * (index + 1) / count};
+        }
+
+        @Override
+        public void initialise(RamBlock block) {
+            long[] r = pageRange(block.usedLength());
+            for (long p = r[0]; p < r[1]; p++) {
+                block.memory().set(java.lang.foreign.ValueLayout.JAVA_BYTE, p << RamBlock.PAGE_BITS, (byte) 0);
+            }
+        }
+
+        @Override
+        public void step(VcpuContext ctx) {
+            RamBlock b = ctx.mainBlock();
+            long[] s = slice(b.usedLength(), ctx.index(), ctx.vcpuCount());
+            if (s[1] <= s[0]) {
+                LockSupport.parkNanos(1_000_000);
+                return;
+            }
+            if (ctx.cursor < s[0] || ctx.cursor >= s[1]) {
+                ctx.cursor = s[0];
+            }
+            double rate = pagesPerSecond > 0 ? (double) pagesPerSecond / ctx.vcpuCount() : 0;
+            for (int i = 0; i < PAGES_PER_STEP; i++) {
+                if (!pace(ctx, rate)) {
+                    return;
+                }
+                long off = ctx.cursor << RamBlock.PAGE_BITS;
+                byte v = ctx.ram().readByte(b, off);
+                ctx.ram().writeByte(b, off, (byte) (v + 1));
+                ctx.pacingDone++;
+                CpuState r = ctx.regs();
+                r.regs[0] = off;
+                r.regs[1] = (v + 1) & 0xFF;
+                r.rip = 0x7c00 + (i & 0xFF);
+                r.instructions++;
+                if (++ctx.cursor >= s[1]) {
+                    ctx.cursor = s[0];
+                    r.regs[2]++; // completed passes
+                }
+            }
+        }
+    }
+
+    /** Random 8-byte writes to random pages of the main block at a given rate (MiB of pages per second). */
+    record RandomWrites(double mibPerSecond) implements Workload {
+        private static final int WRITES_PER_STEP = 256;
+
+        @Override
+        public String spec() {
+            return "random-writes:" + (mibPerSecond == Math.rint(mibPerSecond) ? String.valueOf((long) mibPerSecond) : String.valueOf(mibPerSecond));
+        }
+
+        @Override
+        public void step(VcpuContext ctx) {
+            RamBlock b = ctx.mainBlock();
+            double pagesPerSecond = mibPerSecond * (1 << 20) / RamBlock.PAGE_SIZE / ctx.vcpuCount();
+            long pages = b.pageCount();
+            for (int i = 0; i < WRITES_PER_STEP; i++) {
+                if (!pace(ctx, pagesPerSecond)) {
+                    return;
+                }
+                long page = ctx.random().nextLong(pages);
+                long off = (page << RamBlock.PAGE_BITS) + ((long) ctx.random().nextInt(RamBlock.PAGE_SIZE / 8) << 3);
+                long value = ctx.random().nextLong();
+                ctx.ram().writeLong(b, off, value);
+                ctx.pacingDone++;
+                CpuState r = ctx.regs();
+                r.regs[3] = off;
+                r.regs[4] = value;
+                r.instructions++;
+            }
+        }
+    }
+
+    /** A guest that does nothing (its vCPUs halt). */
+    record Idle() implements Workload {
+        @Override
+        public String spec() {
+            return "idle";
+        }
+
+        @Override
+        public void step(VcpuContext ctx) {
+            LockSupport.parkNanos(1_000_000);
+        }
+    }
+}

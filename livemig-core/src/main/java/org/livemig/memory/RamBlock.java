@@ -1,0 +1,71 @@
+package org.livemig.memory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+
+/**
+ * One named region of guest RAM ("pc.ram"), off-heap, in 4 KiB target pages, with its own dirty
+ * bitmap. The segment is shared: vCPUs write it, migration threads read or fill it, without the
+ * BQL. Read-only after construction except for the memory itself.
+ */
+public final class RamBlock {
+    public static final int PAGE_BITS = 12;
+    public static final int PAGE_SIZE = 1 << PAGE_BITS;
+
+    private final String name;
+    private final long usedLength;
+    private final MemorySegment memory;
+    private final DirtyBitmap dirty;
+
+    RamBlock(String name, long usedLength, boolean prefault, Arena arena) {
+        this.name = Objects.requireNonNull(name);
+        if (name.isEmpty() || name.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 255) {
+            throw new IllegalArgumentException("RAM block name must be 1..255 bytes: '" + name + "'");
+        }
+        if (usedLength <= 0 || (usedLength & (PAGE_SIZE - 1)) != 0) {
+            throw new IllegalArgumentException("RAM block size must be a positive multiple of "
+                    + PAGE_SIZE + ": " + usedLength);
+        }
+        this.usedLength = usedLength;
+        this.memory = NativeMemory.mapAnonymous(usedLength, prefault, arena);
+        this.dirty = new DirtyBitmap(usedLength >>> PAGE_BITS);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** Size in bytes (QEMU's used_length). */
+    public long usedLength() {
+        return usedLength;
+    }
+
+    public long pageCount() {
+        return usedLength >>> PAGE_BITS;
+    }
+
+    /** The whole block. Writers must call {@link #markDirty} after writing through it. */
+    public MemorySegment memory() {
+        return memory;
+    }
+
+    /** A view of one page. */
+    public MemorySegment page(long pageIndex) {
+        return memory.asSlice(pageIndex << PAGE_BITS, PAGE_SIZE);
+    }
+
+    public DirtyBitmap dirtyBitmap() {
+        return dirty;
+    }
+
+    /** Records that the page holding {@code offset} was written. */
+    public void markDirty(long offset) {
+        dirty.mark(offset >>> PAGE_BITS);
+    }
+
+    @Override
+    public String toString() {
+        return name + "[" + usedLength + " bytes]";
+    }
+}

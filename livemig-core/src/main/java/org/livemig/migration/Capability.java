@@ -1,0 +1,31 @@
+package org.livemig.migration;
+
+/**
+ * Migration capabilities with QEMU's names. Only those livemig implements are here; the monitor
+ * refuses any other name with an error that names it.
+ */
+public enum Capability {
+    AUTO_CONVERGE("auto-converge"),
+    EVENTS("events"),
+    PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
+    RETURN_PATH("return-path");
+
+    private final String qemuName;
+
+    Capability(String qemuName) {
+        this.qemuName = qemuName;
+    }
+
+    public String qemuName() {
+        return qemuName;
+    }
+
+    public static Capability fromQemuName(String name) {
+        for (Capability c : values()) {
+            if (c.qemuName.equals(name)) {
+                return c;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,212 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.QemuStream;
+import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultSpec;
+import org.livemig.transport.MigrationAddress;
+import org.livemig.transport.MigrationConnection;
+import org.livemig.transport.MigrationListener;
+import org.livemig.transport.Transports;
+
+/**
+ * One incoming migration (QEMU's MigrationIncomingState). The listener is bound on the main loop;
+ * a small accept thread hands the connection to the main loop as a BH, which starts
+ * {@code mig/dst/main}; that thread runs {@code loadvmState(file, false)} without the BQL.
+ * Completion and clean-up run as BHs on the main loop, which join {@code mig/dst/main}.
+ */
+public final class Incoming {
+    private static final Logger LOG = Logger.getLogger(Incoming.class.getName());
+    public static final String THREAD_NAME = "mig/dst/main";
+    public static final String ACCEPT_THREAD_NAME = "mig/dst/accept";
+
+    private final Migration owner;
+    private final Machine machine;
+    private final boolean exitOnError;
+    private final boolean autostart;
+    private final FaultSpec faults;
+    private final StatusMachine status = new StatusMachine();
+    private final RamStats ram = new RamStats();
+    private volatile MigrationListener listener;
+    private volatile MigrationConnection connection;
+    private volatile Thread loadThread;
+    private volatile String error;
+    private volatile long loadMillis = -1;
+
+    Incoming(Migration owner, Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
+             FaultSpec faults) {
+        this.faults = faults;
+        this.owner = owner;
+        this.machine = machine;
+        this.exitOnError = exitOnError;
+        this.autostart = autostart;
+        status.addListener((from, to) -> events.statusChanged(to));
+    }
+
+    public MigrationStatus status() { return status.get(); }
+    public StatusMachine statusMachine() { return status; }
+    public RamStats ramStats() { return ram; }
+    public String error() { return error; }
+    public boolean exitOnError() { return exitOnError; }
+    public long loadMillis() { return loadMillis; }
+    public Thread loadThread() { return loadThread; }
+
+    /** The address the listener is bound to (a tcp port 0 resolved), or null before listening. */
+    public MigrationAddress boundAddress() {
+        MigrationListener l = listener;
+        return l == null ? null : l.boundAddress();
+    }
+
+    /** Binds the listener and starts waiting for the source. Called with the BQL held. */
+    void listen(MigrationAddress address) throws IOException {
+        machine.bql().assertHeld();
+        MigrationListener l = Transports.listen(address);
+        listener = l;
+        Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
+            try {
+                MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
+                machine.mainLoop().schedule(() -> process(c));
+            } catch (IOException e) {
+                if (status.get() == MigrationStatus.NONE && listener != null) {
+                    LOG.log(Level.FINE, "incoming listener closed: " + e.getMessage());
+                }
+            }
+        });
+    }
+
+    /** A source connected: start {@code mig/dst/main}. Called with the BQL held, on the main loop. */
+    private void process(MigrationConnection c) {
+        machine.bql().assertHeld();
+        closeListener();
+        connection = c;
+        if (!status.transition(MigrationStatus.NONE, MigrationStatus.SETUP)) {
+            closeQuietly(c);
+            return;
+        }
+        Thread t = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::run);
+        loadThread = t;
+        t.start();
+    }
+
+    /** {@code mig/dst/main} (migration_incoming_thread). */
+    private void run() {
+        machine.bql().assertNotHeld();
+        long start = System.nanoTime();
+        MigrationConnection c = connection;
+        MigrationFile rpOut = null;
+        final MigrationFile[] rp = new MigrationFile[1];
+        try {
+            status.transition(MigrationStatus.SETUP, MigrationStatus.ACTIVE);
+            MigrationFile f = MigrationFile.forReading(c.in());
+            LoadVm load = new LoadVm(machine, ram, () -> {
+                rp[0] = MigrationFile.forWriting(c.out());
+                return value -> sendRp(rp[0], QemuStream.RP_PONG, value);
+            });
+            load.loadvmState(f, false);
+            rpOut = rp[0];
+            loadMillis = (System.nanoTime() - start) / 1_000_000;
+            if (rpOut != null) {
+                sendRp(rpOut, QemuStream.RP_SHUT, 0);
+            }
+            machine.mainLoop().schedule(this::completedBh);
+        } catch (Exception e) {
+            error = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            LOG.log(Level.WARNING, "incoming migration failed: " + error);
+            if (rp[0] != null) {
+                try {
+                    sendRp(rp[0], QemuStream.RP_SHUT, 1);
+                } catch (IOException ignored) {
+                    // the source is gone too
+                }
+            }
+            status.force(MigrationStatus.FAILED);
+            machine.mainLoop().schedule(this::destroyAfterFailureBh);
+        }
+    }
+
+    private static void sendRp(MigrationFile rp, int type, int value) throws IOException {
+        synchronized (rp) {
+            rp.putBe16(type);
+            rp.putBe16(4);
+            rp.putBe32(value);
+            rp.flush();
+        }
+    }
+
+    /** process_incoming_migration_bh: start the guest and end the incoming state. Main loop, BQL held. */
+    private void completedBh() {
+        machine.bql().assertHeld();
+        if (autostart) {
+            machine.vmStart();
+        } else {
+            machine.setRunState(RunState.PAUSED);
+        }
+        status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
+        destroy();
+    }
+
+    /** Failure: exit from the main loop with exit-on-error, else clean up so a new incoming migration works. */
+    private void destroyAfterFailureBh() {
+        machine.bql().assertHeld();
+        if (exitOnError) {
+            LOG.severe("load of migration failed: " + error + "; exiting (exit-on-error)");
+            machine.exit(1);
+        }
+        destroy();
+    }
+
+    /** migration_incoming_state_destroy: joins {@code mig/dst/main}; only on the main loop. */
+    private void destroy() {
+        machine.bql().assertHeld();
+        if (Thread.currentThread() == loadThread) {
+            throw new AssertionError("incoming state destroyed from its own thread");
+        }
+        Thread t = loadThread;
+        if (t != null) {
+            try {
+                t.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        closeQuietly(connection);
+        closeListener();
+        owner.incomingEnded(this);
+    }
+
+    /** Stops listening or loading: yank on the incoming side. Any thread. */
+    public void shutdown() {
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+        closeListener();
+    }
+
+    private void closeListener() {
+        MigrationListener l = listener;
+        listener = null;
+        if (l != null) {
+            try {
+                l.close();
+            } catch (IOException e) {
+                LOG.log(Level.FINE, "closing listener", e);
+            }
+        }
+    }
+
+    private static void closeQuietly(MigrationConnection c) {
+        if (c != null) {
+            try {
+                c.close();
+            } catch (IOException e) {
+                LOG.log(Level.FINE, "closing connection", e);
+            }
+        }
+    }
+}

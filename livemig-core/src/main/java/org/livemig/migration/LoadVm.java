@@ -1,0 +1,242 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Supplier;
+import org.livemig.machine.Machine;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.QemuStream;
+import org.livemig.stream.StreamFormatException;
+import org.livemig.vmstate.SaveStateEntry;
+import org.livemig.vmstate.VmStateCodec;
+import org.livemig.vmstate.VmStateException;
+import org.livemig.vmstate.VmValue;
+
+/**
+ * Reads a stream into a machine (QEMU's qemu_loadvm_state). {@code bqlHeld} says whether the
+ * caller holds the BQL: {@code false} on {@code mig/dst/main}, {@code true} for a snapshot loaded
+ * on the main loop. Either way RAM is written without needing the lock, each device section is
+ * decoded from the stream first and applied under the lock only for the apply step, and CPU
+ * synchronisation runs under it.
+ *
+ * <p>One instance per load; owned by the loading thread.
+ */
+public final class LoadVm {
+    /** Longest vmdesc trailer accepted (QEMU's analysis script reads at most 10 MiB). */
+    private static final int MAX_VMDESC = 64 << 20;
+    /** Longest configuration machine-type name accepted. */
+    private static final int MAX_MACHINE_NAME = 256;
+
+    /** Writes return-path messages to the source; opened on OPEN_RETURN_PATH. */
+    public interface ReturnPath {
+        void sendPong(int value) throws IOException;
+    }
+
+    private final Machine machine;
+    private final RamLoader ram;
+    private final Supplier<ReturnPath> returnPathOpener;
+    private final Map<Integer, SaveStateEntry> sections = new HashMap<>();
+    private ReturnPath returnPath;
+    private boolean footersExpected;
+    private String currentSection;
+
+    public LoadVm(Machine machine, RamStats stats, Supplier<ReturnPath> returnPathOpener) {
+        this.machine = machine;
+        this.ram = RamHandlers.of(machine).beginLoad(stats);
+        this.returnPathOpener = returnPathOpener;
+    }
+
+    /** Loads a whole stream: header, configuration, sections up to EOF, the vmdesc trailer. */
+    public void loadvmState(MigrationFile f, boolean bqlHeld) throws IOException {
+        if (!bqlHeld) {
+            machine.bql().assertNotHeld();
+        }
+        readHeader(f);
+        machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPreLoadvm);
+        loadvmStateMain(f, bqlHeld);
+        machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPostInit);
+    }
+
+    private void readHeader(MigrationFile f) throws IOException {
+        long at = f.position();
+        int magic = f.getBe32();
+        if (magic != QemuStream.MAGIC) {
+            throw new StreamFormatException(String.format("not a migration stream: magic 0x%08x, expected 0x%08x (\"QEVM\")",
+                    magic, QemuStream.MAGIC), at);
+        }
+        at = f.position();
+        int version = f.getBe32();
+        if (version == QemuStream.VERSION_COMPAT) {
+            throw new StreamFormatException("stream version 2 is the obsolete format and is not supported", at);
+        }
+        if (version != QemuStream.VERSION) {
+            throw new StreamFormatException("unsupported stream version " + version + " (expected 3)", at);
+        }
+        if (f.peekByte() == QemuStream.SECTION_CONFIGURATION) {
+            at = f.position();
+            f.getByte();
+            int len = f.getBe32();
+            if (len < 0 || len > MAX_MACHINE_NAME) {
+                throw new StreamFormatException("configuration section: machine type length " + len + " out of range", at);
+            }
+            String name = new String(f.getBytes(len), StandardCharsets.UTF_8);
+            if (!name.equals(SaveVm.MACHINE_TYPE)) {
+                throw new StreamFormatException("Machine type received is '" + name + "' and local is '"
+                        + SaveVm.MACHINE_TYPE + "'", at, "configuration", null);
+            }
+            if (f.peekByte() == QemuStream.SECTION_SUBSECTION) {
+                throw new StreamFormatException("configuration subsections are not supported by livemig machines",
+                        f.position(), "configuration", null);
+            }
+            footersExpected = true;
+        }
+    }
+
+    /** The section loop (qemu_loadvm_state_main): returns after EOF. */
+    public void loadvmStateMain(MigrationFile f, boolean bqlHeld) throws IOException {
+        while (true) {
+            long at = f.position();
+            int type = f.getByte();
+            currentSection = null;
+            try {
+                switch (type) {
+                    case QemuStream.SECTION_START, QemuStream.SECTION_FULL -> loadStartFull(f, type, bqlHeld);
+                    case QemuStream.SECTION_PART, QemuStream.SECTION_END -> loadPartEnd(f, at);
+                    case QemuStream.SECTION_COMMAND -> processCommand(f, at);
+                    case QemuStream.SECTION_EOF -> {
+                        return;
+                    }
+                    default -> throw new StreamFormatException(String.format("unknown section type 0x%02x", type), at);
+                }
+            } catch (StreamFormatException e) {
+                throw currentSection == null ? e : e.inSection(currentSection);
+            }
+        }
+    }
+
+    private void loadStartFull(MigrationFile f, int type, boolean bqlHeld) throws IOException {
+        long at = f.position() - 1;
+        int sectionId = f.getBe32();
+        String idstr = f.getCountedString();
+        int instanceId = f.getBe32();
+        int version = f.getBe32();
+        currentSection = "'" + idstr + "' instance " + instanceId;
+        SaveStateEntry e = machine.registry().find(idstr, instanceId).orElseThrow(() -> new StreamFormatException(
+                "unknown section '" + idstr + "' instance " + instanceId + " (id " + sectionId + ")", at, currentSection, null));
+        if (e.isIterative() != (type == QemuStream.SECTION_START)) {
+            throw new StreamFormatException((type == QemuStream.SECTION_START ? "START" : "FULL")
+                    + " section for '" + idstr + "', which is " + (e.isIterative() ? "iterative" : "a device"), at);
+        }
+        if (version > e.versionId()) {
+            throw new StreamFormatException("section '" + idstr + "' has version " + version
+                    + ", newer than this machine's " + e.versionId(), at);
+        }
+        sections.put(sectionId, e);
+        if (e.isIterative()) {
+            e.handlers().loadState(f, version);
+        } else {
+            loadDevice(f, e, version, bqlHeld);
+        }
+        checkFooter(f, sectionId);
+    }
+
+    private void loadDevice(MigrationFile f, SaveStateEntry e, int version, boolean bqlHeld) throws IOException {
+        long at = f.position();
+        // Decode with no lock: this is where the stream may stall.
+        VmValue.Struct staged = bqlHeld
+                ? VmStateCodec.decode(f, e.vmsd(), version)
+                : decodeUnlocked(f, e, version);
+        // Apply under the lock, briefly.
+        try {
+            machine.bql().withHeld(bqlHeld, () -> e.applyState(staged));
+        } catch (VmStateException ex) {
+            throw new StreamFormatException("device refused its state: " + ex.getMessage(), at, currentSection, ex);
+        }
+    }
+
+    private VmValue.Struct decodeUnlocked(MigrationFile f, SaveStateEntry e, int version) throws IOException {
+        machine.bql().assertNotHeld();
+        return VmStateCodec.decode(f, e.vmsd(), version);
+    }
+
+    private void loadPartEnd(MigrationFile f, long at) throws IOException {
+        int sectionId = f.getBe32();
+        SaveStateEntry e = sections.get(sectionId);
+        if (e == null) {
+            throw new StreamFormatException("PART/END for unknown section id " + sectionId, at);
+        }
+        currentSection = "'" + e.idstr() + "' instance " + e.instanceId();
+        e.handlers().loadState(f, e.versionId());
+        checkFooter(f, sectionId);
+    }
+
+    private void checkFooter(MigrationFile f, int sectionId) throws IOException {
+        if (!footersExpected) {
+            return;
+        }
+        long at = f.position();
+        int b = f.getByte();
+        if (b != QemuStream.SECTION_FOOTER) {
+            throw new StreamFormatException(String.format("missing section footer: found byte 0x%02x", b), at);
+        }
+        int id = f.getBe32();
+        if (id != sectionId) {
+            throw new StreamFormatException("section footer for id " + id + " after section id " + sectionId, at);
+        }
+    }
+
+    private void processCommand(MigrationFile f, long at) throws IOException {
+        int cmd = f.getBe16();
+        int len = f.getBe16();
+        currentSection = "command " + QemuStream.commandName(cmd);
+        switch (cmd) {
+            case QemuStream.CMD_OPEN_RETURN_PATH -> {
+                expectLength(cmd, len, 0, at);
+                if (returnPathOpener == null) {
+                    throw new StreamFormatException("OPEN_RETURN_PATH on a stream that has no return path", at);
+                }
+                returnPath = returnPathOpener.get();
+            }
+            case QemuStream.CMD_PING -> {
+                expectLength(cmd, len, 4, at);
+                int value = f.getBe32();
+                if (returnPath == null) {
+                    throw new StreamFormatException("PING before OPEN_RETURN_PATH", at);
+                }
+                returnPath.sendPong(value);
+            }
+            default -> throw new StreamFormatException("unsupported command " + QemuStream.commandName(cmd)
+                    + " (length " + len + ")", at);
+        }
+    }
+
+    private static void expectLength(int cmd, int len, int want, long at) throws StreamFormatException {
+        if (len != want) {
+            throw new StreamFormatException("command " + QemuStream.commandName(cmd) + " has length " + len
+                    + ", expected " + want, at);
+        }
+    }
+
+    /**
+     * Reads and drops the vmdesc trailer after EOF, for a file whose end must be checked. A live
+     * load does not call this: QEMU's loader stops at EOF and never waits for the trailer.
+     */
+    public void skipVmdesc(MigrationFile f) throws IOException {
+        if (f.peekByte() != QemuStream.SECTION_VMDESCRIPTION) {
+            return;
+        }
+        long at = f.position();
+        f.getByte();
+        int len = f.getBe32();
+        if (len < 0 || len > MAX_VMDESC) {
+            throw new StreamFormatException("vmdesc trailer length " + Integer.toUnsignedString(len) + " out of range", at);
+        }
+        f.skip(len);
+    }
+
+    public boolean hasReturnPath() {
+        return returnPath != null;
+    }
+}

@@ -1,0 +1,242 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.livemig.machine.Machine;
+import org.livemig.transport.FaultSpec;
+import org.livemig.transport.MigrationAddress;
+import tools.jackson.databind.node.JsonNodeFactory;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * The migration state of one machine (QEMU's MigrationState and MigrationIncomingState holder):
+ * capabilities, parameters, the current or last outgoing and incoming migration.
+ *
+ * <p>Capabilities, parameters and the current migrations are changed with the BQL held (QMP
+ * commands run on the main loop); a migration takes a copy of them when it starts.
+ */
+public final class Migration {
+    private final Machine machine;
+    private final EnumSet<Capability> capabilities = EnumSet.noneOf(Capability.class);
+    private final MigrationParameters parameters = new MigrationParameters();
+    private final List<MigrationEvents> listeners = new CopyOnWriteArrayList<>();
+    private final MigrationEvents fanOut = new MigrationEvents() {
+        @Override
+        public void statusChanged(MigrationStatus status) {
+            listeners.forEach(l -> l.statusChanged(status));
+        }
+
+        @Override
+        public void pass(long pass) {
+            listeners.forEach(l -> l.pass(pass));
+        }
+    };
+    private volatile Outgoing outgoing;
+    private volatile Incoming incoming;
+    private volatile boolean autostart = true;
+    private volatile FaultSpec outgoingFaults = FaultSpec.NONE;
+    private volatile FaultSpec incomingFaults = FaultSpec.NONE;
+
+    public Migration(Machine machine) {
+        this.machine = machine;
+        RamHandlers.of(machine);
+    }
+
+    public Machine machine() {
+        return machine;
+    }
+
+    public void addListener(MigrationEvents l) {
+        listeners.add(l);
+    }
+
+    /** Whether the destination starts the guest after an incoming migration (QEMU without -S). */
+    public void setAutostart(boolean on) {
+        autostart = on;
+    }
+
+    /**
+     * Test hook: faults injected into the connections of later migrations (stall, cut, flip,
+     * throttle), as seen from this side.
+     */
+    public void setFaultInjection(FaultSpec outgoing, FaultSpec incoming) {
+        this.outgoingFaults = outgoing;
+        this.incomingFaults = incoming;
+    }
+
+    public Outgoing outgoing() {
+        return outgoing;
+    }
+
+    public Incoming incoming() {
+        return incoming;
+    }
+
+    /** True while an outgoing or incoming migration is in progress. */
+    public boolean isActive() {
+        Outgoing o = outgoing;
+        Incoming i = incoming;
+        return (o != null && o.status().isActive()) || (i != null && (i.status().isActive() || i.status() == MigrationStatus.NONE));
+    }
+
+    public Set<Capability> capabilities() {
+        return EnumSet.copyOf(capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : capabilities);
+    }
+
+    /** A copy of the parameters. */
+    public MigrationParameters parameters() {
+        return parameters.copy();
+    }
+
+    /** Sets a capability. Called with the BQL held; refused while a migration runs. */
+    public void setCapability(Capability c, boolean on) throws MigrationException {
+        machine.bql().assertHeld();
+        refuseWhileActive("capabilities");
+        if (on) {
+            capabilities.add(c);
+        } else {
+            capabilities.remove(c);
+        }
+    }
+
+    /** Changes parameters through {@code edit} on a copy, validated before it takes effect. Called with the BQL held. */
+    public void setParameters(java.util.function.Consumer<MigrationParameters> edit) throws MigrationException {
+        machine.bql().assertHeld();
+        refuseWhileActive("parameters");
+        MigrationParameters p = parameters.copy();
+        edit.accept(p);
+        try {
+            p.validate();
+        } catch (IllegalArgumentException e) {
+            throw new MigrationException(e.getMessage());
+        }
+        parameters.maxBandwidth = p.maxBandwidth;
+        parameters.downtimeLimit = p.downtimeLimit;
+        parameters.cpuThrottleInitial = p.cpuThrottleInitial;
+        parameters.cpuThrottleIncrement = p.cpuThrottleIncrement;
+        parameters.maxCpuThrottle = p.maxCpuThrottle;
+        parameters.throttleTriggerThreshold = p.throttleTriggerThreshold;
+    }
+
+    private void refuseWhileActive(String what) throws MigrationException {
+        if (isActive()) {
+            throw new MigrationException("There's a migration process in progress; " + what
+                    + " cannot be changed now");
+        }
+    }
+
+    /** Starts an outgoing migration (QMP migrate). Called with the BQL held. */
+    public Outgoing migrate(String uri) throws MigrationException {
+        machine.bql().assertHeld();
+        if (isActive()) {
+            throw new MigrationException("There's a migration process in progress");
+        }
+        MigrationAddress addr = parse(uri);
+        Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults);
+        outgoing = o;
+        o.start();
+        return o;
+    }
+
+    /** Starts listening for an incoming migration (QMP migrate-incoming). Called with the BQL held. */
+    public Incoming migrateIncoming(String uri, boolean exitOnError) throws MigrationException {
+        machine.bql().assertHeld();
+        if (isActive()) {
+            throw new MigrationException("There's a migration process in progress");
+        }
+        MigrationAddress addr = parse(uri);
+        Incoming i = new Incoming(this, machine, exitOnError, autostart, fanOut, incomingFaults);
+        try {
+            i.listen(addr);
+        } catch (IOException e) {
+            throw new MigrationException("Failed to listen on " + uri + ": " + e.getMessage());
+        }
+        incoming = i;
+        return i;
+    }
+
+    void incomingEnded(Incoming i) {
+        // The incoming object stays for query-migrate; a new migrate-incoming replaces it.
+    }
+
+    /** Cancels the outgoing migration (QMP migrate_cancel); a no-op when none runs. */
+    public void cancel() {
+        Outgoing o = outgoing;
+        if (o != null) {
+            o.cancel();
+        }
+    }
+
+    private static MigrationAddress parse(String uri) throws MigrationException {
+        try {
+            return MigrationAddress.parse(uri);
+        } catch (IllegalArgumentException e) {
+            throw new MigrationException(e.getMessage());
+        }
+    }
+
+    /** QMP query-migrate, shaped as QEMU 7.2 returns it. */
+    public ObjectNode queryMigrate() {
+        JsonNodeFactory nf = JsonNodeFactory.instance;
+        ObjectNode r = nf.objectNode();
+        Outgoing o = outgoing;
+        Incoming i = incoming;
+        if (o != null) {
+            MigrationStatus s = o.status();
+            r.put("status", s.qemuName());
+            if (s == MigrationStatus.SETUP) {
+                return r;
+            }
+            r.put("total-time", o.totalTimeMillis());
+            if (o.setupTimeMillis() >= 0) {
+                r.put("setup-time", o.setupTimeMillis());
+            }
+            if (s == MigrationStatus.COMPLETED) {
+                r.put("downtime", o.downtimeMillis());
+            } else if (s.isActive() && o.expectedDowntimeMillis() >= 0) {
+                r.put("expected-downtime", o.expectedDowntimeMillis());
+            }
+            r.set("ram", ramInfo(o.ramStats(), o.parameters()));
+            if (o.throttlePercent() > 0) {
+                r.put("cpu-throttle-percentage", o.throttlePercent());
+            }
+            if (s == MigrationStatus.FAILED && o.error() != null) {
+                r.put("error-desc", o.error());
+            }
+        } else if (i != null) {
+            MigrationStatus s = i.status();
+            r.put("status", s.qemuName());
+            if (s == MigrationStatus.FAILED && i.error() != null) {
+                r.put("error-desc", i.error());
+            }
+        }
+        return r;
+    }
+
+    private static ObjectNode ramInfo(RamStats st, MigrationParameters p) {
+        ObjectNode ram = JsonNodeFactory.instance.objectNode();
+        long normal = st.normalPages.get();
+        ram.put("transferred", st.transferred.get());
+        ram.put("remaining", st.remainingBytes);
+        ram.put("total", st.totalBytes);
+        ram.put("duplicate", st.zeroPages.get());
+        ram.put("skipped", 0);
+        ram.put("normal", normal);
+        ram.put("normal-bytes", normal * org.livemig.memory.RamBlock.PAGE_SIZE);
+        ram.put("dirty-pages-rate", st.dirtyPagesRate);
+        ram.put("mbps", st.mbps);
+        ram.put("dirty-sync-count", st.dirtySyncCount.get());
+        ram.put("postcopy-requests", 0);
+        ram.put("page-size", org.livemig.memory.RamBlock.PAGE_SIZE);
+        ram.put("multifd-bytes", 0);
+        ram.put("pages-per-second", st.pagesPerSecond);
+        ram.put("precopy-bytes", st.precopyBytes.get());
+        ram.put("downtime-bytes", st.downtimeBytes.get());
+        ram.put("postcopy-bytes", 0);
+        ram.put("dirty-sync-missed-zero-copy", 0);
+        return ram;
+    }
+}

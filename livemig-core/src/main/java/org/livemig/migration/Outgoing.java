@@ -1,0 +1,398 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.time.Duration;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+import org.livemig.memory.RamBlock;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.QemuStream;
+import org.livemig.trace.SwitchoverEvent;
+import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultSpec;
+import org.livemig.transport.MigrationAddress;
+import org.livemig.transport.MigrationConnection;
+import org.livemig.transport.Transports;
+import org.livemig.vmstate.VmDesc;
+
+/**
+ * One outgoing migration on thread {@code mig/src/main} (QEMU's migration_thread): setup,
+ * iterate under {@code max-bandwidth} until what is left fits in {@code downtime-limit}, switch
+ * over with the guest stopped, complete. Any failure before completion leaves the source running
+ * with its state intact.
+ *
+ * <p>Fields are owned by the migration thread unless marked volatile (read by the monitor).
+ */
+public final class Outgoing {
+    private static final Logger LOG = Logger.getLogger(Outgoing.class.getName());
+    public static final String THREAD_NAME = "mig/src/main";
+    private static final long UPDATE_PERIOD_NANOS = 100_000_000L;
+    private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
+    private static final long SHUT_TIMEOUT_MILLIS = 60_000;
+    /** Share of the downtime limit that the remaining RAM may take at switchover. */
+    private static final double SWITCHOVER_BUDGET = 0.75;
+
+    private final Machine machine;
+    private final MigrationParameters params;
+    private final Set<Capability> caps;
+    private final MigrationAddress address;
+    private final MigrationEvents events;
+    private final FaultSpec faults;
+    private final StatusMachine status = new StatusMachine();
+    private final RamStats ram = new RamStats();
+    private final CountDownLatch continueSwitchover = new CountDownLatch(1);
+    private final Thread thread;
+    private volatile MigrationConnection connection;
+
+    private volatile long startMillis;
+    private final long startNanos = System.nanoTime();
+    private volatile long setupTimeMillis = -1;
+    private volatile long totalTimeMillis = -1;
+    private volatile long downtimeMillis = -1;
+    private volatile long expectedDowntimeMillis = -1;
+    private volatile String error;
+    private volatile long bandwidthBytesPerSec;
+    private volatile long passes;
+    private volatile int throttlePercent;
+    private ReturnPathReader returnPath;
+    private int dirtyRateHighCount;
+
+    Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
+             MigrationEvents events, FaultSpec faults) {
+        this.faults = faults;
+        this.machine = machine;
+        this.params = params;
+        this.caps = caps.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(caps);
+        this.address = address;
+        this.events = events;
+        this.thread = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::run);
+        status.addListener((from, to) -> events.statusChanged(to));
+    }
+
+    /** Starts {@code mig/src/main}. Called with the BQL held. */
+    void start() {
+        machine.bql().assertHeld();
+        startMillis = System.currentTimeMillis();
+        status.transition(MigrationStatus.NONE, MigrationStatus.SETUP);
+        thread.start();
+    }
+
+    public MigrationStatus status() { return status.get(); }
+    public StatusMachine statusMachine() { return status; }
+    public RamStats ramStats() { return ram; }
+    public String error() { return error; }
+    public long setupTimeMillis() { return setupTimeMillis; }
+    public long downtimeMillis() { return downtimeMillis; }
+    public long expectedDowntimeMillis() { return expectedDowntimeMillis; }
+    public long passes() { return passes; }
+    public long bandwidthBytesPerSec() { return bandwidthBytesPerSec; }
+    public int throttlePercent() { return throttlePercent; }
+    public Thread thread() { return thread; }
+    public MigrationParameters parameters() { return params; }
+    public long pongRoundTripNanos() { return returnPath == null ? -1 : returnPath.pongRoundTripNanos(); }
+
+    /** Total time so far, or of the whole migration once it ended. */
+    public long totalTimeMillis() {
+        long t = totalTimeMillis;
+        return t >= 0 ? t : System.currentTimeMillis() - startMillis;
+    }
+
+    /** Cancels the migration (QMP migrate_cancel); any thread. The source keeps running. */
+    public void cancel() {
+        while (true) {
+            MigrationStatus s = status.get();
+            if (!s.isActive() || s == MigrationStatus.CANCELLING) {
+                return;
+            }
+            if (status.transition(s, MigrationStatus.CANCELLING)) {
+                break;
+            }
+        }
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+        continueSwitchover.countDown();
+        LockSupport.unpark(thread);
+    }
+
+    /**
+     * Yank: shuts the connection down so that blocked IO fails at once; the migration then fails
+     * (not cancelled) and the source keeps running. Any thread, including qmp-io without the BQL.
+     */
+    public void yank() {
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+        continueSwitchover.countDown();
+    }
+
+    /** Lets a migration paused in pre-switchover go on (QMP migrate-continue). */
+    public boolean continueFromPreSwitchover() {
+        if (status.get() != MigrationStatus.PRE_SWITCHOVER) {
+            return false;
+        }
+        continueSwitchover.countDown();
+        return true;
+    }
+
+    /** Waits for the migration thread to end (cleanup BH, tests). */
+    public boolean join(long millis) throws InterruptedException {
+        thread.join(millis);
+        return !thread.isAlive();
+    }
+
+    private boolean cancelled() {
+        MigrationStatus s = status.get();
+        return s == MigrationStatus.CANCELLING || s == MigrationStatus.CANCELLED;
+    }
+
+    private void run() {
+        machine.bql().assertNotHeld();
+        boolean stoppedByUs = false;
+        boolean wasRunning = false;
+        RamSaver saver = null;
+        long downtimeStart = 0;
+        try {
+            MigrationConnection conn = FaultInjectingConnection.wrapIfAny(
+                    Transports.connect(address, CONNECT_TIMEOUT), faults);
+            connection = conn;
+            if (cancelled()) {
+                throw new IOException("cancelled");
+            }
+            MigrationFile f = MigrationFile.forWriting(conn.out());
+            f.setRateLimit(params.maxBandwidth);
+            saver = RamHandlers.of(machine).beginSave(ram);
+            machine.bql().withHeld(false, saver::startDirtyTracking);
+
+            SaveVm.writeHeader(f);
+            if (caps.contains(Capability.RETURN_PATH)) {
+                openReturnPath(f, conn);
+            }
+            SaveVm.saveSetup(machine, f);
+            f.flush();
+            setupTimeMillis = System.currentTimeMillis() - startMillis;
+            if (!status.transition(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
+                throw new IOException("cancelled during setup");
+            }
+
+            iterate(f, saver);
+
+            // Switchover: stop the guest, gather device state under the BQL.
+            SwitchoverEvent trace = new SwitchoverEvent();
+            trace.begin();
+            trace.pendingBytes = saver.pendingBytes();
+            trace.bandwidth = bandwidthBytesPerSec;
+            downtimeStart = System.nanoTime();
+            final boolean[] running = new boolean[1];
+            machine.bql().withHeld(false, () -> {
+                running[0] = machine.runState().isRunning();
+                machine.vmStop(RunState.FINISH_MIGRATE);
+            });
+            wasRunning = running[0];
+            stoppedByUs = true;
+            if (caps.contains(Capability.PAUSE_BEFORE_SWITCHOVER)) {
+                if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.PRE_SWITCHOVER)) {
+                    throw new IOException("cancelled");
+                }
+                continueSwitchover.await(); // woken by migrate-continue or cancel
+                if (!status.transition(MigrationStatus.PRE_SWITCHOVER, MigrationStatus.DEVICE)) {
+                    throw new IOException("cancelled");
+                }
+                downtimeStart = System.nanoTime();
+            } else if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
+                throw new IOException("cancelled");
+            }
+            long t1 = System.nanoTime();
+            trace.stopNanos = t1 - downtimeStart;
+            VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
+            byte[] devices = machine.bql().callWithHeld(false, () -> {
+                machine.cpuSynchronizeAllStates();
+                return SaveVm.encodeDevices(machine, vmdesc);
+            });
+            // Remaining RAM and the device state go out without the lock.
+            long t2 = System.nanoTime();
+            trace.devicesNanos = t2 - t1;
+            f.setRateLimit(0);
+            SaveVm.saveCompleteIterative(machine, f);
+            long t3 = System.nanoTime();
+            trace.ramNanos = t3 - t2;
+            long before = f.position();
+            f.putBytes(devices);
+            SaveVm.writeEofAndVmdesc(f, vmdesc);
+            f.flush();
+            ram.downtimeBytes.addAndGet(f.position() - before);
+            ram.transferred.set(f.position());
+            long t4 = System.nanoTime();
+            trace.flushNanos = t4 - t3;
+            if (returnPath != null) {
+                int shut = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
+                if (shut != 0) {
+                    throw new IOException("destination failed to load the migration (SHUT " + shut + ")");
+                }
+            }
+            downtimeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - downtimeStart);
+            trace.ackNanos = System.nanoTime() - t4;
+            trace.commit();
+            LOG.info(String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+                    downtimeMillis, trace.stopNanos / 1e6, trace.devicesNanos / 1e6, trace.ramNanos / 1e6,
+                    trace.pendingBytes >> 10, trace.bandwidth / 1_000_000, trace.flushNanos / 1e6, trace.ackNanos / 1e6));
+            totalTimeMillis = System.currentTimeMillis() - startMillis;
+            saver.stopDirtyTracking();
+            machine.bql().withHeld(false, () -> {
+                if (status.transition(MigrationStatus.DEVICE, MigrationStatus.COMPLETED)) {
+                    machine.setRunState(RunState.POSTMIGRATE);
+                }
+            });
+            if (status.get() != MigrationStatus.COMPLETED) {
+                throw new IOException("cancelled at completion");
+            }
+        } catch (Exception e) {
+            boolean wasCancel = cancelled();
+            error = wasCancel ? null : describe(e);
+            if (!wasCancel) {
+                LOG.log(Level.WARNING, "outgoing migration failed: " + error, e);
+            }
+            totalTimeMillis = System.currentTimeMillis() - startMillis;
+            if (saver != null) {
+                saver.stopDirtyTracking();
+            }
+            final boolean resume = stoppedByUs && wasRunning;
+            final boolean stopped = stoppedByUs;
+            machine.bql().withHeld(false, () -> {
+                machine.setThrottlePercent(0);
+                if (resume) {
+                    machine.vmStart();
+                } else if (stopped) {
+                    machine.setRunState(RunState.PAUSED);
+                }
+                status.force(wasCancel ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+            });
+        } finally {
+            machine.setThrottlePercent(0);
+            throttlePercent = 0;
+            MigrationConnection c = connection;
+            if (c != null) {
+                try {
+                    c.close();
+                } catch (IOException e) {
+                    LOG.log(Level.FINE, "closing migration connection", e);
+                }
+            }
+        }
+    }
+
+    private static String describe(Exception e) {
+        String m = e.getMessage();
+        return m == null ? e.getClass().getSimpleName() : m;
+    }
+
+    private void openReturnPath(MigrationFile f, MigrationConnection conn) throws IOException {
+        returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()));
+        Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(returnPath);
+        SaveVm.writeCommand(f, QemuStream.CMD_OPEN_RETURN_PATH, new byte[0]);
+        returnPath.pingSent();
+        SaveVm.writeCommand(f, QemuStream.CMD_PING, new byte[] {0, 0, 0, 1});
+    }
+
+    /** The precopy loop (migration_iteration_run). Returns when it is time to switch over. */
+    private void iterate(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
+        long periodStart = System.nanoTime();
+        long periodBytes = f.position();
+        long syncStart = System.nanoTime();
+        long syncBytes = f.position();
+        long threshold = 0;
+        while (true) {
+            if (status.get() != MigrationStatus.ACTIVE) {
+                throw new IOException("cancelled");
+            }
+            long now = System.nanoTime();
+            if (now - periodStart >= UPDATE_PERIOD_NANOS) {
+                long bytes = f.position() - periodBytes;
+                double secs = (now - periodStart) / 1e9;
+                long bw = (long) (bytes / secs);
+                bandwidthBytesPerSec = bw;
+                ram.mbps = bw * 8 / 1e6;
+                threshold = switchoverThreshold(bw);
+                expectedDowntimeMillis = bw > 0 ? saver.pendingBytes() * 1000 / bw : -1;
+                ram.pagesPerSecond = (long) ((ram.normalPages.get() + ram.zeroPages.get()) / Math.max(1e-3, (now - startNanos) / 1e9));
+                periodStart = now;
+                periodBytes = f.position();
+            }
+            // A pass over RAM ended: sync the dirty bitmap and decide on switchover. Deciding only
+            // at the end of a pass, with what the guest dirtied during it, keeps an idle guest's
+            // downtime near zero instead of near the limit.
+            if (saver.passComplete()) {
+                long dirtied = machine.bql().callWithHeld(false, saver::syncDirtyBitmap);
+                afterSync(f, saver, dirtied, syncStart, syncBytes);
+                syncStart = System.nanoTime();
+                syncBytes = f.position();
+                if (saver.pendingBytes() <= threshold) {
+                    return;
+                }
+            }
+            if (f.rateLimitExceeded()) {
+                f.flush();
+                long wait = f.nanosUntilRateWindowEnds();
+                if (wait > 0) {
+                    LockSupport.parkNanos(wait);
+                }
+                continue;
+            }
+            SaveVm.saveIterate(machine, f);
+            ram.transferred.set(f.position());
+            if (saver.passComplete()) {
+                f.flush();
+                if (threshold == 0) {
+                    // no bandwidth measured yet: measure before deciding
+                    long dt = System.nanoTime() - periodStart;
+                    if (dt > 0) {
+                        long bw = (long) ((f.position() - periodBytes) / (dt / 1e9));
+                        threshold = switchoverThreshold(bw);
+                        bandwidthBytesPerSec = bw;
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * How much RAM may be left for the switchover: what the link moves within the downtime limit,
+     * less a quarter kept for what else the downtime holds (stopping the vCPUs, CPU sync, device
+     * state, the final bitmap sync) and for a bandwidth estimate taken while the guest competed
+     * for the CPU.
+     */
+    private long switchoverThreshold(long bytesPerSec) {
+        return (long) (bytesPerSec * (params.downtimeLimit / 1000.0) * SWITCHOVER_BUDGET);
+    }
+
+    /** Statistics and auto-converge after a bitmap sync (one precopy pass ended). */
+    private void afterSync(MigrationFile f, RamSaver saver, long dirtiedPages, long syncStart, long syncBytes) {
+        passes++;
+        long now = System.nanoTime();
+        double secs = Math.max(1e-6, (now - syncStart) / 1e9);
+        ram.dirtyPagesRate = (long) (dirtiedPages / secs);
+        events.pass(ram.dirtySyncCount.get());
+        if (caps.contains(Capability.AUTO_CONVERGE) && passes > 1) {
+            long bytesDirty = dirtiedPages * RamBlock.PAGE_SIZE;
+            long bytesXfer = f.position() - syncBytes;
+            if (bytesDirty > bytesXfer * params.throttleTriggerThreshold / 100) {
+                if (++dirtyRateHighCount >= 2) {
+                    dirtyRateHighCount = 0;
+                    int pct = throttlePercent == 0 ? params.cpuThrottleInitial
+                            : Math.min(throttlePercent + params.cpuThrottleIncrement, params.maxCpuThrottle);
+                    throttlePercent = pct;
+                    machine.setThrottlePercent(pct);
+                }
+            }
+        }
+    }
+}

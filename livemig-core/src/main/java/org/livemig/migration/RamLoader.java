@@ -1,0 +1,140 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
+import org.livemig.memory.ZeroPages;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.QemuStream;
+import org.livemig.stream.StreamFormatException;
+
+/**
+ * The destination half of the "ram" section (QEMU's ram_load). Pages go straight from the stream
+ * into guest RAM, without the BQL. Every header field is checked before RAM is touched: block
+ * names, block sizes, page offsets, flags.
+ *
+ * <p>Owned by the thread that loads the stream ({@code mig/dst/main}, or {@code main} for a snapshot).
+ */
+public final class RamLoader {
+    private static final int KNOWN_FLAGS = QemuStream.RAM_FLAG_ZERO | QemuStream.RAM_FLAG_MEM_SIZE
+            | QemuStream.RAM_FLAG_PAGE | QemuStream.RAM_FLAG_EOS | QemuStream.RAM_FLAG_CONTINUE;
+
+    private final GuestRam ram;
+    private final RamStats stats;
+    /** Block of the previous page record, for CONTINUE; carried across sections. */
+    private RamBlock lastBlock;
+    /**
+     * Pages this load has written, per block, while the RAM was pristine when the load began; a
+     * ZERO record for any other page needs neither a check nor a write. Null when RAM was not
+     * pristine (every ZERO record then checks the page, as QEMU's buffer_is_zero does).
+     */
+    private final java.util.Map<RamBlock, java.util.BitSet> written;
+
+    public RamLoader(GuestRam ram, RamStats stats) {
+        this.ram = ram;
+        this.stats = stats;
+        if (ram.isPristine()) {
+            written = new java.util.IdentityHashMap<>();
+            for (RamBlock b : ram.blocks()) {
+                written.put(b, new java.util.BitSet((int) b.pageCount()));
+            }
+        } else {
+            written = null;
+        }
+        ram.markWritten();
+    }
+
+    /** Loads one START/PART/END body up to its EOS record. */
+    public void load(MigrationFile f, int versionId) throws IOException {
+        if (versionId != QemuStream.RAM_SECTION_VERSION) {
+            throw new StreamFormatException("unsupported ram section version " + versionId
+                    + " (expected " + QemuStream.RAM_SECTION_VERSION + ")", f.position());
+        }
+        while (true) {
+            long recordAt = f.position();
+            long header = f.getBe64();
+            int flags = (int) (header & (RamBlock.PAGE_SIZE - 1));
+            long addr = header & ~(long) (RamBlock.PAGE_SIZE - 1);
+            if ((flags & ~KNOWN_FLAGS) != 0) {
+                throw new StreamFormatException(String.format(
+                        "unsupported RAM record flags 0x%03x (header 0x%016x)", flags, header), recordAt);
+            }
+            if ((flags & QemuStream.RAM_FLAG_EOS) != 0) {
+                return;
+            }
+            switch (flags & ~QemuStream.RAM_FLAG_CONTINUE) {
+                case QemuStream.RAM_FLAG_MEM_SIZE -> loadBlockList(f, addr, recordAt);
+                case QemuStream.RAM_FLAG_ZERO -> {
+                    RamBlock b = block(f, flags, recordAt);
+                    MemorySegment page = page(b, addr, recordAt);
+                    int fill = f.getByte();
+                    boolean knownZero = written != null && !written.get(b).get((int) (addr >>> RamBlock.PAGE_BITS));
+                    if (fill != 0 || !(knownZero || ZeroPages.isZero(page))) {
+                        page.fill((byte) fill);
+                    }
+                    stats.zeroPages.incrementAndGet();
+                }
+                case QemuStream.RAM_FLAG_PAGE -> {
+                    RamBlock b = block(f, flags, recordAt);
+                    MemorySegment page = page(b, addr, recordAt);
+                    if (written != null) {
+                        written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
+                    }
+                    f.readInto(page);
+                    stats.normalPages.incrementAndGet();
+                }
+                default -> throw new StreamFormatException(String.format(
+                        "invalid RAM record flags 0x%03x", flags), recordAt);
+            }
+            stats.transferred.set(f.position());
+        }
+    }
+
+    private void loadBlockList(MigrationFile f, long total, long at) throws IOException {
+        long seen = 0;
+        while (seen < total) {
+            long entryAt = f.position();
+            String name = f.getCountedString();
+            long length = f.getBe64();
+            RamBlock b = ram.block(name);
+            if (b == null) {
+                throw new StreamFormatException("unknown RAM block '" + name + "' in the stream's block list", entryAt);
+            }
+            if (length != b.usedLength()) {
+                throw new StreamFormatException(String.format(
+                        "RAM block '%s' has size 0x%x in the stream but 0x%x here", name, length, b.usedLength()), entryAt);
+            }
+            seen += length;
+        }
+        if (seen != total || total != ram.totalSize()) {
+            throw new StreamFormatException(String.format(
+                    "RAM size mismatch: stream says 0x%x in all, its blocks add up to 0x%x, this machine has 0x%x",
+                    total, seen, ram.totalSize()), at);
+        }
+    }
+
+    private RamBlock block(MigrationFile f, int flags, long at) throws IOException {
+        if ((flags & QemuStream.RAM_FLAG_CONTINUE) != 0) {
+            if (lastBlock == null) {
+                throw new StreamFormatException("RAM record with CONTINUE but no previous block", at);
+            }
+            return lastBlock;
+        }
+        String name = f.getCountedString();
+        RamBlock b = ram.block(name);
+        if (b == null) {
+            throw new StreamFormatException("unknown RAM block '" + name + "'", at);
+        }
+        lastBlock = b;
+        return b;
+    }
+
+    private static MemorySegment page(RamBlock b, long addr, long at) throws StreamFormatException {
+        if (addr < 0 || addr >= b.usedLength()) {
+            throw new StreamFormatException(String.format(
+                    "RAM page offset 0x%x outside block '%s' of size 0x%x", addr, b.name(), b.usedLength()), at);
+        }
+        return b.page(addr >>> RamBlock.PAGE_BITS);
+    }
+}

@@ -1,0 +1,90 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.livemig.machine.AbChecker;
+import org.livemig.machine.Machine;
+import org.livemig.machine.Workload;
+import org.livemig.memory.RamBlock;
+import org.livemig.stream.MigrationFile;
+import org.livemig.vmstate.SaveStateEntry;
+import tools.jackson.databind.node.JsonNodeFactory;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * Fingerprints of a stopped machine, to prove a migration moved everything: a 64-bit hash of
+ * every RAM block, a SHA-256 of every device's encoded state, and the A-B check of an {@code ab}
+ * guest. Compare a source's fingerprint taken after switchover with the destination's taken
+ * before it resumes.
+ */
+public final class StateDigest {
+    private StateDigest() {}
+
+    /** Device state digests, keyed "idstr/instance". Called with the BQL held. */
+    public static Map<String, String> devices(Machine m) throws IOException {
+        m.bql().assertHeld();
+        Map<String, String> out = new LinkedHashMap<>();
+        for (SaveStateEntry e : m.registry().entries()) {
+            if (e.isIterative()) {
+                continue;
+            }
+            MigrationFile f = MigrationFile.toMemory();
+            e.saveState(f, null);
+            out.put(e.idstr() + "/" + e.instanceId(), sha256(f.toByteArray()));
+        }
+        return out;
+    }
+
+    /** A hash of one block's contents (not cryptographic; position-dependent, fast). */
+    public static String ram(RamBlock b) {
+        MemorySegment s = b.memory();
+        long n = s.byteSize() / 8;
+        long h = 0x9E3779B97F4A7C15L ^ n;
+        for (long i = 0; i < n; i++) {
+            long v = s.getAtIndex(ValueLayout.JAVA_LONG, i);
+            if (v != 0) {
+                h += mix(v ^ (i * 0xC2B2AE3D27D4EB4FL));
+            }
+        }
+        return String.format("%016x", mix(h));
+    }
+
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    private static String sha256(byte[] b) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(b));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The whole fingerprint as JSON. Called with the BQL held, the guest stopped. */
+    public static ObjectNode of(Machine m) throws IOException {
+        ObjectNode r = JsonNodeFactory.instance.objectNode();
+        r.put("run-state", m.runState().qemuName());
+        ObjectNode ram = r.putObject("ram");
+        for (RamBlock b : m.ram().blocks()) {
+            ram.put(b.name(), ram(b));
+        }
+        ObjectNode dev = r.putObject("devices");
+        devices(m).forEach(dev::put);
+        if (m.workload() instanceof Workload.Ab ab) {
+            AbChecker.Result res = AbChecker.check(m.mainBlock(), ab, m.vcpuCount());
+            ObjectNode c = r.putObject("ab-check");
+            c.put("ok", res.ok());
+            c.put("detail", res.detail());
+        }
+        return r;
+    }
+}

@@ -1,0 +1,55 @@
+package org.livemig.monitor;
+
+import java.nio.ByteBuffer;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.SocketChannel;
+import java.util.ArrayDeque;
+
+import tools.jackson.databind.JsonNode;
+
+/**
+ * One QMP connection. Every field is owned by the {@code qmp-io} thread: other threads reach a
+ * session only by posting a task to that thread.
+ */
+final class QmpSession {
+    /** A parse error waiting in the in-band queue (QEMU answers those in order too). */
+    record ParseError(String desc) {
+    }
+
+    final long id;
+    final SocketChannel channel;
+    SelectionKey key;
+    JsonStreamParser parser;
+
+    /**
+     * Bytes read but not yet fed to the parser (kept while the session is suspended); in write
+     * mode between uses. Its size bounds what is read ahead of a suspended session.
+     */
+    final ByteBuffer readBuf = ByteBuffer.allocate(8 * 1024);
+    /** Replies and events not yet written. */
+    final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
+    long outBytes;
+
+    /** In-band requests read but not yet dispatched: a {@link JsonNode} or a {@link ParseError}. */
+    final ArrayDeque<Object> pending = new ArrayDeque<>();
+    /** An in-band command is on the main loop; the next waits for its reply. */
+    boolean inFlight;
+    /** Reading stopped: the in-band queue is full (QEMU's monitor_suspend). */
+    boolean suspended;
+    /** Inside {@link QmpServer}'s feed loop (guards against re-entry). */
+    boolean feeding;
+    /** Capabilities negotiated: commands other than qmp_capabilities allowed, events delivered. */
+    boolean commandMode;
+    boolean oobEnabled;
+    boolean closed;
+
+    QmpSession(long id, SocketChannel channel) {
+        this.id = id;
+        this.channel = channel;
+    }
+
+    @Override
+    public String toString() {
+        return "QMP session " + id;
+    }
+}

@@ -1,0 +1,7 @@
+package org.livemig.vmstate;
+
+/** A device's post-load hook: it may refuse the state it was given. Called with the BQL held. */
+@FunctionalInterface
+public interface PostLoad<T> {
+    void postLoad(T obj, int versionId) throws VmStateException;
+}

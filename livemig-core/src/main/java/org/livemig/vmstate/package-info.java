@@ -1,0 +1,12 @@
+/**
+ * QEMU's VMState in Java: declarative, versioned device state ({@link org.livemig.vmstate.VMStateDescription}),
+ * its byte-exact encoder and a lock-free decoder into staged values ({@link org.livemig.vmstate.VmValue}),
+ * applied later under the BQL ({@link org.livemig.vmstate.VmStateCodec}); the vmdesc JSON trailer
+ * ({@link org.livemig.vmstate.VmDesc}); the per-machine list of what is saved
+ * ({@link org.livemig.vmstate.SaveStateRegistry}) and the SPI of iterative handlers such as RAM
+ * ({@link org.livemig.vmstate.SaveVmHandlers}); and schema pins that catch incompatible description
+ * changes ({@link org.livemig.vmstate.VmStateSchema}).
+ *
+ * <p>Wire facts follow docs/qemu-stream-format.md, sections 4 and 5.
+ */
+package org.livemig.vmstate;

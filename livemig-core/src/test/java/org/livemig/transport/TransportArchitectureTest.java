@@ -1,0 +1,23 @@
+package org.livemig.transport;
+
+import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
+
+import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.importer.ClassFileImporter;
+import com.tngtech.archunit.core.importer.ImportOption;
+import org.junit.jupiter.api.Test;
+
+/** The transport moves bytes: it knows the JDK and the stream package, nothing above. */
+class TransportArchitectureTest {
+
+    @Test
+    void transportDependsOnlyOnTheJdkAndStream() {
+        JavaClasses classes = new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+                .importPackages("org.livemig.transport");
+        classes().that().resideInAPackage("org.livemig.transport..")
+                .should().onlyDependOnClassesThat()
+                .resideInAnyPackage("java..", "org.livemig.transport..", "org.livemig.stream..")
+                .check(classes);
+    }
+}
