@@ -33,6 +33,12 @@ final class QmpSide implements DemoSide {
 
     /** Starts {@code livemig run} with the machine options; a destination waits with {@code --incoming defer -S}. */
     static QmpSide start(MachineOptions machine, boolean incoming, Path dir, String name) throws IOException, InterruptedException {
+        return start(machine, incoming, dir, name, incoming ? List.of("-S") : List.of());
+    }
+
+    /** As above, with extra {@code livemig run} arguments. */
+    static QmpSide start(MachineOptions machine, boolean incoming, Path dir, String name, List<String> extra)
+            throws IOException, InterruptedException {
         Path sock = dir.resolve(name + ".qmp");
         Path log = dir.resolve(name + ".log");
         List<String> cmd = new ArrayList<>(javaCommand());
@@ -40,8 +46,9 @@ final class QmpSide implements DemoSide {
         cmd.addAll(machine.asArgs());
         cmd.addAll(List.of("--name", name, "--qmp", "unix:" + sock));
         if (incoming) {
-            cmd.addAll(List.of("--incoming", "defer", "-S"));
+            cmd.addAll(List.of("--incoming", "defer"));
         }
+        cmd.addAll(extra);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
         while (!Files.exists(sock)) {
@@ -138,8 +145,19 @@ final class QmpSide implements DemoSide {
     }
 
     @Override
-    public ObjectNode fingerprint() throws IOException {
-        return (ObjectNode) qmp.timeout(Duration.ofMinutes(5)).execute("x-livemig-fingerprint");
+    public ObjectNode fingerprint(boolean pages) throws IOException {
+        return (ObjectNode) qmp.timeout(Duration.ofMinutes(5)).execute("x-livemig-fingerprint",
+                pages ? QmpClient.args("pages", true) : null);
+    }
+
+    @Override
+    public void startPostcopy() throws IOException {
+        qmp.execute("migrate-start-postcopy");
+    }
+
+    @Override
+    public void stop() throws IOException {
+        qmp.execute("stop");
     }
 
     @Override

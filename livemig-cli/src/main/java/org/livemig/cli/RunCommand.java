@@ -36,6 +36,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "-S", description = "Do not start the guest (after an incoming migration too), as QEMU's -S.")
     boolean noAutostart;
 
+    @Option(names = "--postcopy-backend", defaultValue = "auto",
+            description = "Demand paging for incoming postcopy: auto (userfaultfd where allowed), checked, userfaultfd.")
+    String postcopyBackend;
+
     @Option(names = "--x-fault-outgoing", description = "Test hook: faults injected into outgoing migrations (e.g. cut:after=1m).")
     String faultOutgoing;
 
@@ -49,6 +53,7 @@ final class RunCommand implements Callable<Integer> {
         try (Machine m = new Machine(cfg)) {
             Migration mig = new Migration(m);
             mig.setAutostart(!noAutostart);
+            mig.setPostcopyBackend(postcopyBackend);
             if (faultOutgoing != null || faultIncoming != null) {
                 mig.setFaultInjection(org.livemig.transport.FaultSpec.parse(faultOutgoing == null ? "" : faultOutgoing),
                         org.livemig.transport.FaultSpec.parse(faultIncoming == null ? "" : faultIncoming));

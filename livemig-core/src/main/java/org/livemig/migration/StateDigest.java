@@ -55,6 +55,42 @@ public final class StateDigest {
         return String.format("%016x", mix(h));
     }
 
+    /** One 64-bit hash per page of {@code b}, as hex (16 digits a page). */
+    public static String pageHashes(RamBlock b) {
+        MemorySegment s = b.memory();
+        StringBuilder sb = new StringBuilder((int) Math.min(Integer.MAX_VALUE - 16, b.pageCount() * 16));
+        for (long p = 0; p < b.pageCount(); p++) {
+            long h = 0x9E3779B97F4A7C15L;
+            long base = p << (RamBlock.PAGE_BITS - 3);
+            for (long i = 0; i < RamBlock.PAGE_SIZE / 8; i++) {
+                h = mix(h ^ s.getAtIndex(ValueLayout.JAVA_LONG, base + i));
+            }
+            sb.append(String.format("%016x", h));
+        }
+        return sb.toString();
+    }
+
+    /**
+     * Per-page detail for verifying a postcopy destination whose guest has run: every page's
+     * hash, and (when dirty logging is on) the pages the guest wrote since it started here.
+     * Called with the BQL held, the guest stopped.
+     */
+    public static ObjectNode pages(Machine m) {
+        m.bql().assertHeld();
+        ObjectNode r = JsonNodeFactory.instance.objectNode();
+        ObjectNode hashes = r.putObject("page-hashes");
+        ObjectNode written = r.putObject("written-here");
+        for (RamBlock b : m.ram().blocks()) {
+            hashes.put(b.name(), pageHashes(b));
+            if (m.ram().dirtyLogging()) {
+                java.util.BitSet bits = new java.util.BitSet((int) b.pageCount());
+                b.dirtyBitmap().harvestInto(bits);
+                written.put(b.name(), HexFormat.of().formatHex(bits.toByteArray()));
+            }
+        }
+        return r;
+    }
+
     private static long mix(long z) {
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
         z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
