@@ -29,7 +29,7 @@ class StreamReaderFuzzTest {
             32L << 20);
     static final Analyzer.Options OPTIONS = Analyzer.Options.DEFAULT.withLimits(LIMITS);
 
-    @FuzzTest(maxDuration = "5m")
+    @FuzzTest(maxDuration = "3m")
     void fuzzReader(byte[] data) throws IOException {
         read(data, false);
         read(data, true);
