@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
                 RunCommand.class,
                 SnapshotCommand.class,
                 BenchCommand.class,
+                AnalyzeCommand.class,
                 QmpCommand.class,
                 CommandLine.HelpCommand.class,
         })

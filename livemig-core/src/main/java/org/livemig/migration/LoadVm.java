@@ -10,7 +10,6 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.vmstate.SaveStateEntry;
-import org.livemig.vmstate.VMStateDescription;
 import org.livemig.vmstate.VmStateCodec;
 import org.livemig.vmstate.VmStateException;
 import org.livemig.vmstate.VmValue;
@@ -143,7 +142,6 @@ public final class LoadVm {
         checkFooter(f, sectionId);
     }
 
-    @SuppressWarnings({"unchecked", "rawtypes"})
     private void loadDevice(MigrationFile f, SaveStateEntry e, int version, boolean bqlHeld) throws IOException {
         long at = f.position();
         // Decode with no lock: this is where the stream may stall.
@@ -152,8 +150,7 @@ public final class LoadVm {
                 : decodeUnlocked(f, e, version);
         // Apply under the lock, briefly.
         try {
-            machine.bql().withHeld(bqlHeld, () ->
-                    VmStateCodec.apply((VMStateDescription) e.vmsd(), e.opaque(), staged));
+            machine.bql().withHeld(bqlHeld, () -> e.applyState(staged));
         } catch (VmStateException ex) {
             throw new StreamFormatException("device refused its state: " + ex.getMessage(), at, currentSection, ex);
         }

@@ -79,7 +79,7 @@ public final class Migration {
     public boolean isActive() {
         Outgoing o = outgoing;
         Incoming i = incoming;
-        return (o != null && o.status().isActive()) || (i != null && (i.status().isActive() || i.status() == MigrationStatus.NONE));
+        return (o != null && o.status().isActive()) || (i != null && i.status().isActive());
     }
 
     public Set<Capability> capabilities() {
@@ -146,6 +146,10 @@ public final class Migration {
         machine.bql().assertHeld();
         if (isActive()) {
             throw new MigrationException("There's a migration process in progress");
+        }
+        Incoming current = incoming;
+        if (current != null && current.status() == MigrationStatus.NONE && current.boundAddress() != null) {
+            throw new MigrationException("The incoming migration has already been started");
         }
         MigrationAddress addr = parse(uri);
         Incoming i = new Incoming(this, machine, exitOnError, autostart, fanOut, incomingFaults);

@@ -14,6 +14,7 @@ import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
+import org.livemig.trace.SwitchoverEvent;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -35,6 +36,8 @@ public final class Outgoing {
     private static final long UPDATE_PERIOD_NANOS = 100_000_000L;
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
     private static final long SHUT_TIMEOUT_MILLIS = 60_000;
+    /** Share of the downtime limit that the remaining RAM may take at switchover. */
+    private static final double SWITCHOVER_BUDGET = 0.75;
 
     private final Machine machine;
     private final MigrationParameters params;
@@ -184,6 +187,10 @@ public final class Outgoing {
             iterate(f, saver);
 
             // Switchover: stop the guest, gather device state under the BQL.
+            SwitchoverEvent trace = new SwitchoverEvent();
+            trace.begin();
+            trace.pendingBytes = saver.pendingBytes();
+            trace.bandwidth = bandwidthBytesPerSec;
             downtimeStart = System.nanoTime();
             final boolean[] running = new boolean[1];
             machine.bql().withHeld(false, () -> {
@@ -204,20 +211,28 @@ public final class Outgoing {
             } else if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
                 throw new IOException("cancelled");
             }
+            long t1 = System.nanoTime();
+            trace.stopNanos = t1 - downtimeStart;
             VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
             byte[] devices = machine.bql().callWithHeld(false, () -> {
                 machine.cpuSynchronizeAllStates();
                 return SaveVm.encodeDevices(machine, vmdesc);
             });
             // Remaining RAM and the device state go out without the lock.
+            long t2 = System.nanoTime();
+            trace.devicesNanos = t2 - t1;
             f.setRateLimit(0);
             SaveVm.saveCompleteIterative(machine, f);
+            long t3 = System.nanoTime();
+            trace.ramNanos = t3 - t2;
             long before = f.position();
             f.putBytes(devices);
             SaveVm.writeEofAndVmdesc(f, vmdesc);
             f.flush();
             ram.downtimeBytes.addAndGet(f.position() - before);
             ram.transferred.set(f.position());
+            long t4 = System.nanoTime();
+            trace.flushNanos = t4 - t3;
             if (returnPath != null) {
                 int shut = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
                 if (shut != 0) {
@@ -225,6 +240,11 @@ public final class Outgoing {
                 }
             }
             downtimeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - downtimeStart);
+            trace.ackNanos = System.nanoTime() - t4;
+            trace.commit();
+            LOG.info(String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+                    downtimeMillis, trace.stopNanos / 1e6, trace.devicesNanos / 1e6, trace.ramNanos / 1e6,
+                    trace.pendingBytes >> 10, trace.bandwidth / 1_000_000, trace.flushNanos / 1e6, trace.ackNanos / 1e6));
             totalTimeMillis = System.currentTimeMillis() - startMillis;
             saver.stopDirtyTracking();
             machine.bql().withHeld(false, () -> {
@@ -301,7 +321,7 @@ public final class Outgoing {
                 long bw = (long) (bytes / secs);
                 bandwidthBytesPerSec = bw;
                 ram.mbps = bw * 8 / 1e6;
-                threshold = (long) ((double) bw * params.downtimeLimit / 1000.0);
+                threshold = switchoverThreshold(bw);
                 expectedDowntimeMillis = bw > 0 ? saver.pendingBytes() * 1000 / bw : -1;
                 ram.pagesPerSecond = (long) ((ram.normalPages.get() + ram.zeroPages.get()) / Math.max(1e-3, (now - startNanos) / 1e9));
                 periodStart = now;
@@ -336,12 +356,22 @@ public final class Outgoing {
                     long dt = System.nanoTime() - periodStart;
                     if (dt > 0) {
                         long bw = (long) ((f.position() - periodBytes) / (dt / 1e9));
-                        threshold = (long) ((double) bw * params.downtimeLimit / 1000.0);
+                        threshold = switchoverThreshold(bw);
                         bandwidthBytesPerSec = bw;
                     }
                 }
             }
         }
+    }
+
+    /**
+     * How much RAM may be left for the switchover: what the link moves within the downtime limit,
+     * less a quarter kept for what else the downtime holds (stopping the vCPUs, CPU sync, device
+     * state, the final bitmap sync) and for a bandwidth estimate taken while the guest competed
+     * for the CPU.
+     */
+    private long switchoverThreshold(long bytesPerSec) {
+        return (long) (bytesPerSec * (params.downtimeLimit / 1000.0) * SWITCHOVER_BUDGET);
     }
 
     /** Statistics and auto-converge after a bitmap sync (one precopy pass ended). */

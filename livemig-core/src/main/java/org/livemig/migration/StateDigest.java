@@ -14,8 +14,6 @@ import org.livemig.machine.Workload;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
 import org.livemig.vmstate.SaveStateEntry;
-import org.livemig.vmstate.VMStateDescription;
-import org.livemig.vmstate.VmStateCodec;
 import tools.jackson.databind.node.JsonNodeFactory;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -29,7 +27,6 @@ public final class StateDigest {
     private StateDigest() {}
 
     /** Device state digests, keyed "idstr/instance". Called with the BQL held. */
-    @SuppressWarnings({"unchecked", "rawtypes"})
     public static Map<String, String> devices(Machine m) throws IOException {
         m.bql().assertHeld();
         Map<String, String> out = new LinkedHashMap<>();
@@ -38,7 +35,7 @@ public final class StateDigest {
                 continue;
             }
             MigrationFile f = MigrationFile.toMemory();
-            VmStateCodec.save(f, (VMStateDescription) e.vmsd(), e.opaque(), null);
+            e.saveState(f, null);
             out.put(e.idstr() + "/" + e.instanceId(), sha256(f.toByteArray()));
         }
         return out;
