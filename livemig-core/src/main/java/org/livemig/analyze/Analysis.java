@@ -132,39 +132,16 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     public List<Path> extract(Path dir) throws IOException {
         Files.createDirectories(dir);
         List<Path> out = new ArrayList<>();
-        Path stateFile = dir.resolve("state.json");
         for (RamImage.Block b : ram.blocks().values()) {
-            Path f = dir.resolve(safeName(b.name()));
-            if (f.equals(stateFile)) {
-                f = dir.resolve("ram-state.json");
-            }
+            Path f = dir.resolve(RamImage.fileName(b.name()));
             Files.createDirectories(f.getParent());
             ram.writeBlock(b, f);
             out.add(f);
         }
+        Path stateFile = dir.resolve("state.json");
         Files.writeString(stateFile, PythonJson.write(state()) + "\n", StandardCharsets.UTF_8);
         out.add(stateFile);
         return out;
-    }
-
-    /** A block name as a relative path that cannot leave the extract directory. */
-    static String safeName(String raw) {
-        String name = Input.display(raw);
-        StringBuilder sb = new StringBuilder();
-        for (String part : name.split("/")) {
-            if (part.isEmpty()) {
-                continue;
-            }
-            if (part.equals(".") || part.equals("..")) {
-                part = "_" + part;
-            }
-            part = part.replace('\u0000', '_').replace('\\', '_');
-            if (sb.length() > 0) {
-                sb.append('/');
-            }
-            sb.append(part);
-        }
-        return sb.length() == 0 ? "_" : sb.toString();
     }
 
     @Override

@@ -23,13 +23,27 @@ public final class Analyzer {
     /**
      * @param limits  bounds on lengths and kept RAM
      * @param dump    -dump-vmstate descriptions for streams without a trailer, or null
-     * @param keepRam keep RAM contents (for extraction)
+     * @param keepRam keep RAM contents in memory (for {@link Analysis#ram()} and extraction)
+     * @param ramDir  keep RAM contents as sparse files in this directory instead (the extract), or null
      */
-    public record Options(Limits limits, VmstateDump dump, boolean keepRam) {
-        public static final Options DEFAULT = new Options(Limits.DEFAULT, null, true);
+    public record Options(Limits limits, VmstateDump dump, boolean keepRam, Path ramDir) {
+        public static final Options DEFAULT = new Options(Limits.DEFAULT, null, true, null);
 
         public Options withDump(VmstateDump d) {
-            return new Options(limits, d, keepRam);
+            return new Options(limits, d, keepRam, ramDir);
+        }
+
+        public Options withLimits(Limits l) {
+            return new Options(l, dump, keepRam, ramDir);
+        }
+
+        /** Without RAM contents: enough for --dump state and desc. */
+        public Options withoutRam() {
+            return new Options(limits, dump, false, null);
+        }
+
+        public Options withRamDir(Path dir) {
+            return new Options(limits, dump, true, dir);
         }
     }
 
@@ -47,17 +61,18 @@ public final class Analyzer {
         return analyze(channel, null, options);
     }
 
-    /** Analyzes a stream held in memory (tests, fuzzing). */
+    /** Analyzes a stream held in memory, locating its trailer first as for a file. */
     public static Analysis analyze(byte[] stream, Options options) throws IOException {
-        return analyze(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(stream)), null,
-                options);
+        return analyze(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(stream)),
+                locateTrailer(stream, options.limits()), options);
     }
 
     private static Analysis analyze(ReadableByteChannel channel, VmDescription trailer, Options options)
             throws IOException {
         Analysis a = new Analysis();
         MigrationFile f = MigrationFile.forReading(channel);
-        try (StreamReader r = new StreamReader(a, options.limits(), trailer, options.dump(), options.keepRam())) {
+        try (StreamReader r = new StreamReader(a, options.limits(), trailer, options.dump(), options.keepRam(),
+                options.ramDir())) {
             try {
                 r.read(f);
             } catch (StreamFormatException e) {

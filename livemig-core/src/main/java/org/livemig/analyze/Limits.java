@@ -14,14 +14,15 @@ package org.livemig.analyze;
  * @param maxRamBlocks       most RAM blocks in a MEM_SIZE list
  * @param maxCapabilities    most entries in the configuration capabilities subsection
  * @param maxMachineName     longest machine type name in the configuration section
- * @param maxRamBytes        most bytes of non-zero guest pages kept off-heap by a {@link RamImage}
+ * @param maxRamBytes        most off-heap bytes an in-memory {@link RamImage} keeps (4 GiB by default;
+ *                           larger guests are extracted to files instead)
  */
 public record Limits(int maxVmdescBytes, int maxPackageBytes, int maxSectionBytes, int maxFieldBytes,
                      int maxDecodeSteps, int maxNesting, int maxRamBlocks, int maxCapabilities,
                      int maxMachineName, long maxRamBytes) {
 
     public static final Limits DEFAULT = new Limits(
-            32 << 20, 16 << 20, 16 << 20, 16 << 20, 1 << 20, 32, 4096, 256, 4096, 1L << 40);
+            32 << 20, 16 << 20, 16 << 20, 16 << 20, 1 << 20, 32, 4096, 256, 4096, 4L << 30);
 
     /** The same limits with a different cap on kept guest RAM. */
     public Limits withMaxRamBytes(long bytes) {

@@ -53,6 +53,7 @@ public final class StreamReader implements AutoCloseable {
     private final StreamVisitor visitor;
     private final Limits limits;
     private final boolean keepRam;
+    private final java.nio.file.Path ramDir;
     private VmDescription vmdesc;
     private final VmstateDump dump;
     private final DeviceDecoder decoder;
@@ -83,17 +84,33 @@ public final class StreamReader implements AutoCloseable {
      * @param limits  bounds on lengths
      * @param vmdesc  the trailer if already known (read from the end of a file), else null
      * @param dump    -dump-vmstate descriptions for sections the trailer does not cover, or null
-     * @param keepRam whether to keep RAM contents (needed for {@link #ram()} and extraction)
+     * @param keepRam whether to keep RAM contents (needed for {@link #ram()} and extraction);
+     *                without, XBZRLE deltas are checked against zero pages
      */
     public StreamReader(StreamVisitor visitor, Limits limits, VmDescription vmdesc, VmstateDump dump,
                         boolean keepRam) {
+        this(visitor, limits, vmdesc, dump, keepRam, null);
+    }
+
+    /**
+     * @param ramDir when not null, RAM blocks are kept as sparse files in this directory (the
+     *               extract) instead of in memory
+     */
+    public StreamReader(StreamVisitor visitor, Limits limits, VmDescription vmdesc, VmstateDump dump,
+                        boolean keepRam, java.nio.file.Path ramDir) {
         this.visitor = visitor;
         this.limits = limits;
         this.vmdesc = vmdesc;
         this.dump = dump;
-        this.keepRam = keepRam;
+        this.keepRam = keepRam || ramDir != null;
+        this.ramDir = ramDir;
         this.decoder = new DeviceDecoder(limits);
-        this.ram = new RamImage(pageSize, keepRam ? limits.maxRamBytes() : 0);
+        this.ram = newImage();
+    }
+
+    private RamImage newImage() {
+        return ramDir != null ? RamImage.inDirectory(pageSize, ramDir)
+                : RamImage.inMemory(pageSize, keepRam ? limits.maxRamBytes() : 0);
     }
 
     /** The RAM the stream left; owned by the reader until {@link #takeRam()}. */
@@ -173,7 +190,7 @@ public final class StreamReader implements AutoCloseable {
                     pageBits = bits;
                     pageSize = 1 << bits;
                     ram.close();
-                    ram = new RamImage(pageSize, keepRam ? limits.maxRamBytes() : 0);
+                    ram = newImage();
                     subs.add(new TargetPageBits(sname, ver, bits));
                 }
                 case "configuration/capabilities" -> {
@@ -471,7 +488,9 @@ public final class StreamReader implements AutoCloseable {
                 throw in.errorAt("POSTCOPY_RAM_DISCARD range [" + start + ", +" + length + ") is not page-aligned"
                         + " inside block " + Input.display(name), at);
             }
-            ram.discard(imageBlocks.get(name), start, length);
+            if (keepRam) {
+                ram.discard(imageBlocks.get(name), start, length);
+            }
         }
     }
 
@@ -496,7 +515,8 @@ public final class StreamReader implements AutoCloseable {
             visitor.vmdesc(json, d.tree());
             lateDecode(d);
         } else {
-            lateDecode(null);
+            throw in.error(String.format("byte 0x%02x after EOF where the vmdesc trailer or the end of the stream"
+                    + " must be", in.peek(0)));
         }
         byte[] chunk = new byte[64 * 1024];
         while (!in.atEof()) {
@@ -534,18 +554,28 @@ public final class StreamReader implements AutoCloseable {
                     String name = blockName(in, flags, at);
                     RamImage.Block b = pageBlock(in, addr, at);
                     int fill = in.u8();
-                    ram.fill(b, addr, fill);
+                    if (keepRam) {
+                        try {
+                            ram.fill(b, addr, fill);
+                        } catch (RamImage.RamLimitException e) {
+                            throw in.errorAt(e.getMessage(), at);
+                        }
+                    }
                     r = new RamRecord(at, header, RamKind.ZERO, name, currentBlock.name(), fill, 0, null, null, null);
                 }
                 case RAM_FLAG_PAGE -> {
                     String name = blockName(in, flags, at);
                     RamImage.Block b = pageBlock(in, addr, at);
-                    MemorySegment page = writablePage(in, b, addr, at);
+                    MemorySegment page = scratch.asSlice(0, pageSize);
                     in.readInto(page);
+                    if (keepRam) {
+                        try {
+                            ram.store(b, addr, page);
+                        } catch (RamImage.RamLimitException e) {
+                            throw in.errorAt(e.getMessage(), at);
+                        }
+                    }
                     r = new RamRecord(at, header, RamKind.PAGE, name, currentBlock.name(), 0, 0, null, page, null);
-                    visitor.ramRecord(h, r);
-                    ram.dropIfZero(b, addr);
-                    continue;
                 }
                 case RAM_FLAG_XBZRLE -> {
                     String name = blockName(in, flags, at);
@@ -575,10 +605,17 @@ public final class StreamReader implements AutoCloseable {
                         throw in.errorAt("COMPRESS_PAGE payload of " + len + " bytes (limit " + max + ")", at);
                     }
                     byte[] data = in.bytes(len, max, "compressed page");
-                    MemorySegment page = writablePage(in, b, addr, at);
+                    MemorySegment page = scratch.asSlice(0, pageSize);
                     String err = codecs.inflate(data, page, pageSize);
                     if (err != null) {
                         throw in.errorAt(err, at);
+                    }
+                    if (keepRam) {
+                        try {
+                            ram.store(b, addr, page);
+                        } catch (RamImage.RamLimitException e) {
+                            throw in.errorAt(e.getMessage(), at);
+                        }
                     }
                     r = new RamRecord(at, header, RamKind.COMPRESS_PAGE, name, currentBlock.name(), 0, 0, data, page,
                             null);
@@ -669,7 +706,12 @@ public final class StreamReader implements AutoCloseable {
             }
             RamBlockEntry e = new RamBlockEntry(name, used, blockPageSize, mrAddr);
             ramBlocks.put(name, e);
-            imageBlocks.put(name, ram.define(name, used));
+            try {
+                imageBlocks.put(name, ram.define(name, used));
+            } catch (IOException | RuntimeException ex) {
+                throw in.errorAt("cannot keep RAM block " + Input.display(name) + " of " + used + " bytes: "
+                        + ex.getMessage(), entryAt);
+            }
             list.add(e);
             remaining -= used;
         }

@@ -48,7 +48,7 @@ public interface StreamVisitor {
     /** The vmdesc trailer: its bytes as in the stream and their JSON tree. */
     default void vmdesc(byte[] json, JsonNode tree) {}
 
-    /** Bytes after the device state that are not a vmdesc trailer (e.g. COLO checkpoints). */
+    /** Bytes after the vmdesc trailer (e.g. COLO checkpoints that follow the initial stream). */
     default void trailing(byte[] chunk) {}
 
     /** The stream ended cleanly. */

@@ -99,7 +99,21 @@ final class JsonStreamParser {
     /** Feeds bytes until the buffer is empty or the sink pauses; unread bytes stay in {@code buf}. */
     void feed(ByteBuffer buf) {
         while (buf.hasRemaining() && !sink.paused()) {
-            feed(buf.get() & 0xFF);
+            if (state == State.SKIP_LINE) {
+                skipToNewline(buf);
+            } else {
+                feed(buf.get() & 0xFF);
+            }
+        }
+    }
+
+    /** Discards input up to and including the next newline (after a limit error). */
+    private void skipToNewline(ByteBuffer buf) {
+        while (buf.hasRemaining()) {
+            if (buf.get() == '\n') {
+                state = State.START;
+                return;
+            }
         }
     }
 

@@ -57,7 +57,7 @@ final class QmpDispatch {
         }
         JsonNode id = dict.get("id");
         String execKey = null;
-        for (Map.Entry<String, JsonNode> e : dict.properties()) {
+        for (Map.Entry<String, JsonNode> e : QmpJson.qdictOrder(dict)) { // QEMU's order: decides which member is named
             String key = e.getKey();
             JsonNode value = e.getValue();
             if (key.equals("execute") || (key.equals("exec-oob") && allowOob)) {

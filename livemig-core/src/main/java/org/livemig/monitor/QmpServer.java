@@ -109,9 +109,9 @@ public final class QmpServer implements AutoCloseable {
         this.maxOutputBytes = b.maxOutputBytes;
         this.version = QmpJson.object();
         ObjectNode qemu = version.putObject("qemu");
-        qemu.put("micro", b.micro);
-        qemu.put("minor", b.minor);
         qemu.put("major", b.major);
+        qemu.put("minor", b.minor);
+        qemu.put("micro", b.micro);
         version.put("package", b.pkg);
         ObjectNode greet = QmpJson.object();
         ObjectNode qmp = greet.putObject("QMP");
@@ -448,16 +448,22 @@ public final class QmpServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Reads what arrived. A suspended session is still read into its (bounded) buffer, without
+     * parsing, so that a client hanging up mid-command is noticed, as QEMU's chardev notices it.
+     */
     private void read(QmpSession s) throws IOException {
-        if (s.suspended) {
-            return;
+        if (s.readBuf.hasRemaining()) {
+            int n = s.channel.read(s.readBuf);
+            if (n < 0) {
+                closeSession(s);
+                return;
+            }
+            if (!s.suspended) {
+                feedBuffered(s);
+            }
         }
-        int n = s.channel.read(s.readBuf);
-        if (n < 0) {
-            closeSession(s);
-            return;
-        }
-        feedBuffered(s);
+        updateInterest(s);
     }
 
     /** Feeds read bytes to the parser until they run out or the session is suspended. */
@@ -565,7 +571,8 @@ public final class QmpServer implements AutoCloseable {
         if (s.closed || !s.key.isValid()) {
             return;
         }
-        int ops = (s.suspended ? 0 : SelectionKey.OP_READ) | (s.out.isEmpty() ? 0 : SelectionKey.OP_WRITE);
+        boolean readable = !s.suspended || s.readBuf.hasRemaining();
+        int ops = (readable ? SelectionKey.OP_READ : 0) | (s.out.isEmpty() ? 0 : SelectionKey.OP_WRITE);
         if (s.key.interestOps() != ops) {
             s.key.interestOps(ops);
         }

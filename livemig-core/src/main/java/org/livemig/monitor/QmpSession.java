@@ -21,7 +21,10 @@ final class QmpSession {
     SelectionKey key;
     JsonStreamParser parser;
 
-    /** Bytes read but not yet fed to the parser (kept while the session is suspended); write mode. */
+    /**
+     * Bytes read but not yet fed to the parser (kept while the session is suspended); in write
+     * mode between uses. Its size bounds what is read ahead of a suspended session.
+     */
     final ByteBuffer readBuf = ByteBuffer.allocate(8 * 1024);
     /** Replies and events not yet written. */
     final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();

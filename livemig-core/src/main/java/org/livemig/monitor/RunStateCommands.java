@@ -51,10 +51,10 @@ public final class RunStateCommands {
 
         server.register(QmpCommand.builder("query-status")
                 .handler(args -> {
-                    ObjectNode status = QmpJson.object();
-                    status.put("status", vm.runState());
-                    status.put("singlestep", false);
+                    ObjectNode status = QmpJson.object(); // StatusInfo's member order
                     status.put("running", vm.isRunning());
+                    status.put("singlestep", false);
+                    status.put("status", vm.runState());
                     return status;
                 })
                 .build());

@@ -1,10 +1,13 @@
 package org.livemig.vmstate;
 
+import java.io.IOException;
 import java.util.Objects;
+import org.livemig.stream.MigrationFile;
 
 /**
  * One thing a machine saves (QEMU's SaveStateEntry): a device with its VMSD and object, or a set
- * of {@link SaveVmHandlers}. Immutable; made by {@link SaveStateRegistry}.
+ * of {@link SaveVmHandlers}. Immutable; made by {@link SaveStateRegistry}, which ties the VMSD's
+ * type to the object's, so {@link #saveState}, {@link #applyState} and {@link #captureState} are safe.
  */
 public final class SaveStateEntry {
     private final int sectionId;
@@ -62,6 +65,34 @@ public final class SaveStateEntry {
     /** True for handler entries: they are saved in START/PART/END sections, not as one FULL section. */
     public boolean isIterative() {
         return handlers != null;
+    }
+
+    /**
+     * Called with the BQL held: {@link VmStateCodec#save} of this device entry, without the
+     * caller casting the description and object to a common type.
+     */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public void saveState(MigrationFile f, VmDesc.Device desc) throws IOException {
+        VmStateCodec.save(f, (VMStateDescription) deviceVmsd(), opaque, desc);
+    }
+
+    /** Called with the BQL held: {@link VmStateCodec#apply} of a staged tree to this device entry. */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public void applyState(VmValue.Struct staged) throws VmStateException {
+        VmStateCodec.apply((VMStateDescription) deviceVmsd(), opaque, staged);
+    }
+
+    /** Called with the BQL held: {@link VmStateCodec#capture} of this device entry. */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public VmValue.Struct captureState() {
+        return VmStateCodec.capture((VMStateDescription) deviceVmsd(), opaque);
+    }
+
+    private VMStateDescription<?> deviceVmsd() {
+        if (vmsd == null) {
+            throw new IllegalStateException(sectionName() + " is saved by handlers, not by a VMSD");
+        }
+        return vmsd;
     }
 
     /** "idstr instance N", as section names appear in errors. */

@@ -24,13 +24,13 @@ public interface SaveVmHandlers {
     /** Sends part of the pending data as the body of a PART section; true when nothing is pending. */
     boolean saveIterate(MigrationFile f) throws IOException;
 
-    /** Writes the body of the END section (guest stopped). */
+    /** Called with the guest stopped: writes the body of the END section. */
     void saveComplete(MigrationFile f) throws IOException;
 
     /** Estimate of the bytes still to send. */
     long pendingBytes();
 
-    /** Reads one START/PART/END body written at {@code versionId}. Called without the BQL. */
+    /** Called without the BQL: reads one START/PART/END body written at {@code versionId}. */
     void loadState(MigrationFile f, int versionId) throws IOException;
 
     default void saveCleanup() {}

@@ -2,10 +2,10 @@ package org.livemig.vmstate;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.ArrayList;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -32,9 +32,9 @@ public final class VmStateCodec {
     private VmStateCodec() {}
 
     /**
-     * Writes {@code obj} as QEMU does: preSave, fields, then needed subsections (recursively).
-     * When {@code desc} is given it receives this VMSD's vmdesc entry, with each field's real byte size.
-     * Called with the BQL held (or the device otherwise quiescent): it reads device state.
+     * Called with the BQL held (it reads device state): writes {@code obj} as QEMU does, preSave,
+     * fields, then needed subsections (recursively). When {@code desc} is given it receives this
+     * VMSD's vmdesc entry, with each field's real byte size.
      */
     public static <T> void save(MigrationFile f, VMStateDescription<T> vmsd, T obj, VmDesc.Device desc)
             throws IOException {
@@ -45,8 +45,8 @@ public final class VmStateCodec {
     }
 
     /**
-     * Reads one VMSD body written at {@code streamVersion} into a value tree. Touches no device
-     * object, so it needs no lock. Fails with a {@link StreamFormatException} carrying the byte
+     * Called without the BQL: reads one VMSD body written at {@code streamVersion} into a value
+     * tree, touching no device object. Fails with a {@link StreamFormatException} carrying the byte
      * offset for a version outside {@code [minimumVersionId, versionId]}, an unknown or repeated
      * subsection, a variable length beyond the limits, or truncation.
      */
@@ -56,9 +56,10 @@ public final class VmStateCodec {
     }
 
     /**
-     * Applies a staged tree: checks that it fits the description and the device (nothing is
-     * assigned if not), then preLoad, fields, subsections in stream order, postLoad, nested
-     * structs the same way. Called with the BQL held.
+     * Called with the BQL held: applies a staged tree. Checks first that it fits the description
+     * and the device (nothing is assigned if not), then runs preLoad, assigns fields (nested
+     * structs the same way), applies subsections in stream order, and runs postLoad, which may
+     * refuse the state.
      */
     public static <T> void apply(VMStateDescription<T> vmsd, T obj, VmValue.Struct staged) throws VmStateException {
         Objects.requireNonNull(obj, "obj");
@@ -73,8 +74,8 @@ public final class VmStateCodec {
     }
 
     /**
-     * The current state of {@code obj} as a value tree, equal to what saving then decoding would
-     * give. Runs the preSave hooks like {@link #save}. Called with the BQL held.
+     * Called with the BQL held: the current state of {@code obj} as a value tree, equal to what
+     * saving then decoding would give. Runs the preSave hooks like {@link #save}.
      */
     public static <T> VmValue.Struct capture(VMStateDescription<T> vmsd, T obj) {
         Objects.requireNonNull(obj, "obj");
@@ -163,7 +164,13 @@ public final class VmStateCodec {
     /**
      * Reads subsections while the next bytes look like one of ours, as QEMU's loader peeks:
      * 0x05, a length of at least len(parent)+1, and a name starting with the parent's name.
-     * Anything else (a footer, the parent's next field, end of data) ends the list.
+     * Anything else (a footer, the parent's next field, end of data) ends the list. Data that ends
+     * after a 0x05 while the bytes still spell one of ours is a truncation error where QEMU would
+     * stop (in a real stream a body is always followed by more: a footer, EOF). An unknown
+     * name of the form {@code parent/...} is an error, as in QEMU. Two cases where QEMU fails or
+     * misreads end the list instead, which still loads every stream QEMU writes: an unknown name that
+     * only shares the prefix ({@code dev/sub10} after {@code dev/sub1}), and a subsection already
+     * read in this body.
      */
     private static List<VmValue.Struct> decodeSubsections(MigrationFile f, VMStateDescription<?> vmsd)
             throws IOException {
@@ -172,45 +179,47 @@ public final class VmStateCodec {
         Set<String> seen = new HashSet<>();
         while (f.peekByte(0) == QemuStream.SECTION_SUBSECTION) {
             int len = f.peekByte(1);
+            if (len < 0) {
+                throw fail(f, vmsd.name() + ": stream truncated after a subsection marker", f.position() + 1);
+            }
             if (len < parent.length + 1) {
                 break;
             }
             byte[] nameBytes = new byte[len];
-            boolean complete = true;
-            for (int i = 0; i < len; i++) {
+            boolean ours = true;
+            for (int i = 0; i < len && ours; i++) {
                 int b = f.peekByte(2 + i);
                 if (b < 0) {
-                    complete = false;
-                    break;
+                    // data ends inside a name that so far spells ours: a cut subsection header
+                    throw fail(f, vmsd.name() + ": stream truncated inside a subsection header ("
+                            + i + " of " + len + " name bytes)", f.position() + 2 + i);
                 }
                 nameBytes[i] = (byte) b;
+                ours = i >= parent.length || b == (parent[i] & 0xFF);
             }
-            if (!complete || !startsWith(nameBytes, parent)) {
+            if (!ours) {
                 break;
             }
             long offset = f.position();
             String subName = new String(nameBytes, StandardCharsets.UTF_8);
             VMStateDescription<?> sub = vmsd.subsection(subName);
             if (sub == null) {
+                if (!subName.startsWith(vmsd.name() + "/")) {
+                    // "dev/sub10" after the body of "dev/sub1": a sibling, not ours (QEMU would fail here)
+                    break;
+                }
                 throw fail(f, vmsd.name() + ": unknown subsection '" + subName + "'", offset);
             }
             if (!seen.add(subName)) {
-                throw fail(f, vmsd.name() + ": subsection '" + subName + "' appears twice", offset);
+                // the same subsection again can only belong to a following body, such as the next
+                // element of a struct array whose fields took no bytes (QEMU would load it twice)
+                break;
             }
             f.skip(2L + len);
             int subVersion = f.getBe32();
             subs.add(decodeBody(f, sub, subVersion));
         }
         return subs;
-    }
-
-    private static boolean startsWith(byte[] name, byte[] prefix) {
-        for (int i = 0; i < prefix.length; i++) {
-            if (name[i] != prefix[i]) {
-                return false;
-            }
-        }
-        return true;
     }
 
     // ------------------------------------------------------------------ capture

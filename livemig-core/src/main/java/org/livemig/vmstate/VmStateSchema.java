@@ -331,7 +331,7 @@ public record VmStateSchema(String name, int version, int minimumVersion, List<F
         int lo = Math.max(old.minimumVersion, now.minimumVersion);
         int hi = Math.min(old.version, now.version);
         for (int v = lo; v <= hi; v++) {
-            compareWire(old, v, now, v, path + " (version " + v + ")", problems);
+            compareWire(old, v, now, v, path, " (version " + v + ")", problems);
         }
         compareSubsections(old, now, path, problems);
     }
@@ -342,7 +342,7 @@ public record VmStateSchema(String name, int version, int minimumVersion, List<F
             problems.add(path + ": struct '" + old.name + "' is now '" + now.name + "'");
             return;
         }
-        compareWire(old, old.version, now, now.version, path, problems);
+        compareWire(old, old.version, now, now.version, path, "", problems);
         compareSubsections(old, now, path, problems);
     }
 
@@ -368,15 +368,16 @@ public record VmStateSchema(String name, int version, int minimumVersion, List<F
         return out;
     }
 
+    /** Compares the fields present at the given versions; {@code note} tells the version in messages. */
     private static void compareWire(VmStateSchema old, int oldV, VmStateSchema now, int newV, String path,
-            Set<String> problems) {
+            String note, Set<String> problems) {
         List<Integer> o = present(old, oldV);
         List<Integer> n = present(now, newV);
         int common = Math.min(o.size(), n.size());
         for (int i = 0; i < common; i++) {
             Field of = old.fields.get(o.get(i));
             Field nf = now.fields.get(n.get(i));
-            String where = path + ": wire field " + i + " '" + of.name + "'";
+            String where = path + note + ": wire field " + i + " '" + of.name + "'";
             if (of.type.equals(nf.type)) {
                 if (of.size != nf.size) {
                     problems.add(where + ": size " + of.size + ", now " + nf.size);
@@ -392,7 +393,7 @@ public record VmStateSchema(String name, int version, int minimumVersion, List<F
         if (o.size() != n.size()) {
             String first = o.size() > n.size() ? "'" + old.fields.get(o.get(common)).name + "' missing"
                     : "'" + now.fields.get(n.get(common)).name + "' added";
-            problems.add(path + ": " + o.size() + " fields on the wire, now " + n.size() + " (" + first + ")");
+            problems.add(path + note + ": " + o.size() + " fields on the wire, now " + n.size() + " (" + first + ")");
         }
     }
 
@@ -401,7 +402,8 @@ public record VmStateSchema(String name, int version, int minimumVersion, List<F
         String oc = wireCount(of.count, o);
         String nc = wireCount(nf.count, n);
         if (!Objects.equals(oc, nc)) {
-            problems.add(where + ": count " + oc + ", now " + nc);
+            problems.add(where + ": " + of.type + (oc == null ? "" : "[" + oc + "]") + ", now " + nf.type
+                    + (nc == null ? "" : "[" + nc + "]"));
         }
     }
 

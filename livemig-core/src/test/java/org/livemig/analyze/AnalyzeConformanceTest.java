@@ -45,7 +45,8 @@ class AnalyzeConformanceTest {
     @FieldSource("org.livemig.analyze.Fixtures#ALL")
     void streamingOverAChannelGivesTheSameState(String fixture) throws Exception {
         try (Analysis file = Analyzer.analyzeFile(Fixtures.path(fixture), Analyzer.Options.DEFAULT);
-             Analysis chan = Analyzer.analyze(Fixtures.bytes(fixture), Analyzer.Options.DEFAULT)) {
+             Analysis chan = Analyzer.analyze(java.nio.channels.Channels.newChannel(
+                     new java.io.ByteArrayInputStream(Fixtures.bytes(fixture))), Analyzer.Options.DEFAULT)) {
             assertThat(chan.undecoded()).isEmpty();
             assertThat(chan.state()).isEqualTo(file.state());
             assertThat(PythonJson.write(chan.state())).isEqualTo(PythonJson.write(file.state()));

@@ -101,6 +101,18 @@ class FixtureContentTest {
     }
 
     @Test
+    void ramCanGoStraightToSparseFiles(@TempDir Path dir) throws Exception {
+        try (Analysis a = Analyzer.analyzeFile(Fixtures.path("pc-16M-pattern-compress.mig"),
+                Analyzer.Options.DEFAULT.withRamDir(dir))) {
+            assertThat(a.ram().allocatedBytes()).isZero();
+            a.extract(dir);
+        }
+        assertThat(Files.readAllBytes(dir.resolve("mem0"))).isEqualTo(patternA());
+        assertThat(Files.size(dir.resolve("rom@etc/table-loader"))).isEqualTo(0x1000);
+        assertThat(Files.readString(dir.resolve("state.json"))).startsWith("{\n    \"ram (2)\": {");
+    }
+
+    @Test
     void plainPatternStreamHoldsThePatternToo() throws Exception {
         try (Analysis a = Analyzer.analyzeFile(Fixtures.path("pc-16M-pattern-memfile.mig"),
                 Analyzer.Options.DEFAULT)) {

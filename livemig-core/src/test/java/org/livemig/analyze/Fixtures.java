@@ -47,4 +47,9 @@ final class Fixtures {
             throw new UncheckedIOException(e);
         }
     }
+
+    /** A plain (non-seekable) channel over bytes, as a socket would deliver them. */
+    static java.nio.channels.ReadableByteChannel channel(byte[] bytes) {
+        return java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(bytes));
+    }
 }

@@ -169,6 +169,7 @@ class JsonStreamParserTest {
         assertThatThrownBy(() -> QmpJson.parse("tcp:127.0.0.1:4444")).hasMessageStartingWith("JSON parse error");
     }
 
+    /** Members come out in QEMU's QDict order (bucket of the TDB hash), whatever the insertion order. */
     @Test
     void writerUsesQemuLayout() {
         ObjectNode o = QmpJson.object();
@@ -176,7 +177,20 @@ class JsonStreamParserTest {
         o.put("id", 7);
         o.put("s", "é\u0001\"\\");
         assertThat(QmpJson.write(o)).isEqualTo(
-                "{\"return\": {\"status\": \"running\", \"running\": true}, \"id\": 7, \"s\": \"\\u00E9\\u0001\\\"\\\\\"}");
+                "{\"s\": \"\\u00E9\\u0001\\\"\\\\\", \"return\": {\"status\": \"running\", \"running\": true}, \"id\": 7}");
+    }
+
+    /** Built in QAPI member order, written in QEMU's; a received QEMU line is shown back unchanged. */
+    @Test
+    void qemuOrderFromSchemaOrderAndReceivedOrderKept() {
+        ObjectNode status = QmpJson.object(); // StatusInfo: running, singlestep, status
+        status.put("running", true).put("singlestep", false).put("status", "running");
+        String qemu = "{\"status\": \"running\", \"singlestep\": false, \"running\": true}"; // as QEMU 7.2 sends it
+        assertThat(QmpJson.write(status)).isEqualTo(qemu);
+        assertThat(QmpJson.writeAsReceived(QmpJson.parse(qemu))).isEqualTo(qemu);
+        assertThat(QmpJson.writePretty(QmpJson.parse(qemu))).isEqualTo(
+                "{\n    \"status\": \"running\",\n    \"singlestep\": false,\n    \"running\": true\n}");
+        assertThat(QmpJson.writePretty(QmpJson.parse("{\"a\": [], \"b\": {}}"))).isEqualTo("{\n    \"a\": [],\n    \"b\": {}\n}");
     }
 
     /** Property: any value the writer produces parses back to the same tree, however it is split. */

@@ -17,7 +17,8 @@ import tools.jackson.databind.node.ObjectNode;
 
 /**
  * A byte-level QMP test client: sends exactly the bytes a test gives and hands back each line the
- * server writes. Every server message must be exactly one line, as QEMU writes them.
+ * server writes, without its CR LF. Every server message must be exactly one line ending in CR LF,
+ * as QEMU writes them (a line without the CR comes back prefixed "MISSING CR: ").
  */
 final class RawQmp implements AutoCloseable {
     private static final String EOF = "\u0000EOF";
@@ -114,7 +115,10 @@ final class RawQmp implements AutoCloseable {
                 for (int i = 0; i < n; i++) {
                     byte b = buf.get(i);
                     if (b == '\n') {
-                        lines.add(line.toString(StandardCharsets.UTF_8));
+                        String text = line.toString(StandardCharsets.UTF_8);
+                        // QEMU ends every message with CR LF; so must we.
+                        lines.add(text.endsWith("\r") ? text.substring(0, text.length() - 1)
+                                : "MISSING CR: " + text);
                         line.reset();
                     } else {
                         line.write(b);

@@ -1,0 +1,298 @@
+package org.livemig.cli;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import org.livemig.machine.Machine;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectMapper;
+import tools.jackson.databind.node.ObjectNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code livemig demo}: migrates a running machine live and proves its memory and device state
+ * arrived. By default the source and destination are two {@code livemig run} processes driven
+ * over QMP, exactly as a user drives QEMU; {@code --in-process} runs both machines in this JVM.
+ */
+@Command(name = "demo", mixinStandardHelpOptions = true,
+        description = "Migrate a running machine live and verify what arrived.")
+public final class DemoCommand implements Callable<Integer> {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Mixin
+    MachineOptions machine = new MachineOptions();
+
+    @Option(names = "--in-process", description = "Run source and destination in this JVM.")
+    boolean inProcess;
+
+    @Option(names = "--transport", description = "tcp | unix (default: ${DEFAULT-VALUE}).", defaultValue = "tcp")
+    String transport;
+
+    @Option(names = "--max-bandwidth", description = "Bytes/s, e.g. 1G (0: unlimited; default: ${DEFAULT-VALUE}).",
+            defaultValue = "0")
+    String maxBandwidth;
+
+    @Option(names = "--downtime-limit", description = "Milliseconds (default: ${DEFAULT-VALUE}).", defaultValue = "300")
+    long downtimeLimit;
+
+    @Option(names = "--auto-converge", description = "Throttle the vCPUs when the guest dirties memory too fast.")
+    boolean autoConverge;
+
+    @Option(names = "--run-before-ms", description = "How long the guest runs before the migration starts (default: ${DEFAULT-VALUE}).",
+            defaultValue = "500")
+    long runBefore;
+
+    @Option(names = "--timeout", description = "Give up after this many seconds (default: ${DEFAULT-VALUE}).", defaultValue = "300")
+    long timeoutSeconds;
+
+    @Option(names = "--postcopy", description = "Switch to postcopy after the first precopy pass: the guest moves first and pulls its pages.")
+    boolean postcopy;
+
+    @Option(names = "--postcopy-backend", defaultValue = "auto",
+            description = "Destination's demand paging: auto | checked | userfaultfd (default: ${DEFAULT-VALUE}).")
+    String postcopyBackend;
+
+    @Option(names = "--json", description = "Print one JSON object: source and destination query-migrate, verified, checks.")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+        Machine.Config src = machine.config("source");
+        Machine.Config dst = src.withName("destination").withFill(Machine.Fill.ZERO).withSeed(src.seed() + 7919);
+        Path tmp = Files.createTempDirectory("livemig-demo");
+        // A postcopy destination runs its guest as soon as it has the device state, so that its
+        // vCPUs fault on missing pages; a precopy one waits (-S) to be verified before it runs.
+        boolean autostart = postcopy;
+        java.util.List<String> dstArgs = new java.util.ArrayList<>(java.util.List.of("--postcopy-backend", postcopyBackend));
+        if (!autostart) {
+            dstArgs.add("-S");
+        }
+        try (DemoSide source = inProcess ? new InProcessSide(src, false, true, "auto") : QmpSide.start(machine, false, tmp, "source", java.util.List.of());
+             DemoSide destination = inProcess ? new InProcessSide(dst, true, autostart, postcopyBackend)
+                     : QmpSide.start(destinationOptions(), true, tmp, "destination", dstArgs)) {
+            return run(source, destination, tmp);
+        } finally {
+            try (var s = Files.list(tmp)) {
+                s.forEach(p -> p.toFile().delete());
+            }
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private MachineOptions destinationOptions() {
+        MachineOptions d = new MachineOptions();
+        d.ram = machine.ram;
+        d.vcpus = machine.vcpus;
+        d.workload = machine.workload;
+        d.fill = "zero";
+        d.blobSize = machine.blobSize;
+        d.seed = machine.seed + 7919;
+        return d;
+    }
+
+    private int run(DemoSide source, DemoSide destination, Path tmp) throws Exception {
+        String listen = switch (transport) {
+            case "tcp" -> "tcp:127.0.0.1:" + (inProcess ? 0 : freePort());
+            case "unix" -> "unix:" + tmp.resolve("migration.sock");
+            default -> throw new IllegalArgumentException("--transport must be tcp or unix, not '" + transport + "'");
+        };
+        Map<String, Boolean> caps = new LinkedHashMap<>();
+        caps.put("events", true);
+        caps.put("auto-converge", autoConverge);
+        caps.put("postcopy-ram", postcopy);
+        source.setCapabilities(caps);
+        destination.setCapabilities(postcopy ? Map.of("events", true, "postcopy-ram", true) : Map.of("events", true));
+        ObjectNode params = JSON.createObjectNode();
+        params.put("max-bandwidth", Sizes.parse(maxBandwidth));
+        params.put("downtime-limit", downtimeLimit);
+        source.setParameters(params);
+
+        String uri = destination.migrateIncoming(listen);
+        Thread.sleep(runBefore); // let the guest run and dirty memory before the migration starts
+        source.migrate(uri);
+        if (postcopy) {
+            long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
+            while (source.queryMigrate().path("ram").path("dirty-sync-count").asLong() < 2
+                    && source.queryMigrate().path("status").asString().equals("active") && System.nanoTime() < deadline) {
+                Thread.sleep(20); // polling query-migrate for the end of the first pass
+            }
+            source.startPostcopy();
+        }
+
+        ObjectNode last = waitForEnd(source);
+        String status = last.path("status").asString();
+        ObjectNode dstInfo = waitForDestination(destination, status);
+
+        Map<String, Object> checks = new LinkedHashMap<>();
+        boolean verified = false;
+        if (postcopy && "completed".equals(status) && "completed".equals(dstInfo.path("status").asString())) {
+            verified = verifyPostcopy(source, destination, checks);
+        } else if ("completed".equals(status) && "completed".equals(dstInfo.path("status").asString())) {
+            ObjectNode fs = source.fingerprint();
+            ObjectNode fd = destination.fingerprint();
+            boolean ramOk = fs.get("ram").equals(fd.get("ram"));
+            boolean devOk = fs.get("devices").equals(fd.get("devices"));
+            JsonNode ab = fd.get("ab-check");
+            boolean abOk = ab == null || ab.get("ok").asBoolean();
+            checks.put("ram-equal", ramOk);
+            checks.put("devices-equal", devOk);
+            if (ab != null) {
+                checks.put("ab-check", ab.get("ok").asBoolean());
+                checks.put("ab-detail", ab.get("detail").asString());
+            }
+            if (!devOk) {
+                checks.put("source-devices", fs.get("devices"));
+                checks.put("destination-devices", fd.get("devices"));
+            }
+            checks.put("source-run-state", source.status());
+            destination.cont();
+            checks.put("destination-run-state", destination.status());
+            verified = ramOk && devOk && abOk && "running".equals(destination.status());
+        } else {
+            checks.put("error", last.path("error-desc").asString(dstInfo.path("error-desc").asString("")));
+        }
+
+        if (json) {
+            ObjectNode out = JSON.createObjectNode();
+            out.set("source", last);
+            out.set("destination", dstInfo);
+            out.put("verified", verified);
+            out.set("checks", JSON.valueToTree(checks));
+            System.out.println(JSON.writeValueAsString(out));
+        } else {
+            printSummary(last, verified, checks);
+        }
+        return "completed".equals(status) && verified ? 0 : 1;
+    }
+
+    /**
+     * A postcopy destination's guest has run since the switch, so its RAM and devices moved on.
+     * What must hold: every page it has not written since it started equals the source's page at
+     * the switch, and an A-B guest's pattern is intact.
+     */
+    private static boolean verifyPostcopy(DemoSide source, DemoSide destination, Map<String, Object> checks) throws Exception {
+        checks.put("destination-ran-during-postcopy", destination.status().equals("running"));
+        destination.stop();
+        ObjectNode fs = source.fingerprint(true);
+        ObjectNode fd = destination.fingerprint(true);
+        long compared = 0;
+        long differing = 0;
+        long writtenHere = 0;
+        for (var it = fs.get("page-hashes").properties().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            String hs = e.getValue().asString();
+            String hd = fd.get("page-hashes").path(e.getKey()).asString("");
+            java.util.BitSet written = java.util.BitSet.valueOf(java.util.HexFormat.of()
+                    .parseHex(fd.path("written-here").path(e.getKey()).asString("")));
+            for (int p = 0; p * 16 < hs.length(); p++) {
+                if (written.get(p)) {
+                    writtenHere++;
+                    continue;
+                }
+                compared++;
+                if (hd.length() < (p + 1) * 16 || !hs.regionMatches(p * 16, hd, p * 16, 16)) {
+                    differing++;
+                }
+            }
+        }
+        checks.put("pages-compared", compared);
+        checks.put("pages-written-by-destination-guest", writtenHere);
+        checks.put("pages-differing", differing);
+        JsonNode ab = fd.get("ab-check");
+        boolean abOk = ab == null || ab.get("ok").asBoolean();
+        if (ab != null) {
+            checks.put("ab-check", ab.get("ok").asBoolean());
+            checks.put("ab-detail", ab.get("detail").asString());
+        }
+        destination.cont();
+        checks.put("destination-run-state", destination.status());
+        return differing == 0 && compared > 0 && abOk && "running".equals(destination.status());
+    }
+
+    /** A loopback port free right now, for a child destination to listen on. */
+    private static int freePort() throws java.io.IOException {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    private ObjectNode waitForEnd(DemoSide source) throws Exception {
+        long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
+        boolean bar = !json && System.console() != null;
+        ProgressBar pb = bar ? new ProgressBarBuilder().setTaskName("migrating").setInitialMax(1)
+                .setStyle(ProgressBarStyle.ASCII).setUnit(" MiB", 1 << 20).showSpeed().build() : null;
+        try {
+            while (true) {
+                ObjectNode q = source.queryMigrate();
+                String s = q.path("status").asString();
+                if (pb != null && q.has("ram")) {
+                    JsonNode ram = q.get("ram");
+                    pb.maxHint(Math.max(1, ram.path("total").asLong()));
+                    long done = ram.path("total").asLong() - ram.path("remaining").asLong();
+                    pb.stepTo(Math.max(0, done));
+                    pb.setExtraMessage(String.format(" sent %s, pass %d, dirty %d pages/s, expected downtime %d ms",
+                            Sizes.human(ram.path("transferred").asLong()), ram.path("dirty-sync-count").asLong(),
+                            ram.path("dirty-pages-rate").asLong(), q.path("expected-downtime").asLong(0)));
+                }
+                if (s.equals("completed") || s.equals("failed") || s.equals("cancelled")) {
+                    return q;
+                }
+                if (System.nanoTime() > deadline) {
+                    source.cancel();
+                    ObjectNode r = source.queryMigrate();
+                    r.put("error-desc", "demo timed out after " + timeoutSeconds + " s");
+                    return r;
+                }
+                Thread.sleep(100); // polling interval of query-migrate, as a QMP client polls
+            }
+        } finally {
+            if (pb != null) {
+                pb.close();
+            }
+        }
+    }
+
+    private ObjectNode waitForDestination(DemoSide destination, String sourceStatus) throws Exception {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (true) {
+            ObjectNode q = destination.queryMigrate();
+            String s = q.path("status").asString();
+            if (s.equals("completed") || s.equals("failed") || System.nanoTime() > deadline
+                    || !sourceStatus.equals("completed") && !s.equals("active")) {
+                return q;
+            }
+            Thread.sleep(20); // polling query-migrate
+        }
+    }
+
+    private void printSummary(ObjectNode q, boolean verified, Map<String, Object> checks) {
+        String status = q.path("status").asString();
+        System.out.println("migration " + status);
+        if (q.has("ram")) {
+            JsonNode ram = q.get("ram");
+            long total = q.path("total-time").asLong();
+            long bytes = ram.path("transferred").asLong();
+            System.out.printf("  RAM %s (%d normal, %d zero pages), %s on the wire in %d ms (%.0f MB/s)%n",
+                    Sizes.human(ram.path("total").asLong()), ram.path("normal").asLong(), ram.path("duplicate").asLong(),
+                    Sizes.human(bytes), total, total > 0 ? bytes / 1e3 / total : 0.0);
+            System.out.printf("  passes %d, downtime %d ms (limit %d ms), setup %d ms%n",
+                    ram.path("dirty-sync-count").asLong(), q.path("downtime").asLong(-1), downtimeLimit,
+                    q.path("setup-time").asLong());
+        }
+        checks.forEach((k, v) -> {
+            if (!(v instanceof JsonNode)) {
+                System.out.println("  " + k + ": " + v);
+            }
+        });
+        System.out.println(!verified ? "NOT verified"
+                : postcopy ? "verified: every page the destination's guest has not written since the switch equals the source's"
+                : "verified: the destination holds the source's memory and device state");
+    }
+}

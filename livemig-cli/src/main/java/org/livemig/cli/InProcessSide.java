@@ -1,0 +1,143 @@
+package org.livemig.cli;
+
+import java.util.Iterator;
+import java.util.Map;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+import org.livemig.migration.Capability;
+import org.livemig.migration.Incoming;
+import org.livemig.migration.Migration;
+import org.livemig.migration.StateDigest;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/** A demo side living in this JVM: a {@link Machine} and its {@link Migration}, driven on its main loop. */
+final class InProcessSide implements DemoSide {
+    private static final long TIMEOUT = 60_000;
+    final Machine machine;
+    final Migration migration;
+
+    InProcessSide(Machine.Config cfg, boolean incoming, boolean autostart, String postcopyBackend) {
+        this.machine = new Machine(cfg);
+        this.migration = new Migration(machine);
+        migration.setAutostart(autostart);
+        migration.setPostcopyBackend(postcopyBackend);
+        machine.setExitHandler(status -> {
+            throw new IllegalStateException("in-process destination asked to exit with status " + status);
+        });
+        machine.mainLoop().runAndWait(() -> machine.boot(incoming ? RunState.INMIGRATE : RunState.RUNNING));
+    }
+
+    @Override
+    public void setCapabilities(Map<String, Boolean> caps) throws Exception {
+        machine.mainLoop().call(() -> {
+            for (var e : caps.entrySet()) {
+                Capability c = Capability.fromQemuName(e.getKey());
+                if (c == null) {
+                    throw new IllegalArgumentException("unknown capability " + e.getKey());
+                }
+                migration.setCapability(c, e.getValue());
+            }
+            return null;
+        }, TIMEOUT);
+    }
+
+    @Override
+    public void setParameters(ObjectNode params) throws Exception {
+        machine.mainLoop().call(() -> {
+            migration.setParameters(p -> {
+                for (Iterator<Map.Entry<String, JsonNode>> it = params.properties().iterator(); it.hasNext(); ) {
+                    var e = it.next();
+                    long v = e.getValue().asLong();
+                    switch (e.getKey()) {
+                        case "max-bandwidth" -> p.maxBandwidth = v;
+                        case "downtime-limit" -> p.downtimeLimit = v;
+                        case "cpu-throttle-initial" -> p.cpuThrottleInitial = (int) v;
+                        case "cpu-throttle-increment" -> p.cpuThrottleIncrement = (int) v;
+                        default -> throw new IllegalArgumentException("unknown parameter " + e.getKey());
+                    }
+                }
+            });
+            return null;
+        }, TIMEOUT);
+    }
+
+    @Override
+    public String migrateIncoming(String uri) throws Exception {
+        Incoming in = machine.mainLoop().call(() -> migration.migrateIncoming(uri, false), TIMEOUT);
+        return in.boundAddress().uri();
+    }
+
+    @Override
+    public void migrate(String uri) throws Exception {
+        machine.mainLoop().call(() -> migration.migrate(uri), TIMEOUT);
+    }
+
+    @Override
+    public ObjectNode queryMigrate() {
+        return migration.queryMigrate();
+    }
+
+    @Override
+    public String status() {
+        return machine.runState().qemuName();
+    }
+
+    @Override
+    public ObjectNode fingerprint(boolean pages) throws Exception {
+        return machine.mainLoop().call(() -> {
+            ObjectNode f = StateDigest.of(machine);
+            if (pages) {
+                f.setAll(StateDigest.pages(machine));
+            }
+            return f;
+        }, 600_000);
+    }
+
+    @Override
+    public void startPostcopy() throws Exception {
+        machine.mainLoop().call(() -> {
+            migration.startPostcopy();
+            return null;
+        }, TIMEOUT);
+    }
+
+    @Override
+    public void stop() throws Exception {
+        machine.mainLoop().call(() -> {
+            machine.vmStop(RunState.PAUSED);
+            return null;
+        }, TIMEOUT);
+    }
+
+    @Override
+    public void cont() throws Exception {
+        machine.mainLoop().call(() -> {
+            machine.vmStart();
+            return null;
+        }, TIMEOUT);
+    }
+
+    @Override
+    public void cancel() {
+        migration.cancel();
+    }
+
+    @Override
+    public void close() throws Exception {
+        migration.cancel();
+        var o = migration.outgoing();
+        if (o != null) {
+            o.join(30_000);
+        }
+        var i = migration.incoming();
+        if (i != null) {
+            i.shutdown();
+            Thread t = i.loadThread();
+            if (t != null) {
+                t.join(30_000);
+            }
+        }
+        machine.close();
+    }
+}

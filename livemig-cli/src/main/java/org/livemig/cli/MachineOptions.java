@@ -1,0 +1,46 @@
+package org.livemig.cli;
+
+import org.livemig.machine.Machine;
+import picocli.CommandLine.Option;
+
+/** The options that describe a machine, shared by demo, run, snapshot and bench. */
+final class MachineOptions {
+    @Option(names = "--ram", description = "Guest RAM size (default: ${DEFAULT-VALUE}).", defaultValue = "1G")
+    String ram;
+
+    @Option(names = "--vcpus", description = "Number of vCPUs (default: ${DEFAULT-VALUE}).", defaultValue = "2")
+    int vcpus;
+
+    @Option(names = "--workload", description = "ab[:PAGES_PER_SEC] | random-writes:MIB_PER_SEC | idle (default: ${DEFAULT-VALUE}).",
+            defaultValue = "ab")
+    String workload;
+
+    @Option(names = "--fill", description = "Initial RAM contents: zero | random (default: ${DEFAULT-VALUE}).", defaultValue = "zero")
+    String fill;
+
+    @Option(names = "--blob-size", description = "Size of the blob device's opaque state (default: ${DEFAULT-VALUE}).",
+            defaultValue = "64K")
+    String blobSize;
+
+    @Option(names = "--seed", description = "Seed of the random fill and workloads (default: ${DEFAULT-VALUE}).", defaultValue = "1")
+    long seed;
+
+    Machine.Config config(String name) {
+        Machine.Fill f = switch (fill) {
+            case "zero" -> Machine.Fill.ZERO;
+            case "random" -> Machine.Fill.RANDOM;
+            default -> throw new IllegalArgumentException("--fill must be zero or random, not '" + fill + "'");
+        };
+        long blob = Sizes.parse(blobSize);
+        if (blob > Integer.MAX_VALUE - 64) {
+            throw new IllegalArgumentException("--blob-size too large: " + blobSize);
+        }
+        return new Machine.Config(name, Sizes.parse(ram), vcpus, workload, f, (int) blob, seed, true);
+    }
+
+    /** The same options as command-line arguments, to start a child process with them. */
+    java.util.List<String> asArgs() {
+        return java.util.List.of("--ram", ram, "--vcpus", String.valueOf(vcpus), "--workload", workload,
+                "--fill", fill, "--blob-size", blobSize, "--seed", String.valueOf(seed));
+    }
+}

@@ -1,0 +1,104 @@
+package org.livemig.cli;
+
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Callable;
+import org.livemig.machine.Machine;
+import org.livemig.machine.MachineListener;
+import org.livemig.machine.RunState;
+import org.livemig.migration.Migration;
+import org.livemig.monitor.MigrationCommands;
+import org.livemig.monitor.MachineMonitor;
+import org.livemig.monitor.QmpServer;
+import org.livemig.monitor.RunStateCommands;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code livemig run}: one long-lived machine process, as {@code qemu-system} is: the guest runs
+ * (or waits for {@code --incoming}), and a QMP monitor drives it until {@code quit}.
+ */
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = "Run a machine, driven over QMP, optionally waiting for an incoming migration.")
+final class RunCommand implements Callable<Integer> {
+    @Mixin
+    MachineOptions machine = new MachineOptions();
+
+    @Option(names = "--name", description = "Machine name (query-name).")
+    String name;
+
+    @Option(names = "--incoming", description = "URI to listen on for an incoming migration, or 'defer' to wait for migrate-incoming.")
+    String incoming;
+
+    @Option(names = "--qmp", description = "QMP monitor address: unix:PATH or tcp:HOST:PORT (repeatable).")
+    java.util.List<String> qmp = new java.util.ArrayList<>();
+
+    @Option(names = "-S", description = "Do not start the guest (after an incoming migration too), as QEMU's -S.")
+    boolean noAutostart;
+
+    @Option(names = "--postcopy-backend", defaultValue = "auto",
+            description = "Demand paging for incoming postcopy: auto (userfaultfd where allowed), checked, userfaultfd.")
+    String postcopyBackend;
+
+    @Option(names = "--x-fault-outgoing", description = "Test hook: faults injected into outgoing migrations (e.g. cut:after=1m).")
+    String faultOutgoing;
+
+    @Option(names = "--x-fault-incoming", description = "Test hook: faults injected into incoming migrations.")
+    String faultIncoming;
+
+    @Override
+    public Integer call() throws Exception {
+        Machine.Config cfg = machine.config(name == null ? "livemig" : name);
+        CountDownLatch quit = new CountDownLatch(1);
+        try (Machine m = new Machine(cfg)) {
+            Migration mig = new Migration(m);
+            mig.setAutostart(!noAutostart);
+            mig.setPostcopyBackend(postcopyBackend);
+            if (faultOutgoing != null || faultIncoming != null) {
+                mig.setFaultInjection(org.livemig.transport.FaultSpec.parse(faultOutgoing == null ? "" : faultOutgoing),
+                        org.livemig.transport.FaultSpec.parse(faultIncoming == null ? "" : faultIncoming));
+            }
+            m.setExitHandler(status -> {
+                System.err.flush();
+                Runtime.getRuntime().halt(status);
+            });
+            m.addListener(new MachineListener() {
+                @Override
+                public void shutdownRequested() {
+                    quit.countDown();
+                }
+            });
+            QmpServer server = QmpServer.builder(MachineMonitor.host(m)).build();
+            RunStateCommands.register(server, MachineMonitor.vm(m, name));
+            MigrationCommands.register(server, mig);
+            for (String addr : qmp) {
+                server.listen(addr);
+            }
+            m.mainLoop().call(() -> {
+                if (incoming != null) {
+                    m.boot(RunState.INMIGRATE);
+                    if (!incoming.equals("defer")) {
+                        mig.migrateIncoming(incoming, true);
+                    }
+                } else {
+                    m.boot(noAutostart ? RunState.PRELAUNCH : RunState.RUNNING);
+                }
+                return null;
+            }, 60_000);
+            quit.await();
+            server.close();
+            mig.cancel();
+            if (mig.outgoing() != null) {
+                mig.outgoing().join(10_000);
+            }
+            if (mig.incoming() != null) {
+                mig.incoming().shutdown();
+                Thread t = mig.incoming().loadThread();
+                if (t != null) {
+                    t.join(10_000);
+                }
+            }
+        }
+        return 0;
+    }
+}

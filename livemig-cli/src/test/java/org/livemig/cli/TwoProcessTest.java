@@ -1,0 +1,150 @@
+package org.livemig.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.livemig.monitor.QmpClient;
+import picocli.CommandLine;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectMapper;
+import tools.jackson.databind.node.ObjectNode;
+
+/** Source and destination as two {@code livemig run} processes, driven over QMP as QEMU is. */
+class TwoProcessTest {
+    private static final Duration LONG = Duration.ofSeconds(120);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    Path dir;
+
+    private static MachineOptions machine(String ram, String workload, String fill) {
+        MachineOptions m = new MachineOptions();
+        m.ram = ram;
+        m.vcpus = 2;
+        m.workload = workload;
+        m.fill = fill;
+        m.blobSize = "64K";
+        m.seed = 5;
+        return m;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"tcp", "unix"})
+    void demoMigratesAnAbGuestAndVerifies(String transport) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        int rc;
+        try {
+            System.setOut(new PrintStream(out, true));
+            rc = new CommandLine(new Main()).execute("demo", "--ram", "64M", "--transport", transport, "--json",
+                    "--run-before-ms", "300");
+        } finally {
+            System.setOut(old);
+        }
+        JsonNode r = JSON.readTree(out.toString().lines().filter(l -> l.startsWith("{")).reduce((a, b) -> b).orElseThrow());
+        assertThat(rc).as(r.toString()).isZero();
+        assertThat(r.get("verified").asBoolean()).as(r.toString()).isTrue();
+        assertThat(r.get("source").get("status").asString()).isEqualTo("completed");
+        assertThat(r.get("destination").get("status").asString()).isEqualTo("completed");
+        assertThat(r.get("source").get("downtime").asLong()).isLessThan(300);
+        assertThat(r.get("checks").get("ab-check").asBoolean()).isTrue();
+        assertThat(r.get("checks").get("destination-run-state").asString()).isEqualTo("running");
+    }
+
+    private static int freePort() throws Exception {
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static String status(QmpSide side) throws Exception {
+        return side.queryMigrate().path("status").asString();
+    }
+
+    @Test
+    void destinationKilledMidMigrationLeavesTheSourceRunningAndIntact() throws Exception {
+        try (QmpSide src = QmpSide.start(machine("64M", "idle", "random"), false, dir, "src");
+             QmpSide dst = QmpSide.start(machine("64M", "idle", "zero"), true, dir, "dst")) {
+            String ramBefore = src.fingerprint().get("ram").toString();
+            ObjectNode p = JSON.createObjectNode();
+            p.put("max-bandwidth", 8L << 20);
+            src.setParameters(p);
+            String uri = "tcp:127.0.0.1:" + freePort();
+            dst.migrateIncoming(uri);
+            src.migrate(uri);
+            await().atMost(LONG).until(() -> src.queryMigrate().path("ram").path("transferred").asLong() > (4L << 20));
+            dst.process().destroyForcibly();
+            await().atMost(LONG).until(() -> status(src).equals("failed"));
+            assertThat(src.status()).isEqualTo("running");
+            assertThat(src.fingerprint().get("ram").toString()).isEqualTo(ramBefore);
+        }
+    }
+
+    @Test
+    void sourceKilledMidMigrationMakesTheDestinationExitWithStatus1() throws Exception {
+        try (QmpSide src = QmpSide.start(machine("64M", "idle", "random"), false, dir, "src");
+             QmpSide dst = QmpSide.start(machine("64M", "idle", "zero"), true, dir, "dst")) {
+            ObjectNode p = JSON.createObjectNode();
+            p.put("max-bandwidth", 8L << 20);
+            src.setParameters(p);
+            String uri = "tcp:127.0.0.1:" + freePort();
+            dst.migrateIncoming(uri); // exit-on-error defaults to true, as in QEMU
+            src.migrate(uri);
+            await().atMost(LONG).until(() -> status(dst).equals("active"));
+            src.process().destroyForcibly();
+            assertThat(dst.process().waitFor(60, TimeUnit.SECONDS)).isTrue();
+            assertThat(dst.process().exitValue()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void withoutExitOnErrorTheDestinationCleansUpAndTakesANewMigration() throws Exception {
+        try (QmpSide dst = QmpSide.start(machine("64M", "ab:20000", "zero"), true, dir, "dst")) {
+            String uri1 = "tcp:127.0.0.1:" + freePort();
+            try (QmpSide src = QmpSide.start(machine("64M", "ab:20000", "random"), false, dir, "src1")) {
+                ObjectNode p = JSON.createObjectNode();
+                p.put("max-bandwidth", 8L << 20);
+                src.setParameters(p);
+                dst.qmp().execute("migrate-incoming", QmpClient.args("uri", uri1, "exit-on-error", false));
+                // While the incoming migration runs, capabilities and parameters are refused.
+                src.migrate(uri1);
+                await().atMost(LONG).until(() -> status(dst).equals("active"));
+                assertThat(dst.qmp().request("migrate-set-parameters", QmpClient.args("downtime-limit", 100))
+                        .path("error").path("class").asString()).isEqualTo("GenericError");
+                src.process().destroyForcibly();
+                await().atMost(LONG).until(() -> status(dst).equals("failed"));
+                assertThat(dst.queryMigrate().path("error-desc").asString()).contains("offset");
+            }
+            assertThat(dst.process().isAlive()).isTrue();
+            try (QmpSide src = QmpSide.start(machine("64M", "ab:20000", "random"), false, dir, "src2")) {
+                src.setCapabilities(Map.of("events", true));
+                ObjectNode unlimited = JSON.createObjectNode();
+                unlimited.put("max-bandwidth", 0);
+                src.setParameters(unlimited);
+                String uri2 = "tcp:127.0.0.1:" + freePort();
+                await().atMost(LONG).ignoreExceptions().until(() -> {
+                    dst.migrateIncoming(uri2);
+                    return true;
+                });
+                src.migrate(uri2);
+                await().atMost(LONG).until(() -> status(src).equals("completed"));
+                await().atMost(LONG).until(() -> status(dst).equals("completed"));
+                assertThat(src.qmp().waitForEvent("MIGRATION", e -> e.path("data").path("status").asString().equals("completed"),
+                        Duration.ofSeconds(10))).isNotNull();
+                JsonNode fd = dst.fingerprint();
+                assertThat(fd.get("ram")).isEqualTo(src.fingerprint().get("ram"));
+                assertThat(fd.get("ab-check").get("ok").asBoolean()).isTrue();
+            }
+        }
+    }
+}
