@@ -222,6 +222,7 @@ abstract class AbstractPostcopyBackend implements PostcopyBackend, GuestAccessHo
             }
             State was = state;
             state = State.CLOSED;
+            ram.clearAccessHook(this); // again: a startListening that raced this close may have set it
             release(was);
         } finally {
             lifecycle.writeLock().unlock();

@@ -48,7 +48,6 @@ final class CheckedPostcopy extends AbstractPostcopyBackend {
         if (r == null || offset < 0 || page >= r.received.pages() || r.received.isReceived(page)) {
             return; // unknown block or offset: the access itself reports it
         }
-        if (write) return;
         faults.offer(new PageFault(block, page, write, System.nanoTime()));
         boolean interrupted = false;
         while (state == State.LISTENING && !r.received.isReceived(page)) {

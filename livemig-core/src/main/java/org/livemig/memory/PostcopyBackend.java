@@ -87,14 +87,16 @@ public interface PostcopyBackend extends AutoCloseable {
     ReceivedMap receivedMap(RamBlock block);
 
     /**
-     * Drops {@code [offset, offset + length)} of {@code block} (POSTCOPY_RAM_DISCARD): its pages
-     * are missing again. Only before {@link #startListening}; page-aligned and inside the block.
+     * Called by {@code mig/dst/main} for POSTCOPY_RAM_DISCARD, before {@link #startListening}:
+     * drops {@code [offset, offset + length)} of {@code block} (page-aligned, inside the block), whose
+     * pages are missing again.
      */
     void discard(RamBlock block, long offset, long length) throws IOException;
 
     /**
-     * Starts demand paging (POSTCOPY_LISTEN): from now on a guest access to a missing page blocks
-     * and is reported. Called once, before the guest runs and before any concurrent placement.
+     * Called once by {@code mig/dst/main} at POSTCOPY_LISTEN, before the guest runs and before any
+     * other thread places pages: starts demand paging, so that from now on a guest access to a
+     * missing page blocks and is reported.
      */
     void startListening() throws IOException;
 
@@ -103,30 +105,31 @@ public interface PostcopyBackend extends AutoCloseable {
     boolean isClosed();
 
     /**
-     * The next fault, waiting up to {@code timeout}; null on timeout or once closed. For
-     * {@code mig/dst/fault}: one thread at a time. Interruptible, at least between short slices.
+     * Called by {@code mig/dst/fault} (one thread at a time): the next fault, waiting up to
+     * {@code timeout}; null on timeout or once closed. Interruptible, at least between short slices.
      */
     PageFault pollFault(long timeout, TimeUnit unit) throws InterruptedException, IOException;
 
-    /** Adds faults already pending, at most {@code max}, to {@code sink} without waiting; returns how many. */
+    /** Called by {@code mig/dst/fault}: adds up to {@code max} pending faults to {@code sink} without waiting; returns how many. */
     int drainFaults(Collection<? super PageFault> sink, int max) throws IOException;
 
     /**
-     * Places page {@code page} of {@code block} from the first {@link RamBlock#PAGE_SIZE} bytes of
-     * {@code src}: copied whole, then marked received, waking whoever waits for it. Any thread.
-     * Returns false, leaving RAM alone, when the page is already received or another thread is
-     * placing it: a received page may have been written by the guest since.
+     * Any thread, no lock needed ({@code mig/dst/listen}, {@code mig/dst/preempt}): places page
+     * {@code page} of {@code block} from the first {@link RamBlock#PAGE_SIZE} bytes of {@code src},
+     * copied whole, then marked received, waking whoever waits for it. Returns false, leaving RAM
+     * alone, when the page is already received or another thread is placing it: a received page
+     * may have been written by the guest since.
      *
      * @throws IOException when the backend is closed or the kernel refuses the placement
      */
     boolean placePage(RamBlock block, long page, MemorySegment src) throws IOException;
 
-    /** As {@link #placePage} with a page of zeros. */
+    /** Any thread: as {@link #placePage}, with a page of zeros. */
     boolean placeZeroPage(RamBlock block, long page) throws IOException;
 
     /**
-     * Stops demand paging: no access blocks any more, blocked ones are released, later
-     * placements fail. Idempotent; any thread.
+     * Any thread, idempotent: stops demand paging; no access blocks any more, blocked ones are
+     * released, later placements fail. Waits for placements in progress to finish.
      */
     @Override
     void close();

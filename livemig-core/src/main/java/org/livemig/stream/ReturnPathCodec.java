@@ -12,7 +12,8 @@ import org.livemig.stream.ReturnPathMessage.Shut;
 import org.livemig.stream.ReturnPathMessage.SwitchoverAck;
 
 /**
- * Reads and writes {@link ReturnPathMessage}s. Knows nothing of the transport: the caller owns
+ * Reads and writes {@link ReturnPathMessage}s; stateless, called by whichever thread owns the
+ * {@link MigrationFile}. Knows nothing of the transport: the caller owns
  * the {@link MigrationFile} (the source's {@code mig/src/rp_thr} reads, the destination's
  * writers write under their own lock) and flushes it.
  * <pre>
