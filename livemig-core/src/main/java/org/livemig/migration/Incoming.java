@@ -33,6 +33,8 @@ public final class Incoming {
     private final StatusMachine status = new StatusMachine();
     private final RamStats ram = new RamStats();
     private volatile MigrationListener listener;
+    /** Where the listener was bound (a tcp port 0 resolved); kept after the listener closes. */
+    private volatile MigrationAddress boundAddress;
     private volatile MigrationConnection connection;
     private volatile Thread loadThread;
     private volatile String error;
@@ -62,8 +64,12 @@ public final class Incoming {
 
     /** The address the listener is bound to (a tcp port 0 resolved), or null before listening. */
     public MigrationAddress boundAddress() {
-        MigrationListener l = listener;
-        return l == null ? null : l.boundAddress();
+        return boundAddress;
+    }
+
+    /** True while the listener waits for the source. */
+    public boolean isListening() {
+        return listener != null && status.get() == MigrationStatus.NONE;
     }
 
     /** Binds the listener and starts waiting for the source. Called with the BQL held. */
@@ -71,6 +77,7 @@ public final class Incoming {
         machine.bql().assertHeld();
         MigrationListener l = Transports.listen(address);
         listener = l;
+        boundAddress = l.boundAddress();
         Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);

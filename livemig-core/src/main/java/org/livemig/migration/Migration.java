@@ -157,7 +157,7 @@ public final class Migration {
             throw new MigrationException("There's a migration process in progress");
         }
         Incoming current = incoming;
-        if (current != null && current.status() == MigrationStatus.NONE && current.boundAddress() != null) {
+        if (current != null && current.isListening()) {
             throw new MigrationException("The incoming migration has already been started");
         }
         MigrationAddress addr = parse(uri);
