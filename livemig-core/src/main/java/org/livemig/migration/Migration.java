@@ -124,6 +124,7 @@ public final class Migration {
         }
         parameters.maxBandwidth = p.maxBandwidth;
         parameters.downtimeLimit = p.downtimeLimit;
+        parameters.maxPostcopyBandwidth = p.maxPostcopyBandwidth;
         parameters.cpuThrottleInitial = p.cpuThrottleInitial;
         parameters.cpuThrottleIncrement = p.cpuThrottleIncrement;
         parameters.maxCpuThrottle = p.maxCpuThrottle;

@@ -8,6 +8,8 @@ package org.livemig.migration;
 public final class MigrationParameters {
     /** Bytes per second; QEMU's default MAX_THROTTLE is 128 MiB/s. 0 means unlimited. */
     public long maxBandwidth = 128L << 20;
+    /** Bytes per second for the background pages of postcopy (requested pages are never held back); 0 means unlimited. */
+    public long maxPostcopyBandwidth = 0;
     /** Milliseconds the guest may be stopped at switchover. */
     public long downtimeLimit = 300;
     /** Percent of vCPU time taken at the first auto-converge throttle step. */
@@ -23,6 +25,7 @@ public final class MigrationParameters {
         MigrationParameters p = new MigrationParameters();
         p.maxBandwidth = maxBandwidth;
         p.downtimeLimit = downtimeLimit;
+        p.maxPostcopyBandwidth = maxPostcopyBandwidth;
         p.cpuThrottleInitial = cpuThrottleInitial;
         p.cpuThrottleIncrement = cpuThrottleIncrement;
         p.maxCpuThrottle = maxCpuThrottle;
@@ -34,6 +37,9 @@ public final class MigrationParameters {
     public void validate() {
         if (maxBandwidth < 0) {
             throw new IllegalArgumentException("Parameter 'max-bandwidth' expects a non-negative size");
+        }
+        if (maxPostcopyBandwidth < 0) {
+            throw new IllegalArgumentException("Parameter 'max-postcopy-bandwidth' expects a non-negative size");
         }
         if (downtimeLimit < 0 || downtimeLimit > 2_000_000) {
             throw new IllegalArgumentException("Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds");

@@ -392,7 +392,9 @@ public final class Outgoing {
         long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
         downtimeMillis = TimeUnit.NANOSECONDS.toMillis((pong3 > 0 ? pong3 : System.nanoTime()) - stopAt);
 
-        // Postcopy pages: requested ones first, the rest in the background.
+        // Postcopy pages: requested ones first, the rest in the background under
+        // max-postcopy-bandwidth (a requested page is never held back by it).
+        f.setRateLimit(params.maxPostcopyBandwidth);
         org.livemig.vmstate.SaveStateEntry ramEntry = RamHandlers.entry(machine);
         while (true) {
             if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
@@ -404,16 +406,27 @@ public final class Outgoing {
             if (saver.pendingBytes() == 0) {
                 break;
             }
+            boolean throttled = f.rateLimitExceeded();
+            ReturnPathReader.PageRequest first = returnPath.pollRequest();
+            if (first == null && throttled) {
+                // Nothing asked for and the background budget spent: wait for a request or the next window.
+                LockSupport.parkNanos(Math.max(100_000, f.nanosUntilRateWindowEnds()));
+                continue;
+            }
             SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ramEntry);
             boolean urgent = false;
             for (int i = 0; i < POSTCOPY_BATCH; i++) {
-                ReturnPathReader.PageRequest r = returnPath.pollRequest();
+                ReturnPathReader.PageRequest r = first != null ? first : returnPath.pollRequest();
+                first = null;
                 if (r != null) {
                     ram.postcopyRequests.incrementAndGet();
-                    urgent |= saver.sendRequestedPage(f, r.block(), r.page());
+                    // Sent now, or sent earlier and perhaps still in our buffer: either way a
+                    // vCPU waits for it, so this section is flushed at once.
+                    saver.sendRequestedPage(f, r.block(), r.page());
+                    urgent = true;
                     continue;
                 }
-                if (urgent || saver.sendBackgroundPages(f, 1) == 0) {
+                if (urgent || throttled || saver.sendBackgroundPages(f, 1) == 0) {
                     break;
                 }
             }

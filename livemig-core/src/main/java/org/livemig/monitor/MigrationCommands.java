@@ -194,6 +194,7 @@ public final class MigrationCommands {
             r.put("cpu-throttle-increment", p.cpuThrottleIncrement);
             r.put("max-bandwidth", p.maxBandwidth);
             r.put("downtime-limit", p.downtimeLimit);
+            r.put("max-postcopy-bandwidth", p.maxPostcopyBandwidth);
             r.put("max-cpu-throttle", p.maxCpuThrottle);
             return r;
         }).build());
@@ -292,6 +293,7 @@ public final class MigrationCommands {
         switch (name) {
             case "max-bandwidth" -> p.maxBandwidth = v;
             case "downtime-limit" -> p.downtimeLimit = v;
+            case "max-postcopy-bandwidth" -> p.maxPostcopyBandwidth = v;
             case "cpu-throttle-initial" -> p.cpuThrottleInitial = (int) v;
             case "cpu-throttle-increment" -> p.cpuThrottleIncrement = (int) v;
             case "max-cpu-throttle" -> p.maxCpuThrottle = (int) v;
@@ -300,7 +302,7 @@ public final class MigrationCommands {
         }
     }
 
-    private static final List<String> IMPLEMENTED_PARAMETERS = List.of("max-bandwidth", "downtime-limit",
+    private static final List<String> IMPLEMENTED_PARAMETERS = List.of("max-bandwidth", "downtime-limit", "max-postcopy-bandwidth",
             "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */

@@ -63,6 +63,8 @@ class PostcopyTest {
         assumeBackend(backend);
         // ab at 25,000 pages/s dirties ~100 MB/s against 8 MiB/s of bandwidth: it never converges.
         try (PrecopyTest.Pair p = start(TestMachines.small("ab:25000").withRam(32L << 20), backend, true)) {
+            // Background pages trickle (4 MiB/s) so that the running guest must ask for the pages it touches.
+            p.params(m -> m.maxPostcopyBandwidth = 4L << 20);
             Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
             await().atMost(LONG).until(() -> o.passes() >= 2);
             p.src().mainLoop().call(() -> {
