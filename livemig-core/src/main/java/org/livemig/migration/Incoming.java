@@ -129,7 +129,7 @@ public final class Incoming {
                 returnPath.sendShut(0);
             }
             machine.mainLoop().schedule(this::completedBh);
-        } catch (Exception e) {
+        } catch (Exception | Error e) {
             fail(e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
         }
     }

@@ -270,7 +270,9 @@ public final class Outgoing {
             if (status.get() != MigrationStatus.COMPLETED) {
                 throw new IOException("cancelled at completion");
             }
-        } catch (Exception e) {
+        } catch (Exception | Error e) {
+            // An Error too (out of memory while encoding device state, say): the migration fails
+            // and the source resumes rather than staying stopped with no status change.
             boolean wasCancel = cancelled();
             error = wasCancel ? null : describe(e);
             if (!wasCancel) {
@@ -307,7 +309,7 @@ public final class Outgoing {
         }
     }
 
-    private static String describe(Exception e) {
+    private static String describe(Throwable e) {
         String m = e.getMessage();
         return m == null ? e.getClass().getSimpleName() : m;
     }
