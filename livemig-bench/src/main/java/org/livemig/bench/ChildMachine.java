@@ -47,13 +47,21 @@ public final class ChildMachine implements AutoCloseable {
      * {@value #DEFAULT_CHILD_JAVA_OPTS}), {@code -ea} when asked, and this process's class path.
      */
     public static List<String> javaCommand(boolean assertions) {
+        return javaCommand(assertions, DEFAULT_CHILD_JAVA_OPTS);
+    }
+
+    /**
+     * As {@link #javaCommand(boolean)}, with {@code defaultOptions} in place of
+     * {@value #DEFAULT_CHILD_JAVA_OPTS} when {@code LIVEMIG_CHILD_JAVA_OPTS} is not set.
+     */
+    public static List<String> javaCommand(boolean assertions, String defaultOptions) {
         String java = ProcessHandle.current().info().command().orElse("java");
         List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED"));
         if (assertions) {
             cmd.add("-ea");
         }
         String opts = System.getenv("LIVEMIG_CHILD_JAVA_OPTS");
-        for (String o : (opts == null ? DEFAULT_CHILD_JAVA_OPTS : opts).trim().split("\\s+")) {
+        for (String o : (opts == null ? defaultOptions : opts).trim().split("\\s+")) {
             if (!o.isEmpty()) {
                 cmd.add(o);
             }
@@ -98,6 +106,12 @@ public final class ChildMachine implements AutoCloseable {
             p.destroyForcibly();
             throw e;
         }
+    }
+
+    /** The JVM options of a {@link #javaCommand} (between the java binary and the class path), for reports. */
+    public static String jvmOptions(List<String> javaCommand) {
+        int cp = javaCommand.indexOf("-cp");
+        return String.join(" ", javaCommand.subList(1, cp < 0 ? javaCommand.size() : cp));
     }
 
     /** The last lines of a child's log, for error messages. */

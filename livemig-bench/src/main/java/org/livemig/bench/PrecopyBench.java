@@ -70,7 +70,7 @@ public final class PrecopyBench {
     /** The outcome of one run of one case. */
     public record Result(Case c, long ramBytes, int run, String status, long totalMs, long downtimeMs, long setupMs,
                          long passes, long transferred, long dstDoneMs, long srcPeakRss, long dstPeakRss,
-                         String error) {
+                         String busiestThreads, String error) {
         boolean completed() {
             return "completed".equals(status);
         }
@@ -134,7 +134,8 @@ public final class PrecopyBench {
         List<Case> cases = selected();
         out.printf("livemig bench precopy: --ram %d MiB, %d run(s) per case, max-bandwidth 0 (unlimited), downtime-limit %d ms%n",
                 options.ramBytes() >> 20, options.repeat(), DOWNTIME_LIMIT_MS);
-        out.println("  source and destination: two `livemig run` child JVMs driven over QMP (" + childJavaOptions() + ")");
+        out.println("  source and destination: two `livemig run` child JVMs driven over QMP (java "
+                + ChildMachine.jvmOptions(options.javaCommand()) + ")");
         out.println("  times are the source's query-migrate at completion: total-time from `migrate` to completion, downtime;");
         out.println("  guest RAM is allocated, pre-faulted and filled before `migrate` and is not timed");
         out.printf("  host: %d CPUs, load average %s at start (other work may share the machine)%n",
@@ -166,6 +167,9 @@ public final class PrecopyBench {
                 if (r.error() != null) {
                     out.println("    " + r.error());
                 }
+                if (!r.busiestThreads().isEmpty()) {
+                    out.println("    busiest threads, CPU s (% of migrate -> dst done): " + r.busiestThreads());
+                }
                 out.flush();
             }
         }
@@ -173,11 +177,6 @@ public final class PrecopyBench {
         return results;
     }
 
-    private static String childJavaOptions() {
-        List<String> cmd = ChildMachine.javaCommand(false);
-        int cp = cmd.indexOf("-cp");
-        return "java " + String.join(" ", cmd.subList(1, cp < 0 ? cmd.size() : cp));
-    }
 
     private static String loadAverage() {
         try {
@@ -272,6 +271,8 @@ public final class PrecopyBench {
             if (c.runBeforeMillis() > 0) {
                 Thread.sleep(c.runBeforeMillis()); // the guest runs and dirties memory before the migration starts
             }
+            Map<String, Long> srcCpu0 = cpuSnapshot(src.pid());
+            Map<String, Long> dstCpu0 = cpuSnapshot(dst.pid());
             long t0 = System.nanoTime();
             src.qmp().execute("migrate", QmpClient.args("uri", uri));
             String error = null;
@@ -306,12 +307,62 @@ public final class PrecopyBench {
                 error = q.path("error-desc").asString("");
             }
             long done = dstDone.get();
+            long wall = (done == 0 ? System.nanoTime() : done) - t0;
+            String busiest = "src " + busiest(srcCpu0, cpuSnapshot(src.pid()), wall)
+                    + "; dst " + busiest(dstCpu0, cpuSnapshot(dst.pid()), wall);
             JsonNode ramInfo = q.path("ram");
             return new Result(c, ram, run, error != null && status.equals("cancelled") ? "no-conv" : status,
                     q.path("total-time").asLong(-1), q.path("downtime").asLong(-1), q.path("setup-time").asLong(-1),
                     ramInfo.path("dirty-sync-count").asLong(), ramInfo.path("transferred").asLong(),
-                    done == 0 ? -1 : (done - t0) / 1_000_000, src.peakRssBytes(), dst.peakRssBytes(), error);
+                    done == 0 ? -1 : (done - t0) / 1_000_000, src.peakRssBytes(), dst.peakRssBytes(),
+                    srcCpu0.isEmpty() ? "" : busiest, error);
         }
+    }
+
+    /** Key of the whole process's CPU time in a {@link #cpuSnapshot}. */
+    private static final String PROCESS = "(process)";
+    /** What a process used beyond its live threads: threads that ended, i.e. the migration threads. */
+    private static final String ENDED = "ended threads (mig/*)";
+
+    /** CPU time per live thread name, and of the whole process under {@link #PROCESS}; empty without /proc. */
+    private static Map<String, Long> cpuSnapshot(long pid) {
+        Map<String, Long> m = new java.util.HashMap<>(ProcessStats.threadCpuNanos(pid));
+        long total = ProcessStats.processCpuNanos(pid);
+        if (m.isEmpty() || total < 0) {
+            return Map.of();
+        }
+        m.put(PROCESS, total);
+        return m;
+    }
+
+    /**
+     * The three threads that used the most CPU between two snapshots, with seconds and share of
+     * {@code wallNanos}. The migration threads end with the migration, so their time shows as what
+     * the process used beyond its live threads.
+     */
+    private static String busiest(Map<String, Long> before, Map<String, Long> after, long wallNanos) {
+        if (before.isEmpty() || after.isEmpty()) {
+            return "-";
+        }
+        List<Map.Entry<String, Long>> used = new ArrayList<>();
+        long live = 0;
+        for (Map.Entry<String, Long> e : after.entrySet()) {
+            if (!e.getKey().equals(PROCESS)) {
+                long d = e.getValue() - before.getOrDefault(e.getKey(), 0L);
+                live += d;
+                used.add(Map.entry(e.getKey(), d));
+            }
+        }
+        used.add(Map.entry(ENDED, after.get(PROCESS) - before.get(PROCESS) - live));
+        used.sort(Map.Entry.<String, Long>comparingByValue().reversed());
+        List<String> top = new ArrayList<>();
+        for (Map.Entry<String, Long> e : used.subList(0, Math.min(3, used.size()))) {
+            if (e.getValue() > 0) {
+                top.add(String.format("%s %.2f (%.0f%%)", e.getKey(), e.getValue() / 1e9,
+                        100.0 * e.getValue() / Math.max(1, wallNanos)));
+            }
+        }
+        return top.isEmpty() ? "-" : String.join(", ", top);
     }
 
     private static void setEvents(QmpClient qmp) throws IOException {

@@ -77,6 +77,15 @@ public final class QmpLatencyBench {
     private final Options options;
     private final PrintStream out;
 
+    /**
+     * The child command for a blob of {@code blobBytes}: unless {@code LIVEMIG_CHILD_JAVA_OPTS}
+     * says otherwise, a heap of 256 MiB plus five times the blob, because the source encodes all
+     * device state into one heap buffer at switchover (the blob, a growing buffer and its copy).
+     */
+    public static List<String> childJavaCommand(long blobBytes) {
+        return ChildMachine.javaCommand(false, "-Xmx" + (256 + 5 * (blobBytes >> 20)) + "m");
+    }
+
     public QmpLatencyBench(Options options, PrintStream out) {
         this.options = options;
         this.out = out;
@@ -111,6 +120,17 @@ public final class QmpLatencyBench {
                 }
             }
             return h;
+        }
+
+        /** The slowest round trip sent within [from, to) as {sent at, nanos}, or null. */
+        long[] slowest(long from, long to) {
+            long[] worst = null;
+            for (int i = 0; i < n; i++) {
+                if (sentAt[i] >= from && sentAt[i] < to && (worst == null || rtt[i] > worst[1])) {
+                    worst = new long[] {sentAt[i], rtt[i]};
+                }
+            }
+            return worst;
         }
 
         Histogram histogram() {
@@ -207,7 +227,7 @@ public final class QmpLatencyBench {
     public List<Row> run() throws Exception {
         out.printf("livemig bench qmp-latency: query-status round trips to a destination, one client, back to back%n");
         out.printf("  destination: `livemig run --incoming defer` child JVM (%s); --ram %d MiB; host %d CPUs, load average %s%n",
-                String.join(" ", ChildMachine.javaCommand(false).subList(1, ChildMachine.javaCommand(false).indexOf("-cp"))),
+                ChildMachine.jvmOptions(options.javaCommand()),
                 options.ramBytes() >> 20, Runtime.getRuntime().availableProcessors(), loadAverage());
         out.flush();
         List<Row> rows = new ArrayList<>();
@@ -289,6 +309,11 @@ public final class QmpLatencyBench {
                 throw new IOException("the source's total-time " + totalTime + " ms is shorter than the stall");
             }
             long windowMs = (loadedAt - deviceAt.get()) / 1_000_000;
+            long[] worst = all.slowest(deviceAt.get(), loadedAt);
+            if (worst != null) {
+                out.printf("  stalled case: slowest round trip %.1f ms, sent %d ms after the source entered switchover%n",
+                        worst[1] / 1e6, (worst[0] - deviceAt.get()) / 1_000_000);
+            }
             rows.add(row("stalled", all.histogram(deviceAt.get(), loadedAt), String.format(
                     "source in switchover (status device) -> destination completed: %d ms, of which %d ms stalled inside"
                             + " the blob section (stream %d bytes, %+d against the probe)",

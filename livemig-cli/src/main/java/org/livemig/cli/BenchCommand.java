@@ -79,16 +79,17 @@ final class BenchCommand {
         @Option(names = "--idle-seconds", defaultValue = "3", description = "How long the idle case samples (default: ${DEFAULT-VALUE}).")
         double idleSeconds;
 
-        @Option(names = "--timeout", defaultValue = "300", description = "Seconds a migration may take (default: ${DEFAULT-VALUE}).")
+        @Option(names = "--timeout", defaultValue = "120", description = "Seconds a migration may take (default: ${DEFAULT-VALUE}).")
         long timeoutSeconds;
 
         @Override
         public Integer call() throws Exception {
             Path dir = Files.createTempDirectory("livemig-bench");
             try {
-                new QmpLatencyBench(new QmpLatencyBench.Options(Sizes.parse(ram), Sizes.parse(blobSize),
+                long blob = Sizes.parse(blobSize);
+                new QmpLatencyBench(new QmpLatencyBench.Options(Sizes.parse(ram), blob,
                         Duration.ofMillis(stallMillis), Duration.ofMillis((long) (idleSeconds * 1000)),
-                        Duration.ofSeconds(timeoutSeconds), dir, ChildMachine.javaCommand(false)), System.out).run();
+                        Duration.ofSeconds(timeoutSeconds), dir, QmpLatencyBench.childJavaCommand(blob)), System.out).run();
                 return 0;
             } finally {
                 deleteTree(dir);
