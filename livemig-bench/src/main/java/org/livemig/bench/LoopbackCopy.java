@@ -1,6 +1,8 @@
 package org.livemig.bench;
 
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -13,6 +15,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -32,16 +35,20 @@ public final class LoopbackCopy {
     /** The socket kinds a migration runs over. */
     public enum Transport { TCP, UNIX }
 
+    /** One copy: wall time, and the CPU time (user + system) of the sending and the receiving thread. */
+    public record Result(long nanos, long senderCpuNanos, long receiverCpuNanos) {
+    }
+
     private LoopbackCopy() {}
 
     /**
      * Copies {@code bytes} of {@code src} to the same offsets of {@code dst} over a loopback
      * socket of the given kind; returns the nanoseconds from the sender starting to connect to
-     * the receiver having every byte. Both regions should be pre-faulted.
+     * the receiver having every byte, and each thread's CPU time. Both regions should be pre-faulted.
      *
      * @param dir where a Unix socket is created (and removed)
      */
-    public static long copy(Transport transport, MemorySegment src, MemorySegment dst, long bytes, Path dir)
+    public static Result copy(Transport transport, MemorySegment src, MemorySegment dst, long bytes, Path dir)
             throws IOException, InterruptedException {
         if (bytes > src.byteSize() || bytes > dst.byteSize()) {
             throw new IllegalArgumentException("copy of " + bytes + " bytes between regions of "
@@ -62,6 +69,8 @@ public final class LoopbackCopy {
             address = server.getLocalAddress();
         }
         AtomicReference<Throwable> sendError = new AtomicReference<>();
+        AtomicLong senderCpu = new AtomicLong(-1);
+        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
         try (server) {
             long t0 = System.nanoTime();
             Thread sender = Thread.ofPlatform().name("bench/loopback-send").start(() -> {
@@ -77,8 +86,11 @@ public final class LoopbackCopy {
                     }
                 } catch (IOException | RuntimeException e) {
                     sendError.set(e);
+                } finally {
+                    senderCpu.set(threads.getCurrentThreadCpuTime());
                 }
             });
+            long receiverCpu0 = threads.getCurrentThreadCpuTime();
             long received = 0;
             try (SocketChannel in = server.accept()) {
                 tune(in, transport);
@@ -92,6 +104,7 @@ public final class LoopbackCopy {
                 }
             }
             long dt = System.nanoTime() - t0;
+            long receiverCpu = threads.getCurrentThreadCpuTime() - receiverCpu0;
             sender.join();
             if (sendError.get() != null) {
                 throw new IOException("loopback sender failed: " + sendError.get(), sendError.get());
@@ -99,7 +112,7 @@ public final class LoopbackCopy {
             if (received != bytes) {
                 throw new IOException("loopback copy ended after " + received + " of " + bytes + " bytes");
             }
-            return dt;
+            return new Result(dt, senderCpu.get(), receiverCpu);
         } finally {
             if (transport == Transport.UNIX) {
                 Files.deleteIfExists(sock);
