@@ -24,7 +24,18 @@ interface DemoSide extends AutoCloseable {
     String status() throws Exception;
 
     /** Fingerprint of the stopped machine (RAM hashes, device digests, A-B check). */
-    ObjectNode fingerprint() throws Exception;
+    default ObjectNode fingerprint() throws Exception {
+        return fingerprint(false);
+    }
+
+    /** As {@link #fingerprint()}, with per-page hashes and the pages written here since a postcopy start when {@code pages}. */
+    ObjectNode fingerprint(boolean pages) throws Exception;
+
+    /** migrate-start-postcopy. */
+    void startPostcopy() throws Exception;
+
+    /** stop. */
+    void stop() throws Exception;
 
     void cont() throws Exception;
 

@@ -17,12 +17,11 @@ final class InProcessSide implements DemoSide {
     final Machine machine;
     final Migration migration;
 
-    InProcessSide(Machine.Config cfg, boolean incoming) {
+    InProcessSide(Machine.Config cfg, boolean incoming, boolean autostart, String postcopyBackend) {
         this.machine = new Machine(cfg);
         this.migration = new Migration(machine);
-        if (incoming) {
-            migration.setAutostart(false);
-        }
+        migration.setAutostart(autostart);
+        migration.setPostcopyBackend(postcopyBackend);
         machine.setExitHandler(status -> {
             throw new IllegalStateException("in-process destination asked to exit with status " + status);
         });
@@ -85,8 +84,30 @@ final class InProcessSide implements DemoSide {
     }
 
     @Override
-    public ObjectNode fingerprint() throws Exception {
-        return machine.mainLoop().call(() -> StateDigest.of(machine), 600_000);
+    public ObjectNode fingerprint(boolean pages) throws Exception {
+        return machine.mainLoop().call(() -> {
+            ObjectNode f = StateDigest.of(machine);
+            if (pages) {
+                f.setAll(StateDigest.pages(machine));
+            }
+            return f;
+        }, 600_000);
+    }
+
+    @Override
+    public void startPostcopy() throws Exception {
+        machine.mainLoop().call(() -> {
+            migration.startPostcopy();
+            return null;
+        }, TIMEOUT);
+    }
+
+    @Override
+    public void stop() throws Exception {
+        machine.mainLoop().call(() -> {
+            machine.vmStop(RunState.PAUSED);
+            return null;
+        }, TIMEOUT);
     }
 
     @Override

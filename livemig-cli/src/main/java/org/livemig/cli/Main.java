@@ -11,6 +11,8 @@ import picocli.CommandLine.Command;
                 RunCommand.class,
                 SnapshotCommand.class,
                 BenchCommand.class,
+                AnalyzeCommand.class,
+                QmpCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

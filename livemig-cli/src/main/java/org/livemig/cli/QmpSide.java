@@ -27,10 +27,17 @@ final class QmpSide implements DemoSide {
 
     /** Starts {@code livemig run} with the machine options; a destination waits with {@code --incoming defer -S}. */
     static QmpSide start(MachineOptions machine, boolean incoming, Path dir, String name) throws IOException, InterruptedException {
+        return start(machine, incoming, dir, name, incoming ? List.of("-S") : List.of());
+    }
+
+    /** As above, with extra {@code livemig run} arguments. */
+    static QmpSide start(MachineOptions machine, boolean incoming, Path dir, String name, List<String> extra)
+            throws IOException, InterruptedException {
         List<String> args = new ArrayList<>(machine.asArgs());
         if (incoming) {
-            args.addAll(List.of("--incoming", "defer", "-S"));
+            args.addAll(List.of("--incoming", "defer"));
         }
+        args.addAll(extra);
         return new QmpSide(ChildMachine.start(ChildMachine.javaCommand(true), args, dir, name));
     }
 
@@ -84,8 +91,19 @@ final class QmpSide implements DemoSide {
     }
 
     @Override
-    public ObjectNode fingerprint() throws IOException {
-        return (ObjectNode) qmp.timeout(Duration.ofMinutes(5)).execute("x-livemig-fingerprint");
+    public ObjectNode fingerprint(boolean pages) throws IOException {
+        return (ObjectNode) qmp.timeout(Duration.ofMinutes(5)).execute("x-livemig-fingerprint",
+                pages ? QmpClient.args("pages", true) : null);
+    }
+
+    @Override
+    public void startPostcopy() throws IOException {
+        qmp.execute("migrate-start-postcopy");
+    }
+
+    @Override
+    public void stop() throws IOException {
+        qmp.execute("stop");
     }
 
     @Override

@@ -7,10 +7,9 @@ import org.livemig.machine.MachineListener;
 import org.livemig.machine.RunState;
 import org.livemig.migration.Migration;
 import org.livemig.monitor.MigrationCommands;
-import org.livemig.monitor.MonitorHost;
+import org.livemig.monitor.MachineMonitor;
 import org.livemig.monitor.QmpServer;
 import org.livemig.monitor.RunStateCommands;
-import org.livemig.monitor.VmControl;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -37,6 +36,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "-S", description = "Do not start the guest (after an incoming migration too), as QEMU's -S.")
     boolean noAutostart;
 
+    @Option(names = "--postcopy-backend", defaultValue = "auto",
+            description = "Demand paging for incoming postcopy: auto (userfaultfd where allowed), checked, userfaultfd.")
+    String postcopyBackend;
+
     @Option(names = "--x-fault-outgoing", description = "Test hook: faults injected into outgoing migrations (e.g. cut:after=1m).")
     String faultOutgoing;
 
@@ -50,6 +53,7 @@ final class RunCommand implements Callable<Integer> {
         try (Machine m = new Machine(cfg)) {
             Migration mig = new Migration(m);
             mig.setAutostart(!noAutostart);
+            mig.setPostcopyBackend(postcopyBackend);
             if (faultOutgoing != null || faultIncoming != null) {
                 mig.setFaultInjection(org.livemig.transport.FaultSpec.parse(faultOutgoing == null ? "" : faultOutgoing),
                         org.livemig.transport.FaultSpec.parse(faultIncoming == null ? "" : faultIncoming));
@@ -64,8 +68,8 @@ final class RunCommand implements Callable<Integer> {
                     quit.countDown();
                 }
             });
-            QmpServer server = QmpServer.builder(host(m)).build();
-            RunStateCommands.register(server, vmControl(m, name));
+            QmpServer server = QmpServer.builder(MachineMonitor.host(m)).build();
+            RunStateCommands.register(server, MachineMonitor.vm(m, name));
             MigrationCommands.register(server, mig);
             for (String addr : qmp) {
                 server.listen(addr);
@@ -96,68 +100,5 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    static MonitorHost host(Machine m) {
-        return new MonitorHost() {
-            @Override
-            public void schedule(Runnable bh) {
-                m.mainLoop().schedule(bh);
-            }
-
-            @Override
-            public boolean bqlHeldByCurrentThread() {
-                return m.bql().isHeldByCurrentThread();
-            }
-        };
-    }
-
-    static VmControl vmControl(Machine m, String name) {
-        return new VmControl() {
-            @Override
-            public String name() {
-                return name;
-            }
-
-            @Override
-            public String runState() {
-                return m.runState().qemuName();
-            }
-
-            @Override
-            public boolean isRunning() {
-                return m.runState().isRunning();
-            }
-
-            @Override
-            public void vmStop() {
-                m.vmStop(RunState.PAUSED);
-            }
-
-            @Override
-            public void vmStart() {
-                m.vmStart();
-            }
-
-            @Override
-            public void requestShutdown() {
-                m.requestShutdown();
-            }
-
-            @Override
-            public void addListener(Listener l) {
-                m.addListener(new MachineListener() {
-                    @Override
-                    public void runStateChanged(RunState from, RunState to) {
-                        l.runStateChanged(from.qemuName(), from.isRunning(), to.qemuName(), to.isRunning());
-                    }
-
-                    @Override
-                    public void shutdownRequested() {
-                        l.shutdownRequested();
-                    }
-                });
-            }
-        };
     }
 }

@@ -121,6 +121,11 @@ class TwoProcessTest {
                 await().atMost(LONG).until(() -> status(dst).equals("active"));
                 assertThat(dst.qmp().request("migrate-set-parameters", QmpClient.args("downtime-limit", 100))
                         .path("error").path("class").asString()).isEqualTo("GenericError");
+                ObjectNode caps = JSON.createObjectNode();
+                caps.putArray("capabilities").addObject().put("capability", "events").put("state", true);
+                JsonNode refused = dst.qmp().request("migrate-set-capabilities", caps).path("error");
+                assertThat(refused.path("class").asString()).isEqualTo("GenericError");
+                assertThat(refused.path("desc").asString()).contains("migration process in progress");
                 src.process().destroyForcibly();
                 await().atMost(LONG).until(() -> status(dst).equals("failed"));
                 assertThat(dst.queryMigrate().path("error-desc").asString()).contains("offset");

@@ -4,6 +4,7 @@ import static org.livemig.stream.QemuStream.*;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
@@ -31,9 +32,11 @@ import tools.jackson.databind.JsonNode;
  * written. Fed by a {@link StreamReader} it reproduces a stream; its methods can also be called
  * directly to compose a stream.
  *
- * <p>XBZRLE and COMPRESS_PAGE records are written with the delta or zlib bytes they carried: the
- * page they decode to does not determine them (QEMU's encoder choices and zlib's output are not
- * part of the format). {@link #reencodePages} instead writes every page record as a plain PAGE.
+ * <p>By default XBZRLE and COMPRESS_PAGE records are written with the delta or zlib bytes they
+ * carried. {@link #reencode} computes them from the decoded pages instead: the XBZRLE delta of
+ * each page against the rewriter's own copy of what the destination holds, and the zlib stream
+ * of the page at a given level; on QEMU 7.2's streams (compress-level 1) this gives QEMU's bytes.
+ * {@link #reencodePages} writes every page record as a plain PAGE.
  *
  * <p>Not thread-safe: called on the reader's thread. IO errors of the writer are rethrown as
  * {@link UncheckedIOException} (a visitor cannot throw checked exceptions).
@@ -42,16 +45,48 @@ public final class StreamRewriter implements StreamVisitor {
     private final ArrayDeque<MigrationFile> out = new ArrayDeque<>();
     private final int pageSize;
     private boolean plainPages;
+    private boolean flushEachRecord;
+    /** Re-encoding: the destination's RAM as written so far, and the zlib level; null when off. */
+    private RamImage mirror;
+    private int compressLevel;
+    private final java.util.Map<String, RamImage.Block> mirrorBlocks = new java.util.HashMap<>();
 
     public StreamRewriter(MigrationFile target, int pageSize) {
         out.push(target);
         this.pageSize = pageSize;
     }
 
+    /**
+     * Computes XBZRLE deltas and COMPRESS_PAGE zlib streams from the decoded pages (keeping a
+     * sparse off-heap copy of the written RAM to delta against) instead of copying them.
+     *
+     * @param zlibLevel the source's compress-level (QEMU's default is 1)
+     */
+    public StreamRewriter reencode(int zlibLevel) {
+        mirror = RamImage.inMemory(pageSize, Long.MAX_VALUE);
+        compressLevel = zlibLevel;
+        return this;
+    }
+
     /** Writes XBZRLE and COMPRESS_PAGE records as PAGE records of the decoded page. */
     public StreamRewriter reencodePages() {
         plainPages = true;
         return this;
+    }
+
+    /**
+     * Flushes after every top-level record (section, command, package, EOF, trailer), as a relay
+     * must: the next bytes of a live source may only come after the destination has answered.
+     */
+    public StreamRewriter flushEachRecord() {
+        flushEachRecord = true;
+        return this;
+    }
+
+    private void recordDone() throws IOException {
+        if (flushEachRecord && out.size() == 1) {
+            f().flush();
+        }
     }
 
     private MigrationFile f() {
@@ -106,16 +141,26 @@ public final class StreamRewriter implements StreamVisitor {
                     case Uuid u -> f().putBytes(u.uuid());
                 }
             }
+            recordDone();
         });
     }
 
     @Override
     public void command(Command c) {
+        if (mirror != null && c.command() == CMD_POSTCOPY_RAM_DISCARD) {
+            byte[] p = c.payload();
+            int n = p[1] & 0xFF;
+            RamImage.Block b = mirrorBlocks.get(new String(p, 2, n, StandardCharsets.ISO_8859_1));
+            for (int i = 3 + n; b != null && i + 16 <= p.length; i += 16) {
+                mirror.discard(b, StreamReader.be64(p, i), StreamReader.be64(p, i + 8));
+            }
+        }
         io(() -> {
             f().putByte(SECTION_COMMAND);
             f().putBe16(c.command());
             f().putBe16(c.payload().length);
             f().putBytes(c.payload());
+            recordDone();
         });
     }
 
@@ -134,6 +179,7 @@ public final class StreamRewriter implements StreamVisitor {
             f().putBe16(4);
             f().putBe32(blob.length);
             f().putBytes(blob);
+            recordDone();
         });
     }
 
@@ -163,9 +209,15 @@ public final class StreamRewriter implements StreamVisitor {
             if (r.block() != null) {
                 counted(r.block());
             }
+            if (mirror != null) {
+                mirrorRecord(r);
+            }
             switch (r.kind()) {
                 case MEM_SIZE -> {
                     for (RamBlockEntry b : r.blocks()) {
+                        if (mirror != null) {
+                            mirrorBlocks.put(b.name(), mirror.define(b.name(), b.usedLength()));
+                        }
                         counted(b.name());
                         f().putBe64(b.usedLength());
                         if (b.pageSize() != null) {
@@ -182,23 +234,77 @@ public final class StreamRewriter implements StreamVisitor {
                     if (plain) {
                         f().putBytes(r.page().toArray(ValueLayout.JAVA_BYTE));
                     } else {
+                        byte[] delta = mirror != null ? xbzrleDelta : r.encoded();
                         f().putByte(r.encoding());
-                        f().putBe16(r.encoded().length);
-                        f().putBytes(r.encoded());
+                        f().putBe16(delta.length);
+                        f().putBytes(delta);
                     }
                 }
                 case COMPRESS_PAGE -> {
                     if (plain) {
                         f().putBytes(r.page().toArray(ValueLayout.JAVA_BYTE));
                     } else {
-                        f().putBe32(r.encoded().length);
-                        f().putBytes(r.encoded());
+                        byte[] z = mirror != null ? deflate(r.page()) : r.encoded();
+                        f().putBe32(z.length);
+                        f().putBytes(z);
                     }
                 }
                 case EOS, MULTIFD_FLUSH -> {
                 }
             }
         });
+    }
+
+    /** The delta computed for the current XBZRLE record by {@link #mirrorRecord}. */
+    private byte[] xbzrleDelta;
+    private MemorySegment prev;
+
+    /** Brings the copy of the destination's RAM up to date with a record (computing the XBZRLE delta first). */
+    private void mirrorRecord(RamRecord r) throws IOException {
+        if (r.blockOf() == null) {
+            return;
+        }
+        RamImage.Block b = mirrorBlocks.get(r.blockOf());
+        long addr = r.header() & -(long) pageSize;
+        try {
+            switch (r.kind()) {
+                case ZERO -> mirror.fill(b, addr, r.fill());
+                case PAGE, COMPRESS_PAGE -> mirror.store(b, addr, r.page());
+                case XBZRLE -> {
+                    if (prev == null) {
+                        prev = java.lang.foreign.Arena.ofAuto().allocate(pageSize);
+                    }
+                    mirror.readPage(b, addr, prev);
+                    xbzrleDelta = PageCodecs.xbzrleEncode(prev.toArray(ValueLayout.JAVA_BYTE),
+                            r.page().toArray(ValueLayout.JAVA_BYTE), pageSize);
+                    if (xbzrleDelta == null) {
+                        throw new IOException("XBZRLE delta of a page would be longer than the page");
+                    }
+                    mirror.store(b, addr, r.page());
+                }
+                default -> {
+                }
+            }
+        } catch (RamImage.RamLimitException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+    }
+
+    private byte[] deflate(MemorySegment page) {
+        java.util.zip.Deflater d = new java.util.zip.Deflater(compressLevel);
+        try {
+            d.setInput(page.toArray(ValueLayout.JAVA_BYTE));
+            d.finish();
+            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+            byte[] buf = new byte[pageSize + 64];
+            while (!d.finished()) {
+                int n = d.deflate(buf);
+                out.write(buf, 0, n);
+            }
+            return out.toByteArray();
+        } finally {
+            d.end();
+        }
     }
 
     @Override
@@ -234,17 +340,21 @@ public final class StreamRewriter implements StreamVisitor {
 
     @Override
     public void sectionEnd(SectionHeader h, boolean footer) {
-        if (footer) {
-            io(() -> {
+        io(() -> {
+            if (footer) {
                 f().putByte(SECTION_FOOTER);
                 f().putBe32(h.sectionId());
-            });
-        }
+            }
+            recordDone();
+        });
     }
 
     @Override
     public void eof() {
-        io(() -> f().putByte(SECTION_EOF));
+        io(() -> {
+            f().putByte(SECTION_EOF);
+            recordDone();
+        });
     }
 
     @Override
@@ -253,16 +363,23 @@ public final class StreamRewriter implements StreamVisitor {
             f().putByte(SECTION_VMDESCRIPTION);
             f().putBe32(json.length);
             f().putBytes(json);
+            recordDone();
         });
     }
 
     @Override
     public void trailing(byte[] chunk) {
-        io(() -> f().putBytes(chunk));
+        io(() -> {
+            f().putBytes(chunk);
+            recordDone();
+        });
     }
 
     @Override
     public void end() {
         io(() -> f().flush());
+        if (mirror != null) {
+            mirror.close();
+        }
     }
 }

@@ -45,8 +45,8 @@ public final class Devices {
             .version(2).minimumVersion(1)
             .int64("cpu_ticks_offset", t -> t.cpuTicksOffset, (t, v) -> t.cpuTicksOffset = v)
             .unused(8)
-            .int64("cpu_clock_offset", t -> t.cpuClockOffset, (t, v) -> t.cpuClockOffset = v).since(2)
-            .preSave(Timer::stopClock)
+            // Read through guestClock() so that saving (or fingerprinting) never disturbs a running clock.
+            .int64("cpu_clock_offset", Timer::guestClock, (t, v) -> t.cpuClockOffset = v).since(2)
             .build();
 
     // ------------------------------------------------------------ cpu

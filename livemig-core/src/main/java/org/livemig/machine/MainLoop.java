@@ -76,12 +76,17 @@ public final class MainLoop {
         return thread;
     }
 
-    /** Schedules a bottom half: it runs soon on {@code main} with the BQL held. Any thread. */
+    /**
+     * Schedules a bottom half: it runs soon on {@code main} with the BQL held. Any thread.
+     *
+     * @throws java.util.concurrent.RejectedExecutionException once the loop is stopping, so that
+     *         no caller waits for work that will never run
+     */
     public void schedule(Runnable bh) {
         queueLock.lock();
         try {
             if (stopping) {
-                return;
+                throw new java.util.concurrent.RejectedExecutionException("main loop has stopped");
             }
             bhs.add(bh);
             wake.signal();

@@ -12,8 +12,7 @@ public final class VcpuContext {
     private final RamBlock mainBlock;
     private final CpuState regs;
     private final RandomGenerator random;
-    /** Per-vCPU workload state (cursor, pacing); the workload owns its meaning. */
-    public long cursor = -1;
+    /** Pacing state of the workload on this vCPU (not guest state: it does not migrate). */
     public long pacingStartNanos;
     public long pacingDone;
 

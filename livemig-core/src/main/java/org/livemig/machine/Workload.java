@@ -70,6 +70,8 @@ public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Wor
         public static final long DEFAULT_START = 1L << 20;
         public static final long DEFAULT_END = 100L << 20;
         private static final int PAGES_PER_STEP = 256;
+        /** Register holding the next page to increment (the guest's loop variable). */
+        static final int CURSOR = 5;
 
         @Override
         public String spec() {
@@ -106,25 +108,27 @@ public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Wor
                 LockSupport.parkNanos(1_000_000);
                 return;
             }
-            if (ctx.cursor < s[0] || ctx.cursor >= s[1]) {
-                ctx.cursor = s[0];
+            // The guest's position lives in its registers, so that it moves with the vCPU state
+            // in a migration and the guest goes on where it stopped.
+            CpuState r = ctx.regs();
+            if (r.regs[CURSOR] < s[0] || r.regs[CURSOR] >= s[1]) {
+                r.regs[CURSOR] = s[0];
             }
             double rate = pagesPerSecond > 0 ? (double) pagesPerSecond / ctx.vcpuCount() : 0;
             for (int i = 0; i < PAGES_PER_STEP; i++) {
                 if (!pace(ctx, rate)) {
                     return;
                 }
-                long off = ctx.cursor << RamBlock.PAGE_BITS;
+                long off = r.regs[CURSOR] << RamBlock.PAGE_BITS;
                 byte v = ctx.ram().readByte(b, off);
                 ctx.ram().writeByte(b, off, (byte) (v + 1));
                 ctx.pacingDone++;
-                CpuState r = ctx.regs();
                 r.regs[0] = off;
                 r.regs[1] = (v + 1) & 0xFF;
                 r.rip = 0x7c00 + (i & 0xFF);
                 r.instructions++;
-                if (++ctx.cursor >= s[1]) {
-                    ctx.cursor = s[0];
+                if (++r.regs[CURSOR] >= s[1]) {
+                    r.regs[CURSOR] = s[0];
                     r.regs[2]++; // completed passes
                 }
             }

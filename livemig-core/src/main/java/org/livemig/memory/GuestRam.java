@@ -13,6 +13,12 @@ import java.util.Map;
  * A machine's guest RAM: named {@link RamBlock}s, off-heap, with dirty logging. Reading or writing
  * guest RAM needs no lock. Dirty logging is switched on by the migration setup and off at its end;
  * while off, writes skip the bitmap entirely.
+ *
+ * <p>During postcopy on the destination a {@link PostcopyBackend} hooks the guest accessors
+ * ({@link #readByte}, {@link #readLong}, {@link #writeByte}, {@link #writeLong}) so that an
+ * access to a page not yet received waits for it. Code that reaches into
+ * {@link RamBlock#memory()} directly bypasses that check and must not run on the destination
+ * while postcopy listens.
  */
 public final class GuestRam implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
@@ -20,6 +26,8 @@ public final class GuestRam implements AutoCloseable {
     private volatile boolean dirtyLogging;
     /** True while guest RAM still holds the zeros it was mapped with (nothing has written it). */
     private volatile boolean pristine = true;
+    /** Set by a postcopy backend while it listens; null otherwise (the common case). */
+    private volatile GuestAccessHook accessHook;
 
     /** Adds a block; done while building the machine, before any other thread sees it. */
     public RamBlock addBlock(String name, long size, boolean prefault) {
@@ -69,8 +77,28 @@ public final class GuestRam implements AutoCloseable {
         dirtyLogging = on;
     }
 
+    /** Installs the postcopy access hook (the backend starts listening). */
+    void setAccessHook(GuestAccessHook hook) {
+        accessHook = hook;
+    }
+
+    /** Removes {@code hook} if it is the one installed (the backend stops listening). */
+    void clearAccessHook(GuestAccessHook hook) {
+        if (accessHook == hook) {
+            accessHook = null;
+        }
+    }
+
+    private void beforeAccess(RamBlock b, long offset, boolean write) {
+        GuestAccessHook h = accessHook;
+        if (h != null) {
+            h.beforeAccess(b, offset, write);
+        }
+    }
+
     /** Guest write of one byte: stores it, then marks the page dirty when logging is on. */
     public void writeByte(RamBlock b, long offset, byte value) {
+        beforeAccess(b, offset, true);
         b.memory().set(ValueLayout.JAVA_BYTE, offset, value);
         if (dirtyLogging) {
             b.markDirty(offset);
@@ -79,6 +107,7 @@ public final class GuestRam implements AutoCloseable {
 
     /** Guest write of a little-endian long at an 8-byte-aligned offset. */
     public void writeLong(RamBlock b, long offset, long value) {
+        beforeAccess(b, offset, true);
         b.memory().set(ValueLayout.JAVA_LONG, offset, value);
         if (dirtyLogging) {
             b.markDirty(offset);
@@ -86,7 +115,14 @@ public final class GuestRam implements AutoCloseable {
     }
 
     public byte readByte(RamBlock b, long offset) {
+        beforeAccess(b, offset, false);
         return b.memory().get(ValueLayout.JAVA_BYTE, offset);
+    }
+
+    /** Guest read of a little-endian long at an 8-byte-aligned offset. */
+    public long readLong(RamBlock b, long offset) {
+        beforeAccess(b, offset, false);
+        return b.memory().get(ValueLayout.JAVA_LONG, offset);
     }
 
     /** Copies a page's contents into another segment (test and verification helper). */

@@ -8,6 +8,7 @@ public enum Capability {
     AUTO_CONVERGE("auto-converge"),
     EVENTS("events"),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
+    POSTCOPY_RAM("postcopy-ram"),
     RETURN_PATH("return-path");
 
     private final String qemuName;

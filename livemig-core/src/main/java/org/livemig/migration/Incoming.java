@@ -33,14 +33,20 @@ public final class Incoming {
     private final StatusMachine status = new StatusMachine();
     private final RamStats ram = new RamStats();
     private volatile MigrationListener listener;
+    /** Where the listener was bound (a tcp port 0 resolved); kept after the listener closes. */
+    private volatile MigrationAddress boundAddress;
     private volatile MigrationConnection connection;
     private volatile Thread loadThread;
     private volatile String error;
     private volatile long loadMillis = -1;
+    private volatile IncomingReturnPath returnPath;
+    private volatile PostcopyIncoming postcopy;
+    private final String postcopyBackend;
 
     Incoming(Migration owner, Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
-             FaultSpec faults) {
+             FaultSpec faults, String postcopyBackend) {
         this.faults = faults;
+        this.postcopyBackend = postcopyBackend;
         this.owner = owner;
         this.machine = machine;
         this.exitOnError = exitOnError;
@@ -58,8 +64,12 @@ public final class Incoming {
 
     /** The address the listener is bound to (a tcp port 0 resolved), or null before listening. */
     public MigrationAddress boundAddress() {
-        MigrationListener l = listener;
-        return l == null ? null : l.boundAddress();
+        return boundAddress;
+    }
+
+    /** True while the listener waits for the source. */
+    public boolean isListening() {
+        return listener != null && status.get() == MigrationStatus.NONE;
     }
 
     /** Binds the listener and starts waiting for the source. Called with the BQL held. */
@@ -67,6 +77,7 @@ public final class Incoming {
         machine.bql().assertHeld();
         MigrationListener l = Transports.listen(address);
         listener = l;
+        boundAddress = l.boundAddress();
         Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
@@ -98,43 +109,93 @@ public final class Incoming {
         machine.bql().assertNotHeld();
         long start = System.nanoTime();
         MigrationConnection c = connection;
-        MigrationFile rpOut = null;
-        final MigrationFile[] rp = new MigrationFile[1];
         try {
             status.transition(MigrationStatus.SETUP, MigrationStatus.ACTIVE);
             MigrationFile f = MigrationFile.forReading(c.in());
             LoadVm load = new LoadVm(machine, ram, () -> {
-                rp[0] = MigrationFile.forWriting(c.out());
-                return value -> sendRp(rp[0], QemuStream.RP_PONG, value);
+                returnPath = new IncomingReturnPath(MigrationFile.forWriting(c.out()));
+                return returnPath;
             });
-            load.loadvmState(f, false);
-            rpOut = rp[0];
+            PostcopyIncoming pc = new PostcopyIncoming(this, machine, RamHandlers.of(machine).loader(), postcopyBackend);
+            postcopy = pc;
+            load.setPostcopyHandler(pc);
+            LoadVm.Result r = load.loadvmState(f, false);
             loadMillis = (System.nanoTime() - start) / 1_000_000;
-            if (rpOut != null) {
-                sendRp(rpOut, QemuStream.RP_SHUT, 0);
+            if (r == LoadVm.Result.QUIT) {
+                // Postcopy: mig/dst/listen loads the rest and finishes; this thread is done.
+                return;
+            }
+            if (returnPath != null) {
+                returnPath.sendShut(0);
             }
             machine.mainLoop().schedule(this::completedBh);
         } catch (Exception e) {
-            error = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-            LOG.log(Level.WARNING, "incoming migration failed: " + error);
-            if (rp[0] != null) {
-                try {
-                    sendRp(rp[0], QemuStream.RP_SHUT, 1);
-                } catch (IOException ignored) {
-                    // the source is gone too
-                }
-            }
-            status.force(MigrationStatus.FAILED);
-            machine.mainLoop().schedule(this::destroyAfterFailureBh);
+            fail(e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
         }
     }
 
-    private static void sendRp(MigrationFile rp, int type, int value) throws IOException {
-        synchronized (rp) {
-            rp.putBe16(type);
-            rp.putBe16(4);
-            rp.putBe32(value);
-            rp.flush();
+    private void fail(String message) {
+        error = message;
+        LOG.log(Level.WARNING, "incoming migration failed: " + error);
+        IncomingReturnPath rp = returnPath;
+        if (rp != null) {
+            try {
+                rp.sendShut(1);
+            } catch (IOException ignored) {
+                // the source is gone too
+            }
+        }
+        PostcopyIncoming pc = postcopy;
+        if (pc != null) {
+            pc.shutdown();
+        }
+        status.force(MigrationStatus.FAILED);
+        machine.mainLoop().schedule(this::destroyAfterFailureBh);
+    }
+
+    IncomingReturnPath returnPath() {
+        return returnPath;
+    }
+
+    /** The postcopy backend in use ("checked" or "userfaultfd"), or null before ADVISE. */
+    public String postcopyBackendName() {
+        PostcopyIncoming pc = postcopy;
+        return pc == null || pc.backend() == null ? null : pc.backend().name();
+    }
+
+    /** POSTCOPY_RUN's bottom half: the guest starts here while pages still arrive. Main loop, BQL held. */
+    void postcopyRunBh() {
+        machine.bql().assertHeld();
+        machine.cpuSynchronizeAllPostInit();
+        // Track what the guest writes here from now on, so that a verifier can tell the pages
+        // this guest changed from those that must equal the source's.
+        for (org.livemig.memory.RamBlock b : machine.ram().blocks()) {
+            b.dirtyBitmap().clearAll();
+        }
+        machine.ram().setDirtyLogging(true);
+        if (autostart) {
+            machine.vmStart();
+        } else {
+            machine.setRunState(RunState.PAUSED);
+        }
+        status.transition(MigrationStatus.ACTIVE, MigrationStatus.POSTCOPY_ACTIVE);
+    }
+
+    /** The listen thread loaded the whole postcopy stream. */
+    void postcopyCompleted() {
+        machine.mainLoop().schedule(() -> {
+            // RUN's BH ran before this one (BHs run in order), so the guest is already started.
+            if (!status.transition(MigrationStatus.POSTCOPY_ACTIVE, MigrationStatus.COMPLETED)) {
+                status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
+            }
+            destroy();
+        });
+    }
+
+    /** The listen or fault thread failed. */
+    void postcopyFailed(String message) {
+        if (!status.get().isFinal()) {
+            fail(message);
         }
     }
 
@@ -167,12 +228,17 @@ public final class Incoming {
             throw new AssertionError("incoming state destroyed from its own thread");
         }
         Thread t = loadThread;
-        if (t != null) {
-            try {
+        try {
+            if (t != null) {
                 t.join(10_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
             }
+            PostcopyIncoming pc = postcopy;
+            if (pc != null) {
+                pc.shutdown();
+                pc.join(10_000);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
         closeQuietly(connection);
         closeListener();

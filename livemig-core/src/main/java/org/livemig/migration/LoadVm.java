@@ -2,15 +2,17 @@ package org.livemig.migration;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.util.HashMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.Map;
 import java.util.function.Supplier;
 import org.livemig.machine.Machine;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.PackagedCommand;
+import org.livemig.stream.PostcopyAdviseCommand;
+import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.vmstate.SaveStateEntry;
-import org.livemig.vmstate.VMStateDescription;
 import org.livemig.vmstate.VmStateCodec;
 import org.livemig.vmstate.VmStateException;
 import org.livemig.vmstate.VmValue;
@@ -35,13 +37,39 @@ public final class LoadVm {
         void sendPong(int value) throws IOException;
     }
 
+    /** The destination's postcopy side, which the postcopy commands drive (null: no postcopy). */
+    public interface PostcopyHandler {
+        /** POSTCOPY_ADVISE. */
+        void advise(PostcopyAdviseCommand advise, long at) throws IOException;
+
+        /** POSTCOPY_RAM_DISCARD: these pages are stale or absent here. */
+        void discard(PostcopyRamDiscardCommand discard, long at) throws IOException;
+
+        /** POSTCOPY_LISTEN: start {@code mig/dst/listen} on the rest of {@code mainStream}. */
+        void listen(LoadVm load, MigrationFile mainStream, long at) throws IOException;
+
+        /** POSTCOPY_RUN: start the guest (from a BH on the main loop). */
+        void run(long at) throws IOException;
+    }
+
+    /** How a section loop ended. */
+    public enum Result {
+        /** The stream's EOF section. */
+        EOF,
+        /** POSTCOPY_RUN: the rest of the stream belongs to the listen thread. */
+        QUIT
+    }
+
     private final Machine machine;
     private final RamLoader ram;
     private final Supplier<ReturnPath> returnPathOpener;
-    private final Map<Integer, SaveStateEntry> sections = new HashMap<>();
-    private ReturnPath returnPath;
-    private boolean footersExpected;
-    private String currentSection;
+    /** Shared by mig/dst/main (package) and mig/dst/listen (main stream) once postcopy listens. */
+    private final Map<Integer, SaveStateEntry> sections = new ConcurrentHashMap<>();
+    private final ThreadLocal<String> currentSection = new ThreadLocal<>();
+    private volatile ReturnPath returnPath;
+    private volatile boolean footersExpected;
+    private PostcopyHandler postcopy;
+    private MigrationFile mainStream;
 
     public LoadVm(Machine machine, RamStats stats, Supplier<ReturnPath> returnPathOpener) {
         this.machine = machine;
@@ -50,14 +78,27 @@ public final class LoadVm {
     }
 
     /** Loads a whole stream: header, configuration, sections up to EOF, the vmdesc trailer. */
-    public void loadvmState(MigrationFile f, boolean bqlHeld) throws IOException {
+    /** Lets the postcopy commands through to {@code handler}. */
+    public void setPostcopyHandler(PostcopyHandler handler) {
+        this.postcopy = handler;
+    }
+
+    /**
+     * Loads a whole stream. Returns {@link Result#QUIT} when postcopy took over: the listen
+     * thread then loads the rest and the RUN bottom half synchronises the CPUs.
+     */
+    public Result loadvmState(MigrationFile f, boolean bqlHeld) throws IOException {
         if (!bqlHeld) {
             machine.bql().assertNotHeld();
         }
+        mainStream = f;
         readHeader(f);
         machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPreLoadvm);
-        loadvmStateMain(f, bqlHeld);
-        machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPostInit);
+        Result r = loadvmStateMain(f, bqlHeld);
+        if (r == Result.EOF) {
+            machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPostInit);
+        }
+        return r;
     }
 
     private void readHeader(MigrationFile f) throws IOException {
@@ -96,23 +137,28 @@ public final class LoadVm {
     }
 
     /** The section loop (qemu_loadvm_state_main): returns after EOF. */
-    public void loadvmStateMain(MigrationFile f, boolean bqlHeld) throws IOException {
+    public Result loadvmStateMain(MigrationFile f, boolean bqlHeld) throws IOException {
         while (true) {
             long at = f.position();
             int type = f.getByte();
-            currentSection = null;
+            currentSection.remove();
             try {
                 switch (type) {
                     case QemuStream.SECTION_START, QemuStream.SECTION_FULL -> loadStartFull(f, type, bqlHeld);
                     case QemuStream.SECTION_PART, QemuStream.SECTION_END -> loadPartEnd(f, at);
-                    case QemuStream.SECTION_COMMAND -> processCommand(f, at);
+                    case QemuStream.SECTION_COMMAND -> {
+                        if (processCommand(f, at, bqlHeld) == Result.QUIT) {
+                            return Result.QUIT;
+                        }
+                    }
                     case QemuStream.SECTION_EOF -> {
-                        return;
+                        return Result.EOF;
                     }
                     default -> throw new StreamFormatException(String.format("unknown section type 0x%02x", type), at);
                 }
             } catch (StreamFormatException e) {
-                throw currentSection == null ? e : e.inSection(currentSection);
+                String section = currentSection.get();
+                throw section == null ? e : e.inSection(section);
             }
         }
     }
@@ -123,9 +169,10 @@ public final class LoadVm {
         String idstr = f.getCountedString();
         int instanceId = f.getBe32();
         int version = f.getBe32();
-        currentSection = "'" + idstr + "' instance " + instanceId;
+        String section = "'" + idstr + "' instance " + instanceId;
+        currentSection.set(section);
         SaveStateEntry e = machine.registry().find(idstr, instanceId).orElseThrow(() -> new StreamFormatException(
-                "unknown section '" + idstr + "' instance " + instanceId + " (id " + sectionId + ")", at, currentSection, null));
+                "unknown section '" + idstr + "' instance " + instanceId + " (id " + sectionId + ")", at, section, null));
         if (e.isIterative() != (type == QemuStream.SECTION_START)) {
             throw new StreamFormatException((type == QemuStream.SECTION_START ? "START" : "FULL")
                     + " section for '" + idstr + "', which is " + (e.isIterative() ? "iterative" : "a device"), at);
@@ -143,7 +190,6 @@ public final class LoadVm {
         checkFooter(f, sectionId);
     }
 
-    @SuppressWarnings({"unchecked", "rawtypes"})
     private void loadDevice(MigrationFile f, SaveStateEntry e, int version, boolean bqlHeld) throws IOException {
         long at = f.position();
         // Decode with no lock: this is where the stream may stall.
@@ -152,10 +198,9 @@ public final class LoadVm {
                 : decodeUnlocked(f, e, version);
         // Apply under the lock, briefly.
         try {
-            machine.bql().withHeld(bqlHeld, () ->
-                    VmStateCodec.apply((VMStateDescription) e.vmsd(), e.opaque(), staged));
+            machine.bql().withHeld(bqlHeld, () -> e.applyState(staged));
         } catch (VmStateException ex) {
-            throw new StreamFormatException("device refused its state: " + ex.getMessage(), at, currentSection, ex);
+            throw new StreamFormatException("device refused its state: " + ex.getMessage(), at, currentSection.get(), ex);
         }
     }
 
@@ -170,7 +215,7 @@ public final class LoadVm {
         if (e == null) {
             throw new StreamFormatException("PART/END for unknown section id " + sectionId, at);
         }
-        currentSection = "'" + e.idstr() + "' instance " + e.instanceId();
+        currentSection.set("'" + e.idstr() + "' instance " + e.instanceId());
         e.handlers().loadState(f, e.versionId());
         checkFooter(f, sectionId);
     }
@@ -190,10 +235,10 @@ public final class LoadVm {
         }
     }
 
-    private void processCommand(MigrationFile f, long at) throws IOException {
+    private Result processCommand(MigrationFile f, long at, boolean bqlHeld) throws IOException {
         int cmd = f.getBe16();
         int len = f.getBe16();
-        currentSection = "command " + QemuStream.commandName(cmd);
+        currentSection.set("command " + QemuStream.commandName(cmd));
         switch (cmd) {
             case QemuStream.CMD_OPEN_RETURN_PATH -> {
                 expectLength(cmd, len, 0, at);
@@ -210,9 +255,39 @@ public final class LoadVm {
                 }
                 returnPath.sendPong(value);
             }
+            case QemuStream.CMD_POSTCOPY_ADVISE -> postcopy(cmd, at).advise(PostcopyAdviseCommand.readPayload(f, len), at);
+            case QemuStream.CMD_POSTCOPY_RAM_DISCARD ->
+                    postcopy(cmd, at).discard(PostcopyRamDiscardCommand.readPayload(f, len), at);
+            case QemuStream.CMD_POSTCOPY_LISTEN -> {
+                expectLength(cmd, len, 0, at);
+                postcopy(cmd, at).listen(this, mainStream, at);
+            }
+            case QemuStream.CMD_POSTCOPY_RUN -> {
+                expectLength(cmd, len, 0, at);
+                postcopy(cmd, at).run(at);
+                return Result.QUIT;
+            }
+            case QemuStream.CMD_PACKAGED -> {
+                PackagedCommand p = PackagedCommand.readPayload(f, len);
+                byte[] blob = p.readBlob(f);
+                // The package is a stream of its own; its sections keep bqlHeld as it is.
+                MigrationFile pkg = MigrationFile.ofBytes(blob);
+                Result r = loadvmStateMain(pkg, bqlHeld);
+                currentSection.remove();
+                return r;
+            }
             default -> throw new StreamFormatException("unsupported command " + QemuStream.commandName(cmd)
                     + " (length " + len + ")", at);
         }
+        return Result.EOF;
+    }
+
+    private PostcopyHandler postcopy(int cmd, long at) throws StreamFormatException {
+        if (postcopy == null) {
+            throw new StreamFormatException("command " + QemuStream.commandName(cmd)
+                    + " but postcopy is not possible here", at);
+        }
+        return postcopy;
     }
 
     private static void expectLength(int cmd, int len, int want, long at) throws StreamFormatException {

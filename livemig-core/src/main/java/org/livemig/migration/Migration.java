@@ -39,6 +39,7 @@ public final class Migration {
     private volatile boolean autostart = true;
     private volatile FaultSpec outgoingFaults = FaultSpec.NONE;
     private volatile FaultSpec incomingFaults = FaultSpec.NONE;
+    private volatile String postcopyBackend = "auto";
 
     public Migration(Machine machine) {
         this.machine = machine;
@@ -67,6 +68,14 @@ public final class Migration {
         this.incomingFaults = incoming;
     }
 
+    /** Demand-paging backend for incoming postcopy: "auto" (userfaultfd where allowed), "checked" or "userfaultfd". */
+    public void setPostcopyBackend(String kind) {
+        if (!kind.equals("auto") && !kind.equals("checked") && !kind.equals("userfaultfd")) {
+            throw new IllegalArgumentException("postcopy backend must be auto, checked or userfaultfd, not '" + kind + "'");
+        }
+        this.postcopyBackend = kind;
+    }
+
     public Outgoing outgoing() {
         return outgoing;
     }
@@ -79,7 +88,7 @@ public final class Migration {
     public boolean isActive() {
         Outgoing o = outgoing;
         Incoming i = incoming;
-        return (o != null && o.status().isActive()) || (i != null && (i.status().isActive() || i.status() == MigrationStatus.NONE));
+        return (o != null && o.status().isActive()) || (i != null && i.status().isActive());
     }
 
     public Set<Capability> capabilities() {
@@ -147,8 +156,12 @@ public final class Migration {
         if (isActive()) {
             throw new MigrationException("There's a migration process in progress");
         }
+        Incoming current = incoming;
+        if (current != null && current.isListening()) {
+            throw new MigrationException("The incoming migration has already been started");
+        }
         MigrationAddress addr = parse(uri);
-        Incoming i = new Incoming(this, machine, exitOnError, autostart, fanOut, incomingFaults);
+        Incoming i = new Incoming(this, machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend);
         try {
             i.listen(addr);
         } catch (IOException e) {
@@ -160,6 +173,15 @@ public final class Migration {
 
     void incomingEnded(Incoming i) {
         // The incoming object stays for query-migrate; a new migrate-incoming replaces it.
+    }
+
+    /** QMP migrate-start-postcopy. */
+    public void startPostcopy() throws MigrationException {
+        Outgoing o = outgoing;
+        if (o == null) {
+            throw new MigrationException("Postcopy must be started after migration has been started");
+        }
+        o.startPostcopy();
     }
 
     /** Cancels the outgoing migration (QMP migrate_cancel); a no-op when none runs. */
@@ -209,6 +231,10 @@ public final class Migration {
         } else if (i != null) {
             MigrationStatus s = i.status();
             r.put("status", s.qemuName());
+            if (i.postcopyBackendName() != null) {
+                // livemig's own key (x- as QEMU marks experimental ones): the demand-paging backend in use
+                r.put("x-postcopy-backend", i.postcopyBackendName());
+            }
             if (s == MigrationStatus.FAILED && i.error() != null) {
                 r.put("error-desc", i.error());
             }
@@ -229,13 +255,13 @@ public final class Migration {
         ram.put("dirty-pages-rate", st.dirtyPagesRate);
         ram.put("mbps", st.mbps);
         ram.put("dirty-sync-count", st.dirtySyncCount.get());
-        ram.put("postcopy-requests", 0);
+        ram.put("postcopy-requests", st.postcopyRequests.get());
         ram.put("page-size", org.livemig.memory.RamBlock.PAGE_SIZE);
         ram.put("multifd-bytes", 0);
         ram.put("pages-per-second", st.pagesPerSecond);
         ram.put("precopy-bytes", st.precopyBytes.get());
         ram.put("downtime-bytes", st.downtimeBytes.get());
-        ram.put("postcopy-bytes", 0);
+        ram.put("postcopy-bytes", st.postcopyBytes.get());
         ram.put("dirty-sync-missed-zero-copy", 0);
         return ram;
     }

@@ -13,7 +13,11 @@ import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.PackagedCommand;
+import org.livemig.stream.PostcopyAdviseCommand;
+import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
+import org.livemig.trace.SwitchoverEvent;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -35,6 +39,8 @@ public final class Outgoing {
     private static final long UPDATE_PERIOD_NANOS = 100_000_000L;
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
     private static final long SHUT_TIMEOUT_MILLIS = 60_000;
+    /** Share of the downtime limit that the remaining RAM may take at switchover. */
+    private static final double SWITCHOVER_BUDGET = 0.75;
 
     private final Machine machine;
     private final MigrationParameters params;
@@ -59,6 +65,9 @@ public final class Outgoing {
     private volatile long passes;
     private volatile int throttlePercent;
     private ReturnPathReader returnPath;
+    private volatile boolean postcopyRequested;
+    /** Set once the postcopy package went out: the destination may run the guest from then on. */
+    private volatile boolean packageSent;
     private int dirtyRateHighCount;
 
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
@@ -171,8 +180,12 @@ public final class Outgoing {
             machine.bql().withHeld(false, saver::startDirtyTracking);
 
             SaveVm.writeHeader(f);
-            if (caps.contains(Capability.RETURN_PATH)) {
-                openReturnPath(f, conn);
+            boolean postcopyCap = caps.contains(Capability.POSTCOPY_RAM);
+            if (caps.contains(Capability.RETURN_PATH) || postcopyCap) {
+                openReturnPath(f, conn, saver);
+            }
+            if (postcopyCap) {
+                new PostcopyAdviseCommand(RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE).write(f);
             }
             SaveVm.saveSetup(machine, f);
             f.flush();
@@ -182,8 +195,17 @@ public final class Outgoing {
             }
 
             iterate(f, saver);
+            if (postcopyRequested) {
+                stoppedByUs = true;
+                wasRunning = runPostcopy(f, saver);
+                return;
+            }
 
             // Switchover: stop the guest, gather device state under the BQL.
+            SwitchoverEvent trace = new SwitchoverEvent();
+            trace.begin();
+            trace.pendingBytes = saver.pendingBytes();
+            trace.bandwidth = bandwidthBytesPerSec;
             downtimeStart = System.nanoTime();
             final boolean[] running = new boolean[1];
             machine.bql().withHeld(false, () -> {
@@ -204,20 +226,28 @@ public final class Outgoing {
             } else if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
                 throw new IOException("cancelled");
             }
+            long t1 = System.nanoTime();
+            trace.stopNanos = t1 - downtimeStart;
             VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
             byte[] devices = machine.bql().callWithHeld(false, () -> {
                 machine.cpuSynchronizeAllStates();
                 return SaveVm.encodeDevices(machine, vmdesc);
             });
             // Remaining RAM and the device state go out without the lock.
+            long t2 = System.nanoTime();
+            trace.devicesNanos = t2 - t1;
             f.setRateLimit(0);
             SaveVm.saveCompleteIterative(machine, f);
+            long t3 = System.nanoTime();
+            trace.ramNanos = t3 - t2;
             long before = f.position();
             f.putBytes(devices);
             SaveVm.writeEofAndVmdesc(f, vmdesc);
             f.flush();
             ram.downtimeBytes.addAndGet(f.position() - before);
             ram.transferred.set(f.position());
+            long t4 = System.nanoTime();
+            trace.flushNanos = t4 - t3;
             if (returnPath != null) {
                 int shut = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
                 if (shut != 0) {
@@ -225,6 +255,11 @@ public final class Outgoing {
                 }
             }
             downtimeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - downtimeStart);
+            trace.ackNanos = System.nanoTime() - t4;
+            trace.commit();
+            LOG.info(String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+                    downtimeMillis, trace.stopNanos / 1e6, trace.devicesNanos / 1e6, trace.ramNanos / 1e6,
+                    trace.pendingBytes >> 10, trace.bandwidth / 1_000_000, trace.flushNanos / 1e6, trace.ackNanos / 1e6));
             totalTimeMillis = System.currentTimeMillis() - startMillis;
             saver.stopDirtyTracking();
             machine.bql().withHeld(false, () -> {
@@ -245,7 +280,9 @@ public final class Outgoing {
             if (saver != null) {
                 saver.stopDirtyTracking();
             }
-            final boolean resume = stoppedByUs && wasRunning;
+            // Once the destination may have started the guest (postcopy), the source must never
+            // run it again: it stays paused and the migration fails (no recovery yet).
+            final boolean resume = stoppedByUs && wasRunning && !packageSent;
             final boolean stopped = stoppedByUs;
             machine.bql().withHeld(false, () -> {
                 machine.setThrottlePercent(0);
@@ -275,13 +312,139 @@ public final class Outgoing {
         return m == null ? e.getClass().getSimpleName() : m;
     }
 
-    private void openReturnPath(MigrationFile f, MigrationConnection conn) throws IOException {
-        returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()));
+    private void openReturnPath(MigrationFile f, MigrationConnection conn, RamSaver saver) throws IOException {
+        returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()), saver);
+        returnPath.setConsumer(thread);
         Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(returnPath);
         SaveVm.writeCommand(f, QemuStream.CMD_OPEN_RETURN_PATH, new byte[0]);
-        returnPath.pingSent();
-        SaveVm.writeCommand(f, QemuStream.CMD_PING, new byte[] {0, 0, 0, 1});
+        ping(f, 1);
     }
+
+    private void ping(MigrationFile f, int value) throws IOException {
+        returnPath.pingSent(value);
+        SaveVm.writeCommand(f, QemuStream.CMD_PING, java.nio.ByteBuffer.allocate(4).putInt(value).array());
+    }
+
+    /**
+     * Switches to postcopy (QMP migrate-start-postcopy): at the end of the current iteration the
+     * source stops the guest and hands it to the destination, which then pulls missing pages.
+     */
+    public void startPostcopy() throws MigrationException {
+        if (!caps.contains(Capability.POSTCOPY_RAM)) {
+            throw new MigrationException("Enable postcopy with migrate_set_capability before the start of migration");
+        }
+        MigrationStatus s = status.get();
+        if (s != MigrationStatus.ACTIVE && s != MigrationStatus.SETUP) {
+            throw new MigrationException("Postcopy must be started after migration has been started");
+        }
+        postcopyRequested = true;
+        LockSupport.unpark(thread);
+    }
+
+    /** Pages sent per PART section while postcopy runs, between checks of the request queue. */
+    private static final int POSTCOPY_BATCH = 64;
+
+    /**
+     * The postcopy switch and the rest of the migration (QEMU's postcopy_start and the
+     * postcopy-active iterations). Returns whether the guest was running before the switch.
+     */
+    private boolean runPostcopy(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
+        long stopAt = System.nanoTime();
+        final boolean[] running = new boolean[1];
+        machine.bql().withHeld(false, () -> {
+            running[0] = machine.runState().isRunning();
+            machine.vmStop(RunState.FINISH_MIGRATE);
+        });
+        if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.POSTCOPY_ACTIVE)) {
+            throw new IOException("cancelled");
+        }
+        f.setRateLimit(0);
+        // The last sync: from here on the to-send bitmaps are exactly what the destination lacks.
+        machine.bql().callWithHeld(false, saver::syncDirtyBitmap);
+        saver.enterPostcopy();
+        for (RamBlock b : machine.ram().blocks()) {
+            java.util.List<PostcopyRamDiscardCommand.Range> ranges = new java.util.ArrayList<>();
+            for (long[] run : saver.unsentRuns(b)) {
+                ranges.add(new PostcopyRamDiscardCommand.Range(run[0] << RamBlock.PAGE_BITS, run[1] << RamBlock.PAGE_BITS));
+            }
+            for (PostcopyRamDiscardCommand cmd : PostcopyRamDiscardCommand.batches(b.name(), ranges)) {
+                cmd.write(f);
+            }
+        }
+        ping(f, 2);
+        // The package: LISTEN, the device state, PING 3, RUN.
+        MigrationFile pkg = MigrationFile.toMemory();
+        SaveVm.writeCommand(pkg, QemuStream.CMD_POSTCOPY_LISTEN, new byte[0]);
+        byte[] devices = machine.bql().callWithHeld(false, () -> {
+            machine.cpuSynchronizeAllStates();
+            return SaveVm.encodeDevices(machine, null);
+        });
+        pkg.putBytes(devices);
+        returnPath.pingSent(3);
+        SaveVm.writeCommand(pkg, QemuStream.CMD_PING, new byte[] {0, 0, 0, 3});
+        SaveVm.writeCommand(pkg, QemuStream.CMD_POSTCOPY_RUN, new byte[0]);
+        PackagedCommand.write(f, pkg.toByteArray());
+        packageSent = true;
+        ping(f, 4);
+        f.flush();
+        // The switch-over pause: until the destination has loaded the devices and runs the guest
+        // (its answer to PING 3, which sits just before RUN in the package).
+        long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
+        downtimeMillis = TimeUnit.NANOSECONDS.toMillis((pong3 > 0 ? pong3 : System.nanoTime()) - stopAt);
+
+        // Postcopy pages: requested ones first, the rest in the background.
+        org.livemig.vmstate.SaveStateEntry ramEntry = RamHandlers.entry(machine);
+        while (true) {
+            if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
+                throw new IOException("cancelled");
+            }
+            if (returnPath.error() != null) {
+                throw new IOException("return path failed: " + returnPath.error().getMessage(), returnPath.error());
+            }
+            if (saver.pendingBytes() == 0) {
+                break;
+            }
+            SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ramEntry);
+            boolean urgent = false;
+            for (int i = 0; i < POSTCOPY_BATCH; i++) {
+                ReturnPathReader.PageRequest r = returnPath.pollRequest();
+                if (r != null) {
+                    ram.postcopyRequests.incrementAndGet();
+                    urgent |= saver.sendRequestedPage(f, r.block(), r.page());
+                    continue;
+                }
+                if (urgent || saver.sendBackgroundPages(f, 1) == 0) {
+                    break;
+                }
+            }
+            f.putBe64(QemuStream.RAM_FLAG_EOS);
+            SaveVm.writeFooter(f, ramEntry);
+            if (urgent) {
+                f.flush(); // a vCPU waits for this page
+            }
+            ram.transferred.set(f.position());
+        }
+        SaveVm.saveCompleteIterative(machine, f);
+        f.putByte(QemuStream.SECTION_EOF);
+        f.flush();
+        ram.transferred.set(f.position());
+        int shutStatus = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
+        if (shutStatus != 0) {
+            throw new IOException("destination failed to finish postcopy (SHUT " + shutStatus + ")");
+        }
+        totalTimeMillis = System.currentTimeMillis() - startMillis;
+        saver.stopDirtyTracking();
+        machine.bql().withHeld(false, () -> {
+            if (status.transition(MigrationStatus.POSTCOPY_ACTIVE, MigrationStatus.COMPLETED)) {
+                machine.setRunState(RunState.POSTMIGRATE);
+            }
+        });
+        if (status.get() != MigrationStatus.COMPLETED) {
+            throw new IOException("cancelled at completion");
+        }
+        return running[0];
+    }
+
 
     /** The precopy loop (migration_iteration_run). Returns when it is time to switch over. */
     private void iterate(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
@@ -294,6 +457,9 @@ public final class Outgoing {
             if (status.get() != MigrationStatus.ACTIVE) {
                 throw new IOException("cancelled");
             }
+            if (postcopyRequested) {
+                return;
+            }
             long now = System.nanoTime();
             if (now - periodStart >= UPDATE_PERIOD_NANOS) {
                 long bytes = f.position() - periodBytes;
@@ -301,7 +467,7 @@ public final class Outgoing {
                 long bw = (long) (bytes / secs);
                 bandwidthBytesPerSec = bw;
                 ram.mbps = bw * 8 / 1e6;
-                threshold = (long) ((double) bw * params.downtimeLimit / 1000.0);
+                threshold = switchoverThreshold(bw);
                 expectedDowntimeMillis = bw > 0 ? saver.pendingBytes() * 1000 / bw : -1;
                 ram.pagesPerSecond = (long) ((ram.normalPages.get() + ram.zeroPages.get()) / Math.max(1e-3, (now - startNanos) / 1e9));
                 periodStart = now;
@@ -336,12 +502,22 @@ public final class Outgoing {
                     long dt = System.nanoTime() - periodStart;
                     if (dt > 0) {
                         long bw = (long) ((f.position() - periodBytes) / (dt / 1e9));
-                        threshold = (long) ((double) bw * params.downtimeLimit / 1000.0);
+                        threshold = switchoverThreshold(bw);
                         bandwidthBytesPerSec = bw;
                     }
                 }
             }
         }
+    }
+
+    /**
+     * How much RAM may be left for the switchover: what the link moves within the downtime limit,
+     * less a quarter kept for what else the downtime holds (stopping the vCPUs, CPU sync, device
+     * state, the final bitmap sync) and for a bandwidth estimate taken while the guest competed
+     * for the CPU.
+     */
+    private long switchoverThreshold(long bytesPerSec) {
+        return (long) (bytesPerSec * (params.downtimeLimit / 1000.0) * SWITCHOVER_BUDGET);
     }
 
     /** Statistics and auto-converge after a bitmap sync (one precopy pass ended). */

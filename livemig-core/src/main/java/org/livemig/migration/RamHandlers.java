@@ -49,6 +49,10 @@ public final class RamHandlers implements SaveVmHandlers {
         return loader;
     }
 
+    public RamLoader loader() {
+        return loader;
+    }
+
     public RamSaver saver() {
         return saver;
     }

@@ -3,6 +3,7 @@ package org.livemig.migration;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import org.livemig.memory.GuestRam;
+import org.livemig.memory.PostcopyBackend;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.stream.MigrationFile;
@@ -31,6 +32,13 @@ public final class RamLoader {
      */
     private final java.util.Map<RamBlock, java.util.BitSet> written;
 
+    /** Postcopy: the backend that tracks received pages; null outside postcopy. */
+    private volatile PostcopyBackend postcopy;
+    /** Postcopy after LISTEN: pages are placed through the backend, never written in place. */
+    private volatile boolean placing;
+    /** Staging page for placement (the listen thread owns it). */
+    private MemorySegment staging;
+
     public RamLoader(GuestRam ram, RamStats stats) {
         this.ram = ram;
         this.stats = stats;
@@ -43,6 +51,17 @@ public final class RamLoader {
             written = null;
         }
         ram.markWritten();
+    }
+
+    /** POSTCOPY_ADVISE: from now on every page loaded is recorded as received. */
+    public void advise(PostcopyBackend backend) {
+        this.postcopy = backend;
+    }
+
+    /** POSTCOPY_LISTEN: from now on pages are placed whole through the backend. */
+    public void startPlacing() {
+        staging = java.lang.foreign.Arena.ofAuto().allocate(RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE);
+        placing = true;
     }
 
     /** Loads one START/PART/END body up to its EOS record. */
@@ -69,25 +88,50 @@ public final class RamLoader {
                     RamBlock b = block(f, flags, recordAt);
                     MemorySegment page = page(b, addr, recordAt);
                     int fill = f.getByte();
+                    if (placing) {
+                        if (fill == 0) {
+                            postcopy.placeZeroPage(b, addr >>> RamBlock.PAGE_BITS);
+                        } else {
+                            staging.fill((byte) fill);
+                            postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
+                        }
+                        stats.zeroPages.incrementAndGet();
+                        continue;
+                    }
                     boolean knownZero = written != null && !written.get(b).get((int) (addr >>> RamBlock.PAGE_BITS));
                     if (fill != 0 || !(knownZero || ZeroPages.isZero(page))) {
                         page.fill((byte) fill);
                     }
+                    received(b, addr);
                     stats.zeroPages.incrementAndGet();
                 }
                 case QemuStream.RAM_FLAG_PAGE -> {
                     RamBlock b = block(f, flags, recordAt);
                     MemorySegment page = page(b, addr, recordAt);
+                    if (placing) {
+                        f.readInto(staging);
+                        postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
+                        stats.normalPages.incrementAndGet();
+                        continue;
+                    }
                     if (written != null) {
                         written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
                     }
                     f.readInto(page);
+                    received(b, addr);
                     stats.normalPages.incrementAndGet();
                 }
                 default -> throw new StreamFormatException(String.format(
                         "invalid RAM record flags 0x%03x", flags), recordAt);
             }
             stats.transferred.set(f.position());
+        }
+    }
+
+    private void received(RamBlock b, long addr) {
+        PostcopyBackend p = postcopy;
+        if (p != null) {
+            p.receivedMap(b).markReceived(addr >>> RamBlock.PAGE_BITS);
         }
     }
 

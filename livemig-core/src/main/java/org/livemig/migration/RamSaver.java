@@ -31,6 +31,7 @@ public final class RamSaver {
     private int blockCursor;
     private int pageCursor;
     private boolean completing;
+    private boolean postcopy;
 
     public RamSaver(GuestRam ram, RamStats stats) {
         this.ram = ram;
@@ -123,6 +124,60 @@ public final class RamSaver {
         f.putBe64(QemuStream.RAM_FLAG_EOS);
     }
 
+    /** From now on pages go out as postcopy pages (statistics). */
+    public void enterPostcopy() {
+        postcopy = true;
+    }
+
+    /** The block of this name, or null. */
+    public RamBlock block(String name) {
+        for (RamBlock b : blocks) {
+            if (b.name().equals(name)) {
+                return b;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Runs of pages not yet sent in {@code b}, as {start page, page count} pairs: what the
+     * destination must discard at the postcopy switch (its copies are stale or absent).
+     */
+    public java.util.List<long[]> unsentRuns(RamBlock b) {
+        BitSet bits = toSend[blocks.indexOf(b)];
+        java.util.List<long[]> runs = new java.util.ArrayList<>();
+        for (int start = bits.nextSetBit(0); start >= 0; ) {
+            int end = bits.nextClearBit(start);
+            runs.add(new long[] {start, end - start});
+            start = bits.nextSetBit(end);
+        }
+        return runs;
+    }
+
+    /**
+     * Postcopy: sends a page the destination asked for, unless it was sent since the switch
+     * (then it is already on its way). Returns whether it was sent now.
+     */
+    public boolean sendRequestedPage(MigrationFile f, RamBlock b, long page) throws IOException {
+        BitSet bits = toSend[blocks.indexOf(b)];
+        if (page < 0 || page >= b.pageCount() || !bits.get((int) page)) {
+            return false;
+        }
+        bits.clear((int) page);
+        pendingPages--;
+        savePage(f, b, page);
+        return true;
+    }
+
+    /** Sends up to {@code max} pages still to send, in address order; returns how many. */
+    public int sendBackgroundPages(MigrationFile f, int max) throws IOException {
+        int n = 0;
+        while (n < max && sendNextDirtyPage(f)) {
+            n++;
+        }
+        return n;
+    }
+
     /** Sends the next page marked in the to-send bitmaps; false when none is left. */
     private boolean sendNextDirtyPage(MigrationFile f) throws IOException {
         for (int n = 0; n <= blocks.size(); n++) {
@@ -162,7 +217,7 @@ public final class RamSaver {
         }
         lastSentBlock = block;
         long n = f.position() - before;
-        (completing ? stats.downtimeBytes : stats.precopyBytes).addAndGet(n);
+        (postcopy ? stats.postcopyBytes : completing ? stats.downtimeBytes : stats.precopyBytes).addAndGet(n);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
     }
 

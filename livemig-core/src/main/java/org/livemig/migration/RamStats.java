@@ -13,6 +13,8 @@ public final class RamStats {
     public final AtomicLong transferred = new AtomicLong();
     public final AtomicLong precopyBytes = new AtomicLong();
     public final AtomicLong downtimeBytes = new AtomicLong();
+    public final AtomicLong postcopyBytes = new AtomicLong();
+    public final AtomicLong postcopyRequests = new AtomicLong();
     public final AtomicLong dirtySyncCount = new AtomicLong();
     /** Pages per second dirtied, measured over the last sync period. */
     public volatile long dirtyPagesRate;

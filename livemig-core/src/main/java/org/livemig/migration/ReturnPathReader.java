@@ -1,34 +1,53 @@
 package org.livemig.migration;
 
 import java.io.IOException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import org.livemig.memory.RamBlock;
+import org.livemig.stream.LastRequestedBlock;
 import org.livemig.stream.MigrationFile;
-import org.livemig.stream.QemuStream;
+import org.livemig.stream.ReturnPathCodec;
+import org.livemig.stream.ReturnPathMessage;
 import org.livemig.stream.StreamFormatException;
 
 /**
  * Thread {@code mig/src/rp_thr}: reads the return path on the source (QEMU's
- * source_return_path_thread). Handles PONG and SHUT; any other message is an error here.
+ * source_return_path_thread): PONG, SHUT, and in postcopy the page requests, which it checks
+ * and queues for {@code mig/src/main}. A request for an unknown block or outside a block is
+ * refused: the return path fails with an error naming it, and the migration with it.
  */
 final class ReturnPathReader implements Runnable {
-    private static final int MAX_MESSAGE = 512;
+    /** A checked page request: one page of one block. */
+    record PageRequest(RamBlock block, long page, long requestedAtNanos) {}
 
     private final MigrationFile in;
+    private final RamSaver saver;
     private final CountDownLatch shut = new CountDownLatch(1);
-    private final AtomicLong lastPong = new AtomicLong(-1);
-    private volatile long pingSentNanos;
+    private final ConcurrentHashMap<Integer, Long> pongs = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<Integer, Long> pingsSent = new ConcurrentHashMap<>();
+    private final ConcurrentLinkedQueue<PageRequest> requests = new ConcurrentLinkedQueue<>();
+    private final LastRequestedBlock lastBlock = new LastRequestedBlock();
+    private volatile Thread consumer;
     private volatile long pongRoundTripNanos = -1;
     private volatile int shutStatus = -1;
     private volatile IOException error;
 
-    ReturnPathReader(MigrationFile in) {
+    ReturnPathReader(MigrationFile in, RamSaver saver) {
         this.in = in;
+        this.saver = saver;
     }
 
-    void pingSent() {
-        pingSentNanos = System.nanoTime();
+    /** Records that PING {@code value} was just sent (for the round-trip time). */
+    void pingSent(int value) {
+        pingsSent.put(value, System.nanoTime());
+    }
+
+    /** The thread to wake when a page request arrives. */
+    void setConsumer(Thread t) {
+        consumer = t;
     }
 
     @Override
@@ -36,40 +55,68 @@ final class ReturnPathReader implements Runnable {
         try {
             while (true) {
                 long at = in.position();
-                int type = in.getBe16();
-                int len = in.getBe16();
-                if (len > MAX_MESSAGE) {
-                    throw new StreamFormatException("return-path message " + type + " too long: " + len, at);
-                }
-                switch (type) {
-                    case QemuStream.RP_PONG -> {
-                        expect(len, 4, "PONG", at);
-                        lastPong.set(in.getBe32() & 0xFFFFFFFFL);
-                        if (pingSentNanos != 0) {
-                            pongRoundTripNanos = System.nanoTime() - pingSentNanos;
+                ReturnPathMessage m = ReturnPathCodec.read(in);
+                switch (m) {
+                    case ReturnPathMessage.Pong p -> {
+                        long now = System.nanoTime();
+                        pongs.put(p.value(), now);
+                        Long sent = pingsSent.get(p.value());
+                        if (sent != null) {
+                            pongRoundTripNanos = now - sent;
                         }
                     }
-                    case QemuStream.RP_SHUT -> {
-                        expect(len, 4, "SHUT", at);
-                        shutStatus = in.getBe32();
+                    case ReturnPathMessage.Shut s -> {
+                        shutStatus = s.status();
                         shut.countDown();
                         return;
                     }
-                    default -> throw new StreamFormatException("unexpected return-path message type " + type
-                            + " (length " + len + ")", at);
+                    case ReturnPathMessage.PageRequest r -> queue(r, at);
+                    default -> throw new StreamFormatException("unexpected return-path message " + m, at);
                 }
             }
         } catch (IOException e) {
             error = e;
         } finally {
             shut.countDown();
+            Thread c = consumer;
+            if (c != null) {
+                LockSupport.unpark(c);
+            }
         }
     }
 
-    private static void expect(int len, int want, String what, long at) throws StreamFormatException {
-        if (len != want) {
-            throw new StreamFormatException("return-path " + what + " has length " + len + ", expected " + want, at);
+    private void queue(ReturnPathMessage.PageRequest r, long at) throws StreamFormatException {
+        String name = lastBlock.blockOf(r, at);
+        long start = r instanceof ReturnPathMessage.ReqPagesId id ? id.start() : ((ReturnPathMessage.ReqPages) r).start();
+        long length = r instanceof ReturnPathMessage.ReqPagesId id ? id.length() : ((ReturnPathMessage.ReqPages) r).length();
+        RamBlock b = saver.block(name);
+        if (b == null) {
+            throw new StreamFormatException("refused page request for unknown RAM block '" + name + "'", at);
         }
+        if ((start & (RamBlock.PAGE_SIZE - 1)) != 0 || (length & (RamBlock.PAGE_SIZE - 1)) != 0 || length == 0
+                || start + length > b.usedLength() || start < 0) {
+            throw new StreamFormatException(String.format(
+                    "refused page request for 0x%x+0x%x outside RAM block '%s' of size 0x%x (or not page-aligned)",
+                    start, length, name, b.usedLength()), at);
+        }
+        long now = System.nanoTime();
+        for (long off = start; off < start + length; off += RamBlock.PAGE_SIZE) {
+            requests.add(new PageRequest(b, off >>> RamBlock.PAGE_BITS, now));
+        }
+        Thread c = consumer;
+        if (c != null) {
+            LockSupport.unpark(c);
+        }
+    }
+
+    /** The next queued page request, or null. */
+    PageRequest pollRequest() {
+        return requests.poll();
+    }
+
+    /** The return path's error, or null while it is healthy. */
+    IOException error() {
+        return error;
     }
 
     /** Waits for SHUT; returns its status, or throws when the return path failed or timed out. */
@@ -91,8 +138,18 @@ final class ReturnPathReader implements Runnable {
         return shutStatus;
     }
 
-    long lastPong() {
-        return lastPong.get();
+    /** Waits until PONG {@code value} arrives; returns when it arrived (nanoTime), or -1 on timeout or failure. */
+    long awaitPong(int value, long timeoutMillis) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+        while (System.nanoTime() < deadline && error == null && shut.getCount() > 0) {
+            Long t = pongs.get(value);
+            if (t != null) {
+                return t;
+            }
+            LockSupport.parkNanos(100_000);
+        }
+        Long t = pongs.get(value);
+        return t == null ? -1 : t;
     }
 
     long pongRoundTripNanos() {

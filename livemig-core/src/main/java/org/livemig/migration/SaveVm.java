@@ -8,7 +8,6 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
 import org.livemig.vmstate.SaveStateEntry;
 import org.livemig.vmstate.VmDesc;
-import org.livemig.vmstate.VmStateCodec;
 
 /**
  * Writes QEMU's stream layout for a machine (QEMU's savevm.c, save side): header and
@@ -109,11 +108,10 @@ public final class SaveVm {
         return buf.toByteArray();
     }
 
-    @SuppressWarnings({"unchecked", "rawtypes"})
     private static void saveDevice(MigrationFile f, SaveStateEntry e, VmDesc vmdesc) throws IOException {
         VmDesc.Device d = vmdesc == null ? null
                 : vmdesc.addDevice(e.idstr(), e.instanceId(), e.vmsd().name(), e.versionId());
-        VmStateCodec.save(f, (org.livemig.vmstate.VMStateDescription) e.vmsd(), e.opaque(), d);
+        e.saveState(f, d);
     }
 
     /** EOF, then the vmdesc trailer. */

@@ -14,8 +14,6 @@ import org.livemig.machine.Workload;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
 import org.livemig.vmstate.SaveStateEntry;
-import org.livemig.vmstate.VMStateDescription;
-import org.livemig.vmstate.VmStateCodec;
 import tools.jackson.databind.node.JsonNodeFactory;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -29,7 +27,6 @@ public final class StateDigest {
     private StateDigest() {}
 
     /** Device state digests, keyed "idstr/instance". Called with the BQL held. */
-    @SuppressWarnings({"unchecked", "rawtypes"})
     public static Map<String, String> devices(Machine m) throws IOException {
         m.bql().assertHeld();
         Map<String, String> out = new LinkedHashMap<>();
@@ -38,7 +35,7 @@ public final class StateDigest {
                 continue;
             }
             MigrationFile f = MigrationFile.toMemory();
-            VmStateCodec.save(f, (VMStateDescription) e.vmsd(), e.opaque(), null);
+            e.saveState(f, null);
             out.put(e.idstr() + "/" + e.instanceId(), sha256(f.toByteArray()));
         }
         return out;
@@ -56,6 +53,42 @@ public final class StateDigest {
             }
         }
         return String.format("%016x", mix(h));
+    }
+
+    /** One 64-bit hash per page of {@code b}, as hex (16 digits a page). */
+    public static String pageHashes(RamBlock b) {
+        MemorySegment s = b.memory();
+        StringBuilder sb = new StringBuilder((int) Math.min(Integer.MAX_VALUE - 16, b.pageCount() * 16));
+        for (long p = 0; p < b.pageCount(); p++) {
+            long h = 0x9E3779B97F4A7C15L;
+            long base = p << (RamBlock.PAGE_BITS - 3);
+            for (long i = 0; i < RamBlock.PAGE_SIZE / 8; i++) {
+                h = mix(h ^ s.getAtIndex(ValueLayout.JAVA_LONG, base + i));
+            }
+            sb.append(String.format("%016x", h));
+        }
+        return sb.toString();
+    }
+
+    /**
+     * Per-page detail for verifying a postcopy destination whose guest has run: every page's
+     * hash, and (when dirty logging is on) the pages the guest wrote since it started here.
+     * Called with the BQL held, the guest stopped.
+     */
+    public static ObjectNode pages(Machine m) {
+        m.bql().assertHeld();
+        ObjectNode r = JsonNodeFactory.instance.objectNode();
+        ObjectNode hashes = r.putObject("page-hashes");
+        ObjectNode written = r.putObject("written-here");
+        for (RamBlock b : m.ram().blocks()) {
+            hashes.put(b.name(), pageHashes(b));
+            if (m.ram().dirtyLogging()) {
+                java.util.BitSet bits = new java.util.BitSet((int) b.pageCount());
+                b.dirtyBitmap().harvestInto(bits);
+                written.put(b.name(), HexFormat.of().formatHex(bits.toByteArray()));
+            }
+        }
+        return r;
     }
 
     private static long mix(long z) {

@@ -231,6 +231,14 @@ public final class MigrationCommands {
                 })
                 .build());
 
+        server.register(QmpCommand.builder("migrate-start-postcopy").handler(args -> {
+            call(() -> {
+                migration.startPostcopy();
+                return null;
+            });
+            return null;
+        }).build());
+
         server.register(QmpCommand.builder("migrate-pause").allowOob().handler(args -> {
             throw QmpError.generic("migrate-pause is currently only supported during postcopy-active state");
         }).build());
@@ -240,9 +248,13 @@ public final class MigrationCommands {
         }).build());
 
         // livemig's own: the fingerprint of the stopped machine, to verify what a migration moved.
-        server.register(QmpCommand.builder("x-livemig-fingerprint").handler(args -> {
+        server.register(QmpCommand.builder("x-livemig-fingerprint").optionalArg("pages", QmpType.BOOL).handler(args -> {
             try {
-                return StateDigest.of(machine);
+                ObjectNode f = StateDigest.of(machine);
+                if (args.path("pages").asBoolean(false)) {
+                    f.setAll(StateDigest.pages(machine));
+                }
+                return f;
             } catch (IOException e) {
                 throw QmpError.generic("fingerprint failed: " + e.getMessage());
             }

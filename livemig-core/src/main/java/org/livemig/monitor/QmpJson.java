@@ -32,11 +32,56 @@ public final class QmpJson {
         return NODES.objectNode();
     }
 
-    /** {@code value} in QEMU's compact layout, without a trailing newline. */
+    /** {@code value} in QEMU's compact layout and member order, without a trailing newline. */
     public static String write(JsonNode value) {
         StringBuilder sb = new StringBuilder(64);
-        write(sb, value);
+        write(sb, value, true);
         return sb.toString();
+    }
+
+    /**
+     * {@code value} in QEMU's compact layout with members in the order they are held — for
+     * showing a reply as it was received (re-sorting a received QEMU object is not idempotent:
+     * members sharing a bucket would swap).
+     */
+    public static String writeAsReceived(JsonNode value) {
+        StringBuilder sb = new StringBuilder(64);
+        write(sb, value, false);
+        return sb.toString();
+    }
+
+    /**
+     * {@code value} indented for people: four spaces per level as QEMU's pretty mode, members in
+     * the order they are held (as received), empty objects and arrays as {@code {}} and {@code []}.
+     */
+    public static String writePretty(JsonNode value) {
+        StringBuilder sb = new StringBuilder(128);
+        writePretty(sb, value, 0);
+        return sb.toString();
+    }
+
+    private static void writePretty(StringBuilder sb, JsonNode v, int depth) {
+        if (v != null && v.isObject() && !v.isEmpty()) {
+            sb.append('{');
+            boolean first = true;
+            for (Map.Entry<String, JsonNode> e : v.properties()) {
+                sb.append(first ? "" : ",").append('\n').append("    ".repeat(depth + 1));
+                first = false;
+                quote(sb, e.getKey());
+                sb.append(": ");
+                writePretty(sb, e.getValue(), depth + 1);
+            }
+            sb.append('\n').append("    ".repeat(depth)).append('}');
+        } else if (v != null && v.isArray() && !v.isEmpty()) {
+            sb.append('[');
+            for (int i = 0; i < v.size(); i++) {
+                sb.append(i == 0 ? "" : ",").append('\n').append("    ".repeat(depth + 1));
+                writePretty(sb, v.get(i), depth + 1);
+            }
+            sb.append('\n').append("    ".repeat(depth)).append(']');
+        } else {
+            write(sb, v, false);
+        }
     }
 
     /**
@@ -45,25 +90,25 @@ public final class QmpJson {
      */
     static byte[] wire(JsonNode message) {
         StringBuilder sb = new StringBuilder(64);
-        write(sb, message);
+        write(sb, message, true);
         sb.append("\r\n");
         return sb.toString().getBytes(StandardCharsets.US_ASCII);
     }
 
-    private static void write(StringBuilder sb, JsonNode v) {
+    private static void write(StringBuilder sb, JsonNode v, boolean qemuOrder) {
         if (v == null || v.isNull() || v.isMissingNode()) {
             sb.append("null");
         } else if (v.isObject()) {
             sb.append('{');
             boolean first = true;
-            for (Map.Entry<String, JsonNode> e : qdictOrder(v)) {
+            for (Map.Entry<String, JsonNode> e : qemuOrder ? qdictOrder(v) : List.copyOf(v.properties())) {
                 if (!first) {
                     sb.append(", ");
                 }
                 first = false;
                 quote(sb, e.getKey());
                 sb.append(": ");
-                write(sb, e.getValue());
+                write(sb, e.getValue(), qemuOrder);
             }
             sb.append('}');
         } else if (v.isArray()) {
@@ -72,7 +117,7 @@ public final class QmpJson {
                 if (i > 0) {
                     sb.append(", ");
                 }
-                write(sb, v.get(i));
+                write(sb, v.get(i), qemuOrder);
             }
             sb.append(']');
         } else if (v.isString()) {

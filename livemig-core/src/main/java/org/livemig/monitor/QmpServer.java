@@ -89,6 +89,8 @@ public final class QmpServer implements AutoCloseable {
     private final Thread ioThread;
     private final ConcurrentLinkedQueue<Runnable> tasks = new ConcurrentLinkedQueue<>();
     private final AtomicBoolean closing = new AtomicBoolean();
+    /** Set once qmp-io has finished: later posts are dropped instead of piling up. */
+    private volatile boolean terminated;
     private final AtomicInteger sessionCount = new AtomicInteger();
     private final AtomicLong droppedReplies = new AtomicLong();
     private final AtomicLong nextSessionId = new AtomicLong(1);
@@ -339,6 +341,9 @@ public final class QmpServer implements AutoCloseable {
 
     /** Runs {@code task} on qmp-io. Callable from any thread; dropped once the server closed. */
     void post(Runnable task) {
+        if (terminated) {
+            return;
+        }
         tasks.add(task);
         selector.wakeup();
     }
@@ -394,8 +399,9 @@ public final class QmpServer implements AutoCloseable {
         } catch (IOException e) {
             LOG.log(Level.DEBUG, () -> s + ": " + e.getMessage());
             closeSession(s);
-        } catch (RuntimeException e) {
-            LOG.log(Level.ERROR, s + " failed", e);
+        } catch (RuntimeException | AssertionError e) {
+            // One broken session must not take qmp-io, and with it every other session, down.
+            LOG.log(Level.ERROR, s + " failed; closing it", e);
             closeSession(s);
         }
     }
@@ -679,6 +685,8 @@ public final class QmpServer implements AutoCloseable {
             removeSocketFile(l);
         }
         listeners.clear();
+        terminated = true;
+        tasks.clear();
         try {
             selector.close();
         } catch (IOException e) {

@@ -193,6 +193,125 @@ class FuzzSeedGenerator {
         return seeds;
     }
 
+    /**
+     * A fixture cut down to a few KiB while staying a valid stream: at most {@code keep} RAM
+     * records per section and the first 12 RAM sections (a record whose CONTINUE would now refer
+     * to another block names its block), only the {@link #DEVICES} sections, and a vmdesc that
+     * describes just those.
+     */
+    static byte[] reduce(byte[] fixture, int keep) throws Exception {
+        MigrationFile out = MigrationFile.toMemory();
+        StreamRewriter w = new StreamRewriter(out, 4096);
+        List<JsonNode> kept = new ArrayList<>();
+        StreamVisitor filter = new StreamVisitor() {
+            int ramSections;
+            int inSection;
+            boolean dropSection;
+            String lastBlock;
+
+            @Override
+            public void header(int magic, int version) {
+                w.header(magic, version);
+            }
+
+            @Override
+            public void configuration(Configuration c) {
+                w.configuration(c);
+            }
+
+            @Override
+            public void command(Command c) {
+                w.command(c);
+            }
+
+            @Override
+            public void packageStart(Command c, int blobLength) {
+                w.packageStart(c, blobLength);
+            }
+
+            @Override
+            public void packageEnd(byte[] trailing) {
+                w.packageEnd(trailing);
+            }
+
+            @Override
+            public void sectionStart(SectionHeader h) {
+                inSection = 0;
+                if (h.isRam()) {
+                    ramSections++;
+                    dropSection = ramSections > 12 && h.type() == SECTION_PART;
+                } else {
+                    dropSection = !DEVICES.contains(h.displayName());
+                }
+                if (!dropSection) {
+                    w.sectionStart(h);
+                }
+            }
+
+            @Override
+            public void ramRecord(SectionHeader h, RamRecord r) {
+                if (dropSection) {
+                    return;
+                }
+                if (r.kind() != RamKind.EOS && r.kind() != RamKind.MEM_SIZE && inSection++ >= keep) {
+                    return;
+                }
+                RamRecord k = r;
+                if (r.blockOf() != null) {
+                    if (r.block() == null && !r.blockOf().equals(lastBlock)) {
+                        k = new RamRecord(r.offset(), r.header() & ~(long) RAM_FLAG_CONTINUE, r.kind(), r.blockOf(),
+                                r.blockOf(), r.fill(), r.encoding(), r.encoded(), r.page(), r.blocks());
+                    }
+                    lastBlock = r.blockOf();
+                }
+                w.ramRecord(h, k);
+            }
+
+            @Override
+            public void deviceSection(SectionHeader h, StreamEvents.DeviceBody body) {
+                if (!dropSection) {
+                    w.deviceSection(h, body);
+                }
+            }
+
+            @Override
+            public void sectionEnd(SectionHeader h, boolean footer) {
+                if (!dropSection) {
+                    w.sectionEnd(h, footer);
+                }
+            }
+
+            @Override
+            public void eof() {
+                w.eof();
+            }
+
+            @Override
+            public void vmdesc(byte[] json, JsonNode tree) {
+                ObjectNode root = Json.MAPPER.createObjectNode();
+                root.put("page_size", 4096);
+                ArrayNode devs = root.putArray("devices");
+                for (JsonNode d : tree.get("devices")) {
+                    if (DEVICES.contains(d.get("name").stringValue())) {
+                        devs.add(d);
+                    }
+                }
+                byte[] b = Json.MAPPER.writeValueAsString(root).getBytes(StandardCharsets.UTF_8);
+                w.vmdesc(b, root);
+            }
+
+            @Override
+            public void end() {
+                w.end();
+            }
+        };
+        try (StreamReader r = new StreamReader(filter, Limits.DEFAULT, Analyzer.locateTrailer(fixture, Limits.DEFAULT),
+                null, true)) {
+            r.read(MigrationFile.ofBytes(fixture));
+        }
+        return out.toByteArray();
+    }
+
     @Test
     @EnabledIfSystemProperty(named = "livemig.writeSeeds", matches = ".+")
     void writeSeeds() throws Exception {
@@ -203,6 +322,9 @@ class FuzzSeedGenerator {
             "seed-old-machine-no-footers"};
         for (int i = 0; i < seeds.size(); i++) {
             Files.write(dir.resolve(names[i]), seeds.get(i));
+        }
+        for (String f : Fixtures.ALL) {
+            Files.write(dir.resolve("reduced-" + f), reduce(Fixtures.bytes(f), f.contains("xbzrle") ? 3 : 12));
         }
     }
 }

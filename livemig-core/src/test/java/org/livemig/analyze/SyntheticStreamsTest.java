@@ -295,4 +295,41 @@ class SyntheticStreamsTest {
                 .hasMessageContaining("cannot find the end of section timer")
                 .satisfies(e -> assertThat(((StreamFormatException) e).offset()).isPositive());
     }
+
+    /** Postcopy with a huge-page block: its MEM_SIZE entry carries the block's page size. */
+    @Test
+    void postcopyBlockPageSizeIsRecognised() throws Exception {
+        MigrationFile out = MigrationFile.toMemory();
+        StreamRewriter w = new StreamRewriter(out, 4096);
+        w.header(MAGIC, VERSION);
+        w.configuration(config);
+        w.command(cmd(CMD_POSTCOPY_ADVISE, be(0x201000, 0x1000)));
+        List<StreamEvents.RamBlockEntry> blocks = List.of(
+                new StreamEvents.RamBlockEntry("mem0", 0x400000, 0x200000L, null),
+                new StreamEvents.RamBlockEntry("pc.bios", 0x2000, null, null));
+        SectionHeader start = ram(SECTION_START);
+        w.sectionStart(start);
+        w.ramRecord(start, new RamRecord(-1, 0x402000 | RAM_FLAG_MEM_SIZE, RamKind.MEM_SIZE, null, null, 0, 0, null,
+                null, blocks));
+        w.ramRecord(start, EOS);
+        w.sectionEnd(start, true);
+        section(w, ram(SECTION_END), List.of(EOS), true);
+        w.eof();
+        w.end();
+        byte[] stream = out.toByteArray();
+        List<StreamEvents.RamBlockEntry> seen = new ArrayList<>();
+        StreamVisitor v = new StreamVisitor() {
+            @Override
+            public void ramRecord(SectionHeader h, RamRecord r) {
+                if (r.kind() == RamKind.MEM_SIZE) {
+                    seen.addAll(r.blocks());
+                }
+            }
+        };
+        try (StreamReader r = new StreamReader(v, Limits.DEFAULT, null, null, false)) {
+            r.read(MigrationFile.ofBytes(stream));
+        }
+        assertThat(seen).isEqualTo(blocks);
+        assertThat(java.util.Arrays.mismatch(RoundTripTest.rewriteRaw(stream), stream)).isEqualTo(-1);
+    }
 }

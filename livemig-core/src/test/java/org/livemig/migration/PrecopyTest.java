@@ -90,7 +90,7 @@ class PrecopyTest {
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"tcp", "unix"})
     void abGuestMigratesLiveAndVerifies(String transport) throws Exception {
-        try (Pair p = Pair.of(TestMachines.small("ab").withRam(64L << 20))) {
+        try (Pair p = Pair.of(TestMachines.small("ab:50000").withRam(64L << 20))) {
             p.params(m -> m.maxBandwidth = 0);
             p.cap(Capability.RETURN_PATH);
             String uri = p.listen(transport.equals("tcp") ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m.sock"));

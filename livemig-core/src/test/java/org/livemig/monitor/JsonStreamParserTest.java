@@ -180,6 +180,19 @@ class JsonStreamParserTest {
                 "{\"s\": \"\\u00E9\\u0001\\\"\\\\\", \"return\": {\"status\": \"running\", \"running\": true}, \"id\": 7}");
     }
 
+    /** Built in QAPI member order, written in QEMU's; a received QEMU line is shown back unchanged. */
+    @Test
+    void qemuOrderFromSchemaOrderAndReceivedOrderKept() {
+        ObjectNode status = QmpJson.object(); // StatusInfo: running, singlestep, status
+        status.put("running", true).put("singlestep", false).put("status", "running");
+        String qemu = "{\"status\": \"running\", \"singlestep\": false, \"running\": true}"; // as QEMU 7.2 sends it
+        assertThat(QmpJson.write(status)).isEqualTo(qemu);
+        assertThat(QmpJson.writeAsReceived(QmpJson.parse(qemu))).isEqualTo(qemu);
+        assertThat(QmpJson.writePretty(QmpJson.parse(qemu))).isEqualTo(
+                "{\n    \"status\": \"running\",\n    \"singlestep\": false,\n    \"running\": true\n}");
+        assertThat(QmpJson.writePretty(QmpJson.parse("{\"a\": [], \"b\": {}}"))).isEqualTo("{\n    \"a\": [],\n    \"b\": {}\n}");
+    }
+
     /** Property: any value the writer produces parses back to the same tree, however it is split. */
     @RepeatedTest(50)
     void writtenValuesParseBackWhateverTheSplit(RepetitionInfo info) {

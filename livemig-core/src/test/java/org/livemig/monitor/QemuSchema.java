@@ -143,8 +143,20 @@ public final class QemuSchema {
                 }
                 Map<String, JsonNode> qemuMembers = new HashMap<>();
                 t.path("members").forEach(m -> qemuMembers.put(m.get("name").stringValue(), m));
+                // A union's variant members exist for one tag value only: livemig, which has no
+                // unions, declares them optional.
+                Map<String, JsonNode> variantMembers = new HashMap<>();
+                t.path("variants").forEach(v -> byName.get(v.get("type").stringValue()).path("members")
+                        .forEach(m -> variantMembers.put(m.get("name").stringValue(), m)));
                 for (QmpType.Member m : st.members()) {
                     JsonNode qm = qemuMembers.remove(m.name());
+                    if (qm == null && variantMembers.containsKey(m.name())) {
+                        if (!m.optional()) {
+                            diffs.add(where + ": member " + m.name() + " exists only in some variants; it must be optional");
+                        }
+                        compare(where + "." + m.name(), m.type(), variantMembers.get(m.name()).get("type").stringValue(), diffs);
+                        continue;
+                    }
                     if (qm == null) {
                         diffs.add(where + ": member " + m.name() + " is not in QEMU 7.2");
                         continue;

@@ -1,0 +1,106 @@
+package org.livemig.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.channels.Channels;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import org.livemig.analyze.Analysis;
+import org.livemig.analyze.Analyzer;
+import org.livemig.analyze.Limits;
+import org.livemig.analyze.PythonJson;
+import org.livemig.analyze.VmstateDump;
+import org.livemig.stream.StreamFormatException;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code livemig analyze}: reads a QEMU migration stream (QEMU's or ours) and prints it as QEMU's
+ * scripts/analyze-migration.py does, or extracts its RAM and device state. Errors are one line on
+ * stderr and a non-zero exit status: 2 for a malformed stream, 1 for anything else.
+ */
+@Command(name = "analyze", mixinStandardHelpOptions = true,
+        description = {"Decode a QEMU migration stream (format version 3) and print it as JSON,",
+            "in the shape of QEMU's scripts/analyze-migration.py."})
+public final class AnalyzeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "FILE", description = "the stream; '-' reads standard input")
+    String file;
+
+    @Option(names = {"-d", "--dump"}, paramLabel = "state|desc",
+            description = "print the device state (default) or the vmdesc description")
+    String dump;
+
+    @Option(names = {"-x", "--extract"}, paramLabel = "DIR",
+            description = "write each RAM block's final contents to DIR/<block> and the state to DIR/state.json")
+    Path extract;
+
+    @Option(names = "--vmstate", paramLabel = "DUMP.json",
+            description = "QEMU -dump-vmstate output, to decode streams without a vmdesc trailer (postcopy)")
+    Path vmstate;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        String what = dump == null ? (extract == null ? "state" : null) : dump;
+        if (what != null && !what.equals("state") && !what.equals("desc")) {
+            err.println("livemig analyze: --dump takes 'state' or 'desc', not '" + dump + "'");
+            return 1;
+        }
+        try {
+            Analyzer.Options options = Analyzer.Options.DEFAULT;
+            if (vmstate != null) {
+                options = options.withDump(VmstateDump.read(vmstate, Limits.DEFAULT));
+            }
+            if (extract != null) {
+                Files.createDirectories(extract);
+                options = options.withRamDir(extract);
+            } else {
+                options = options.withoutRam();
+            }
+            try (Analysis a = file.equals("-") ? Analyzer.analyze(Channels.newChannel(System.in), options)
+                    : Analyzer.analyzeFile(Path.of(file), options)) {
+                for (Analysis.Undecoded u : a.undecoded()) {
+                    err.println("livemig analyze: warning: section " + u.section() + " at byte offset " + u.offset()
+                            + " not decoded: " + u.reason());
+                }
+                if (extract != null) {
+                    List<Path> files = a.extract(extract);
+                    err.println("livemig analyze: wrote " + files.size() + " files to " + extract);
+                }
+                if ("desc".equals(what)) {
+                    if (a.desc() == null) {
+                        err.println("livemig analyze: " + file + ": the stream has no vmdesc trailer"
+                                + " (postcopy streams have none)");
+                        return 1;
+                    }
+                    out.println(PythonJson.write(a.desc()));
+                } else if ("state".equals(what)) {
+                    out.println(PythonJson.write(a.state()));
+                }
+                out.flush();
+                return 0;
+            }
+        } catch (StreamFormatException e) {
+            err.println("livemig analyze: " + file + ": " + e.getMessage());
+            return 2;
+        } catch (NoSuchFileException e) {
+            err.println("livemig analyze: no such file: " + e.getFile());
+            return 1;
+        } catch (IOException | RuntimeException e) {
+            err.println("livemig analyze: " + file + ": " + e);
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,253 @@
+package org.livemig.cli;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import org.livemig.monitor.QmpAddress;
+import org.livemig.monitor.QmpClient;
+import org.livemig.monitor.QmpError;
+import org.livemig.monitor.QmpJson;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * {@code livemig qmp SOCKET [COMMAND [key=value ...]]}: a small QMP client for livemig and for
+ * QEMU. With a command it runs that one command and prints its {@code return} value; without,
+ * it opens a shell that reads commands line by line and shows events as they arrive.
+ */
+@Command(name = "qmp", mixinStandardHelpOptions = true,
+        description = {
+            "Send QMP commands to a livemig or QEMU monitor.",
+            "With COMMAND: run it once, print its return value as JSON; exit 0, or 1 with the error class and",
+            "description on an error reply, 2 when the monitor cannot be reached.",
+            "Without: an interactive shell (COMMAND key=value ..., a raw JSON request, 'oob COMMAND ...' for",
+            "exec-oob, 'history', 'help', 'exit'); events are printed as they arrive.",
+            "Values are JSON when they read as a number, true/false, an object or an array, else strings:",
+            "  livemig qmp /tmp/dst.sock migrate-incoming uri=tcp:127.0.0.1:4444",
+            "  livemig qmp tcp:127.0.0.1:4445 migrate-set-capabilities 'capabilities=[{\"capability\": \"events\", \"state\": true}]'"
+        })
+public final class QmpCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "SOCKET", description = "A unix socket path, unix:PATH or tcp:HOST:PORT.")
+    String socket;
+
+    @Parameters(index = "1", arity = "0..1", paramLabel = "COMMAND", description = "The QMP command to run.")
+    String command;
+
+    @Parameters(index = "2..*", paramLabel = "key=value", description = "The command's arguments.")
+    List<String> arguments = new ArrayList<>();
+
+    @Option(names = "--oob", description = "Negotiate out-of-band execution and send COMMAND with exec-oob.")
+    boolean oob;
+
+    @Option(names = "--compact", description = "Print JSON on one line, as QEMU writes it.")
+    boolean compact;
+
+    @Option(names = "--timeout", defaultValue = "60", paramLabel = "SECONDS",
+            description = "How long to wait for the greeting and each reply (default: ${DEFAULT-VALUE}).")
+    long timeoutSeconds;
+
+    @Spec
+    CommandSpec spec;
+
+    /** Where the shell reads commands (a test replaces it). */
+    InputStream in = System.in;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        ObjectNode args;
+        try {
+            args = command == null ? null : parseArguments(arguments);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+        QmpAddress address;
+        try {
+            address = QmpAddress.parse(socket);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+        try (QmpClient qmp = QmpClient.connect(address, Duration.ofSeconds(timeoutSeconds))) {
+            if (command == null) {
+                return shell(qmp, out, err);
+            }
+            if (oob) {
+                qmp.negotiateOob();
+            } else {
+                qmp.negotiate();
+            }
+            return run(qmp, oob, command, args, out, err);
+        } catch (IOException e) {
+            err.println("livemig qmp: " + e.getMessage());
+            err.flush();
+            return 2;
+        }
+    }
+
+    private int run(QmpClient qmp, boolean outOfBand, String name, ObjectNode args, PrintWriter out, PrintWriter err)
+            throws IOException {
+        try {
+            JsonNode ret = outOfBand ? qmp.executeOob(name, args) : qmp.execute(name, args);
+            synchronized (out) {
+                out.println(format(ret));
+                out.flush();
+            }
+            return 0;
+        } catch (QmpError e) {
+            synchronized (out) {
+                err.println("Error: " + e.errorClass().name() + ": " + e.desc());
+                err.flush();
+            }
+            return 1;
+        }
+    }
+
+    private String format(JsonNode value) {
+        return compact ? QmpJson.writeAsReceived(value) : QmpJson.writePretty(value);
+    }
+
+    /** The interactive shell: one command per line until {@code exit} or end of input. */
+    private int shell(QmpClient qmp, PrintWriter out, PrintWriter err) throws IOException {
+        JsonNode version = qmp.greeting().path("QMP").path("version");
+        out.println("Connected to " + qmp.address() + ": QEMU " + version.path("qemu").path("major").asString("?")
+                + "." + version.path("qemu").path("minor").asString("?") + "." + version.path("qemu").path("micro").asString("?")
+                + " (" + version.path("package").asString("") + "). Type 'help' for help.");
+        qmp.onEvent(e -> {
+            synchronized (out) {
+                out.println(QmpJson.writeAsReceived(e));
+                out.flush();
+            }
+        });
+        qmp.negotiateOob();
+        List<String> history = new ArrayList<>();
+        BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
+        int status = 0;
+        while (true) {
+            synchronized (out) {
+                out.print("(QMP) ");
+                out.flush();
+            }
+            String line = reader.readLine();
+            if (line == null) {
+                synchronized (out) {
+                    out.println();
+                }
+                break;
+            }
+            line = line.strip();
+            if (line.isEmpty()) {
+                continue;
+            }
+            if (line.equals("exit")) {
+                break;
+            }
+            if (line.equals("history")) {
+                synchronized (out) {
+                    for (int i = 0; i < history.size(); i++) {
+                        out.printf("%4d  %s%n", i + 1, history.get(i));
+                    }
+                }
+                continue;
+            }
+            if (line.equals("help")) {
+                synchronized (out) {
+                    out.println("COMMAND [key=value ...]   run a command (values: number, true/false, {...}, [...], else string)");
+                    out.println("oob COMMAND [key=value]   run it out of band (exec-oob)");
+                    out.println("{\"execute\": ...}          send a JSON request as it is");
+                    out.println("history                   the commands of this session");
+                    out.println("exit                      leave (also end of input); 'quit' is QEMU's quit command");
+                }
+                continue;
+            }
+            history.add(line);
+            try {
+                status = runLine(qmp, line, out, err);
+            } catch (IllegalArgumentException e) {
+                synchronized (out) {
+                    err.println("Error: " + e.getMessage());
+                    err.flush();
+                }
+            }
+            if (!qmp.isConnected()) {
+                synchronized (out) {
+                    err.println("livemig qmp: the monitor closed the connection");
+                    err.flush();
+                }
+                return status;
+            }
+        }
+        return 0;
+    }
+
+    private int runLine(QmpClient qmp, String line, PrintWriter out, PrintWriter err) throws IOException {
+        if (line.startsWith("{")) {
+            JsonNode request = QmpJson.parse(line);
+            if (!(request instanceof ObjectNode req) || !(req.has("execute") || req.has("exec-oob"))) {
+                throw new IllegalArgumentException("a JSON request needs \"execute\" or \"exec-oob\"");
+            }
+            boolean outOfBand = !req.has("execute");
+            String name = req.path(outOfBand ? "exec-oob" : "execute").asString();
+            ObjectNode args = req.get("arguments") instanceof ObjectNode a ? a : null;
+            return run(qmp, outOfBand, name, args, out, err);
+        }
+        List<String> words = new ArrayList<>(List.of(line.split("\\s+")));
+        boolean outOfBand = words.getFirst().equals("oob");
+        if (outOfBand) {
+            words.removeFirst();
+            if (words.isEmpty()) {
+                throw new IllegalArgumentException("oob needs a command");
+            }
+        }
+        String name = words.removeFirst();
+        return run(qmp, outOfBand, name, parseArguments(words), out, err);
+    }
+
+    /**
+     * {@code key=value} pairs into a QMP {@code arguments} object. A value that reads as a JSON
+     * number, boolean, object or array is that; anything else is a string.
+     */
+    static ObjectNode parseArguments(List<String> pairs) {
+        ObjectNode args = QmpJson.object();
+        for (String pair : pairs) {
+            int eq = pair.indexOf('=');
+            if (eq <= 0) {
+                throw new IllegalArgumentException("argument '" + pair + "' is not key=value");
+            }
+            String key = pair.substring(0, eq);
+            String value = pair.substring(eq + 1);
+            if (args.has(key)) {
+                throw new IllegalArgumentException("argument '" + key + "' given twice");
+            }
+            args.set(key, parseValue(value));
+        }
+        return args;
+    }
+
+    static JsonNode parseValue(String value) {
+        try {
+            JsonNode v = QmpJson.parse(value);
+            if (v.isNumber() || v.isBoolean() || v.isObject() || v.isArray()) {
+                return v;
+            }
+        } catch (IllegalArgumentException notJson) {
+            // a plain string
+        }
+        return QmpJson.NODES.stringNode(value);
+    }
+}

@@ -1,0 +1,84 @@
+package org.livemig.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Collection;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The portable postcopy backend: while listening, {@link GuestRam}'s guest accessors test the
+ * page's {@link ReceivedMap} bit before each access; a missing page is reported as a fault and
+ * the accessing thread waits for the bit. A placement claims the page, copies it whole with
+ * plain stores (no guest thread can touch a page whose bit is clear), then sets the bit, which
+ * publishes the contents to every accessor that sees it.
+ *
+ * <p>Faults go through an unbounded queue: each blocked access adds one entry, so its length is
+ * bounded by the number of guest threads times the pages they wait for in turn.
+ */
+final class CheckedPostcopy extends AbstractPostcopyBackend {
+    /** A blocked accessor re-checks the life cycle this often (close also wakes it at once). */
+    private static final long WAIT_SLICE_MILLIS = 100;
+
+    private final LinkedBlockingQueue<PageFault> faults = new LinkedBlockingQueue<>();
+
+    CheckedPostcopy(GuestRam ram) {
+        super(ram);
+    }
+
+    @Override
+    public String name() {
+        return "checked";
+    }
+
+    @Override
+    void dropPages(Region r, long offset, long length) {
+        // The bits are clear: accessors will wait for the page and placement will overwrite it.
+    }
+
+    @Override
+    void listen() {
+        // Nothing to arm: the access hook installed by the caller does the checking.
+    }
+
+    /** Called on vCPU threads by the guest accessors while listening; blocks until the page is placed. */
+    @Override
+    public void beforeAccess(RamBlock block, long offset, boolean write) {
+        Region r = regions.get(block);
+        long page = offset >>> RamBlock.PAGE_BITS;
+        if (r == null || offset < 0 || page >= r.received.pages() || r.received.isReceived(page)) {
+            return; // unknown block or offset: the access itself reports it
+        }
+        faults.offer(new PageFault(block, page, write, System.nanoTime()));
+        boolean interrupted = false;
+        while (state == State.LISTENING && !r.received.isReceived(page)) {
+            try {
+                r.received.awaitReceived(page, WAIT_SLICE_MILLIS, TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                interrupted = true; // a vCPU blocked on a page cannot be interrupted out of it
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    @Override
+    boolean placeListening(Region r, long page, MemorySegment src) {
+        return placeByCopy(r, page, src);
+    }
+
+    @Override
+    PageFault nextFault(long timeoutNanos) throws InterruptedException {
+        return faults.poll(timeoutNanos, TimeUnit.NANOSECONDS);
+    }
+
+    @Override
+    public int drainFaults(Collection<? super PageFault> sink, int max) {
+        return faults.drainTo(sink, max);
+    }
+
+    @Override
+    void release(State was) {
+        faults.clear();
+    }
+}

@@ -1,0 +1,305 @@
+package org.livemig.memory;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The userfaultfd postcopy backend (Linux, FFM): guest RAM is registered with a userfaultfd in
+ * missing mode, the kernel blocks a thread that touches a missing page and queues a fault event,
+ * and pages are placed with UFFDIO_COPY / UFFDIO_ZEROPAGE, which map a whole page atomically and
+ * wake the threads waiting for it.
+ *
+ * <p><b>The JVM and kernel-blocked threads.</b> A Java thread blocked on a page fault while it
+ * runs Java code cannot reach a safepoint, and every JVM safepoint (a GC, a deoptimisation)
+ * waits for all Java threads: the whole JVM, including the threads that would place the page,
+ * stops until the page arrives, which then never happens. (Tried on this machine: a thread
+ * reading a missing page from Java and {@code System.gc()} on another hang the JVM for good.)
+ * So a guest thread must only ever fault inside a native call: while listening, the
+ * {@link GuestRam} accessors test the {@link ReceivedMap} and, for a page not received, first
+ * read a byte of it through a native downcall ({@link Libc#touch}), which leaves the Java state;
+ * the kernel blocks there until the page is placed, and the Java access that follows finds it
+ * mapped. For that to hold, a received page must be mapped: {@link #startListening} maps every
+ * received page (MADV_POPULATE_READ, so a zero page never written reads as the shared zero page)
+ * and drops every missing one (MADV_DONTNEED), and afterwards only UFFDIO_COPY / ZEROPAGE map
+ * pages, before their bits are set. Code that reads guest RAM directly through
+ * {@link RamBlock#memory()} while listening risks the hang described above.
+ *
+ * <p>Likewise no system call may write a missing page while listening (a channel read straight
+ * into guest RAM would block in the kernel): placement goes through {@link #placePage} only.
+ */
+final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
+    private static final int MAX_EVENTS = 64;
+    /** Longest single poll(2): bounds how long close() waits for the fault reader. */
+    private static final int POLL_SLICE_MILLIS = 20;
+    private static final int MADV_POPULATE_READ = 22;
+
+    private static final ThreadLocal<MemorySegment> STAGING = ThreadLocal.withInitial(
+            () -> Arena.ofAuto().allocate(RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE));
+
+    private final Userfaultfd uffd;
+    /** Regions sorted by base address, to map a fault address to its block. Read-only. */
+    private final Region[] byAddress;
+    /** Held by the one thread reading faults. */
+    private final ReentrantLock faultReader = new ReentrantLock();
+    /** Guarded by {@link #faultReader}. */
+    private final ArrayDeque<PageFault> pending = new ArrayDeque<>();
+    /** Guarded by {@link #faultReader}. */
+    private final MemorySegment events = Arena.ofAuto().allocate(Userfaultfd.MSG.byteSize() * MAX_EVENTS, 8);
+    /** Keeps population loads alive when the madvise fallback touches pages from Java. */
+    @SuppressWarnings("unused")
+    private volatile long touchSink;
+
+    UserfaultfdPostcopy(GuestRam ram) throws IOException {
+        super(ram);
+        Availability a = availability();
+        if (!a.available()) {
+            throw new IOException("userfaultfd unavailable: " + a.reason());
+        }
+        for (Region r : regions.values()) {
+            if (r.base % RamBlock.PAGE_SIZE != 0) {
+                throw new IOException("RAM block " + r.block + " is not page-aligned at 0x" + Long.toHexString(r.base));
+            }
+        }
+        List<Region> sorted = new ArrayList<>(regions.values());
+        sorted.sort(Comparator.comparingLong(r -> r.base));
+        this.byAddress = sorted.toArray(new Region[0]);
+        this.uffd = Userfaultfd.open();
+    }
+
+    private static final class Holder {
+        static final Availability AVAILABILITY = Userfaultfd.probe();
+    }
+
+    /** Found once per JVM by trying the whole mechanism on a scratch mapping. */
+    static Availability availability() {
+        return Holder.AVAILABILITY;
+    }
+
+    @Override
+    public String name() {
+        return "userfaultfd";
+    }
+
+    @Override
+    void dropPages(Region r, long offset, long length) throws IOException {
+        if (length > 0 && Libc.madvise(r.base + offset, length, Libc.MADV_DONTNEED) != 0) {
+            throw new IOException(String.format("madvise(DONTNEED) of [0x%x, +0x%x) in %s: %s", offset, length,
+                    r.block, Libc.strerror(Libc.errno())));
+        }
+    }
+
+    @Override
+    void listen() throws IOException {
+        List<Region> registered = new ArrayList<>();
+        try {
+            for (Region r : byAddress) {
+                // Best effort: a huge page would be filled 4 KiB at a time anyway, and THP may be off.
+                Libc.madvise(r.base, r.length, Libc.MADV_NOHUGEPAGE);
+                prepare(r);
+                uffd.registerMissing(r.base, r.length);
+                registered.add(r);
+            }
+        } catch (IOException | RuntimeException e) {
+            for (Region r : registered) {
+                uffd.unregister(r.base, r.length);
+            }
+            throw e;
+        }
+    }
+
+    /** Maps every received page and drops every missing one, so that only missing pages fault. */
+    private void prepare(Region r) throws IOException {
+        long pages = r.received.pages();
+        long p = 0;
+        while (p < pages) {
+            long missing = r.received.nextMissing(p);
+            if (missing < 0) {
+                missing = pages;
+            }
+            populate(r, p, missing - p);
+            if (missing == pages) {
+                break;
+            }
+            long next = r.received.nextReceived(missing);
+            if (next < 0) {
+                next = pages;
+            }
+            dropPages(r, missing << RamBlock.PAGE_BITS, (next - missing) << RamBlock.PAGE_BITS);
+            p = next;
+        }
+    }
+
+    private void populate(Region r, long first, long count) {
+        if (count <= 0) {
+            return;
+        }
+        long addr = r.base + (first << RamBlock.PAGE_BITS);
+        if (Libc.madvise(addr, count << RamBlock.PAGE_BITS, MADV_POPULATE_READ) == 0) {
+            return;
+        }
+        long sum = 0; // kernels before 5.14: read a byte of each page (not registered yet, so no fault to fear)
+        for (long q = first; q < first + count; q++) {
+            sum += r.block.memory().get(ValueLayout.JAVA_BYTE, q << RamBlock.PAGE_BITS);
+        }
+        touchSink = sum;
+    }
+
+    /** Called on vCPU threads by the guest accessors while listening; blocks (in native code) until placed. */
+    @Override
+    public void beforeAccess(RamBlock block, long offset, boolean write) {
+        Region r = regions.get(block);
+        long page = offset >>> RamBlock.PAGE_BITS;
+        if (r == null || offset < 0 || page >= r.received.pages() || r.received.isReceived(page)) {
+            return;
+        }
+        Libc.touch(r.base + offset);
+    }
+
+    @Override
+    boolean placeListening(Region r, long page, MemorySegment src) throws IOException {
+        long dst = r.base + (page << RamBlock.PAGE_BITS);
+        int e;
+        if (src == null) {
+            e = uffd.zeropage(dst, RamBlock.PAGE_SIZE);
+        } else {
+            MemorySegment from = src;
+            if (!src.isNative()) {
+                from = STAGING.get();
+                MemorySegment.copy(src, 0, from, 0, RamBlock.PAGE_SIZE);
+            }
+            e = uffd.copy(dst, from.address(), RamBlock.PAGE_SIZE);
+        }
+        if (e == 0) {
+            r.claimed.set(page);
+            markPlaced(r, page);
+            return true;
+        }
+        if (e == Libc.EEXIST) {
+            // Another placer mapped it (whole) first; make sure nobody sleeps on it, and record it.
+            uffd.wake(dst, RamBlock.PAGE_SIZE);
+            r.claimed.set(page);
+            markPlaced(r, page);
+            return false;
+        }
+        throw new IOException(String.format("%s of page 0x%x of %s: %s", src == null ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY",
+                page << RamBlock.PAGE_BITS, r.block, Libc.strerror(e)));
+    }
+
+    @Override
+    PageFault nextFault(long timeoutNanos) throws InterruptedException, IOException {
+        faultReader.lock();
+        try {
+            PageFault f = pending.poll();
+            if (f != null) {
+                return f;
+            }
+            long deadline = System.nanoTime() + timeoutNanos;
+            while (true) {
+                if (Thread.interrupted()) {
+                    throw new InterruptedException();
+                }
+                long left = deadline - System.nanoTime();
+                int slice = (int) Math.min(POLL_SLICE_MILLIS, Math.max(0, (left + 999_999) / 1_000_000));
+                if (!readEvents(slice)) {
+                    return null;
+                }
+                f = pending.poll();
+                if (f != null || deadline - System.nanoTime() <= 0) {
+                    return f;
+                }
+            }
+        } finally {
+            faultReader.unlock();
+        }
+    }
+
+    @Override
+    public int drainFaults(Collection<? super PageFault> sink, int max) throws IOException {
+        faultReader.lock();
+        try {
+            if (pending.isEmpty() && state != State.CLOSED) {
+                readEvents(0);
+            }
+            int n = 0;
+            while (n < max && !pending.isEmpty()) {
+                sink.add(pending.poll());
+                n++;
+            }
+            return n;
+        } finally {
+            faultReader.unlock();
+        }
+    }
+
+    /** Reads pending events into {@link #pending}, waiting up to {@code waitMillis}; false once closed. */
+    private boolean readEvents(int waitMillis) throws IOException {
+        lifecycle.readLock().lock();
+        try {
+            if (state == State.CLOSED) {
+                return false;
+            }
+            int n = uffd.readEvents(events, waitMillis);
+            long now = System.nanoTime();
+            for (int i = 0; i < n; i++) {
+                long at = i * Userfaultfd.MSG.byteSize();
+                int event = events.get(ValueLayout.JAVA_BYTE, at + Userfaultfd.MSG_EVENT) & 0xFF;
+                if (event != Userfaultfd.EVENT_PAGEFAULT) {
+                    continue; // no other event was asked for
+                }
+                long flags = events.get(ValueLayout.JAVA_LONG, at + Userfaultfd.MSG_PF_FLAGS);
+                long address = events.get(ValueLayout.JAVA_LONG, at + Userfaultfd.MSG_PF_ADDRESS);
+                Region r = regionAt(address);
+                if (r == null) {
+                    uffd.wake(address & -RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE);
+                    continue;
+                }
+                long page = (address - r.base) >>> RamBlock.PAGE_BITS;
+                if (r.received.isReceived(page)) {
+                    // Placed between the fault and this read: the placement woke it; be sure.
+                    uffd.wake(r.base + (page << RamBlock.PAGE_BITS), RamBlock.PAGE_SIZE);
+                    continue;
+                }
+                pending.add(new PageFault(r.block, page, (flags & Userfaultfd.PAGEFAULT_FLAG_WRITE) != 0, now));
+            }
+            return true;
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    private Region regionAt(long address) {
+        int lo = 0;
+        int hi = byAddress.length - 1;
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            Region r = byAddress[mid];
+            if (address < r.base) {
+                hi = mid - 1;
+            } else if (address - r.base >= r.length) {
+                lo = mid + 1;
+            } else {
+                return r;
+            }
+        }
+        return null;
+    }
+
+    @Override
+    void release(State was) {
+        if (was == State.LISTENING) {
+            for (Region r : byAddress) {
+                uffd.unregister(r.base, r.length); // wakes blocked threads; they fault again, normally
+            }
+        }
+        uffd.close();
+    }
+}

@@ -1,0 +1,38 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import org.livemig.stream.LastRequestedBlock;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.ReturnPathCodec;
+import org.livemig.stream.ReturnPathMessage;
+
+/**
+ * The destination's end of the return path: PONG and SHUT from {@code mig/dst/main} or
+ * {@code mig/dst/listen}, page requests from {@code mig/dst/fault}. Writers take turns on the
+ * one stream (synchronized); each message is flushed at once.
+ */
+final class IncomingReturnPath implements LoadVm.ReturnPath {
+    private final MigrationFile out;
+    private final LastRequestedBlock lastBlock = new LastRequestedBlock();
+
+    IncomingReturnPath(MigrationFile out) {
+        this.out = out;
+    }
+
+    @Override
+    public synchronized void sendPong(int value) throws IOException {
+        ReturnPathCodec.write(out, new ReturnPathMessage.Pong(value));
+        out.flush();
+    }
+
+    synchronized void sendShut(int status) throws IOException {
+        ReturnPathCodec.write(out, new ReturnPathMessage.Shut(status));
+        out.flush();
+    }
+
+    /** REQ_PAGES_ID, or REQ_PAGES when the block is the one asked for last. */
+    synchronized void requestPages(String block, long start, long length) throws IOException {
+        ReturnPathCodec.write(out, lastBlock.request(block, start, length));
+        out.flush();
+    }
+}

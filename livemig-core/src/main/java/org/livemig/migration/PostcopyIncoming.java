@@ -1,0 +1,201 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import org.livemig.machine.Machine;
+import org.livemig.memory.PageFault;
+import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.RamBlock;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.PostcopyAdviseCommand;
+import org.livemig.stream.PostcopyRamDiscardCommand;
+import org.livemig.stream.StreamFormatException;
+
+/**
+ * The destination's postcopy (QEMU's postcopy-ram.c, incoming side): ADVISE creates the demand
+ * paging backend, DISCARD drops stale pages, LISTEN starts {@code mig/dst/fault} and
+ * {@code mig/dst/listen} (which takes over the main stream from {@code mig/dst/main}), RUN
+ * starts the guest from a BH on the main loop. The listen thread finishes the migration.
+ */
+final class PostcopyIncoming implements LoadVm.PostcopyHandler {
+    private static final Logger LOG = Logger.getLogger(PostcopyIncoming.class.getName());
+    public static final String LISTEN_THREAD = "mig/dst/listen";
+    public static final String FAULT_THREAD = "mig/dst/fault";
+
+    /** QEMU's PostcopyState. */
+    enum State { NONE, ADVISE, DISCARD, LISTENING, RUNNING, END }
+
+    private final Incoming incoming;
+    private final Machine machine;
+    private final RamLoader ram;
+    private final String backendChoice;
+    private volatile State state = State.NONE;
+    private volatile PostcopyBackend backend;
+    private volatile Thread listenThread;
+    private volatile Thread faultThread;
+    /** Pages requested and not yet seen placed; the fault thread's dedup set. */
+    private final java.util.Set<PageKey> requested = ConcurrentHashMap.newKeySet();
+
+    private record PageKey(RamBlock block, long page) {}
+
+    PostcopyIncoming(Incoming incoming, Machine machine, RamLoader ram, String backendChoice) {
+        this.incoming = incoming;
+        this.machine = machine;
+        this.ram = ram;
+        this.backendChoice = backendChoice;
+    }
+
+    State state() {
+        return state;
+    }
+
+    PostcopyBackend backend() {
+        return backend;
+    }
+
+    Thread listenThread() {
+        return listenThread;
+    }
+
+    @Override
+    public void advise(PostcopyAdviseCommand advise, long at) throws IOException {
+        if (state != State.NONE) {
+            throw new StreamFormatException("POSTCOPY_ADVISE in postcopy state " + state, at);
+        }
+        if (advise.hasPageSizes() && (advise.targetPageSize() != RamBlock.PAGE_SIZE
+                || advise.pageSizeSummary() != RamBlock.PAGE_SIZE)) {
+            throw new StreamFormatException(String.format("postcopy page sizes differ: source 0x%x/0x%x, here 0x%x",
+                    advise.pageSizeSummary(), advise.targetPageSize(), RamBlock.PAGE_SIZE), at);
+        }
+        backend = switch (backendChoice) {
+            case "checked" -> PostcopyBackend.checked(machine.ram());
+            case "userfaultfd" -> PostcopyBackend.userfaultfd(machine.ram());
+            default -> PostcopyBackend.choose(machine.ram(), msg -> LOG.info(msg));
+        };
+        ram.advise(backend);
+        state = State.ADVISE;
+    }
+
+    @Override
+    public void discard(PostcopyRamDiscardCommand discard, long at) throws IOException {
+        if (state != State.ADVISE && state != State.DISCARD) {
+            throw new StreamFormatException("POSTCOPY_RAM_DISCARD in postcopy state " + state, at);
+        }
+        RamBlock b = machine.ram().block(discard.block());
+        if (b == null) {
+            throw new StreamFormatException("POSTCOPY_RAM_DISCARD for unknown RAM block '" + discard.block() + "'", at);
+        }
+        for (PostcopyRamDiscardCommand.Range r : discard.ranges()) {
+            if (!r.isWithin(b.usedLength(), RamBlock.PAGE_SIZE)) {
+                throw new StreamFormatException(String.format("discard range 0x%x+0x%x outside RAM block '%s' of 0x%x",
+                        r.start(), r.length(), b.name(), b.usedLength()), at);
+            }
+            backend.discard(b, r.start(), r.length());
+        }
+        state = State.DISCARD;
+    }
+
+    @Override
+    public void listen(LoadVm load, MigrationFile mainStream, long at) throws IOException {
+        if (state != State.ADVISE && state != State.DISCARD) {
+            throw new StreamFormatException("POSTCOPY_LISTEN in postcopy state " + state, at);
+        }
+        IncomingReturnPath rp = incoming.returnPath();
+        if (rp == null) {
+            throw new StreamFormatException("POSTCOPY_LISTEN without a return path", at);
+        }
+        backend.startListening();
+        ram.startPlacing();
+        state = State.LISTENING;
+        Thread fault = Thread.ofPlatform().name(FAULT_THREAD).daemon(true).unstarted(() -> faultLoop(rp));
+        faultThread = fault;
+        fault.start();
+        Thread listen = Thread.ofPlatform().name(LISTEN_THREAD).daemon(true).unstarted(() -> listenLoop(load, mainStream, rp));
+        listenThread = listen;
+        listen.start();
+    }
+
+    @Override
+    public void run(long at) throws IOException {
+        if (state != State.LISTENING) {
+            throw new StreamFormatException("POSTCOPY_RUN in postcopy state " + state, at);
+        }
+        state = State.RUNNING;
+        machine.mainLoop().schedule(incoming::postcopyRunBh);
+    }
+
+    /** {@code mig/dst/fault}: turns guest faults into page requests, each page asked for once. */
+    private void faultLoop(IncomingReturnPath rp) {
+        List<PageFault> batch = new ArrayList<>();
+        try {
+            while (!backend.isClosed()) {
+                PageFault first = backend.pollFault(100, TimeUnit.MILLISECONDS);
+                if (first == null) {
+                    continue;
+                }
+                batch.clear();
+                batch.add(first);
+                backend.drainFaults(batch, 256);
+                for (PageFault pf : batch) {
+                    if (backend.receivedMap(pf.block()).isReceived(pf.page())) {
+                        continue;
+                    }
+                    if (requested.add(new PageKey(pf.block(), pf.page()))) {
+                        rp.requestPages(pf.block().name(), pf.offset(), RamBlock.PAGE_SIZE);
+                    }
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (IOException e) {
+            if (!backend.isClosed()) {
+                LOG.log(Level.WARNING, "postcopy fault thread: " + e.getMessage());
+                incoming.postcopyFailed("page request failed: " + e.getMessage());
+            }
+        }
+    }
+
+    /** {@code mig/dst/listen}: loads the rest of the main stream while the guest runs. */
+    private void listenLoop(LoadVm load, MigrationFile mainStream, IncomingReturnPath rp) {
+        try {
+            LoadVm.Result r = load.loadvmStateMain(mainStream, false);
+            if (r != LoadVm.Result.EOF) {
+                throw new StreamFormatException("postcopy stream ended without EOF", mainStream.position());
+            }
+            state = State.END;
+            backend.close();
+            rp.sendShut(0);
+            incoming.postcopyCompleted();
+        } catch (IOException | RuntimeException e) {
+            String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+            LOG.log(Level.WARNING, "postcopy listen thread failed: " + msg);
+            try {
+                rp.sendShut(1);
+            } catch (IOException ignored) {
+                // the source is gone
+            }
+            incoming.postcopyFailed(msg);
+        }
+    }
+
+    /** Stops paging and the fault thread (failure or teardown). */
+    void shutdown() {
+        PostcopyBackend b = backend;
+        if (b != null) {
+            b.close();
+        }
+    }
+
+    void join(long millis) throws InterruptedException {
+        for (Thread t : new Thread[] {faultThread, listenThread}) {
+            if (t != null && t != Thread.currentThread()) {
+                t.join(millis);
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+package org.livemig.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+import org.livemig.memory.PostcopyBackend;
+import tools.jackson.databind.node.ObjectNode;
+
+/** Postcopy in one JVM: a guest that precopy cannot converge moves first and pulls its pages. */
+class PostcopyTest {
+    private static final Duration LONG = Duration.ofSeconds(90);
+
+    private static void assumeBackend(String backend) {
+        if (backend.equals("userfaultfd")) {
+            PostcopyBackend.Availability a = PostcopyBackend.userfaultfdAvailability();
+            Assumptions.assumeTrue(a.available(), "userfaultfd unavailable: " + a.reason());
+        }
+    }
+
+    private static PrecopyTest.Pair start(Machine.Config cfg, String backend, boolean autostart) throws Exception {
+        PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg);
+        p.dstMig().setPostcopyBackend(backend);
+        p.dstMig().setAutostart(autostart);
+        p.params(m -> m.maxBandwidth = 8L << 20);
+        p.cap(Capability.POSTCOPY_RAM);
+        return p;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"checked", "userfaultfd"})
+    void pausedDestinationReceivesEveryPageAndDevice(String backend) throws Exception {
+        assumeBackend(backend);
+        try (PrecopyTest.Pair p = start(TestMachines.small("random-writes:100").withRam(16L << 20), backend, false)) {
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.passes() >= 1);
+            p.src().mainLoop().call(() -> {
+                p.srcMig().startPostcopy();
+                return null;
+            }, 10_000);
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            await().atMost(LONG).until(() -> p.dstMig().incoming().status().isFinal());
+            assertThat(p.dstMig().incoming().status()).as(String.valueOf(p.dstMig().incoming().error()))
+                    .isEqualTo(MigrationStatus.COMPLETED);
+            ObjectNode fs = TestMachines.fingerprint(p.src());
+            ObjectNode fd = TestMachines.fingerprint(p.dst());
+            assertThat(fd.get("ram")).isEqualTo(fs.get("ram"));
+            assertThat(fd.get("devices")).isEqualTo(fs.get("devices"));
+            assertThat(p.srcMig().queryMigrate().get("ram").get("postcopy-bytes").asLong()).isPositive();
+            assertThat(p.src().runState()).isEqualTo(RunState.POSTMIGRATE);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"checked", "userfaultfd"})
+    void runningDestinationPullsPagesOnDemandAndKeepsTheAbProperty(String backend) throws Exception {
+        assumeBackend(backend);
+        // ab at 25,000 pages/s dirties ~100 MB/s against 8 MiB/s of bandwidth: it never converges.
+        try (PrecopyTest.Pair p = start(TestMachines.small("ab:25000").withRam(32L << 20), backend, true)) {
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.passes() >= 2);
+            p.src().mainLoop().call(() -> {
+                p.srcMig().startPostcopy();
+                return null;
+            }, 10_000);
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            await().atMost(LONG).until(() -> p.dstMig().incoming().status().isFinal());
+            assertThat(p.dstMig().incoming().status()).as(String.valueOf(p.dstMig().incoming().error()))
+                    .isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(p.dstMig().incoming().postcopyBackendName()).isEqualTo(backend);
+            assertThat(o.ramStats().postcopyRequests.get()).isPositive();
+            assertThat(p.dst().runState()).isEqualTo(RunState.RUNNING);
+            p.dst().mainLoop().runAndWait(() -> p.dst().vmStop(RunState.PAUSED));
+            ObjectNode fd = TestMachines.fingerprint(p.dst());
+            assertThat(fd.get("ab-check").get("ok").asBoolean()).as(fd.toString()).isTrue();
+        }
+    }
+}

@@ -1,0 +1,142 @@
+package org.livemig.monitor;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.io.File;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+import org.livemig.migration.Migration;
+import tools.jackson.databind.JsonNode;
+
+/**
+ * The migration queries asked of a real QEMU 7.2 and of livemig by the same client: every key
+ * livemig returns exists in QEMU's reply, with the same JSON type. Skips without QEMU.
+ */
+class MigrationQmpParityTest {
+    @TempDir
+    Path dir;
+
+    private Process qemu;
+    private QmpClient real;
+    private Machine machine;
+    private QmpServer server;
+    private QmpClient ours;
+
+    @BeforeEach
+    void start() throws Exception {
+        String binary = null;
+        for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
+            if (Files.isExecutable(Path.of(d, "qemu-system-x86_64"))) {
+                binary = Path.of(d, "qemu-system-x86_64").toString();
+            }
+        }
+        Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
+        Path sock = dir.resolve("qemu.sock");
+        qemu = new ProcessBuilder(binary, "-M", "pc", "-m", "32M", "-accel", "tcg", "-nodefaults", "-display", "none",
+                "-S", "-qmp", "unix:" + sock + ",server=on,wait=off")
+                .redirectErrorStream(true).redirectOutput(dir.resolve("qemu.log").toFile()).start();
+        await().atMost(Duration.ofSeconds(30)).until(() -> Files.exists(sock) || !qemu.isAlive());
+        Assumptions.assumeTrue(qemu.isAlive(), "QEMU did not start");
+        real = QmpClient.connect("unix:" + sock);
+        real.negotiate();
+
+        machine = new Machine(Machine.Config.defaults().withRam(32L << 20).withWorkload("idle").withBlobSize(4096));
+        machine.mainLoop().runAndWait(() -> machine.boot(RunState.PAUSED));
+        Migration migration = new Migration(machine);
+        server = QmpServer.builder(MachineMonitor.host(machine)).build();
+        RunStateCommands.register(server, MachineMonitor.vm(machine, null));
+        MigrationCommands.register(server, migration);
+        server.listen("unix:" + dir.resolve("ours.sock"));
+        ours = QmpClient.connect("unix:" + dir.resolve("ours.sock"));
+        ours.negotiate();
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        if (ours != null) {
+            ours.close();
+        }
+        if (server != null) {
+            server.close();
+        }
+        if (machine != null) {
+            machine.close();
+        }
+        if (real != null) {
+            real.close();
+        }
+        if (qemu != null) {
+            qemu.destroy();
+            if (!qemu.waitFor(10, TimeUnit.SECONDS)) {
+                qemu.destroyForcibly();
+            }
+        }
+    }
+
+    /** Keys of {@code ours} missing from {@code theirs} or of another JSON type, as paths. */
+    private static List<String> shapeDifferences(String path, JsonNode ours, JsonNode theirs) {
+        List<String> diffs = new ArrayList<>();
+        if (theirs == null || theirs.isMissingNode()) {
+            diffs.add(path + " is not in QEMU's reply");
+            return diffs;
+        }
+        if (ours.getNodeType() != theirs.getNodeType()) {
+            diffs.add(path + " is " + ours.getNodeType() + " here, " + theirs.getNodeType() + " in QEMU");
+            return diffs;
+        }
+        if (ours.isObject()) {
+            for (Map.Entry<String, JsonNode> e : ours.properties()) {
+                diffs.addAll(shapeDifferences(path + "." + e.getKey(), e.getValue(), theirs.get(e.getKey())));
+            }
+        } else if (ours.isArray() && !ours.isEmpty() && !theirs.isEmpty()) {
+            diffs.addAll(shapeDifferences(path + "[0]", ours.get(0), theirs.get(0)));
+        }
+        return diffs;
+    }
+
+    private void sameShape(String command) throws Exception {
+        JsonNode o = ours.execute(command);
+        JsonNode t = real.execute(command);
+        assertThat(shapeDifferences(command, o, t)).as("ours %s%nQEMU %s", o, t).isEmpty();
+    }
+
+    @Test
+    void migrationQueriesHaveQemusShape() throws Exception {
+        sameShape("query-status");
+        sameShape("query-migrate-capabilities");
+        sameShape("query-migrate-parameters");
+        sameShape("query-migrate");
+        // After a completed migration, query-migrate carries times and RAM statistics.
+        for (QmpClient c : List.of(ours, real)) {
+            c.execute("migrate", QmpClient.args("uri", "exec:cat > /dev/null"));
+        }
+        await().atMost(Duration.ofSeconds(60)).until(() ->
+                ours.execute("query-migrate").path("status").asString().equals("completed")
+                        && real.execute("query-migrate").path("status").asString().equals("completed"));
+        sameShape("query-migrate");
+        sameShape("query-status");
+        assertThat(ours.execute("query-migrate").get("ram").size()).isGreaterThan(10);
+    }
+
+    @Test
+    void capabilityNamesAreQemus() throws Exception {
+        List<String> theirs = new ArrayList<>();
+        real.execute("query-migrate-capabilities").forEach(c -> theirs.add(c.get("capability").asString()));
+        List<String> mine = new ArrayList<>();
+        ours.execute("query-migrate-capabilities").forEach(c -> mine.add(c.get("capability").asString()));
+        assertThat(mine).containsExactlyElementsOf(theirs);
+    }
+}
