@@ -311,7 +311,7 @@ public final class QmpLatencyBench {
             long windowMs = (loadedAt - deviceAt.get()) / 1_000_000;
             long[] worst = all.slowest(deviceAt.get(), loadedAt);
             if (worst != null) {
-                out.printf("  stalled case: slowest round trip %.1f ms, sent %d ms after the source entered switchover%n",
+                out.printf("  slowest round trip of the stalled case: %.1f ms, sent %d ms after the source entered switchover%n",
                         worst[1] / 1e6, (worst[0] - deviceAt.get()) / 1_000_000);
             }
             rows.add(row("stalled", all.histogram(deviceAt.get(), loadedAt), String.format(

@@ -20,9 +20,10 @@ class BenchSmokeTest {
             return out.lines().toList();
         }
 
-        /** The first line whose first column is {@code first}. */
+        /** The first table row whose first column is {@code first} and whose second is a number. */
         Optional<String[]> row(String first) {
-            return out.lines().map(String::trim).map(l -> l.split("\\s+")).filter(c -> c[0].equals(first)).findFirst();
+            return out.lines().map(String::trim).map(l -> l.split("\\s+"))
+                    .filter(c -> c.length >= 5 && c[0].equals(first) && c[1].matches("\\d+")).findFirst();
         }
     }
 
