@@ -6,6 +6,7 @@ import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.Callable;
 
@@ -14,6 +15,8 @@ import org.livemig.analyze.Analyzer;
 import org.livemig.analyze.Limits;
 import org.livemig.analyze.PythonJson;
 import org.livemig.analyze.VmstateDump;
+import org.livemig.relay.LiveAnalyzer;
+import org.livemig.transport.MigrationAddress;
 import org.livemig.stream.StreamFormatException;
 
 import picocli.CommandLine.Command;
@@ -29,13 +32,24 @@ import picocli.CommandLine.Spec;
  */
 @Command(name = "analyze", mixinStandardHelpOptions = true,
         description = {"Decode a QEMU migration stream (format version 3) and print it as JSON,",
-            "in the shape of QEMU's scripts/analyze-migration.py."})
+            "in the shape of QEMU's scripts/analyze-migration.py. With --listen, be the destination",
+            "of a live migration and decode the stream as it arrives."})
 public final class AnalyzeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "FILE", description = "the stream; '-' reads standard input")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "FILE",
+            description = "the stream; '-' reads standard input")
     String file;
+
+    @Option(names = "--listen", paramLabel = "ADDR",
+            description = {"accept one migration on ADDR (tcp:HOST:PORT, unix:PATH) instead of reading FILE;",
+                "a source that opens a return path gets PONGs and a final SHUT"})
+    String listen;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "600",
+            description = "with --listen: longest wait for the source to connect (default ${DEFAULT-VALUE})")
+    long timeoutSeconds;
 
     @Option(names = {"-d", "--dump"}, paramLabel = "state|desc",
             description = "print the device state (default) or the vmdesc description")
@@ -58,6 +72,11 @@ public final class AnalyzeCommand implements Callable<Integer> {
             err.println("livemig analyze: --dump takes 'state' or 'desc', not '" + dump + "'");
             return 1;
         }
+        if ((file == null) == (listen == null)) {
+            err.println("livemig analyze: give either FILE or --listen ADDR");
+            return 1;
+        }
+        String name = file != null ? file : listen;
         try {
             Analyzer.Options options = Analyzer.Options.DEFAULT;
             if (vmstate != null) {
@@ -69,7 +88,9 @@ public final class AnalyzeCommand implements Callable<Integer> {
             } else {
                 options = options.withoutRam();
             }
-            try (Analysis a = file.equals("-") ? Analyzer.analyze(Channels.newChannel(System.in), options)
+            try (Analysis a = listen != null ? LiveAnalyzer.accept(MigrationAddress.parse(listen), Duration.ofSeconds(timeoutSeconds), options,
+                            msg -> { err.println("livemig analyze: " + msg); err.flush(); })
+                    : file.equals("-") ? Analyzer.analyze(Channels.newChannel(System.in), options)
                     : Analyzer.analyzeFile(Path.of(file), options)) {
                 for (Analysis.Undecoded u : a.undecoded()) {
                     err.println("livemig analyze: warning: section " + u.section() + " at byte offset " + u.offset()
@@ -81,7 +102,7 @@ public final class AnalyzeCommand implements Callable<Integer> {
                 }
                 if ("desc".equals(what)) {
                     if (a.desc() == null) {
-                        err.println("livemig analyze: " + file + ": the stream has no vmdesc trailer"
+                        err.println("livemig analyze: " + name + ": the stream has no vmdesc trailer"
                                 + " (postcopy streams have none)");
                         return 1;
                     }
@@ -93,13 +114,13 @@ public final class AnalyzeCommand implements Callable<Integer> {
                 return 0;
             }
         } catch (StreamFormatException e) {
-            err.println("livemig analyze: " + file + ": " + e.getMessage());
+            err.println("livemig analyze: " + name + ": " + e.getMessage());
             return 2;
         } catch (NoSuchFileException e) {
             err.println("livemig analyze: no such file: " + e.getFile());
             return 1;
         } catch (IOException | RuntimeException e) {
-            err.println("livemig analyze: " + file + ": " + e);
+            err.println("livemig analyze: " + name + ": " + (e.getMessage() != null ? e.getMessage() : e));
             return 1;
         }
     }

@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
                 SnapshotCommand.class,
                 BenchCommand.class,
                 AnalyzeCommand.class,
+                RelayCommand.class,
                 QmpCommand.class,
                 CommandLine.HelpCommand.class,
         })

@@ -61,6 +61,16 @@ public final class Analyzer {
         return analyze(channel, null, options);
     }
 
+    /**
+     * Analyzes a stream read from {@code channel} to its end, passing every record to
+     * {@code observer} too, right after the analysis has seen it (on the calling thread). A live
+     * reader uses this to answer the source as records arrive (PONG, SHUT on the return path).
+     */
+    public static Analysis analyze(ReadableByteChannel channel, Options options, StreamVisitor observer)
+            throws IOException {
+        return analyze(channel, null, options, observer);
+    }
+
     /** Analyzes a stream held in memory, locating its trailer first as for a file. */
     public static Analysis analyze(byte[] stream, Options options) throws IOException {
         return analyze(java.nio.channels.Channels.newChannel(new java.io.ByteArrayInputStream(stream)),
@@ -69,9 +79,15 @@ public final class Analyzer {
 
     private static Analysis analyze(ReadableByteChannel channel, VmDescription trailer, Options options)
             throws IOException {
+        return analyze(channel, trailer, options, null);
+    }
+
+    private static Analysis analyze(ReadableByteChannel channel, VmDescription trailer, Options options,
+                                    StreamVisitor observer) throws IOException {
         Analysis a = new Analysis();
         MigrationFile f = MigrationFile.forReading(channel);
-        try (StreamReader r = new StreamReader(a, options.limits(), trailer, options.dump(), options.keepRam(),
+        StreamVisitor visitor = observer == null ? a : StreamVisitor.tee(a, observer);
+        try (StreamReader r = new StreamReader(visitor, options.limits(), trailer, options.dump(), options.keepRam(),
                 options.ramDir())) {
             try {
                 r.read(f);

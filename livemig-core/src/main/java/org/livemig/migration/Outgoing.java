@@ -460,6 +460,9 @@ public final class Outgoing {
             if (postcopyRequested) {
                 return;
             }
+            if (returnPath != null && returnPath.error() != null) {
+                throw new IOException("return path failed: " + returnPath.error().getMessage(), returnPath.error());
+            }
             long now = System.nanoTime();
             if (now - periodStart >= UPDATE_PERIOD_NANOS) {
                 long bytes = f.position() - periodBytes;

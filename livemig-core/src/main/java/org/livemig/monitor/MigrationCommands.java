@@ -249,6 +249,12 @@ public final class MigrationCommands {
 
         // livemig's own: the fingerprint of the stopped machine, to verify what a migration moved.
         server.register(QmpCommand.builder("x-livemig-fingerprint").optionalArg("pages", QmpType.BOOL).handler(args -> {
+            Incoming in = migration.incoming();
+            if (in != null && in.status().isActive()) {
+                // Reading guest RAM directly while pages may still be missing could block on a
+                // userfaultfd page outside a safepoint; fingerprints wait for the load to end.
+                throw QmpError.generic("x-livemig-fingerprint is not available while an incoming migration runs");
+            }
             try {
                 ObjectNode f = StateDigest.of(machine);
                 if (args.path("pages").asBoolean(false)) {

@@ -1,0 +1,114 @@
+package org.livemig.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+
+import org.livemig.relay.MigrationRelay;
+import org.livemig.transport.MigrationAddress;
+import org.livemig.transport.MigrationConnection;
+import org.livemig.transport.MigrationListener;
+import org.livemig.transport.Transports;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code livemig relay}: sits between a migration source and its destination (QEMU's or ours),
+ * forwarding the stream unchanged while decoding it, and the return path back. Statistics go to
+ * standard output at the end; errors are one line on stderr and exit status 1 (2 when the
+ * migration passed but its stream could not be fully decoded).
+ */
+@Command(name = "relay", mixinStandardHelpOptions = true,
+        description = {"Relay one live migration: accept the source on --listen, connect to the destination",
+            "on --to, forward every byte both ways unchanged while decoding each section, and print",
+            "statistics at the end."})
+public final class RelayCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--listen", required = true, paramLabel = "ADDR",
+            description = "where the source migrates to (tcp:HOST:PORT, unix:PATH)")
+    String listen;
+
+    @Option(names = "--to", required = true, paramLabel = "ADDR",
+            description = "the destination (tcp:HOST:PORT, unix:PATH)")
+    String to;
+
+    @Option(names = "--record", paramLabel = "FILE", description = "also write the forward stream to FILE")
+    Path record;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "600",
+            description = "longest wait for the source to connect (default ${DEFAULT-VALUE})")
+    long acceptSeconds;
+
+    @Option(names = "--idle-timeout", paramLabel = "SECONDS", defaultValue = "120",
+            description = "give up after this long without a byte in either direction (default ${DEFAULT-VALUE})")
+    long idleSeconds;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        MigrationAddress from;
+        MigrationAddress dst;
+        try {
+            from = MigrationAddress.parse(listen);
+            dst = MigrationAddress.parse(to);
+        } catch (IllegalArgumentException e) {
+            err.println("livemig relay: " + e.getMessage());
+            return 1;
+        }
+        try (MigrationListener listener = Transports.listen(from)) {
+            err.println("livemig relay: listening on " + listener.boundAddress().uri());
+            err.flush();
+            MigrationConnection source = acceptWithin(listener, Duration.ofSeconds(acceptSeconds));
+            listener.close();
+            try (source;
+                 MigrationConnection destination = Transports.connect(dst, Duration.ofSeconds(30));
+                 FileChannel rec = record == null ? null : FileChannel.open(record, StandardOpenOption.CREATE,
+                         StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+                err.println("livemig relay: " + source.description() + " -> " + destination.description());
+                err.flush();
+                MigrationRelay.Result r = MigrationRelay.run(source, destination, rec,
+                        Duration.ofSeconds(idleSeconds), Duration.ofSeconds(Math.min(idleSeconds, 60)));
+                r.summary().forEach(out::println);
+                out.flush();
+                if (r.decodeError() != null) {
+                    err.println("livemig relay: the stream was forwarded but not fully decoded: " + r.decodeError());
+                    return 2;
+                }
+                return 0;
+            }
+        } catch (IOException | RuntimeException e) {
+            err.println("livemig relay: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
+            return 1;
+        }
+    }
+
+    private static MigrationConnection acceptWithin(MigrationListener listener, Duration timeout)
+            throws IOException {
+        Thread closer = Thread.ofVirtual().name("relay-accept-timeout").start(() -> {
+            try {
+                Thread.sleep(timeout);
+                listener.close();
+            } catch (InterruptedException | IOException e) {
+                // accepted in time, or closing failed and accept fails anyway
+            }
+        });
+        try {
+            return listener.accept();
+        } catch (IOException e) {
+            throw new IOException("no source connected to " + listener.boundAddress().uri() + " within "
+                    + timeout.toSeconds() + " s", e);
+        } finally {
+            closer.interrupt();
+        }
+    }
+}

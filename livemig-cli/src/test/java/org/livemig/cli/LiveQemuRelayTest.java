@@ -1,0 +1,247 @@
+package org.livemig.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.io.File;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.livemig.monitor.QmpClient;
+import org.livemig.monitor.QmpJson;
+
+import picocli.CommandLine;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.json.JsonMapper;
+import tools.jackson.databind.node.ArrayNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * {@code livemig analyze --listen} and {@code livemig relay} against real QEMU processes
+ * (issue 5, item 4). Skipped when {@code qemu-system-x86_64} is not on PATH.
+ */
+class LiveQemuRelayTest {
+    private static final Duration WAIT = Duration.ofSeconds(90);
+    private static final int RAM = 32 << 20;
+
+    @TempDir
+    Path dir;
+
+    private String binary;
+    private final List<Process> processes = new ArrayList<>();
+    private final List<QmpClient> clients = new ArrayList<>();
+
+    record Qemu(Process process, QmpClient qmp, Path log) {
+    }
+
+    /** A picocli run on a background thread, its stderr readable while it runs. */
+    record Cli(CompletableFuture<Integer> status, StringWriter out, StringWriter err) {
+    }
+
+    @BeforeEach
+    void findQemu() {
+        binary = onPath("qemu-system-x86_64");
+        Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
+    }
+
+    @AfterEach
+    void stopAll() throws Exception {
+        for (QmpClient c : clients) {
+            c.close();
+        }
+        for (Process p : processes) {
+            p.destroy();
+            if (!p.waitFor(10, TimeUnit.SECONDS)) {
+                p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ tests
+
+    /**
+     * Two identical paused QEMUs migrate, one to a file (exec:cat), one over TCP, with the return
+     * path on, into {@code analyze --listen}: the source completes (so PONG and SHUT came back)
+     * and both analyses print the same state and description.
+     */
+    @Test
+    void analyzeListenSeesWhatTheFileHolds() throws Exception {
+        // QEMU migrates a paused VM only once, so two identical ones; the RTC runs on VM time
+        Qemu first = start("first", "-S", "-rtc", "base=2020-01-01T00:00:00,clock=vm");
+        Qemu src = start("src", "-S", "-rtc", "base=2020-01-01T00:00:00,clock=vm");
+        Path file = dir.resolve("paused.mig");
+        first.qmp().execute("migrate", QmpClient.args("uri", "exec:cat > " + file));
+        awaitCompleted(first);
+
+        src.qmp().execute("migrate-set-capabilities", capability("return-path"));
+        int port = freePort();
+        Cli live = cli("analyze", "--listen", "tcp:127.0.0.1:" + port, "--dump", "state", "--timeout", "60");
+        awaitListening(live);
+        src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + port));
+        awaitCompleted(src);
+        assertThat(live.status().get(WAIT.toSeconds(), TimeUnit.SECONDS)).as(live.err().toString()).isZero();
+
+        AnalyzeCommandTest.Run fromFile = AnalyzeCommandTest.run("analyze", file.toString(), "--dump", "state");
+        assertThat(fromFile.status()).as(fromFile.err()).isZero();
+        JsonMapper json = JsonMapper.builder().build();
+        JsonNode a = json.readTree(live.out().toString());
+        JsonNode b = json.readTree(fromFile.out());
+        assertThat(a.size()).isGreaterThan(10);
+        assertThat(a).isEqualTo(b);
+    }
+
+    /**
+     * A running guest (the dirtyloop BIOS) migrates through {@code livemig relay} into a second
+     * QEMU: both complete, the destination's RAM equals the source's, the relay counted what
+     * passed, and its recording is a stream {@code analyze} reads. With the return path on, the
+     * PONG and SHUT the destination sends travel back through the relay.
+     */
+    @ParameterizedTest(name = "return path {0}")
+    @ValueSource(booleans = {false, true})
+    void relayBetweenTwoQemus(boolean returnPath) throws Exception {
+        // livemig-core's test resource (the MANIFEST describes it); tests run in the module directory
+        Path bios = Path.of("../livemig-core/src/test/resources/qemu-7.2/dirtyloop-bios.bin").toAbsolutePath();
+        assertThat(bios).exists();
+        Qemu src = start("src", "-bios", bios.toString());
+        Qemu dst = start("dst", "-bios", bios.toString(), "-S", "-incoming", "defer");
+        if (returnPath) {
+            src.qmp().execute("migrate-set-capabilities", capability("return-path"));
+            dst.qmp().execute("migrate-set-capabilities", capability("return-path"));
+        }
+        int dstPort = freePort();
+        dst.qmp().execute("migrate-incoming", QmpClient.args("uri", "tcp:127.0.0.1:" + dstPort));
+        int relayPort = freePort();
+        Path record = dir.resolve("relayed.mig");
+        Cli relay = cli("relay", "--listen", "tcp:127.0.0.1:" + relayPort, "--to", "tcp:127.0.0.1:" + dstPort,
+                "--record", record.toString(), "--timeout", "60", "--idle-timeout", "60");
+        awaitListening(relay);
+
+        src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort));
+        awaitCompleted(src);
+        awaitCompleted(dst);
+        assertThat(relay.status().get(WAIT.toSeconds(), TimeUnit.SECONDS)).as(relay.err().toString()).isZero();
+
+        String stats = relay.out().toString();
+        assertThat(stats).contains("sections: {START=", "pages: zero ", "stream: EOF, vmdesc trailer");
+        if (returnPath) {
+            assertThat(stats).contains("commands: {OPEN_RETURN_PATH=1, PING=1}", "return path: {PONG=1, SHUT=1}");
+        } else {
+            assertThat(stats).contains("commands: {}", "return path: {}");
+        }
+        long forwarded = Long.parseLong(stats.replaceAll("(?s).*bytes: (\\d+) source -> destination.*", "$1"));
+        assertThat(Files.size(record)).isEqualTo(forwarded);
+
+        byte[] srcRam = pmemsave(src, "src.ram");
+        byte[] dstRam = pmemsave(dst, "dst.ram");
+        assertThat(srcRam).hasSize(RAM);
+        // The guest ran: its two counters (at 0x8000 and 0x9002) are not zero.
+        assertThat(srcRam[0x8000] | srcRam[0x8001]).as("counter at 0x8000").isNotZero();
+        assertThat(Arrays.mismatch(srcRam, dstRam)).as("first differing byte of guest RAM").isEqualTo(-1);
+
+        AnalyzeCommandTest.Run recorded = AnalyzeCommandTest.run("analyze", record.toString(), "--dump", "state");
+        assertThat(recorded.status()).as(recorded.err()).isZero();
+        assertThat(recorded.out()).contains("\"ram (");
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private Qemu start(String name, String... extra) throws Exception {
+        Path sock = dir.resolve(name + ".qmp");
+        Path log = dir.resolve(name + ".log");
+        List<String> cmd = new ArrayList<>(List.of(binary, "-accel", "tcg", "-M", "pc", "-m", "32M", "-nodefaults",
+                "-display", "none", "-qmp", "unix:" + sock + ",server=on,wait=off"));
+        cmd.addAll(List.of(extra));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        processes.add(p);
+        await().atMost(Duration.ofSeconds(30)).until(() -> Files.exists(sock) || !p.isAlive());
+        assertThat(p.isAlive()).as(() -> name + " QEMU died: " + read(log)).isTrue();
+        QmpClient c = QmpClient.connect("unix:" + sock);
+        clients.add(c);
+        c.negotiate();
+        return new Qemu(p, c, log);
+    }
+
+    private void awaitCompleted(Qemu q) {
+        await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).until(() -> {
+            String status = q.qmp().execute("query-migrate").path("status").asString();
+            assertThat(status).as(() -> "migration failed: " + read(q.log())).isNotIn("failed", "cancelled");
+            return status.equals("completed");
+        });
+    }
+
+    private byte[] pmemsave(Qemu q, String name) throws Exception {
+        Path f = dir.resolve(name);
+        q.qmp().execute("pmemsave", QmpClient.args("val", 0, "size", RAM, "filename", f.toString()));
+        return Files.readAllBytes(f);
+    }
+
+    private static ObjectNode capability(String name) {
+        ArrayNode caps = QmpJson.NODES.arrayNode();
+        caps.add(QmpJson.object().put("capability", name).put("state", true));
+        return QmpClient.args("capabilities", caps);
+    }
+
+    private static Cli cli(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CompletableFuture<Integer> status = new CompletableFuture<>();
+        Thread.ofPlatform().name("cli-" + args[0]).daemon().start(() -> {
+            try {
+                CommandLine cl = new CommandLine(new Main());
+                cl.setOut(new PrintWriter(out, true));
+                cl.setErr(new PrintWriter(err, true));
+                status.complete(cl.execute(args));
+            } catch (Throwable t) {
+                status.completeExceptionally(t);
+            }
+        });
+        return new Cli(status, out, err);
+    }
+
+    private static void awaitListening(Cli c) {
+        await().atMost(Duration.ofSeconds(30)).until(() -> c.err().toString().contains("listening on")
+                || c.status().isDone());
+        assertThat(c.status().isDone()).as(() -> "command ended early: " + c.err()).isFalse();
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static String read(Path p) {
+        try {
+            return Files.readString(p);
+        } catch (IOException e) {
+            return e.toString();
+        }
+    }
+
+    private static String onPath(String name) {
+        for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
+            Path p = Path.of(d, name);
+            if (Files.isExecutable(p)) {
+                return p.toString();
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,78 @@
+package org.livemig.relay;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A readable channel that writes every chunk it reads from {@code source} to each sink before
+ * returning it, so the sinks get exactly the source's bytes as soon as they arrive, whatever the
+ * reader on top does with them (it may block for more without holding anything back).
+ *
+ * <p>Not thread-safe: one reading thread. {@link #bytes()} may be read from any thread.
+ */
+final class ForwardingChannel implements ReadableByteChannel {
+    private final ReadableByteChannel source;
+    private final List<WritableByteChannel> sinks;
+    private final AtomicLong bytes = new AtomicLong();
+    private final Runnable onProgress;
+    private boolean eof;
+
+    ForwardingChannel(ReadableByteChannel source, List<WritableByteChannel> sinks, Runnable onProgress) {
+        this.source = source;
+        this.sinks = List.copyOf(sinks);
+        this.onProgress = onProgress;
+    }
+
+    @Override
+    public int read(ByteBuffer dst) throws IOException {
+        int start = dst.position();
+        int n = source.read(dst);
+        if (n < 0) {
+            eof = true;
+            return n;
+        }
+        if (n > 0) {
+            for (WritableByteChannel sink : sinks) {
+                ByteBuffer chunk = dst.duplicate().position(start).limit(start + n);
+                while (chunk.hasRemaining()) {
+                    sink.write(chunk);
+                }
+            }
+            bytes.addAndGet(n);
+            onProgress.run();
+        }
+        return n;
+    }
+
+    /** Reads and forwards everything left, without decoding it. */
+    void drain() throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate(64 * 1024);
+        while (read(buf.clear()) >= 0) {
+            // forwarded by read
+        }
+    }
+
+    /** Bytes read from the source and forwarded so far. */
+    long bytes() {
+        return bytes.get();
+    }
+
+    /** Whether the source has ended. */
+    boolean atEof() {
+        return eof;
+    }
+
+    @Override
+    public boolean isOpen() {
+        return source.isOpen();
+    }
+
+    /** Does not close the source: the connection's owner does. */
+    @Override
+    public void close() {
+    }
+}

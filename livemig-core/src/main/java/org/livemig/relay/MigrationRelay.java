@@ -1,0 +1,295 @@
+package org.livemig.relay;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.channels.WritableByteChannel;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+import org.livemig.analyze.Analysis;
+import org.livemig.analyze.Analyzer;
+import org.livemig.analyze.StreamVisitor;
+import org.livemig.stream.ReturnPathCodec;
+import org.livemig.stream.StreamFormatException;
+import org.livemig.transport.MigrationConnection;
+
+/**
+ * Called on one thread, which it blocks until the migration has passed. Sits between a migration
+ * source and its destination: every byte the source sends goes to the destination (and to an
+ * optional recording) as soon as it arrives, unchanged, while the same bytes are decoded section
+ * by section; every byte the destination sends back (the return path) goes to the source,
+ * unchanged, on a second thread named {@code relay-return-path}.
+ *
+ * <p>Nothing is re-encoded, so the destination sees exactly the source's stream even where the
+ * decoder could not follow it: a decoding error is reported in the {@link Result} and the rest
+ * is forwarded undecoded. End of stream in either direction is passed on as a half-close. Every
+ * wait is bounded: no data in either direction for {@code idleTimeout} shuts both connections
+ * down, and once the source's stream has ended the destination gets {@code drainTimeout} to
+ * close the return path.
+ */
+public final class MigrationRelay {
+    private MigrationRelay() {}
+
+    /**
+     * What passed.
+     *
+     * @param stats          the forward stream's sections, RAM records and commands
+     * @param forwardBytes   bytes source to destination
+     * @param returnBytes    bytes destination to source
+     * @param returnMessages return-path messages by type name (complete messages only)
+     * @param decodeError    why decoding stopped early (the rest was still forwarded), or null
+     */
+    public record Result(RelayStats stats, long forwardBytes, long returnBytes, Map<String, Integer> returnMessages,
+                         String decodeError) {
+        /** Lines for a person: sections, RAM records, commands, bytes. */
+        public List<String> summary() {
+            List<String> l = new ArrayList<>();
+            l.add("bytes: " + forwardBytes + " source -> destination, " + returnBytes + " destination -> source");
+            l.add("sections: " + stats.sections());
+            l.add("pages: zero " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.ZERO)
+                    + ", normal " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.PAGE)
+                    + ", xbzrle " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.XBZRLE)
+                    + ", compressed " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.COMPRESS_PAGE));
+            l.add("ram records: " + stats.ram());
+            l.add("commands: " + stats.commands());
+            l.add("return path: " + returnMessages);
+            l.add("stream: " + (stats.sawEof() ? "EOF" : "no EOF") + ", "
+                    + (stats.sawVmdesc() ? "vmdesc trailer" : "no vmdesc trailer"));
+            if (decodeError != null) {
+                l.add("decoding stopped early (the rest was forwarded undecoded): " + decodeError);
+            }
+            return l;
+        }
+    }
+
+    /**
+     * Relays one migration and returns when both directions have ended. Does not close the
+     * connections or the recording.
+     *
+     * @param source       the accepted connection from the migration source
+     * @param destination  the connection made to the destination
+     * @param record       also receives the forward stream, or null
+     * @param idleTimeout  longest time without a byte in either direction
+     * @param drainTimeout how long the destination may keep the return path open after the
+     *                     source's stream ended
+     * @throws IOException naming the side that failed (the source or destination vanished, a
+     *                     timeout), or when the source's stream ended in the middle
+     */
+    public static Result run(MigrationConnection source, MigrationConnection destination, WritableByteChannel record,
+                             Duration idleTimeout, Duration drainTimeout) throws IOException {
+        AtomicLong lastProgress = new AtomicLong(System.nanoTime());
+        Runnable progress = () -> lastProgress.set(System.nanoTime());
+        List<WritableByteChannel> sinks = new ArrayList<>();
+        sinks.add(side(destination.out(), "writing to the destination"));
+        if (record != null) {
+            sinks.add(side(record, "writing the recording"));
+        }
+        ForwardingChannel forward = new ForwardingChannel(side(source.in(), "reading from the source"), sinks,
+                progress);
+        ReturnPath back = new ReturnPath(destination.in(), source.out(), progress);
+        Thread backThread = Thread.ofPlatform().name("relay-return-path").daemon().start(back);
+        AtomicReference<String> timedOut = new AtomicReference<>();
+        Thread watchdog = Thread.ofPlatform().name("relay-watchdog").daemon().start(() -> {
+            while (!Thread.currentThread().isInterrupted()) {
+                long idle = System.nanoTime() - lastProgress.get();
+                if (idle > idleTimeout.toNanos()) {
+                    timedOut.set("no data in either direction for " + idleTimeout.toSeconds() + " s");
+                    source.shutdown();
+                    destination.shutdown();
+                    return;
+                }
+                try {
+                    Thread.sleep(Math.min(200, Math.max(1, idleTimeout.toMillis() / 4)));
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        });
+        RelayStats stats = new RelayStats();
+        String decodeError = null;
+        try {
+            try (Analysis ignored = Analyzer.analyze(forward, Analyzer.Options.DEFAULT.withoutRam(), stats)) {
+                // the stats are what the relay reports; the analysis only drives the decoding
+            } catch (StreamFormatException e) {
+                if (forward.atEof()) {
+                    throw new IOException("the source's stream ended after " + forward.bytes()
+                            + " bytes, before the migration was complete: " + e.getMessage(), e);
+                }
+                decodeError = e.getMessage();
+                forward.drain();
+            }
+            halfClose(destination.out());
+            backThread.join(drainTimeout.toMillis());
+            if (backThread.isAlive()) {
+                throw new IOException("the destination did not close the return path within "
+                        + drainTimeout.toSeconds() + " s of the end of the stream");
+            }
+            if (back.error != null) {
+                throw back.error;
+            }
+        } catch (IOException | RuntimeException e) {
+            source.shutdown();
+            destination.shutdown();
+            joinQuietly(backThread);
+            String why = timedOut.get();
+            throw why != null ? new IOException(why, e) : e instanceof IOException io ? io : new IOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            source.shutdown();
+            destination.shutdown();
+            throw new IOException("interrupted", e);
+        } finally {
+            watchdog.interrupt();
+        }
+        return new Result(stats, forward.bytes(), back.bytes.get(), back.messages(), decodeError);
+    }
+
+    private static void joinQuietly(Thread t) {
+        try {
+            t.join(5_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Passes an end of stream on: shuts a socket's output, leaving its input open. */
+    private static void halfClose(WritableByteChannel out) {
+        if (out instanceof SocketChannel sc) {
+            try {
+                sc.shutdownOutput();
+            } catch (IOException e) {
+                // already closed: the peer has its end of stream anyway
+            }
+        }
+    }
+
+    /** Copies destination to source on its own thread, counting return-path messages as they pass. */
+    private static final class ReturnPath implements Runnable {
+        private final ReadableByteChannel from;
+        private final WritableByteChannel to;
+        private final WritableByteChannel rawTo;
+        private final Runnable progress;
+        final AtomicLong bytes = new AtomicLong();
+        volatile IOException error;
+        private final Map<String, Integer> messages = new LinkedHashMap<>();
+        /** Header bytes of the message being counted; -1 once the parse cannot follow. */
+        private final byte[] header = new byte[ReturnPathCodec.HEADER_LENGTH];
+        private int headerFill;
+        private long payloadLeft;
+        private boolean lost;
+
+        ReturnPath(ReadableByteChannel from, WritableByteChannel to, Runnable progress) {
+            this.from = side(from, "reading the return path from the destination");
+            this.to = side(to, "writing the return path to the source");
+            this.rawTo = to;
+            this.progress = progress;
+        }
+
+        @Override
+        public void run() {
+            ByteBuffer buf = ByteBuffer.allocate(4096);
+            try {
+                while (from.read(buf.clear()) >= 0) {
+                    buf.flip();
+                    count(buf.duplicate());
+                    while (buf.hasRemaining()) {
+                        to.write(buf);
+                    }
+                    bytes.addAndGet(buf.limit());
+                    progress.run();
+                }
+                halfClose(rawTo);
+            } catch (IOException e) {
+                error = e;
+            }
+        }
+
+        /** Follows message boundaries (header, payload); RECV_BITMAP's trailing bitmap is not followed. */
+        private void count(ByteBuffer b) {
+            while (b.hasRemaining() && !lost) {
+                if (payloadLeft > 0) {
+                    int n = (int) Math.min(payloadLeft, b.remaining());
+                    b.position(b.position() + n);
+                    payloadLeft -= n;
+                    continue;
+                }
+                header[headerFill++] = b.get();
+                if (headerFill == header.length) {
+                    headerFill = 0;
+                    int type = (header[0] & 0xFF) << 8 | (header[1] & 0xFF);
+                    payloadLeft = (header[2] & 0xFF) << 8 | (header[3] & 0xFF);
+                    String name = ReturnPathCodec.typeName(type);
+                    synchronized (messages) {
+                        messages.merge(name, 1, Integer::sum);
+                    }
+                    if (type == org.livemig.stream.QemuStream.RP_RECV_BITMAP) {
+                        lost = true;
+                        synchronized (messages) {
+                            messages.merge("(not followed after RECV_BITMAP)", 1, Integer::sum);
+                        }
+                    }
+                }
+            }
+        }
+
+        Map<String, Integer> messages() {
+            synchronized (messages) {
+                return new LinkedHashMap<>(messages);
+            }
+        }
+    }
+
+    /** Prefixes I/O errors with which side of the relay failed. */
+    private static ReadableByteChannel side(ReadableByteChannel ch, String what) {
+        return new ReadableByteChannel() {
+            @Override
+            public int read(ByteBuffer dst) throws IOException {
+                try {
+                    return ch.read(dst);
+                } catch (IOException e) {
+                    throw new IOException(what + ": " + e.getMessage(), e);
+                }
+            }
+
+            @Override
+            public boolean isOpen() {
+                return ch.isOpen();
+            }
+
+            @Override
+            public void close() throws IOException {
+                ch.close();
+            }
+        };
+    }
+
+    private static WritableByteChannel side(WritableByteChannel ch, String what) {
+        return new WritableByteChannel() {
+            @Override
+            public int write(ByteBuffer src) throws IOException {
+                try {
+                    return ch.write(src);
+                } catch (IOException e) {
+                    throw new IOException(what + ": " + e.getMessage(), e);
+                }
+            }
+
+            @Override
+            public boolean isOpen() {
+                return ch.isOpen();
+            }
+
+            @Override
+            public void close() throws IOException {
+                ch.close();
+            }
+        };
+    }
+}

@@ -1,0 +1,8 @@
+/**
+ * Sitting on a live QEMU migration: {@link org.livemig.relay.MigrationRelay} forwards a source's
+ * stream to a destination byte for byte while decoding it and carries the return path back;
+ * {@link org.livemig.relay.ReturnPathResponder} lets a reader that is itself the end of a
+ * migration ({@code livemig analyze --listen}) answer a source that opened a return path.
+ * Transports come from {@link org.livemig.transport}, decoding from {@link org.livemig.analyze}.
+ */
+package org.livemig.relay;
