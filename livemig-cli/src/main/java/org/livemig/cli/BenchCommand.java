@@ -1,13 +1,21 @@
 package org.livemig.cli;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
+import org.livemig.bench.ChildMachine;
+import org.livemig.bench.PrecopyBench;
+import org.livemig.bench.QmpLatencyBench;
 import org.livemig.bench.SnapshotBench;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
-@Command(name = "bench", description = "Run a benchmark.", subcommands = {BenchCommand.Snapshot.class})
+@Command(name = "bench", description = "Run a benchmark.",
+        subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.")
@@ -23,5 +31,76 @@ final class BenchCommand {
             new SnapshotBench(Sizes.parse(ram), dir, System.out).run();
             return 0;
         }
+    }
+
+    @Command(name = "precopy", mixinStandardHelpOptions = true,
+            description = {"Live precopy migrations between two `livemig run` processes over QMP, against a raw loopback copy.",
+                    "Cases: random-tcp, random-unix, zero-tcp (--ram each), ab25000-tcp (--ram / 2), ab-tcp (--ram)."})
+    static final class Precopy implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "1G", description = "Guest RAM of the full-size cases (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--cases", split = ",", description = "Cases to run, comma-separated (default: all).")
+        List<String> cases = new ArrayList<>();
+
+        @Option(names = "--repeat", defaultValue = "1", description = "Runs per case (default: ${DEFAULT-VALUE}).")
+        int repeat;
+
+        @Option(names = "--timeout", defaultValue = "120",
+                description = "Seconds before a migration that has not converged is cancelled (default: ${DEFAULT-VALUE}).")
+        long timeoutSeconds;
+
+        @Override
+        public Integer call() throws Exception {
+            Path dir = Files.createTempDirectory("livemig-bench");
+            try {
+                List<PrecopyBench.Result> results = new PrecopyBench(new PrecopyBench.Options(Sizes.parse(ram), cases, repeat,
+                        Duration.ofSeconds(timeoutSeconds), dir, ChildMachine.javaCommand(false)), System.out).run();
+                return results.isEmpty() ? 1 : 0;
+            } finally {
+                deleteTree(dir);
+            }
+        }
+    }
+
+    @Command(name = "qmp-latency", mixinStandardHelpOptions = true,
+            description = "query-status round trips to a destination: idle, while loading, while the source stalls in a device section.")
+    static final class QmpLatency implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "1G", description = "Guest RAM of the migrations (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--blob-size", defaultValue = "64M",
+                description = "Blob device state of the stalled case (default: ${DEFAULT-VALUE}).")
+        String blobSize;
+
+        @Option(names = "--stall-ms", defaultValue = "2000", description = "How long the source stalls (default: ${DEFAULT-VALUE}).")
+        long stallMillis;
+
+        @Option(names = "--idle-seconds", defaultValue = "3", description = "How long the idle case samples (default: ${DEFAULT-VALUE}).")
+        double idleSeconds;
+
+        @Option(names = "--timeout", defaultValue = "120", description = "Seconds a migration may take (default: ${DEFAULT-VALUE}).")
+        long timeoutSeconds;
+
+        @Override
+        public Integer call() throws Exception {
+            Path dir = Files.createTempDirectory("livemig-bench");
+            try {
+                long blob = Sizes.parse(blobSize);
+                new QmpLatencyBench(new QmpLatencyBench.Options(Sizes.parse(ram), blob,
+                        Duration.ofMillis(stallMillis), Duration.ofMillis((long) (idleSeconds * 1000)),
+                        Duration.ofSeconds(timeoutSeconds), dir, QmpLatencyBench.childJavaCommand(blob)), System.out).run();
+                return 0;
+            } finally {
+                deleteTree(dir);
+            }
+        }
+    }
+
+    private static void deleteTree(Path dir) throws java.io.IOException {
+        try (var s = Files.list(dir)) {
+            s.forEach(p -> p.toFile().delete());
+        }
+        Files.deleteIfExists(dir);
     }
 }

@@ -1,17 +1,14 @@
 package org.livemig.cli;
 
-import java.io.File;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
+import org.livemig.bench.ChildMachine;
 import org.livemig.monitor.QmpClient;
 import org.livemig.monitor.QmpJson;
-import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -20,15 +17,12 @@ import tools.jackson.databind.node.ObjectNode;
  * the same commands a user sends to QEMU.
  */
 final class QmpSide implements DemoSide {
-    private static final Duration START_TIMEOUT = Duration.ofSeconds(120);
-    private final Process process;
+    private final ChildMachine child;
     private final QmpClient qmp;
-    private final Path log;
 
-    private QmpSide(Process process, QmpClient qmp, Path log) {
-        this.process = process;
-        this.qmp = qmp;
-        this.log = log;
+    private QmpSide(ChildMachine child) {
+        this.child = child;
+        this.qmp = child.qmp();
     }
 
     /** Starts {@code livemig run} with the machine options; a destination waits with {@code --incoming defer -S}. */
@@ -39,68 +33,20 @@ final class QmpSide implements DemoSide {
     /** As above, with extra {@code livemig run} arguments. */
     static QmpSide start(MachineOptions machine, boolean incoming, Path dir, String name, List<String> extra)
             throws IOException, InterruptedException {
-        Path sock = dir.resolve(name + ".qmp");
-        Path log = dir.resolve(name + ".log");
-        List<String> cmd = new ArrayList<>(javaCommand());
-        cmd.add("run");
-        cmd.addAll(machine.asArgs());
-        cmd.addAll(List.of("--name", name, "--qmp", "unix:" + sock));
+        List<String> args = new ArrayList<>(machine.asArgs());
         if (incoming) {
-            cmd.addAll(List.of("--incoming", "defer"));
+            args.addAll(List.of("--incoming", "defer"));
         }
-        cmd.addAll(extra);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
-        while (!Files.exists(sock)) {
-            if (!p.isAlive()) {
-                throw new IOException(name + " process exited with status " + p.exitValue() + ": " + tail(log));
-            }
-            if (System.nanoTime() > deadline) {
-                p.destroyForcibly();
-                throw new IOException(name + " process did not open its QMP socket within " + START_TIMEOUT.toSeconds() + " s");
-            }
-            Thread.sleep(20); // waiting for a child process to create its socket: there is no event to wait on
-        }
-        QmpClient c = QmpClient.connect("unix:" + sock);
-        c.negotiate();
-        return new QmpSide(p, c, log);
-    }
-
-    /** The java binary and jar of this process, with the same JVM flags as the launcher. */
-    static List<String> javaCommand() {
-        String java = ProcessHandle.current().info().command().orElse("java");
-        String jar;
-        try {
-            jar = new File(QmpSide.class.getProtectionDomain().getCodeSource().getLocation().toURI()).getPath();
-        } catch (Exception e) {
-            throw new IllegalStateException("cannot find the livemig jar", e);
-        }
-        List<String> cmd = new ArrayList<>(List.of(java, "-ea", "--enable-native-access=ALL-UNNAMED"));
-        String opts = System.getenv("LIVEMIG_CHILD_JAVA_OPTS");
-        cmd.addAll(List.of((opts == null ? "-Xmx256m" : opts).split("\\s+")));
-        if (jar.endsWith(".jar")) {
-            cmd.addAll(List.of("-jar", jar));
-        } else {
-            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "org.livemig.cli.Main"));
-        }
-        return cmd;
-    }
-
-    private static String tail(Path log) {
-        try {
-            List<String> lines = Files.readAllLines(log);
-            return String.join("\n", lines.subList(Math.max(0, lines.size() - 20), lines.size()));
-        } catch (IOException e) {
-            return "(no log)";
-        }
+        args.addAll(extra);
+        return new QmpSide(ChildMachine.start(ChildMachine.javaCommand(true), args, dir, name));
     }
 
     long pid() {
-        return process.pid();
+        return child.pid();
     }
 
     Process process() {
-        return process;
+        return child.process();
     }
 
     QmpClient qmp() {
@@ -172,18 +118,6 @@ final class QmpSide implements DemoSide {
 
     @Override
     public void close() throws Exception {
-        try {
-            if (process.isAlive() && qmp.isConnected()) {
-                JsonNode ignored = qmp.execute("quit");
-            }
-        } catch (IOException | RuntimeException e) {
-            // the process may be gone already
-        } finally {
-            qmp.close();
-            if (!process.waitFor(30, TimeUnit.SECONDS)) {
-                process.destroyForcibly();
-                process.waitFor(10, TimeUnit.SECONDS);
-            }
-        }
+        child.close();
     }
 }

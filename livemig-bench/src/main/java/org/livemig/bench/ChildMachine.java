@@ -1,0 +1,182 @@
+package org.livemig.bench;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.livemig.monitor.QmpClient;
+
+/**
+ * A {@code livemig run} machine in a child JVM with a QMP socket, as a QEMU process is to a
+ * management tool: started with machine options, driven over QMP, asked to {@code quit}.
+ *
+ * <p>The child runs {@value #MAIN_CLASS} by name from this process's class path (the shaded jar
+ * when started by {@code ./livemig}), so this module needs no compile-time link to the CLI.
+ * The QMP socket appears only after the child has allocated, pre-faulted and filled guest RAM,
+ * so {@link #start} returns with the machine ready and that work done.
+ *
+ * <p>Thread-safety: the QMP client is thread-safe; the rest is read-only after {@link #start}.
+ */
+public final class ChildMachine implements AutoCloseable {
+    /** The CLI entry point the child runs. */
+    public static final String MAIN_CLASS = "org.livemig.cli.Main";
+    /** Heap of a child JVM unless {@code LIVEMIG_CHILD_JAVA_OPTS} says otherwise; guest RAM is off-heap. */
+    public static final String DEFAULT_CHILD_JAVA_OPTS = "-Xmx256m";
+    private static final Duration START_TIMEOUT = Duration.ofSeconds(180);
+
+    private final String name;
+    private final Process process;
+    private final QmpClient qmp;
+    private final Path socket;
+    private final Path log;
+
+    private ChildMachine(String name, Process process, QmpClient qmp, Path socket, Path log) {
+        this.name = name;
+        this.process = process;
+        this.qmp = qmp;
+        this.socket = socket;
+        this.log = log;
+    }
+
+    /**
+     * The command that starts a child JVM running {@value #MAIN_CLASS}: this process's java binary,
+     * {@code --enable-native-access}, the options of {@code LIVEMIG_CHILD_JAVA_OPTS} (default
+     * {@value #DEFAULT_CHILD_JAVA_OPTS}), {@code -ea} when asked, and this process's class path.
+     */
+    public static List<String> javaCommand(boolean assertions) {
+        return javaCommand(assertions, DEFAULT_CHILD_JAVA_OPTS);
+    }
+
+    /**
+     * As {@link #javaCommand(boolean)}, with {@code defaultOptions} in place of
+     * {@value #DEFAULT_CHILD_JAVA_OPTS} when {@code LIVEMIG_CHILD_JAVA_OPTS} is not set.
+     */
+    public static List<String> javaCommand(boolean assertions, String defaultOptions) {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED"));
+        if (assertions) {
+            cmd.add("-ea");
+        }
+        String opts = System.getenv("LIVEMIG_CHILD_JAVA_OPTS");
+        for (String o : (opts == null ? defaultOptions : opts).trim().split("\\s+")) {
+            if (!o.isEmpty()) {
+                cmd.add(o);
+            }
+        }
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), MAIN_CLASS));
+        return cmd;
+    }
+
+    /**
+     * Starts {@code <java> run <runArgs> --name NAME --qmp unix:DIR/NAME.qmp}, waits for its QMP
+     * socket, connects and negotiates. The child's output goes to {@code DIR/NAME.log}.
+     *
+     * @throws IOException when the child exits or gives no socket within the start timeout (with
+     *                     the tail of its log)
+     */
+    public static ChildMachine start(List<String> javaCommand, List<String> runArgs, Path dir, String name)
+            throws IOException, InterruptedException {
+        Path sock = dir.resolve(name + ".qmp");
+        Path log = dir.resolve(name + ".log");
+        Files.deleteIfExists(sock);
+        List<String> cmd = new ArrayList<>(javaCommand);
+        cmd.add("run");
+        cmd.addAll(runArgs);
+        cmd.addAll(List.of("--name", name, "--qmp", "unix:" + sock));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        try {
+            long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+            while (!Files.exists(sock)) {
+                if (!p.isAlive()) {
+                    throw new IOException(name + " process exited with status " + p.exitValue() + ": " + tail(log));
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new IOException(name + " process did not open its QMP socket within "
+                            + START_TIMEOUT.toSeconds() + " s: " + tail(log));
+                }
+                Thread.sleep(20); // a child creating its socket sends no event to wait on
+            }
+            QmpClient c = QmpClient.connect("unix:" + sock);
+            c.negotiate();
+            return new ChildMachine(name, p, c, sock, log);
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            p.destroyForcibly();
+            throw e;
+        }
+    }
+
+    /** The JVM options of a {@link #javaCommand} (between the java binary and the class path), for reports. */
+    public static String jvmOptions(List<String> javaCommand) {
+        int cp = javaCommand.indexOf("-cp");
+        return String.join(" ", javaCommand.subList(1, cp < 0 ? javaCommand.size() : cp));
+    }
+
+    /** The last lines of a child's log, for error messages. */
+    public static String tail(Path log) {
+        try {
+            List<String> lines = Files.readAllLines(log);
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - 20), lines.size()));
+        } catch (IOException e) {
+            return "(no log)";
+        }
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    public Process process() {
+        return process;
+    }
+
+    /** The session opened by {@link #start}. */
+    public QmpClient qmp() {
+        return qmp;
+    }
+
+    /** Opens another QMP session to the child (negotiated). The caller closes it. */
+    public QmpClient connect() throws IOException {
+        QmpClient c = QmpClient.connect("unix:" + socket);
+        try {
+            c.negotiate();
+        } catch (IOException | RuntimeException e) {
+            c.close();
+            throw e;
+        }
+        return c;
+    }
+
+    public Path log() {
+        return log;
+    }
+
+    /** Peak resident memory of the child so far (VmHWM), or -1 where /proc is not available. */
+    public long peakRssBytes() {
+        return ProcessStats.peakRssBytes(process.pid());
+    }
+
+    /** Sends {@code quit} and waits for the child to exit, killing it if it does not within 30 s. */
+    @Override
+    public void close() throws InterruptedException {
+        try {
+            if (process.isAlive() && qmp.isConnected()) {
+                qmp.execute("quit");
+            }
+        } catch (IOException | RuntimeException e) {
+            // the child may be gone already; it is killed below if not
+        } finally {
+            qmp.close();
+            if (!process.waitFor(30, TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(10, TimeUnit.SECONDS);
+            }
+        }
+    }
+}

@@ -1,0 +1,451 @@
+package org.livemig.bench;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.ToLongFunction;
+import org.livemig.monitor.QmpClient;
+import org.livemig.monitor.QmpJson;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ArrayNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * {@code livemig bench precopy}: live precopy migrations between two {@code livemig run} child
+ * processes driven over QMP as {@code livemig demo} drives them, one case at a time, against a
+ * raw loopback-socket copy of the same number of bytes measured in the same run.
+ *
+ * <p>Each case reports what the source's query-migrate reports at completion (total-time from
+ * {@code migrate} to completion, downtime, dirty-sync-count), the throughput of guest RAM over
+ * total-time, when the destination reported completion, and the peak resident memory (VmHWM)
+ * of both children against guest RAM + 200 MiB. Guest RAM is allocated, pre-faulted and filled
+ * in the children before {@code migrate} is sent, so none of that is timed.
+ *
+ * <p>Runs on the caller's thread; the children's QMP clients deliver events on their own.
+ */
+public final class PrecopyBench {
+    /** The memory a process may hold beyond guest RAM (issue 3's goal). */
+    public static final long RSS_ALLOWANCE = 200L << 20;
+    /** QEMU's default downtime-limit in ms, used for every case. */
+    public static final long DOWNTIME_LIMIT_MS = 300;
+    private static final Duration DESTINATION_TIMEOUT = Duration.ofSeconds(60);
+
+    /**
+     * One benchmark case.
+     *
+     * @param ramDivisor guest RAM is {@code --ram} divided by this
+     * @param runBeforeMillis how long the guest runs before {@code migrate} (dirtying workloads)
+     */
+    public record Case(String name, String what, int ramDivisor, String fill, String workload,
+                       LoopbackCopy.Transport transport, long runBeforeMillis) {
+        long ram(long ramOption) {
+            return ramOption / ramDivisor;
+        }
+    }
+
+    /** Every case, in the order they run. */
+    public static final List<Case> CASES = List.of(
+            new Case("random-tcp", "idle guest, random RAM", 1, "random", "idle", LoopbackCopy.Transport.TCP, 0),
+            new Case("random-unix", "idle guest, random RAM", 1, "random", "idle", LoopbackCopy.Transport.UNIX, 0),
+            new Case("zero-tcp", "idle guest, zero RAM", 1, "zero", "idle", LoopbackCopy.Transport.TCP, 0),
+            new Case("ab25000-tcp", "ab:25000 (25,000 pages/s over 99 MiB)", 2, "zero", "ab:25000",
+                    LoopbackCopy.Transport.TCP, 500),
+            new Case("ab-tcp", "ab unthrottled", 1, "zero", "ab", LoopbackCopy.Transport.TCP, 500));
+
+    /** The outcome of one run of one case. */
+    public record Result(Case c, long ramBytes, int run, String status, long totalMs, long downtimeMs, long setupMs,
+                         long passes, long transferred, long dstDoneMs, long srcPeakRss, long dstPeakRss,
+                         String busiestThreads, String error) {
+        boolean completed() {
+            return "completed".equals(status);
+        }
+
+        /** Guest RAM over total-time, in MB/s (10^6 bytes). */
+        double mbPerSec() {
+            return totalMs > 0 ? ramBytes / 1e3 / totalMs : 0;
+        }
+    }
+
+    /**
+     * @param ramBytes      the {@code --ram} option: guest RAM of the full-size cases
+     * @param cases         names of the cases to run, in {@link #CASES} order
+     * @param repeat        runs per case
+     * @param timeout       longest a migration may take before it is cancelled (does not converge)
+     * @param dir           where sockets and child logs go
+     * @param javaCommand   how to start a child JVM running the CLI ({@link ChildMachine#javaCommand})
+     */
+    public record Options(long ramBytes, List<String> cases, int repeat, Duration timeout, Path dir,
+                          List<String> javaCommand) {
+        public Options {
+            Objects.requireNonNull(cases, "cases");
+            Objects.requireNonNull(dir, "dir");
+            Objects.requireNonNull(javaCommand, "javaCommand");
+            if (ramBytes < (4L << 20)) {
+                throw new IllegalArgumentException("--ram must be at least 4M");
+            }
+            if (repeat < 1) {
+                throw new IllegalArgumentException("--repeat must be at least 1");
+            }
+            Set<String> known = new java.util.HashSet<>(CASES.stream().map(Case::name).toList());
+            for (String c : cases) {
+                if (!known.contains(c)) {
+                    throw new IllegalArgumentException("unknown case '" + c + "' (expected some of "
+                            + String.join(", ", CASES.stream().map(Case::name).toList()) + ")");
+                }
+            }
+        }
+    }
+
+    private final Options options;
+    private final PrintStream out;
+
+    public PrecopyBench(Options options, PrintStream out) {
+        this.options = options;
+        this.out = out;
+    }
+
+    private List<Case> selected() {
+        List<Case> s = new ArrayList<>();
+        for (Case c : CASES) {
+            if (options.cases().isEmpty() || options.cases().contains(c.name())) {
+                s.add(c);
+            }
+        }
+        return s;
+    }
+
+    /** Runs the selected cases and prints the tables; returns every run's result. */
+    public List<Result> run() throws Exception {
+        List<Case> cases = selected();
+        out.printf("livemig bench precopy: --ram %d MiB, %d run(s) per case, max-bandwidth 0 (unlimited), downtime-limit %d ms%n",
+                options.ramBytes() >> 20, options.repeat(), DOWNTIME_LIMIT_MS);
+        out.println("  source and destination: two `livemig run` child JVMs driven over QMP (java "
+                + ChildMachine.jvmOptions(options.javaCommand()) + ")");
+        out.println("  times are the source's query-migrate at completion: total-time from `migrate` to completion, downtime;");
+        out.println("  guest RAM is allocated, pre-faulted and filled before `migrate` and is not timed");
+        out.printf("  host: %d CPUs, load average %s at start (other work may share the machine)%n",
+                Runtime.getRuntime().availableProcessors(), loadAverage());
+        out.flush();
+
+        Map<String, Double> baseline = baselines(cases);
+        out.println();
+        out.println("MB/s = guest RAM (10^6 bytes) / total-time; ratio = MB/s / baseline MB/s of the same transport and size;");
+        out.println("dst done = `migrate` sent -> destination's MIGRATION completed event seen by this process; "
+                + "HWM = peak RSS (VmHWM) of each child");
+        String head = String.format("%-12s %3s %7s %-10s %8s %8s %6s %6s %8s %7s %6s %8s %8s %8s %8s",
+                "case", "run", "RAM MiB", "status", "total ms", "down ms", "setup", "passes", "wire MiB",
+                "MB/s", "ratio", "dst done", "src HWM", "dst HWM", "limit");
+        out.println(head);
+        out.flush();
+        List<Result> results = new ArrayList<>();
+        for (Case c : cases) {
+            for (int run = 1; run <= options.repeat(); run++) {
+                Result r = runCase(c, run);
+                results.add(r);
+                double base = baseline.getOrDefault(baselineKey(c), 0.0);
+                out.printf("%-12s %3d %7d %-10s %8s %8s %6s %6d %8d %7.0f %6s %8s %8s %8s %8d%n",
+                        c.name(), run, r.ramBytes() >> 20, r.status(), ms(r.totalMs()), ms(r.downtimeMs()),
+                        ms(r.setupMs()), r.passes(), r.transferred() >> 20, r.mbPerSec(),
+                        base > 0 && r.completed() ? String.format("%.2f", r.mbPerSec() / base) : "-",
+                        ms(r.dstDoneMs()), mib(r.srcPeakRss()), mib(r.dstPeakRss()),
+                        (r.ramBytes() + RSS_ALLOWANCE) >> 20);
+                if (r.error() != null) {
+                    out.println("    " + r.error());
+                }
+                if (!r.busiestThreads().isEmpty()) {
+                    out.println("    busiest threads, CPU s (% of migrate -> dst done): " + r.busiestThreads());
+                }
+                out.flush();
+            }
+        }
+        printGoals(results, baseline);
+        return results;
+    }
+
+
+    private static String loadAverage() {
+        try {
+            String[] f = java.nio.file.Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return f[0] + " " + f[1] + " " + f[2];
+        } catch (IOException | RuntimeException e) {
+            return "n/a";
+        }
+    }
+
+    private static String baselineKey(Case c) {
+        return c.transport() + "/" + c.ramDivisor();
+    }
+
+    private static String ms(long v) {
+        return v < 0 ? "-" : Long.toString(v);
+    }
+
+    private static String mib(long bytes) {
+        return bytes < 0 ? "n/a" : Long.toString(bytes >> 20);
+    }
+
+    // ---------------------------------------------------------------- baseline
+
+    /** Best of three loopback copies of each case's RAM size per transport, after a warm-up. */
+    private Map<String, Double> baselines(List<Case> cases) throws IOException, InterruptedException {
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        for (Case c : cases) {
+            sizes.putIfAbsent(baselineKey(c), c.ram(options.ramBytes()));
+        }
+        Map<String, Double> mbps = new LinkedHashMap<>();
+        long max = sizes.values().stream().mapToLong(Long::longValue).max().orElse(0);
+        if (max == 0) {
+            return mbps;
+        }
+        out.println();
+        out.println("baseline: raw loopback copy of the same bytes, memory to memory, one Java sender and receiver thread,");
+        out.printf("  %d MiB writes/reads, %d MiB socket buffers; best of 3 after a warm-up%n",
+                LoopbackCopy.CHUNK_BYTES >> 20, LoopbackCopy.SOCKET_BUFFER_BYTES >> 20);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment src = arena.allocate(max, 4096);
+            MemorySegment dst = arena.allocate(max, 4096);
+            src.fill((byte) 0x5A); // pre-fault both regions before any timing
+            dst.fill((byte) 0);
+            for (Map.Entry<String, Long> e : sizes.entrySet()) {
+                LoopbackCopy.Transport t = LoopbackCopy.Transport.valueOf(e.getKey().substring(0, e.getKey().indexOf('/')));
+                long bytes = e.getValue();
+                LoopbackCopy.copy(t, src, dst, Math.min(bytes, 256L << 20), options.dir()); // warm-up
+                LoopbackCopy.Result best = null;
+                for (int i = 0; i < 3; i++) {
+                    LoopbackCopy.Result r = LoopbackCopy.copy(t, src, dst, bytes, options.dir());
+                    if (best == null || r.nanos() < best.nanos()) {
+                        best = r;
+                    }
+                }
+                double v = bytes / 1e6 / (best.nanos() / 1e9);
+                mbps.put(e.getKey(), v);
+                out.printf("  %-5s %5d MiB  %7.1f ms  %7.0f MB/s   CPU s: sender %.2f, receiver %.2f%n",
+                        t.name().toLowerCase(java.util.Locale.ROOT), bytes >> 20, best.nanos() / 1e6, v,
+                        best.senderCpuNanos() / 1e9, best.receiverCpuNanos() / 1e9);
+            }
+        }
+        out.flush();
+        return mbps;
+    }
+
+    // ---------------------------------------------------------------- one run
+
+    private List<String> machineArgs(Case c, long ram, boolean destination) {
+        return List.of("--ram", Long.toString(ram), "--vcpus", "2", "--workload", c.workload(),
+                "--fill", destination ? "zero" : c.fill(), "--blob-size", "65536",
+                "--seed", destination ? "7920" : "1");
+    }
+
+    private Result runCase(Case c, int run) throws Exception {
+        long ram = c.ram(options.ramBytes());
+        String tag = c.name() + "-" + run;
+        String uri = c.transport() == LoopbackCopy.Transport.TCP ? "tcp:127.0.0.1:" + freePort()
+                : "unix:" + options.dir().resolve(tag + ".mig.sock");
+        List<String> dstArgs = new ArrayList<>(machineArgs(c, ram, true));
+        dstArgs.addAll(List.of("--incoming", "defer", "-S"));
+        try (ChildMachine dst = ChildMachine.start(options.javaCommand(), dstArgs, options.dir(), "dst-" + tag);
+             ChildMachine src = ChildMachine.start(options.javaCommand(), machineArgs(c, ram, false), options.dir(),
+                     "src-" + tag)) {
+            setEvents(src.qmp());
+            setEvents(dst.qmp());
+            src.qmp().execute("migrate-set-parameters",
+                    QmpClient.args("max-bandwidth", 0L, "downtime-limit", DOWNTIME_LIMIT_MS));
+            AtomicLong dstDone = new AtomicLong();
+            dst.qmp().onEvent(e -> {
+                if (isMigrationEvent(e, "completed")) {
+                    dstDone.compareAndSet(0, System.nanoTime());
+                }
+            });
+            dst.qmp().execute("migrate-incoming", QmpClient.args("uri", uri));
+            if (c.runBeforeMillis() > 0) {
+                Thread.sleep(c.runBeforeMillis()); // the guest runs and dirties memory before the migration starts
+            }
+            Map<String, Long> srcCpu0 = cpuSnapshot(src.pid());
+            Map<String, Long> dstCpu0 = cpuSnapshot(dst.pid());
+            long t0 = System.nanoTime();
+            src.qmp().execute("migrate", QmpClient.args("uri", uri));
+            String error = null;
+            try {
+                src.qmp().waitForEvent("MIGRATION", e -> isMigrationEvent(e, "completed", "failed", "cancelled"),
+                        options.timeout());
+            } catch (TimeoutException e) {
+                src.qmp().execute("migrate_cancel");
+                error = "did not converge within " + options.timeout().toSeconds() + " s; cancelled";
+                try {
+                    src.qmp().waitForEvent("MIGRATION", ev -> isMigrationEvent(ev, "cancelled", "failed"),
+                            DESTINATION_TIMEOUT);
+                } catch (TimeoutException stillRunning) {
+                    error += " (and it did not stop within " + DESTINATION_TIMEOUT.toSeconds() + " s)";
+                }
+            }
+            ObjectNode q = (ObjectNode) src.qmp().execute("query-migrate");
+            String status = q.path("status").asString();
+            if ("completed".equals(status)) {
+                try {
+                    dst.qmp().waitForEvent("MIGRATION", e -> isMigrationEvent(e, "completed", "failed"),
+                            DESTINATION_TIMEOUT);
+                } catch (TimeoutException e) {
+                    error = "the destination did not complete within " + DESTINATION_TIMEOUT.toSeconds() + " s";
+                }
+                JsonNode dq = dst.qmp().execute("query-migrate");
+                if (!"completed".equals(dq.path("status").asString())) {
+                    status = "dst-" + dq.path("status").asString();
+                    error = dq.path("error-desc").asString(error == null ? "" : error);
+                }
+            } else if (error == null) {
+                error = q.path("error-desc").asString("");
+            }
+            long done = dstDone.get();
+            long wall = (done == 0 ? System.nanoTime() : done) - t0;
+            String busiest = "src " + busiest(srcCpu0, cpuSnapshot(src.pid()), wall)
+                    + "; dst " + busiest(dstCpu0, cpuSnapshot(dst.pid()), wall);
+            JsonNode ramInfo = q.path("ram");
+            return new Result(c, ram, run, error != null && status.equals("cancelled") ? "no-conv" : status,
+                    q.path("total-time").asLong(-1), q.path("downtime").asLong(-1), q.path("setup-time").asLong(-1),
+                    ramInfo.path("dirty-sync-count").asLong(), ramInfo.path("transferred").asLong(),
+                    done == 0 ? -1 : (done - t0) / 1_000_000, src.peakRssBytes(), dst.peakRssBytes(),
+                    srcCpu0.isEmpty() ? "" : busiest, error);
+        }
+    }
+
+    /** Key of the whole process's CPU time in a {@link #cpuSnapshot}. */
+    private static final String PROCESS = "(process)";
+    /** What a process used beyond its live threads: threads that ended, i.e. the migration threads. */
+    private static final String ENDED = "ended threads (mig/*)";
+
+    /** CPU time per live thread name, and of the whole process under {@link #PROCESS}; empty without /proc. */
+    private static Map<String, Long> cpuSnapshot(long pid) {
+        Map<String, Long> m = new java.util.HashMap<>(ProcessStats.threadCpuNanos(pid));
+        long total = ProcessStats.processCpuNanos(pid);
+        if (m.isEmpty() || total < 0) {
+            return Map.of();
+        }
+        m.put(PROCESS, total);
+        return m;
+    }
+
+    /**
+     * The three threads that used the most CPU between two snapshots, with seconds and share of
+     * {@code wallNanos}. The migration threads end with the migration, so their time shows as what
+     * the process used beyond its live threads.
+     */
+    private static String busiest(Map<String, Long> before, Map<String, Long> after, long wallNanos) {
+        if (before.isEmpty() || after.isEmpty()) {
+            return "-";
+        }
+        List<Map.Entry<String, Long>> used = new ArrayList<>();
+        long live = 0;
+        for (Map.Entry<String, Long> e : after.entrySet()) {
+            if (!e.getKey().equals(PROCESS)) {
+                long d = e.getValue() - before.getOrDefault(e.getKey(), 0L);
+                live += d;
+                used.add(Map.entry(e.getKey(), d));
+            }
+        }
+        used.add(Map.entry(ENDED, after.get(PROCESS) - before.get(PROCESS) - live));
+        used.sort(Map.Entry.<String, Long>comparingByValue().reversed());
+        List<String> top = new ArrayList<>();
+        for (Map.Entry<String, Long> e : used.subList(0, Math.min(3, used.size()))) {
+            if (e.getValue() > 0) {
+                top.add(String.format("%s %.2f (%.0f%%)", e.getKey(), e.getValue() / 1e9,
+                        100.0 * e.getValue() / Math.max(1, wallNanos)));
+            }
+        }
+        return top.isEmpty() ? "-" : String.join(", ", top);
+    }
+
+    private static void setEvents(QmpClient qmp) throws IOException {
+        ObjectNode a = QmpJson.object();
+        ArrayNode caps = a.putArray("capabilities");
+        caps.addObject().put("capability", "events").put("state", true);
+        qmp.execute("migrate-set-capabilities", a);
+    }
+
+    static boolean isMigrationEvent(ObjectNode e, String... statuses) {
+        if (!"MIGRATION".equals(e.path("event").asString())) {
+            return false;
+        }
+        String s = e.path("data").path("status").asString();
+        return Arrays.asList(statuses).contains(s);
+    }
+
+    /** A loopback port free right now, for a child destination to listen on. */
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return s.getLocalPort();
+        }
+    }
+
+    // ---------------------------------------------------------------- goals
+
+    private static long median(List<Result> rs, ToLongFunction<Result> f) {
+        long[] v = rs.stream().mapToLong(f).sorted().toArray();
+        return v.length == 0 ? -1 : v[(v.length - 1) / 2];
+    }
+
+    private static double medianMbps(List<Result> rs) {
+        double[] v = rs.stream().mapToDouble(Result::mbPerSec).sorted().toArray();
+        return v.length == 0 ? 0 : v[(v.length - 1) / 2];
+    }
+
+    private void printGoals(List<Result> results, Map<String, Double> baseline) {
+        out.println();
+        out.println("goals (issue 3, for --ram 1G on this 2-core machine; QEMU 7.2 measured here for scale)"
+                + (options.ramBytes() == 1L << 30 ? "" : " -- this run used a different --ram, so compare with care")
+                + (options.repeat() > 1 ? "; medians of the runs" : "") + ":");
+        Map<String, List<Result>> byCase = new LinkedHashMap<>();
+        for (Result r : results) {
+            byCase.computeIfAbsent(r.c().name(), k -> new ArrayList<>()).add(r);
+        }
+        byCase.forEach((name, rs) -> {
+            boolean all = rs.stream().allMatch(Result::completed);
+            double v = medianMbps(rs);
+            long total = median(rs, Result::totalMs);
+            long down = median(rs, Result::downtimeMs);
+            double base = baseline.getOrDefault(baselineKey(rs.getFirst().c()), 0.0);
+            String line = switch (name) {
+                case "random-tcp" -> String.format("%.0f MB/s (%.2f of loopback), goal >= 1200 MB/s: %s; QEMU 7.2: 436 MB/s",
+                        v, base > 0 ? v / base : 0, verdict(all && v >= 1200));
+                case "random-unix" -> String.format("%.0f MB/s (%.2f of loopback), goal >= 3000 MB/s: %s",
+                        v, base > 0 ? v / base : 0, verdict(all && v >= 3000));
+                case "zero-tcp" -> String.format("total %d ms, goal <= 100 ms: %s; QEMU 7.2: 105 ms",
+                        total, verdict(all && total <= 100));
+                case "ab25000-tcp" -> String.format("%s, downtime %d ms, goal converges with downtime <= 20 ms: %s; QEMU 7.2: 74 ms",
+                        all ? "converged" : "did not converge", down, verdict(all && down <= 20));
+                case "ab-tcp" -> String.format("%s, downtime %d ms, goal converges within the %d ms downtime-limit: %s",
+                        all ? "converged" : "did not converge", down, DOWNTIME_LIMIT_MS,
+                        verdict(all && down <= DOWNTIME_LIMIT_MS));
+                default -> "";
+            };
+            out.printf("  %-12s %s%n", name, line);
+        });
+        long worst = results.stream().mapToLong(r -> Math.max(r.srcPeakRss(), r.dstPeakRss()) - r.ramBytes())
+                .max().orElse(0);
+        boolean memOk = results.stream().allMatch(r -> r.srcPeakRss() >= 0 && r.dstPeakRss() >= 0
+                && r.srcPeakRss() <= r.ramBytes() + RSS_ALLOWANCE && r.dstPeakRss() <= r.ramBytes() + RSS_ALLOWANCE);
+        Result heaviest = results.stream().max(Comparator.comparingLong(r -> Math.max(r.srcPeakRss(), r.dstPeakRss())
+                - r.ramBytes())).orElse(null);
+        out.printf("  %-12s peak RSS at most guest RAM + %d MiB%s, goal <= guest RAM + 200 MiB: %s%n", "memory",
+                worst >> 20, heaviest == null ? "" : " (" + heaviest.c().name() + ")", verdict(memOk));
+        out.flush();
+    }
+
+    private static String verdict(boolean ok) {
+        return ok ? "met" : "NOT met";
+    }
+}

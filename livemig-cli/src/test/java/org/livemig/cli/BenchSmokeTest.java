@@ -1,0 +1,91 @@
+package org.livemig.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/**
+ * The benchmark drivers at tiny scale: they run end to end with real child processes and print
+ * their tables. No timing is asserted; the numbers at this size mean nothing.
+ */
+class BenchSmokeTest {
+    private record Run(int exitCode, String out) {
+        List<String> lines() {
+            return out.lines().toList();
+        }
+
+        /** The first table row whose first column is {@code first} and whose second is a number. */
+        Optional<String[]> row(String first) {
+            return out.lines().map(String::trim).map(l -> l.split("\\s+"))
+                    .filter(c -> c.length >= 5 && c[0].equals(first) && c[1].matches("\\d+")).findFirst();
+        }
+    }
+
+    private static Run run(String... args) {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        int rc;
+        try {
+            System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
+            rc = new CommandLine(new Main()).execute(args);
+        } finally {
+            System.setOut(old);
+        }
+        return new Run(rc, buf.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void precopyRunsOneCaseAgainstItsBaselineAndPrintsTheTable() {
+        Run r = run("bench", "precopy", "--ram", "32M", "--cases", "random-tcp", "--timeout", "60");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        assertThat(r.out()).contains("guest RAM is allocated, pre-faulted and filled before `migrate` and is not timed");
+        String[] baseline = r.row("tcp").orElseThrow(() -> new AssertionError("no tcp baseline row in:\n" + r.out()));
+        assertThat(baseline[1]).isEqualTo("32");
+        assertThat(Double.parseDouble(baseline[5])).as("baseline MB/s").isPositive();
+        assertThat(r.lines()).anyMatch(l -> l.startsWith("case") && l.contains("total ms") && l.contains("down ms")
+                && l.contains("passes") && l.contains("MB/s") && l.contains("ratio") && l.contains("src HWM"));
+        String[] row = r.row("random-tcp").orElseThrow(() -> new AssertionError("no random-tcp row in:\n" + r.out()));
+        assertThat(row[1]).as("run").isEqualTo("1");
+        assertThat(row[2]).as("RAM MiB").isEqualTo("32");
+        assertThat(row[3]).as("status").isEqualTo("completed");
+        assertThat(Long.parseLong(row[4])).as("total ms").isPositive();
+        assertThat(Long.parseLong(row[7])).as("passes").isPositive();
+        assertThat(Long.parseLong(row[12])).as("source peak RSS MiB").isGreaterThanOrEqualTo(32);
+        assertThat(r.out()).contains("random-tcp").contains("memory ").doesNotContain("random-unix");
+    }
+
+    @Test
+    void precopyRejectsAnUnknownCase() {
+        Run r = run("bench", "precopy", "--ram", "32M", "--cases", "random-tcp,bogus");
+        assertThat(r.exitCode()).isNotZero();
+        assertThat(r.out()).doesNotContain("baseline");
+    }
+
+    @Test
+    void qmpLatencyRunsIdleLoadingAndStalledAndPrintsTheTable() {
+        Run r = run("bench", "qmp-latency", "--ram", "32M", "--blob-size", "4M", "--stall-ms", "300",
+                "--idle-seconds", "0.3", "--timeout", "60");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        assertThat(r.lines()).anyMatch(l -> l.startsWith("case") && l.contains("count") && l.contains("p50 ms")
+                && l.contains("p99 ms") && l.contains("max ms"));
+        for (String c : List.of("idle", "loading", "stalled")) {
+            String[] row = r.row(c).orElseThrow(() -> new AssertionError("no " + c + " row in:\n" + r.out()));
+            assertThat(Long.parseLong(row[1])).as(c + " count").isPositive();
+            double p50 = Double.parseDouble(row[2]);
+            double p99 = Double.parseDouble(row[3]);
+            double max = Double.parseDouble(row[4]);
+            assertThat(p50).as(c + " p50").isPositive().isLessThanOrEqualTo(p99);
+            assertThat(p99).as(c + " p99").isLessThanOrEqualTo(max);
+        }
+        assertThat(r.out()).contains("p99 loading/idle:").contains("p99 stalled/idle:")
+                .contains("the source stalls 300 ms after byte").contains("idle p99 0.84 ms");
+    }
+}
