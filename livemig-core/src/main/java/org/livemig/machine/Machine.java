@@ -182,7 +182,6 @@ public final class Machine implements AutoCloseable {
     /** Resumes the guest. Called with the BQL held. */
     public void vmStart() {
         bql.assertHeld();
-        ram.markWritten();
         devices.timer().startClock();
         setRunState(RunState.RUNNING);
         for (Vcpu v : vcpus) {

@@ -64,7 +64,11 @@ public final class GuestRam implements AutoCloseable {
         return pristine;
     }
 
-    /** Records that something may have written guest RAM (the guest ran, RAM was filled or loaded). */
+    /**
+     * Records that guest RAM may hold something other than zeros. Guest writes through this
+     * class record it themselves; code that writes {@link RamBlock#memory()} directly (a fill, a
+     * loader, a test) must call this.
+     */
     public void markWritten() {
         pristine = false;
     }
@@ -96,22 +100,33 @@ public final class GuestRam implements AutoCloseable {
         }
     }
 
+    /**
+     * After a guest store: RAM is no longer pristine, and the page is dirty when logging is on.
+     * Both flags are volatile and written/read in opposite orders by the writer (pristine, then
+     * logging) and by the migration setup (logging, then pristine), so a store that the setup
+     * believed had not happened is always seen as dirty.
+     */
+    private void afterWrite(RamBlock b, long offset) {
+        if (pristine) {
+            pristine = false;
+        }
+        if (dirtyLogging) {
+            b.markDirty(offset);
+        }
+    }
+
     /** Guest write of one byte: stores it, then marks the page dirty when logging is on. */
     public void writeByte(RamBlock b, long offset, byte value) {
         beforeAccess(b, offset, true);
         b.memory().set(ValueLayout.JAVA_BYTE, offset, value);
-        if (dirtyLogging) {
-            b.markDirty(offset);
-        }
+        afterWrite(b, offset);
     }
 
     /** Guest write of a little-endian long at an 8-byte-aligned offset. */
     public void writeLong(RamBlock b, long offset, long value) {
         beforeAccess(b, offset, true);
         b.memory().set(ValueLayout.JAVA_LONG, offset, value);
-        if (dirtyLogging) {
-            b.markDirty(offset);
-        }
+        afterWrite(b, offset);
     }
 
     public byte readByte(RamBlock b, long offset) {

@@ -31,6 +31,8 @@ public final class RamSaver {
     private int blockCursor;
     private int pageCursor;
     private boolean completing;
+    /** RAM had never been written when tracking started: the first pass sends ZERO records without looking. */
+    private boolean firstPassAllZero;
     private boolean postcopy;
 
     public RamSaver(GuestRam ram, RamStats stats) {
@@ -49,6 +51,9 @@ public final class RamSaver {
             b.dirtyBitmap().clearAll();
         }
         ram.setDirtyLogging(true);
+        // Read after logging is on (see GuestRam.afterWrite): if RAM is still pristine now, every
+        // page is zero at this point, and any page written later is dirty and goes again.
+        firstPassAllZero = ram.isPristine();
         long pages = 0;
         for (int i = 0; i < blocks.size(); i++) {
             toSend[i].set(0, (int) blocks.get(i).pageCount());
@@ -68,6 +73,7 @@ public final class RamSaver {
      * Returns the number of pages newly dirtied. The architecture takes the BQL around it.
      */
     public long syncDirtyBitmap() {
+        firstPassAllZero = false;
         long newly = 0;
         for (int i = 0; i < blocks.size(); i++) {
             newly += blocks.get(i).dirtyBitmap().harvestInto(toSend[i]);
@@ -127,6 +133,14 @@ public final class RamSaver {
     /** From now on pages go out as postcopy pages (statistics). */
     public void enterPostcopy() {
         postcopy = true;
+    }
+
+    /**
+     * True while the first pass over RAM that was never written runs: each of its pages is zero
+     * or has been dirtied since (and is sent again after the next sync, which ends this).
+     */
+    private boolean knownZero() {
+        return firstPassAllZero && !completing && !postcopy;
     }
 
     /** The block of this name, or null. */
@@ -200,7 +214,7 @@ public final class RamSaver {
         var seg = block.page(page);
         long before = f.position();
         int cont = block == lastSentBlock ? QemuStream.RAM_FLAG_CONTINUE : 0;
-        if (ZeroPages.isZero(seg)) {
+        if (knownZero() || ZeroPages.isZero(seg)) {
             f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | cont);
             if (cont == 0) {
                 f.putCountedString(block.name());

@@ -108,6 +108,26 @@ class PrecopyTest {
     }
 
     @Test
+    void neverWrittenRamGoesOutUnscannedAndWritesDuringThatPassStillArrive() throws Exception {
+        Machine.Config cfg = TestMachines.small("random-writes:50").withRam(32L << 20);
+        Machine src = TestMachines.booted(cfg.withName("src"), RunState.PAUSED);
+        Machine dst = TestMachines.booted(cfg.withName("dst").withSeed(99), RunState.INMIGRATE);
+        Migration dm = new Migration(dst);
+        dm.setAutostart(false);
+        try (Pair p = new Pair(src, new Migration(src), dst, dm)) {
+            assertThat(src.ram().isPristine()).isTrue();
+            p.params(m -> m.maxBandwidth = 16L << 20);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            // The guest starts writing while the first (unscanned) pass is under way.
+            src.mainLoop().runAndWait(src::vmStart);
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(src.ram().isPristine()).isFalse();
+            assertVerified(p);
+        }
+    }
+
+    @Test
     void fastDirtyingGuestDoesNotConvergeWithoutAutoConverge() throws Exception {
         try (Pair p = Pair.of(TestMachines.small("random-writes:200").withRam(16L << 20))) {
             p.params(m -> m.maxBandwidth = 8L << 20);

@@ -39,6 +39,7 @@ class SnapshotTest {
 
     /** RAM that mixes zero pages, random pages and pages with a single byte set. */
     private static void mixPages(Machine m, long seed) {
+        m.ram().markWritten(); // written directly below, not through the guest accessors
         SplittableRandom r = new SplittableRandom(seed);
         RamBlock b = m.mainBlock();
         for (long p = 0; p < b.pageCount(); p++) {
