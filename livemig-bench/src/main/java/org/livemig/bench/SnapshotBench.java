@@ -137,6 +137,9 @@ public final class SnapshotBench {
             try (Machine m = new Machine(Machine.Config.defaults().withName("bench-zero").withRam(ramBytes).withVcpus(1)
                     .withWorkload("idle").withBlobSize(64 << 10))) {
                 m.mainLoop().runAndWait(() -> m.boot(RunState.PAUSED));
+                // As if a guest had run: every page is then checked (never-written RAM is sent
+                // without looking, which would not measure detection at all).
+                m.ram().markWritten();
                 long baseNull = memcpy(m.mainBlock().memory());
                 save(m, devNull); // warm-up: JIT
                 long saveNull = save(m, devNull);
