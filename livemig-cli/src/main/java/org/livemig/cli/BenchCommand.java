@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import org.livemig.bench.ChildMachine;
+import org.livemig.bench.PostcopyBench;
 import org.livemig.bench.PrecopyBench;
 import org.livemig.bench.QmpLatencyBench;
 import org.livemig.bench.SnapshotBench;
@@ -15,7 +16,8 @@ import picocli.CommandLine.Option;
 
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", description = "Run a benchmark.",
-        subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class})
+        subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
+                BenchCommand.Postcopy.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.")
@@ -29,6 +31,19 @@ final class BenchCommand {
         @Override
         public Integer call() throws Exception {
             new SnapshotBench(Sizes.parse(ram), dir, System.out).run();
+            return 0;
+        }
+    }
+
+    @Command(name = "postcopy", mixinStandardHelpOptions = true,
+            description = "Page-request latency (fault to page placed) per demand-paging backend, and the switch-over pause.")
+    static final class Postcopy implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "256M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Override
+        public Integer call() throws Exception {
+            new PostcopyBench(Sizes.parse(ram), System.out).run();
             return 0;
         }
     }

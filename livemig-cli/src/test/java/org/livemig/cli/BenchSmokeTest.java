@@ -88,4 +88,14 @@ class BenchSmokeTest {
         assertThat(r.out()).contains("p99 loading/idle:").contains("p99 stalled/idle:")
                 .contains("the source stalls 300 ms after byte").contains("idle p99 0.84 ms");
     }
+
+    @Test
+    void postcopyMeasuresPageRequestsForTheCheckedBackend() {
+        Run r = run("bench", "postcopy", "--ram", "32M");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        assertThat(r.lines()).anyMatch(l -> l.startsWith("backend") && l.contains("switch ms") && l.contains("p99 us"));
+        String[] row = r.row("checked").orElseThrow(() -> new AssertionError("no checked row in:\n" + r.out()));
+        assertThat(Long.parseLong(row[1])).as("switch-over pause ms").isPositive();
+    }
 }

@@ -163,6 +163,12 @@ public final class Incoming {
         return pc == null || pc.backend() == null ? null : pc.backend().name();
     }
 
+    /** Postcopy: how long each vCPU that asked for a page waited for it, fault to placed (ns). */
+    public long[] postcopyFaultLatencies() {
+        PostcopyIncoming pc = postcopy;
+        return pc == null ? new long[0] : pc.faultLatencies();
+    }
+
     /** POSTCOPY_RUN's bottom half: the guest starts here while pages still arrive. Main loop, BQL held. */
     void postcopyRunBh() {
         machine.bql().assertHeld();

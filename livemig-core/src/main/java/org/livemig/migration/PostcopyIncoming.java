@@ -38,8 +38,11 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     private volatile PostcopyBackend backend;
     private volatile Thread listenThread;
     private volatile Thread faultThread;
-    /** Pages requested and not yet seen placed; the fault thread's dedup set. */
-    private final java.util.Set<PageKey> requested = ConcurrentHashMap.newKeySet();
+    /** Pages requested (with when the fault was seen) and not yet placed; the fault thread's dedup set. */
+    private final ConcurrentHashMap<PageKey, Long> requested = new ConcurrentHashMap<>();
+    /** Fault-to-placed latencies of requested pages, in ns (bounded). */
+    private final long[] latencies = new long[1 << 20];
+    private final java.util.concurrent.atomic.AtomicInteger latencyCount = new java.util.concurrent.atomic.AtomicInteger();
 
     private record PageKey(RamBlock block, long page) {}
 
@@ -110,6 +113,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             throw new StreamFormatException("POSTCOPY_LISTEN without a return path", at);
         }
         backend.startListening();
+        ram.setPlacementListener(this::placed);
         ram.startPlacing();
         state = State.LISTENING;
         Thread fault = Thread.ofPlatform().name(FAULT_THREAD).daemon(true).unstarted(() -> faultLoop(rp));
@@ -129,6 +133,25 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         machine.mainLoop().schedule(incoming::postcopyRunBh);
     }
 
+    /** A page was placed: if a vCPU asked for it, record how long that vCPU waited. */
+    private void placed(RamBlock b, long page) {
+        if (requested.isEmpty()) {
+            return;
+        }
+        Long seen = requested.remove(new PageKey(b, page));
+        if (seen != null) {
+            int i = latencyCount.getAndIncrement();
+            if (i < latencies.length) {
+                latencies[i] = System.nanoTime() - seen;
+            }
+        }
+    }
+
+    /** Fault-to-placed latencies (ns) of the pages vCPUs asked for, in arrival order. */
+    long[] faultLatencies() {
+        return java.util.Arrays.copyOf(latencies, Math.min(latencyCount.get(), latencies.length));
+    }
+
     /** {@code mig/dst/fault}: turns guest faults into page requests, each page asked for once. */
     private void faultLoop(IncomingReturnPath rp) {
         List<PageFault> batch = new ArrayList<>();
@@ -145,7 +168,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
                     if (backend.receivedMap(pf.block()).isReceived(pf.page())) {
                         continue;
                     }
-                    if (requested.add(new PageKey(pf.block(), pf.page()))) {
+                    if (requested.putIfAbsent(new PageKey(pf.block(), pf.page()), pf.seenNanos()) == null) {
                         rp.requestPages(pf.block().name(), pf.offset(), RamBlock.PAGE_SIZE);
                     }
                 }

@@ -95,6 +95,7 @@ public final class RamLoader {
                             staging.fill((byte) fill);
                             postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
                         }
+                        placed(b, addr);
                         stats.zeroPages.incrementAndGet();
                         continue;
                     }
@@ -111,6 +112,7 @@ public final class RamLoader {
                     if (placing) {
                         f.readInto(staging);
                         postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
+                        placed(b, addr);
                         stats.normalPages.incrementAndGet();
                         continue;
                     }
@@ -125,6 +127,24 @@ public final class RamLoader {
                         "invalid RAM record flags 0x%03x", flags), recordAt);
             }
             stats.transferred.set(f.position());
+        }
+    }
+
+    /** Told of every page placed in postcopy (latency of requested pages). */
+    interface PlacementListener {
+        void placed(RamBlock block, long page);
+    }
+
+    private volatile PlacementListener placementListener;
+
+    void setPlacementListener(PlacementListener l) {
+        placementListener = l;
+    }
+
+    private void placed(RamBlock b, long addr) {
+        PlacementListener l = placementListener;
+        if (l != null) {
+            l.placed(b, addr >>> RamBlock.PAGE_BITS);
         }
     }
 
