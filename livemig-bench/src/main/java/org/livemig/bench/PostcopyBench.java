@@ -31,19 +31,20 @@ public final class PostcopyBench {
         out.printf("livemig bench postcopy: %d MiB, ab:25000 guest, precopy at 16 MiB/s (it cannot converge) for two passes, then postcopy"
                 + " with the background stream unthrottled; both machines in this JVM, RAM pre-faulted before timing%n",
                 ramBytes >> 20);
-        out.println("backend       switch ms  requests   p50 us   p99 us   max us   total ms");
+        out.println("backend      preempt  switch ms  requests   p50 us   p99 us   max us   total ms");
         for (String backend : new String[] {"checked", "userfaultfd"}) {
             if (backend.equals("userfaultfd") && !PostcopyBackend.userfaultfdAvailability().available()) {
-                out.printf("%-12s  skipped: %s%n", backend, PostcopyBackend.userfaultfdAvailability().reason());
+                out.printf("%-12s skipped: %s%n", backend, PostcopyBackend.userfaultfdAvailability().reason());
                 continue;
             }
-            runOne(backend);
+            runOne(backend, false);
+            runOne(backend, true);
         }
-        out.println("goals (issue 6): page-request p99 <= 1 ms with preempt (livemig has no preempt channel yet: these"
-                + " requests share the main stream); switch-over pause <= 20 ms. QEMU 7.2 here: 56-79 ms pause.");
+        out.println("goals (issue 6): page-request p99 <= 1 ms with preempt; switch-over pause <= 20 ms."
+                + " QEMU 7.2 here: 56-79 ms pause; QEMU's preempt work reported 10.7 ms -> 0.57 ms per 4 KiB request.");
     }
 
-    private void runOne(String backend) throws Exception {
+    private void runOne(String backend, boolean preempt) throws Exception {
         Machine.Config cfg = Machine.Config.defaults().withRam(ramBytes).withWorkload("ab:25000").withBlobSize(64 << 10);
         try (Machine src = new Machine(cfg.withName("src"));
              Machine dst = new Machine(cfg.withName("dst").withSeed(cfg.seed() + 1))) {
@@ -53,9 +54,16 @@ public final class PostcopyBench {
             Migration dm = new Migration(dst);
             dm.setPostcopyBackend(backend);
             dm.setAutostart(true);
+            if (preempt) {
+                dst.mainLoop().call(() -> {
+                    dm.setCapability(Capability.POSTCOPY_PREEMPT, true);
+                    return null;
+                }, 10_000);
+            }
             String uri = dst.mainLoop().call(() -> dm.migrateIncoming("tcp:127.0.0.1:0", false), 10_000).boundAddress().uri();
             Outgoing o = src.mainLoop().call(() -> {
                 sm.setCapability(Capability.POSTCOPY_RAM, true);
+                sm.setCapability(Capability.POSTCOPY_PREEMPT, preempt);
                 sm.setParameters(p -> p.maxBandwidth = 16L << 20);
                 return sm.migrate(uri);
             }, 10_000);
@@ -64,7 +72,7 @@ public final class PostcopyBench {
                 Thread.sleep(10); // polling the pass counter, as a client polls query-migrate
             }
             if (o.status().isFinal()) {
-                out.printf("%-12s  precopy ended (%s) before the switch to postcopy%n", backend, o.status().qemuName());
+                out.printf("%-12s %-7s  precopy ended (%s) before the switch to postcopy%n", backend, preempt, o.status().qemuName());
                 return;
             }
             src.mainLoop().call(() -> {
@@ -76,7 +84,7 @@ public final class PostcopyBench {
                 Thread.sleep(10);
             }
             if (o.status() != MigrationStatus.COMPLETED || in.status() != MigrationStatus.COMPLETED) {
-                out.printf("%-12s  did not complete: source %s (%s), destination %s (%s)%n", backend,
+                out.printf("%-12s %-7s  did not complete: source %s (%s), destination %s (%s)%n", backend, preempt,
                         o.status().qemuName(), o.error(), in.status().qemuName(), in.error());
                 return;
             }
@@ -84,7 +92,7 @@ public final class PostcopyBench {
             for (long ns : in.postcopyFaultLatencies()) {
                 h.recordValue(Math.max(1, ns / 1000));
             }
-            out.printf("%-12s  %9d  %8d  %7d  %7d  %7d  %9d%n", backend, o.downtimeMillis(), h.getTotalCount(),
+            out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %9d%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
                     h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), o.totalTimeMillis());
         }
     }

@@ -9,6 +9,7 @@ public enum Capability {
     EVENTS("events"),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
     POSTCOPY_RAM("postcopy-ram"),
+    POSTCOPY_PREEMPT("postcopy-preempt"),
     RETURN_PATH("return-path");
 
     private final String qemuName;

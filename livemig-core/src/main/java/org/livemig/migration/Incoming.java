@@ -42,11 +42,15 @@ public final class Incoming {
     private volatile IncomingReturnPath returnPath;
     private volatile PostcopyIncoming postcopy;
     private final String postcopyBackend;
+    /** postcopy-preempt on this side: a second connection is accepted for requested pages. */
+    private final boolean preempt;
+    private volatile MigrationConnection preemptConnection;
 
     Incoming(Migration owner, Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
-             FaultSpec faults, String postcopyBackend) {
+             FaultSpec faults, String postcopyBackend, boolean preempt) {
         this.faults = faults;
         this.postcopyBackend = postcopyBackend;
+        this.preempt = preempt;
         this.owner = owner;
         this.machine = machine;
         this.exitOnError = exitOnError;
@@ -82,6 +86,16 @@ public final class Incoming {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
                 machine.mainLoop().schedule(() -> process(c));
+                if (preempt) {
+                    // postcopy-preempt: the source's second connection carries requested pages.
+                    MigrationConnection pc = l.accept();
+                    preemptConnection = pc;
+                    PostcopyIncoming pi = postcopy;
+                    if (pi != null) {
+                        pi.preemptConnected(pc);
+                    }
+                    closeListener();
+                }
             } catch (IOException e) {
                 if (status.get() == MigrationStatus.NONE && listener != null) {
                     LOG.log(Level.FINE, "incoming listener closed: " + e.getMessage());
@@ -93,7 +107,9 @@ public final class Incoming {
     /** A source connected: start {@code mig/dst/main}. Called with the BQL held, on the main loop. */
     private void process(MigrationConnection c) {
         machine.bql().assertHeld();
-        closeListener();
+        if (!preempt) {
+            closeListener();
+        }
         connection = c;
         if (!status.transition(MigrationStatus.NONE, MigrationStatus.SETUP)) {
             closeQuietly(c);
@@ -118,6 +134,10 @@ public final class Incoming {
             });
             PostcopyIncoming pc = new PostcopyIncoming(this, machine, RamHandlers.of(machine).loader(), postcopyBackend);
             postcopy = pc;
+            MigrationConnection early = preemptConnection;
+            if (early != null) {
+                pc.preemptConnected(early);
+            }
             load.setPostcopyHandler(pc);
             LoadVm.Result r = load.loadvmState(f, false);
             loadMillis = (System.nanoTime() - start) / 1_000_000;
@@ -247,6 +267,7 @@ public final class Incoming {
             Thread.currentThread().interrupt();
         }
         closeQuietly(connection);
+        closeQuietly(preemptConnection);
         closeListener();
         owner.incomingEnded(this);
     }
@@ -256,6 +277,10 @@ public final class Incoming {
         MigrationConnection c = connection;
         if (c != null) {
             c.shutdown();
+        }
+        MigrationConnection pc = preemptConnection;
+        if (pc != null) {
+            pc.shutdown();
         }
         closeListener();
     }

@@ -162,7 +162,8 @@ public final class Migration {
             throw new MigrationException("The incoming migration has already been started");
         }
         MigrationAddress addr = parse(uri);
-        Incoming i = new Incoming(this, machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend);
+        Incoming i = new Incoming(this, machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
+                capabilities.contains(Capability.POSTCOPY_PREEMPT));
         try {
             i.listen(addr);
         } catch (IOException e) {

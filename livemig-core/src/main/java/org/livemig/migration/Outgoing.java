@@ -53,6 +53,7 @@ public final class Outgoing {
     private final CountDownLatch continueSwitchover = new CountDownLatch(1);
     private final Thread thread;
     private volatile MigrationConnection connection;
+    private volatile MigrationConnection preemptConnection;
 
     private volatile long startMillis;
     private final long startNanos = System.nanoTime();
@@ -121,9 +122,10 @@ public final class Outgoing {
                 break;
             }
         }
-        MigrationConnection c = connection;
-        if (c != null) {
-            c.shutdown();
+        for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
+            if (c != null) {
+                c.shutdown();
+            }
         }
         continueSwitchover.countDown();
         LockSupport.unpark(thread);
@@ -298,12 +300,13 @@ public final class Outgoing {
         } finally {
             machine.setThrottlePercent(0);
             throttlePercent = 0;
-            MigrationConnection c = connection;
-            if (c != null) {
-                try {
-                    c.close();
-                } catch (IOException e) {
-                    LOG.log(Level.FINE, "closing migration connection", e);
+            for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
+                if (c != null) {
+                    try {
+                        c.close();
+                    } catch (IOException e) {
+                        LOG.log(Level.FINE, "closing migration connection", e);
+                    }
                 }
             }
         }
@@ -373,6 +376,13 @@ public final class Outgoing {
                 cmd.write(f);
             }
         }
+        // postcopy-preempt: a second connection for the pages vCPUs wait for, so that they
+        // never queue behind background pages in the main stream.
+        MigrationFile preempt = null;
+        if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
+            preemptConnection = Transports.connect(address, CONNECT_TIMEOUT);
+            preempt = MigrationFile.forWriting(preemptConnection.out());
+        }
         ping(f, 2);
         // The package: LISTEN, the device state, PING 3, RUN.
         MigrationFile pkg = MigrationFile.toMemory();
@@ -408,8 +418,25 @@ public final class Outgoing {
             if (saver.pendingBytes() == 0) {
                 break;
             }
+            if (preempt != null) {
+                ReturnPathReader.PageRequest r;
+                boolean any = false;
+                while ((r = returnPath.pollRequest()) != null) {
+                    ram.postcopyRequests.incrementAndGet();
+                    any |= saver.sendRequestedPage(preempt, r.block(), r.page(), false);
+                }
+                if (any) {
+                    preempt.putBe64(QemuStream.RAM_FLAG_EOS);
+                }
+                // Already-sent pages may sit in the main stream's buffer: flush it too.
+                f.flush();
+                preempt.flush();
+                if (saver.pendingBytes() == 0) {
+                    break;
+                }
+            }
             boolean throttled = f.rateLimitExceeded();
-            ReturnPathReader.PageRequest first = returnPath.pollRequest();
+            ReturnPathReader.PageRequest first = preempt == null ? returnPath.pollRequest() : null;
             if (first == null && throttled) {
                 // Nothing asked for and the background budget spent: wait for a request or the next window.
                 LockSupport.parkNanos(Math.max(100_000, f.nanosUntilRateWindowEnds()));
@@ -418,7 +445,7 @@ public final class Outgoing {
             SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ramEntry);
             boolean urgent = false;
             for (int i = 0; i < POSTCOPY_BATCH; i++) {
-                ReturnPathReader.PageRequest r = first != null ? first : returnPath.pollRequest();
+                ReturnPathReader.PageRequest r = first != null ? first : preempt == null ? returnPath.pollRequest() : null;
                 first = null;
                 if (r != null) {
                     ram.postcopyRequests.incrementAndGet();
@@ -438,6 +465,11 @@ public final class Outgoing {
                 f.flush(); // a vCPU waits for this page
             }
             ram.transferred.set(f.position());
+        }
+        if (preempt != null) {
+            // The destination reads the preempt channel to its end before it finishes.
+            preempt.flush();
+            preemptConnection.close();
         }
         SaveVm.saveCompleteIterative(machine, f);
         f.putByte(QemuStream.SECTION_EOF);

@@ -12,6 +12,7 @@ import org.livemig.memory.PageFault;
 import org.livemig.memory.PostcopyBackend;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
+import org.livemig.transport.MigrationConnection;
 import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.StreamFormatException;
@@ -26,6 +27,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     private static final Logger LOG = Logger.getLogger(PostcopyIncoming.class.getName());
     public static final String LISTEN_THREAD = "mig/dst/listen";
     public static final String FAULT_THREAD = "mig/dst/fault";
+    public static final String PREEMPT_THREAD = "mig/dst/preempt";
 
     /** QEMU's PostcopyState. */
     enum State { NONE, ADVISE, DISCARD, LISTENING, RUNNING, END }
@@ -38,6 +40,8 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     private volatile PostcopyBackend backend;
     private volatile Thread listenThread;
     private volatile Thread faultThread;
+    private volatile Thread preemptThread;
+    private final java.util.concurrent.CountDownLatch listening = new java.util.concurrent.CountDownLatch(1);
     /** Pages requested (with when the fault was seen) and not yet placed; the fault thread's dedup set. */
     private final ConcurrentHashMap<PageKey, Long> requested = new ConcurrentHashMap<>();
     /** Fault-to-placed latencies of requested pages, in ns (bounded). */
@@ -116,6 +120,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         ram.setPlacementListener(this::placed);
         ram.startPlacing();
         state = State.LISTENING;
+        listening.countDown();
         Thread fault = Thread.ofPlatform().name(FAULT_THREAD).daemon(true).unstarted(() -> faultLoop(rp));
         faultThread = fault;
         fault.start();
@@ -150,6 +155,44 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     /** Fault-to-placed latencies (ns) of the pages vCPUs asked for, in arrival order. */
     long[] faultLatencies() {
         return java.util.Arrays.copyOf(latencies, Math.min(latencyCount.get(), latencies.length));
+    }
+
+    /**
+     * postcopy-preempt: the source's second connection arrived. {@code mig/dst/preempt} places
+     * the pages it carries (RAM records, each batch ended by EOS) once postcopy listens.
+     */
+    synchronized void preemptConnected(MigrationConnection c) {
+        if (preemptThread != null) {
+            return;
+        }
+        Thread t = Thread.ofPlatform().name(PREEMPT_THREAD).daemon(true).unstarted(() -> preemptLoop(c));
+        preemptThread = t;
+        t.start();
+    }
+
+    private void preemptLoop(MigrationConnection c) {
+        try {
+            while (!listening.await(100, TimeUnit.MILLISECONDS)) {
+                if (incoming.status().isFinal()) {
+                    return;
+                }
+            }
+            RamLoader loader = new RamLoader(machine.ram(), incoming.ramStats());
+            loader.advise(backend);
+            loader.setPlacementListener(this::placed);
+            loader.startPlacing();
+            MigrationFile f = MigrationFile.forReading(c.in());
+            while (!backend.isClosed() && !f.atEof()) {
+                loader.load(f, org.livemig.stream.QemuStream.RAM_SECTION_VERSION);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (IOException | RuntimeException e) {
+            if (!backend.isClosed() && state != State.END) {
+                LOG.log(Level.WARNING, "postcopy preempt channel failed: " + e.getMessage());
+                incoming.postcopyFailed("preempt channel: " + e.getMessage());
+            }
+        }
     }
 
     /** {@code mig/dst/fault}: turns guest faults into page requests, each page asked for once. */
@@ -190,11 +233,17 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             if (r != LoadVm.Result.EOF) {
                 throw new StreamFormatException("postcopy stream ended without EOF", mainStream.position());
             }
+            // Pages requested last may still be on the preempt channel: the source closes it
+            // before it ends the main stream, so wait for this side to read it to its end.
+            Thread pt = preemptThread;
+            if (pt != null) {
+                pt.join(30_000);
+            }
             state = State.END;
             backend.close();
             rp.sendShut(0);
             incoming.postcopyCompleted();
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | InterruptedException e) {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             LOG.log(Level.WARNING, "postcopy listen thread failed: " + msg);
             try {
@@ -215,7 +264,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     }
 
     void join(long millis) throws InterruptedException {
-        for (Thread t : new Thread[] {faultThread, listenThread}) {
+        for (Thread t : new Thread[] {faultThread, listenThread, preemptThread}) {
             if (t != null && t != Thread.currentThread()) {
                 t.join(millis);
             }

@@ -173,13 +173,21 @@ public final class RamSaver {
      * (then it is already on its way). Returns whether it was sent now.
      */
     public boolean sendRequestedPage(MigrationFile f, RamBlock b, long page) throws IOException {
+        return sendRequestedPage(f, b, page, true);
+    }
+
+    /**
+     * As above; {@code mainChannel} false writes to a channel of its own (postcopy-preempt),
+     * where each record names its block (no CONTINUE) and the main channel's block is left alone.
+     */
+    public boolean sendRequestedPage(MigrationFile f, RamBlock b, long page, boolean mainChannel) throws IOException {
         BitSet bits = toSend[blocks.indexOf(b)];
         if (page < 0 || page >= b.pageCount() || !bits.get((int) page)) {
             return false;
         }
         bits.clear((int) page);
         pendingPages--;
-        savePage(f, b, page);
+        savePage(f, b, page, mainChannel);
         return true;
     }
 
@@ -201,7 +209,7 @@ public final class RamSaver {
                 bits.clear(page);
                 pageCursor = page + 1;
                 pendingPages--;
-                savePage(f, blocks.get(blockCursor), page);
+                savePage(f, blocks.get(blockCursor), page, true);
                 return true;
             }
             blockCursor = (blockCursor + 1) % blocks.size();
@@ -210,10 +218,10 @@ public final class RamSaver {
         return false;
     }
 
-    private void savePage(MigrationFile f, RamBlock block, long page) throws IOException {
+    private void savePage(MigrationFile f, RamBlock block, long page, boolean mainChannel) throws IOException {
         var seg = block.page(page);
         long before = f.position();
-        int cont = block == lastSentBlock ? QemuStream.RAM_FLAG_CONTINUE : 0;
+        int cont = mainChannel && block == lastSentBlock ? QemuStream.RAM_FLAG_CONTINUE : 0;
         if (knownZero() || ZeroPages.isZero(seg)) {
             f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | cont);
             if (cont == 0) {
@@ -229,7 +237,9 @@ public final class RamSaver {
             f.putSegment(seg);
             stats.normalPages.incrementAndGet();
         }
-        lastSentBlock = block;
+        if (mainChannel) {
+            lastSentBlock = block;
+        }
         long n = f.position() - before;
         (postcopy ? stats.postcopyBytes : completing ? stats.downtimeBytes : stats.precopyBytes).addAndGet(n);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;

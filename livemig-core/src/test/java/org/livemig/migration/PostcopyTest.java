@@ -24,7 +24,19 @@ class PostcopyTest {
     }
 
     private static PrecopyTest.Pair start(Machine.Config cfg, String backend, boolean autostart) throws Exception {
+        return start(cfg, backend, autostart, false);
+    }
+
+    private static PrecopyTest.Pair start(Machine.Config cfg, String backend, boolean autostart, boolean preempt)
+            throws Exception {
         PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg);
+        if (preempt) {
+            p.cap(Capability.POSTCOPY_PREEMPT);
+            p.dst().mainLoop().call(() -> {
+                p.dstMig().setCapability(Capability.POSTCOPY_PREEMPT, true);
+                return null;
+            }, 10_000);
+        }
         p.dstMig().setPostcopyBackend(backend);
         p.dstMig().setAutostart(autostart);
         p.params(m -> m.maxBandwidth = 8L << 20);
@@ -79,6 +91,33 @@ class PostcopyTest {
             assertThat(p.dstMig().incoming().postcopyBackendName()).isEqualTo(backend);
             assertThat(o.ramStats().postcopyRequests.get()).isPositive();
             assertThat(p.dst().runState()).isEqualTo(RunState.RUNNING);
+            p.dst().mainLoop().runAndWait(() -> p.dst().vmStop(RunState.PAUSED));
+            ObjectNode fd = TestMachines.fingerprint(p.dst());
+            assertThat(fd.get("ab-check").get("ok").asBoolean()).as(fd.toString()).isTrue();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"checked", "userfaultfd"})
+    void preemptChannelCarriesRequestedPages(String backend) throws Exception {
+        assumeBackend(backend);
+        try (PrecopyTest.Pair p = start(TestMachines.small("ab:25000").withRam(32L << 20), backend, true, true)) {
+            p.params(m -> m.maxPostcopyBandwidth = 4L << 20);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.passes() >= 2);
+            p.src().mainLoop().call(() -> {
+                p.srcMig().startPostcopy();
+                return null;
+            }, 10_000);
+            await().atMost(LONG).until(() -> Thread.getAllStackTraces().keySet().stream()
+                    .anyMatch(t -> t.getName().equals("mig/dst/preempt")) || o.status().isFinal());
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            await().atMost(LONG).until(() -> p.dstMig().incoming().status().isFinal());
+            assertThat(p.dstMig().incoming().status()).as(String.valueOf(p.dstMig().incoming().error()))
+                    .isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(o.ramStats().postcopyRequests.get()).isPositive();
+            assertThat(p.dstMig().incoming().postcopyFaultLatencies()).isNotEmpty();
             p.dst().mainLoop().runAndWait(() -> p.dst().vmStop(RunState.PAUSED));
             ObjectNode fd = TestMachines.fingerprint(p.dst());
             assertThat(fd.get("ab-check").get("ok").asBoolean()).as(fd.toString()).isTrue();
