@@ -6,7 +6,6 @@ import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.stream.MigrationFile;
-import org.livemig.stream.QemuStream;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -25,7 +24,6 @@ public final class Incoming {
     public static final String THREAD_NAME = "mig/dst/main";
     public static final String ACCEPT_THREAD_NAME = "mig/dst/accept";
 
-    private final Migration owner;
     private final Machine machine;
     private final boolean exitOnError;
     private final boolean autostart;
@@ -46,12 +44,11 @@ public final class Incoming {
     private final boolean preempt;
     private volatile MigrationConnection preemptConnection;
 
-    Incoming(Migration owner, Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
+    Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
              FaultSpec faults, String postcopyBackend, boolean preempt) {
         this.faults = faults;
         this.postcopyBackend = postcopyBackend;
         this.preempt = preempt;
-        this.owner = owner;
         this.machine = machine;
         this.exitOnError = exitOnError;
         this.autostart = autostart;
@@ -183,6 +180,11 @@ public final class Incoming {
         return pc == null || pc.backend() == null ? null : pc.backend().name();
     }
 
+    /** True once the source's postcopy-preempt connection arrived. */
+    public boolean hasPreemptChannel() {
+        return preemptConnection != null;
+    }
+
     /** Postcopy: how long each vCPU that asked for a page waited for it, fault to placed (ns). */
     public long[] postcopyFaultLatencies() {
         PostcopyIncoming pc = postcopy;
@@ -269,7 +271,6 @@ public final class Incoming {
         closeQuietly(connection);
         closeQuietly(preemptConnection);
         closeListener();
-        owner.incomingEnded(this);
     }
 
     /** Stops listening or loading: yank on the incoming side. Any thread. */

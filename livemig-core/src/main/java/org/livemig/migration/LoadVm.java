@@ -77,7 +77,6 @@ public final class LoadVm {
         this.returnPathOpener = returnPathOpener;
     }
 
-    /** Loads a whole stream: header, configuration, sections up to EOF, the vmdesc trailer. */
     /** Lets the postcopy commands through to {@code handler}. */
     public void setPostcopyHandler(PostcopyHandler handler) {
         this.postcopy = handler;

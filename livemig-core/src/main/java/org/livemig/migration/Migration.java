@@ -162,7 +162,7 @@ public final class Migration {
             throw new MigrationException("The incoming migration has already been started");
         }
         MigrationAddress addr = parse(uri);
-        Incoming i = new Incoming(this, machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
+        Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT));
         try {
             i.listen(addr);
@@ -171,10 +171,6 @@ public final class Migration {
         }
         incoming = i;
         return i;
-    }
-
-    void incomingEnded(Incoming i) {
-        // The incoming object stays for query-migrate; a new migrate-incoming replaces it.
     }
 
     /** QMP migrate-start-postcopy. */

@@ -392,8 +392,7 @@ public final class Outgoing {
             return SaveVm.encodeDevices(machine, null);
         });
         pkg.putBytes(devices);
-        returnPath.pingSent(3);
-        SaveVm.writeCommand(pkg, QemuStream.CMD_PING, new byte[] {0, 0, 0, 3});
+        ping(pkg, 3);
         SaveVm.writeCommand(pkg, QemuStream.CMD_POSTCOPY_RUN, new byte[0]);
         PackagedCommand.write(f, pkg.toByteArray());
         packageSent = true;
@@ -512,14 +511,7 @@ public final class Outgoing {
             }
             long now = System.nanoTime();
             if (now - periodStart >= UPDATE_PERIOD_NANOS) {
-                long bytes = f.position() - periodBytes;
-                double secs = (now - periodStart) / 1e9;
-                long bw = (long) (bytes / secs);
-                bandwidthBytesPerSec = bw;
-                ram.mbps = bw * 8 / 1e6;
-                threshold = switchoverThreshold(bw);
-                expectedDowntimeMillis = bw > 0 ? saver.pendingBytes() * 1000 / bw : -1;
-                ram.pagesPerSecond = (long) ((ram.normalPages.get() + ram.zeroPages.get()) / Math.max(1e-3, (now - startNanos) / 1e9));
+                threshold = measureBandwidth(f.position() - periodBytes, now - periodStart, saver);
                 periodStart = now;
                 periodBytes = f.position();
             }
@@ -548,16 +540,22 @@ public final class Outgoing {
             if (saver.passComplete()) {
                 f.flush();
                 if (threshold == 0) {
-                    // no bandwidth measured yet: measure before deciding
-                    long dt = System.nanoTime() - periodStart;
-                    if (dt > 0) {
-                        long bw = (long) ((f.position() - periodBytes) / (dt / 1e9));
-                        threshold = switchoverThreshold(bw);
-                        bandwidthBytesPerSec = bw;
-                    }
+                    // a pass ended within the first period: decide on what it measured so far
+                    threshold = measureBandwidth(f.position() - periodBytes, System.nanoTime() - periodStart, saver);
                 }
             }
         }
+    }
+
+    /** Updates the bandwidth statistics from one period and returns the switchover threshold. */
+    private long measureBandwidth(long bytes, long nanos, RamSaver saver) {
+        long bw = (long) (bytes / Math.max(1e-9, nanos / 1e9));
+        bandwidthBytesPerSec = bw;
+        ram.mbps = bw * 8 / 1e6;
+        expectedDowntimeMillis = bw > 0 ? saver.pendingBytes() * 1000 / bw : -1;
+        long sent = ram.normalPages.get() + ram.zeroPages.get();
+        ram.pagesPerSecond = (long) (sent / Math.max(1e-3, (System.nanoTime() - startNanos) / 1e9));
+        return switchoverThreshold(bw);
     }
 
     /**

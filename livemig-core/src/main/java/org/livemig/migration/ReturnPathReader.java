@@ -87,14 +87,13 @@ final class ReturnPathReader implements Runnable {
 
     private void queue(ReturnPathMessage.PageRequest r, long at) throws StreamFormatException {
         String name = lastBlock.blockOf(r, at);
-        long start = r instanceof ReturnPathMessage.ReqPagesId id ? id.start() : ((ReturnPathMessage.ReqPages) r).start();
-        long length = r instanceof ReturnPathMessage.ReqPagesId id ? id.length() : ((ReturnPathMessage.ReqPages) r).length();
+        long start = r.start();
+        long length = r.length();
         RamBlock b = saver.block(name);
         if (b == null) {
             throw new StreamFormatException("refused page request for unknown RAM block '" + name + "'", at);
         }
-        if ((start & (RamBlock.PAGE_SIZE - 1)) != 0 || (length & (RamBlock.PAGE_SIZE - 1)) != 0 || length == 0
-                || start + length > b.usedLength() || start < 0) {
+        if (length == 0 || !r.isWithin(b.usedLength(), RamBlock.PAGE_SIZE)) {
             throw new StreamFormatException(String.format(
                     "refused page request for 0x%x+0x%x outside RAM block '%s' of size 0x%x (or not page-aligned)",
                     start, length, name, b.usedLength()), at);

@@ -377,7 +377,7 @@ public final class MigrationFile implements AutoCloseable {
         return peekByte(0);
     }
 
-    /** The byte at {@code ahead} bytes from the read position (ahead &lt; 256), or -1 past the end. */
+    /** The byte at {@code ahead} bytes from the read position (ahead smaller than the read buffer), or -1 past the end. */
     public int peekByte(int ahead) throws IOException {
         checkError();
         if (buf.remaining() <= ahead && !fill(ahead + 1)) {

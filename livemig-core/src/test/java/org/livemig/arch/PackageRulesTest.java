@@ -65,6 +65,11 @@ class PackageRulesTest {
     }
 
     @Test
+    void relayWorksOnStreamsNotMachines() {
+        forbid("relay", "machine", "migration", "monitor", "vmstate", "memory");
+    }
+
+    @Test
     void analyzeReadsStreamsWithoutAMachine() {
         forbid("analyze", "machine", "migration", "monitor");
     }

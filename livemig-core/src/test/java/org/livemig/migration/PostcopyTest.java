@@ -44,22 +44,28 @@ class PostcopyTest {
         return p;
     }
 
+    /** Migrates, switches to postcopy after {@code passes} precopy passes, and waits for both sides to complete. */
+    private static Outgoing switchAfterPassesAndComplete(PrecopyTest.Pair p, int passes) throws Exception {
+        Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+        await().atMost(LONG).until(() -> o.passes() >= passes);
+        p.src().mainLoop().call(() -> {
+            p.srcMig().startPostcopy();
+            return null;
+        }, 10_000);
+        await().atMost(LONG).until(() -> o.status().isFinal());
+        assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+        await().atMost(LONG).until(() -> p.dstMig().incoming().status().isFinal());
+        assertThat(p.dstMig().incoming().status()).as(String.valueOf(p.dstMig().incoming().error()))
+                .isEqualTo(MigrationStatus.COMPLETED);
+        return o;
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"checked", "userfaultfd"})
     void pausedDestinationReceivesEveryPageAndDevice(String backend) throws Exception {
         assumeBackend(backend);
         try (PrecopyTest.Pair p = start(TestMachines.small("random-writes:100").withRam(16L << 20), backend, false)) {
-            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
-            await().atMost(LONG).until(() -> o.passes() >= 1);
-            p.src().mainLoop().call(() -> {
-                p.srcMig().startPostcopy();
-                return null;
-            }, 10_000);
-            await().atMost(LONG).until(() -> o.status().isFinal());
-            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
-            await().atMost(LONG).until(() -> p.dstMig().incoming().status().isFinal());
-            assertThat(p.dstMig().incoming().status()).as(String.valueOf(p.dstMig().incoming().error()))
-                    .isEqualTo(MigrationStatus.COMPLETED);
+            Outgoing o = switchAfterPassesAndComplete(p, 1);
             ObjectNode fs = TestMachines.fingerprint(p.src());
             ObjectNode fd = TestMachines.fingerprint(p.dst());
             assertThat(fd.get("ram")).isEqualTo(fs.get("ram"));
@@ -77,17 +83,7 @@ class PostcopyTest {
         try (PrecopyTest.Pair p = start(TestMachines.small("ab:25000").withRam(32L << 20), backend, true)) {
             // Background pages trickle (4 MiB/s) so that the running guest must ask for the pages it touches.
             p.params(m -> m.maxPostcopyBandwidth = 4L << 20);
-            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
-            await().atMost(LONG).until(() -> o.passes() >= 2);
-            p.src().mainLoop().call(() -> {
-                p.srcMig().startPostcopy();
-                return null;
-            }, 10_000);
-            await().atMost(LONG).until(() -> o.status().isFinal());
-            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
-            await().atMost(LONG).until(() -> p.dstMig().incoming().status().isFinal());
-            assertThat(p.dstMig().incoming().status()).as(String.valueOf(p.dstMig().incoming().error()))
-                    .isEqualTo(MigrationStatus.COMPLETED);
+            Outgoing o = switchAfterPassesAndComplete(p, 2);
             assertThat(p.dstMig().incoming().postcopyBackendName()).isEqualTo(backend);
             assertThat(o.ramStats().postcopyRequests.get()).isPositive();
             assertThat(p.dst().runState()).isEqualTo(RunState.RUNNING);
@@ -103,21 +99,10 @@ class PostcopyTest {
         assumeBackend(backend);
         try (PrecopyTest.Pair p = start(TestMachines.small("ab:25000").withRam(32L << 20), backend, true, true)) {
             p.params(m -> m.maxPostcopyBandwidth = 4L << 20);
-            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
-            await().atMost(LONG).until(() -> o.passes() >= 2);
-            p.src().mainLoop().call(() -> {
-                p.srcMig().startPostcopy();
-                return null;
-            }, 10_000);
-            await().atMost(LONG).until(() -> Thread.getAllStackTraces().keySet().stream()
-                    .anyMatch(t -> t.getName().equals("mig/dst/preempt")) || o.status().isFinal());
-            await().atMost(LONG).until(() -> o.status().isFinal());
-            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
-            await().atMost(LONG).until(() -> p.dstMig().incoming().status().isFinal());
-            assertThat(p.dstMig().incoming().status()).as(String.valueOf(p.dstMig().incoming().error()))
-                    .isEqualTo(MigrationStatus.COMPLETED);
+            Outgoing o = switchAfterPassesAndComplete(p, 2);
             assertThat(o.ramStats().postcopyRequests.get()).isPositive();
             assertThat(p.dstMig().incoming().postcopyFaultLatencies()).isNotEmpty();
+            assertThat(p.dstMig().incoming().hasPreemptChannel()).isTrue();
             p.dst().mainLoop().runAndWait(() -> p.dst().vmStop(RunState.PAUSED));
             ObjectNode fd = TestMachines.fingerprint(p.dst());
             assertThat(fd.get("ab-check").get("ok").asBoolean()).as(fd.toString()).isTrue();
