@@ -259,16 +259,21 @@ public final class DemoCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * The destination's query-migrate once it has finished. Only a completed source is worth
+     * waiting for (the destination may still be applying what it received); otherwise the
+     * destination's current answer is returned at once.
+     */
     private ObjectNode waitForDestination(DemoSide destination, String sourceStatus) throws Exception {
         long deadline = System.nanoTime() + 60_000_000_000L;
         while (true) {
             ObjectNode q = destination.queryMigrate();
             String s = q.path("status").asString();
-            if (s.equals("completed") || s.equals("failed") || System.nanoTime() > deadline
-                    || !sourceStatus.equals("completed") && !s.equals("active")) {
+            boolean finished = s.equals("completed") || s.equals("failed");
+            if (finished || !sourceStatus.equals("completed") || System.nanoTime() > deadline) {
                 return q;
             }
-            Thread.sleep(20); // polling query-migrate
+            Thread.sleep(20); // polling query-migrate, as a QMP client does
         }
     }
 
