@@ -127,7 +127,8 @@ public final class Incoming {
             MigrationFile f = MigrationFile.forReading(c.in());
             LoadVm load = new LoadVm(machine, ram, () -> {
                 returnPath = new IncomingReturnPath(MigrationFile.forWriting(c.out()));
-                return returnPath;
+                // PONGs go to the current return path: a recovered postcopy has a new one.
+                return value -> returnPath.sendPong(value);
             });
             PostcopyIncoming pc = new PostcopyIncoming(this, machine, RamHandlers.of(machine).loader(), postcopyBackend);
             postcopy = pc;
@@ -220,6 +221,141 @@ public final class Incoming {
         });
     }
 
+    // ---- postcopy recovery ----
+
+    /** Guards the pause: the listen thread waits on it for a recovery connection. */
+    private final Object pauseLock = new Object();
+    private volatile MigrationListener recoverListener;
+    private volatile boolean destroyed;
+
+    /**
+     * The listen thread lost its channel while the guest runs here: postcopy-paused. Drops the
+     * broken channels and waits, without a timeout (the guest must not lose its state; faulting
+     * vCPUs wait too), for {@link #recover}'s connection. Returns the new main stream, with
+     * status postcopy-recover, or null when the migration cannot pause (then it fails).
+     */
+    MigrationFile postcopyPause(String why) throws InterruptedException {
+        synchronized (pauseLock) {
+            MigrationStatus s = status.get();
+            boolean pausable = s == MigrationStatus.POSTCOPY_ACTIVE || s == MigrationStatus.POSTCOPY_RECOVER
+                    // RUN was read but its BH has not run yet: the guest starts regardless
+                    || s == MigrationStatus.ACTIVE;
+            if (!pausable) {
+                return null;
+            }
+            // Drop the broken channels (and a recovery listener still waiting for a preempt
+            // channel) before the status says paused: from then on migrate-recover may install new ones.
+            for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
+                if (c != null) {
+                    c.shutdown();
+                    closeQuietly(c);
+                }
+            }
+            preemptConnection = null;
+            closeRecoverListener();
+            if (!status.transition(s, MigrationStatus.POSTCOPY_PAUSED)) {
+                return null;
+            }
+        }
+        LOG.warning("postcopy paused (" + why + "); waiting for migrate-recover");
+        synchronized (pauseLock) {
+            while (status.get() == MigrationStatus.POSTCOPY_PAUSED && !destroyed) {
+                pauseLock.wait(1000);
+            }
+            if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
+                return null;
+            }
+            return MigrationFile.forReading(connection.in());
+        }
+    }
+
+    /**
+     * QMP migrate-recover: listens on a new address for the source's recovery connection. Any
+     * thread (it is an out-of-band command, run without the BQL).
+     */
+    public void recover(MigrationAddress address, FaultSpec recoverFaults) throws MigrationException {
+        MigrationListener l;
+        synchronized (pauseLock) {
+            if (status.get() != MigrationStatus.POSTCOPY_PAUSED) {
+                throw new MigrationException("Migrate recover can only be run when postcopy is paused.");
+            }
+            if (recoverListener != null) {
+                throw new MigrationException("Migrate recovery is triggered already");
+            }
+            try {
+                l = Transports.listen(address);
+            } catch (IOException e) {
+                throw new MigrationException("Failed to listen on " + address + ": " + e.getMessage());
+            }
+            recoverListener = l;
+            boundAddress = l.boundAddress();
+        }
+        Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
+            try {
+                MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), recoverFaults);
+                machine.mainLoop().schedule(() -> recoverConnected(c));
+                if (preempt) {
+                    MigrationConnection pc = l.accept();
+                    preemptConnection = pc;
+                    PostcopyIncoming pi = postcopy;
+                    if (pi != null) {
+                        pi.preemptConnected(pc);
+                    }
+                }
+            } catch (IOException | java.util.concurrent.RejectedExecutionException e) {
+                LOG.log(Level.FINE, "recovery listener closed: " + e.getMessage());
+            } finally {
+                if (recoverListener == l) {
+                    closeRecoverListener();
+                }
+            }
+        });
+    }
+
+    /** The source reconnected for recovery: the listen thread goes on with the new channel. Main loop. */
+    private void recoverConnected(MigrationConnection c) {
+        machine.bql().assertHeld();
+        synchronized (pauseLock) {
+            if (status.get() != MigrationStatus.POSTCOPY_PAUSED) {
+                closeQuietly(c);
+                return;
+            }
+            connection = c;
+            returnPath = new IncomingReturnPath(MigrationFile.forWriting(c.out()));
+            status.transition(MigrationStatus.POSTCOPY_PAUSED, MigrationStatus.POSTCOPY_RECOVER);
+            pauseLock.notifyAll();
+        }
+    }
+
+    /** POSTCOPY_RESUME was read: postcopy-recover to postcopy-active. */
+    boolean postcopyResumed() {
+        return status.transition(MigrationStatus.POSTCOPY_RECOVER, MigrationStatus.POSTCOPY_ACTIVE);
+    }
+
+    /** QMP migrate-pause on the destination: shuts the channel down so that postcopy pauses. */
+    public boolean pause() {
+        if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
+            return false;
+        }
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+        return true;
+    }
+
+    private void closeRecoverListener() {
+        MigrationListener l = recoverListener;
+        recoverListener = null;
+        if (l != null) {
+            try {
+                l.close();
+            } catch (IOException e) {
+                LOG.log(Level.FINE, "closing recovery listener", e);
+            }
+        }
+    }
+
     /** The listen or fault thread failed. */
     void postcopyFailed(String message) {
         if (!status.get().isFinal()) {
@@ -252,6 +388,7 @@ public final class Incoming {
     /** migration_incoming_state_destroy: joins {@code mig/dst/main}; only on the main loop. */
     private void destroy() {
         machine.bql().assertHeld();
+        destroyed = true;
         if (Thread.currentThread() == loadThread) {
             throw new AssertionError("incoming state destroyed from its own thread");
         }
@@ -271,6 +408,7 @@ public final class Incoming {
         closeQuietly(connection);
         closeQuietly(preemptConnection);
         closeListener();
+        closeRecoverListener();
     }
 
     /** Stops listening or loading: yank on the incoming side. Any thread. */

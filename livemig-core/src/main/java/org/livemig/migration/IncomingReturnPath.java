@@ -30,6 +30,17 @@ final class IncomingReturnPath implements LoadVm.ReturnPath {
         out.flush();
     }
 
+    /** RECV_BITMAP for postcopy recovery: what this side holds of {@code block}. */
+    synchronized void sendRecvBitmap(String block, long[] words) throws IOException {
+        ReturnPathCodec.write(out, new ReturnPathMessage.RecvBitmap(block, words));
+        out.flush();
+    }
+
+    synchronized void sendResumeAck() throws IOException {
+        ReturnPathCodec.write(out, new ReturnPathMessage.ResumeAck());
+        out.flush();
+    }
+
     /** REQ_PAGES_ID, or REQ_PAGES when the block is the one asked for last. */
     synchronized void requestPages(String block, long start, long length) throws IOException {
         ReturnPathCodec.write(out, lastBlock.request(block, start, length));

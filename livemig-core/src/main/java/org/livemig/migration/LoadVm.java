@@ -11,6 +11,7 @@ import org.livemig.stream.PackagedCommand;
 import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.vmstate.SaveStateEntry;
 import org.livemig.vmstate.VmStateCodec;
@@ -50,6 +51,12 @@ public final class LoadVm {
 
         /** POSTCOPY_RUN: start the guest (from a BH on the main loop). */
         void run(long at) throws IOException;
+
+        /** RECV_BITMAP (postcopy recovery): answer with what this side holds of the block. */
+        void recvBitmap(RecvBitmapCommand cmd, long at) throws IOException;
+
+        /** POSTCOPY_RESUME (postcopy recovery): the source is ready; acknowledge and go on. */
+        void resume(long at) throws IOException;
     }
 
     /** How a section loop ended. */
@@ -265,6 +272,11 @@ public final class LoadVm {
                 expectLength(cmd, len, 0, at);
                 postcopy(cmd, at).run(at);
                 return Result.QUIT;
+            }
+            case QemuStream.CMD_RECV_BITMAP -> postcopy(cmd, at).recvBitmap(RecvBitmapCommand.readPayload(f, len), at);
+            case QemuStream.CMD_POSTCOPY_RESUME -> {
+                expectLength(cmd, len, 0, at);
+                postcopy(cmd, at).resume(at);
             }
             case QemuStream.CMD_PACKAGED -> {
                 PackagedCommand p = PackagedCommand.readPayload(f, len);

@@ -173,6 +173,46 @@ public final class Migration {
         return i;
     }
 
+    /**
+     * Resumes a paused postcopy on a new address (QMP migrate with resume: true). Called with
+     * the BQL held.
+     */
+    public Outgoing resume(String uri) throws MigrationException {
+        machine.bql().assertHeld();
+        Outgoing o = outgoing;
+        MigrationAddress addr = parse(uri);
+        if (o == null || !o.resume(addr, outgoingFaults)) {
+            throw new MigrationException("Cannot resume if there is no paused migration");
+        }
+        return o;
+    }
+
+    /**
+     * QMP migrate-pause (out-of-band: any thread, BQL or not): breaks the channel of an active
+     * postcopy, on whichever side this is, so that both sides pause.
+     */
+    public void pause() throws MigrationException {
+        Outgoing o = outgoing;
+        if (o != null && o.pause()) {
+            return;
+        }
+        Incoming i = incoming;
+        if (i != null && i.pause()) {
+            return;
+        }
+        throw new MigrationException("migrate-pause is currently only supported during postcopy-active state");
+    }
+
+    /** QMP migrate-recover (out-of-band): listens on {@code uri} for the source's recovery connection. */
+    public void recover(String uri) throws MigrationException {
+        Incoming i = incoming;
+        MigrationAddress addr = parse(uri);
+        if (i == null) {
+            throw new MigrationException("Migrate recover can only be run when postcopy is paused.");
+        }
+        i.recover(addr, incomingFaults);
+    }
+
     /** QMP migrate-start-postcopy. */
     public void startPostcopy() throws MigrationException {
         Outgoing o = outgoing;

@@ -3,6 +3,7 @@ package org.livemig.migration;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -17,6 +18,7 @@ import org.livemig.stream.PackagedCommand;
 import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.trace.SwitchoverEvent;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
@@ -396,23 +398,77 @@ public final class Outgoing {
         SaveVm.writeCommand(pkg, QemuStream.CMD_POSTCOPY_RUN, new byte[0]);
         PackagedCommand.write(f, pkg.toByteArray());
         packageSent = true;
-        ping(f, 4);
-        f.flush();
-        // The switch-over pause: until the destination has loaded the devices and runs the guest
-        // (its answer to PING 3, which sits just before RUN in the package).
-        long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
-        downtimeMillis = TimeUnit.NANOSECONDS.toMillis((pong3 > 0 ? pong3 : System.nanoTime()) - stopAt);
+        // The rest of postcopy; a broken channel pauses it (postcopy-paused) until the user
+        // resumes it on a new one, since the guest now lives on the destination.
+        MigrationFile main = f;
+        boolean switching = true;
+        while (true) {
+            try {
+                if (switching) {
+                    switching = false;
+                    ping(f, 4);
+                    f.flush();
+                    // The switch-over pause: until the destination has loaded the devices and
+                    // runs the guest (its answer to PING 3, which sits just before RUN in the package).
+                    long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
+                    downtimeMillis = TimeUnit.NANOSECONDS.toMillis((pong3 > 0 ? pong3 : System.nanoTime()) - stopAt);
+                }
+                postcopyIterate(main, preempt, saver);
+                break;
+            } catch (Unrecoverable e) {
+                throw e;
+            } catch (IOException e) {
+                if (cancelled()) {
+                    throw e;
+                }
+                streamBase += main.position();
+                MigrationFile[] channels = pauseUntilRecovered(saver, describe(e));
+                main = channels[0];
+                preempt = channels[1];
+            }
+        }
+        totalTimeMillis = System.currentTimeMillis() - startMillis;
+        saver.stopDirtyTracking();
+        machine.bql().withHeld(false, () -> {
+            if (status.transition(MigrationStatus.POSTCOPY_ACTIVE, MigrationStatus.COMPLETED)) {
+                machine.setRunState(RunState.POSTMIGRATE);
+            }
+        });
+        if (status.get() != MigrationStatus.COMPLETED) {
+            throw new IOException("cancelled at completion");
+        }
+        return running[0];
+    }
 
-        // Postcopy pages: requested ones first, the rest in the background under
-        // max-postcopy-bandwidth (a requested page is never held back by it).
+    /** A postcopy failure that a new channel cannot mend (the destination failed, or asked nonsense). */
+    private static final class Unrecoverable extends IOException {
+        Unrecoverable(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** Bytes sent on channels that were lost before the current one (query-migrate's transferred). */
+    private long streamBase;
+
+    /**
+     * Postcopy-active on one set of channels: requested pages first, the rest in the background
+     * under max-postcopy-bandwidth (a requested page is never held back by it), then END, EOF
+     * and the destination's SHUT.
+     */
+    private void postcopyIterate(MigrationFile f, MigrationFile preempt, RamSaver saver) throws IOException {
         f.setRateLimit(params.maxPostcopyBandwidth);
         org.livemig.vmstate.SaveStateEntry ramEntry = RamHandlers.entry(machine);
         while (true) {
             if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
                 throw new IOException("cancelled");
             }
-            if (returnPath.error() != null) {
-                throw new IOException("return path failed: " + returnPath.error().getMessage(), returnPath.error());
+            IOException rpError = returnPath.error();
+            if (rpError != null && returnPath.refusedRequest()) {
+                // A request the source refuses (unknown block, outside a block): not a network fault.
+                throw new Unrecoverable("return path failed: " + rpError.getMessage(), rpError);
+            }
+            if (rpError != null) {
+                throw new IOException("return path failed: " + rpError.getMessage(), rpError);
             }
             if (saver.pendingBytes() == 0) {
                 break;
@@ -463,7 +519,7 @@ public final class Outgoing {
             if (urgent) {
                 f.flush(); // a vCPU waits for this page
             }
-            ram.transferred.set(f.position());
+            ram.transferred.set(streamBase + f.position());
         }
         if (preempt != null) {
             // The destination reads the preempt channel to its end before it finishes.
@@ -473,24 +529,141 @@ public final class Outgoing {
         SaveVm.saveCompleteIterative(machine, f);
         f.putByte(QemuStream.SECTION_EOF);
         f.flush();
-        ram.transferred.set(f.position());
+        ram.transferred.set(streamBase + f.position());
         int shutStatus = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
         if (shutStatus != 0) {
-            throw new IOException("destination failed to finish postcopy (SHUT " + shutStatus + ")");
+            throw new Unrecoverable("destination failed to finish postcopy (SHUT " + shutStatus + ")", null);
         }
-        totalTimeMillis = System.currentTimeMillis() - startMillis;
-        saver.stopDirtyTracking();
-        machine.bql().withHeld(false, () -> {
-            if (status.transition(MigrationStatus.POSTCOPY_ACTIVE, MigrationStatus.COMPLETED)) {
-                machine.setRunState(RunState.POSTMIGRATE);
-            }
-        });
-        if (status.get() != MigrationStatus.COMPLETED) {
-            throw new IOException("cancelled at completion");
-        }
-        return running[0];
     }
 
+    /** Where and with which test faults a paused postcopy resumes; set by {@link #resume}. */
+    private volatile MigrationAddress resumeAddress;
+    private volatile FaultSpec resumeFaults = FaultSpec.NONE;
+
+    /**
+     * Resumes a paused postcopy on a new address (QMP migrate with resume: true). Any thread; the
+     * migration thread connects and recovers. Returns false when the migration is not paused.
+     */
+    public boolean resume(MigrationAddress address, FaultSpec faults) {
+        resumeAddress = address;
+        resumeFaults = faults;
+        if (!status.transition(MigrationStatus.POSTCOPY_PAUSED, MigrationStatus.POSTCOPY_RECOVER)) {
+            return false;
+        }
+        LockSupport.unpark(thread);
+        return true;
+    }
+
+    /**
+     * Forces a postcopy pause (QMP migrate-pause): shuts the channels down, as a network failure
+     * would. Returns false when postcopy is not active.
+     */
+    public boolean pause() {
+        if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
+            return false;
+        }
+        shutdownChannels();
+        return true;
+    }
+
+    private void shutdownChannels() {
+        for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
+            if (c != null) {
+                c.shutdown();
+            }
+        }
+    }
+
+    private void closeChannels() {
+        for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
+            if (c != null) {
+                c.shutdown();
+                try {
+                    c.close();
+                } catch (IOException e) {
+                    LOG.log(Level.FINE, "closing a broken migration channel", e);
+                }
+            }
+        }
+        preemptConnection = null;
+    }
+
+    /**
+     * postcopy-paused: drops the broken channels and waits (without a timeout: the guest lives on
+     * the destination, and only the user knows when the network is back) for {@link #resume} or
+     * a cancel; then recovers on the new address. A recovery that fails pauses again. Returns the
+     * new main and preempt (or null) channels, with status postcopy-active.
+     */
+    private MigrationFile[] pauseUntilRecovered(RamSaver saver, String why) throws IOException {
+        while (true) {
+            MigrationStatus s = status.get();
+            if ((s != MigrationStatus.POSTCOPY_ACTIVE && s != MigrationStatus.POSTCOPY_RECOVER)
+                    || !status.transition(s, MigrationStatus.POSTCOPY_PAUSED)) {
+                throw new IOException("cancelled");
+            }
+            LOG.warning("postcopy paused (" + why + "); waiting for migrate with resume=true");
+            closeChannels();
+            while (status.get() == MigrationStatus.POSTCOPY_PAUSED) {
+                LockSupport.parkNanos(200_000_000L); // resume() and cancel() unpark at once
+            }
+            if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
+                throw new IOException("cancelled while postcopy was paused");
+            }
+            try {
+                return recover(saver);
+            } catch (IOException e) {
+                if (cancelled()) {
+                    throw e;
+                }
+                why = "recovery failed: " + describe(e);
+            }
+        }
+    }
+
+    /**
+     * The source's half of a postcopy recovery (QEMU's postcopy_do_resume): a new channel and
+     * return path, RECV_BITMAP for every block (what the destination holds decides what goes
+     * again), POSTCOPY_RESUME, RESUME_ACK.
+     */
+    private MigrationFile[] recover(RamSaver saver) throws IOException {
+        MigrationAddress addr = resumeAddress;
+        MigrationConnection conn = FaultInjectingConnection.wrapIfAny(Transports.connect(addr, CONNECT_TIMEOUT), resumeFaults);
+        connection = conn;
+        if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
+            throw new IOException("cancelled during recovery");
+        }
+        MigrationFile f = MigrationFile.forWriting(conn.out());
+        returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()), saver);
+        returnPath.setConsumer(thread);
+        Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(returnPath);
+        saver.prepareResume();
+        List<RamBlock> blocks = machine.ram().blocks();
+        for (RamBlock b : blocks) {
+            new RecvBitmapCommand(b.name()).write(f);
+        }
+        f.flush();
+        try {
+            for (RamBlock b : blocks) {
+                saver.reloadFromReceived(b, returnPath.awaitRecvBitmap(b.name(), SHUT_TIMEOUT_MILLIS));
+            }
+            SaveVm.writeCommand(f, QemuStream.CMD_POSTCOPY_RESUME, new byte[0]);
+            f.flush();
+            returnPath.awaitResumeAck(SHUT_TIMEOUT_MILLIS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted during postcopy recovery", e);
+        }
+        MigrationFile preempt = null;
+        if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
+            preemptConnection = Transports.connect(addr, CONNECT_TIMEOUT);
+            preempt = MigrationFile.forWriting(preemptConnection.out());
+        }
+        if (!status.transition(MigrationStatus.POSTCOPY_RECOVER, MigrationStatus.POSTCOPY_ACTIVE)) {
+            throw new IOException("cancelled during recovery");
+        }
+        LOG.info(String.format("postcopy recovered on %s: %d KiB still to send", addr, saver.pendingBytes() >> 10));
+        return new MigrationFile[] {f, preempt};
+    }
 
     /** The precopy loop (migration_iteration_run). Returns when it is time to switch over. */
     private void iterate(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {

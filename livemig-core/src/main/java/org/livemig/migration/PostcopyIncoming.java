@@ -15,6 +15,7 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.transport.MigrationConnection;
 import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
+import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.stream.StreamFormatException;
 
 /**
@@ -112,8 +113,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         if (state != State.ADVISE && state != State.DISCARD) {
             throw new StreamFormatException("POSTCOPY_LISTEN in postcopy state " + state, at);
         }
-        IncomingReturnPath rp = incoming.returnPath();
-        if (rp == null) {
+        if (incoming.returnPath() == null) {
             throw new StreamFormatException("POSTCOPY_LISTEN without a return path", at);
         }
         backend.startListening();
@@ -121,10 +121,10 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         ram.startPlacing();
         state = State.LISTENING;
         listening.countDown();
-        Thread fault = Thread.ofPlatform().name(FAULT_THREAD).daemon(true).unstarted(() -> faultLoop(rp));
+        Thread fault = Thread.ofPlatform().name(FAULT_THREAD).daemon(true).unstarted(this::faultLoop);
         faultThread = fault;
         fault.start();
-        Thread listen = Thread.ofPlatform().name(LISTEN_THREAD).daemon(true).unstarted(() -> listenLoop(load, mainStream, rp));
+        Thread listen = Thread.ofPlatform().name(LISTEN_THREAD).daemon(true).unstarted(() -> listenLoop(load, mainStream));
         listenThread = listen;
         listen.start();
     }
@@ -162,8 +162,15 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
      * the pages it carries (RAM records, each batch ended by EOS) once postcopy listens.
      */
     synchronized void preemptConnected(MigrationConnection c) {
-        if (preemptThread != null) {
-            return;
+        Thread old = preemptThread;
+        if (old != null && old.isAlive()) {
+            // A recovered postcopy's new channel: the old thread's channel is shut; let it end.
+            try {
+                old.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
         }
         Thread t = Thread.ofPlatform().name(PREEMPT_THREAD).daemon(true).unstarted(() -> preemptLoop(c));
         preemptThread = t;
@@ -187,16 +194,32 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException e) {
             if (!backend.isClosed() && state != State.END) {
-                LOG.log(Level.WARNING, "postcopy preempt channel failed: " + e.getMessage());
-                incoming.postcopyFailed("preempt channel: " + e.getMessage());
+                if (state == State.RUNNING) {
+                    // A network fault: the listen thread pauses postcopy (shut its channel too,
+                    // in case only this one broke); a recovery brings a new preempt channel.
+                    LOG.log(Level.WARNING, "postcopy preempt channel broke: " + e.getMessage());
+                    incoming.pause();
+                } else {
+                    LOG.log(Level.WARNING, "postcopy preempt channel failed: " + e.getMessage());
+                    incoming.postcopyFailed("preempt channel: " + e.getMessage());
+                }
+            }
+        } catch (RuntimeException e) {
+            if (!backend.isClosed() && state != State.END) {
+                LOG.log(Level.WARNING, "postcopy preempt channel failed: " + e);
+                incoming.postcopyFailed("preempt channel: " + e);
             }
         }
     }
 
-    /** {@code mig/dst/fault}: turns guest faults into page requests, each page asked for once. */
-    private void faultLoop(IncomingReturnPath rp) {
+    /**
+     * {@code mig/dst/fault}: turns guest faults into page requests, each page asked for once.
+     * While postcopy is paused or recovering, faults are only recorded: {@link #resume} asks for
+     * every page still missing once the source is back.
+     */
+    private void faultLoop() {
         List<PageFault> batch = new ArrayList<>();
         try {
             while (!backend.isClosed()) {
@@ -211,8 +234,11 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
                     if (backend.receivedMap(pf.block()).isReceived(pf.page())) {
                         continue;
                     }
-                    if (requested.putIfAbsent(new PageKey(pf.block(), pf.page()), pf.seenNanos()) == null) {
-                        rp.requestPages(pf.block().name(), pf.offset(), RamBlock.PAGE_SIZE);
+                    // Recorded before the status is read: a resume that starts after this
+                    // sees the page in its sweep; one that ended before it is seen here.
+                    if (requested.putIfAbsent(new PageKey(pf.block(), pf.page()), pf.seenNanos()) == null
+                            && canRequest()) {
+                        request(pf.block(), pf.page());
                     }
                 }
             }
@@ -221,17 +247,87 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         } catch (IOException e) {
             if (!backend.isClosed()) {
                 LOG.log(Level.WARNING, "postcopy fault thread: " + e.getMessage());
-                incoming.postcopyFailed("page request failed: " + e.getMessage());
+                incoming.postcopyFailed("page fault handling failed: " + e.getMessage());
             }
         }
     }
 
-    /** {@code mig/dst/listen}: loads the rest of the main stream while the guest runs. */
-    private void listenLoop(LoadVm load, MigrationFile mainStream, IncomingReturnPath rp) {
+    private boolean canRequest() {
+        MigrationStatus s = incoming.status();
+        return s == MigrationStatus.ACTIVE || s == MigrationStatus.POSTCOPY_ACTIVE;
+    }
+
+    /** Asks the source for one page; a broken return path pauses postcopy instead of failing it. */
+    private void request(RamBlock b, long page) {
         try {
-            LoadVm.Result r = load.loadvmStateMain(mainStream, false);
-            if (r != LoadVm.Result.EOF) {
-                throw new StreamFormatException("postcopy stream ended without EOF", mainStream.position());
+            incoming.returnPath().requestPages(b.name(), page << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE);
+        } catch (IOException e) {
+            // The request stays recorded and is asked for again after the recovery.
+            LOG.log(Level.FINE, "page request not sent: " + e.getMessage());
+            incoming.pause();
+        }
+    }
+
+    @Override
+    public void recvBitmap(RecvBitmapCommand cmd, long at) throws IOException {
+        if (incoming.status() != MigrationStatus.POSTCOPY_RECOVER || backend == null) {
+            throw new StreamFormatException("RECV_BITMAP outside postcopy recovery (status "
+                    + incoming.status().qemuName() + ")", at);
+        }
+        RamBlock b = machine.ram().block(cmd.block());
+        if (b == null) {
+            throw new StreamFormatException("RECV_BITMAP for unknown RAM block '" + cmd.block() + "'", at);
+        }
+        incoming.returnPath().sendRecvBitmap(b.name(), backend.receivedMap(b).toWords());
+    }
+
+    @Override
+    public void resume(long at) throws IOException {
+        if (incoming.status() != MigrationStatus.POSTCOPY_RECOVER) {
+            throw new StreamFormatException("POSTCOPY_RESUME outside postcopy recovery (status "
+                    + incoming.status().qemuName() + ")", at);
+        }
+        ram.resetContinuation();
+        incoming.postcopyResumed();
+        IncomingReturnPath rp = incoming.returnPath();
+        rp.sendResumeAck();
+        // Requests lost with the old channel, and faults seen while paused, go out again now.
+        int again = 0;
+        for (PageKey k : requested.keySet()) {
+            if (!backend.receivedMap(k.block()).isReceived(k.page())) {
+                rp.requestPages(k.block().name(), k.page() << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE);
+                again++;
+            }
+        }
+        LOG.info("postcopy resumed; " + again + " page requests sent again");
+    }
+
+    /**
+     * {@code mig/dst/listen}: loads the rest of the main stream while the guest runs. A broken
+     * channel once the guest runs here pauses postcopy; a recovery hands it a new stream.
+     */
+    private void listenLoop(LoadVm load, MigrationFile mainStream) {
+        MigrationFile f = mainStream;
+        try {
+            while (true) {
+                LoadVm.Result r;
+                try {
+                    r = load.loadvmStateMain(f, false);
+                } catch (IOException e) {
+                    if (state != State.RUNNING || backend.isClosed()) {
+                        throw e;
+                    }
+                    MigrationFile next = incoming.postcopyPause(e.getMessage() == null ? e.toString() : e.getMessage());
+                    if (next == null) {
+                        throw e;
+                    }
+                    f = next;
+                    continue;
+                }
+                if (r != LoadVm.Result.EOF) {
+                    throw new StreamFormatException("postcopy stream ended without EOF", f.position());
+                }
+                break;
             }
             // Pages requested last may still be on the preempt channel: the source closes it
             // before it ends the main stream, so wait for this side to read it to its end.
@@ -241,13 +337,13 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             }
             state = State.END;
             backend.close();
-            rp.sendShut(0);
+            incoming.returnPath().sendShut(0);
             incoming.postcopyCompleted();
         } catch (IOException | RuntimeException | InterruptedException e) {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             LOG.log(Level.WARNING, "postcopy listen thread failed: " + msg);
             try {
-                rp.sendShut(1);
+                incoming.returnPath().sendShut(1);
             } catch (IOException ignored) {
                 // the source is gone
             }

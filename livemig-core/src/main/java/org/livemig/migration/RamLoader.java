@@ -64,6 +64,11 @@ public final class RamLoader {
         placing = true;
     }
 
+    /** Postcopy recovery: the new channel's first record names its block (no CONTINUE). */
+    public void resetContinuation() {
+        lastBlock = null;
+    }
+
     /** Loads one START/PART/END body up to its EOS record. */
     public void load(MigrationFile f, int versionId) throws IOException {
         if (versionId != QemuStream.RAM_SECTION_VERSION) {

@@ -143,6 +143,51 @@ public final class RamSaver {
         return firstPassAllZero && !completing && !postcopy;
     }
 
+    /** The largest RECV_BITMAP any block of this RAM may answer with, in bytes. */
+    public long maxBitmapBytes() {
+        long max = 8;
+        for (RamBlock b : blocks) {
+            max = Math.max(max, org.livemig.memory.ReceivedMap.bitmapBytes(b.pageCount()));
+        }
+        return max;
+    }
+
+    /**
+     * Postcopy recovery, before the first page on the new channel: the next record names its
+     * block (the destination's last block belongs to the lost channel), and the background
+     * pass starts over from the first page still to send.
+     */
+    public void prepareResume() {
+        lastSentBlock = null;
+        blockCursor = 0;
+        pageCursor = 0;
+    }
+
+    /**
+     * Postcopy recovery: the destination holds exactly the pages set in {@code receivedWords}
+     * (its RECV_BITMAP, bit i = page i); every other page of {@code b} is sent again, whether it
+     * was never sent or was lost with the broken channel.
+     *
+     * @throws IOException when the bitmap does not have the block's size
+     */
+    public void reloadFromReceived(RamBlock b, long[] receivedWords) throws IOException {
+        long want = org.livemig.memory.ReceivedMap.bitmapBytes(b.pageCount()) / 8;
+        if (receivedWords.length != want) {
+            throw new IOException(String.format("RECV_BITMAP of block '%s' has %d words, expected %d for %d pages",
+                    b.name(), receivedWords.length, want, b.pageCount()));
+        }
+        BitSet bits = toSend[blocks.indexOf(b)];
+        bits.clear();
+        bits.set(0, (int) b.pageCount());
+        bits.andNot(BitSet.valueOf(receivedWords));
+        long pending = 0;
+        for (BitSet t : toSend) {
+            pending += t.cardinality();
+        }
+        pendingPages = pending;
+        stats.remainingBytes = pending * RamBlock.PAGE_SIZE;
+    }
+
     /** The block of this name, or null. */
     public RamBlock block(String name) {
         for (RamBlock b : blocks) {

@@ -18,6 +18,9 @@ import org.livemig.stream.StreamFormatException;
  * source_return_path_thread): PONG, SHUT, and in postcopy the page requests, which it checks
  * and queues for {@code mig/src/main}. A request for an unknown block or outside a block is
  * refused: the return path fails with an error naming it, and the migration with it.
+ * In postcopy recovery it also takes the destination's RECV_BITMAP answers and its RESUME_ACK.
+ *
+ * <p>One reader per connection: a recovered postcopy starts a new one on the new connection.
  */
 final class ReturnPathReader implements Runnable {
     /** A checked page request: one page of one block. */
@@ -34,6 +37,11 @@ final class ReturnPathReader implements Runnable {
     private volatile long pongRoundTripNanos = -1;
     private volatile int shutStatus = -1;
     private volatile IOException error;
+    /** The error was a page request the source refused (not a network fault). */
+    private volatile boolean refused;
+    /** Postcopy recovery: the destination's received bitmaps, by block, and its RESUME_ACK. */
+    private final ConcurrentHashMap<String, long[]> recvBitmaps = new ConcurrentHashMap<>();
+    private volatile boolean resumeAcked;
 
     ReturnPathReader(MigrationFile in, RamSaver saver) {
         this.in = in;
@@ -55,7 +63,7 @@ final class ReturnPathReader implements Runnable {
         try {
             while (true) {
                 long at = in.position();
-                ReturnPathMessage m = ReturnPathCodec.read(in);
+                ReturnPathMessage m = ReturnPathCodec.read(in, saver.maxBitmapBytes());
                 switch (m) {
                     case ReturnPathMessage.Pong p -> {
                         long now = System.nanoTime();
@@ -71,6 +79,14 @@ final class ReturnPathReader implements Runnable {
                         return;
                     }
                     case ReturnPathMessage.PageRequest r -> queue(r, at);
+                    case ReturnPathMessage.RecvBitmap b -> {
+                        recvBitmaps.put(b.block(), b.words());
+                        wakeWaiters();
+                    }
+                    case ReturnPathMessage.ResumeAck a -> {
+                        resumeAcked = true;
+                        wakeWaiters();
+                    }
                     default -> throw new StreamFormatException("unexpected return-path message " + m, at);
                 }
             }
@@ -78,6 +94,7 @@ final class ReturnPathReader implements Runnable {
             error = e;
         } finally {
             shut.countDown();
+            wakeWaiters();
             Thread c = consumer;
             if (c != null) {
                 LockSupport.unpark(c);
@@ -91,9 +108,11 @@ final class ReturnPathReader implements Runnable {
         long length = r.length();
         RamBlock b = saver.block(name);
         if (b == null) {
+            refused = true;
             throw new StreamFormatException("refused page request for unknown RAM block '" + name + "'", at);
         }
         if (length == 0 || !r.isWithin(b.usedLength(), RamBlock.PAGE_SIZE)) {
+            refused = true;
             throw new StreamFormatException(String.format(
                     "refused page request for 0x%x+0x%x outside RAM block '%s' of size 0x%x (or not page-aligned)",
                     start, length, name, b.usedLength()), at);
@@ -111,6 +130,11 @@ final class ReturnPathReader implements Runnable {
     /** The next queued page request, or null. */
     PageRequest pollRequest() {
         return requests.poll();
+    }
+
+    /** True when the return path failed because the source refused a page request. */
+    boolean refusedRequest() {
+        return refused;
     }
 
     /** The return path's error, or null while it is healthy. */
@@ -149,6 +173,48 @@ final class ReturnPathReader implements Runnable {
         }
         Long t = pongs.get(value);
         return t == null ? -1 : t;
+    }
+
+    private synchronized void wakeWaiters() {
+        notifyAll();
+    }
+
+    /**
+     * Postcopy recovery: waits for the destination's received bitmap of {@code block} and
+     * returns its words (bit i = page i received). Throws when the path fails or time runs out.
+     */
+    long[] awaitRecvBitmap(String block, long timeoutMillis) throws IOException, InterruptedException {
+        long[] w = awaitControl(() -> recvBitmaps.remove(block), timeoutMillis, "RECV_BITMAP for block '" + block + "'");
+        return w;
+    }
+
+    /** Postcopy recovery: waits for RESUME_ACK. */
+    void awaitResumeAck(long timeoutMillis) throws IOException, InterruptedException {
+        awaitControl(() -> resumeAcked ? Boolean.TRUE : null, timeoutMillis, "RESUME_ACK");
+    }
+
+    private <T> T awaitControl(java.util.function.Supplier<T> poll, long timeoutMillis, String what)
+            throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+        synchronized (this) {
+            while (true) {
+                T v = poll.get();
+                if (v != null) {
+                    return v;
+                }
+                if (error != null) {
+                    throw new IOException("return path failed waiting for " + what + ": " + error.getMessage(), error);
+                }
+                if (shut.getCount() == 0) {
+                    throw new IOException("return path ended (SHUT " + shutStatus + ") waiting for " + what);
+                }
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new IOException("no " + what + " from the destination within " + timeoutMillis + " ms");
+                }
+                TimeUnit.NANOSECONDS.timedWait(this, left);
+            }
+        }
     }
 
     long pongRoundTripNanos() {

@@ -85,7 +85,8 @@ public final class MigrationCommands {
                         throw QmpError.generic("Block migration (blk/inc) is not supported by livemig");
                     }
                     if (args.path("resume").asBoolean(false)) {
-                        throw QmpError.generic("Cannot resume if there is no paused migration");
+                        call(() -> migration.resume(args.get("uri").asString()));
+                        return null;
                     }
                     call(() -> migration.migrate(args.get("uri").asString()));
                     return null;
@@ -240,12 +241,21 @@ public final class MigrationCommands {
             return null;
         }).build());
 
+        // Both are out-of-band in QEMU: they must work while the main loop is stuck on a dead network.
         server.register(QmpCommand.builder("migrate-pause").allowOob().handler(args -> {
-            throw QmpError.generic("migrate-pause is currently only supported during postcopy-active state");
+            call(() -> {
+                migration.pause();
+                return null;
+            });
+            return null;
         }).build());
 
         server.register(QmpCommand.builder("migrate-recover").arg("uri", QmpType.STR).allowOob().handler(args -> {
-            throw QmpError.generic("Migrate recover can only be run when postcopy is paused.");
+            call(() -> {
+                migration.recover(args.get("uri").asString());
+                return null;
+            });
+            return null;
         }).build());
 
         // livemig's own: the fingerprint of the stopped machine, to verify what a migration moved.
