@@ -384,6 +384,8 @@ public final class Outgoing {
         if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
             preemptConnection = Transports.connect(address, CONNECT_TIMEOUT);
             preempt = MigrationFile.forWriting(preemptConnection.out());
+            currentSaver = saver;
+            openPreemptChannel(preempt);
         }
         ping(f, 2);
         // The package: LISTEN, the device state, PING 3, RUN.
@@ -474,18 +476,13 @@ public final class Outgoing {
                 break;
             }
             if (preempt != null) {
+                // Requests the return-path thread queued before it could send them itself.
                 ReturnPathReader.PageRequest r;
-                boolean any = false;
                 while ((r = returnPath.pollRequest()) != null) {
-                    ram.postcopyRequests.incrementAndGet();
-                    any |= saver.sendRequestedPage(preempt, r.block(), r.page(), false);
+                    sendOnPreempt(r.block(), r.page());
                 }
-                if (any) {
-                    preempt.putBe64(QemuStream.RAM_FLAG_EOS);
-                }
-                // Already-sent pages may sit in the main stream's buffer: flush it too.
+                // Requested pages sent earlier may sit in the main stream's buffer: flush it.
                 f.flush();
-                preempt.flush();
                 if (saver.pendingBytes() == 0) {
                     break;
                 }
@@ -523,8 +520,14 @@ public final class Outgoing {
         }
         if (preempt != null) {
             // The destination reads the preempt channel to its end before it finishes.
-            preempt.flush();
-            preemptConnection.close();
+            preemptLock.lock();
+            try {
+                preemptFile = null;
+                preempt.flush();
+                preemptConnection.close();
+            } finally {
+                preemptLock.unlock();
+            }
         }
         SaveVm.saveCompleteIterative(machine, f);
         f.putByte(QemuStream.SECTION_EOF);
@@ -535,6 +538,48 @@ public final class Outgoing {
             throw new Unrecoverable("destination failed to finish postcopy (SHUT " + shutStatus + ")", null);
         }
     }
+
+    /** Serialises writers of the preempt channel: {@code mig/src/rp_thr} and, at its end, this thread. */
+    private final java.util.concurrent.locks.ReentrantLock preemptLock = new java.util.concurrent.locks.ReentrantLock();
+    /** The preempt channel while requested pages may go out on it; guarded by {@link #preemptLock}. */
+    private MigrationFile preemptFile;
+
+    /**
+     * postcopy-preempt (QEMU 7.2's "preempt-full"): sends one requested page on the preempt
+     * channel from whichever thread has the request, usually {@code mig/src/rp_thr} the moment
+     * it reads it, so that it never waits for this thread, busy or blocked on the main stream.
+     * Returns false when no preempt channel is open (the request is then queued).
+     */
+    private boolean sendOnPreempt(RamBlock b, long page) throws IOException {
+        preemptLock.lock();
+        try {
+            MigrationFile p = preemptFile;
+            if (p == null) {
+                return false;
+            }
+            ram.postcopyRequests.incrementAndGet();
+            if (currentSaver.sendRequestedPage(p, b, page, false)) {
+                p.putBe64(QemuStream.RAM_FLAG_EOS);
+                p.flush();
+            }
+            return true;
+        } finally {
+            preemptLock.unlock();
+        }
+    }
+
+    private void openPreemptChannel(MigrationFile p) {
+        preemptLock.lock();
+        try {
+            preemptFile = p;
+        } finally {
+            preemptLock.unlock();
+        }
+        returnPath.sendDirectly(this::sendOnPreempt);
+    }
+
+    /** The RAM saver of this migration, for the return-path thread's direct sends. */
+    private volatile RamSaver currentSaver;
 
     /** Where and with which test faults a paused postcopy resumes; set by {@link #resume}. */
     private volatile MigrationAddress resumeAddress;
@@ -575,9 +620,15 @@ public final class Outgoing {
     }
 
     private void closeChannels() {
+        shutdownChannels(); // first: a writer blocked on the preempt channel lets go of the lock
+        preemptLock.lock();
+        try {
+            preemptFile = null;
+        } finally {
+            preemptLock.unlock();
+        }
         for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
             if (c != null) {
-                c.shutdown();
                 try {
                     c.close();
                 } catch (IOException e) {
@@ -657,6 +708,7 @@ public final class Outgoing {
         if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
             preemptConnection = Transports.connect(addr, CONNECT_TIMEOUT);
             preempt = MigrationFile.forWriting(preemptConnection.out());
+            openPreemptChannel(preempt);
         }
         if (!status.transition(MigrationStatus.POSTCOPY_RECOVER, MigrationStatus.POSTCOPY_ACTIVE)) {
             throw new IOException("cancelled during recovery");

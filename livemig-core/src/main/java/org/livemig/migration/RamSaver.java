@@ -14,6 +14,9 @@ import org.livemig.stream.QemuStream;
  * still to send per block, filled from the blocks' dirty bitmaps at each sync.
  *
  * <p>Owned by the migration thread; {@link #pendingBytes} and the stats may be read anywhere.
+ * Once postcopy runs, {@code mig/src/rp_thr} also sends requested pages (postcopy-preempt):
+ * from then on a page is claimed (its to-send bit cleared) under {@link #claimLock}, and
+ * written after the lock is released, so that neither thread waits on the other's socket.
  */
 public final class RamSaver {
     /** Check the clock every this many pages in an iteration, as QEMU does. */
@@ -33,7 +36,9 @@ public final class RamSaver {
     private boolean completing;
     /** RAM had never been written when tracking started: the first pass sends ZERO records without looking. */
     private boolean firstPassAllZero;
-    private boolean postcopy;
+    private volatile boolean postcopy;
+    /** Guards the to-send bitmaps and {@link #pendingPages} once postcopy runs (two senders). */
+    private final java.util.concurrent.locks.ReentrantLock claimLock = new java.util.concurrent.locks.ReentrantLock();
 
     public RamSaver(GuestRam ram, RamStats stats) {
         this.ram = ram;
@@ -176,16 +181,21 @@ public final class RamSaver {
             throw new IOException(String.format("RECV_BITMAP of block '%s' has %d words, expected %d for %d pages",
                     b.name(), receivedWords.length, want, b.pageCount()));
         }
-        BitSet bits = toSend[blocks.indexOf(b)];
-        bits.clear();
-        bits.set(0, (int) b.pageCount());
-        bits.andNot(BitSet.valueOf(receivedWords));
-        long pending = 0;
-        for (BitSet t : toSend) {
-            pending += t.cardinality();
+        claimLock.lock();
+        try {
+            BitSet bits = toSend[blocks.indexOf(b)];
+            bits.clear();
+            bits.set(0, (int) b.pageCount());
+            bits.andNot(BitSet.valueOf(receivedWords));
+            long pending = 0;
+            for (BitSet t : toSend) {
+                pending += t.cardinality();
+            }
+            pendingPages = pending;
+            stats.remainingBytes = pending * RamBlock.PAGE_SIZE;
+        } finally {
+            claimLock.unlock();
         }
-        pendingPages = pending;
-        stats.remainingBytes = pending * RamBlock.PAGE_SIZE;
     }
 
     /** The block of this name, or null. */
@@ -227,11 +237,19 @@ public final class RamSaver {
      */
     public boolean sendRequestedPage(MigrationFile f, RamBlock b, long page, boolean mainChannel) throws IOException {
         BitSet bits = toSend[blocks.indexOf(b)];
-        if (page < 0 || page >= b.pageCount() || !bits.get((int) page)) {
+        if (page < 0 || page >= b.pageCount()) {
             return false;
         }
-        bits.clear((int) page);
-        pendingPages--;
+        claimLock.lock();
+        try {
+            if (!bits.get((int) page)) {
+                return false;
+            }
+            bits.clear((int) page);
+            pendingPages--;
+        } finally {
+            claimLock.unlock();
+        }
         savePage(f, b, page, mainChannel);
         return true;
     }
@@ -247,20 +265,37 @@ public final class RamSaver {
 
     /** Sends the next page marked in the to-send bitmaps; false when none is left. */
     private boolean sendNextDirtyPage(MigrationFile f) throws IOException {
-        for (int n = 0; n <= blocks.size(); n++) {
-            BitSet bits = toSend[blockCursor];
-            int page = bits.nextSetBit(pageCursor);
-            if (page >= 0) {
-                bits.clear(page);
-                pageCursor = page + 1;
-                pendingPages--;
-                savePage(f, blocks.get(blockCursor), page, true);
-                return true;
-            }
-            blockCursor = (blockCursor + 1) % blocks.size();
-            pageCursor = 0;
+        boolean locked = postcopy;
+        if (locked) {
+            claimLock.lock();
         }
-        return false;
+        int block = -1;
+        int page = -1;
+        try {
+            for (int n = 0; n <= blocks.size(); n++) {
+                BitSet bits = toSend[blockCursor];
+                int p = bits.nextSetBit(pageCursor);
+                if (p >= 0) {
+                    bits.clear(p);
+                    pageCursor = p + 1;
+                    pendingPages--;
+                    block = blockCursor;
+                    page = p;
+                    break;
+                }
+                blockCursor = (blockCursor + 1) % blocks.size();
+                pageCursor = 0;
+            }
+        } finally {
+            if (locked) {
+                claimLock.unlock();
+            }
+        }
+        if (page < 0) {
+            return false;
+        }
+        savePage(f, blocks.get(block), page, true);
+        return true;
     }
 
     private void savePage(MigrationFile f, RamBlock block, long page, boolean mainChannel) throws IOException {

@@ -34,6 +34,13 @@ final class ReturnPathReader implements Runnable {
     private final ConcurrentLinkedQueue<PageRequest> requests = new ConcurrentLinkedQueue<>();
     private final LastRequestedBlock lastBlock = new LastRequestedBlock();
     private volatile Thread consumer;
+    /** postcopy-preempt: sends requested pages from this thread, at once (QEMU 7.2's preempt-full). */
+    private volatile RequestSender direct;
+
+    /** Sends one requested page on the preempt channel; false when it cannot (then it is queued). */
+    interface RequestSender {
+        boolean send(RamBlock block, long page) throws IOException;
+    }
     private volatile long pongRoundTripNanos = -1;
     private volatile int shutStatus = -1;
     private volatile IOException error;
@@ -51,6 +58,11 @@ final class ReturnPathReader implements Runnable {
     /** Records that PING {@code value} was just sent (for the round-trip time). */
     void pingSent(int value) {
         pingsSent.put(value, System.nanoTime());
+    }
+
+    /** postcopy-preempt: from now on requested pages go out from this thread through {@code s}. */
+    void sendDirectly(RequestSender s) {
+        direct = s;
     }
 
     /** The thread to wake when a page request arrives. */
@@ -102,7 +114,7 @@ final class ReturnPathReader implements Runnable {
         }
     }
 
-    private void queue(ReturnPathMessage.PageRequest r, long at) throws StreamFormatException {
+    private void queue(ReturnPathMessage.PageRequest r, long at) throws IOException {
         String name = lastBlock.blockOf(r, at);
         long start = r.start();
         long length = r.length();
@@ -118,8 +130,16 @@ final class ReturnPathReader implements Runnable {
                     start, length, name, b.usedLength()), at);
         }
         long now = System.nanoTime();
+        RequestSender d = direct;
+        boolean queued = false;
         for (long off = start; off < start + length; off += RamBlock.PAGE_SIZE) {
-            requests.add(new PageRequest(b, off >>> RamBlock.PAGE_BITS, now));
+            if (d == null || !d.send(b, off >>> RamBlock.PAGE_BITS)) {
+                requests.add(new PageRequest(b, off >>> RamBlock.PAGE_BITS, now));
+                queued = true;
+            }
+        }
+        if (!queued) {
+            return;
         }
         Thread c = consumer;
         if (c != null) {
