@@ -141,6 +141,18 @@ public final class ChildMachine implements AutoCloseable {
         return qmp;
     }
 
+    /** Opens another QMP session to the child with out-of-band execution enabled. The caller closes it. */
+    public QmpClient connectOob() throws IOException {
+        QmpClient c = QmpClient.connect("unix:" + socket);
+        try {
+            c.negotiateOob();
+        } catch (IOException | RuntimeException e) {
+            c.close();
+            throw e;
+        }
+        return c;
+    }
+
     /** Opens another QMP session to the child (negotiated). The caller closes it. */
     public QmpClient connect() throws IOException {
         QmpClient c = QmpClient.connect("unix:" + socket);

@@ -59,6 +59,10 @@ public final class DemoCommand implements Callable<Integer> {
             description = "Destination's demand paging: auto | checked | userfaultfd (default: ${DEFAULT-VALUE}).")
     String postcopyBackend;
 
+    @Option(names = "--postcopy-pause", description = {"With --postcopy: once postcopy runs, break its channel with migrate-pause,",
+            "then recover it on a new address (migrate-recover, migrate resume=true), as after a network failure."})
+    boolean postcopyPause;
+
     @Option(names = "--json", description = "Print one JSON object: source and destination query-migrate, verified, checks.")
     boolean json;
 
@@ -124,6 +128,9 @@ public final class DemoCommand implements Callable<Integer> {
                 Thread.sleep(20); // polling query-migrate for the end of the first pass
             }
             source.startPostcopy();
+            if (postcopyPause) {
+                pauseAndRecover(source, destination, tmp);
+            }
         }
 
         ObjectNode last = waitForEnd(source);
@@ -177,8 +184,11 @@ public final class DemoCommand implements Callable<Integer> {
      * What must hold: every page it has not written since it started equals the source's page at
      * the switch, and an A-B guest's pattern is intact.
      */
-    private static boolean verifyPostcopy(DemoSide source, DemoSide destination, Map<String, Object> checks) throws Exception {
+    private boolean verifyPostcopy(DemoSide source, DemoSide destination, Map<String, Object> checks) throws Exception {
         checks.put("destination-ran-during-postcopy", destination.status().equals("running"));
+        if (postcopyPause) {
+            checks.put("postcopy-paused-and-recovered", recovered);
+        }
         destination.stop();
         ObjectNode fs = source.fingerprint(true);
         ObjectNode fd = destination.fingerprint(true);
@@ -213,7 +223,46 @@ public final class DemoCommand implements Callable<Integer> {
         }
         destination.cont();
         checks.put("destination-run-state", destination.status());
-        return differing == 0 && compared > 0 && abOk && "running".equals(destination.status());
+        return differing == 0 && compared > 0 && abOk && "running".equals(destination.status()) && (!postcopyPause || recovered);
+    }
+
+    /**
+     * Breaks the postcopy channel once both sides run postcopy (migrate-pause on the source),
+     * waits for both to pause, and recovers on a new address: migrate-recover on the
+     * destination, migrate with resume=true on the source.
+     */
+    private void pauseAndRecover(DemoSide source, DemoSide destination, Path tmp) throws Exception {
+        long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
+        while (!(status(source).equals("postcopy-active") && status(destination).equals("postcopy-active"))) {
+            if (status(source).equals("completed") || status(source).equals("failed") || System.nanoTime() > deadline) {
+                throw new IllegalStateException("postcopy never ran on both sides to be paused (source "
+                        + status(source) + ", destination " + status(destination) + ")");
+            }
+            Thread.sleep(10); // polling query-migrate, as a QMP client does
+        }
+        source.pausePostcopy();
+        while (!(status(source).equals("postcopy-paused") && status(destination).equals("postcopy-paused"))) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("postcopy did not pause on both sides (source " + status(source)
+                        + ", destination " + status(destination) + ")");
+            }
+            Thread.sleep(10);
+        }
+        String listen = switch (transport) {
+            case "unix" -> "unix:" + tmp.resolve("recover.sock");
+            default -> "tcp:127.0.0.1:" + (inProcess ? 0 : freePort());
+        };
+        if (!json) {
+            System.out.println("postcopy paused on both sides; recovering on " + listen);
+        }
+        source.resume(destination.recover(listen));
+        recovered = true;
+    }
+
+    private boolean recovered;
+
+    private static String status(DemoSide side) throws Exception {
+        return side.queryMigrate().path("status").asString();
     }
 
     /** A loopback port free right now, for a child destination to listen on. */

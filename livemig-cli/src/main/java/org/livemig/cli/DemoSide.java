@@ -41,6 +41,15 @@ interface DemoSide extends AutoCloseable {
 
     void cancel() throws Exception;
 
+    /** migrate-pause (out-of-band): breaks an active postcopy's channel, as a network failure would. */
+    void pausePostcopy() throws Exception;
+
+    /** migrate-recover (out-of-band) on a paused postcopy destination; returns the URI to resume to. */
+    String recover(String uri) throws Exception;
+
+    /** migrate with resume: true on a paused postcopy source. */
+    void resume(String uri) throws Exception;
+
     @Override
     void close() throws Exception;
 }

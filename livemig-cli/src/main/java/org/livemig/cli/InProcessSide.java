@@ -124,6 +124,22 @@ final class InProcessSide implements DemoSide {
     }
 
     @Override
+    public void pausePostcopy() throws Exception {
+        migration.pause();
+    }
+
+    @Override
+    public String recover(String uri) throws Exception {
+        migration.recover(uri);
+        return migration.incoming().boundAddress().uri();
+    }
+
+    @Override
+    public void resume(String uri) throws Exception {
+        machine.mainLoop().call(() -> migration.resume(uri), TIMEOUT);
+    }
+
+    @Override
     public void close() throws Exception {
         migration.cancel();
         var o = migration.outgoing();

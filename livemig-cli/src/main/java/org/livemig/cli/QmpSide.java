@@ -117,6 +117,31 @@ final class QmpSide implements DemoSide {
     }
 
     @Override
+    public void pausePostcopy() throws IOException {
+        try (QmpClient oob = child.connectOob()) {
+            oob.executeOob("migrate-pause", null);
+        }
+    }
+
+    @Override
+    public String recover(String uri) throws IOException {
+        if (uri.startsWith("tcp:") && uri.endsWith(":0")) {
+            throw new IOException("a two-process demo needs a fixed tcp port");
+        }
+        try (QmpClient oob = child.connectOob()) {
+            oob.executeOob("migrate-recover", QmpClient.args("uri", uri));
+        }
+        return uri;
+    }
+
+    @Override
+    public void resume(String uri) throws IOException {
+        ObjectNode a = QmpClient.args("uri", uri);
+        a.put("resume", true);
+        qmp.execute("migrate", a);
+    }
+
+    @Override
     public void close() throws Exception {
         child.close();
     }
