@@ -66,6 +66,14 @@ public final class ChildMachine implements AutoCloseable {
                 cmd.add(o);
             }
         }
+        // The launcher's AOT cache (trained on the same jar): a child starts with its classes
+        // linked and its methods profiled. A cache that does not fit is ignored by the JVM.
+        String aot = System.getenv("LIVEMIG_AOT_CACHE");
+        if (aot != null && !aot.isBlank() && Files.isRegularFile(Path.of(aot))) {
+            cmd.add("-XX:AOTCache=" + aot);
+            cmd.add("-Xlog:aot=off");
+            cmd.add("-Xlog:cds=off");
+        }
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), MAIN_CLASS));
         return cmd;
     }
