@@ -558,10 +558,12 @@ public final class Outgoing {
                 return false;
             }
             ram.postcopyRequests.incrementAndGet();
-            if (currentSaver.sendRequestedPage(p, b, page, false)) {
-                p.putBe64(QemuStream.RAM_FLAG_EOS);
-                p.flush();
+            if (!currentSaver.sendRequestedPage(p, b, page, false)) {
+                // Sent on the main channel already, and not yet there: do not wait for its backlog.
+                currentSaver.resendPage(p, b, page);
             }
+            p.putBe64(QemuStream.RAM_FLAG_EOS);
+            p.flush();
             return true;
         } finally {
             preemptLock.unlock();

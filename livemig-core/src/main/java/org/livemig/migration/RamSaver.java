@@ -254,6 +254,18 @@ public final class RamSaver {
         return true;
     }
 
+    /**
+     * postcopy-preempt: sends a page that already went out on the main channel once more, on
+     * {@code f}. The destination asked for it, so it does not have it yet: it is still behind
+     * the main channel's backlog (socket buffers hold megabytes). The guest is stopped here, so
+     * both copies are the same; the destination places whichever comes first and drops the other.
+     */
+    public void resendPage(MigrationFile f, RamBlock b, long page) throws IOException {
+        if (page >= 0 && page < b.pageCount()) {
+            savePage(f, b, page, false);
+        }
+    }
+
     /** Sends up to {@code max} pages still to send, in address order; returns how many. */
     public int sendBackgroundPages(MigrationFile f, int max) throws IOException {
         int n = 0;
