@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
                 AnalyzeCommand.class,
                 RelayCommand.class,
                 QmpCommand.class,
+                AotTrainCommand.class,
                 CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {

@@ -366,9 +366,11 @@ public final class Outgoing {
             throw new IOException("cancelled");
         }
         f.setRateLimit(0);
+        long stopped = System.nanoTime();
         // The last sync: from here on the to-send bitmaps are exactly what the destination lacks.
         machine.bql().callWithHeld(false, saver::syncDirtyBitmap);
         saver.enterPostcopy();
+        long synced = System.nanoTime();
         for (RamBlock b : machine.ram().blocks()) {
             java.util.List<PostcopyRamDiscardCommand.Range> ranges = new java.util.ArrayList<>();
             for (long[] run : saver.unsentRuns(b)) {
@@ -387,6 +389,7 @@ public final class Outgoing {
             currentSaver = saver;
             openPreemptChannel(preempt);
         }
+        long discarded = System.nanoTime();
         ping(f, 2);
         // The package: LISTEN, the device state, PING 3, RUN.
         MigrationFile pkg = MigrationFile.toMemory();
@@ -400,6 +403,7 @@ public final class Outgoing {
         SaveVm.writeCommand(pkg, QemuStream.CMD_POSTCOPY_RUN, new byte[0]);
         PackagedCommand.write(f, pkg.toByteArray());
         packageSent = true;
+        long packaged = System.nanoTime();
         // The rest of postcopy; a broken channel pauses it (postcopy-paused) until the user
         // resumes it on a new one, since the guest now lives on the destination.
         MigrationFile main = f;
@@ -410,10 +414,16 @@ public final class Outgoing {
                     switching = false;
                     ping(f, 4);
                     f.flush();
+                    long flushed = System.nanoTime();
                     // The switch-over pause: until the destination has loaded the devices and
                     // runs the guest (its answer to PING 3, which sits just before RUN in the package).
                     long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
-                    downtimeMillis = TimeUnit.NANOSECONDS.toMillis((pong3 > 0 ? pong3 : System.nanoTime()) - stopAt);
+                    long end = pong3 > 0 ? pong3 : System.nanoTime();
+                    downtimeMillis = TimeUnit.NANOSECONDS.toMillis(end - stopAt);
+                    LOG.info(String.format("postcopy switch: guest paused %d ms = stop %.1f + sync %.1f + discard %.1f"
+                            + " + devices/package %.1f + flush %.1f + destination loads and answers %.1f ms",
+                            downtimeMillis, (stopped - stopAt) / 1e6, (synced - stopped) / 1e6, (discarded - synced) / 1e6,
+                            (packaged - discarded) / 1e6, (flushed - packaged) / 1e6, (end - flushed) / 1e6));
                 }
                 postcopyIterate(main, preempt, saver);
                 break;
