@@ -133,6 +133,27 @@ public final class MigrationFile implements AutoCloseable {
         position += 8;
     }
 
+    /**
+     * Puts {@code count} RAM records of a page known to be zero, for consecutive pages: each a
+     * be64 header ({@code firstHeader}, then plus {@code stride} each) and a zero fill byte. The
+     * first pass over never-written RAM is made of these, a quarter of a million a GiB.
+     */
+    public void putZeroPageRecords(long firstHeader, long stride, int count) throws IOException {
+        long h = firstHeader;
+        int left = count;
+        while (left > 0) {
+            ensureRoom(9);
+            int n = Math.min(left, buf.remaining() / 9);
+            for (int i = 0; i < n; i++) {
+                buf.putLong(h);
+                buf.put((byte) 0);
+                h += stride;
+            }
+            left -= n;
+            position += 9L * n;
+        }
+    }
+
     public void putBytes(byte[] b) throws IOException {
         putBytes(b, 0, b.length);
     }
