@@ -173,6 +173,11 @@ class TwoProcessTest {
                 JsonNode refused = dst.qmp().request("migrate-set-capabilities", caps).path("error");
                 assertThat(refused.path("class").asString()).isEqualTo("GenericError");
                 assertThat(refused.path("desc").asString()).contains("migration process in progress");
+                // The source, as QEMU's, takes new parameters while it migrates.
+                assertThat(src.qmp().request("migrate-set-parameters", QmpClient.args("max-bandwidth", 4L << 20))
+                        .has("error")).isFalse();
+                assertThat(src.qmp().execute("query-migrate-parameters").path("max-bandwidth").asLong())
+                        .isEqualTo(4L << 20);
                 src.process().destroyForcibly();
                 await().atMost(LONG).until(() -> status(dst).equals("failed"));
                 assertThat(dst.queryMigrate().path("error-desc").asString()).contains("offset");

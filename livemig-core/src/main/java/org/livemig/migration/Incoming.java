@@ -210,14 +210,37 @@ public final class Incoming {
         status.transition(MigrationStatus.ACTIVE, MigrationStatus.POSTCOPY_ACTIVE);
     }
 
+    /**
+     * The listen thread, at the end of the postcopy stream: waits until {@code mig/dst/main} has
+     * finished the package (device state, RUN), so that completion follows RUN's bottom half.
+     *
+     * @throws IOException when it has not finished within {@code millis}
+     */
+    void awaitPackageLoaded(long millis) throws IOException, InterruptedException {
+        machine.bql().assertNotHeld();
+        Thread t = loadThread;
+        if (t == null || t == Thread.currentThread()) {
+            return;
+        }
+        t.join(millis);
+        if (t.isAlive()) {
+            throw new IOException("postcopy stream ended but " + THREAD_NAME + " has not finished the package after "
+                    + millis + " ms");
+        }
+        if (status.get() == MigrationStatus.FAILED) {
+            throw new IOException("postcopy package failed to load: " + error);
+        }
+    }
+
     /** The listen thread loaded the whole postcopy stream. */
     void postcopyCompleted() {
         machine.mainLoop().schedule(() -> {
             // RUN's BH ran before this one (BHs run in order), so the guest is already started.
+            // Clean up first: whoever sees completed may tear the machine down.
+            destroy();
             if (!status.transition(MigrationStatus.POSTCOPY_ACTIVE, MigrationStatus.COMPLETED)) {
                 status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
             }
-            destroy();
         });
     }
 
@@ -371,8 +394,9 @@ public final class Incoming {
         } else {
             machine.setRunState(RunState.PAUSED);
         }
-        status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
+        // Clean up first: whoever sees completed may tear the machine down.
         destroy();
+        status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
     }
 
     /** Failure: exit from the main loop with exit-on-error, else clean up so a new incoming migration works. */

@@ -111,10 +111,19 @@ public final class Migration {
         }
     }
 
-    /** Changes parameters through {@code edit} on a copy, validated before it takes effect. Called with the BQL held. */
+    /**
+     * Changes parameters through {@code edit} on a copy, validated before it takes effect. Called
+     * with the BQL held. As QEMU's migrate-set-parameters, this works while an outgoing migration
+     * runs: a new max-bandwidth, max-postcopy-bandwidth or downtime-limit applies from its next
+     * loop turn (that is how an operator helps a migration converge). While an incoming migration
+     * runs they are frozen.
+     */
     public void setParameters(java.util.function.Consumer<MigrationParameters> edit) throws MigrationException {
         machine.bql().assertHeld();
-        refuseWhileActive("parameters");
+        Incoming in = incoming;
+        if (in != null && in.status().isActive()) {
+            refuseWhileActive("parameters");
+        }
         MigrationParameters p = parameters.copy();
         edit.accept(p);
         try {
@@ -129,6 +138,10 @@ public final class Migration {
         parameters.cpuThrottleIncrement = p.cpuThrottleIncrement;
         parameters.maxCpuThrottle = p.maxCpuThrottle;
         parameters.throttleTriggerThreshold = p.throttleTriggerThreshold;
+        Outgoing o = outgoing;
+        if (o != null && o.status().isActive()) {
+            o.applyParameters(parameters.copy());
+        }
     }
 
     private void refuseWhileActive(String what) throws MigrationException {

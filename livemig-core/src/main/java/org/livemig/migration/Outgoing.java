@@ -45,7 +45,8 @@ public final class Outgoing {
     private static final double SWITCHOVER_BUDGET = 0.75;
 
     private final Machine machine;
-    private final MigrationParameters params;
+    /** Replaced whole by {@link #applyParameters} (migrate-set-parameters while this runs). */
+    private volatile MigrationParameters params;
     private final Set<Capability> caps;
     private final MigrationAddress address;
     private final MigrationEvents events;
@@ -105,6 +106,23 @@ public final class Outgoing {
     public int throttlePercent() { return throttlePercent; }
     public Thread thread() { return thread; }
     public MigrationParameters parameters() { return params; }
+
+    /**
+     * New parameters while this migration runs (any thread). The migration thread reads them at
+     * its next loop turn: the rate limit of the main channel, the downtime limit of the next
+     * switchover decision, the throttle settings of the next sync.
+     */
+    void applyParameters(MigrationParameters p) {
+        params = p;
+    }
+
+    /** The main channel's rate limit for this phase, from the current parameters. */
+    private void applyRateLimit(MigrationFile f, boolean postcopyPhase) {
+        long want = postcopyPhase ? params.maxPostcopyBandwidth : params.maxBandwidth;
+        if (f.rateLimit() != want) {
+            f.setRateLimit(want);
+        }
+    }
     public long pongRoundTripNanos() { return returnPath == null ? -1 : returnPath.pongRoundTripNanos(); }
 
     /** Total time so far, or of the whole migration once it ended. */
@@ -497,6 +515,7 @@ public final class Outgoing {
                     break;
                 }
             }
+            applyRateLimit(f, true);
             boolean throttled = f.rateLimitExceeded();
             ReturnPathReader.PageRequest first = preempt == null ? returnPath.pollRequest() : null;
             if (first == null && throttled) {
@@ -767,6 +786,7 @@ public final class Outgoing {
                 }
                 lastPassPending = pending;
             }
+            applyRateLimit(f, false);
             if (f.rateLimitExceeded()) {
                 f.flush();
                 long wait = f.nanosUntilRateWindowEnds();

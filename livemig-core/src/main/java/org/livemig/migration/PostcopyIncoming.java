@@ -335,6 +335,9 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             if (pt != null) {
                 pt.join(30_000);
             }
+            // mig/dst/main may still be applying the package's device state and RUN (this thread
+            // started at LISTEN, ahead of them): the migration is complete only once it is done.
+            incoming.awaitPackageLoaded(30_000);
             state = State.END;
             backend.close();
             incoming.returnPath().sendShut(0);

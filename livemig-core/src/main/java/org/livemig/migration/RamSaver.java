@@ -116,7 +116,9 @@ public final class RamSaver {
         int sent = 0;
         while (!f.rateLimitExceeded()) {
             if (knownZero()) {
-                int n = sendKnownZeroRun(f, PAGES_PER_CLOCK_CHECK * 64);
+                // A run is 9 bytes a page: as many as the rate window still allows (at least one).
+                int max = (int) Math.max(1, Math.min(PAGES_PER_CLOCK_CHECK * 64, f.rateBudgetBytes() / 9));
+                int n = sendKnownZeroRun(f, max);
                 if (n > 0) {
                     sent += n;
                     if (System.nanoTime() - start > MAX_ITERATE_NANOS) {

@@ -300,6 +300,17 @@ public final class MigrationFile implements AutoCloseable {
         return rateWindowBytes + pending >= allowed;
     }
 
+    /** Bytes that may still go in the current window; {@code Long.MAX_VALUE} without a limit. */
+    public long rateBudgetBytes() {
+        if (rateLimitBytesPerSec <= 0) {
+            return Long.MAX_VALUE;
+        }
+        rollRateWindow();
+        long pending = iovBytes + (buf.position() - unqueuedStart);
+        long allowed = rateLimitBytesPerSec * RATE_WINDOW_NANOS / 1_000_000_000L;
+        return Math.max(0, allowed - rateWindowBytes - pending);
+    }
+
     public long nanosUntilRateWindowEnds() {
         long left = rateWindowStart + RATE_WINDOW_NANOS - System.nanoTime();
         return Math.max(0, left);
