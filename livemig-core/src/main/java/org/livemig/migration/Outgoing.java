@@ -358,8 +358,9 @@ public final class Outgoing {
         if (!caps.contains(Capability.POSTCOPY_RAM)) {
             throw new MigrationException("Enable postcopy with migrate_set_capability before the start of migration");
         }
-        MigrationStatus s = status.get();
-        if (s != MigrationStatus.ACTIVE && s != MigrationStatus.SETUP) {
+        // As QEMU: no error once this migration has moved on (switching over, finished): a client
+        // cannot know it has not, so the request is simply too late and changes nothing.
+        if (status.get() == MigrationStatus.NONE) {
             throw new MigrationException("Postcopy must be started after migration has been started");
         }
         postcopyRequested = true;

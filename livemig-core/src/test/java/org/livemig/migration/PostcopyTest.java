@@ -60,6 +60,26 @@ class PostcopyTest {
         return o;
     }
 
+    @org.junit.jupiter.api.Test
+    void startPostcopyIsRefusedBeforeAMigrationAndHarmlessOnceItFinished() throws Exception {
+        try (PrecopyTest.Pair p = start(TestMachines.small("idle").withRam(8L << 20), "checked", false)) {
+            assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> p.src().mainLoop().call(() -> {
+                p.srcMig().startPostcopy();
+                return null;
+            }, 10_000))).hasMessageContaining("Postcopy must be started after migration has been started");
+            p.params(m -> m.maxBandwidth = 0);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.COMPLETED);
+            // A client cannot know precopy just finished: as QEMU, that is not an error.
+            p.src().mainLoop().call(() -> {
+                p.srcMig().startPostcopy();
+                return null;
+            }, 10_000);
+            assertThat(o.status()).isEqualTo(MigrationStatus.COMPLETED);
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"checked", "userfaultfd"})
     void pausedDestinationReceivesEveryPageAndDevice(String backend) throws Exception {
