@@ -19,6 +19,8 @@ import tools.jackson.databind.node.ObjectNode;
  * commands run on the main loop); a migration takes a copy of them when it starts.
  */
 public final class Migration {
+    /** QEMU's error text while a migration runs. */
+    private static final String IN_PROGRESS = "There's a migration process in progress";
     private final Machine machine;
     private final EnumSet<Capability> capabilities = EnumSet.noneOf(Capability.class);
     private final MigrationParameters parameters = new MigrationParameters();
@@ -122,7 +124,7 @@ public final class Migration {
         machine.bql().assertHeld();
         Incoming in = incoming;
         if (in != null && in.status().isActive()) {
-            refuseWhileActive("parameters");
+            throw new MigrationException(IN_PROGRESS + "; parameters cannot be changed now");
         }
         MigrationParameters p = parameters.copy();
         edit.accept(p);
@@ -146,8 +148,7 @@ public final class Migration {
 
     private void refuseWhileActive(String what) throws MigrationException {
         if (isActive()) {
-            throw new MigrationException("There's a migration process in progress; " + what
-                    + " cannot be changed now");
+            throw new MigrationException(IN_PROGRESS + "; " + what + " cannot be changed now");
         }
     }
 
@@ -155,7 +156,7 @@ public final class Migration {
     public Outgoing migrate(String uri) throws MigrationException {
         machine.bql().assertHeld();
         if (isActive()) {
-            throw new MigrationException("There's a migration process in progress");
+            throw new MigrationException(IN_PROGRESS);
         }
         MigrationAddress addr = parse(uri);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults);
@@ -168,7 +169,7 @@ public final class Migration {
     public Incoming migrateIncoming(String uri, boolean exitOnError) throws MigrationException {
         machine.bql().assertHeld();
         if (isActive()) {
-            throw new MigrationException("There's a migration process in progress");
+            throw new MigrationException(IN_PROGRESS);
         }
         Incoming current = incoming;
         if (current != null && current.isListening()) {

@@ -115,14 +115,6 @@ public final class Outgoing {
     void applyParameters(MigrationParameters p) {
         params = p;
     }
-
-    /** The main channel's rate limit for this phase, from the current parameters. */
-    private void applyRateLimit(MigrationFile f, boolean postcopyPhase) {
-        long want = postcopyPhase ? params.maxPostcopyBandwidth : params.maxBandwidth;
-        if (f.rateLimit() != want) {
-            f.setRateLimit(want);
-        }
-    }
     public long pongRoundTripNanos() { return returnPath == null ? -1 : returnPath.pongRoundTripNanos(); }
 
     /** Total time so far, or of the whole migration once it ended. */
@@ -178,6 +170,14 @@ public final class Outgoing {
         return !thread.isAlive();
     }
 
+    /** The main channel's rate limit for this phase, from the current parameters. */
+    private void applyRateLimit(MigrationFile f, boolean postcopyPhase) {
+        long want = postcopyPhase ? params.maxPostcopyBandwidth : params.maxBandwidth;
+        if (f.rateLimit() != want) {
+            f.setRateLimit(want);
+        }
+    }
+
     private boolean cancelled() {
         MigrationStatus s = status.get();
         return s == MigrationStatus.CANCELLING || s == MigrationStatus.CANCELLED;
@@ -197,7 +197,7 @@ public final class Outgoing {
                 throw new IOException("cancelled");
             }
             MigrationFile f = MigrationFile.forWriting(conn.out());
-            f.setRateLimit(params.maxBandwidth);
+            applyRateLimit(f, false);
             saver = RamHandlers.of(machine).beginSave(ram);
             machine.bql().withHeld(false, saver::startDirtyTracking);
 
@@ -487,7 +487,6 @@ public final class Outgoing {
      * and the destination's SHUT.
      */
     private void postcopyIterate(MigrationFile f, MigrationFile preempt, RamSaver saver) throws IOException {
-        f.setRateLimit(params.maxPostcopyBandwidth);
         org.livemig.vmstate.SaveStateEntry ramEntry = RamHandlers.entry(machine);
         while (true) {
             if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {

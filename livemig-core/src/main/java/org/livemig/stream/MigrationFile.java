@@ -291,13 +291,7 @@ public final class MigrationFile implements AutoCloseable {
      * thread then waits for {@link #nanosUntilRateWindowEnds()} before sending more.
      */
     public boolean rateLimitExceeded() {
-        if (rateLimitBytesPerSec <= 0) {
-            return false;
-        }
-        rollRateWindow();
-        long pending = iovBytes + (buf.position() - unqueuedStart);
-        long allowed = rateLimitBytesPerSec * RATE_WINDOW_NANOS / 1_000_000_000L;
-        return rateWindowBytes + pending >= allowed;
+        return rateBudgetBytes() == 0;
     }
 
     /** Bytes that may still go in the current window; {@code Long.MAX_VALUE} without a limit. */
