@@ -75,19 +75,8 @@ public final class PostcopyBench {
                 measure(backend, preempt, sm, dm, o);
             } finally {
                 // Never close the machines under a running migration (an error above, a timeout).
-                src.mainLoop().call(() -> {
-                    sm.cancel();
-                    return null;
-                }, 10_000);
-                o.join(30_000);
-                Incoming in = dm.incoming();
-                if (in != null && !in.status().isFinal()) {
-                    in.shutdown();
-                    Thread t = in.loadThread();
-                    if (t != null) {
-                        t.join(30_000);
-                    }
-                }
+                sm.stop(30_000);
+                dm.stop(30_000);
             }
         }
     }

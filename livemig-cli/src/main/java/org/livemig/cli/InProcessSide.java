@@ -141,19 +141,7 @@ final class InProcessSide implements DemoSide {
 
     @Override
     public void close() throws Exception {
-        migration.cancel();
-        var o = migration.outgoing();
-        if (o != null) {
-            o.join(30_000);
-        }
-        var i = migration.incoming();
-        if (i != null) {
-            i.shutdown();
-            Thread t = i.loadThread();
-            if (t != null) {
-                t.join(30_000);
-            }
-        }
+        migration.stop(30_000);
         machine.close();
     }
 }

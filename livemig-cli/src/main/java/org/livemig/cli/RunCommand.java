@@ -87,17 +87,7 @@ final class RunCommand implements Callable<Integer> {
             }, 60_000);
             quit.await();
             server.close();
-            mig.cancel();
-            if (mig.outgoing() != null) {
-                mig.outgoing().join(10_000);
-            }
-            if (mig.incoming() != null) {
-                mig.incoming().shutdown();
-                Thread t = mig.incoming().loadThread();
-                if (t != null) {
-                    t.join(10_000);
-                }
-            }
+            mig.stop(10_000);
         }
         return 0;
     }

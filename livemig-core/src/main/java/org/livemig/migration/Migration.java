@@ -244,6 +244,29 @@ public final class Migration {
         }
     }
 
+    /**
+     * Ends whatever migration this machine takes part in and waits up to {@code millis} for each
+     * of its threads: the outgoing one is cancelled, the incoming one yanked. What a caller does
+     * before it closes the machine (a closed machine's RAM is gone under any thread still
+     * migrating it). Not with the BQL held: the threads may need it to finish.
+     */
+    public void stop(long millis) throws InterruptedException {
+        machine.bql().assertNotHeld();
+        cancel();
+        Outgoing o = outgoing;
+        if (o != null) {
+            o.join(millis);
+        }
+        Incoming i = incoming;
+        if (i != null) {
+            i.shutdown();
+            Thread t = i.loadThread();
+            if (t != null) {
+                t.join(millis);
+            }
+        }
+    }
+
     private static MigrationAddress parse(String uri) throws MigrationException {
         try {
             return MigrationAddress.parse(uri);

@@ -58,17 +58,8 @@ class PrecopyTest {
 
         @Override
         public void close() throws Exception {
-            srcMig.cancel();
-            if (srcMig.outgoing() != null) {
-                srcMig.outgoing().join(30_000);
-            }
-            if (dstMig.incoming() != null) {
-                dstMig.incoming().shutdown();
-                Thread t = dstMig.incoming().loadThread();
-                if (t != null) {
-                    t.join(30_000);
-                }
-            }
+            srcMig.stop(30_000);
+            dstMig.stop(30_000);
             src.close();
             dst.close();
         }
