@@ -398,6 +398,29 @@ public final class MigrationFile implements AutoCloseable {
         return buf.getLong();
     }
 
+    /**
+     * Consumes up to {@code max} zero-page records that continue a run, taken from the bytes
+     * already buffered only: be64 headers {@code nextHeader}, then plus {@code stride} each, each
+     * followed by a zero fill byte. Returns how many it consumed; stops at the first record that
+     * differs (or is not wholly buffered), which the caller then reads record by record. The
+     * destination's half of {@link #putZeroPageRecords}.
+     */
+    public int takeZeroPageRecords(long nextHeader, long stride, int max) throws IOException {
+        checkError();
+        int p = buf.position();
+        int n = Math.min(max, buf.remaining() / 9);
+        long h = nextHeader;
+        int taken = 0;
+        while (taken < n && buf.getLong(p) == h && buf.get(p + 8) == 0) {
+            p += 9;
+            h += stride;
+            taken++;
+        }
+        buf.position(p);
+        position += 9L * taken;
+        return taken;
+    }
+
     /** The next byte without consuming it, or -1 at end of stream. */
     public int peekByte() throws IOException {
         return peekByte(0);
