@@ -19,7 +19,7 @@ import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.RecvBitmapCommand;
-import org.livemig.trace.SwitchoverEvent;
+import org.livemig.trace.Trace;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -224,10 +224,7 @@ public final class Outgoing {
             }
 
             // Switchover: stop the guest, gather device state under the BQL.
-            SwitchoverEvent trace = new SwitchoverEvent();
-            trace.begin();
-            trace.pendingBytes = saver.pendingBytes();
-            trace.bandwidth = bandwidthBytesPerSec;
+            long pendingAtSwitch = saver.pendingBytes();
             downtimeStart = System.nanoTime();
             final boolean[] running = new boolean[1];
             machine.bql().withHeld(false, () -> {
@@ -249,7 +246,6 @@ public final class Outgoing {
                 throw new IOException("cancelled");
             }
             long t1 = System.nanoTime();
-            trace.stopNanos = t1 - downtimeStart;
             VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
             byte[] devices = machine.bql().callWithHeld(false, () -> {
                 machine.cpuSynchronizeAllStates();
@@ -257,11 +253,9 @@ public final class Outgoing {
             });
             // Remaining RAM and the device state go out without the lock.
             long t2 = System.nanoTime();
-            trace.devicesNanos = t2 - t1;
             f.setRateLimit(0);
             SaveVm.saveCompleteIterative(machine, f);
             long t3 = System.nanoTime();
-            trace.ramNanos = t3 - t2;
             long before = f.position();
             f.putBytes(devices);
             SaveVm.writeEofAndVmdesc(f, vmdesc);
@@ -269,20 +263,19 @@ public final class Outgoing {
             ram.downtimeBytes.addAndGet(f.position() - before);
             ram.transferred.set(f.position());
             long t4 = System.nanoTime();
-            trace.flushNanos = t4 - t3;
             if (returnPath != null) {
                 int shut = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
                 if (shut != 0) {
                     throw new IOException("destination failed to load the migration (SHUT " + shut + ")");
                 }
             }
-            downtimeMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - downtimeStart);
-            trace.ackNanos = System.nanoTime() - t4;
-            trace.commit();
-            LOG.info(String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
-                    downtimeMillis, trace.stopNanos / 1e6, trace.devicesNanos / 1e6, trace.ramNanos / 1e6,
-                    trace.pendingBytes >> 10, trace.bandwidth / 1_000_000, trace.flushNanos / 1e6, trace.ackNanos / 1e6));
+            long t5 = System.nanoTime();
+            downtimeMillis = TimeUnit.NANOSECONDS.toMillis(t5 - downtimeStart);
             totalTimeMillis = System.currentTimeMillis() - startMillis;
+            Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
+            LOG.info(String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+                    downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
+                    pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
             saver.stopDirtyTracking();
             machine.bql().withHeld(false, () -> {
                 if (status.transition(MigrationStatus.DEVICE, MigrationStatus.COMPLETED)) {

@@ -11,8 +11,9 @@ import jdk.jfr.Timespan;
 @Name("livemig.Switchover")
 @Label("Switchover")
 @Category({"livemig", "migration"})
-@Description("Phases of the guest-stopped part of an outgoing migration")
+@Description("Phases of the guest-stopped part of an outgoing migration, committed at its end (emitted through Trace)")
 public final class SwitchoverEvent extends Event {
+    @Label("Downtime") @Timespan(Timespan.NANOSECONDS) public long downtimeNanos;
     @Label("Stop vCPUs") @Timespan(Timespan.NANOSECONDS) public long stopNanos;
     @Label("CPU sync and device state") @Timespan(Timespan.NANOSECONDS) public long devicesNanos;
     @Label("Remaining RAM") @Timespan(Timespan.NANOSECONDS) public long ramNanos;

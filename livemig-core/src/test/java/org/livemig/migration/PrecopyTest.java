@@ -129,6 +129,31 @@ class PrecopyTest {
     }
 
     @Test
+    void aSwitchoverUnderAFlightRecordingEmitsItsPhases() throws Exception {
+        try (jdk.jfr.Recording rec = new jdk.jfr.Recording();
+             Pair p = Pair.of(TestMachines.small("idle").withRam(8L << 20))) {
+            rec.enable("livemig.Switchover");
+            rec.start();
+            assertThat(org.livemig.trace.Trace.recording()).isTrue();
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.COMPLETED);
+            rec.stop();
+            Path file = dir.resolve("switchover.jfr");
+            rec.dump(file);
+            var events = jdk.jfr.consumer.RecordingFile.readAllEvents(file).stream()
+                    .filter(e -> e.getEventType().getName().equals("livemig.Switchover")).toList();
+            assertThat(events).hasSize(1);
+            var e = events.get(0);
+            long phases = e.getLong("stopNanos") + e.getLong("devicesNanos") + e.getLong("ramNanos")
+                    + e.getLong("flushNanos") + e.getLong("ackNanos");
+            assertThat(e.getLong("downtimeNanos")).isEqualTo(phases).isPositive();
+            // The event's downtime is the one query-migrate reports (whole milliseconds).
+            assertThat(e.getLong("downtimeNanos") / 1_000_000).isBetween(o.downtimeMillis() - 1, o.downtimeMillis());
+        }
+    }
+
+    @Test
     void fastDirtyingGuestDoesNotConvergeWithoutAutoConverge() throws Exception {
         try (Pair p = Pair.of(TestMachines.small("random-writes:200").withRam(16L << 20))) {
             p.params(m -> m.maxBandwidth = 8L << 20);
