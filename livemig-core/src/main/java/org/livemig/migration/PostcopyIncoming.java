@@ -45,9 +45,16 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     private final java.util.concurrent.CountDownLatch listening = new java.util.concurrent.CountDownLatch(1);
     /** Pages requested (with when the fault was seen) and not yet placed; the fault thread's dedup set. */
     private final ConcurrentHashMap<PageKey, Long> requested = new ConcurrentHashMap<>();
-    /** Fault-to-placed latencies of requested pages, in ns (bounded). */
-    private final long[] latencies = new long[1 << 20];
-    private final java.util.concurrent.atomic.AtomicInteger latencyCount = new java.util.concurrent.atomic.AtomicInteger();
+    /** At most this many fault-to-placed latencies are kept (8 MiB). */
+    private static final int MAX_LATENCIES = 1 << 20;
+    /**
+     * Fault-to-placed latencies of requested pages, in ns; grows as requests come (most incoming
+     * migrations never enter postcopy, and zeroing a full-size array up front cost each of them
+     * tens of ms here). Guarded by latencyLock: the listen and preempt threads both place pages.
+     */
+    private final Object latencyLock = new Object();
+    private long[] latencies = new long[0];
+    private int latencyCount;
 
     private record PageKey(RamBlock block, long page) {}
 
@@ -145,16 +152,23 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         }
         Long seen = requested.remove(new PageKey(b, page));
         if (seen != null) {
-            int i = latencyCount.getAndIncrement();
-            if (i < latencies.length) {
-                latencies[i] = System.nanoTime() - seen;
+            long latency = System.nanoTime() - seen;
+            synchronized (latencyLock) {
+                if (latencyCount == latencies.length && latencies.length < MAX_LATENCIES) {
+                    latencies = java.util.Arrays.copyOf(latencies, Math.max(1024, latencies.length * 2));
+                }
+                if (latencyCount < latencies.length) {
+                    latencies[latencyCount++] = latency;
+                }
             }
         }
     }
 
     /** Fault-to-placed latencies (ns) of the pages vCPUs asked for, in arrival order. */
     long[] faultLatencies() {
-        return java.util.Arrays.copyOf(latencies, Math.min(latencyCount.get(), latencies.length));
+        synchronized (latencyLock) {
+            return java.util.Arrays.copyOf(latencies, latencyCount);
+        }
     }
 
     /**
