@@ -65,6 +65,10 @@ final class BenchCommand {
                 description = "Seconds before a migration that has not converged is cancelled (default: ${DEFAULT-VALUE}).")
         long timeoutSeconds;
 
+        @Option(names = "--keep-logs",
+                description = "Keep the children's logs (each process's own account of its migrations) and print where.")
+        boolean keepLogs;
+
         @Override
         public Integer call() throws Exception {
             Path dir = Files.createTempDirectory("livemig-bench");
@@ -73,7 +77,11 @@ final class BenchCommand {
                         Duration.ofSeconds(timeoutSeconds), dir, ChildMachine.javaCommand(false)), System.out).run();
                 return results.isEmpty() ? 1 : 0;
             } finally {
-                deleteTree(dir);
+                if (keepLogs) {
+                    System.out.println("children's logs kept in " + dir);
+                } else {
+                    deleteTree(dir);
+                }
             }
         }
     }
