@@ -68,6 +68,7 @@ public final class Machine implements AutoCloseable {
     private final Condition pauseCond = bql.newCondition();
     private final Condition workDone = bql.newCondition();
     private final List<MachineListener> listeners = new CopyOnWriteArrayList<>();
+    private final List<Runnable> closeNotifiers = new CopyOnWriteArrayList<>();
     /** Written with the BQL held, read anywhere. */
     private volatile RunState runState = RunState.PRELAUNCH;
     private volatile IntConsumer exitHandler = System::exit;
@@ -294,8 +295,21 @@ public final class Machine implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs {@code notifier} first thing in {@link #close()}, before the vCPUs stop and the RAM is
+     * released, as QEMU's cleanup shuts migration down first: whatever works on this machine from
+     * threads of its own ends there. Called with the BQL held when the machine is closed from its
+     * main loop, without it otherwise.
+     */
+    public void addCloseNotifier(Runnable notifier) {
+        closeNotifiers.add(notifier);
+    }
+
     @Override
     public void close() {
+        for (Runnable r : closeNotifiers) {
+            r.run();
+        }
         if (!mainLoop.inMainThread()) {
             bql.lock();
         }

@@ -435,6 +435,38 @@ public final class Incoming {
         closeRecoverListener();
     }
 
+    /**
+     * Waits up to {@code millis} for each of this migration's threads ({@code mig/dst/main}, and
+     * in postcopy the fault, listen and preempt threads) to end. Not with the BQL held.
+     */
+    public void join(long millis) throws InterruptedException {
+        machine.bql().assertNotHeld();
+        Thread t = loadThread;
+        if (t != null) {
+            t.join(millis);
+        }
+        PostcopyIncoming pc = postcopy;
+        if (pc != null) {
+            pc.join(millis);
+        }
+    }
+
+    /**
+     * The machine is closing: yank, stop demand paging, and let a paused postcopy stop waiting
+     * for a recovery that will not come. Any thread.
+     */
+    void abandon() {
+        destroyed = true;
+        synchronized (pauseLock) {
+            pauseLock.notifyAll();
+        }
+        shutdown();
+        PostcopyIncoming pc = postcopy;
+        if (pc != null) {
+            pc.shutdown();
+        }
+    }
+
     /** Stops listening or loading: yank on the incoming side. Any thread. */
     public void shutdown() {
         MigrationConnection c = connection;

@@ -46,6 +46,28 @@ public final class Migration {
     public Migration(Machine machine) {
         this.machine = machine;
         RamHandlers.of(machine);
+        machine.addCloseNotifier(this::machineClosing);
+    }
+
+    /**
+     * The machine is closing: no migration may go on touching its RAM (QEMU's migration_shutdown).
+     * Off the main loop this is {@link #stop}; on it, with the BQL held, the threads are told to
+     * end but not waited for, as they may need the lock to get there.
+     */
+    private void machineClosing() {
+        cancel();
+        Incoming i = incoming;
+        if (i != null) {
+            i.abandon();
+        }
+        if (machine.bql().isHeldByCurrentThread()) {
+            return;
+        }
+        try {
+            stop(10_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     public Machine machine() {
@@ -260,10 +282,7 @@ public final class Migration {
         Incoming i = incoming;
         if (i != null) {
             i.shutdown();
-            Thread t = i.loadThread();
-            if (t != null) {
-                t.join(millis);
-            }
+            i.join(millis);
         }
     }
 

@@ -40,6 +40,32 @@ class PrecopyFailureTest {
     }
 
     @Test
+    void closingBothMachinesUnderARunningMigrationEndsItsThreadsBeforeTheRamGoes() throws Exception {
+        Machine.Config cfg = TestMachines.small("idle").withRam(32L << 20).withFill(Machine.Fill.RANDOM);
+        PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg);
+        boolean closed = false;
+        try {
+            p.params(m -> m.maxBandwidth = 1L << 20); // 32 MiB at 1 MiB/s: it is still running below
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.ramStats().normalPages.get() > 0
+                    && p.dstMig().incoming() != null && p.dstMig().incoming().loadThread() != null);
+            Thread load = p.dstMig().incoming().loadThread();
+            // No Migration.stop first: closing the machine is enough (as QEMU's cleanup shuts migration down).
+            closed = true;
+            p.src().close();
+            assertThat(o.thread().isAlive()).as("mig/src/main ended before the source's RAM was released").isFalse();
+            assertThat(o.status()).isEqualTo(MigrationStatus.CANCELLED);
+            assertThat(o.error()).isNull();
+            p.dst().close();
+            assertThat(load.isAlive()).as("mig/dst/main ended before the destination's RAM was released").isFalse();
+        } finally {
+            if (!closed) {
+                p.close();
+            }
+        }
+    }
+
+    @Test
     void corruptedDeviceSectionIsReportedWithSectionAndOffsetAndANewIncomingMigrationWorks() throws Exception {
         Machine.Config cfg = TestMachines.small("idle").withRam(8L << 20).withBlobSize(1 << 20);
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
