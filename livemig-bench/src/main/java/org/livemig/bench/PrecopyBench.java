@@ -88,9 +88,10 @@ public final class PrecopyBench {
      * @param timeout       longest a migration may take before it is cancelled (does not converge)
      * @param dir           where sockets and child logs go
      * @param javaCommand   how to start a child JVM running the CLI ({@link ChildMachine#javaCommand})
+     * @param warmUp        whether the children warm up at startup ({@code livemig run}'s default)
      */
     public record Options(long ramBytes, List<String> cases, int repeat, Duration timeout, Path dir,
-                          List<String> javaCommand) {
+                          List<String> javaCommand, boolean warmUp) {
         public Options {
             Objects.requireNonNull(cases, "cases");
             Objects.requireNonNull(dir, "dir");
@@ -135,7 +136,9 @@ public final class PrecopyBench {
         out.printf("livemig bench precopy: --ram %d MiB, %d run(s) per case, max-bandwidth 0 (unlimited), downtime-limit %d ms%n",
                 options.ramBytes() >> 20, options.repeat(), DOWNTIME_LIMIT_MS);
         out.println("  source and destination: two `livemig run` child JVMs driven over QMP (java "
-                + ChildMachine.jvmOptions(options.javaCommand()) + ")");
+                + ChildMachine.jvmOptions(options.javaCommand()) + "), "
+                + (options.warmUp() ? "each warming up at startup (scratch migrations) while its RAM is pre-faulted and filled"
+                        : "cold (--no-warm-up)"));
         out.println("  times are the source's query-migrate at completion: total-time from `migrate` to completion, downtime;");
         out.println("  guest RAM is allocated, pre-faulted and filled before `migrate` and is not timed");
         out.printf("  host: %d CPUs, load average %s at start (other work may share the machine)%n",
@@ -248,7 +251,7 @@ public final class PrecopyBench {
     private List<String> machineArgs(Case c, long ram, boolean destination) {
         return List.of("--ram", Long.toString(ram), "--vcpus", "2", "--workload", c.workload(),
                 "--fill", destination ? "zero" : c.fill(), "--blob-size", "65536",
-                "--seed", destination ? "7920" : "1");
+                "--seed", destination ? "7920" : "1", options.warmUp() ? "--warm-up" : "--no-warm-up");
     }
 
     private Result runCase(Case c, int run) throws Exception {

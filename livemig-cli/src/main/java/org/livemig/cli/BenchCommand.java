@@ -65,6 +65,10 @@ final class BenchCommand {
                 description = "Seconds before a migration that has not converged is cancelled (default: ${DEFAULT-VALUE}).")
         long timeoutSeconds;
 
+        @Option(names = "--child-warm-up", negatable = true, defaultValue = "true", fallbackValue = "true",
+                description = "Children warm up at startup, as `livemig run` does by default (--no-child-warm-up: measure them cold).")
+        boolean childWarmUp;
+
         @Option(names = "--keep-logs",
                 description = "Keep the children's logs (each process's own account of its migrations) and print where.")
         boolean keepLogs;
@@ -74,7 +78,7 @@ final class BenchCommand {
             Path dir = Files.createTempDirectory("livemig-bench");
             try {
                 List<PrecopyBench.Result> results = new PrecopyBench(new PrecopyBench.Options(Sizes.parse(ram), cases, repeat,
-                        Duration.ofSeconds(timeoutSeconds), dir, ChildMachine.javaCommand(false)), System.out).run();
+                        Duration.ofSeconds(timeoutSeconds), dir, ChildMachine.javaCommand(false), childWarmUp), System.out).run();
                 return results.isEmpty() ? 1 : 0;
             } finally {
                 if (keepLogs) {

@@ -28,6 +28,9 @@ public final class Migration {
     private final MigrationEvents fanOut = new MigrationEvents() {
         @Override
         public void statusChanged(MigrationStatus status) {
+            if (status == MigrationStatus.SETUP && !scratch) {
+                WarmUp.yieldToMigration();
+            }
             listeners.forEach(l -> l.statusChanged(status));
         }
 
@@ -43,7 +46,15 @@ public final class Migration {
     private volatile FaultSpec incomingFaults = FaultSpec.NONE;
     private volatile String postcopyBackend = "auto";
 
+    /** A {@link WarmUp} scratch migration, which must not make the warm-up give way. */
+    private final boolean scratch;
+
     public Migration(Machine machine) {
+        this(machine, false);
+    }
+
+    Migration(Machine machine, boolean scratch) {
+        this.scratch = scratch;
         this.machine = machine;
         RamHandlers.of(machine);
         machine.addCloseNotifier(this::machineClosing);
@@ -183,6 +194,9 @@ public final class Migration {
         MigrationAddress addr = parse(uri);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults);
         outgoing = o;
+        if (scratch) {
+            o.markScratch();
+        }
         o.start();
         return o;
     }

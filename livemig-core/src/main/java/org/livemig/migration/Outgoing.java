@@ -55,6 +55,8 @@ public final class Outgoing {
     private final RamStats ram = new RamStats();
     private final CountDownLatch continueSwitchover = new CountDownLatch(1);
     private final Thread thread;
+    /** A warm-up scratch migration: its account goes to the FINE log, not the INFO one. */
+    private volatile boolean scratch;
     private volatile MigrationConnection connection;
     private volatile MigrationConnection preemptConnection;
 
@@ -162,6 +164,10 @@ public final class Outgoing {
         }
         continueSwitchover.countDown();
         return true;
+    }
+
+    void markScratch() {
+        scratch = true;
     }
 
     /** Waits for the migration thread to end (cleanup BH, tests). */
@@ -273,7 +279,7 @@ public final class Outgoing {
             downtimeMillis = TimeUnit.NANOSECONDS.toMillis(t5 - downtimeStart);
             totalTimeMillis = System.currentTimeMillis() - startMillis;
             Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
-            LOG.info(String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+            LOG.log(scratch ? java.util.logging.Level.FINE : java.util.logging.Level.INFO, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
                     downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
                     pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
             saver.stopDirtyTracking();

@@ -65,7 +65,7 @@ class PrecopyTest {
         }
     }
 
-    private static void assertVerified(Pair p) throws Exception {
+    static void assertVerified(Pair p) throws Exception {
         await().atMost(LONG).until(() -> p.dstMig.incoming().status() == MigrationStatus.COMPLETED);
         ObjectNode fs = TestMachines.fingerprint(p.src);
         ObjectNode fd = TestMachines.fingerprint(p.dst);

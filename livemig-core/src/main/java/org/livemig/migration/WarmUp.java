@@ -1,0 +1,191 @@
+package org.livemig.migration;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Logger;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+
+/**
+ * Gets the migration paths compiled before the first real migration needs them.
+ *
+ * <p>A JVM runs new code in its interpreter and compiles what turns out hot; a machine process's
+ * first migration would move its first few hundred MiB at a fraction of the speed, and pay the
+ * compilers' CPU on the side (both cores of the machine this was measured on). QEMU, compiled
+ * ahead of time, has no such cost, and Java 25's AOT cache keeps profiles, not code. So a
+ * process that expects to migrate runs a few small migrations between two scratch machines of
+ * its own, over the loopback transports, in the background at startup: source and destination
+ * paths, pages and zero pages, dirty passes and a switchover.
+ *
+ * <p>It gives way to real work: as soon as a real migration of this process reaches setup
+ * (outgoing started, or incoming connection accepted), the scratch migration under way is
+ * cancelled and no further one starts. Its machines are small (16 MiB each, one vCPU), so it
+ * adds little to the process's peak memory.
+ */
+public final class WarmUp {
+    private static final Logger LOG = Logger.getLogger(WarmUp.class.getName());
+    /** The thread it runs on (low priority, daemon). */
+    public static final String THREAD_NAME = "livemig-warm-up";
+    private static final long SCRATCH_RAM = 16L << 20;
+    private static final long STEP_TIMEOUT_MILLIS = 30_000;
+
+    private static volatile WarmUp current;
+
+    private final int rounds;
+    private final Thread thread;
+    private final CountDownLatch done = new CountDownLatch(1);
+    private volatile boolean yielded;
+    private volatile Migration scratchSource;
+    private volatile int completed;
+    private volatile String failure;
+
+    private WarmUp(int rounds) {
+        this.rounds = rounds;
+        this.thread = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::run);
+        thread.setPriority(Thread.MIN_PRIORITY);
+    }
+
+    /** Starts a warm-up of {@code rounds} scratch migrations in the background. */
+    public static WarmUp start(int rounds) {
+        WarmUp w = new WarmUp(rounds);
+        current = w;
+        w.thread.start();
+        return w;
+    }
+
+    /** A real migration begins: the warm-up under way, if any, stops as soon as it can. */
+    static void yieldToMigration() {
+        WarmUp w = current;
+        if (w != null && !w.yielded) {
+            w.yielded = true;
+            Migration m = w.scratchSource;
+            if (m != null) {
+                m.cancel();
+            }
+        }
+    }
+
+    /** Waits up to {@code millis} for the warm-up to end; true when it has. */
+    public boolean await(long millis) throws InterruptedException {
+        return done.await(millis, TimeUnit.MILLISECONDS);
+    }
+
+    /** Scratch migrations that completed. */
+    public int completed() {
+        return completed;
+    }
+
+    /** Whether a real migration made it stop early. */
+    public boolean yielded() {
+        return yielded;
+    }
+
+    /** Why a scratch migration failed, or null. */
+    public String failure() {
+        return failure;
+    }
+
+    private void run() {
+        long start = System.nanoTime();
+        Path dir = null;
+        try {
+            dir = Files.createTempDirectory("livemig-warm-up");
+            for (int i = 0; i < rounds && !yielded; i++) {
+                // Mostly random pages with a dirtying guest (normal pages, passes, syncs); every
+                // third round zero RAM (the zero runs); TCP and Unix sockets in turn.
+                boolean zero = i % 3 == 2;
+                String uri = i % 2 == 0 ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m" + i + ".sock");
+                if (migrateOnce(zero, uri)) {
+                    completed++;
+                }
+            }
+            LOG.fine(() -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", completed, rounds,
+                    (System.nanoTime() - start) / 1_000_000, yielded ? " (gave way to a real migration)" : ""));
+        } catch (IOException | RuntimeException e) {
+            failure = e.toString();
+            LOG.fine("warm-up stopped: " + e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            if (dir != null) {
+                try (var s = Files.list(dir)) {
+                    for (Path p : s.toList()) {
+                        Files.deleteIfExists(p);
+                    }
+                    Files.deleteIfExists(dir);
+                } catch (IOException e) {
+                    // a leftover socket file in the temp directory is harmless
+                }
+            }
+            if (current == this) {
+                current = null;
+            }
+            done.countDown();
+        }
+    }
+
+    private boolean migrateOnce(boolean zero, String uri) throws InterruptedException {
+        Machine.Config base = Machine.Config.defaults().withRam(SCRATCH_RAM).withVcpus(1).withBlobSize(8192);
+        Machine src = new Machine(base.withName("warm-up-src").withWorkload(zero ? "idle" : "ab:25000")
+                .withFill(zero ? Machine.Fill.ZERO : Machine.Fill.RANDOM));
+        Machine dst = null;
+        Migration sm = null;
+        Migration dm = null;
+        try {
+            dst = new Machine(base.withName("warm-up-dst").withWorkload("idle").withFill(Machine.Fill.ZERO));
+            for (Machine m : new Machine[] {src, dst}) {
+                m.setExitHandler(status -> {
+                    throw new IllegalStateException("a warm-up machine may not end the process");
+                });
+            }
+            Machine d = dst;
+            src.mainLoop().runAndWait(() -> src.boot(RunState.RUNNING));
+            d.mainLoop().runAndWait(() -> d.boot(RunState.INMIGRATE));
+            sm = new Migration(src, true);
+            dm = new Migration(dst, true);
+            dm.setAutostart(false);
+            Migration dmf = dm;
+            String bound = d.mainLoop().call(() -> dmf.migrateIncoming(uri, false), STEP_TIMEOUT_MILLIS)
+                    .boundAddress().uri();
+            CountDownLatch finished = new CountDownLatch(1);
+            sm.addListener(new MigrationEvents() {
+                @Override
+                public void statusChanged(MigrationStatus status) {
+                    if (status.isFinal()) {
+                        finished.countDown();
+                    }
+                }
+            });
+            scratchSource = sm;
+            if (yielded) {
+                return false;
+            }
+            Migration smf = sm;
+            Outgoing o = src.mainLoop().call(() -> smf.migrate(bound), STEP_TIMEOUT_MILLIS);
+            if (yielded) {
+                sm.cancel();
+            }
+            finished.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
+            if (o.status() == MigrationStatus.FAILED) {
+                failure = o.error();
+            }
+            return o.status() == MigrationStatus.COMPLETED;
+        } catch (Exception e) {
+            if (e instanceof InterruptedException ie) {
+                throw ie;
+            }
+            failure = e.toString();
+            return false;
+        } finally {
+            scratchSource = null;
+            // Closing a machine ends the migrations on it first (see Machine.addCloseNotifier).
+            src.close();
+            if (dst != null) {
+                dst.close();
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+package org.livemig.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.livemig.machine.Machine;
+
+/** The startup warm-up: scratch migrations that complete on their own and give way to a real one. */
+class WarmUpTest {
+    private static final Duration LONG = Duration.ofSeconds(60);
+
+    private static boolean warmUpThreadAlive() {
+        return Thread.getAllStackTraces().keySet().stream()
+                .anyMatch(t -> t.getName().equals(WarmUp.THREAD_NAME) && t.isAlive());
+    }
+
+    @Test
+    void itsScratchMigrationsCompleteAndLeaveNothingRunning() throws Exception {
+        WarmUp w = WarmUp.start(3);
+        assertThat(w.await(LONG.toMillis())).isTrue();
+        assertThat(w.failure()).isNull();
+        assertThat(w.completed()).isEqualTo(3);
+        assertThat(w.yielded()).isFalse();
+        await().atMost(LONG).until(() -> !warmUpThreadAlive());
+        assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName))
+                .noneMatch(n -> n.contains("warm-up-src") || n.contains("warm-up-dst"));
+    }
+
+    @Test
+    void aRealMigrationMakesItGiveWayAndStillCompletesAndVerifies() throws Exception {
+        WarmUp w = WarmUp.start(1000);
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(TestMachines.small("ab:2000").withFill(Machine.Fill.RANDOM))) {
+            await().atMost(LONG).until(() -> w.completed() >= 1);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            // It stops within one scratch migration's teardown, long before its 1000 rounds.
+            assertThat(w.await(LONG.toMillis())).isTrue();
+            assertThat(w.yielded()).isTrue();
+            assertThat(w.completed()).isLessThan(1000);
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.COMPLETED);
+            PrecopyTest.assertVerified(p);
+        } finally {
+            w.await(LONG.toMillis());
+        }
+    }
+}
