@@ -11,6 +11,7 @@ import org.livemig.migration.Incoming;
 import org.livemig.migration.Migration;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.Outgoing;
+import org.livemig.migration.WarmUp;
 
 /**
  * {@code livemig bench postcopy}: page-request latency (a vCPU's fault to the page placed) on
@@ -31,6 +32,14 @@ public final class PostcopyBench {
         out.printf("livemig bench postcopy: %d MiB, ab:25000 guest, precopy at 64 MiB/s (it cannot converge) for two passes, then postcopy"
                 + " with the background stream unthrottled; both machines in this JVM, RAM pre-faulted before timing%n",
                 ramBytes >> 20);
+        // As a `livemig run` process does at startup: the cases below measure compiled code.
+        long w0 = System.nanoTime();
+        WarmUp w = WarmUp.start(WarmUp.DEFAULT_ROUNDS);
+        if (!w.await(120_000)) {
+            throw new IllegalStateException("warm-up did not end within 120 s");
+        }
+        out.printf("warm-up first (as `livemig run` at startup): %d of %d scratch migrations in %d ms%s%n", w.completed(),
+                WarmUp.DEFAULT_ROUNDS, (System.nanoTime() - w0) / 1_000_000, w.failure() == null ? "" : "; " + w.failure());
         out.println("backend      preempt  switch ms  requests   p50 us   p99 us   max us   total ms");
         for (String backend : new String[] {"checked", "userfaultfd"}) {
             if (backend.equals("userfaultfd") && !PostcopyBackend.userfaultfdAvailability().available()) {

@@ -47,17 +47,14 @@ final class RunCommand implements Callable<Integer> {
     String faultIncoming;
 
     @Option(names = "--warm-up", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "At startup, in the background, run a few small scratch migrations so the first real one "
+            description = "At startup, in the background, run six small scratch migrations (precopy and postcopy) so the first real one "
                     + "runs compiled code; gives way to a real migration at once (default: on; --no-warm-up skips it).")
     boolean warmUp;
-
-    /** Scratch migrations of the warm-up: random and zero pages, TCP and Unix sockets. */
-    static final int WARM_UP_ROUNDS = 6;
 
     @Override
     public Integer call() throws Exception {
         if (warmUp) {
-            org.livemig.migration.WarmUp.start(WARM_UP_ROUNDS);
+            org.livemig.migration.WarmUp.start(org.livemig.migration.WarmUp.DEFAULT_ROUNDS);
         }
         Machine.Config cfg = machine.config(name == null ? "livemig" : name);
         CountDownLatch quit = new CountDownLatch(1);

@@ -18,7 +18,7 @@ import org.livemig.machine.RunState;
  * ahead of time, has no such cost, and Java 25's AOT cache keeps profiles, not code. So a
  * process that expects to migrate runs a few small migrations between two scratch machines of
  * its own, over the loopback transports, in the background at startup: source and destination
- * paths, pages and zero pages, dirty passes and a switchover.
+ * paths, pages and zero pages, dirty passes and a switchover, and a postcopy with demand paging.
  *
  * <p>It gives way to real work: as soon as a real migration of this process reaches setup
  * (outgoing started, or incoming connection accepted), the scratch migration under way is
@@ -29,12 +29,14 @@ public final class WarmUp {
     private static final Logger LOG = Logger.getLogger(WarmUp.class.getName());
     /** The thread it runs on (low priority, daemon). */
     public static final String THREAD_NAME = "livemig-warm-up";
+    /** Scratch migrations in a default warm-up: each kind at least once, in both transports. */
+    public static final int DEFAULT_ROUNDS = 6;
     private static final long SCRATCH_RAM = 16L << 20;
     private static final long STEP_TIMEOUT_MILLIS = 30_000;
 
     private static volatile WarmUp current;
 
-    private final int rounds;
+    private final Kind[] rounds;
     private final Thread thread;
     private final CountDownLatch done = new CountDownLatch(1);
     private volatile boolean yielded;
@@ -42,7 +44,7 @@ public final class WarmUp {
     private volatile int completed;
     private volatile String failure;
 
-    private WarmUp(int rounds) {
+    private WarmUp(Kind[] rounds) {
         this.rounds = rounds;
         this.thread = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::run);
         thread.setPriority(Thread.MIN_PRIORITY);
@@ -50,7 +52,16 @@ public final class WarmUp {
 
     /** Starts a warm-up of {@code rounds} scratch migrations in the background. */
     public static WarmUp start(int rounds) {
-        WarmUp w = new WarmUp(rounds);
+        Kind[] kinds = new Kind[rounds];
+        for (int i = 0; i < rounds; i++) {
+            kinds[i] = ORDER[i % ORDER.length];
+        }
+        return start(kinds);
+    }
+
+    /** Starts a warm-up of these scratch migrations, in this order (tests). */
+    static WarmUp start(Kind... rounds) {
+        WarmUp w = new WarmUp(rounds.clone());
         current = w;
         w.thread.start();
         return w;
@@ -73,6 +84,11 @@ public final class WarmUp {
         return done.await(millis, TimeUnit.MILLISECONDS);
     }
 
+    /** The scratch source migration under way, or null (tests). */
+    Migration scratchSource() {
+        return scratchSource;
+    }
+
     /** Scratch migrations that completed. */
     public int completed() {
         return completed;
@@ -93,16 +109,17 @@ public final class WarmUp {
         Path dir = null;
         try {
             dir = Files.createTempDirectory("livemig-warm-up");
-            for (int i = 0; i < rounds && !yielded; i++) {
-                // Mostly random pages with a dirtying guest (normal pages, passes, syncs); every
-                // third round zero RAM (the zero runs); TCP and Unix sockets in turn.
-                boolean zero = i % 3 == 2;
+            for (int i = 0; i < rounds.length && !yielded; i++) {
+                // Random pages with a dirtying guest (normal pages, passes, syncs), zero RAM (the
+                // zero runs), and postcopy with demand paging and the preempt channel; TCP and
+                // Unix sockets in turn.
+                Kind kind = rounds[i];
                 String uri = i % 2 == 0 ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m" + i + ".sock");
-                if (migrateOnce(zero, uri)) {
+                if (migrateOnce(kind, uri)) {
                     completed++;
                 }
             }
-            LOG.fine(() -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", completed, rounds,
+            LOG.fine(() -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", completed, rounds.length,
                     (System.nanoTime() - start) / 1_000_000, yielded ? " (gave way to a real migration)" : ""));
         } catch (IOException | RuntimeException e) {
             failure = e.toString();
@@ -127,15 +144,28 @@ public final class WarmUp {
         }
     }
 
-    private boolean migrateOnce(boolean zero, String uri) throws InterruptedException {
+    /** What a scratch migration moves. */
+    enum Kind { RANDOM, ZERO, POSTCOPY }
+
+    private static final Kind[] ORDER = {Kind.RANDOM, Kind.RANDOM, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM, Kind.ZERO};
+
+    private boolean migrateOnce(Kind kind, String uri) throws InterruptedException {
         Machine.Config base = Machine.Config.defaults().withRam(SCRATCH_RAM).withVcpus(1).withBlobSize(8192);
-        Machine src = new Machine(base.withName("warm-up-src").withWorkload(zero ? "idle" : "ab:25000")
-                .withFill(zero ? Machine.Fill.ZERO : Machine.Fill.RANDOM));
+        String workload = switch (kind) {
+            case RANDOM -> "ab:25000";
+            case ZERO -> "idle";
+            case POSTCOPY -> "random-writes:64"; // faster than the 32 MiB/s precopy below: it never converges
+        };
+        boolean postcopy = kind == Kind.POSTCOPY;
+        Machine src = new Machine(base.withName("warm-up-src").withWorkload(workload)
+                .withFill(kind == Kind.ZERO ? Machine.Fill.ZERO : Machine.Fill.RANDOM));
         Machine dst = null;
         Migration sm = null;
         Migration dm = null;
         try {
-            dst = new Machine(base.withName("warm-up-dst").withWorkload("idle").withFill(Machine.Fill.ZERO));
+            // A postcopy destination runs the guest (and its faults) as soon as it has the devices.
+            dst = new Machine(base.withName("warm-up-dst").withWorkload(postcopy ? workload : "idle")
+                    .withFill(Machine.Fill.ZERO));
             for (Machine m : new Machine[] {src, dst}) {
                 m.setExitHandler(status -> {
                     throw new IllegalStateException("a warm-up machine may not end the process");
@@ -146,16 +176,50 @@ public final class WarmUp {
             d.mainLoop().runAndWait(() -> d.boot(RunState.INMIGRATE));
             sm = new Migration(src, true);
             dm = new Migration(dst, true);
-            dm.setAutostart(false);
+            dm.setAutostart(postcopy);
+            Migration smf = sm;
             Migration dmf = dm;
+            src.mainLoop().call(() -> {
+                smf.setParameters(p -> p.maxBandwidth = postcopy ? 32L << 20 : 0);
+                if (postcopy) {
+                    smf.setCapability(Capability.POSTCOPY_RAM, true);
+                    smf.setCapability(Capability.POSTCOPY_PREEMPT, true);
+                }
+                return null;
+            }, STEP_TIMEOUT_MILLIS);
+            if (postcopy) {
+                d.mainLoop().call(() -> {
+                    dmf.setCapability(Capability.POSTCOPY_RAM, true);
+                    dmf.setCapability(Capability.POSTCOPY_PREEMPT, true);
+                    return null;
+                }, STEP_TIMEOUT_MILLIS);
+            }
             String bound = d.mainLoop().call(() -> dmf.migrateIncoming(uri, false), STEP_TIMEOUT_MILLIS)
                     .boundAddress().uri();
+            CountDownLatch dstFinished = new CountDownLatch(1);
+            dm.addListener(new MigrationEvents() {
+                @Override
+                public void statusChanged(MigrationStatus status) {
+                    if (status.isFinal()) {
+                        dstFinished.countDown();
+                    }
+                }
+            });
             CountDownLatch finished = new CountDownLatch(1);
+            CountDownLatch firstPass = new CountDownLatch(1);
             sm.addListener(new MigrationEvents() {
                 @Override
                 public void statusChanged(MigrationStatus status) {
                     if (status.isFinal()) {
                         finished.countDown();
+                        firstPass.countDown();
+                    }
+                }
+
+                @Override
+                public void pass(long pass) {
+                    if (pass >= 1) {
+                        firstPass.countDown();
                     }
                 }
             });
@@ -163,16 +227,23 @@ public final class WarmUp {
             if (yielded) {
                 return false;
             }
-            Migration smf = sm;
             Outgoing o = src.mainLoop().call(() -> smf.migrate(bound), STEP_TIMEOUT_MILLIS);
             if (yielded) {
                 sm.cancel();
+            }
+            if (postcopy && firstPass.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS) && !yielded) {
+                src.mainLoop().call(() -> {
+                    smf.startPostcopy();
+                    return null;
+                }, STEP_TIMEOUT_MILLIS);
             }
             finished.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
             if (o.status() == MigrationStatus.FAILED) {
                 failure = o.error();
             }
-            return o.status() == MigrationStatus.COMPLETED;
+            // The source completes once it has sent everything; the destination once it has it all.
+            boolean dstDone = dstFinished.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
+            return o.status() == MigrationStatus.COMPLETED && dstDone;
         } catch (Exception e) {
             if (e instanceof InterruptedException ie) {
                 throw ie;

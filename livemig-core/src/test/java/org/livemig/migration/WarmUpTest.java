@@ -18,14 +18,36 @@ class WarmUpTest {
 
     @Test
     void itsScratchMigrationsCompleteAndLeaveNothingRunning() throws Exception {
-        WarmUp w = WarmUp.start(3);
+        WarmUp w = WarmUp.start(4); // random, random, zero, postcopy
         assertThat(w.await(LONG.toMillis())).isTrue();
         assertThat(w.failure()).isNull();
-        assertThat(w.completed()).isEqualTo(3);
+        assertThat(w.completed()).isEqualTo(4);
         assertThat(w.yielded()).isFalse();
         await().atMost(LONG).until(() -> !warmUpThreadAlive());
         assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName))
                 .noneMatch(n -> n.contains("warm-up-src") || n.contains("warm-up-dst"));
+    }
+
+    @Test
+    void aRealMigrationDuringAScratchPostcopyStillCompletesAndVerifies() throws Exception {
+        WarmUp.Kind[] postcopies = new WarmUp.Kind[20];
+        java.util.Arrays.fill(postcopies, WarmUp.Kind.POSTCOPY);
+        WarmUp w = WarmUp.start(postcopies);
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(TestMachines.small("ab:2000").withFill(Machine.Fill.RANDOM))) {
+            // Caught while in postcopy (20 rounds, so that one of them is).
+            await().atMost(LONG).pollInterval(Duration.ofMillis(5)).until(() -> {
+                Migration s = w.scratchSource();
+                return s != null && s.outgoing() != null && s.outgoing().status() == MigrationStatus.POSTCOPY_ACTIVE;
+            });
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            assertThat(w.await(LONG.toMillis())).isTrue();
+            assertThat(w.yielded()).isTrue();
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.COMPLETED);
+            PrecopyTest.assertVerified(p);
+        } finally {
+            w.await(LONG.toMillis());
+        }
     }
 
     @Test
