@@ -66,12 +66,12 @@ public final class Migration {
      * end but not waited for, as they may need the lock to get there.
      */
     private void machineClosing() {
-        cancel();
-        Incoming i = incoming;
-        if (i != null) {
-            i.abandon();
-        }
         if (machine.bql().isHeldByCurrentThread()) {
+            cancel();
+            Incoming i = incoming;
+            if (i != null) {
+                i.abandon();
+            }
             return;
         }
         try {
@@ -282,9 +282,10 @@ public final class Migration {
 
     /**
      * Ends whatever migration this machine takes part in and waits up to {@code millis} for each
-     * of its threads: the outgoing one is cancelled, the incoming one yanked. What a caller does
-     * before it closes the machine (a closed machine's RAM is gone under any thread still
-     * migrating it). Not with the BQL held: the threads may need it to finish.
+     * of its threads: the outgoing one is cancelled, the incoming one yanked (a paused postcopy
+     * stops waiting for its recovery). Closing the machine does this first (a closed machine's RAM
+     * is gone under any thread still migrating it). Not with the BQL held: the threads may need it
+     * to finish.
      */
     public void stop(long millis) throws InterruptedException {
         machine.bql().assertNotHeld();
@@ -295,7 +296,7 @@ public final class Migration {
         }
         Incoming i = incoming;
         if (i != null) {
-            i.shutdown();
+            i.abandon();
             i.join(millis);
         }
     }

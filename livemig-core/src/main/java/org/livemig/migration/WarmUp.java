@@ -160,8 +160,6 @@ public final class WarmUp {
         Machine src = new Machine(base.withName("warm-up-src").withWorkload(workload)
                 .withFill(kind == Kind.ZERO ? Machine.Fill.ZERO : Machine.Fill.RANDOM));
         Machine dst = null;
-        Migration sm = null;
-        Migration dm = null;
         try {
             // A postcopy destination runs the guest (and its faults) as soon as it has the devices.
             dst = new Machine(base.withName("warm-up-dst").withWorkload(postcopy ? workload : "idle")
@@ -174,27 +172,25 @@ public final class WarmUp {
             Machine d = dst;
             src.mainLoop().runAndWait(() -> src.boot(RunState.RUNNING));
             d.mainLoop().runAndWait(() -> d.boot(RunState.INMIGRATE));
-            sm = new Migration(src, true);
-            dm = new Migration(dst, true);
+            Migration sm = new Migration(src, true);
+            Migration dm = new Migration(dst, true);
             dm.setAutostart(postcopy);
-            Migration smf = sm;
-            Migration dmf = dm;
             src.mainLoop().call(() -> {
-                smf.setParameters(p -> p.maxBandwidth = postcopy ? 32L << 20 : 0);
+                sm.setParameters(p -> p.maxBandwidth = postcopy ? 32L << 20 : 0);
                 if (postcopy) {
-                    smf.setCapability(Capability.POSTCOPY_RAM, true);
-                    smf.setCapability(Capability.POSTCOPY_PREEMPT, true);
+                    sm.setCapability(Capability.POSTCOPY_RAM, true);
+                    sm.setCapability(Capability.POSTCOPY_PREEMPT, true);
                 }
                 return null;
             }, STEP_TIMEOUT_MILLIS);
             if (postcopy) {
                 d.mainLoop().call(() -> {
-                    dmf.setCapability(Capability.POSTCOPY_RAM, true);
-                    dmf.setCapability(Capability.POSTCOPY_PREEMPT, true);
+                    dm.setCapability(Capability.POSTCOPY_RAM, true);
+                    dm.setCapability(Capability.POSTCOPY_PREEMPT, true);
                     return null;
                 }, STEP_TIMEOUT_MILLIS);
             }
-            String bound = d.mainLoop().call(() -> dmf.migrateIncoming(uri, false), STEP_TIMEOUT_MILLIS)
+            String bound = d.mainLoop().call(() -> dm.migrateIncoming(uri, false), STEP_TIMEOUT_MILLIS)
                     .boundAddress().uri();
             CountDownLatch dstFinished = new CountDownLatch(1);
             dm.addListener(new MigrationEvents() {
@@ -227,13 +223,13 @@ public final class WarmUp {
             if (yielded) {
                 return false;
             }
-            Outgoing o = src.mainLoop().call(() -> smf.migrate(bound), STEP_TIMEOUT_MILLIS);
+            Outgoing o = src.mainLoop().call(() -> sm.migrate(bound), STEP_TIMEOUT_MILLIS);
             if (yielded) {
                 sm.cancel();
             }
             if (postcopy && firstPass.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS) && !yielded) {
                 src.mainLoop().call(() -> {
-                    smf.startPostcopy();
+                    sm.startPostcopy();
                     return null;
                 }, STEP_TIMEOUT_MILLIS);
             }
