@@ -452,8 +452,9 @@ public final class Incoming {
     }
 
     /**
-     * The machine is closing: yank, stop demand paging, and let a paused postcopy stop waiting
-     * for a recovery that will not come. Any thread.
+     * This migration is being ended ({@link Migration#stop}, or its machine closing): yank, stop
+     * demand paging, and let a paused postcopy stop waiting for a recovery that will not come.
+     * Any thread.
      */
     void abandon() {
         destroyed = true;
