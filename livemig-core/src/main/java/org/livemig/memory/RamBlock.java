@@ -17,6 +17,8 @@ public final class RamBlock {
     private final long usedLength;
     private final MemorySegment memory;
     private final DirtyBitmap dirty;
+    /** Every page has been mapped since creation (pre-faulted, and none dropped since). */
+    private volatile boolean allPagesMapped;
 
     RamBlock(String name, long usedLength, boolean prefault, Arena arena) {
         this.name = Objects.requireNonNull(name);
@@ -30,6 +32,20 @@ public final class RamBlock {
         this.usedLength = usedLength;
         this.memory = NativeMemory.mapAnonymous(usedLength, prefault, arena);
         this.dirty = new DirtyBitmap(usedLength >>> PAGE_BITS);
+        this.allPagesMapped = prefault;
+    }
+
+    /**
+     * True while every page of the block is mapped: it was pre-faulted and no page has been given
+     * back to the kernel since. A page that is mapped does not fault as missing under userfaultfd.
+     */
+    public boolean allPagesMapped() {
+        return allPagesMapped;
+    }
+
+    /** Some pages were given back to the kernel (a postcopy discard): they are no longer mapped. */
+    public void pagesUnmapped() {
+        allPagesMapped = false;
     }
 
     public String name() {

@@ -71,6 +71,11 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
         List<Region> sorted = new ArrayList<>(regions.values());
         sorted.sort(Comparator.comparingLong(r -> r.base));
         this.byAddress = sorted.toArray(new Region[0]);
+        for (Region r : byAddress) {
+            if (r.block.allPagesMapped()) {
+                mappedAtStart.add(r);
+            }
+        }
         this.uffd = Userfaultfd.open();
     }
 
@@ -90,10 +95,24 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
 
     @Override
     void dropPages(Region r, long offset, long length) throws IOException {
-        if (length > 0 && Libc.madvise(r.base + offset, length, Libc.MADV_DONTNEED) != 0) {
+        if (length <= 0) {
+            return;
+        }
+        r.block.pagesUnmapped();
+        if (Libc.madvise(r.base + offset, length, Libc.MADV_DONTNEED) != 0) {
             throw new IOException(String.format("madvise(DONTNEED) of [0x%x, +0x%x) in %s: %s", offset, length,
                     r.block, Libc.strerror(Libc.errno())));
         }
+        dropped(r).set((int) (offset >>> RamBlock.PAGE_BITS), (int) ((offset + length) >>> RamBlock.PAGE_BITS));
+    }
+
+    /** Pages this backend gave back to the kernel (guarded by the lifecycle write lock, as discards and listen are). */
+    private final java.util.Map<Region, java.util.BitSet> dropped = new java.util.IdentityHashMap<>();
+    /** Blocks whose every page was mapped when this backend was made (see {@link #prepare}). */
+    private final java.util.Set<Region> mappedAtStart = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+
+    private java.util.BitSet dropped(Region r) {
+        return dropped.computeIfAbsent(r, k -> new java.util.BitSet((int) k.block.pageCount()));
     }
 
     @Override
@@ -115,8 +134,19 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
         }
     }
 
-    /** Maps every received page and drops every missing one, so that only missing pages fault. */
+    /**
+     * Maps every received page and drops every missing one, so that only missing pages fault.
+     *
+     * <p>On a block whose every page was mapped when this backend was made (pre-faulted RAM, the
+     * usual destination) both halves shrink: a received page is mapped already (precopy wrote it
+     * or left it as pre-faulted, and only this backend's discards drop pages, which also makes
+     * them missing), and a missing page the discards dropped is unmapped already. What is left to
+     * drop is the missing pages no discard covered (never sent). This is the guest-stopped part
+     * of the switch: populating and dropping 256 MiB page by page took 6-9 ms of it here.
+     */
     private void prepare(Region r) throws IOException {
+        boolean mapped = mappedAtStart.contains(r);
+        java.util.BitSet alreadyDropped = dropped(r);
         long pages = r.received.pages();
         long p = 0;
         while (p < pages) {
@@ -124,7 +154,9 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             if (missing < 0) {
                 missing = pages;
             }
-            populate(r, p, missing - p);
+            if (!mapped) {
+                populate(r, p, missing - p);
+            }
             if (missing == pages) {
                 break;
             }
@@ -132,7 +164,19 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             if (next < 0) {
                 next = pages;
             }
-            dropPages(r, missing << RamBlock.PAGE_BITS, (next - missing) << RamBlock.PAGE_BITS);
+            if (!mapped) {
+                dropPages(r, missing << RamBlock.PAGE_BITS, (next - missing) << RamBlock.PAGE_BITS);
+            } else {
+                int q = alreadyDropped.nextClearBit((int) missing);
+                while (q < next) {
+                    int end = alreadyDropped.nextSetBit(q);
+                    if (end < 0 || end > next) {
+                        end = (int) next;
+                    }
+                    dropPages(r, (long) q << RamBlock.PAGE_BITS, (long) (end - q) << RamBlock.PAGE_BITS);
+                    q = alreadyDropped.nextClearBit(end);
+                }
+            }
             p = next;
         }
     }

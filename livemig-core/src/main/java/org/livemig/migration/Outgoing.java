@@ -438,7 +438,7 @@ public final class Outgoing {
                     long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
                     long end = pong3 > 0 ? pong3 : System.nanoTime();
                     downtimeMillis = TimeUnit.NANOSECONDS.toMillis(end - stopAt);
-                    LOG.info(String.format("postcopy switch: guest paused %d ms = stop %.1f + sync %.1f + discard %.1f"
+                    LOG.log(scratch ? java.util.logging.Level.FINE : java.util.logging.Level.INFO, String.format("postcopy switch: guest paused %d ms = stop %.1f + sync %.1f + discard %.1f"
                             + " + devices/package %.1f + flush %.1f + destination loads and answers %.1f ms",
                             downtimeMillis, (stopped - stopAt) / 1e6, (synced - stopped) / 1e6, (discarded - synced) / 1e6,
                             (packaged - discarded) / 1e6, (flushed - packaged) / 1e6, (end - flushed) / 1e6));

@@ -238,6 +238,36 @@ abstract class PostcopyBackendContractTest {
     }
 
     @Test
+    void onPreFaultedRamOnlyDiscardedAndNeverReceivedPagesFault() throws Exception {
+        // The usual destination: RAM pre-faulted, so every page is mapped before postcopy starts.
+        backend.close();
+        ram.close();
+        ram = new GuestRam();
+        block = ram.addBlock("pc.ram", 64L * PAGE, true);
+        assertThat(block.allPagesMapped()).isTrue();
+        backend = create(ram);
+        // precopy: pages 0-39 received (10-19 written, the rest zero and never written)
+        for (long p = 10; p < 20; p++) {
+            MemorySegment.copy(pattern(5, p), 0, block.memory(), p * PAGE, PAGE);
+        }
+        backend.receivedMap(block).markReceived(0, 40);
+        backend.discard(block, 12L * PAGE, 3L * PAGE); // dirtied again: 12-14 go missing
+        backend.startListening();
+        // Received pages read without a fault, written or not.
+        assertThat(ram.readLong(block, 11L * PAGE + 8)).isEqualTo(5 + 11000 + 1);
+        assertThat(ram.readLong(block, 3L * PAGE)).isZero();
+        assertThat(ram.readLong(block, 39L * PAGE)).isZero();
+        assertThat(backend.drainFaults(new ArrayList<>(), 10)).isZero();
+        // A discarded page and a never-sent one (mapped by the pre-fault) both wait for their page.
+        for (long p : new long[] {13, 50}) {
+            CompletableFuture<Long> read = guest("CPU 0/test", () -> ram.readLong(block, p * PAGE + 16));
+            assertThat(awaitFault().page()).isEqualTo(p);
+            assertThat(backend.placePage(block, p, pattern(7, p))).isTrue();
+            assertThat(read.get(WAIT.toSeconds(), TimeUnit.SECONDS)).isEqualTo(7 + p * 1000 + 2);
+        }
+    }
+
+    @Test
     void discardMakesReceivedPagesMissingAgain() throws Exception {
         for (long p = 30; p < 34; p++) {
             MemorySegment.copy(pattern(1, p), 0, block.memory(), p * PAGE, PAGE);
