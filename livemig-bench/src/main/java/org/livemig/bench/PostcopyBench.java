@@ -1,6 +1,7 @@
 package org.livemig.bench;
 
 import java.io.PrintStream;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.HdrHistogram.Histogram;
 import org.livemig.machine.Machine;
@@ -9,6 +10,7 @@ import org.livemig.memory.PostcopyBackend;
 import org.livemig.migration.Capability;
 import org.livemig.migration.Incoming;
 import org.livemig.migration.Migration;
+import org.livemig.migration.MigrationEvents;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.Outgoing;
 import org.livemig.migration.WarmUp;
@@ -73,6 +75,9 @@ public final class PostcopyBench {
                     return null;
                 }, 10_000);
             }
+            Progress progress = new Progress();
+            sm.addListener(progress.source);
+            dm.addListener(progress.destination);
             String uri = dst.mainLoop().call(() -> dm.migrateIncoming("tcp:127.0.0.1:0", false), 10_000).boundAddress().uri();
             Outgoing o = src.mainLoop().call(() -> {
                 sm.setCapability(Capability.POSTCOPY_RAM, true);
@@ -81,7 +86,7 @@ public final class PostcopyBench {
                 return sm.migrate(uri);
             }, 10_000);
             try {
-                measure(backend, preempt, sm, dm, o);
+                measure(backend, preempt, sm, dm, o, progress);
             } finally {
                 // Never close the machines under a running migration (an error above, a timeout).
                 sm.stop(30_000);
@@ -90,11 +95,41 @@ public final class PostcopyBench {
         }
     }
 
-    private void measure(String backend, boolean preempt, Migration sm, Migration dm, Outgoing o) throws Exception {
+    /** What the two sides report, as MIGRATION and MIGRATION_PASS events tell a QMP client. */
+    private static final class Progress {
+        final CountDownLatch secondPass = new CountDownLatch(1);
+        final CountDownLatch sourceEnded = new CountDownLatch(1);
+        final CountDownLatch destinationEnded = new CountDownLatch(1);
+        final MigrationEvents source = new MigrationEvents() {
+            @Override
+            public void statusChanged(MigrationStatus status) {
+                if (status.isFinal()) {
+                    sourceEnded.countDown();
+                    secondPass.countDown();
+                }
+            }
+
+            @Override
+            public void pass(long pass) {
+                if (pass >= 2) {
+                    secondPass.countDown();
+                }
+            }
+        };
+        final MigrationEvents destination = new MigrationEvents() {
+            @Override
+            public void statusChanged(MigrationStatus status) {
+                if (status.isFinal()) {
+                    destinationEnded.countDown();
+                }
+            }
+        };
+    }
+
+    private void measure(String backend, boolean preempt, Migration sm, Migration dm, Outgoing o, Progress progress)
+            throws Exception {
         long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(5);
-        while (o.passes() < 2 && !o.status().isFinal() && System.nanoTime() < deadline) {
-            Thread.sleep(10); // polling the pass counter, as a client polls query-migrate
-        }
+        progress.secondPass.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
         if (o.status().isFinal()) {
             out.printf("%-12s %-7s  precopy ended (%s) before the switch to postcopy%n", backend, preempt, o.status().qemuName());
             return;
@@ -104,9 +139,8 @@ public final class PostcopyBench {
             return null;
         }, 10_000);
         Incoming in = dm.incoming();
-        while ((!o.status().isFinal() || !in.status().isFinal()) && System.nanoTime() < deadline) {
-            Thread.sleep(10);
-        }
+        progress.sourceEnded.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
+        progress.destinationEnded.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
         if (o.status() != MigrationStatus.COMPLETED || in.status() != MigrationStatus.COMPLETED) {
             out.printf("%-12s %-7s  did not complete: source %s (%s), destination %s (%s)%n", backend, preempt,
                     o.status().qemuName(), o.error(), in.status().qemuName(), in.error());

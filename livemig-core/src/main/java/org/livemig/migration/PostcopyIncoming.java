@@ -348,6 +348,11 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             Thread pt = preemptThread;
             if (pt != null) {
                 pt.join(30_000);
+                if (pt.isAlive()) {
+                    // Completing now could leave requested pages unplaced: fail, and say why.
+                    throw new IOException("postcopy stream ended but " + PREEMPT_THREAD
+                            + " was still reading its channel after 30000 ms (the source did not close it)");
+                }
             }
             // mig/dst/main may still be applying the package's device state and RUN (this thread
             // started at LISTEN, ahead of them): the migration is complete only once it is done.
