@@ -171,25 +171,13 @@ public final class RamLoader {
             return;
         }
         long first = index + 1;
-        long end = first + n;
-        if (written == null) {
-            for (long i = first; i < end; i++) {
-                zeroPage(b, i);
-            }
-        } else {
-            java.util.BitSet w = written.get(b);
-            for (int i = w.nextSetBit((int) first); i >= 0 && i < end; i = w.nextSetBit(i + 1)) {
-                zeroPage(b, i);
-            }
+        for (long i = first; i < first + n; i++) {
+            zeroPage(b, i);
         }
         PostcopyBackend p = postcopy;
         if (p != null) {
-            var map = p.receivedMap(b);
-            for (long i = first; i < end; i++) {
-                map.markReceived(i);
-            }
+            p.receivedMap(b).markReceived(first, n);
         }
-        lastBlock = b;
         stats.zeroPages.addAndGet(n);
     }
 

@@ -23,8 +23,6 @@ public final class RamSaver {
     private static final int PAGES_PER_CLOCK_CHECK = 64;
     /** Longest time one iteration may send before returning to the migration loop. */
     private static final long MAX_ITERATE_NANOS = 50_000_000L;
-    /** A ZERO record with CONTINUE: the 8-byte header and the fill byte. */
-    private static final int ZERO_RECORD_BYTES = 9;
 
     private final GuestRam ram;
     private final List<RamBlock> blocks;
@@ -119,7 +117,7 @@ public final class RamSaver {
         while (!f.rateLimitExceeded()) {
             if (knownZero()) {
                 // As many records as the rate window still allows (at least one).
-                int max = (int) Math.max(1, Math.min(PAGES_PER_CLOCK_CHECK * 64, f.rateBudgetBytes() / ZERO_RECORD_BYTES));
+                int max = (int) Math.max(1, Math.min(PAGES_PER_CLOCK_CHECK * 64, f.rateBudgetBytes() / MigrationFile.ZERO_PAGE_RECORD_BYTES));
                 int n = sendKnownZeroRun(f, max);
                 if (n > 0) {
                     sent += n;
@@ -313,7 +311,7 @@ public final class RamSaver {
         pageCursor = end;
         pendingPages -= n;
         stats.zeroPages.addAndGet(n);
-        stats.precopyBytes.addAndGet((long) ZERO_RECORD_BYTES * n);
+        stats.precopyBytes.addAndGet((long) MigrationFile.ZERO_PAGE_RECORD_BYTES * n);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
         return n;
     }

@@ -133,6 +133,9 @@ public final class MigrationFile implements AutoCloseable {
         position += 8;
     }
 
+    /** Size of a RAM record for a zero page that continues its block: the be64 header and the fill byte. */
+    public static final int ZERO_PAGE_RECORD_BYTES = 9;
+
     /**
      * Puts {@code count} RAM records of a page known to be zero, for consecutive pages: each a
      * be64 header ({@code firstHeader}, then plus {@code stride} each) and a zero fill byte. The
@@ -142,15 +145,15 @@ public final class MigrationFile implements AutoCloseable {
         long h = firstHeader;
         int left = count;
         while (left > 0) {
-            ensureRoom(9);
-            int n = Math.min(left, buf.remaining() / 9);
+            ensureRoom(ZERO_PAGE_RECORD_BYTES);
+            int n = Math.min(left, buf.remaining() / ZERO_PAGE_RECORD_BYTES);
             for (int i = 0; i < n; i++) {
                 buf.putLong(h);
                 buf.put((byte) 0);
                 h += stride;
             }
             left -= n;
-            position += 9L * n;
+            position += (long) ZERO_PAGE_RECORD_BYTES * n;
         }
     }
 
@@ -408,16 +411,16 @@ public final class MigrationFile implements AutoCloseable {
     public int takeZeroPageRecords(long nextHeader, long stride, int max) throws IOException {
         checkError();
         int p = buf.position();
-        int n = Math.min(max, buf.remaining() / 9);
+        int n = Math.min(max, buf.remaining() / ZERO_PAGE_RECORD_BYTES);
         long h = nextHeader;
         int taken = 0;
         while (taken < n && buf.getLong(p) == h && buf.get(p + 8) == 0) {
-            p += 9;
+            p += ZERO_PAGE_RECORD_BYTES;
             h += stride;
             taken++;
         }
         buf.position(p);
-        position += 9L * taken;
+        position += (long) ZERO_PAGE_RECORD_BYTES * taken;
         return taken;
     }
 
