@@ -47,6 +47,12 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
     private final Userfaultfd uffd;
     /** Regions sorted by base address, to map a fault address to its block. Read-only. */
     private final Region[] byAddress;
+    /**
+     * For each block whose every page was mapped when this backend was made, the pages this
+     * backend has given back to the kernel since (see {@link #prepare}); other blocks are not in
+     * it. Changed only under the lifecycle write lock, as discards and listen are.
+     */
+    private final java.util.Map<Region, java.util.BitSet> dropped = new java.util.IdentityHashMap<>();
     /** Held by the one thread reading faults. */
     private final ReentrantLock faultReader = new ReentrantLock();
     /** Guarded by {@link #faultReader}. */
@@ -73,7 +79,7 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
         this.byAddress = sorted.toArray(new Region[0]);
         for (Region r : byAddress) {
             if (r.block.allPagesMapped()) {
-                mappedAtStart.add(r);
+                dropped.put(r, new java.util.BitSet((int) r.block.pageCount()));
             }
         }
         this.uffd = Userfaultfd.open();
@@ -103,17 +109,12 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             throw new IOException(String.format("madvise(DONTNEED) of [0x%x, +0x%x) in %s: %s", offset, length,
                     r.block, Libc.strerror(Libc.errno())));
         }
-        dropped(r).set((int) (offset >>> RamBlock.PAGE_BITS), (int) ((offset + length) >>> RamBlock.PAGE_BITS));
+        java.util.BitSet d = dropped.get(r);
+        if (d != null) {
+            d.set((int) (offset >>> RamBlock.PAGE_BITS), (int) ((offset + length) >>> RamBlock.PAGE_BITS));
+        }
     }
 
-    /** Pages this backend gave back to the kernel (guarded by the lifecycle write lock, as discards and listen are). */
-    private final java.util.Map<Region, java.util.BitSet> dropped = new java.util.IdentityHashMap<>();
-    /** Blocks whose every page was mapped when this backend was made (see {@link #prepare}). */
-    private final java.util.Set<Region> mappedAtStart = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-
-    private java.util.BitSet dropped(Region r) {
-        return dropped.computeIfAbsent(r, k -> new java.util.BitSet((int) k.block.pageCount()));
-    }
 
     @Override
     void listen() throws IOException {
@@ -145,8 +146,8 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
      * of the switch: populating and dropping 256 MiB page by page took 6-9 ms of it here.
      */
     private void prepare(Region r) throws IOException {
-        boolean mapped = mappedAtStart.contains(r);
-        java.util.BitSet alreadyDropped = dropped(r);
+        java.util.BitSet alreadyDropped = dropped.get(r);
+        boolean mapped = alreadyDropped != null;
         long pages = r.received.pages();
         long p = 0;
         while (p < pages) {
@@ -164,20 +165,25 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             if (next < 0) {
                 next = pages;
             }
-            if (!mapped) {
-                dropPages(r, missing << RamBlock.PAGE_BITS, (next - missing) << RamBlock.PAGE_BITS);
-            } else {
-                int q = alreadyDropped.nextClearBit((int) missing);
-                while (q < next) {
-                    int end = alreadyDropped.nextSetBit(q);
-                    if (end < 0 || end > next) {
-                        end = (int) next;
-                    }
-                    dropPages(r, (long) q << RamBlock.PAGE_BITS, (long) (end - q) << RamBlock.PAGE_BITS);
-                    q = alreadyDropped.nextClearBit(end);
-                }
-            }
+            dropMissing(r, missing, next, alreadyDropped);
             p = next;
+        }
+    }
+
+    /** Drops pages [first, end), all missing, except those in {@code alreadyDropped} (null: none). */
+    private void dropMissing(Region r, long first, long end, java.util.BitSet alreadyDropped) throws IOException {
+        if (alreadyDropped == null) {
+            dropPages(r, first << RamBlock.PAGE_BITS, (end - first) << RamBlock.PAGE_BITS);
+            return;
+        }
+        int q = alreadyDropped.nextClearBit((int) first);
+        while (q < end) {
+            int stop = alreadyDropped.nextSetBit(q);
+            if (stop < 0 || stop > end) {
+                stop = (int) end;
+            }
+            dropPages(r, (long) q << RamBlock.PAGE_BITS, (long) (stop - q) << RamBlock.PAGE_BITS);
+            q = alreadyDropped.nextClearBit(stop);
         }
     }
 
