@@ -141,7 +141,6 @@ final class InProcessSide implements DemoSide {
 
     @Override
     public void close() throws Exception {
-        migration.stop(30_000);
-        machine.close();
+        machine.close(); // ends the migration first (Migration registers for it)
     }
 }

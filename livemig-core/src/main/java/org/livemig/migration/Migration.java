@@ -67,11 +67,7 @@ public final class Migration {
      */
     private void machineClosing() {
         if (machine.bql().isHeldByCurrentThread()) {
-            cancel();
-            Incoming i = incoming;
-            if (i != null) {
-                i.abandon();
-            }
+            end();
             return;
         }
         try {
@@ -157,7 +153,7 @@ public final class Migration {
         machine.bql().assertHeld();
         Incoming in = incoming;
         if (in != null && in.status().isActive()) {
-            throw new MigrationException(IN_PROGRESS + "; parameters cannot be changed now");
+            throw frozen("parameters");
         }
         MigrationParameters p = parameters.copy();
         edit.accept(p);
@@ -181,8 +177,12 @@ public final class Migration {
 
     private void refuseWhileActive(String what) throws MigrationException {
         if (isActive()) {
-            throw new MigrationException(IN_PROGRESS + "; " + what + " cannot be changed now");
+            throw frozen(what);
         }
+    }
+
+    private static MigrationException frozen(String what) {
+        return new MigrationException(IN_PROGRESS + "; " + what + " cannot be changed now");
     }
 
     /** Starts an outgoing migration (QMP migrate). Called with the BQL held. */
@@ -289,15 +289,23 @@ public final class Migration {
      */
     public void stop(long millis) throws InterruptedException {
         machine.bql().assertNotHeld();
-        cancel();
+        end();
         Outgoing o = outgoing;
         if (o != null) {
             o.join(millis);
         }
         Incoming i = incoming;
         if (i != null) {
-            i.abandon();
             i.join(millis);
+        }
+    }
+
+    /** Tells both migrations to end: the outgoing one cancelled, the incoming one abandoned. Any thread. */
+    private void end() {
+        cancel();
+        Incoming i = incoming;
+        if (i != null) {
+            i.abandon();
         }
     }
 
