@@ -1,7 +1,6 @@
 package org.livemig.bench;
 
 import java.io.PrintStream;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.HdrHistogram.Histogram;
 import org.livemig.machine.Machine;
@@ -10,7 +9,7 @@ import org.livemig.memory.PostcopyBackend;
 import org.livemig.migration.Capability;
 import org.livemig.migration.Incoming;
 import org.livemig.migration.Migration;
-import org.livemig.migration.MigrationEvents;
+import org.livemig.migration.MigrationProgress;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.Outgoing;
 import org.livemig.migration.WarmUp;
@@ -75,9 +74,9 @@ public final class PostcopyBench {
                     return null;
                 }, 10_000);
             }
-            Progress progress = new Progress();
-            sm.addListener(progress.source);
-            dm.addListener(progress.destination);
+            // What the two sides report, as MIGRATION events tell a QMP client.
+            MigrationProgress srcProgress = MigrationProgress.watch(sm);
+            MigrationProgress dstProgress = MigrationProgress.watch(dm);
             String uri = dst.mainLoop().call(() -> dm.migrateIncoming("tcp:127.0.0.1:0", false), 10_000).boundAddress().uri();
             Outgoing o = src.mainLoop().call(() -> {
                 sm.setCapability(Capability.POSTCOPY_RAM, true);
@@ -85,51 +84,15 @@ public final class PostcopyBench {
                 sm.setParameters(p -> p.maxBandwidth = 64L << 20);
                 return sm.migrate(uri);
             }, 10_000);
-            try {
-                measure(backend, preempt, sm, dm, o, progress);
-            } finally {
-                // Never close the machines under a running migration (an error above, a timeout).
-                sm.stop(30_000);
-                dm.stop(30_000);
-            }
+            // Closing the machines (an error, a timeout) ends a migration still running first.
+            measure(backend, preempt, sm, dm, o, srcProgress, dstProgress);
         }
     }
 
-    /** What the two sides report, as MIGRATION and MIGRATION_PASS events tell a QMP client. */
-    private static final class Progress {
-        final CountDownLatch secondPass = new CountDownLatch(1);
-        final CountDownLatch sourceEnded = new CountDownLatch(1);
-        final CountDownLatch destinationEnded = new CountDownLatch(1);
-        final MigrationEvents source = new MigrationEvents() {
-            @Override
-            public void statusChanged(MigrationStatus status) {
-                if (status.isFinal()) {
-                    sourceEnded.countDown();
-                    secondPass.countDown();
-                }
-            }
-
-            @Override
-            public void pass(long pass) {
-                if (pass >= 2) {
-                    secondPass.countDown();
-                }
-            }
-        };
-        final MigrationEvents destination = new MigrationEvents() {
-            @Override
-            public void statusChanged(MigrationStatus status) {
-                if (status.isFinal()) {
-                    destinationEnded.countDown();
-                }
-            }
-        };
-    }
-
-    private void measure(String backend, boolean preempt, Migration sm, Migration dm, Outgoing o, Progress progress)
-            throws Exception {
+    private void measure(String backend, boolean preempt, Migration sm, Migration dm, Outgoing o,
+                         MigrationProgress srcProgress, MigrationProgress dstProgress) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(5);
-        progress.secondPass.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
+        srcProgress.awaitPass(2, millisUntil(deadline));
         if (o.status().isFinal()) {
             out.printf("%-12s %-7s  precopy ended (%s) before the switch to postcopy%n", backend, preempt, o.status().qemuName());
             return;
@@ -139,8 +102,8 @@ public final class PostcopyBench {
             return null;
         }, 10_000);
         Incoming in = dm.incoming();
-        progress.sourceEnded.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
-        progress.destinationEnded.await(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
+        srcProgress.awaitEnd(millisUntil(deadline));
+        dstProgress.awaitEnd(millisUntil(deadline));
         if (o.status() != MigrationStatus.COMPLETED || in.status() != MigrationStatus.COMPLETED) {
             out.printf("%-12s %-7s  did not complete: source %s (%s), destination %s (%s)%n", backend, preempt,
                     o.status().qemuName(), o.error(), in.status().qemuName(), in.error());
@@ -156,5 +119,9 @@ public final class PostcopyBench {
         }
         out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %9d%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
                 h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), o.totalTimeMillis());
+    }
+
+    private static long millisUntil(long deadlineNanos) {
+        return Math.max(0, TimeUnit.NANOSECONDS.toMillis(deadlineNanos - System.nanoTime()));
     }
 }

@@ -157,68 +157,33 @@ public final class WarmUp {
             case POSTCOPY -> "random-writes:64"; // faster than the 32 MiB/s precopy below: it never converges
         };
         boolean postcopy = kind == Kind.POSTCOPY;
-        Machine src = new Machine(base.withName("warm-up-src").withWorkload(workload)
-                .withFill(kind == Kind.ZERO ? Machine.Fill.ZERO : Machine.Fill.RANDOM));
-        Machine dst = null;
-        try {
-            // A postcopy destination runs the guest (and its faults) as soon as it has the devices.
-            dst = new Machine(base.withName("warm-up-dst").withWorkload(postcopy ? workload : "idle")
-                    .withFill(Machine.Fill.ZERO));
-            for (Machine m : new Machine[] {src, dst}) {
+        // A postcopy destination runs the guest (and its faults) as soon as it has the devices.
+        try (Machine src = new Machine(base.withName("warm-up-src").withWorkload(workload)
+                     .withFill(kind == Kind.ZERO ? Machine.Fill.ZERO : Machine.Fill.RANDOM));
+             Machine d = new Machine(base.withName("warm-up-dst").withWorkload(postcopy ? workload : "idle")
+                     .withFill(Machine.Fill.ZERO))) {
+            for (Machine m : new Machine[] {src, d}) {
                 m.setExitHandler(status -> {
                     throw new IllegalStateException("a warm-up machine may not end the process");
                 });
             }
-            Machine d = dst;
             src.mainLoop().runAndWait(() -> src.boot(RunState.RUNNING));
             d.mainLoop().runAndWait(() -> d.boot(RunState.INMIGRATE));
             Migration sm = new Migration(src, true);
-            Migration dm = new Migration(dst, true);
+            Migration dm = new Migration(d, true);
             dm.setAutostart(postcopy);
             src.mainLoop().call(() -> {
                 sm.setParameters(p -> p.maxBandwidth = postcopy ? 32L << 20 : 0);
-                if (postcopy) {
-                    sm.setCapability(Capability.POSTCOPY_RAM, true);
-                    sm.setCapability(Capability.POSTCOPY_PREEMPT, true);
-                }
                 return null;
             }, STEP_TIMEOUT_MILLIS);
             if (postcopy) {
-                d.mainLoop().call(() -> {
-                    dm.setCapability(Capability.POSTCOPY_RAM, true);
-                    dm.setCapability(Capability.POSTCOPY_PREEMPT, true);
-                    return null;
-                }, STEP_TIMEOUT_MILLIS);
+                enablePostcopy(src, sm);
+                enablePostcopy(d, dm);
             }
             String bound = d.mainLoop().call(() -> dm.migrateIncoming(uri, false), STEP_TIMEOUT_MILLIS)
                     .boundAddress().uri();
-            CountDownLatch dstFinished = new CountDownLatch(1);
-            dm.addListener(new MigrationEvents() {
-                @Override
-                public void statusChanged(MigrationStatus status) {
-                    if (status.isFinal()) {
-                        dstFinished.countDown();
-                    }
-                }
-            });
-            CountDownLatch finished = new CountDownLatch(1);
-            CountDownLatch firstPass = new CountDownLatch(1);
-            sm.addListener(new MigrationEvents() {
-                @Override
-                public void statusChanged(MigrationStatus status) {
-                    if (status.isFinal()) {
-                        finished.countDown();
-                        firstPass.countDown();
-                    }
-                }
-
-                @Override
-                public void pass(long pass) {
-                    if (pass >= 1) {
-                        firstPass.countDown();
-                    }
-                }
-            });
+            MigrationProgress srcProgress = MigrationProgress.watch(sm);
+            MigrationProgress dstProgress = MigrationProgress.watch(dm);
             scratchSource = sm;
             if (yielded) {
                 return false;
@@ -227,18 +192,18 @@ public final class WarmUp {
             if (yielded) {
                 sm.cancel();
             }
-            if (postcopy && firstPass.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS) && !yielded) {
+            if (postcopy && srcProgress.awaitPass(1, STEP_TIMEOUT_MILLIS) && !yielded) {
                 src.mainLoop().call(() -> {
                     sm.startPostcopy();
                     return null;
                 }, STEP_TIMEOUT_MILLIS);
             }
-            finished.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
+            srcProgress.awaitEnd(STEP_TIMEOUT_MILLIS);
             if (o.status() == MigrationStatus.FAILED) {
                 failure = o.error();
             }
             // The source completes once it has sent everything; the destination once it has it all.
-            boolean dstDone = dstFinished.await(STEP_TIMEOUT_MILLIS, TimeUnit.MILLISECONDS);
+            boolean dstDone = dstProgress.awaitEnd(STEP_TIMEOUT_MILLIS);
             return o.status() == MigrationStatus.COMPLETED && dstDone;
         } catch (Exception e) {
             if (e instanceof InterruptedException ie) {
@@ -247,12 +212,17 @@ public final class WarmUp {
             failure = e.toString();
             return false;
         } finally {
+            // The machines are closed by now, which ended their migrations first (Machine.addCloseNotifier).
             scratchSource = null;
-            // Closing a machine ends the migrations on it first (see Machine.addCloseNotifier).
-            src.close();
-            if (dst != null) {
-                dst.close();
-            }
         }
+    }
+
+    /** Postcopy with the preempt channel, on one side. */
+    private static void enablePostcopy(Machine m, Migration mig) throws Exception {
+        m.mainLoop().call(() -> {
+            mig.setCapability(Capability.POSTCOPY_RAM, true);
+            mig.setCapability(Capability.POSTCOPY_PREEMPT, true);
+            return null;
+        }, STEP_TIMEOUT_MILLIS);
     }
 }
