@@ -18,7 +18,8 @@ import org.livemig.migration.WarmUp;
  * {@code livemig bench postcopy}: page-request latency (a vCPU's fault to the page placed) on
  * loopback while the background stream runs at full speed, for each demand-paging backend, and
  * the switch-over pause (guest stopped on the source until the destination answers the PING
- * that precedes RUN in the package). Source and destination run in this JVM.
+ * that precedes RUN in the package). Source and destination run in this JVM. Also the time from
+ * the switch until both sides completed: what the background stream needed for the rest.
  */
 public final class PostcopyBench {
     private final long ramBytes;
@@ -41,7 +42,7 @@ public final class PostcopyBench {
         }
         out.printf("warm-up first (as `livemig run` at startup): %d of %d scratch migrations in %d ms%s%n", w.completed(),
                 WarmUp.DEFAULT_ROUNDS, (System.nanoTime() - w0) / 1_000_000, w.failure() == null ? "" : "; " + w.failure());
-        out.println("backend      preempt  switch ms  requests   p50 us   p99 us   max us   total ms");
+        out.println("backend      preempt  switch ms  requests   p50 us   p99 us   max us  postcopy ms   total ms");
         for (String backend : new String[] {"checked", "userfaultfd"}) {
             if (backend.equals("userfaultfd") && !PostcopyBackend.userfaultfdAvailability().available()) {
                 out.printf("%-12s skipped: %s%n", backend, PostcopyBackend.userfaultfdAvailability().reason());
@@ -97,6 +98,7 @@ public final class PostcopyBench {
             out.printf("%-12s %-7s  precopy ended (%s) before the switch to postcopy%n", backend, preempt, o.status().qemuName());
             return;
         }
+        long switchAt = System.nanoTime();
         sm.machine().mainLoop().call(() -> {
             sm.startPostcopy();
             return null;
@@ -104,6 +106,7 @@ public final class PostcopyBench {
         Incoming in = dm.incoming();
         srcProgress.awaitEnd(millisUntil(deadline));
         dstProgress.awaitEnd(millisUntil(deadline));
+        long postcopyMillis = (System.nanoTime() - switchAt) / 1_000_000;
         if (o.status() != MigrationStatus.COMPLETED || in.status() != MigrationStatus.COMPLETED) {
             out.printf("%-12s %-7s  did not complete: source %s (%s), destination %s (%s)%n", backend, preempt,
                     o.status().qemuName(), o.error(), in.status().qemuName(), in.error());
@@ -117,8 +120,8 @@ public final class PostcopyBench {
         for (long ns : in.postcopyFaultLatencies()) {
             h.recordValue(Math.max(1, ns / 1000));
         }
-        out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %9d%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
-                h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), o.totalTimeMillis());
+        out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %11d  %9d%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
+                h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), postcopyMillis, o.totalTimeMillis());
     }
 
     private static long millisUntil(long deadlineNanos) {

@@ -549,6 +549,9 @@ public final class Outgoing {
             if (urgent) {
                 f.flush(); // a vCPU waits for this page
             }
+            // Give way to mig/src/rp_thr, which sends what vCPUs wait for (see
+            // PostcopyIncoming.LISTEN_GIVE_WAY_PAGES): one yield per section of at most 256 KiB.
+            Thread.yield();
             ram.transferred.set(streamBase + f.position());
         }
         if (preempt != null) {

@@ -192,7 +192,24 @@ public final class RamLoader {
         placementListener = l;
     }
 
+    /** Pages placed between two yields of the CPU, 0 for never; see {@link #giveWayEvery}. */
+    private int giveWayEvery;
+    private int placedSinceGiveWay;
+
+    /**
+     * While placing, yield the CPU after every {@code pages} pages placed (0: never), so that a
+     * thread loading a stream at full speed lets the page-request threads run. See
+     * {@link PostcopyIncoming#LISTEN_GIVE_WAY_PAGES}.
+     */
+    void giveWayEvery(int pages) {
+        giveWayEvery = pages;
+    }
+
     private void placed(RamBlock b, long addr) {
+        if (giveWayEvery > 0 && ++placedSinceGiveWay >= giveWayEvery) {
+            placedSinceGiveWay = 0;
+            Thread.yield();
+        }
         PlacementListener l = placementListener;
         if (l != null) {
             l.placed(b, addr >>> RamBlock.PAGE_BITS);
