@@ -41,6 +41,7 @@ final class Libc {
     static final int O_CLOEXEC = 0x80000;
 
     static final int MADV_DONTNEED = 4;
+    static final int MADV_HUGEPAGE = 14;
     static final int MADV_NOHUGEPAGE = 15;
 
     static final short POLLIN = 0x1;
