@@ -51,8 +51,8 @@ public final class RequestRelay {
             SocketChannel[] request = connect(server);
             SocketChannel[] page = connect(server);
             SocketChannel[] bulk = connect(server);
-            MemorySegment bulkDst = arena.allocate(64L << 20, PAGE);
-            MemorySegment pageDst = arena.allocate(64L << 20, PAGE);
+            MemorySegment bulkDst = arena.allocate(16L << 20, PAGE);
+            MemorySegment pageDst = arena.allocate(16L << 20, PAGE);
             bulkDst.fill((byte) 0);
             pageDst.fill((byte) 0);
             Runnable bulkSend = () -> {
