@@ -78,6 +78,12 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
         sorted.sort(Comparator.comparingLong(r -> r.base));
         this.byAddress = sorted.toArray(new Region[0]);
         for (Region r : byAddress) {
+            // Small pages from here on (advise), before any discard, as QEMU does at advise: pages
+            // are placed 4 KiB at a time, and khugepaged must not collapse a range with dropped
+            // pages back into a huge page (it fills the holes with zeros, which would then never
+            // fault). Pre-faulted RAM may hold huge pages already: dropping a page splits its one.
+            // Best effort: THP may be off. Not undone at the end: the blocks keep small pages.
+            Libc.madvise(r.base, r.length, Libc.MADV_NOHUGEPAGE);
             if (r.block.allPagesMapped()) {
                 dropped.put(r, new java.util.BitSet((int) r.block.pageCount()));
             }
@@ -121,8 +127,6 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
         List<Region> registered = new ArrayList<>();
         try {
             for (Region r : byAddress) {
-                // Best effort: a huge page would be filled 4 KiB at a time anyway, and THP may be off.
-                Libc.madvise(r.base, r.length, Libc.MADV_NOHUGEPAGE);
                 prepare(r);
                 uffd.registerMissing(r.base, r.length);
                 registered.add(r);

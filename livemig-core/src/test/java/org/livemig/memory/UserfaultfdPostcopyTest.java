@@ -51,6 +51,39 @@ class UserfaultfdPostcopyTest extends PostcopyBackendContractTest {
     }
 
     /**
+     * Pre-faulted RAM may be backed by huge pages; from advise on (before any discard) its blocks
+     * must be advised against them, or khugepaged could collapse a range with discarded pages
+     * back into a huge page, zero-filled, and those pages would never fault.
+     */
+    @Test
+    void adviseTurnsHugePagesOffBeforeAnyDiscard() throws IOException {
+        assumeSupported();
+        try (GuestRam r = new GuestRam()) {
+            RamBlock b = r.addBlock("pc.ram", 4L << 20, true);
+            assertThat(vmFlags(b)).as("VmFlags of pre-faulted RAM before advise").doesNotContain("nh");
+            try (PostcopyBackend ignored = create(r)) {
+                assertThat(vmFlags(b)).as("VmFlags after advise").contains("nh");
+            }
+        }
+    }
+
+    /** The VmFlags of the mapping in /proc/self/smaps that holds the block's first byte. */
+    private static List<String> vmFlags(RamBlock b) throws IOException {
+        long at = b.memory().address();
+        List<String> lines = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/smaps"));
+        boolean inside = false;
+        for (String l : lines) {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("^([0-9a-f]+)-([0-9a-f]+) ").matcher(l);
+            if (m.find()) {
+                inside = Long.parseUnsignedLong(m.group(1), 16) <= at && at < Long.parseUnsignedLong(m.group(2), 16);
+            } else if (inside && l.startsWith("VmFlags:")) {
+                return List.of(l.substring("VmFlags:".length()).trim().split("\\s+"));
+            }
+        }
+        throw new AssertionError("no mapping holds 0x" + Long.toHexString(at));
+    }
+
+    /**
      * Native code touching guest RAM directly (no accessor, no ReceivedMap check): the kernel
      * blocks it on a missing page and the first byte it can read comes with the whole page, since
      * UFFDIO_COPY maps a page at once.
