@@ -1,6 +1,8 @@
 package org.livemig.bench;
 
 import java.io.PrintStream;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.HdrHistogram.Histogram;
 import org.livemig.machine.Machine;
@@ -30,7 +32,11 @@ public final class PostcopyBench {
         this.out = out;
     }
 
-    public void run() throws Exception {
+    /** One case's figures for the summary. */
+    private record Measured(long switchMillis, long p99Micros) {}
+
+    /** Runs every case {@code repeat} times (each run with its own baselines) and prints the medians. */
+    public void run(int repeat) throws Exception {
         out.printf("livemig bench postcopy: %d MiB, ab:25000 guest, precopy at 64 MiB/s (it cannot converge) for two passes, then postcopy"
                 + " with the background stream unthrottled; both machines in this JVM, RAM pre-faulted before timing%n",
                 ramBytes >> 20);
@@ -45,36 +51,66 @@ public final class PostcopyBench {
         out.println("baseline: the two socket hops of a preempt request with no migration code (RequestRelay: request ->"
                 + " relay thread -> 4 KiB page -> placing thread) over loopback TCP, alone and beside a full-speed background copy");
         out.println("backend      preempt  switch ms  requests   p50 us   p99 us   max us  postcopy ms   total ms");
-        Histogram idle = RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, false);
-        out.printf("%-20s  %9s  %8d  %7d  %7d  %7d%n", "raw relay, idle", "-", idle.getTotalCount(),
-                idle.getValueAtPercentile(50), idle.getValueAtPercentile(99), idle.getMaxValue());
-        Histogram base = RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, true);
-        out.printf("%-20s  %9s  %8d  %7d  %7d  %7d%n", "raw relay, loaded", "-", base.getTotalCount(),
-                base.getValueAtPercentile(50), base.getValueAtPercentile(99), base.getMaxValue());
-        StringBuilder preemptP99 = new StringBuilder();
-        for (String backend : new String[] {"checked", "userfaultfd"}) {
-            if (backend.equals("userfaultfd") && !PostcopyBackend.userfaultfdAvailability().available()) {
-                out.printf("%-12s skipped: %s%n", backend, PostcopyBackend.userfaultfdAvailability().reason());
-                continue;
+        java.util.Map<String, List<Measured>> byCase = new java.util.LinkedHashMap<>();
+        boolean userfaultfd = PostcopyBackend.userfaultfdAvailability().available();
+        for (int run = 1; run <= repeat; run++) {
+            if (repeat > 1) {
+                out.printf("run %d of %d%n", run, repeat);
             }
-            runOne(backend, false);
-            long p99 = runOne(backend, true);
-            if (p99 > 0) {
+            for (boolean background : new boolean[] {false, true}) {
+                String name = background ? "raw relay, loaded" : "raw relay, idle";
+                Histogram h = RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, background);
+                out.printf("%-20s  %9s  %8d  %7d  %7d  %7d%n", name, "-", h.getTotalCount(),
+                        h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue());
+                byCase.computeIfAbsent(name, k -> new ArrayList<>()).add(new Measured(-1, h.getValueAtPercentile(99)));
+            }
+            for (String backend : new String[] {"checked", "userfaultfd"}) {
+                if (backend.equals("userfaultfd") && !userfaultfd) {
+                    out.printf("%-12s skipped: %s%n", backend, PostcopyBackend.userfaultfdAvailability().reason());
+                    continue;
+                }
+                for (boolean preempt : new boolean[] {false, true}) {
+                    Measured m = runOne(backend, preempt);
+                    if (m != null) {
+                        byCase.computeIfAbsent(backend + (preempt ? " with preempt" : ""), k -> new ArrayList<>()).add(m);
+                    }
+                }
+            }
+        }
+        summarize(byCase, repeat);
+        out.println("goals (issue 6): page-request p99 <= 1 ms with preempt; switch-over pause <= 20 ms."
+                + " QEMU 7.2 here: 56-79 ms pause; QEMU's preempt work reported 10.7 ms -> 0.57 ms per 4 KiB request.");
+    }
+
+    /** Medians over the runs: each case's p99 and switch pause, and p99 with preempt against the loaded relay's. */
+    private void summarize(java.util.Map<String, List<Measured>> byCase, int repeat) {
+        out.printf("%s:%n", repeat > 1 ? "medians of " + repeat + " runs" : "summary");
+        long relayP99 = median(byCase.getOrDefault("raw relay, loaded", List.of()), Measured::p99Micros);
+        StringBuilder preemptP99 = new StringBuilder();
+        for (var e : byCase.entrySet()) {
+            long p99 = median(e.getValue(), Measured::p99Micros);
+            long pause = median(e.getValue(), Measured::switchMillis);
+            out.printf("  %-26s p99 %6d us%s%n", e.getKey(), p99, pause >= 0 ? String.format(", switch pause %d ms", pause) : "");
+            if (e.getKey().endsWith(" with preempt") && p99 > 0) {
                 preemptP99.append(String.format("%s%s %d us (%.1f x the loaded raw relay's)", preemptP99.isEmpty() ? "" : ", ",
-                        backend, p99, (double) p99 / Math.max(1, base.getValueAtPercentile(99))));
+                        e.getKey().substring(0, e.getKey().indexOf(' ')), p99, (double) p99 / Math.max(1, relayP99)));
             }
         }
         out.println("page-request p99 with preempt: " + (preemptP99.isEmpty() ? "not measured" : preemptP99));
-        out.println("goals (issue 6): page-request p99 <= 1 ms with preempt; switch-over pause <= 20 ms."
-                + " QEMU 7.2 here: 56-79 ms pause; QEMU's preempt work reported 10.7 ms -> 0.57 ms per 4 KiB request.");
+    }
+
+    /** The median of the runs' values (the lower middle one for an even count), -1 when there are none. */
+    private static long median(List<Measured> runs, java.util.function.ToLongFunction<Measured> value) {
+        long[] v = runs.stream().mapToLong(value).filter(x -> x >= 0).sorted().toArray();
+        return v.length == 0 ? -1 : v[(v.length - 1) / 2];
     }
 
     /** The baseline's requests, at about the rate the guest here faults in postcopy. */
     private static final int BASELINE_REQUESTS = 2000;
     private static final long BASELINE_SPACING_NANOS = 150_000;
 
-    /** Runs one case and prints its row; returns its page-request p99 in microseconds, or -1 if none. */
-    private long runOne(String backend, boolean preempt) throws Exception {
+    /** Runs one case and prints its row; returns its figures, or null when it measured no postcopy. */
+    private Measured runOne(String backend, boolean preempt) throws Exception {
         // Random contents: the first pass is a real one, and by its end the guest has dirtied
         // all of its RAM again (never-written RAM would go in one quick pass of ZERO records,
         // after which precopy may well converge before the switch).
@@ -109,13 +145,13 @@ public final class PostcopyBench {
         }
     }
 
-    private long measure(String backend, boolean preempt, Migration sm, Migration dm, Outgoing o,
+    private Measured measure(String backend, boolean preempt, Migration sm, Migration dm, Outgoing o,
                          MigrationProgress srcProgress, MigrationProgress dstProgress) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(5);
         srcProgress.awaitPass(2, millisUntil(deadline));
         if (o.status().isFinal()) {
             out.printf("%-12s %-7s  precopy ended (%s) before the switch to postcopy%n", backend, preempt, o.status().qemuName());
-            return -1;
+            return null;
         }
         long switchAt = System.nanoTime();
         sm.machine().mainLoop().call(() -> {
@@ -129,11 +165,11 @@ public final class PostcopyBench {
         if (o.status() != MigrationStatus.COMPLETED || in.status() != MigrationStatus.COMPLETED) {
             out.printf("%-12s %-7s  did not complete: source %s (%s), destination %s (%s)%n", backend, preempt,
                     o.status().qemuName(), o.error(), in.status().qemuName(), in.error());
-            return -1;
+            return null;
         }
         if (o.ramStats().postcopyBytes.get() == 0) {
             out.printf("%-12s %-7s  precopy converged before the switch to postcopy%n", backend, preempt);
-            return -1;
+            return null;
         }
         Histogram h = new Histogram(3);
         for (long ns : in.postcopyFaultLatencies()) {
@@ -141,7 +177,7 @@ public final class PostcopyBench {
         }
         out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %11d  %9d%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
                 h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), postcopyMillis, o.totalTimeMillis());
-        return h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(99);
+        return new Measured(o.downtimeMillis(), h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(99));
     }
 
     private static long millisUntil(long deadlineNanos) {

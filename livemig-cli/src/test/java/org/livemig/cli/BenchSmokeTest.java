@@ -104,6 +104,14 @@ class BenchSmokeTest {
             assertThat(Long.parseLong(row[1])).as(which + " requests").isEqualTo(2000);
             assertThat(Long.parseLong(row[2])).as(which + " p50").isPositive().isLessThanOrEqualTo(Long.parseLong(row[3]));
         }
-        assertThat(r.out()).contains("page-request p99 with preempt: ");
+        assertThat(r.out()).contains("page-request p99 with preempt: ").contains("summary:");
+    }
+
+    @Test
+    void postcopyRejectsAZeroRepeat() {
+        Run r = run("bench", "postcopy", "--repeat", "0");
+
+        assertThat(r.exitCode()).isNotZero();
+        assertThat(r.out()).doesNotContain("baseline"); // refused before any measuring (the reason goes to stderr)
     }
 }
