@@ -19,6 +19,8 @@ public final class RamBlock {
     private final DirtyBitmap dirty;
     /** Every page has been mapped since creation (pre-faulted, and none dropped since). */
     private volatile boolean allPagesMapped;
+    /** The mapping was advised for transparent huge pages when it was made. */
+    private final boolean hugePagesAdvised;
 
     RamBlock(String name, long usedLength, boolean prefault, Arena arena) {
         this.name = Objects.requireNonNull(name);
@@ -33,6 +35,12 @@ public final class RamBlock {
         this.memory = NativeMemory.mapAnonymous(usedLength, prefault, arena);
         this.dirty = new DirtyBitmap(usedLength >>> PAGE_BITS);
         this.allPagesMapped = prefault;
+        this.hugePagesAdvised = NativeMemory.advisesHugePages(prefault);
+    }
+
+    /** Whether the block's mapping was advised for transparent huge pages when it was made. */
+    boolean hugePagesAdvised() {
+        return hugePagesAdvised;
     }
 
     /**

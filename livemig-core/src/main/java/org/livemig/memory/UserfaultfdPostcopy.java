@@ -82,7 +82,7 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             // are placed 4 KiB at a time, and khugepaged must not collapse a range with dropped
             // pages back into a huge page (it fills the holes with zeros, which would then never
             // fault). Pre-faulted RAM may hold huge pages already: dropping a page splits its one.
-            // Best effort: THP may be off. Not undone at the end: the blocks keep small pages.
+            // Best effort: THP may be off. Undone in release for blocks that had the advice.
             Libc.madvise(r.base, r.length, Libc.MADV_NOHUGEPAGE);
             if (r.block.allPagesMapped()) {
                 dropped.put(r, new java.util.BitSet((int) r.block.pageCount()));
@@ -351,6 +351,13 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
         if (was == State.LISTENING) {
             for (Region r : byAddress) {
                 uffd.unregister(r.base, r.length); // wakes blocked threads; they fault again, normally
+            }
+        }
+        for (Region r : byAddress) {
+            if (r.block.hugePagesAdvised()) {
+                // Back to huge pages, as QEMU does after postcopy: khugepaged may collapse ranges
+                // again now that no page will be missing any more (best effort).
+                Libc.madvise(r.base, r.length, Libc.MADV_HUGEPAGE);
             }
         }
         uffd.close();

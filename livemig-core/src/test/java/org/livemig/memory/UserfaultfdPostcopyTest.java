@@ -53,17 +53,22 @@ class UserfaultfdPostcopyTest extends PostcopyBackendContractTest {
     /**
      * Pre-faulted RAM may be backed by huge pages; from advise on (before any discard) its blocks
      * must be advised against them, or khugepaged could collapse a range with discarded pages
-     * back into a huge page, zero-filled, and those pages would never fault.
+     * back into a huge page, zero-filled, and those pages would never fault. Once the backend is
+     * closed, blocks advised for huge pages at allocation get the advice back.
      */
     @Test
-    void adviseTurnsHugePagesOffBeforeAnyDiscard() throws IOException {
+    void hugePagesAreOffFromAdviseUntilClose() throws IOException {
         assumeSupported();
         try (GuestRam r = new GuestRam()) {
             RamBlock b = r.addBlock("pc.ram", 4L << 20, true);
             assertThat(vmFlags(b)).as("VmFlags of pre-faulted RAM before advise").doesNotContain("nh");
+            RamBlock small = r.addBlock("vga.vram", 1L << 20, false);
             try (PostcopyBackend ignored = create(r)) {
-                assertThat(vmFlags(b)).as("VmFlags after advise").contains("nh");
+                assertThat(vmFlags(b)).as("VmFlags after advise").contains("nh").doesNotContain("hg");
             }
+            // As QEMU after postcopy: huge pages again where they were advised at allocation, and only there.
+            assertThat(vmFlags(b)).as("VmFlags after close").contains("hg").doesNotContain("nh");
+            assertThat(vmFlags(small)).as("VmFlags of a block never advised, after close").doesNotContain("hg");
         }
     }
 
