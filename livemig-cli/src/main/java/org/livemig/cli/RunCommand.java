@@ -6,6 +6,7 @@ import org.livemig.machine.Machine;
 import org.livemig.machine.MachineListener;
 import org.livemig.machine.RunState;
 import org.livemig.migration.Migration;
+import org.livemig.migration.WarmUp;
 import org.livemig.monitor.MigrationCommands;
 import org.livemig.monitor.MachineMonitor;
 import org.livemig.monitor.QmpServer;
@@ -54,7 +55,7 @@ final class RunCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (warmUp) {
-            org.livemig.migration.WarmUp.start(org.livemig.migration.WarmUp.DEFAULT_ROUNDS);
+            WarmUp.start(WarmUp.DEFAULT_ROUNDS);
         }
         Machine.Config cfg = machine.config(name == null ? "livemig" : name);
         CountDownLatch quit = new CountDownLatch(1);

@@ -6,9 +6,12 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.Collection;
 import java.util.Comparator;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -52,7 +55,7 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
      * backend has given back to the kernel since (see {@link #prepare}); other blocks are not in
      * it. Changed only under the lifecycle write lock, as discards and listen are.
      */
-    private final java.util.Map<Region, java.util.BitSet> dropped = new java.util.IdentityHashMap<>();
+    private final Map<Region, BitSet> dropped = new IdentityHashMap<>();
     /** Held by the one thread reading faults. */
     private final ReentrantLock faultReader = new ReentrantLock();
     /** Guarded by {@link #faultReader}. */
@@ -85,7 +88,7 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             // Best effort: THP may be off. Undone in release for blocks that had the advice.
             Libc.madvise(r.base, r.length, Libc.MADV_NOHUGEPAGE);
             if (r.block.allPagesMapped()) {
-                dropped.put(r, new java.util.BitSet((int) r.block.pageCount()));
+                dropped.put(r, new BitSet((int) r.block.pageCount()));
             }
         }
         this.uffd = Userfaultfd.open();
@@ -115,12 +118,11 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             throw new IOException(String.format("madvise(DONTNEED) of [0x%x, +0x%x) in %s: %s", offset, length,
                     r.block, Libc.strerror(Libc.errno())));
         }
-        java.util.BitSet d = dropped.get(r);
+        BitSet d = dropped.get(r);
         if (d != null) {
             d.set((int) (offset >>> RamBlock.PAGE_BITS), (int) ((offset + length) >>> RamBlock.PAGE_BITS));
         }
     }
-
 
     @Override
     void listen() throws IOException {
@@ -150,7 +152,7 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
      * of the switch: populating and dropping 256 MiB page by page took 6-9 ms of it here.
      */
     private void prepare(Region r) throws IOException {
-        java.util.BitSet alreadyDropped = dropped.get(r);
+        BitSet alreadyDropped = dropped.get(r);
         boolean mapped = alreadyDropped != null;
         long pages = r.received.pages();
         long p = 0;
@@ -175,7 +177,7 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
     }
 
     /** Drops pages [first, end), all missing, except those in {@code alreadyDropped} (null: none). */
-    private void dropMissing(Region r, long first, long end, java.util.BitSet alreadyDropped) throws IOException {
+    private void dropMissing(Region r, long first, long end, BitSet alreadyDropped) throws IOException {
         if (alreadyDropped == null) {
             dropPages(r, first << RamBlock.PAGE_BITS, (end - first) << RamBlock.PAGE_BITS);
             return;

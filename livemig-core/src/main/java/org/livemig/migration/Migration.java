@@ -192,11 +192,8 @@ public final class Migration {
             throw new MigrationException(IN_PROGRESS);
         }
         MigrationAddress addr = parse(uri);
-        Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults);
+        Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, scratch);
         outgoing = o;
-        if (scratch) {
-            o.markScratch();
-        }
         o.start();
         return o;
     }

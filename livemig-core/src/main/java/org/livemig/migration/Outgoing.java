@@ -55,8 +55,8 @@ public final class Outgoing {
     private final RamStats ram = new RamStats();
     private final CountDownLatch continueSwitchover = new CountDownLatch(1);
     private final Thread thread;
-    /** A warm-up scratch migration: its account goes to the FINE log, not the INFO one. */
-    private volatile boolean scratch;
+    /** Where the account of the switch goes: INFO, FINE for a warm-up scratch migration. */
+    private final Level accountLevel;
     private volatile MigrationConnection connection;
     private volatile MigrationConnection preemptConnection;
 
@@ -77,8 +77,9 @@ public final class Outgoing {
     private int dirtyRateHighCount;
 
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
-             MigrationEvents events, FaultSpec faults) {
+             MigrationEvents events, FaultSpec faults, boolean scratch) {
         this.faults = faults;
+        this.accountLevel = scratch ? Level.FINE : Level.INFO;
         this.machine = machine;
         this.params = params;
         this.caps = caps.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(caps);
@@ -164,15 +165,6 @@ public final class Outgoing {
         }
         continueSwitchover.countDown();
         return true;
-    }
-
-    void markScratch() {
-        scratch = true;
-    }
-
-    /** Where this migration's account of its switch goes: INFO, FINE for a warm-up scratch migration. */
-    private java.util.logging.Level accountLevel() {
-        return scratch ? java.util.logging.Level.FINE : java.util.logging.Level.INFO;
     }
 
     /** Waits for the migration thread to end (cleanup BH, tests). */
@@ -284,7 +276,7 @@ public final class Outgoing {
             downtimeMillis = TimeUnit.NANOSECONDS.toMillis(t5 - downtimeStart);
             totalTimeMillis = System.currentTimeMillis() - startMillis;
             Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
-            LOG.log(accountLevel(), String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+            LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
                     downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
                     pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
             saver.stopDirtyTracking();
@@ -443,7 +435,7 @@ public final class Outgoing {
                     long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
                     long end = pong3 > 0 ? pong3 : System.nanoTime();
                     downtimeMillis = TimeUnit.NANOSECONDS.toMillis(end - stopAt);
-                    LOG.log(accountLevel(), String.format("postcopy switch: guest paused %d ms = stop %.1f + sync %.1f + discard %.1f"
+                    LOG.log(accountLevel, String.format("postcopy switch: guest paused %d ms = stop %.1f + sync %.1f + discard %.1f"
                             + " + devices/package %.1f + flush %.1f + destination loads and answers %.1f ms",
                             downtimeMillis, (stopped - stopAt) / 1e6, (synced - stopped) / 1e6, (discarded - synced) / 1e6,
                             (packaged - discarded) / 1e6, (flushed - packaged) / 1e6, (end - flushed) / 1e6));
