@@ -2,8 +2,11 @@ package org.livemig.bench;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import java.util.function.ToLongFunction;
 import org.HdrHistogram.Histogram;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
@@ -37,6 +40,9 @@ public final class PostcopyBench {
 
     /** Runs every case {@code repeat} times (each run with its own baselines) and prints the medians. */
     public void run(int repeat) throws Exception {
+        if (repeat < 1) {
+            throw new IllegalArgumentException("--repeat must be at least 1");
+        }
         out.printf("livemig bench postcopy: %d MiB, ab:25000 guest, precopy at 64 MiB/s (it cannot converge) for two passes, then postcopy"
                 + " with the background stream unthrottled; both machines in this JVM, RAM pre-faulted before timing%n",
                 ramBytes >> 20);
@@ -51,7 +57,7 @@ public final class PostcopyBench {
         out.println("baseline: the two socket hops of a preempt request with no migration code (RequestRelay: request ->"
                 + " relay thread -> 4 KiB page -> placing thread) over loopback TCP, alone and beside a full-speed background copy");
         out.println("backend      preempt  switch ms  requests   p50 us   p99 us   max us  postcopy ms   total ms");
-        java.util.Map<String, List<Measured>> byCase = new java.util.LinkedHashMap<>();
+        Map<String, List<Measured>> byCase = new LinkedHashMap<>();
         boolean userfaultfd = PostcopyBackend.userfaultfdAvailability().available();
         for (int run = 1; run <= repeat; run++) {
             if (repeat > 1) {
@@ -83,7 +89,7 @@ public final class PostcopyBench {
     }
 
     /** Medians over the runs: each case's p99 and switch pause, and p99 with preempt against the loaded relay's. */
-    private void summarize(java.util.Map<String, List<Measured>> byCase, int repeat) {
+    private void summarize(Map<String, List<Measured>> byCase, int repeat) {
         out.printf("%s:%n", repeat > 1 ? "medians of " + repeat + " runs" : "summary");
         long relayP99 = median(byCase.getOrDefault("raw relay, loaded", List.of()), Measured::p99Micros);
         StringBuilder preemptP99 = new StringBuilder();
@@ -99,10 +105,9 @@ public final class PostcopyBench {
         out.println("page-request p99 with preempt: " + (preemptP99.isEmpty() ? "not measured" : preemptP99));
     }
 
-    /** The median of the runs' values (the lower middle one for an even count), -1 when there are none. */
-    private static long median(List<Measured> runs, java.util.function.ToLongFunction<Measured> value) {
-        long[] v = runs.stream().mapToLong(value).filter(x -> x >= 0).sorted().toArray();
-        return v.length == 0 ? -1 : v[(v.length - 1) / 2];
+    /** The median of the runs' values that were measured (-1 marks one that was not), -1 when there are none. */
+    private static long median(List<Measured> runs, ToLongFunction<Measured> value) {
+        return Medians.of(runs.stream().mapToLong(value).filter(x -> x >= 0));
     }
 
     /** The baseline's requests, at about the rate the guest here faults in postcopy. */

@@ -397,13 +397,11 @@ public final class PrecopyBench {
     // ---------------------------------------------------------------- goals
 
     private static long median(List<Result> rs, ToLongFunction<Result> f) {
-        long[] v = rs.stream().mapToLong(f).sorted().toArray();
-        return v.length == 0 ? -1 : v[(v.length - 1) / 2];
+        return Medians.of(rs.stream().mapToLong(f));
     }
 
     private static double medianMbps(List<Result> rs) {
-        double[] v = rs.stream().mapToDouble(Result::mbPerSec).sorted().toArray();
-        return v.length == 0 ? 0 : v[(v.length - 1) / 2];
+        return Medians.of(rs.stream().mapToDouble(Result::mbPerSec));
     }
 
     private void printGoals(List<Result> results, Map<String, Double> baseline) {

@@ -44,14 +44,8 @@ final class BenchCommand {
         @Option(names = "--repeat", defaultValue = "1", description = "Runs of every case (default: ${DEFAULT-VALUE}); medians at the end.")
         int repeat;
 
-        @picocli.CommandLine.Spec
-        picocli.CommandLine.Model.CommandSpec spec;
-
         @Override
         public Integer call() throws Exception {
-            if (repeat < 1) {
-                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--repeat must be at least 1");
-            }
             new PostcopyBench(Sizes.parse(ram), System.out).run(repeat);
             return 0;
         }
