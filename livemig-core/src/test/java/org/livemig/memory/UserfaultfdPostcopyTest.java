@@ -61,31 +61,15 @@ class UserfaultfdPostcopyTest extends PostcopyBackendContractTest {
         assumeSupported();
         try (GuestRam r = new GuestRam()) {
             RamBlock b = r.addBlock("pc.ram", 4L << 20, true);
-            assertThat(vmFlags(b)).as("VmFlags of pre-faulted RAM before advise").doesNotContain("nh");
+            assertThat(Smaps.vmFlags(b.memory().address())).as("VmFlags of pre-faulted RAM before advise").doesNotContain("nh");
             RamBlock small = r.addBlock("vga.vram", 1L << 20, false);
             try (PostcopyBackend ignored = create(r)) {
-                assertThat(vmFlags(b)).as("VmFlags after advise").contains("nh").doesNotContain("hg");
+                assertThat(Smaps.vmFlags(b.memory().address())).as("VmFlags after advise").contains("nh").doesNotContain("hg");
             }
             // As QEMU after postcopy: huge pages again where they were advised at allocation, and only there.
-            assertThat(vmFlags(b)).as("VmFlags after close").contains("hg").doesNotContain("nh");
-            assertThat(vmFlags(small)).as("VmFlags of a block never advised, after close").doesNotContain("hg");
+            assertThat(Smaps.vmFlags(b.memory().address())).as("VmFlags after close").contains("hg").doesNotContain("nh");
+            assertThat(Smaps.vmFlags(small.memory().address())).as("VmFlags of a block never advised, after close").doesNotContain("hg");
         }
-    }
-
-    /** The VmFlags of the mapping in /proc/self/smaps that holds the block's first byte. */
-    private static List<String> vmFlags(RamBlock b) throws IOException {
-        long at = b.memory().address();
-        List<String> lines = java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/smaps"));
-        boolean inside = false;
-        for (String l : lines) {
-            java.util.regex.Matcher m = java.util.regex.Pattern.compile("^([0-9a-f]+)-([0-9a-f]+) ").matcher(l);
-            if (m.find()) {
-                inside = Long.parseUnsignedLong(m.group(1), 16) <= at && at < Long.parseUnsignedLong(m.group(2), 16);
-            } else if (inside && l.startsWith("VmFlags:")) {
-                return List.of(l.substring("VmFlags:".length()).trim().split("\\s+"));
-            }
-        }
-        throw new AssertionError("no mapping holds 0x" + Long.toHexString(at));
     }
 
     /**
