@@ -33,6 +33,21 @@ import org.HdrHistogram.Histogram;
 public final class RequestRelay {
     private static final int PAGE = 4096;
     private static final int BULK_CHUNK = 1 << 20;
+    /** The background copy's give-way points, as the migration threads': every 256 KiB sent, every 16 pages received. */
+    private static final int BULK_SEND_SLICE = 256 << 10;
+    private static final int BULK_RECEIVE_PAGES_PER_YIELD = 16;
+    private static final int REGION_BYTES = 16 << 20;
+
+    /** One thread's loop; it ends when its channel is closed. */
+    private interface IoLoop {
+        void run() throws IOException;
+    }
+
+    private final List<Thread> threads = new ArrayList<>();
+    private final List<SocketChannel> channels = new ArrayList<>();
+    private final AtomicReference<Throwable> failure = new AtomicReference<>();
+    private volatile boolean closing;
+    private final Histogram latencies = new Histogram(3);
 
     private RequestRelay() {}
 
@@ -41,147 +56,157 @@ public final class RequestRelay {
      * copy; returns their latencies in microseconds.
      */
     public static Histogram run(int requests, long spacingNanos, boolean background) throws IOException, InterruptedException {
-        Histogram h = new Histogram(3);
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
-        List<Thread> threads = new ArrayList<>();
+        RequestRelay r = new RequestRelay();
         try (ServerSocketChannel server = ServerSocketChannel.open();
              Arena arena = Arena.ofShared()) {
-            server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
-            SocketChannel[] request = connect(server);
-            SocketChannel[] page = connect(server);
+            try {
+                r.measure(server, arena, requests, spacingNanos, background);
+            } finally {
+                r.stop(); // before the arena closes under the threads
+            }
+        }
+        if (r.failure.get() != null) {
+            throw new IOException("request relay failed: " + r.failure.get(), r.failure.get());
+        }
+        if (r.latencies.getTotalCount() < requests) {
+            throw new IOException("request relay placed " + r.latencies.getTotalCount() + " of " + requests + " pages within 30 s");
+        }
+        return r.latencies;
+    }
+
+    private void measure(ServerSocketChannel server, Arena arena, int requests, long spacingNanos, boolean background)
+            throws IOException, InterruptedException {
+        server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+        SocketChannel[] request = connect(server);
+        SocketChannel[] page = connect(server);
+        if (background) {
             SocketChannel[] bulk = connect(server);
-            MemorySegment bulkDst = arena.allocate(16L << 20, PAGE);
-            MemorySegment pageDst = arena.allocate(16L << 20, PAGE);
-            bulkDst.fill((byte) 0);
-            pageDst.fill((byte) 0);
-            Runnable bulkSend = () -> {
-                ByteBuffer b = ByteBuffer.allocateDirect(BULK_CHUNK);
-                try {
-                    while (true) {
-                        for (int off = 0; off < BULK_CHUNK; off += 256 << 10) {
-                            b.limit(off + (256 << 10)).position(off);
-                            while (b.hasRemaining()) {
-                                bulk[0].write(b);
-                            }
-                            Thread.yield();
-                        }
-                    }
-                } catch (IOException e) {
-                    // closed at the end
-                }
-            };
-            Runnable bulkReceive = () -> {
-                ByteBuffer b = ByteBuffer.allocateDirect(BULK_CHUNK);
-                MemorySegment in = MemorySegment.ofBuffer(b);
-                long at = 0;
-                try {
-                    while (bulk[1].read(b.clear()) >= 0) {
-                        for (int off = 0; off + PAGE <= b.position(); off += PAGE) {
-                            MemorySegment.copy(in, off, bulkDst, at, PAGE);
-                            at = (at + PAGE) % bulkDst.byteSize();
-                            if ((off / PAGE) % 16 == 15) {
-                                Thread.yield();
-                            }
-                        }
-                    }
-                } catch (IOException e) {
-                    // closed at the end
-                }
-            };
-            Runnable relay = () -> {
-                ByteBuffer req = ByteBuffer.allocateDirect(8).order(ByteOrder.BIG_ENDIAN);
-                ByteBuffer out = ByteBuffer.allocateDirect(8 + PAGE).order(ByteOrder.BIG_ENDIAN);
-                try {
-                    while (true) {
-                        req.clear();
-                        while (req.hasRemaining()) {
-                            if (request[1].read(req) < 0) {
-                                return;
-                            }
-                        }
-                        out.clear();
-                        out.putLong(0, req.getLong(0));
-                        while (out.hasRemaining()) {
-                            page[0].write(out);
-                        }
-                    }
-                } catch (IOException e) {
-                    if (!closing.get()) {
-                        failure.compareAndSet(null, e);
-                    }
-                }
-            };
-            Runnable place = () -> {
-                ByteBuffer in = ByteBuffer.allocateDirect(8 + PAGE).order(ByteOrder.BIG_ENDIAN);
-                MemorySegment seg = MemorySegment.ofBuffer(in);
-                long at = 0;
-                try {
-                    for (int i = 0; i < requests; i++) {
-                        in.clear();
-                        while (in.hasRemaining()) {
-                            if (page[1].read(in) < 0) {
-                                return;
-                            }
-                        }
-                        MemorySegment.copy(seg, 8, pageDst, at, PAGE);
-                        at = (at + PAGE) % pageDst.byteSize();
-                        h.recordValue(Math.max(1, (System.nanoTime() - in.getLong(0)) / 1000));
-                    }
-                } catch (IOException e) {
-                    if (!closing.get()) {
-                        failure.compareAndSet(null, e);
-                    }
-                }
-            };
-            if (background) {
-                threads.add(Thread.ofPlatform().name("bench/bulk-send").daemon(true).start(bulkSend));
-                threads.add(Thread.ofPlatform().name("bench/bulk-recv").daemon(true).start(bulkReceive));
+            MemorySegment bulkDst = zeroed(arena);
+            start("bench/bulk-send", () -> bulkSend(bulk[0]));
+            start("bench/bulk-recv", () -> bulkReceive(bulk[1], bulkDst));
+        }
+        MemorySegment pageDst = zeroed(arena);
+        start("bench/relay-rp", () -> relay(request[1], page[0]));
+        Thread placer = start("bench/relay-place", () -> place(page[1], pageDst, requests));
+        Thread.sleep(100); // the background copy at full speed first
+        ByteBuffer req = ByteBuffer.allocateDirect(8).order(ByteOrder.BIG_ENDIAN);
+        long next = System.nanoTime();
+        for (int i = 0; i < requests && failure.get() == null; i++) {
+            next += spacingNanos;
+            long wait;
+            while ((wait = next - System.nanoTime()) > 0) {
+                LockSupport.parkNanos(wait);
             }
-            threads.add(Thread.ofPlatform().name("bench/relay-rp").daemon(true).start(relay));
-            Thread placer = Thread.ofPlatform().name("bench/relay-place").daemon(true).start(place);
-            threads.add(placer);
-            Thread.sleep(100); // the background copy at full speed first
-            ByteBuffer req = ByteBuffer.allocateDirect(8).order(ByteOrder.BIG_ENDIAN);
-            long next = System.nanoTime();
-            for (int i = 0; i < requests && failure.get() == null; i++) {
-                next += spacingNanos;
-                long wait;
-                while ((wait = next - System.nanoTime()) > 0) {
-                    LockSupport.parkNanos(wait);
-                }
-                req.clear();
-                req.putLong(0, System.nanoTime());
-                while (req.hasRemaining()) {
-                    request[0].write(req);
-                }
-            }
-            placer.join(TimeUnit.SECONDS.toMillis(30));
-            closing.set(true);
-            for (SocketChannel[] pair : new SocketChannel[][] {request, page, bulk}) {
-                for (SocketChannel c : pair) {
-                    c.close();
-                }
-            }
-            for (Thread t : threads) {
-                t.join(10_000);
+            req.clear().putLong(0, System.nanoTime());
+            writeFully(request[0], req);
+        }
+        placer.join(TimeUnit.SECONDS.toMillis(30));
+    }
+
+    /** Sends the background stream at full speed, yielding after every slice. */
+    private static void bulkSend(SocketChannel out) throws IOException {
+        ByteBuffer b = ByteBuffer.allocateDirect(BULK_CHUNK);
+        while (true) {
+            for (int off = 0; off < BULK_CHUNK; off += BULK_SEND_SLICE) {
+                writeFully(out, b.limit(off + BULK_SEND_SLICE).position(off));
+                Thread.yield();
             }
         }
-        if (failure.get() != null) {
-            throw new IOException("request relay failed: " + failure.get(), failure.get());
+    }
+
+    /** Reads the background stream and copies it page by page into {@code dst}, yielding every few pages. */
+    private static void bulkReceive(SocketChannel in, MemorySegment dst) throws IOException {
+        ByteBuffer b = ByteBuffer.allocateDirect(BULK_CHUNK);
+        MemorySegment buf = MemorySegment.ofBuffer(b);
+        long at = 0;
+        while (in.read(b.clear()) >= 0) {
+            for (int p = 0; (p + 1) * PAGE <= b.position(); p++) {
+                MemorySegment.copy(buf, (long) p * PAGE, dst, at, PAGE);
+                at = (at + PAGE) % dst.byteSize();
+                if (p % BULK_RECEIVE_PAGES_PER_YIELD == BULK_RECEIVE_PAGES_PER_YIELD - 1) {
+                    Thread.yield();
+                }
+            }
         }
-        if (h.getTotalCount() < requests) {
-            throw new IOException("request relay placed " + h.getTotalCount() + " of " + requests + " pages within 30 s");
+    }
+
+    /** The source's return-path thread: each request read is answered with its time and a page. */
+    private static void relay(SocketChannel requests, SocketChannel pages) throws IOException {
+        ByteBuffer req = ByteBuffer.allocateDirect(8).order(ByteOrder.BIG_ENDIAN);
+        ByteBuffer out = ByteBuffer.allocateDirect(8 + PAGE).order(ByteOrder.BIG_ENDIAN);
+        while (readFully(requests, req.clear())) {
+            out.clear().putLong(0, req.getLong(0));
+            writeFully(pages, out);
         }
-        return h;
+    }
+
+    /** The destination's preempt thread: reads each page, copies it into {@code dst}, records its latency. */
+    private void place(SocketChannel pages, MemorySegment dst, int count) throws IOException {
+        ByteBuffer in = ByteBuffer.allocateDirect(8 + PAGE).order(ByteOrder.BIG_ENDIAN);
+        MemorySegment buf = MemorySegment.ofBuffer(in);
+        long at = 0;
+        for (int i = 0; i < count && readFully(pages, in.clear()); i++) {
+            MemorySegment.copy(buf, 8, dst, at, PAGE);
+            at = (at + PAGE) % dst.byteSize();
+            latencies.recordValue(Math.max(1, (System.nanoTime() - in.getLong(0)) / 1000));
+        }
+    }
+
+    private Thread start(String name, IoLoop loop) {
+        Thread t = Thread.ofPlatform().name(name).daemon(true).start(() -> {
+            try {
+                loop.run();
+            } catch (IOException e) {
+                if (!closing) {
+                    failure.compareAndSet(null, e);
+                }
+            }
+        });
+        threads.add(t);
+        return t;
+    }
+
+    /** Closing the channels ends every thread; each is joined. */
+    private void stop() throws IOException, InterruptedException {
+        closing = true;
+        for (SocketChannel c : channels) {
+            c.close();
+        }
+        for (Thread t : threads) {
+            t.join(10_000);
+        }
+    }
+
+    private static MemorySegment zeroed(Arena arena) {
+        MemorySegment m = arena.allocate(REGION_BYTES, PAGE);
+        m.fill((byte) 0);
+        return m;
     }
 
     /** A connected pair over loopback TCP, Nagle off: {writer, reader}. */
-    private static SocketChannel[] connect(ServerSocketChannel server) throws IOException {
+    private SocketChannel[] connect(ServerSocketChannel server) throws IOException {
         SocketChannel out = SocketChannel.open(server.getLocalAddress());
+        channels.add(out);
         SocketChannel in = server.accept();
+        channels.add(in);
         out.setOption(StandardSocketOptions.TCP_NODELAY, true);
         in.setOption(StandardSocketOptions.TCP_NODELAY, true);
         return new SocketChannel[] {out, in};
+    }
+
+    private static void writeFully(SocketChannel c, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            c.write(b);
+        }
+    }
+
+    /** Reads until {@code b} is full; false at the end of the stream. */
+    private static boolean readFully(SocketChannel c, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) {
+            if (c.read(b) < 0) {
+                return false;
+            }
+        }
+        return true;
     }
 }
