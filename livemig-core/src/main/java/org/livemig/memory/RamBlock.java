@@ -47,12 +47,12 @@ public final class RamBlock {
      * True while every page of the block is mapped: it was pre-faulted and no page has been given
      * back to the kernel since. A page that is mapped does not fault as missing under userfaultfd.
      */
-    public boolean allPagesMapped() {
+    boolean allPagesMapped() {
         return allPagesMapped;
     }
 
     /** Some pages were given back to the kernel (a postcopy discard): they are no longer mapped. */
-    public void pagesUnmapped() {
+    void pagesUnmapped() {
         allPagesMapped = false;
     }
 
