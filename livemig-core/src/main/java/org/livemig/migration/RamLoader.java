@@ -75,71 +75,84 @@ public final class RamLoader {
             throw new StreamFormatException("unsupported ram section version " + versionId
                     + " (expected " + QemuStream.RAM_SECTION_VERSION + ")", f.position());
         }
-        while (true) {
-            long recordAt = f.position();
-            long header = f.getBe64();
-            int flags = (int) (header & (RamBlock.PAGE_SIZE - 1));
-            long addr = header & ~(long) (RamBlock.PAGE_SIZE - 1);
-            if ((flags & ~KNOWN_FLAGS) != 0) {
-                throw new StreamFormatException(String.format(
-                        "unsupported RAM record flags 0x%03x (header 0x%016x)", flags, header), recordAt);
-            }
-            if ((flags & QemuStream.RAM_FLAG_EOS) != 0) {
-                return;
-            }
-            switch (flags & ~QemuStream.RAM_FLAG_CONTINUE) {
-                case QemuStream.RAM_FLAG_MEM_SIZE -> loadBlockList(f, addr, recordAt);
-                case QemuStream.RAM_FLAG_ZERO -> {
-                    RamBlock b = block(f, flags, recordAt);
-                    MemorySegment page = page(b, addr, recordAt);
-                    int fill = f.getByte();
-                    if (placing) {
-                        if (fill == 0) {
-                            postcopy.placeZeroPage(b, addr >>> RamBlock.PAGE_BITS);
-                        } else {
-                            staging.fill((byte) fill);
-                            postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
-                        }
-                        placed(b, addr);
-                        stats.zeroPages.incrementAndGet();
-                        continue;
-                    }
-                    long index = addr >>> RamBlock.PAGE_BITS;
-                    if (fill != 0) {
-                        if (written != null) {
-                            written.get(b).set((int) index);
-                        }
-                        page.fill((byte) fill);
-                    } else {
-                        zeroPage(b, index);
-                    }
-                    received(b, addr);
-                    stats.zeroPages.incrementAndGet();
-                    if (fill == 0) {
-                        loadZeroRun(f, b, index);
-                    }
-                }
-                case QemuStream.RAM_FLAG_PAGE -> {
-                    RamBlock b = block(f, flags, recordAt);
-                    MemorySegment page = page(b, addr, recordAt);
-                    if (placing) {
-                        f.readInto(staging);
-                        postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
-                        placed(b, addr);
-                        stats.normalPages.incrementAndGet();
-                        continue;
-                    }
-                    if (written != null) {
-                        written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
-                    }
-                    f.readInto(page);
-                    received(b, addr);
-                    stats.normalPages.incrementAndGet();
-                }
-                default -> throw new StreamFormatException(String.format(
-                        "invalid RAM record flags 0x%03x", flags), recordAt);
-            }
+        // The loop stays this small on purpose: the per-record work is in methods called once
+        // per page, which a start-up warm-up brings to full (C2) compilation by their call
+        // counts. A section holds thousands of pages, so this loop itself is only ever compiled
+        // on-stack once a real migration runs; kept tiny, that compilation costs little and,
+        // the callees being compiled already, does not redo them (on a 2-core machine a
+        // compiler thread busy with a large loop takes a CPU from the migration).
+        while (loadRecord(f)) {
             stats.transferred.set(f.position());
+        }
+    }
+
+    /** Loads one record; false when it was the section's EOS. */
+    private boolean loadRecord(MigrationFile f) throws IOException {
+        long recordAt = f.position();
+        long header = f.getBe64();
+        int flags = (int) (header & (RamBlock.PAGE_SIZE - 1));
+        long addr = header & ~(long) (RamBlock.PAGE_SIZE - 1);
+        if ((flags & ~KNOWN_FLAGS) != 0) {
+            throw new StreamFormatException(String.format(
+                    "unsupported RAM record flags 0x%03x (header 0x%016x)", flags, header), recordAt);
+        }
+        if ((flags & QemuStream.RAM_FLAG_EOS) != 0) {
+            return false;
+        }
+        switch (flags & ~QemuStream.RAM_FLAG_CONTINUE) {
+            case QemuStream.RAM_FLAG_PAGE -> loadPage(f, block(f, flags, recordAt), addr, recordAt);
+            case QemuStream.RAM_FLAG_ZERO -> loadZeroPage(f, block(f, flags, recordAt), addr, recordAt);
+            case QemuStream.RAM_FLAG_MEM_SIZE -> loadBlockList(f, addr, recordAt);
+            default -> throw new StreamFormatException(String.format(
+                    "invalid RAM record flags 0x%03x", flags), recordAt);
+        }
+        return true;
+    }
+
+    /** A PAGE record's 4 KiB of content: into guest RAM, or placed whole once listening. */
+    private void loadPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
+        MemorySegment page = page(b, addr, recordAt);
+        if (placing) {
+            f.readInto(staging);
+            postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
+            placed(b, addr);
+        } else {
+            if (written != null) {
+                written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
+            }
+            f.readInto(page);
+            received(b, addr);
+        }
+        stats.normalPages.incrementAndGet();
+    }
+
+    /** A ZERO record (a page all one byte value, zero in practice), and the zero run after it. */
+    private void loadZeroPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
+        MemorySegment page = page(b, addr, recordAt);
+        int fill = f.getByte();
+        long index = addr >>> RamBlock.PAGE_BITS;
+        stats.zeroPages.incrementAndGet();
+        if (placing) {
+            if (fill == 0) {
+                postcopy.placeZeroPage(b, index);
+            } else {
+                staging.fill((byte) fill);
+                postcopy.placePage(b, index, staging);
+            }
+            placed(b, addr);
+            return;
+        }
+        if (fill != 0) {
+            if (written != null) {
+                written.get(b).set((int) index);
+            }
+            page.fill((byte) fill);
+        } else {
+            zeroPage(b, index);
+        }
+        received(b, addr);
+        if (fill == 0) {
+            loadZeroRun(f, b, index);
         }
     }
 
