@@ -37,6 +37,13 @@ public final class RamSaver {
     /** RAM had never been written when tracking started: the first pass sends ZERO records without looking. */
     private boolean firstPassAllZero;
     private volatile boolean postcopy;
+    /**
+     * The counter page bytes go to in the current phase: precopy, downtime (completing), postcopy.
+     * A field set when the phase changes, so that the per-page path does not branch on the phase
+     * (such a branch, never taken while the path was first compiled, sends the compiled code
+     * back to the interpreter when the phase comes; see RamLoader.load).
+     */
+    private volatile java.util.concurrent.atomic.AtomicLong phaseBytes;
     /** Guards the to-send bitmaps and {@link #pendingPages} once postcopy runs (two senders). */
     private final java.util.concurrent.locks.ReentrantLock claimLock = new java.util.concurrent.locks.ReentrantLock();
 
@@ -45,6 +52,7 @@ public final class RamSaver {
         this.blocks = ram.blocks();
         this.toSend = new BitSet[blocks.size()];
         this.stats = stats;
+        this.phaseBytes = stats.precopyBytes;
         for (int i = 0; i < toSend.length; i++) {
             toSend[i] = new BitSet((int) blocks.get(i).pageCount());
         }
@@ -140,6 +148,9 @@ public final class RamSaver {
 
     public void saveComplete(MigrationFile f) throws IOException {
         completing = true;
+        if (!postcopy) {
+            phaseBytes = stats.downtimeBytes;
+        }
         syncDirtyBitmap();
         while (sendNextDirtyPage(f)) {
             // the guest is stopped: send everything left, without rate limit
@@ -150,6 +161,7 @@ public final class RamSaver {
     /** From now on pages go out as postcopy pages (statistics). */
     public void enterPostcopy() {
         postcopy = true;
+        phaseBytes = stats.postcopyBytes;
     }
 
     /**
@@ -262,7 +274,11 @@ public final class RamSaver {
         } finally {
             claimLock.unlock();
         }
-        savePage(f, b, page, mainChannel);
+        if (mainChannel) {
+            savePage(f, b, page);
+        } else {
+            savePageOnOwnChannel(f, b, page);
+        }
         return true;
     }
 
@@ -274,7 +290,7 @@ public final class RamSaver {
      */
     public void resendPage(MigrationFile f, RamBlock b, long page) throws IOException {
         if (page >= 0 && page < b.pageCount()) {
-            savePage(f, b, page, false);
+            savePageOnOwnChannel(f, b, page);
         }
     }
 
@@ -347,34 +363,46 @@ public final class RamSaver {
         if (page < 0) {
             return false;
         }
-        savePage(f, blocks.get(block), page, true);
+        savePage(f, blocks.get(block), page);
         return true;
     }
 
-    private void savePage(MigrationFile f, RamBlock block, long page, boolean mainChannel) throws IOException {
+    /** Sends a page on the main channel: a CONTINUE record when the one before was of the same block. */
+    private void savePage(MigrationFile f, RamBlock block, long page) throws IOException {
+        putPageRecord(f, block, page, block == lastSentBlock);
+        lastSentBlock = block;
+    }
+
+    /** Sends a page on a channel of its own (postcopy-preempt): the record names its block. */
+    private void savePageOnOwnChannel(MigrationFile f, RamBlock block, long page) throws IOException {
+        putPageRecord(f, block, page, false);
+    }
+
+    /**
+     * One page's record: ZERO when the page is all zero, else PAGE with its 4 KiB. A page that is
+     * zero here only because {@link #knownZero} says so gets the same record ({@link #saveIterate}
+     * sends those in runs without looking; this path sees only a run's first page).
+     */
+    private void putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
         var seg = block.page(page);
         long before = f.position();
-        int cont = mainChannel && block == lastSentBlock ? QemuStream.RAM_FLAG_CONTINUE : 0;
-        if (knownZero() || ZeroPages.isZero(seg)) {
-            f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | cont);
-            if (cont == 0) {
+        int contFlag = cont ? QemuStream.RAM_FLAG_CONTINUE : 0;
+        if (ZeroPages.isZero(seg)) {
+            f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | contFlag);
+            if (!cont) {
                 f.putCountedString(block.name());
             }
             f.putByte(0);
             stats.zeroPages.incrementAndGet();
         } else {
-            f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_PAGE | cont);
-            if (cont == 0) {
+            f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_PAGE | contFlag);
+            if (!cont) {
                 f.putCountedString(block.name());
             }
             f.putSegment(seg);
             stats.normalPages.incrementAndGet();
         }
-        if (mainChannel) {
-            lastSentBlock = block;
-        }
-        long n = f.position() - before;
-        (postcopy ? stats.postcopyBytes : completing ? stats.downtimeBytes : stats.precopyBytes).addAndGet(n);
+        phaseBytes.addAndGet(f.position() - before);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
     }
 
