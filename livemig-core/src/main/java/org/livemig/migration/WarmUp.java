@@ -8,6 +8,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
+import org.livemig.memory.RamBlock;
 
 /**
  * Gets the migration paths compiled before the first real migration needs them.
@@ -42,6 +43,8 @@ public final class WarmUp {
     private volatile boolean yielded;
     private volatile Migration scratchSource;
     private volatile int completed;
+    /** What each scratch migration sent, in order (written by the warm-up thread only). */
+    private final java.util.List<Round> sent = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile String failure;
 
     private WarmUp(Kind[] rounds) {
@@ -92,6 +95,11 @@ public final class WarmUp {
     /** Scratch migrations that completed. */
     public int completed() {
         return completed;
+    }
+
+    /** What each scratch migration that completed sent, in order. */
+    public java.util.List<Round> rounds() {
+        return java.util.List.copyOf(sent);
     }
 
     /** Whether a real migration made it stop early. */
@@ -145,9 +153,18 @@ public final class WarmUp {
     }
 
     /** What a scratch migration moves. */
-    enum Kind { RANDOM, ZERO, POSTCOPY }
+    public enum Kind { RANDOM, ZERO, POSTCOPY }
 
-    private static final Kind[] ORDER = {Kind.RANDOM, Kind.RANDOM, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM, Kind.ZERO};
+    /** One completed scratch migration: its kind and the page records its source sent. */
+    public record Round(Kind kind, long normalPages, long zeroPages, long postcopyBytes) {
+    }
+
+    /**
+     * Every kind once first, so that each path's branches are in the methods' profiles before the
+     * page-moving methods are compiled for the last time; then the common kinds again, ending
+     * with random pages (a real migration's bulk).
+     */
+    private static final Kind[] ORDER = {Kind.RANDOM, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM, Kind.ZERO, Kind.RANDOM};
 
     private boolean migrateOnce(Kind kind, String uri) throws InterruptedException {
         Machine.Config base = Machine.Config.defaults().withRam(SCRATCH_RAM).withVcpus(1).withBlobSize(8192);
@@ -166,6 +183,9 @@ public final class WarmUp {
                 m.setExitHandler(status -> {
                     throw new IllegalStateException("a warm-up machine may not end the process");
                 });
+            }
+            if (kind != Kind.ZERO) {
+                zeroEveryFourthPage(src.mainBlock());
             }
             src.mainLoop().runAndWait(() -> src.boot(RunState.RUNNING));
             d.mainLoop().runAndWait(() -> d.boot(RunState.INMIGRATE));
@@ -204,7 +224,12 @@ public final class WarmUp {
             }
             // The source completes once it has sent everything; the destination once it has it all.
             boolean dstDone = dstProgress.awaitEnd(STEP_TIMEOUT_MILLIS);
-            return o.status() == MigrationStatus.COMPLETED && dstDone;
+            boolean ok = o.status() == MigrationStatus.COMPLETED && dstDone;
+            if (ok) {
+                RamStats r = o.ramStats();
+                sent.add(new Round(kind, r.normalPages.get(), r.zeroPages.get(), r.postcopyBytes.get()));
+            }
+            return ok;
         } catch (Exception e) {
             if (e instanceof InterruptedException ie) {
                 throw ie;
@@ -214,6 +239,19 @@ public final class WarmUp {
         } finally {
             // The machines are closed by now, which ended their migrations first (Machine.addCloseNotifier).
             scratchSource = null;
+        }
+    }
+
+    /**
+     * Real RAM holds zero pages among the others, and so does a random scratch machine's: each
+     * round then takes both branches of the page paths (ZERO or PAGE record, on either side) while
+     * they are profiled, and a compiled path that saw only one kind does not fall back to the
+     * interpreter at the first page of the other kind (in a later round, or the real migration).
+     * Written before the guest runs and before dirty tracking.
+     */
+    private static void zeroEveryFourthPage(RamBlock block) {
+        for (long p = 0; p < block.pageCount(); p += 4) {
+            block.page(p).fill((byte) 0);
         }
     }
 

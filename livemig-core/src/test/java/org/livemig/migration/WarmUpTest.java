@@ -18,14 +18,42 @@ class WarmUpTest {
 
     @Test
     void itsScratchMigrationsCompleteAndLeaveNothingRunning() throws Exception {
-        WarmUp w = WarmUp.start(4); // random, random, zero, postcopy
+        WarmUp w = WarmUp.start(4); // random, zero, postcopy, random
         assertThat(w.await(LONG.toMillis())).isTrue();
         assertThat(w.failure()).isNull();
         assertThat(w.completed()).isEqualTo(4);
+        assertThat(w.rounds()).extracting(WarmUp.Round::kind).containsExactly(
+                WarmUp.Kind.RANDOM, WarmUp.Kind.ZERO, WarmUp.Kind.POSTCOPY, WarmUp.Kind.RANDOM);
         assertThat(w.yielded()).isFalse();
         await().atMost(LONG).until(() -> !warmUpThreadAlive());
         assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName))
                 .noneMatch(n -> n.contains("warm-up-src") || n.contains("warm-up-dst"));
+    }
+
+    @Test
+    void eachScratchMigrationTakesThePathsItIsThereFor() throws Exception {
+        WarmUp w = WarmUp.start(3);
+        assertThat(w.await(LONG.toMillis())).isTrue();
+        assertThat(w.failure()).isNull();
+        assertThat(w.rounds()).hasSize(3);
+        long scratchPages = (16L << 20) / org.livemig.memory.RamBlock.PAGE_SIZE;
+        for (WarmUp.Round r : w.rounds()) {
+            switch (r.kind()) {
+                // Random RAM with zero pages among the others: both record kinds, every time, so
+                // that the page paths are never compiled having seen only one of them.
+                case RANDOM -> {
+                    assertThat(r.normalPages()).as("PAGE records").isGreaterThan(scratchPages / 2);
+                    // Every fourth page is zeroed; the guest (ab) writes from 1 MiB on, so the
+                    // 64 zeroed pages below it stay zero whatever it gets to first.
+                    assertThat(r.zeroPages()).as("ZERO records").isGreaterThanOrEqualTo(64);
+                }
+                case ZERO -> assertThat(r.zeroPages()).isGreaterThanOrEqualTo(scratchPages);
+                case POSTCOPY -> {
+                    assertThat(r.postcopyBytes()).as("bytes sent in postcopy").isPositive();
+                    assertThat(r.zeroPages()).as("ZERO records").isPositive();
+                }
+            }
+        }
     }
 
     @Test
