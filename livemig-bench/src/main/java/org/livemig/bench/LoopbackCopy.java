@@ -35,8 +35,11 @@ public final class LoopbackCopy {
     /** The socket kinds a migration runs over. */
     public enum Transport { TCP, UNIX }
 
-    /** One copy: wall time, and the CPU time (user + system) of the sending and the receiving thread. */
-    public record Result(long nanos, long senderCpuNanos, long receiverCpuNanos) {
+    /**
+     * One copy: wall time, the CPU time (user + system) of the sending and the receiving thread,
+     * and how many reads the receiver made.
+     */
+    public record Result(long nanos, long senderCpuNanos, long receiverCpuNanos, long reads) {
     }
 
     private LoopbackCopy() {}
@@ -50,6 +53,16 @@ public final class LoopbackCopy {
      */
     public static Result copy(Transport transport, MemorySegment src, MemorySegment dst, long bytes, Path dir)
             throws IOException, InterruptedException {
+        return copy(transport, src, dst, bytes, dir, CHUNK_BYTES);
+    }
+
+    /**
+     * As {@link #copy(Transport, MemorySegment, MemorySegment, long, Path)}, the receiver reading
+     * at most {@code readBytes} per read: with 4 KiB, the cost of reading each page of a
+     * migration stream straight into guest RAM, a system call per page.
+     */
+    public static Result copy(Transport transport, MemorySegment src, MemorySegment dst, long bytes, Path dir,
+                              int readBytes) throws IOException, InterruptedException {
         if (bytes > src.byteSize() || bytes > dst.byteSize()) {
             throw new IllegalArgumentException("copy of " + bytes + " bytes between regions of "
                     + src.byteSize() + " and " + dst.byteSize());
@@ -92,15 +105,17 @@ public final class LoopbackCopy {
             });
             long receiverCpu0 = threads.getCurrentThreadCpuTime();
             long received = 0;
+            long reads = 0;
             try (SocketChannel in = server.accept()) {
                 tune(in, transport);
                 while (received < bytes) {
-                    ByteBuffer b = dst.asSlice(received, Math.min(CHUNK_BYTES, bytes - received)).asByteBuffer();
+                    ByteBuffer b = dst.asSlice(received, Math.min(readBytes, bytes - received)).asByteBuffer();
                     int n = in.read(b);
                     if (n < 0) {
                         break;
                     }
                     received += n;
+                    reads++;
                 }
             }
             long dt = System.nanoTime() - t0;
@@ -112,7 +127,7 @@ public final class LoopbackCopy {
             if (received != bytes) {
                 throw new IOException("loopback copy ended after " + received + " of " + bytes + " bytes");
             }
-            return new Result(dt, senderCpu.get(), receiverCpu);
+            return new Result(dt, senderCpu.get(), receiverCpu, reads);
         } finally {
             if (transport == Transport.UNIX) {
                 Files.deleteIfExists(sock);

@@ -20,8 +20,16 @@ import java.util.Objects;
  * the stream offset of every read and write, which errors report.
  *
  * <p>Page payloads never pass through a {@code byte[]}: {@link #putSegment} queues a view of the
- * guest RAM segment beside the buffered header bytes and both go out in one gathering write;
- * {@link #readInto} reads straight into the destination segment.
+ * guest RAM segment beside the buffered header bytes and both go out in one gathering write.
+ * {@link #readInto} copies what the (direct) read buffer already holds into the destination
+ * segment and reads a large remainder straight into it. A reader cannot do better on one stream:
+ * where a payload goes is in the header before it, so reading payloads straight into guest RAM
+ * would take a system call per page. {@code livemig bench precopy} measures that beside its
+ * baseline: on the 2-core machine of the benchmarks a raw copy of 1 GiB over a Unix socket read
+ * 4 KiB at a time took 0.79 s and 0.75 CPU-s of the receiver, read 8 MiB at a time 0.13 s and
+ * 0.12 CPU-s; a whole migration of 1 GiB over it, buffer copy included, takes about 0.35 s.
+ * (QEMU's multifd can read into RAM because its packets list their pages before the data;
+ * livemig has no multifd yet.)
  *
  * <p>Not thread-safe: owned by one migration thread at a time (handed over with the channel).
  */
