@@ -12,6 +12,14 @@ public final class ZeroPages {
 
     private ZeroPages() {}
 
+    /** True when every byte of the page at {@code offset} of {@code ram} is zero (no view made). */
+    public static boolean isZeroPage(MemorySegment ram, long offset) {
+        if (ram.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, offset) != 0) {
+            return false;
+        }
+        return MemorySegment.mismatch(ram, offset, offset + RamBlock.PAGE_SIZE, ZERO, 0, RamBlock.PAGE_SIZE) == -1;
+    }
+
     /** True when every byte of {@code page} (at most one page long) is zero. */
     public static boolean isZero(MemorySegment page) {
         long n = page.byteSize();

@@ -111,7 +111,7 @@ public final class RamLoader {
 
     /** A PAGE record's 4 KiB of content: into guest RAM, or placed whole once listening. */
     private void loadPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
-        MemorySegment page = page(b, addr, recordAt);
+        checkPage(b, addr, recordAt);
         if (placing) {
             f.readInto(staging);
             postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
@@ -120,7 +120,7 @@ public final class RamLoader {
             if (written != null) {
                 written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
             }
-            f.readInto(page);
+            f.readInto(b.memory(), addr, RamBlock.PAGE_SIZE);
             received(b, addr);
         }
         stats.normalPages.incrementAndGet();
@@ -128,7 +128,7 @@ public final class RamLoader {
 
     /** A ZERO record (a page all one byte value, zero in practice), and the zero run after it. */
     private void loadZeroPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
-        MemorySegment page = page(b, addr, recordAt);
+        checkPage(b, addr, recordAt);
         int fill = f.getByte();
         long index = addr >>> RamBlock.PAGE_BITS;
         stats.zeroPages.incrementAndGet();
@@ -146,7 +146,7 @@ public final class RamLoader {
             if (written != null) {
                 written.get(b).set((int) index);
             }
-            page.fill((byte) fill);
+            b.page(index).fill((byte) fill);
         } else {
             zeroPage(b, index);
         }
@@ -275,11 +275,11 @@ public final class RamLoader {
         return b;
     }
 
-    private static MemorySegment page(RamBlock b, long addr, long at) throws StreamFormatException {
+    /** Checks that page offset {@code addr} lies inside {@code b} (every record is checked before RAM is touched). */
+    private static void checkPage(RamBlock b, long addr, long at) throws StreamFormatException {
         if (addr < 0 || addr >= b.usedLength()) {
             throw new StreamFormatException(String.format(
                     "RAM page offset 0x%x outside block '%s' of size 0x%x", addr, b.name(), b.usedLength()), at);
         }
-        return b.page(addr >>> RamBlock.PAGE_BITS);
     }
 }

@@ -384,10 +384,10 @@ public final class RamSaver {
      * sends those in runs without looking; this path sees only a run's first page).
      */
     private void putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
-        var seg = block.page(page);
+        long offset = page << RamBlock.PAGE_BITS;
         long before = f.position();
         int contFlag = cont ? QemuStream.RAM_FLAG_CONTINUE : 0;
-        if (ZeroPages.isZero(seg)) {
+        if (ZeroPages.isZeroPage(block.memory(), offset)) {
             f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | contFlag);
             if (!cont) {
                 f.putCountedString(block.name());
@@ -399,7 +399,7 @@ public final class RamSaver {
             if (!cont) {
                 f.putCountedString(block.name());
             }
-            f.putSegment(seg);
+            f.putRam(block.memory(), offset, RamBlock.PAGE_SIZE);
             stats.normalPages.incrementAndGet();
         }
         phaseBytes.addAndGet(f.position() - before);
