@@ -29,7 +29,7 @@ import java.util.Objects;
  * would take a system call per page. {@code livemig bench precopy} measures that beside its
  * baseline: on the 2-core machine of the benchmarks a raw copy of 1 GiB over a Unix socket read
  * 4 KiB at a time took 0.79 s and 0.75 CPU-s of the receiver, read 8 MiB at a time 0.13 s and
- * 0.12 CPU-s; a whole migration of 1 GiB over it, buffer copy included, takes about 0.35 s.
+ * 0.12 CPU-s; a whole migration of 1 GiB over it, buffer copy included, takes 0.3-0.35 s.
  * (QEMU's multifd can read into RAM because its packets list their pages before the data;
  * livemig has no multifd yet.)
  *
