@@ -21,8 +21,8 @@ import java.util.Objects;
  * writes become no-ops, so a caller may write a whole section and check once. Byte counters give
  * the stream offset of every read and write, which errors report.
  *
- * <p>Page payloads never pass through a {@code byte[]}: {@link #putSegment} queues a view of the
- * guest RAM segment beside the buffered header bytes and both go out in one gathering write.
+ * <p>Page payloads never pass through a {@code byte[]}: {@link #putRam} queues a view of guest
+ * RAM beside the buffered header bytes and both go out in one gathering write.
  * {@link #readInto} copies what the (direct) read buffer already holds into the destination
  * segment and reads a large remainder straight into it. A reader cannot do better on one stream:
  * where a payload goes is in the header before it, so reading payloads straight into guest RAM
@@ -209,35 +209,17 @@ public final class MigrationFile implements AutoCloseable {
         putBytes(b);
     }
 
-    /**
-     * Queues the bytes of {@code segment} to be written after everything put so far, without
-     * copying them. The caller must not release the segment before the next {@link #flush()};
-     * its contents may change meanwhile (a page dirtied again is sent again in a later pass).
-     */
-    public void putSegment(MemorySegment segment) throws IOException {
-        checkError();
-        queueBuffered();
-        if (iovCount == MAX_IOV) {
-            flushQueued();
-        }
-        iov[iovCount++] = segment.asByteBuffer();
-        iovBytes += segment.byteSize();
-        position += segment.byteSize();
-        if (iovBytes >= MAX_PENDING || iovCount == MAX_IOV) {
-            flushQueued();
-        }
-    }
-
     /** RAM windows of one buffer each: 1 GiB. */
     private static final int RAM_WINDOW_BITS = 30;
     /** RAM segments whose windows are kept; more (not a migration's pattern) start the cache over. */
     private static final int MAX_RAM_SEGMENTS = 64;
 
     /**
-     * Queues {@code length} bytes of {@code ram} at {@code offset}, as {@link #putSegment} does,
-     * for a long-lived segment (a RAM block's memory): it is viewed through reusable buffers, so
-     * this allocates nothing. The same rules hold: {@code ram} stays open until the next flush,
-     * and its bytes may change meanwhile.
+     * Queues {@code length} bytes of {@code ram} at {@code offset} to be written after everything
+     * put so far, without copying them: a view of them joins the gathering write. {@code ram} is
+     * a long-lived segment (a RAM block's memory), seen through reusable buffers, so this
+     * allocates nothing. It must stay open until the next {@link #flush()}; its bytes may change
+     * meanwhile (a page dirtied again is sent again in a later pass).
      */
     public void putRam(MemorySegment ram, long offset, int length) throws IOException {
         checkError();

@@ -181,7 +181,7 @@ abstract class TransportContractTest {
                 try (var f = org.livemig.stream.MigrationFile.forWriting(src.out())) {
                     for (int i = 0; i < pages; i++) {
                         f.putBe64(i * 4096L | org.livemig.stream.QemuStream.RAM_FLAG_PAGE);
-                        f.putSegment(ram.asSlice(i * 4096L, 4096));
+                        f.putRam(ram, i * 4096L, 4096);
                     }
                 }
                 return null;
