@@ -611,6 +611,11 @@ public final class Outgoing {
         returnPath.sendDirectly(this::sendOnPreempt);
     }
 
+    /** Whether the postcopy-preempt connection is made (tests). */
+    boolean hasPreemptConnection() {
+        return preemptConnection != null;
+    }
+
     /** The RAM saver of this migration, for the return-path thread's direct sends. */
     private volatile RamSaver currentSaver;
 

@@ -46,7 +46,14 @@ class PostcopyTest {
 
     /** Migrates, switches to postcopy after {@code passes} precopy passes, and waits for both sides to complete. */
     private static Outgoing switchAfterPassesAndComplete(PrecopyTest.Pair p, int passes) throws Exception {
+        return switchAfterPassesAndComplete(p, passes, o -> { });
+    }
+
+    /** As above, {@code started} seeing the outgoing migration before the switch is asked for. */
+    private static Outgoing switchAfterPassesAndComplete(PrecopyTest.Pair p, int passes,
+                                                         java.util.function.Consumer<Outgoing> started) throws Exception {
         Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+        started.accept(o);
         await().atMost(LONG).until(() -> o.passes() >= passes);
         p.src().mainLoop().call(() -> {
             p.srcMig().startPostcopy();
@@ -122,7 +129,14 @@ class PostcopyTest {
         assumeBackend(backend);
         try (PrecopyTest.Pair p = start(TestMachines.small("ab:25000").withRam(32L << 20), backend, true, true)) {
             p.params(m -> m.maxPostcopyBandwidth = 4L << 20);
-            Outgoing o = switchAfterPassesAndComplete(p, 2);
+            // The preempt channel is connected before the guest stops, not inside the switch's pause.
+            var connectedAtSwitch = new java.util.concurrent.atomic.AtomicReference<Boolean>();
+            Outgoing o = switchAfterPassesAndComplete(p, 2, out -> out.statusMachine().addListener((from, to) -> {
+                if (to == MigrationStatus.POSTCOPY_ACTIVE) {
+                    connectedAtSwitch.compareAndSet(null, out.hasPreemptConnection());
+                }
+            }));
+            assertThat(connectedAtSwitch.get()).as("preempt channel connected when the guest stopped").isTrue();
             assertThat(o.ramStats().postcopyRequests.get()).isPositive();
             assertThat(p.dstMig().incoming().postcopyFaultLatencies()).isNotEmpty();
             assertThat(p.dstMig().incoming().hasPreemptChannel()).isTrue();
