@@ -2,6 +2,7 @@ package org.livemig.memory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * Zero-page detection. {@link MemorySegment#mismatch} against a zeroed page is vectorised by the
@@ -14,27 +15,26 @@ public final class ZeroPages {
 
     /** True when every byte of the page at {@code offset} of {@code ram} is zero (no view made). */
     public static boolean isZeroPage(MemorySegment ram, long offset) {
-        if (ram.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, offset) != 0) {
-            return false;
-        }
-        return MemorySegment.mismatch(ram, offset, offset + RamBlock.PAGE_SIZE, ZERO, 0, RamBlock.PAGE_SIZE) == -1;
+        return isZero(ram, offset, RamBlock.PAGE_SIZE);
     }
 
-    /** True when every byte of {@code page} (at most one page long) is zero. */
-    public static boolean isZero(MemorySegment page) {
-        long n = page.byteSize();
-        if (n > ZERO.byteSize()) {
-            for (long off = 0; off < n; off += ZERO.byteSize()) {
-                if (!isZero(page.asSlice(off, Math.min(ZERO.byteSize(), n - off)))) {
-                    return false;
-                }
+    /** True when every byte of {@code bytes} is zero. */
+    public static boolean isZero(MemorySegment bytes) {
+        long n = bytes.byteSize();
+        for (long off = 0; off < n; off += ZERO.byteSize()) {
+            if (!isZero(bytes, off, Math.min(ZERO.byteSize(), n - off))) {
+                return false;
             }
-            return true;
         }
+        return true;
+    }
+
+    /** {@code n} (at most a page) bytes of {@code s} from {@code offset}. */
+    private static boolean isZero(MemorySegment s, long offset, long n) {
         // Most non-zero pages differ in their first word: answer those without the compare's setup.
-        if (n >= 8 && page.get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 0) != 0) {
+        if (n >= 8 && s.get(ValueLayout.JAVA_LONG_UNALIGNED, offset) != 0) {
             return false;
         }
-        return MemorySegment.mismatch(page, 0, n, ZERO, 0, n) == -1;
+        return MemorySegment.mismatch(s, offset, offset + n, ZERO, 0, n) == -1;
     }
 }
