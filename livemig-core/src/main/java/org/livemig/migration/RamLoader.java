@@ -147,23 +147,19 @@ public final class RamLoader {
                 written.get(b).set((int) index);
             }
             b.page(index).fill((byte) fill);
-        } else {
-            zeroPage(b, index);
+            received(b, addr);
+            return;
         }
+        zeroPage(b, index);
         received(b, addr);
-        if (fill == 0) {
-            loadZeroRun(f, b, index);
-        }
+        loadZeroRun(f, b, index);
     }
 
     /** Makes page {@code index} of {@code b} zero, writing it only when it may not be. */
     private void zeroPage(RamBlock b, long index) {
         boolean knownZero = written != null && !written.get(b).get((int) index);
-        if (!knownZero) {
-            MemorySegment page = b.page(index);
-            if (!ZeroPages.isZero(page)) {
-                page.fill((byte) 0);
-            }
+        if (!knownZero && !ZeroPages.isZeroPage(b.memory(), index << RamBlock.PAGE_BITS)) {
+            b.page(index).fill((byte) 0);
         }
     }
 

@@ -386,19 +386,16 @@ public final class RamSaver {
     private void putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
         long offset = page << RamBlock.PAGE_BITS;
         long before = f.position();
-        int contFlag = cont ? QemuStream.RAM_FLAG_CONTINUE : 0;
-        if (ZeroPages.isZeroPage(block.memory(), offset)) {
-            f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | contFlag);
-            if (!cont) {
-                f.putCountedString(block.name());
-            }
+        boolean zero = ZeroPages.isZeroPage(block.memory(), offset);
+        f.putBe64(offset | (zero ? QemuStream.RAM_FLAG_ZERO : QemuStream.RAM_FLAG_PAGE)
+                | (cont ? QemuStream.RAM_FLAG_CONTINUE : 0));
+        if (!cont) {
+            f.putCountedString(block.name());
+        }
+        if (zero) {
             f.putByte(0);
             stats.zeroPages.incrementAndGet();
         } else {
-            f.putBe64((page << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_PAGE | contFlag);
-            if (!cont) {
-                f.putCountedString(block.name());
-            }
             f.putRam(block.memory(), offset, RamBlock.PAGE_SIZE);
             stats.normalPages.incrementAndGet();
         }
