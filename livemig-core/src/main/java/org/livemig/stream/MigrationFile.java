@@ -565,14 +565,7 @@ public final class MigrationFile implements AutoCloseable {
      */
     public void readInto(MemorySegment dst, long offset, long length) throws IOException {
         checkError();
-        long done = 0;
-        int buffered = (int) Math.min(buf.remaining(), length);
-        if (buffered > 0) {
-            MemorySegment.copy(bufMemory, buf.position(), dst, offset, buffered);
-            buf.position(buf.position() + buffered);
-            done = buffered;
-            position += buffered;
-        }
+        long done = takeBuffered(dst, offset, length);
         if (done == length) {
             return;
         }
@@ -580,11 +573,7 @@ public final class MigrationFile implements AutoCloseable {
             // small remainder: refill the buffer rather than doing a tiny direct read
             while (done < length) {
                 require(1);
-                int n = (int) Math.min(buf.remaining(), length - done);
-                MemorySegment.copy(bufMemory, buf.position(), dst, offset + done, n);
-                buf.position(buf.position() + n);
-                done += n;
-                position += n;
+                done += takeBuffered(dst, offset + done, length - done);
             }
             return;
         }
@@ -605,6 +594,17 @@ public final class MigrationFile implements AutoCloseable {
             throw e;
         }
         position += length - done;
+    }
+
+    /** Copies up to {@code length} buffered bytes to {@code dst} at {@code offset}; returns how many. */
+    private int takeBuffered(MemorySegment dst, long offset, long length) {
+        int n = (int) Math.min(buf.remaining(), length);
+        if (n > 0) {
+            MemorySegment.copy(bufMemory, buf.position(), dst, offset, n);
+            buf.position(buf.position() + n);
+            position += n;
+        }
+        return n;
     }
 
     // ---------------------------------------------------------------- memory writer
