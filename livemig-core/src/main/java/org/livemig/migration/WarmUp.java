@@ -42,7 +42,6 @@ public final class WarmUp {
     private final CountDownLatch done = new CountDownLatch(1);
     private volatile boolean yielded;
     private volatile Migration scratchSource;
-    private volatile int completed;
     /** What each scratch migration sent, in order (written by the warm-up thread only). */
     private final java.util.List<Round> sent = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile String failure;
@@ -94,7 +93,7 @@ public final class WarmUp {
 
     /** Scratch migrations that completed. */
     public int completed() {
-        return completed;
+        return sent.size();
     }
 
     /** What each scratch migration that completed sent, in order. */
@@ -123,11 +122,9 @@ public final class WarmUp {
                 // Unix sockets in turn.
                 Kind kind = rounds[i];
                 String uri = i % 2 == 0 ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m" + i + ".sock");
-                if (migrateOnce(kind, uri)) {
-                    completed++;
-                }
+                migrateOnce(kind, uri);
             }
-            LOG.fine(() -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", completed, rounds.length,
+            LOG.fine(() -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", sent.size(), rounds.length,
                     (System.nanoTime() - start) / 1_000_000, yielded ? " (gave way to a real migration)" : ""));
         } catch (IOException | RuntimeException e) {
             failure = e.toString();
@@ -166,7 +163,8 @@ public final class WarmUp {
      */
     private static final Kind[] ORDER = {Kind.RANDOM, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM, Kind.ZERO, Kind.RANDOM};
 
-    private boolean migrateOnce(Kind kind, String uri) throws InterruptedException {
+    /** One scratch migration; one that completes is added to {@link #rounds()}. */
+    private void migrateOnce(Kind kind, String uri) throws InterruptedException {
         Machine.Config base = Machine.Config.defaults().withRam(SCRATCH_RAM).withVcpus(1).withBlobSize(8192);
         String workload = switch (kind) {
             case RANDOM -> "ab:25000";
@@ -206,7 +204,7 @@ public final class WarmUp {
             MigrationProgress dstProgress = MigrationProgress.watch(dm);
             scratchSource = sm;
             if (yielded) {
-                return false;
+                return;
             }
             Outgoing o = src.mainLoop().call(() -> sm.migrate(bound), STEP_TIMEOUT_MILLIS);
             if (yielded) {
@@ -224,18 +222,15 @@ public final class WarmUp {
             }
             // The source completes once it has sent everything; the destination once it has it all.
             boolean dstDone = dstProgress.awaitEnd(STEP_TIMEOUT_MILLIS);
-            boolean ok = o.status() == MigrationStatus.COMPLETED && dstDone;
-            if (ok) {
+            if (o.status() == MigrationStatus.COMPLETED && dstDone) {
                 RamStats r = o.ramStats();
                 sent.add(new Round(kind, r.normalPages.get(), r.zeroPages.get(), r.postcopyBytes.get()));
             }
-            return ok;
         } catch (Exception e) {
             if (e instanceof InterruptedException ie) {
                 throw ie;
             }
             failure = e.toString();
-            return false;
         } finally {
             // The machines are closed by now, which ended their migrations first (Machine.addCloseNotifier).
             scratchSource = null;
