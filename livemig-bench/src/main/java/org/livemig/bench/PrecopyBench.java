@@ -204,6 +204,12 @@ public final class PrecopyBench {
 
     // ---------------------------------------------------------------- baseline
 
+    private void printCopy(LoopbackCopy.Transport t, long bytes, LoopbackCopy.Result r, String note) {
+        out.printf("  %-5s %5d MiB  %7.1f ms  %7.0f MB/s   CPU s: sender %.2f, receiver %.2f%s%n",
+                t.name().toLowerCase(java.util.Locale.ROOT), bytes >> 20, r.nanos() / 1e6,
+                bytes / 1e6 / (r.nanos() / 1e9), r.senderCpuNanos() / 1e9, r.receiverCpuNanos() / 1e9, note);
+    }
+
     /** A page: the read size of the per-page baseline line. */
     private static final int PAGE_READ_BYTES = 4096;
 
@@ -240,16 +246,11 @@ public final class PrecopyBench {
                 }
                 double v = bytes / 1e6 / (best.nanos() / 1e9);
                 mbps.put(e.getKey(), v);
-                out.printf("  %-5s %5d MiB  %7.1f ms  %7.0f MB/s   CPU s: sender %.2f, receiver %.2f%n",
-                        t.name().toLowerCase(java.util.Locale.ROOT), bytes >> 20, best.nanos() / 1e6, v,
-                        best.senderCpuNanos() / 1e9, best.receiverCpuNanos() / 1e9);
+                printCopy(t, bytes, best, "");
                 // Context for the destination's design, not a ratio's base: what reading every
                 // page straight into RAM (a read per page) would cost; see MigrationFile.readInto.
-                LoopbackCopy.Result perPage = LoopbackCopy.copy(t, src, dst, bytes, options.dir(), PAGE_READ_BYTES);
-                out.printf("  %-5s %5d MiB  %7.1f ms  %7.0f MB/s   CPU s: sender %.2f, receiver %.2f   (4 KiB reads, one run)%n",
-                        t.name().toLowerCase(java.util.Locale.ROOT), bytes >> 20, perPage.nanos() / 1e6,
-                        bytes / 1e6 / (perPage.nanos() / 1e9), perPage.senderCpuNanos() / 1e9,
-                        perPage.receiverCpuNanos() / 1e9);
+                printCopy(t, bytes, LoopbackCopy.copy(t, src, dst, bytes, options.dir(), PAGE_READ_BYTES),
+                        "   (4 KiB reads, one run)");
             }
         }
         out.flush();

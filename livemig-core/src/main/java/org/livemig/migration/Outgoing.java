@@ -373,9 +373,10 @@ public final class Outgoing {
     private boolean runPostcopy(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
         // postcopy-preempt: a second connection for the pages vCPUs wait for, so that they
         // never queue behind background pages in the main stream. Made while the guest still
-        // runs: connecting took 4-8 ms of the switch's pause here (QEMU too connects it before
+        // runs: connecting took 2-8 ms of the switch's pause here (QEMU too connects it before
         // the switch). The destination takes it whenever it comes; nothing goes on it before
         // the first page request, which only a destination in postcopy sends.
+        machine.bql().assertNotHeld();
         MigrationFile preempt = null;
         if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
             preemptConnection = Transports.connect(address, CONNECT_TIMEOUT);
