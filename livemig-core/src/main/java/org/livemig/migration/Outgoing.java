@@ -519,7 +519,10 @@ public final class Outgoing {
             boolean throttled = f.rateLimitExceeded();
             ReturnPathReader.PageRequest first = preempt == null ? returnPath.pollRequest() : null;
             if (first == null && throttled) {
-                // Nothing asked for and the background budget spent: wait for a request or the next window.
+                // Nothing asked for and the background budget spent: wait for a request or the
+                // next window. Buffered bytes count against the budget, so flush them first, or
+                // a limit under the buffer's size per window would never send them.
+                f.flush();
                 LockSupport.parkNanos(Math.max(100_000, f.nanosUntilRateWindowEnds()));
                 continue;
             }

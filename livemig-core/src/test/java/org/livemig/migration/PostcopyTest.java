@@ -105,6 +105,21 @@ class PostcopyTest {
         }
     }
 
+    /**
+     * With no page requests (a paused guest) the background stream alone finishes postcopy, also
+     * under a max-postcopy-bandwidth smaller than the writer's buffer per rate window.
+     */
+    @org.junit.jupiter.api.Test
+    void aLowPostcopyBandwidthLimitStillFinishesWithoutRequests() throws Exception {
+        try (PrecopyTest.Pair p = start(TestMachines.small("random-writes:100").withRam(8L << 20)
+                .withFill(Machine.Fill.RANDOM), "checked", false)) {
+            p.params(m -> m.maxPostcopyBandwidth = 4L << 20);
+            Outgoing o = switchAfterPassesAndComplete(p, 1);
+            assertThat(o.ramStats().postcopyRequests.get()).isZero();
+            assertThat(TestMachines.fingerprint(p.dst()).get("ram")).isEqualTo(TestMachines.fingerprint(p.src()).get("ram"));
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"checked", "userfaultfd"})
     void runningDestinationPullsPagesOnDemandAndKeepsTheAbProperty(String backend) throws Exception {
