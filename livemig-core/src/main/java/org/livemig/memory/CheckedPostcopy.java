@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Collection;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 
 /**
  * The portable postcopy backend: while listening, {@link GuestRam}'s guest accessors test the
@@ -12,14 +13,18 @@ import java.util.concurrent.TimeUnit;
  * plain stores (no guest thread can touch a page whose bit is clear), then sets the bit, which
  * publishes the contents to every accessor that sees it.
  *
- * <p>Faults go through an unbounded queue: each blocked access adds one entry, so its length is
- * bounded by the number of guest threads times the pages they wait for in turn.
+ * <p>A fault is first offered to the handler set by {@link #handleFaultsOnGuestThreads}, which
+ * asks for the page from the faulting thread itself; what it declines goes through an unbounded
+ * queue to {@code mig/dst/fault}: each blocked access adds at most one entry, so the queue's
+ * length is bounded by the number of guest threads times the pages they wait for in turn.
  */
 final class CheckedPostcopy extends AbstractPostcopyBackend {
     /** A blocked accessor re-checks the life cycle this often (close also wakes it at once). */
     private static final long WAIT_SLICE_MILLIS = 100;
 
     private final LinkedBlockingQueue<PageFault> faults = new LinkedBlockingQueue<>();
+    /** Set before listening; read once per fault. */
+    private volatile Predicate<PageFault> onGuestThread;
 
     CheckedPostcopy(GuestRam ram) {
         super(ram);
@@ -36,6 +41,19 @@ final class CheckedPostcopy extends AbstractPostcopyBackend {
     }
 
     @Override
+    public void handleFaultsOnGuestThreads(Predicate<PageFault> handler) {
+        lifecycle.writeLock().lock();
+        try {
+            if (state != State.ADVISED) {
+                throw new IllegalStateException("fault handler set in state " + state);
+            }
+            onGuestThread = handler;
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    @Override
     void listen() {
         // Nothing to arm: the access hook installed by the caller does the checking.
     }
@@ -48,7 +66,11 @@ final class CheckedPostcopy extends AbstractPostcopyBackend {
         if (r == null || offset < 0 || page >= r.received.pages() || r.received.isReceived(page)) {
             return; // unknown block or offset: the access itself reports it
         }
-        faults.offer(new PageFault(block, page, write, System.nanoTime()));
+        PageFault fault = new PageFault(block, page, write, System.nanoTime());
+        Predicate<PageFault> handler = onGuestThread;
+        if (handler == null || !handler.test(fault)) {
+            faults.offer(fault);
+        }
         boolean interrupted = false;
         while (state == State.LISTENING && !r.received.isReceived(page)) {
             try {

@@ -5,6 +5,7 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
+import org.livemig.memory.PostcopyBackend;
 import org.livemig.stream.MigrationFile;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
@@ -190,6 +191,21 @@ public final class Incoming {
     public long[] postcopyFaultLatencies() {
         PostcopyIncoming pc = postcopy;
         return pc == null ? new long[0] : pc.faultLatencies();
+    }
+
+    /**
+     * Postcopy: how many page requests for faults went out {@code [from the faulting guest threads
+     * themselves, from mig/dst/fault]}; the checked backend's vCPUs send their own unless they hold the BQL.
+     */
+    public long[] postcopyRequestSenders() {
+        PostcopyIncoming pc = postcopy;
+        return pc == null ? new long[2] : pc.faultRequestSenders();
+    }
+
+    /** The postcopy backend, or null before ADVISE (tests). */
+    PostcopyBackend postcopyBackend() {
+        PostcopyIncoming pc = postcopy;
+        return pc == null ? null : pc.backend();
     }
 
     /** POSTCOPY_RUN's bottom half: the guest starts here while pages still arrive. Main loop, BQL held. */

@@ -8,8 +8,9 @@ import org.livemig.stream.ReturnPathMessage;
 
 /**
  * The destination's end of the return path: PONG and SHUT from {@code mig/dst/main} or
- * {@code mig/dst/listen}, page requests from {@code mig/dst/fault}. Writers take turns on the
- * one stream (synchronized); each message is flushed at once.
+ * {@code mig/dst/listen}, page requests from {@code mig/dst/fault} or (checked postcopy) from
+ * the faulting vCPU thread itself. Writers take turns on the one stream (synchronized); each
+ * message is flushed at once.
  */
 final class IncomingReturnPath implements LoadVm.ReturnPath {
     private final MigrationFile out;

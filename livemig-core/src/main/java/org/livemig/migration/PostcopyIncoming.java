@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.livemig.machine.Machine;
@@ -67,6 +68,10 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     private final Object latencyLock = new Object();
     private long[] latencies = new long[0];
     private int latencyCount;
+
+    /** Page requests sent by the faulting guest thread itself, and by {@code mig/dst/fault}. */
+    private final LongAdder requestsFromGuestThreads = new LongAdder();
+    private final LongAdder requestsFromFaultThread = new LongAdder();
 
     private record PageKey(RamBlock block, long page) {}
 
@@ -135,6 +140,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         if (incoming.returnPath() == null) {
             throw new StreamFormatException("POSTCOPY_LISTEN without a return path", at);
         }
+        backend.handleFaultsOnGuestThreads(this::requestOnGuestThread);
         backend.startListening();
         ram.setPlacementListener(this::placed);
         ram.giveWayEvery(LISTEN_GIVE_WAY_PAGES);
@@ -242,9 +248,10 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     }
 
     /**
-     * {@code mig/dst/fault}: turns guest faults into page requests, each page asked for once.
-     * While postcopy is paused or recovering, faults are only recorded: {@link #resume} asks for
-     * every page still missing once the source is back.
+     * {@code mig/dst/fault}: turns guest faults into page requests, each page asked for once
+     * (userfaultfd: every fault; checked: those a guest thread did not ask for itself). While
+     * postcopy is paused or recovering, faults are only recorded: {@link #resume} asks for every
+     * page still missing once the source is back.
      */
     private void faultLoop() {
         List<PageFault> batch = new ArrayList<>();
@@ -258,15 +265,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
                 batch.add(first);
                 backend.drainFaults(batch, 256);
                 for (PageFault pf : batch) {
-                    if (backend.receivedMap(pf.block()).isReceived(pf.page())) {
-                        continue;
-                    }
-                    // Recorded before the status is read: a resume that starts after this
-                    // sees the page in its sweep; one that ended before it is seen here.
-                    if (requested.putIfAbsent(new PageKey(pf.block(), pf.page()), pf.seenNanos()) == null
-                            && canRequest()) {
-                        request(pf.block(), pf.page());
-                    }
+                    handleFault(pf, requestsFromFaultThread);
                 }
             }
         } catch (InterruptedException e) {
@@ -279,6 +278,42 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         }
     }
 
+    /**
+     * A fault on the guest thread that took it (the checked backend): that thread asks for the
+     * page itself, sparing a wakeup of {@code mig/dst/fault} (a hop that, with every core busy,
+     * can wait for a scheduler tick; see {@link #LISTEN_GIVE_WAY_PAGES}). Socket IO is never done under the BQL, so a thread
+     * holding it (a device touching guest RAM) leaves the fault to {@code mig/dst/fault}; so does
+     * an interrupted thread, whose interrupt would close the return path's channel mid-write.
+     */
+    private boolean requestOnGuestThread(PageFault pf) {
+        if (machine.bql().isHeldByCurrentThread() || Thread.currentThread().isInterrupted()) {
+            return false;
+        }
+        handleFault(pf, requestsFromGuestThreads);
+        return true;
+    }
+
+    /**
+     * Asks for a faulted page once, counting the request in {@code sent}: a page already
+     * received, or already asked for, is not asked for again.
+     */
+    private void handleFault(PageFault pf, LongAdder sent) {
+        if (backend.receivedMap(pf.block()).isReceived(pf.page())) {
+            return;
+        }
+        // Recorded before the status is read: a resume that starts after this sees the page in
+        // its sweep; one that ended before it is seen here.
+        if (requested.putIfAbsent(new PageKey(pf.block(), pf.page()), pf.seenNanos()) == null && canRequest()) {
+            sent.increment();
+            request(pf.block(), pf.page());
+        }
+    }
+
+    /** Page requests sent for faults so far: {@code [by the faulting guest threads, by mig/dst/fault]}. */
+    long[] faultRequestSenders() {
+        return new long[] {requestsFromGuestThreads.sum(), requestsFromFaultThread.sum()};
+    }
+
     private boolean canRequest() {
         MigrationStatus s = incoming.status();
         return s == MigrationStatus.ACTIVE || s == MigrationStatus.POSTCOPY_ACTIVE;
@@ -286,6 +321,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
 
     /** Asks the source for one page; a broken return path pauses postcopy instead of failing it. */
     private void request(RamBlock b, long page) {
+        machine.bql().assertNotHeld();
         try {
             incoming.returnPath().requestPages(b.name(), page << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE);
         } catch (IOException e) {

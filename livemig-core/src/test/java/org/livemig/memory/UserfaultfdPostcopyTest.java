@@ -50,6 +50,20 @@ class UserfaultfdPostcopyTest extends PostcopyBackendContractTest {
         assertThat(log).isEmpty();
     }
 
+    /** The kernel blocks a faulting thread before any Java code runs: only mig/dst/fault learns of it. */
+    @Test
+    void faultsOnlyReachTheFaultThread() throws Exception {
+        ConcurrentLinkedQueue<PageFault> offered = new ConcurrentLinkedQueue<>();
+        backend.handleFaultsOnGuestThreads(f -> offered.add(f));
+        backend.startListening();
+        CompletableFuture<Long> read = guest("vcpu-1", () -> ram.readLong(block, 9L * PAGE));
+        PageFault f = awaitFault();
+        assertThat(f.page()).isEqualTo(9);
+        backend.placePage(block, 9, pattern(3, 9));
+        assertThat(read.get(WAIT.toMillis(), TimeUnit.MILLISECONDS)).isEqualTo(3 + 9 * 1000);
+        assertThat(offered).isEmpty();
+    }
+
     /**
      * Pre-faulted RAM may be backed by huge pages; from advise on (before any discard) its blocks
      * must be advised against them, or khugepaged could collapse a range with discarded pages

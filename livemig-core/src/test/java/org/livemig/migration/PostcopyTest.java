@@ -10,6 +10,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.RamBlock;
 import tools.jackson.databind.node.ObjectNode;
 
 /** Postcopy in one JVM: a guest that precopy cannot converge moves first and pulls its pages. */
@@ -159,5 +160,57 @@ class PostcopyTest {
             ObjectNode fd = TestMachines.fingerprint(p.dst());
             assertThat(fd.get("ab-check").get("ok").asBoolean()).as(fd.toString()).isTrue();
         }
+    }
+
+    /**
+     * The checked backend's vCPUs ask for their own pages, sparing a wakeup of mig/dst/fault; a
+     * thread holding the BQL (a device touching guest RAM) never does socket IO, so its faults
+     * go through mig/dst/fault. Both get their pages.
+     */
+    @org.junit.jupiter.api.Test
+    void checkedGuestThreadsAskForTheirOwnPagesExceptUnderTheBql() throws Exception {
+        try (PrecopyTest.Pair p = start(TestMachines.small("random-writes:100").withRam(16L << 20)
+                .withFill(Machine.Fill.RANDOM), "checked", false)) {
+            p.params(m -> m.maxPostcopyBandwidth = 2L << 20);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.passes() >= 1);
+            p.src().mainLoop().call(() -> {
+                p.srcMig().startPostcopy();
+                return null;
+            }, 10_000);
+            Incoming in = p.dstMig().incoming();
+            await().atMost(LONG).until(() -> in.status() == MigrationStatus.POSTCOPY_ACTIVE || in.status().isFinal());
+            assertThat(in.status()).isEqualTo(MigrationStatus.POSTCOPY_ACTIVE);
+            PostcopyBackend backend = in.postcopyBackend();
+            RamBlock b = p.dst().ram().blocks().stream().max(java.util.Comparator.comparingLong(RamBlock::usedLength))
+                    .orElseThrow();
+
+            await().atMost(LONG).until(() -> {
+                p.dst().mainLoop().call(() -> readLastMissingPage(p.dst(), backend, b), 30_000);
+                return in.postcopyRequestSenders()[1] >= 1;
+            });
+            assertThat(in.postcopyRequestSenders()[0]).as("requests sent by a thread holding the BQL").isZero();
+
+            await().atMost(LONG).until(() -> {
+                readLastMissingPage(p.dst(), backend, b);
+                return in.postcopyRequestSenders()[0] >= 1;
+            });
+
+            await().atMost(LONG).until(() -> o.status().isFinal() && in.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(in.status()).as(String.valueOf(in.error())).isEqualTo(MigrationStatus.COMPLETED);
+            assertThat(TestMachines.fingerprint(p.dst()).get("ram")).isEqualTo(TestMachines.fingerprint(p.src()).get("ram"));
+        }
+    }
+
+    /** Reads the last page of {@code b} not yet received, as a guest would; the page index, or -1 when none is missing. */
+    private static long readLastMissingPage(Machine m, PostcopyBackend backend, RamBlock b) {
+        for (long page = b.pageCount() - 1; page >= 0; page--) {
+            if (!backend.receivedMap(b).isReceived(page)) {
+                m.ram().readLong(b, page << RamBlock.PAGE_BITS);
+                return page;
+            }
+        }
+        return -1;
     }
 }
