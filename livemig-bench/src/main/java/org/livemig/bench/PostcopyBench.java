@@ -52,8 +52,10 @@ public final class PostcopyBench {
         if (!w.await(120_000)) {
             throw new IllegalStateException("warm-up did not end within 120 s");
         }
-        out.printf("warm-up first (as `livemig run` at startup): %d of %d scratch migrations in %d ms%s%n", w.completed(),
-                WarmUp.DEFAULT_ROUNDS, (System.nanoTime() - w0) / 1_000_000, w.failure() == null ? "" : "; " + w.failure());
+        out.printf("warm-up first (as `livemig run` at startup): %d of %d scratch migrations, then postcopy placements %s,"
+                + " in %d ms%s%n", w.completed(), WarmUp.DEFAULT_ROUNDS,
+                w.placements().stream().map(r -> r.backend() + " " + r.placed()).toList(),
+                (System.nanoTime() - w0) / 1_000_000, w.failure() == null ? "" : "; " + w.failure());
         out.println("baseline: the two socket hops of a preempt request with no migration code (RequestRelay: request ->"
                 + " relay thread -> 4 KiB page -> placing thread) over loopback TCP, alone and beside a full-speed background copy");
         out.println("backend      preempt  switch ms  requests  by vCPU   p50 us   p99 us   max us  postcopy ms   total ms");

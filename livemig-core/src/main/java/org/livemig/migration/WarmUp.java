@@ -8,6 +8,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
+import org.livemig.memory.PlacementWarmUp;
 import org.livemig.memory.RamBlock;
 
 /**
@@ -19,7 +20,8 @@ import org.livemig.memory.RamBlock;
  * ahead of time, has no such cost, and Java 25's AOT cache keeps profiles, not code. So a
  * process that expects to migrate runs a few small migrations between two scratch machines of
  * its own, over the loopback transports, in the background at startup: source and destination
- * paths, pages and zero pages, dirty passes and a switchover, and a postcopy with demand paging.
+ * paths, pages and zero pages, dirty passes and a switchover, and a postcopy with demand paging;
+ * then both postcopy backends' placement paths ({@link PlacementWarmUp}).
  *
  * <p>It gives way to real work: as soon as a real migration of this process reaches setup
  * (outgoing started, or incoming connection accepted), the scratch migration under way is
@@ -45,6 +47,8 @@ public final class WarmUp {
     /** What each scratch migration sent, in order (written by the warm-up thread only). */
     private final java.util.List<Round> sent = new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile String failure;
+    /** The postcopy placement warm-up's results, once it has run (after the scratch migrations). */
+    private volatile java.util.List<PlacementWarmUp.Result> placements = java.util.List.of();
 
     private WarmUp(Kind[] rounds) {
         this.rounds = rounds;
@@ -101,6 +105,11 @@ public final class WarmUp {
         return java.util.List.copyOf(sent);
     }
 
+    /** What the postcopy placement warm-up did per backend; empty when it did not run. */
+    public java.util.List<PlacementWarmUp.Result> placements() {
+        return placements;
+    }
+
     /** Whether a real migration made it stop early. */
     public boolean yielded() {
         return yielded;
@@ -123,6 +132,9 @@ public final class WarmUp {
                 Kind kind = rounds[i];
                 String uri = i % 2 == 0 ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m" + i + ".sock");
                 migrateOnce(kind, uri);
+            }
+            if (!yielded) {
+                placements = PlacementWarmUp.run(PlacementWarmUp.DEFAULT_PLACEMENTS, () -> yielded);
             }
             LOG.fine(() -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", sent.size(), rounds.length,
                     (System.nanoTime() - start) / 1_000_000, yielded ? " (gave way to a real migration)" : ""));

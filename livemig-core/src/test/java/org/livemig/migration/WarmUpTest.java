@@ -25,6 +25,10 @@ class WarmUpTest {
         assertThat(w.rounds()).extracting(WarmUp.Round::kind).containsExactly(
                 WarmUp.Kind.RANDOM, WarmUp.Kind.ZERO, WarmUp.Kind.POSTCOPY, WarmUp.Kind.RANDOM);
         assertThat(w.yielded()).isFalse();
+        // Then the postcopy backends' placement paths, checked at least (userfaultfd where allowed).
+        assertThat(w.placements()).isNotEmpty().allSatisfy(r ->
+                assertThat(r.placed()).as(r.backend()).isEqualTo(org.livemig.memory.PlacementWarmUp.DEFAULT_PLACEMENTS));
+        assertThat(w.placements().get(0).backend()).isEqualTo("checked");
         await().atMost(LONG).until(() -> !warmUpThreadAlive());
         assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName))
                 .noneMatch(n -> n.contains("warm-up-src") || n.contains("warm-up-dst"));
