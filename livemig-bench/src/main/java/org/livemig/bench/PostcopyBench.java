@@ -28,14 +28,24 @@ import org.livemig.migration.WarmUp;
  */
 public final class PostcopyBench {
     private final long ramBytes;
+    private final int requestPriority;
     private final PrintStream out;
 
     public PostcopyBench(long ramBytes, PrintStream out) {
+        this(ramBytes, 0, out);
+    }
+
+    /** {@code requestPriority}: SCHED_FIFO priority of the request threads on both sides, 0 for normal scheduling. */
+    public PostcopyBench(long ramBytes, int requestPriority, PrintStream out) {
+        if (requestPriority < 0 || requestPriority > org.livemig.memory.ThreadScheduling.MAX_PRIORITY) {
+            throw new IllegalArgumentException("--request-priority must be 0 (off) to "
+                    + org.livemig.memory.ThreadScheduling.MAX_PRIORITY + ", not " + requestPriority);
+        }
         this.ramBytes = ramBytes;
+        this.requestPriority = requestPriority;
         this.out = out;
     }
 
-    /** One case's figures for the summary. */
     /** One case's run: its switch pause, its p99, and every request's latency (us). */
     private record Measured(long switchMillis, long p99Micros, Histogram latencies) {}
 
@@ -47,6 +57,9 @@ public final class PostcopyBench {
         out.printf("livemig bench postcopy: %d MiB, ab:25000 guest, precopy at 64 MiB/s (it cannot converge) for two passes, then postcopy"
                 + " with the background stream unthrottled; both machines in this JVM, RAM pre-faulted before timing%n",
                 ramBytes >> 20);
+        out.println(requestPriority == 0 ? "request threads (mig/src/rp_thr, mig/dst/fault, mig/dst/preempt): normal scheduling"
+                : "request threads (mig/src/rp_thr, mig/dst/fault, mig/dst/preempt): SCHED_FIFO priority " + requestPriority
+                        + " (refused where the process may not: see the log)");
         // As a `livemig run` process does at startup: the cases below measure compiled code.
         long w0 = System.nanoTime();
         WarmUp w = WarmUp.start(WarmUp.DEFAULT_ROUNDS);
@@ -136,6 +149,8 @@ public final class PostcopyBench {
             Migration sm = new Migration(src);
             Migration dm = new Migration(dst);
             dm.setPostcopyBackend(backend);
+            sm.setPostcopyRequestPriority(requestPriority);
+            dm.setPostcopyRequestPriority(requestPriority);
             dm.setAutostart(true);
             if (preempt) {
                 dst.mainLoop().call(() -> {

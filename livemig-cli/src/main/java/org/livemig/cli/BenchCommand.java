@@ -44,9 +44,14 @@ final class BenchCommand {
         @Option(names = "--repeat", defaultValue = "1", description = "Runs of every case (default: ${DEFAULT-VALUE}); medians at the end.")
         int repeat;
 
+        @Option(names = "--request-priority", defaultValue = "0",
+                description = "SCHED_FIFO priority (1-99) of the page-request threads on both sides, as `run --postcopy-request-priority`;"
+                        + " 0 (default) for normal scheduling.")
+        int requestPriority;
+
         @Override
         public Integer call() throws Exception {
-            new PostcopyBench(Sizes.parse(ram), System.out).run(repeat);
+            new PostcopyBench(Sizes.parse(ram), requestPriority, System.out).run(repeat);
             return 0;
         }
     }

@@ -41,6 +41,11 @@ final class RunCommand implements Callable<Integer> {
             description = "Demand paging for incoming postcopy: auto (userfaultfd where allowed), checked, userfaultfd.")
     String postcopyBackend;
 
+    @Option(names = "--postcopy-request-priority", defaultValue = "0",
+            description = "SCHED_FIFO priority (1-99) for the threads a vCPU waiting on a postcopy page depends on (mig/src/rp_thr,"
+                    + " mig/dst/fault, mig/dst/preempt); needs CAP_SYS_NICE or RLIMIT_RTPRIO. 0 (default): normal scheduling.")
+    int postcopyRequestPriority;
+
     @Option(names = "--x-fault-outgoing", description = "Test hook: faults injected into outgoing migrations (e.g. cut:after=1m).")
     String faultOutgoing;
 
@@ -63,6 +68,7 @@ final class RunCommand implements Callable<Integer> {
             Migration mig = new Migration(m);
             mig.setAutostart(!noAutostart);
             mig.setPostcopyBackend(postcopyBackend);
+            mig.setPostcopyRequestPriority(postcopyRequestPriority);
             if (faultOutgoing != null || faultIncoming != null) {
                 mig.setFaultInjection(org.livemig.transport.FaultSpec.parse(faultOutgoing == null ? "" : faultOutgoing),
                         org.livemig.transport.FaultSpec.parse(faultIncoming == null ? "" : faultIncoming));

@@ -110,6 +110,14 @@ class BenchSmokeTest {
     }
 
     @Test
+    void postcopyRejectsARequestPriorityOutsideSchedFifosRange() {
+        Run r = run("bench", "postcopy", "--request-priority", "100");
+
+        assertThat(r.exitCode()).isNotZero();
+        assertThat(r.out()).doesNotContain("baseline");
+    }
+
+    @Test
     void postcopyRejectsAZeroRepeat() {
         Run r = run("bench", "postcopy", "--repeat", "0");
 

@@ -12,7 +12,8 @@ import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
 /**
- * The few C library calls the userfaultfd backend needs, as FFM downcalls (no JNI). Each call
+ * The few C library calls the userfaultfd backend (and {@link ThreadScheduling}) needs, as FFM
+ * downcalls (no JNI). Each call
  * that can fail captures {@code errno} into a per-thread buffer, read with {@link #errno()}
  * right after the call. Linux only; {@link #unavailableReason()} says why not where it is not.
  *
@@ -55,6 +56,9 @@ final class Libc {
 
     static final int SC_PAGESIZE = 30;
 
+    static final int SCHED_OTHER = 0;
+    static final int SCHED_FIFO = 1;
+
     private static final StructLayout CAPTURE;
     private static final VarHandle ERRNO;
     private static final MethodHandle SYSCALL;
@@ -68,6 +72,8 @@ final class Libc {
     private static final MethodHandle MEMCHR;
     private static final MethodHandle STRERROR;
     private static final MethodHandle SYSCONF;
+    private static final MethodHandle SCHED_SETSCHEDULER;
+    private static final MethodHandle SCHED_GETSCHEDULER;
     private static final String UNAVAILABLE;
 
     /** Per-thread native buffers: errno capture and a small struct area for ioctls. */
@@ -87,6 +93,8 @@ final class Libc {
         MethodHandle memchr = null;
         MethodHandle strerror = null;
         MethodHandle sysconf = null;
+        MethodHandle schedSet = null;
+        MethodHandle schedGet = null;
         String why = null;
         if (!System.getProperty("os.name", "").toLowerCase().contains("linux")) {
             why = "not Linux (" + System.getProperty("os.name") + ")";
@@ -117,6 +125,10 @@ final class Libc {
                 memchr = linker.downcallHandle(libc.find("memchr").orElseThrow(), FunctionDescriptor.of(a, a, i, l));
                 strerror = linker.downcallHandle(libc.find("strerror").orElseThrow(), FunctionDescriptor.of(a, i));
                 sysconf = linker.downcallHandle(libc.find("sysconf").orElseThrow(), FunctionDescriptor.of(l, i));
+                schedSet = linker.downcallHandle(libc.find("sched_setscheduler").orElseThrow(),
+                        FunctionDescriptor.of(i, i, i, a), err);
+                schedGet = linker.downcallHandle(libc.find("sched_getscheduler").orElseThrow(),
+                        FunctionDescriptor.of(i, i), err);
             } catch (RuntimeException | LinkageError e) {
                 why = "C library calls unavailable: " + e;
             }
@@ -134,6 +146,8 @@ final class Libc {
         MEMCHR = memchr;
         STRERROR = strerror;
         SYSCONF = sysconf;
+        SCHED_SETSCHEDULER = schedSet;
+        SCHED_GETSCHEDULER = schedGet;
         UNAVAILABLE = why;
     }
 
@@ -243,6 +257,26 @@ final class Libc {
             throw rethrow(t);
         }
         return n < 0 ? -1 : n == 0 ? 0 : p.get(ValueLayout.JAVA_SHORT, 6) & 0xFFFF;
+    }
+
+    /** sched_setscheduler(2) for the calling thread, with a {@code struct sched_param} of {@code priority}. */
+    static int schedSetscheduler(int policy, int priority) {
+        MemorySegment param = structBuffer();
+        param.set(ValueLayout.JAVA_INT, 0, priority);
+        try {
+            return (int) SCHED_SETSCHEDULER.invokeExact(capture(), 0, policy, param);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** sched_getscheduler(2) for the calling thread. */
+    static int schedGetscheduler() {
+        try {
+            return (int) SCHED_GETSCHEDULER.invokeExact(capture(), 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
     }
 
     static int madvise(long address, long length, int advice) {

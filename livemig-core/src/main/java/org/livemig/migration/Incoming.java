@@ -56,6 +56,26 @@ public final class Incoming {
         status.addListener((from, to) -> events.statusChanged(to));
     }
 
+    /** SCHED_FIFO priority for mig/dst/fault and mig/dst/preempt (0: normal); set before listening. */
+    private volatile int requestPriority;
+    /** Request threads of this migration that run real-time (tests). */
+    private final java.util.concurrent.atomic.AtomicInteger realTimeThreads = new java.util.concurrent.atomic.AtomicInteger();
+
+    void setRequestPriority(int priority) {
+        this.requestPriority = priority;
+    }
+
+    /** Called by a postcopy request thread as it starts (see {@link RequestThreads}). */
+    void raiseRequestThread() {
+        if (RequestThreads.raise(requestPriority)) {
+            realTimeThreads.incrementAndGet();
+        }
+    }
+
+    int realTimeRequestThreads() {
+        return realTimeThreads.get();
+    }
+
     public MigrationStatus status() { return status.get(); }
     public StatusMachine statusMachine() { return status; }
     public RamStats ramStats() { return ram; }

@@ -45,6 +45,8 @@ public final class Migration {
     private volatile FaultSpec outgoingFaults = FaultSpec.NONE;
     private volatile FaultSpec incomingFaults = FaultSpec.NONE;
     private volatile String postcopyBackend = "auto";
+    /** SCHED_FIFO priority of the postcopy request threads, 0 for normal scheduling. */
+    private volatile int postcopyRequestPriority;
 
     /** A {@link WarmUp} scratch migration, which must not make the warm-up give way. */
     private final boolean scratch;
@@ -105,6 +107,21 @@ public final class Migration {
             throw new IllegalArgumentException("postcopy backend must be auto, checked or userfaultfd, not '" + kind + "'");
         }
         this.postcopyBackend = kind;
+    }
+
+    /**
+     * Real-time (SCHED_FIFO) priority, 1 to 99, for the threads a vCPU waiting on a postcopy page
+     * depends on ({@code mig/src/rp_thr} on a source, {@code mig/dst/fault} and
+     * {@code mig/dst/preempt} on a destination), from the next migration on; 0 (the default)
+     * leaves them in normal scheduling. Needs CAP_SYS_NICE or RLIMIT_RTPRIO; where the kernel
+     * refuses, a warning is logged and the threads run as usual. See {@link RequestThreads}.
+     */
+    public void setPostcopyRequestPriority(int priority) {
+        if (priority < 0 || priority > org.livemig.memory.ThreadScheduling.MAX_PRIORITY) {
+            throw new IllegalArgumentException("postcopy request priority must be 0 (off) to "
+                    + org.livemig.memory.ThreadScheduling.MAX_PRIORITY + ", not " + priority);
+        }
+        this.postcopyRequestPriority = priority;
     }
 
     public Outgoing outgoing() {
@@ -193,6 +210,7 @@ public final class Migration {
         }
         MigrationAddress addr = parse(uri);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, scratch);
+        o.setRequestPriority(postcopyRequestPriority);
         outgoing = o;
         o.start();
         return o;
@@ -211,6 +229,7 @@ public final class Migration {
         MigrationAddress addr = parse(uri);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT));
+        i.setRequestPriority(postcopyRequestPriority);
         try {
             i.listen(addr);
         } catch (IOException e) {

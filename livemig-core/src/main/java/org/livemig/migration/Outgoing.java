@@ -76,6 +76,11 @@ public final class Outgoing {
     private volatile boolean packageSent;
     private int dirtyRateHighCount;
 
+    /** SCHED_FIFO priority for mig/src/rp_thr (0: normal); set before {@link #start}. */
+    private int requestPriority;
+    /** Request threads of this migration that run real-time (tests). */
+    private final java.util.concurrent.atomic.AtomicInteger realTimeThreads = new java.util.concurrent.atomic.AtomicInteger();
+
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
              MigrationEvents events, FaultSpec faults, boolean scratch) {
         this.faults = faults;
@@ -328,6 +333,26 @@ public final class Outgoing {
         }
     }
 
+    void setRequestPriority(int priority) {
+        this.requestPriority = priority;
+    }
+
+    int realTimeRequestThreads() {
+        return realTimeThreads.get();
+    }
+
+    /** Starts mig/src/rp_thr on the current return path (a new one after a recovery). */
+    private void startReturnPathThread() {
+        ReturnPathReader rp = returnPath;
+        int priority = requestPriority;
+        Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(() -> {
+            if (RequestThreads.raise(priority)) {
+                realTimeThreads.incrementAndGet();
+            }
+            rp.run();
+        });
+    }
+
     private static String describe(Throwable e) {
         String m = e.getMessage();
         return m == null ? e.getClass().getSimpleName() : m;
@@ -336,7 +361,7 @@ public final class Outgoing {
     private void openReturnPath(MigrationFile f, MigrationConnection conn, RamSaver saver) throws IOException {
         returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()), saver);
         returnPath.setConsumer(thread);
-        Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(returnPath);
+        startReturnPathThread();
         SaveVm.writeCommand(f, QemuStream.CMD_OPEN_RETURN_PATH, new byte[0]);
         ping(f, 1);
     }
@@ -728,7 +753,7 @@ public final class Outgoing {
         MigrationFile f = MigrationFile.forWriting(conn.out());
         returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()), saver);
         returnPath.setConsumer(thread);
-        Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(returnPath);
+        startReturnPathThread();
         saver.prepareResume();
         List<RamBlock> blocks = machine.ram().blocks();
         for (RamBlock b : blocks) {

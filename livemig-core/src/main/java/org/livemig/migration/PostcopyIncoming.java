@@ -211,6 +211,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     }
 
     private void preemptLoop(MigrationConnection c) {
+        incoming.raiseRequestThread();
         try {
             while (!listening.await(100, TimeUnit.MILLISECONDS)) {
                 if (incoming.status().isFinal()) {
@@ -254,6 +255,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
      * page still missing once the source is back.
      */
     private void faultLoop() {
+        incoming.raiseRequestThread();
         List<PageFault> batch = new ArrayList<>();
         try {
             while (!backend.isClosed()) {

@@ -153,6 +153,8 @@ class PostcopyTest {
                 }
             }));
             assertThat(connectedAtSwitch.get()).as("preempt channel connected when the guest stopped").isTrue();
+            assertThat(o.realTimeRequestThreads()).as("no real-time threads unless asked for").isZero();
+            assertThat(p.dstMig().incoming().realTimeRequestThreads()).isZero();
             assertThat(o.ramStats().postcopyRequests.get()).isPositive();
             assertThat(p.dstMig().incoming().postcopyFaultLatencies()).isNotEmpty();
             assertThat(p.dstMig().incoming().hasPreemptChannel()).isTrue();
@@ -212,5 +214,35 @@ class PostcopyTest {
             }
         }
         return -1;
+    }
+
+    /**
+     * With a request priority, mig/src/rp_thr, mig/dst/fault and mig/dst/preempt run in
+     * SCHED_FIFO where the process may (root in CI), and the migration is the same either way.
+     */
+    @org.junit.jupiter.api.Test
+    void requestThreadsRunRealTimeWhenAskedAndAllowed() throws Exception {
+        java.util.concurrent.CompletableFuture<String> probe = new java.util.concurrent.CompletableFuture<>();
+        Thread.ofPlatform().start(() -> probe.complete(org.livemig.memory.ThreadScheduling.useFifo(1)));
+        boolean allowed = probe.get(10, java.util.concurrent.TimeUnit.SECONDS) == null;
+        try (PrecopyTest.Pair p = start(TestMachines.small("ab:25000").withRam(16L << 20), "checked", true, true)) {
+            p.params(m -> m.maxPostcopyBandwidth = 4L << 20);
+            p.srcMig().setPostcopyRequestPriority(10);
+            p.dstMig().setPostcopyRequestPriority(10);
+            Outgoing o = switchAfterPassesAndComplete(p, 2);
+            assertThat(o.realTimeRequestThreads()).as("mig/src/rp_thr (allowed: %s)", allowed).isEqualTo(allowed ? 1 : 0);
+            assertThat(p.dstMig().incoming().realTimeRequestThreads()).as("mig/dst/fault and mig/dst/preempt")
+                    .isEqualTo(allowed ? 2 : 0);
+            p.dst().mainLoop().runAndWait(() -> p.dst().vmStop(RunState.PAUSED));
+            ObjectNode fd = TestMachines.fingerprint(p.dst());
+            assertThat(fd.get("ab-check").get("ok").asBoolean()).as(fd.toString()).isTrue();
+        }
+        try (Machine m = new Machine(TestMachines.small("idle").withRam(1L << 20))) {
+            Migration mig = new Migration(m);
+            for (int bad : new int[] {-1, 100}) {
+                assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> mig.setPostcopyRequestPriority(bad)))
+                        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("0 (off) to 99");
+            }
+        }
     }
 }

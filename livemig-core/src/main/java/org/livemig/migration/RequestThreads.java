@@ -1,0 +1,37 @@
+package org.livemig.migration;
+
+import java.util.logging.Logger;
+import org.livemig.memory.ThreadScheduling;
+
+/**
+ * Opt-in real-time scheduling for the threads a vCPU waiting on a postcopy page depends on:
+ * {@code mig/src/rp_thr}, {@code mig/dst/fault} and {@code mig/dst/preempt}
+ * ({@link Migration#setPostcopyRequestPriority}).
+ *
+ * <p>Why: on a machine with fewer cores than busy threads (the background stream keeps one busy
+ * on each side, plus vCPUs and the JIT), a woken request thread can wait a whole scheduler tick
+ * (4 ms at HZ 250) before it runs, at each hop; a SCHED_FIFO thread runs as soon as it is woken.
+ * These threads sleep between requests and do little per wakeup. Off by default, as in QEMU,
+ * whose users set it from outside (chrt, libvirt's scheduler settings) when they want it.
+ */
+final class RequestThreads {
+    private static final Logger LOG = Logger.getLogger(RequestThreads.class.getName());
+
+    private RequestThreads() {}
+
+    /**
+     * Called by a request thread as it starts: SCHED_FIFO at {@code priority} (0 leaves it
+     * alone). True when the thread now runs real-time; a refusal is logged and the thread goes on.
+     */
+    static boolean raise(int priority) {
+        if (priority == 0) {
+            return false;
+        }
+        String why = ThreadScheduling.useFifo(priority);
+        if (why != null) {
+            LOG.warning(Thread.currentThread().getName() + " keeps normal scheduling: " + why);
+            return false;
+        }
+        return true;
+    }
+}
