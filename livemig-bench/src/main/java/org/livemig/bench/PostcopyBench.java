@@ -11,6 +11,7 @@ import org.HdrHistogram.Histogram;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.ThreadScheduling;
 import org.livemig.migration.Capability;
 import org.livemig.migration.Incoming;
 import org.livemig.migration.Migration;
@@ -37,9 +38,9 @@ public final class PostcopyBench {
 
     /** {@code requestPriority}: SCHED_FIFO priority of the request threads on both sides, 0 for normal scheduling. */
     public PostcopyBench(long ramBytes, int requestPriority, PrintStream out) {
-        if (requestPriority < 0 || requestPriority > org.livemig.memory.ThreadScheduling.MAX_PRIORITY) {
+        if (requestPriority < 0 || requestPriority > ThreadScheduling.MAX_PRIORITY) {
             throw new IllegalArgumentException("--request-priority must be 0 (off) to "
-                    + org.livemig.memory.ThreadScheduling.MAX_PRIORITY + ", not " + requestPriority);
+                    + ThreadScheduling.MAX_PRIORITY + ", not " + requestPriority);
         }
         this.ramBytes = ramBytes;
         this.requestPriority = requestPriority;

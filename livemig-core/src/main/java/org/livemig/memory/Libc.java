@@ -12,10 +12,9 @@ import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
 /**
- * The few C library calls the userfaultfd backend (and {@link ThreadScheduling}) needs, as FFM
- * downcalls (no JNI). Each call
- * that can fail captures {@code errno} into a per-thread buffer, read with {@link #errno()}
- * right after the call. Linux only; {@link #unavailableReason()} says why not where it is not.
+ * The few C library calls the userfaultfd backend and {@link ThreadScheduling} need, as FFM
+ * downcalls (no JNI). Each call that can fail captures {@code errno} into a per-thread buffer,
+ * read with {@link #errno()} right after the call. Linux only; {@link #unavailableReason()} says why not where it is not.
  *
  * <p>A downcall moves its thread from "in Java" to "in native" for the duration of the call.
  * That is what {@link #touch} relies on: a thread blocked by the kernel inside a native call
@@ -56,7 +55,6 @@ final class Libc {
 
     static final int SC_PAGESIZE = 30;
 
-    static final int SCHED_OTHER = 0;
     static final int SCHED_FIFO = 1;
 
     private static final StructLayout CAPTURE;

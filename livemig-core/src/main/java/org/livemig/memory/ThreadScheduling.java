@@ -3,7 +3,7 @@ package org.livemig.memory;
 /**
  * Real-time scheduling (Linux {@code SCHED_FIFO}) for the calling thread: for the few threads a
  * vCPU waiting on a postcopy page depends on, which otherwise can wait a whole scheduler tick
- * behind busy threads (see {@code PostcopyIncoming}). It lives beside {@link Libc}, the
+ * behind busy threads (see {@code migration.RequestThreads}). It lives beside {@link Libc}, the
  * project's one binding to the C library.
  *
  * <p>Needs CAP_SYS_NICE or an RLIMIT_RTPRIO at least the priority asked for; without either the

@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.livemig.machine.Machine;
+import org.livemig.memory.ThreadScheduling;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import tools.jackson.databind.node.JsonNodeFactory;
@@ -117,9 +118,9 @@ public final class Migration {
      * refuses, a warning is logged and the threads run as usual. See {@link RequestThreads}.
      */
     public void setPostcopyRequestPriority(int priority) {
-        if (priority < 0 || priority > org.livemig.memory.ThreadScheduling.MAX_PRIORITY) {
+        if (priority < 0 || priority > ThreadScheduling.MAX_PRIORITY) {
             throw new IllegalArgumentException("postcopy request priority must be 0 (off) to "
-                    + org.livemig.memory.ThreadScheduling.MAX_PRIORITY + ", not " + priority);
+                    + ThreadScheduling.MAX_PRIORITY + ", not " + priority);
         }
         this.postcopyRequestPriority = priority;
     }
