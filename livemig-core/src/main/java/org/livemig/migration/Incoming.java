@@ -44,6 +44,8 @@ public final class Incoming {
     /** postcopy-preempt on this side: a second connection is accepted for requested pages. */
     private final boolean preempt;
     private volatile MigrationConnection preemptConnection;
+    /** Scheduling of mig/dst/fault and mig/dst/preempt; set before listening. */
+    private volatile RequestThreads requestThreads = new RequestThreads(0);
 
     Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
              FaultSpec faults, String postcopyBackend, boolean preempt) {
@@ -56,24 +58,17 @@ public final class Incoming {
         status.addListener((from, to) -> events.statusChanged(to));
     }
 
-    /** SCHED_FIFO priority for mig/dst/fault and mig/dst/preempt (0: normal); set before listening. */
-    private volatile int requestPriority;
-    /** Request threads of this migration that run real-time (tests). */
-    private final java.util.concurrent.atomic.AtomicInteger realTimeThreads = new java.util.concurrent.atomic.AtomicInteger();
-
-    void setRequestPriority(int priority) {
-        this.requestPriority = priority;
+    void setRequestThreads(RequestThreads threads) {
+        this.requestThreads = threads;
     }
 
-    /** Called by a postcopy request thread as it starts (see {@link RequestThreads}). */
-    void raiseRequestThread() {
-        if (RequestThreads.raise(requestPriority)) {
-            realTimeThreads.incrementAndGet();
-        }
+    /** How postcopy's request threads are scheduled (each calls {@link RequestThreads#raise} as it starts). */
+    RequestThreads requestThreads() {
+        return requestThreads;
     }
 
     int realTimeRequestThreads() {
-        return realTimeThreads.get();
+        return requestThreads.realTimeThreads();
     }
 
     public MigrationStatus status() { return status.get(); }

@@ -211,7 +211,7 @@ public final class Migration {
         }
         MigrationAddress addr = parse(uri);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, scratch);
-        o.setRequestPriority(postcopyRequestPriority);
+        o.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         outgoing = o;
         o.start();
         return o;
@@ -230,7 +230,7 @@ public final class Migration {
         MigrationAddress addr = parse(uri);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT));
-        i.setRequestPriority(postcopyRequestPriority);
+        i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         try {
             i.listen(addr);
         } catch (IOException e) {

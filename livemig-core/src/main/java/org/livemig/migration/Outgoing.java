@@ -76,10 +76,8 @@ public final class Outgoing {
     private volatile boolean packageSent;
     private int dirtyRateHighCount;
 
-    /** SCHED_FIFO priority for mig/src/rp_thr (0: normal); set before {@link #start}. */
-    private int requestPriority;
-    /** Request threads of this migration that run real-time (tests). */
-    private final java.util.concurrent.atomic.AtomicInteger realTimeThreads = new java.util.concurrent.atomic.AtomicInteger();
+    /** Scheduling of mig/src/rp_thr; set before {@link #start}. */
+    private RequestThreads requestThreads = new RequestThreads(0);
 
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
              MigrationEvents events, FaultSpec faults, boolean scratch) {
@@ -333,22 +331,20 @@ public final class Outgoing {
         }
     }
 
-    void setRequestPriority(int priority) {
-        this.requestPriority = priority;
+    void setRequestThreads(RequestThreads threads) {
+        this.requestThreads = threads;
     }
 
     int realTimeRequestThreads() {
-        return realTimeThreads.get();
+        return requestThreads.realTimeThreads();
     }
 
     /** Starts mig/src/rp_thr on the current return path (a new one after a recovery). */
     private void startReturnPathThread() {
         ReturnPathReader rp = returnPath;
-        int priority = requestPriority;
+        RequestThreads threads = requestThreads;
         Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(() -> {
-            if (RequestThreads.raise(priority)) {
-                realTimeThreads.incrementAndGet();
-            }
+            threads.raise();
             rp.run();
         });
     }

@@ -211,7 +211,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     }
 
     private void preemptLoop(MigrationConnection c) {
-        incoming.raiseRequestThread();
+        incoming.requestThreads().raise();
         try {
             while (!listening.await(100, TimeUnit.MILLISECONDS)) {
                 if (incoming.status().isFinal()) {
@@ -255,7 +255,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
      * page still missing once the source is back.
      */
     private void faultLoop() {
-        incoming.raiseRequestThread();
+        incoming.requestThreads().raise();
         List<PageFault> batch = new ArrayList<>();
         try {
             while (!backend.isClosed()) {
@@ -283,9 +283,10 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     /**
      * A fault on the guest thread that took it (the checked backend): that thread asks for the
      * page itself, sparing a wakeup of {@code mig/dst/fault} (a hop that, with every core busy,
-     * can wait for a scheduler tick; see {@link #LISTEN_GIVE_WAY_PAGES}). Socket IO is never done under the BQL, so a thread
-     * holding it (a device touching guest RAM) leaves the fault to {@code mig/dst/fault}; so does
-     * an interrupted thread, whose interrupt would close the return path's channel mid-write.
+     * can wait for a scheduler tick; see {@link #LISTEN_GIVE_WAY_PAGES}). Socket IO is never done
+     * under the BQL, so a thread holding it (a device touching guest RAM) leaves the fault to
+     * {@code mig/dst/fault}; so does an interrupted thread, whose interrupt would close the
+     * return path's channel mid-write.
      */
     private boolean requestOnGuestThread(PageFault pf) {
         if (machine.bql().isHeldByCurrentThread() || Thread.currentThread().isInterrupted()) {

@@ -1,12 +1,14 @@
 package org.livemig.migration;
 
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
 import org.livemig.memory.ThreadScheduling;
 
 /**
  * Opt-in real-time scheduling for the threads a vCPU waiting on a postcopy page depends on:
  * {@code mig/src/rp_thr}, {@code mig/dst/fault} and {@code mig/dst/preempt}
- * ({@link Migration#setPostcopyRequestPriority}).
+ * ({@link Migration#setPostcopyRequestPriority}). One per migration, shared by its side's
+ * request threads, each of which calls {@link #raise} as it starts.
  *
  * <p>Why: on a machine with fewer cores than busy threads (the background stream keeps one busy
  * on each side, plus vCPUs and the JIT), a woken request thread can wait a whole scheduler tick
@@ -17,21 +19,33 @@ import org.livemig.memory.ThreadScheduling;
 final class RequestThreads {
     private static final Logger LOG = Logger.getLogger(RequestThreads.class.getName());
 
-    private RequestThreads() {}
+    /** SCHED_FIFO priority, 0 for normal scheduling. */
+    private final int priority;
+    /** Threads that {@link #raise} put in SCHED_FIFO. */
+    private final AtomicInteger realTime = new AtomicInteger();
+
+    RequestThreads(int priority) {
+        this.priority = priority;
+    }
 
     /**
-     * Called by a request thread as it starts: SCHED_FIFO at {@code priority} (0 leaves it
-     * alone). True when the thread now runs real-time; a refusal is logged and the thread goes on.
+     * Called by a request thread as it starts: SCHED_FIFO at the priority (0 leaves it alone).
+     * A refusal (no CAP_SYS_NICE or RLIMIT_RTPRIO) is logged and the thread goes on as it was.
      */
-    static boolean raise(int priority) {
+    void raise() {
         if (priority == 0) {
-            return false;
+            return;
         }
         String why = ThreadScheduling.useFifo(priority);
         if (why != null) {
             LOG.warning(Thread.currentThread().getName() + " keeps normal scheduling: " + why);
-            return false;
+            return;
         }
-        return true;
+        realTime.incrementAndGet();
+    }
+
+    /** How many threads run real-time through {@link #raise} (tests). */
+    int realTimeThreads() {
+        return realTime.get();
     }
 }
