@@ -184,6 +184,19 @@ public final class Outgoing {
         }
     }
 
+    /**
+     * The rate window's budget is spent: flush, then park until the window ends (at least
+     * {@code minNanos}). Buffered bytes count against the budget, so they go out first, or a
+     * limit under the buffer's size per window would never send them.
+     */
+    private static void waitOutRateWindow(MigrationFile f, long minNanos) throws IOException {
+        f.flush();
+        long wait = Math.max(minNanos, f.nanosUntilRateWindowEnds());
+        if (wait > 0) {
+            LockSupport.parkNanos(wait);
+        }
+    }
+
     private boolean cancelled() {
         MigrationStatus s = status.get();
         return s == MigrationStatus.CANCELLING || s == MigrationStatus.CANCELLED;
@@ -540,11 +553,9 @@ public final class Outgoing {
             boolean throttled = f.rateLimitExceeded();
             ReturnPathReader.PageRequest first = preempt == null ? returnPath.pollRequest() : null;
             if (first == null && throttled) {
-                // Nothing asked for and the background budget spent: wait for a request or the
-                // next window. Buffered bytes count against the budget, so flush them first, or
-                // a limit under the buffer's size per window would never send them.
-                f.flush();
-                LockSupport.parkNanos(Math.max(100_000, f.nanosUntilRateWindowEnds()));
+                // Nothing asked for and the background budget spent: wait for a request (at
+                // most until the next window; every 100 us at least, to see new requests).
+                waitOutRateWindow(f, 100_000);
                 continue;
             }
             SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ramEntry);
@@ -820,11 +831,7 @@ public final class Outgoing {
             }
             applyRateLimit(f, false);
             if (f.rateLimitExceeded()) {
-                f.flush();
-                long wait = f.nanosUntilRateWindowEnds();
-                if (wait > 0) {
-                    LockSupport.parkNanos(wait);
-                }
+                waitOutRateWindow(f, 0);
                 continue;
             }
             SaveVm.saveIterate(machine, f);
