@@ -401,7 +401,8 @@ public final class Outgoing {
     private static final int POSTCOPY_BATCH = 64;
 
     /**
-     * The postcopy switch and the rest of the migration (QEMU's postcopy_start and the
+     * Called without the BQL (it connects and writes; it takes the lock itself to stop the
+     * guest): the postcopy switch and the rest of the migration (QEMU's postcopy_start and the
      * postcopy-active iterations). Returns whether the guest was running before the switch.
      */
     private boolean runPostcopy(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {

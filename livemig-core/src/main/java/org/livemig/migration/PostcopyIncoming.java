@@ -322,7 +322,11 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         return s == MigrationStatus.ACTIVE || s == MigrationStatus.POSTCOPY_ACTIVE;
     }
 
-    /** Asks the source for one page; a broken return path pauses postcopy instead of failing it. */
+    /**
+     * Called without the BQL (it writes to the return path): asks the source for one page, from
+     * {@code mig/dst/fault} or a faulting guest thread. A broken return path pauses postcopy
+     * instead of failing it.
+     */
     private void request(RamBlock b, long page) {
         machine.bql().assertNotHeld();
         try {
