@@ -235,7 +235,10 @@ public final class QmpClient implements AutoCloseable {
         return reply.get("return");
     }
 
-    /** Calls {@code listener} on the reader thread for every event, as it arrives. */
+    /**
+     * Calls {@code listener} on the reader thread for every event, as it arrives and before
+     * {@link #waitForEvent} or {@link #takeEvents} can return it.
+     */
     public void onEvent(Consumer<ObjectNode> listener) {
         eventListeners.add(Objects.requireNonNull(listener, "listener"));
     }
@@ -353,19 +356,21 @@ public final class QmpClient implements AutoCloseable {
         if (msg.has("QMP")) {
             greeting.complete(msg);
         } else if (msg.has("event")) {
-            synchronized (this) {
-                if (events.size() == MAX_KEPT_EVENTS) {
-                    events.poll();
-                }
-                events.add(msg);
-                notifyAll();
-            }
+            // Listeners first: whoever takes the event from the queue can rely on every
+            // listener having seen it already.
             for (Consumer<ObjectNode> l : eventListeners) {
                 try {
                     l.accept(msg);
                 } catch (RuntimeException e) {
                     LOG.log(Level.WARNING, "QMP event listener failed", e);
                 }
+            }
+            synchronized (this) {
+                if (events.size() == MAX_KEPT_EVENTS) {
+                    events.poll();
+                }
+                events.add(msg);
+                notifyAll();
             }
         } else if (msg.has("return") || msg.has("error")) {
             CompletableFuture<ObjectNode> reply;
