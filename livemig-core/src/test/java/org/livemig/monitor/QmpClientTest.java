@@ -85,6 +85,33 @@ class QmpClientTest extends QmpServerFixture {
     }
 
     @Test
+    void anEventIsTakenOnlyAfterEveryListenerHasSeenIt() throws Exception {
+        try (QmpClient qmp = connect()) {
+            CountDownLatch inListener = new CountDownLatch(1);
+            CountDownLatch gate = new CountDownLatch(1);
+            List<String> seen = new CopyOnWriteArrayList<>();
+            qmp.onEvent(e -> {
+                inListener.countDown();
+                try {
+                    gate.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                }
+                seen.add(e.get("event").stringValue());
+            });
+            qmp.negotiate();
+            server.emitEvent("RESUME", QmpJson.object());
+            assertThat(inListener.await(10, TimeUnit.SECONDS)).isTrue();
+            // The listener holds the event: it must not be visible to a waiter yet.
+            assertThatThrownBy(() -> qmp.waitForEvent("RESUME", Duration.ofMillis(200)))
+                    .isInstanceOf(TimeoutException.class);
+            gate.countDown();
+            assertThat(qmp.waitForEvent("RESUME", Duration.ofSeconds(10)).get("event").stringValue()).isEqualTo("RESUME");
+            assertThat(seen).containsExactly("RESUME");
+        }
+    }
+
+    @Test
     void waitingForAnEventIsBounded() throws Exception {
         try (QmpClient qmp = connect()) {
             qmp.negotiate();
