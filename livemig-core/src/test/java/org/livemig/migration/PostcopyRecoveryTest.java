@@ -157,6 +157,8 @@ class PostcopyRecoveryTest {
     }
 
     private static void assertWentThrough(Statuses s, int pauses) {
+        // Listeners run just after the status changes, on the thread that changed it.
+        await().atMost(LONG).until(() -> !s.seen.isEmpty() && s.seen.getLast().isFinal());
         assertThat(s.count(MigrationStatus.POSTCOPY_PAUSED)).isEqualTo(pauses);
         assertThat(s.count(MigrationStatus.POSTCOPY_RECOVER)).isEqualTo(pauses);
         assertThat(s.seen.getLast()).isEqualTo(MigrationStatus.COMPLETED);
