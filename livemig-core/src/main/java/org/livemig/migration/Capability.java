@@ -7,6 +7,7 @@ package org.livemig.migration;
 public enum Capability {
     AUTO_CONVERGE("auto-converge"),
     EVENTS("events"),
+    MULTIFD("multifd"),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
     POSTCOPY_RAM("postcopy-ram"),
     POSTCOPY_PREEMPT("postcopy-preempt"),

@@ -6,6 +6,7 @@ import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.PostcopyBackend;
+import org.livemig.migration.multifd.MultifdReceiver;
 import org.livemig.stream.MigrationFile;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
@@ -46,9 +47,13 @@ public final class Incoming {
     private volatile MigrationConnection preemptConnection;
     /** Scheduling of mig/dst/fault and mig/dst/preempt; set before listening. */
     private volatile RequestThreads requestThreads = new RequestThreads(0);
+    /** multifd-channels when the multifd capability is on here, else 0. */
+    private final int multifdChannels;
+    private volatile MultifdReceiver multifd;
 
     Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
-             FaultSpec faults, String postcopyBackend, boolean preempt) {
+             FaultSpec faults, String postcopyBackend, boolean preempt, int multifdChannels) {
+        this.multifdChannels = multifdChannels;
         this.faults = faults;
         this.postcopyBackend = postcopyBackend;
         this.preempt = preempt;
@@ -98,7 +103,13 @@ public final class Incoming {
         Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
+                MultifdReceiver m = multifdChannels > 0
+                        ? new MultifdReceiver(machine.ram(), multifdChannels, ram.multifdBytes, this::multifdFailed) : null;
+                multifd = m;
                 machine.mainLoop().schedule(() -> process(c));
+                if (m != null) {
+                    acceptMultifdChannels(l, m);
+                }
                 if (preempt) {
                     // postcopy-preempt: the source's second connection carries requested pages.
                     MigrationConnection pc = l.accept();
@@ -117,10 +128,42 @@ public final class Incoming {
         });
     }
 
+    /**
+     * multifd (QEMU 7.2): the connections after the main one are the channels, each named by its
+     * initial packet. On the accept thread, while {@code mig/dst/main} already loads; it waits
+     * for them at the first RAM section's end. A bad channel fails the migration.
+     */
+    private void acceptMultifdChannels(MigrationListener l, MultifdReceiver m) throws IOException {
+        try {
+            boolean all = false;
+            while (!all) {
+                all = m.addChannel(l.accept());
+            }
+            closeListener();
+        } catch (IOException e) {
+            multifdFailed(e);
+            throw e;
+        }
+    }
+
+    /** A multifd channel failed: the main stream is shut so that {@code mig/dst/main} fails with this error. */
+    private void multifdFailed(IOException e) {
+        if (multifdError == null) {
+            multifdError = e.getMessage();
+        }
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+    }
+
+    /** The first multifd channel error, which explains a main stream shut because of it. */
+    private volatile String multifdError;
+
     /** A source connected: start {@code mig/dst/main}. Called with the BQL held, on the main loop. */
     private void process(MigrationConnection c) {
         machine.bql().assertHeld();
-        if (!preempt) {
+        if (!preempt && multifdChannels == 0) {
             closeListener();
         }
         connection = c;
@@ -146,6 +189,10 @@ public final class Incoming {
                 // PONGs go to the current return path: a recovered postcopy has a new one.
                 return value -> returnPath.sendPong(value);
             });
+            MultifdReceiver m = multifd;
+            if (m != null) {
+                RamHandlers.of(machine).loader().useMultifd(m);
+            }
             PostcopyIncoming pc = new PostcopyIncoming(this, machine, RamHandlers.of(machine).loader(), postcopyBackend);
             postcopy = pc;
             MigrationConnection early = preemptConnection;
@@ -164,7 +211,9 @@ public final class Incoming {
             }
             machine.mainLoop().schedule(this::completedBh);
         } catch (Exception | Error e) {
-            fail(e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
+            String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            String channelError = multifdError;
+            fail(channelError != null && !why.contains(channelError) ? channelError + " (main stream: " + why + ")" : why);
         }
     }
 
@@ -182,6 +231,10 @@ public final class Incoming {
         PostcopyIncoming pc = postcopy;
         if (pc != null) {
             pc.shutdown();
+        }
+        MultifdReceiver m = multifd;
+        if (m != null) {
+            m.shutdown();
         }
         status.force(MigrationStatus.FAILED);
         machine.mainLoop().schedule(this::destroyAfterFailureBh);
@@ -462,6 +515,10 @@ public final class Incoming {
         }
         closeQuietly(connection);
         closeQuietly(preemptConnection);
+        MultifdReceiver m = multifd;
+        if (m != null) {
+            m.close();
+        }
         closeListener();
         closeRecoverListener();
     }
@@ -508,6 +565,10 @@ public final class Incoming {
         MigrationConnection pc = preemptConnection;
         if (pc != null) {
             pc.shutdown();
+        }
+        MultifdReceiver m = multifd;
+        if (m != null) {
+            m.shutdown();
         }
         closeListener();
     }

@@ -187,6 +187,7 @@ public final class Migration {
         parameters.cpuThrottleIncrement = p.cpuThrottleIncrement;
         parameters.maxCpuThrottle = p.maxCpuThrottle;
         parameters.throttleTriggerThreshold = p.throttleTriggerThreshold;
+        parameters.multifdChannels = p.multifdChannels;
         Outgoing o = outgoing;
         if (o != null && o.status().isActive()) {
             o.applyParameters(parameters.copy());
@@ -203,6 +204,19 @@ public final class Migration {
         return new MigrationException(IN_PROGRESS + "; " + what + " cannot be changed now");
     }
 
+    /** multifd runs over sockets only, and not with postcopy, as in QEMU 7.2. */
+    private void checkMultifd(MigrationAddress addr) throws MigrationException {
+        if (!capabilities.contains(Capability.MULTIFD)) {
+            return;
+        }
+        if (capabilities.contains(Capability.POSTCOPY_RAM)) {
+            throw new MigrationException("Postcopy is not yet compatible with multifd");
+        }
+        if (!(addr instanceof MigrationAddress.Tcp) && !(addr instanceof MigrationAddress.Unix)) {
+            throw new MigrationException("multifd needs a tcp: or unix: address, not " + addr);
+        }
+    }
+
     /** Starts an outgoing migration (QMP migrate). Called with the BQL held. */
     public Outgoing migrate(String uri) throws MigrationException {
         machine.bql().assertHeld();
@@ -210,6 +224,7 @@ public final class Migration {
             throw new MigrationException(IN_PROGRESS);
         }
         MigrationAddress addr = parse(uri);
+        checkMultifd(addr);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, scratch);
         o.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         outgoing = o;
@@ -228,8 +243,10 @@ public final class Migration {
             throw new MigrationException("The incoming migration has already been started");
         }
         MigrationAddress addr = parse(uri);
+        checkMultifd(addr);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
-                capabilities.contains(Capability.POSTCOPY_PREEMPT));
+                capabilities.contains(Capability.POSTCOPY_PREEMPT),
+                capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0);
         i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         try {
             i.listen(addr);
@@ -391,7 +408,7 @@ public final class Migration {
         ram.put("dirty-sync-count", st.dirtySyncCount.get());
         ram.put("postcopy-requests", st.postcopyRequests.get());
         ram.put("page-size", org.livemig.memory.RamBlock.PAGE_SIZE);
-        ram.put("multifd-bytes", 0);
+        ram.put("multifd-bytes", st.multifdBytes.get());
         ram.put("pages-per-second", st.pagesPerSecond);
         ram.put("precopy-bytes", st.precopyBytes.get());
         ram.put("downtime-bytes", st.downtimeBytes.get());

@@ -20,6 +20,8 @@ public final class MigrationParameters {
     public int maxCpuThrottle = 99;
     /** Dirty rate (percent of the bytes sent in a period) above which auto-converge steps up. */
     public int throttleTriggerThreshold = 50;
+    /** Connections besides the main one when the multifd capability is on (QEMU's default 2). */
+    public int multifdChannels = 2;
 
     public MigrationParameters copy() {
         MigrationParameters p = new MigrationParameters();
@@ -30,6 +32,7 @@ public final class MigrationParameters {
         p.cpuThrottleIncrement = cpuThrottleIncrement;
         p.maxCpuThrottle = maxCpuThrottle;
         p.throttleTriggerThreshold = throttleTriggerThreshold;
+        p.multifdChannels = multifdChannels;
         return p;
     }
 
@@ -52,6 +55,9 @@ public final class MigrationParameters {
         }
         if (maxCpuThrottle < 1 || maxCpuThrottle > 99) {
             throw new IllegalArgumentException("Parameter 'max_cpu_throttle' expects an integer in the range of 1 to 99");
+        }
+        if (multifdChannels < 1 || multifdChannels > 255) {
+            throw new IllegalArgumentException("Parameter 'multifd_channels' expects a value between 1 and 255");
         }
         if (throttleTriggerThreshold < 1 || throttleTriggerThreshold > 100) {
             throw new IllegalArgumentException("Parameter 'throttle_trigger_threshold' expects an integer in the range of 1 to 100");

@@ -13,6 +13,7 @@ import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
+import org.livemig.migration.multifd.MultifdSender;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.PackagedCommand;
 import org.livemig.stream.PostcopyAdviseCommand;
@@ -59,6 +60,8 @@ public final class Outgoing {
     private final Level accountLevel;
     private volatile MigrationConnection connection;
     private volatile MigrationConnection preemptConnection;
+    /** multifd's channels while they run; null without the capability. */
+    private volatile MultifdSender multifd;
 
     private volatile long startMillis;
     private final long startNanos = System.nanoTime();
@@ -145,6 +148,10 @@ public final class Outgoing {
                 c.shutdown();
             }
         }
+        MultifdSender m = multifd;
+        if (m != null) {
+            m.shutdown();
+        }
         continueSwitchover.countDown();
         LockSupport.unpark(thread);
     }
@@ -157,6 +164,10 @@ public final class Outgoing {
         MigrationConnection c = connection;
         if (c != null) {
             c.shutdown();
+        }
+        MultifdSender m = multifd;
+        if (m != null) {
+            m.shutdown();
         }
         continueSwitchover.countDown();
     }
@@ -218,6 +229,9 @@ public final class Outgoing {
             MigrationFile f = MigrationFile.forWriting(conn.out());
             applyRateLimit(f, false);
             saver = RamHandlers.of(machine).beginSave(ram);
+            if (caps.contains(Capability.MULTIFD)) {
+                saver.useMultifd(connectMultifd(f));
+            }
             machine.bql().withHeld(false, saver::startDirtyTracking);
 
             SaveVm.writeHeader(f);
@@ -280,7 +294,12 @@ public final class Outgoing {
             SaveVm.writeEofAndVmdesc(f, vmdesc);
             f.flush();
             ram.downtimeBytes.addAndGet(f.position() - before);
-            ram.transferred.set(f.position());
+            ram.transferred.set(sent(f));
+            MultifdSender m = multifd;
+            if (m != null) {
+                // Every page is written (the last RAM section synced); the channels end here.
+                m.finish();
+            }
             long t4 = System.nanoTime();
             if (returnPath != null) {
                 int shut = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
@@ -332,6 +351,10 @@ public final class Outgoing {
         } finally {
             machine.setThrottlePercent(0);
             throttlePercent = 0;
+            MultifdSender m = multifd;
+            if (m != null) {
+                m.close();
+            }
             for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
                 if (c != null) {
                     try {
@@ -792,12 +815,49 @@ public final class Outgoing {
         return new MigrationFile[] {f, preempt};
     }
 
+    /**
+     * multifd: connects {@code multifd-channels} more connections to the same address (QEMU 7.2:
+     * the main channel first, then these, each identified by its initial packet) and starts
+     * their sender threads. Their bytes count against {@code f}'s rate limit.
+     */
+    private MultifdSender connectMultifd(MigrationFile f) throws IOException {
+        machine.bql().assertNotHeld();
+        java.util.List<MigrationConnection> conns = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i < params.multifdChannels; i++) {
+                if (cancelled()) {
+                    throw new IOException("cancelled");
+                }
+                conns.add(Transports.connect(address, CONNECT_TIMEOUT));
+            }
+        } catch (IOException e) {
+            for (MigrationConnection c : conns) {
+                c.close();
+            }
+            throw new IOException("multifd channel " + conns.size() + ": " + e.getMessage(), e);
+        }
+        MultifdSender m = new MultifdSender(conns, new byte[16], n -> {
+            ram.multifdBytes.addAndGet(n);
+            f.accountOtherChannel(n);
+        });
+        multifd = m;
+        if (cancelled()) {
+            m.shutdown();
+        }
+        return m;
+    }
+
+    /** Bytes put on the wire so far: the main channel's and the multifd channels'. */
+    private long sent(MigrationFile f) {
+        return f.position() + ram.multifdBytes.get();
+    }
+
     /** The precopy loop (migration_iteration_run). Returns when it is time to switch over. */
     private void iterate(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
         long periodStart = System.nanoTime();
-        long periodBytes = f.position();
+        long periodBytes = sent(f);
         long syncStart = System.nanoTime();
-        long syncBytes = f.position();
+        long syncBytes = sent(f);
         long threshold = 0;
         long lastPassPending = Long.MAX_VALUE;
         while (true) {
@@ -812,9 +872,9 @@ public final class Outgoing {
             }
             long now = System.nanoTime();
             if (now - periodStart >= UPDATE_PERIOD_NANOS) {
-                threshold = measureBandwidth(f.position() - periodBytes, now - periodStart, saver);
+                threshold = measureBandwidth(sent(f) - periodBytes, now - periodStart, saver);
                 periodStart = now;
-                periodBytes = f.position();
+                periodBytes = sent(f);
             }
             // A pass over RAM ended: sync the dirty bitmap and decide on switchover. Deciding only
             // at the end of a pass, with what the guest dirtied during it, keeps an idle guest's
@@ -823,7 +883,7 @@ public final class Outgoing {
                 long dirtied = machine.bql().callWithHeld(false, saver::syncDirtyBitmap);
                 afterSync(f, saver, dirtied, syncStart, syncBytes);
                 syncStart = System.nanoTime();
-                syncBytes = f.position();
+                syncBytes = sent(f);
                 long pending = saver.pendingBytes();
                 if (pending <= threshold && switchNow(pending, lastPassPending)) {
                     return;
@@ -836,12 +896,12 @@ public final class Outgoing {
                 continue;
             }
             SaveVm.saveIterate(machine, f);
-            ram.transferred.set(f.position());
+            ram.transferred.set(sent(f));
             if (saver.passComplete()) {
                 f.flush();
                 if (threshold == 0) {
                     // a pass ended within the first period: decide on what it measured so far
-                    threshold = measureBandwidth(f.position() - periodBytes, System.nanoTime() - periodStart, saver);
+                    threshold = measureBandwidth(sent(f) - periodBytes, System.nanoTime() - periodStart, saver);
                 }
             }
         }
@@ -900,7 +960,7 @@ public final class Outgoing {
         events.pass(ram.dirtySyncCount.get());
         if (caps.contains(Capability.AUTO_CONVERGE) && passes > 1) {
             long bytesDirty = dirtiedPages * RamBlock.PAGE_SIZE;
-            long bytesXfer = f.position() - syncBytes;
+            long bytesXfer = sent(f) - syncBytes;
             if (bytesDirty > bytesXfer * params.throttleTriggerThreshold / 100) {
                 if (++dirtyRateHighCount >= 2) {
                     dirtyRateHighCount = 0;

@@ -6,6 +6,7 @@ import org.livemig.memory.GuestRam;
 import org.livemig.memory.PostcopyBackend;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
+import org.livemig.migration.multifd.MultifdReceiver;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.StreamFormatException;
@@ -30,7 +31,9 @@ public final class RamLoader {
      * ZERO record for any other page needs neither a check nor a write. Null when RAM was not
      * pristine (every ZERO record then checks the page, as QEMU's buffer_is_zero does).
      */
-    private final java.util.Map<RamBlock, java.util.BitSet> written;
+    private java.util.Map<RamBlock, java.util.BitSet> written;
+    /** multifd: the channels that carry the non-zero pages; each EOS waits for their SYNC. */
+    private MultifdReceiver multifd;
 
     /** Postcopy: the backend that tracks received pages; null outside postcopy. */
     private volatile PostcopyBackend postcopy;
@@ -51,6 +54,16 @@ public final class RamLoader {
             written = null;
         }
         ram.markWritten();
+    }
+
+    /**
+     * multifd: every RAM section's EOS waits until {@code receiver}'s channels have placed the
+     * pages sent before it. The channels write pages this loader does not see, so a ZERO record
+     * always checks its page (the pristine-RAM shortcut is off). Set before loading.
+     */
+    public void useMultifd(MultifdReceiver receiver) {
+        this.multifd = receiver;
+        this.written = null;
     }
 
     /** POSTCOPY_ADVISE: from now on every page loaded is recorded as received. */
@@ -97,6 +110,9 @@ public final class RamLoader {
                     "unsupported RAM record flags 0x%03x (header 0x%016x)", flags, header), recordAt);
         }
         if ((flags & QemuStream.RAM_FLAG_EOS) != 0) {
+            if (multifd != null) {
+                multifd.syncMain();
+            }
             return false;
         }
         switch (flags & ~QemuStream.RAM_FLAG_CONTINUE) {

@@ -6,6 +6,7 @@ import java.util.List;
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
+import org.livemig.migration.multifd.MultifdSender;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
 
@@ -46,6 +47,8 @@ public final class RamSaver {
     private volatile java.util.concurrent.atomic.AtomicLong phaseBytes;
     /** Guards the to-send bitmaps and {@link #pendingPages} once postcopy runs (two senders). */
     private final java.util.concurrent.locks.ReentrantLock claimLock = new java.util.concurrent.locks.ReentrantLock();
+    /** multifd: non-zero pages go to these channels; the main channel keeps ZERO records and EOS. */
+    private MultifdSender multifd;
 
     public RamSaver(GuestRam ram, RamStats stats) {
         this.ram = ram;
@@ -55,6 +58,29 @@ public final class RamSaver {
         this.phaseBytes = stats.precopyBytes;
         for (int i = 0; i < toSend.length; i++) {
             toSend[i] = new BitSet((int) blocks.get(i).pageCount());
+        }
+    }
+
+    /**
+     * multifd (QEMU 7.2's layout): from now on each non-zero page goes to {@code sender}, and
+     * every RAM section syncs the channels before its EOS. Set before {@link #saveSetup}.
+     */
+    public void useMultifd(MultifdSender sender) {
+        this.multifd = sender;
+    }
+
+    /**
+     * The end of a RAM section: multifd channels sync first, then EOS. With multifd the EOS is
+     * flushed at once: the destination's channels wait at their SYNC until its main thread reads
+     * this EOS, and the next section's pages cannot go out on them before then.
+     */
+    private void putEos(MigrationFile f) throws IOException {
+        if (multifd != null) {
+            multifd.sync();
+            f.putBe64(QemuStream.RAM_FLAG_EOS);
+            f.flush();
+        } else {
+            f.putBe64(QemuStream.RAM_FLAG_EOS);
         }
     }
 
@@ -116,7 +142,7 @@ public final class RamSaver {
             f.putCountedString(b.name());
             f.putBe64(b.usedLength());
         }
-        f.putBe64(QemuStream.RAM_FLAG_EOS);
+        putEos(f);
     }
 
     public boolean saveIterate(MigrationFile f) throws IOException {
@@ -142,7 +168,7 @@ public final class RamSaver {
                 break;
             }
         }
-        f.putBe64(QemuStream.RAM_FLAG_EOS);
+        putEos(f);
         return pendingPages == 0;
     }
 
@@ -155,7 +181,7 @@ public final class RamSaver {
         while (sendNextDirtyPage(f)) {
             // the guest is stopped: send everything left, without rate limit
         }
-        f.putBe64(QemuStream.RAM_FLAG_EOS);
+        putEos(f);
     }
 
     /** From now on pages go out as postcopy pages (statistics). */
@@ -369,8 +395,9 @@ public final class RamSaver {
 
     /** Sends a page on the main channel: a CONTINUE record when the one before was of the same block. */
     private void savePage(MigrationFile f, RamBlock block, long page) throws IOException {
-        putPageRecord(f, block, page, block == lastSentBlock);
-        lastSentBlock = block;
+        if (putPageRecord(f, block, page, block == lastSentBlock)) {
+            lastSentBlock = block;
+        }
     }
 
     /** Sends a page on a channel of its own (postcopy-preempt): the record names its block. */
@@ -381,12 +408,20 @@ public final class RamSaver {
     /**
      * One page's record: ZERO when the page is all zero, else PAGE with its 4 KiB. A page that is
      * zero here only because {@link #knownZero} says so gets the same record ({@link #saveIterate}
-     * sends those in runs without looking; this path sees only a run's first page).
+     * sends those in runs without looking; this path sees only a run's first page). With
+     * multifd a non-zero page goes to a channel instead. Returns whether a record went on {@code f}.
      */
-    private void putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
+    private boolean putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
         long offset = page << RamBlock.PAGE_BITS;
         long before = f.position();
         boolean zero = ZeroPages.isZeroPage(block.memory(), offset);
+        if (!zero && multifd != null) {
+            multifd.queuePage(block, offset);
+            stats.normalPages.incrementAndGet();
+            phaseBytes.addAndGet(RamBlock.PAGE_SIZE);
+            stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
+            return false;
+        }
         f.putBe64(offset | (zero ? QemuStream.RAM_FLAG_ZERO : QemuStream.RAM_FLAG_PAGE)
                 | (cont ? QemuStream.RAM_FLAG_CONTINUE : 0));
         if (!cont) {
@@ -401,6 +436,7 @@ public final class RamSaver {
         }
         phaseBytes.addAndGet(f.position() - before);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
+        return true;
     }
 
 }

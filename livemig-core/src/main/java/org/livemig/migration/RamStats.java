@@ -15,6 +15,8 @@ public final class RamStats {
     public final AtomicLong downtimeBytes = new AtomicLong();
     public final AtomicLong postcopyBytes = new AtomicLong();
     public final AtomicLong postcopyRequests = new AtomicLong();
+    /** Bytes on the multifd channels (also counted in {@link #transferred} on the source). */
+    public final AtomicLong multifdBytes = new AtomicLong();
     public final AtomicLong dirtySyncCount = new AtomicLong();
     /** Pages per second dirtied, measured over the last sync period. */
     public volatile long dirtyPagesRate;

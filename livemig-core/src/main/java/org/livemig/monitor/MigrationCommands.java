@@ -175,11 +175,18 @@ public final class MigrationCommands {
                     throw QmpError.generic("Parameter '" + name + "' is not supported by livemig yet");
                 }
             }
+            String compression = args.path("multifd-compression").asString("none");
+            if (!compression.equals("none")) {
+                throw QmpError.generic("Parameter 'multifd-compression' value '" + compression
+                        + "' is not supported by livemig yet (only 'none')");
+            }
             call(() -> {
                 migration.setParameters(p -> {
                     for (Iterator<Map.Entry<String, JsonNode>> it = args.properties().iterator(); it.hasNext(); ) {
                         var e = it.next();
-                        apply(p, e.getKey(), e.getValue().asLong());
+                        if (!e.getKey().equals("multifd-compression")) {
+                            apply(p, e.getKey(), e.getValue().asLong());
+                        }
                     }
                 });
                 return null;
@@ -197,6 +204,8 @@ public final class MigrationCommands {
             r.put("downtime-limit", p.downtimeLimit);
             r.put("max-postcopy-bandwidth", p.maxPostcopyBandwidth);
             r.put("max-cpu-throttle", p.maxCpuThrottle);
+            r.put("multifd-channels", p.multifdChannels);
+            r.put("multifd-compression", "none");
             return r;
         }).build());
 
@@ -308,12 +317,14 @@ public final class MigrationCommands {
             case "cpu-throttle-increment" -> p.cpuThrottleIncrement = (int) v;
             case "max-cpu-throttle" -> p.maxCpuThrottle = (int) v;
             case "throttle-trigger-threshold" -> p.throttleTriggerThreshold = (int) v;
+            case "multifd-channels" -> p.multifdChannels = (int) Math.max(Integer.MIN_VALUE, Math.min(Integer.MAX_VALUE, v));
             default -> throw new IllegalStateException(name);
         }
     }
 
     private static final List<String> IMPLEMENTED_PARAMETERS = List.of("max-bandwidth", "downtime-limit", "max-postcopy-bandwidth",
-            "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold");
+            "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold",
+            "multifd-channels", "multifd-compression");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */
     private static final Map<String, QmpType> QEMU_PARAMETERS;

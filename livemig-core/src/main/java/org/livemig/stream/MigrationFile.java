@@ -30,8 +30,9 @@ import java.util.Objects;
  * baseline: on the 2-core machine of the benchmarks a raw copy of 1 GiB over a Unix socket read
  * 4 KiB at a time took 0.79 s and 0.75 CPU-s of the receiver, read 8 MiB at a time 0.13 s and
  * 0.12 CPU-s; a whole migration of 1 GiB over it, buffer copy included, takes 0.3-0.35 s.
- * (QEMU's multifd can read into RAM because its packets list their pages before the data;
- * livemig has no multifd yet.)
+ * (A multifd packet lists its pages before their data, so its channel reads them with
+ * {@link #readInto(MemorySegment, long, long)}, which takes what is buffered and reads the rest
+ * straight into RAM.)
  *
  * <p>Not thread-safe: owned by one migration thread at a time (handed over with the channel).
  */
@@ -361,6 +362,15 @@ public final class MigrationFile implements AutoCloseable {
 
     private void accountRate(long n) {
         rateWindowBytes += n;
+    }
+
+    /**
+     * Counts {@code n} bytes sent on another channel against this file's rate limit (multifd:
+     * QEMU's limit covers the main and multifd channels together). The writer's thread.
+     */
+    public void accountOtherChannel(long n) {
+        rollRateWindow();
+        accountRate(n);
     }
 
     /**

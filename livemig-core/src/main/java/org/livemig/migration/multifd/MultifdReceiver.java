@@ -1,0 +1,268 @@
+package org.livemig.migration.multifd;
+
+import java.io.IOException;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.MultifdPacket;
+import org.livemig.stream.StreamFormatException;
+import org.livemig.transport.MigrationConnection;
+
+/**
+ * The destination side of multifd (QEMU 7.2's multifd_recv_*): one thread per channel
+ * ({@code mig/dst/recv_n}) reads packets and writes their pages straight into guest RAM, after
+ * checking the block, every offset and the sizes. A SYNC packet is reported to the main
+ * channel's loader, and the channel then waits until {@link #syncMain} has seen every channel's
+ * SYNC, so that no channel runs into the next RAM section's pages early.
+ *
+ * <p>Threads: {@link #addChannel} runs on the accept thread, {@link #syncMain} on
+ * {@code mig/dst/main}; {@link #shutdown} from anywhere. A channel's failure is reported to
+ * {@code onError} once, and makes every later {@link #syncMain} throw it.
+ */
+public final class MultifdReceiver implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(MultifdReceiver.class.getName());
+    public static final String THREAD_PREFIX = "mig/dst/recv_";
+    private static final long JOIN_MILLIS = 10_000;
+
+    private final GuestRam ram;
+    private final Channel[] channels;
+    private final Consumer<IOException> onError;
+    private final AtomicLong bytes;
+    private final AtomicLong pages = new AtomicLong();
+    /** Every connection handed in, also one whose initial packet is still being read. */
+    private final List<MigrationConnection> connections = new CopyOnWriteArrayList<>();
+    private volatile boolean stopping;
+    private volatile IOException failure;
+    private int added;
+
+    private final class Channel {
+        final int id;
+        final MigrationConnection connection;
+        final MigrationFile file;
+        /** Released by the channel at each SYNC packet; taken by syncMain. */
+        final Semaphore synced = new Semaphore(0);
+        /** Released by syncMain once all channels synced; taken by the channel. */
+        final Semaphore proceed = new Semaphore(0);
+        volatile boolean ended;
+        Thread thread;
+
+        Channel(int id, MigrationConnection connection, MigrationFile file) {
+            this.id = id;
+            this.connection = connection;
+            this.file = file;
+        }
+    }
+
+    /**
+     * @param bytes   counts the bytes read on the channels (query-migrate's multifd-bytes)
+     * @param onError told a channel's failure, once, on the channel's thread
+     */
+    public MultifdReceiver(GuestRam ram, int channelCount, AtomicLong bytes, Consumer<IOException> onError) {
+        if (channelCount < 1 || channelCount > 255) {
+            throw new IllegalArgumentException("multifd channels must be 1..255, not " + channelCount);
+        }
+        this.ram = ram;
+        this.channels = new Channel[channelCount];
+        this.onError = onError;
+        this.bytes = bytes;
+    }
+
+    /** Pages written into RAM by the channels. */
+    public long pages() {
+        return pages.get();
+    }
+
+    /**
+     * Takes a new connection as a multifd channel: reads its initial packet (blocking; the accept
+     * thread, no BQL) and checks its id. Returns true once every channel has arrived; the channel
+     * threads start then.
+     *
+     * @throws IOException on a bad initial packet, an id out of range or seen twice
+     */
+    public boolean addChannel(MigrationConnection c) throws IOException {
+        connections.add(c);
+        if (stopping) {
+            throw new IOException("multifd channels were shut down");
+        }
+        MigrationFile f = MigrationFile.forReading(c.in());
+        MultifdPacket.Init init;
+        try {
+            init = MultifdPacket.readInit(f);
+        } catch (IOException e) {
+            throw new IOException("multifd channel from " + c.description() + ": " + e.getMessage(), e);
+        }
+        int id = init.channelId();
+        if (id >= channels.length) {
+            throw new IOException("multifd channel id " + id + " from " + c.description()
+                    + ", expected 0.." + (channels.length - 1) + " (multifd-channels " + channels.length + ")");
+        }
+        synchronized (this) {
+            if (channels[id] != null) {
+                throw new IOException("multifd channel id " + id + " connected twice (" + c.description() + ")");
+            }
+            channels[id] = new Channel(id, c, f);
+            notifyAll();
+            bytes.addAndGet(MultifdPacket.INIT_PACKET_BYTES);
+            if (++added < channels.length) {
+                return false;
+            }
+        }
+        for (Channel ch : channels) {
+            ch.thread = Thread.ofPlatform().name(THREAD_PREFIX + ch.id).daemon(true).start(() -> run(ch));
+        }
+        return true;
+    }
+
+    /**
+     * At a RAM section's EOS on the main channel: waits until every channel has read its SYNC
+     * packet (all pages sent before it are in RAM), then lets them go on. Called without the BQL.
+     *
+     * @throws IOException when a channel failed, ended, or the receiver was shut down
+     */
+    public void syncMain() throws IOException {
+        for (int i = 0; i < channels.length; i++) {
+            Channel c = awaitChannel(i);
+            try {
+                while (!c.synced.tryAcquire(100, TimeUnit.MILLISECONDS)) {
+                    checkFailure();
+                    if (c.ended) {
+                        throw new IOException("multifd channel " + c.id + " ended before its SYNC packet");
+                    }
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted waiting for multifd channel " + c.id, e);
+            }
+        }
+        checkFailure();
+        for (Channel c : channels) {
+            c.proceed.release();
+        }
+    }
+
+    /** Channel {@code i}, waiting for it to connect (the source connects them as the main stream starts). */
+    private Channel awaitChannel(int i) throws IOException {
+        synchronized (this) {
+            while (channels[i] == null) {
+                checkFailure();
+                try {
+                    wait(100);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted waiting for multifd channel " + i + " to connect", e);
+                }
+            }
+            return channels[i];
+        }
+    }
+
+    private void checkFailure() throws IOException {
+        ChannelState.check(failure, stopping);
+    }
+
+    /** {@code mig/dst/recv_n}: packets until the source closes the channel at a packet boundary. */
+    private void run(Channel c) {
+        MigrationFile f = c.file;
+        int maxPages = MultifdPacket.PAGES_PER_PACKET;
+        try {
+            while (!f.atEof()) {
+                MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
+                if (h.compression() != 0) {
+                    throw new StreamFormatException(String.format(
+                            "multifd packet compressed (flags 0x%x): livemig takes multifd-compression none only",
+                            h.flags()), h.at() + 8);
+                }
+                if (h.normalPages() > 0) {
+                    RamBlock b = ram.block(h.block());
+                    if (b == null) {
+                        throw new StreamFormatException("multifd packet for unknown RAM block '" + h.block() + "'", h.at() + 64);
+                    }
+                    long[] offsets = h.offsets();
+                    for (int i = 0; i < h.normalPages(); i++) {
+                        long off = offsets[i];
+                        if (off < 0 || (off & (RamBlock.PAGE_SIZE - 1)) != 0 || off + RamBlock.PAGE_SIZE > b.usedLength()) {
+                            throw new StreamFormatException(String.format(
+                                    "multifd packet page offset 0x%x outside block '%s' (0x%x bytes) or not page-aligned",
+                                    off, b.name(), b.usedLength()), h.at() + MultifdPacket.FIXED_HEADER_BYTES + 8L * i);
+                        }
+                    }
+                    for (int i = 0; i < h.normalPages(); i++) {
+                        f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
+                    }
+                    pages.addAndGet(h.normalPages());
+                }
+                bytes.addAndGet(f.position() - h.at());
+                if (h.sync()) {
+                    c.synced.release();
+                    while (!c.proceed.tryAcquire(100, TimeUnit.MILLISECONDS)) {
+                        if (stopping || failure != null) {
+                            return;
+                        }
+                    }
+                }
+            }
+        } catch (IOException e) {
+            fail(new IOException("multifd channel " + c.id + " (" + c.connection.description() + "): "
+                    + e.getMessage(), e));
+        } catch (InterruptedException e) {
+            fail(new IOException("multifd channel " + c.id + " interrupted", e));
+        } finally {
+            c.ended = true;
+        }
+    }
+
+    private void fail(IOException e) {
+        synchronized (this) {
+            if (failure != null || stopping) {
+                return;
+            }
+            failure = e;
+        }
+        LOG.log(Level.WARNING, e.getMessage());
+        onError.accept(e);
+    }
+
+    /** The first channel's failure, or null. */
+    public IOException failure() {
+        return failure;
+    }
+
+    /** Unblocks every channel (cancel, yank, a failed load); from any thread. Idempotent. */
+    public void shutdown() {
+        stopping = true;
+        for (MigrationConnection c : connections) {
+            c.shutdown();
+        }
+    }
+
+    /** Shuts down, joins the channel threads (bounded) and closes the connections. */
+    @Override
+    public void close() {
+        shutdown();
+        for (Channel c : channels) {
+            if (c != null && c.thread != null) {
+                try {
+                    c.thread.join(JOIN_MILLIS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+        for (MigrationConnection c : connections) {
+            try {
+                c.close();
+            } catch (IOException ignored) {
+                // closing anyway
+            }
+        }
+    }
+}

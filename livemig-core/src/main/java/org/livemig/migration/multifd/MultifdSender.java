@@ -1,0 +1,321 @@
+package org.livemig.migration.multifd;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongConsumer;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+import org.livemig.memory.RamBlock;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.MultifdPacket;
+import org.livemig.transport.MigrationConnection;
+
+/**
+ * The source side of multifd (QEMU 7.2's multifd_send_*): the migration thread fills a packet
+ * of up to 128 pages of one block with {@link #queuePage}, and hands each full packet to an
+ * idle channel thread ({@code mig/src/send_n}), which writes its header and the pages straight
+ * from guest RAM. A page may change while it is written; it is then dirty and goes again, and
+ * the last copy goes with the guest stopped, as in QEMU.
+ *
+ * <p>{@link #sync} ends a round: the partial packet goes, every channel sends a SYNC packet,
+ * and it returns once all of them are written out. The migration thread calls it before each
+ * RAM section's EOS, so the destination, which waits for every channel's SYNC at that EOS,
+ * never sees a page of one section after the next section's records.
+ *
+ * <p>Threads: {@link #queuePage}, {@link #sync} and {@link #finish} belong to the migration
+ * thread; {@link #shutdown} may be called from any thread (cancel, yank). Every wait is bounded
+ * by a failed or shut-down channel: it then throws instead of waiting.
+ */
+public final class MultifdSender implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(MultifdSender.class.getName());
+    public static final String THREAD_PREFIX = "mig/src/send_";
+    private static final long JOIN_MILLIS = 10_000;
+
+    private final Channel[] channels;
+    private final LongConsumer onQueued;
+    private final AtomicLong bytes = new AtomicLong();
+    private final AtomicLong pages = new AtomicLong();
+    private final ReentrantLock lock = new ReentrantLock();
+    /** Signalled when a channel has a job, when one becomes idle, and on failure or shutdown. */
+    private final Condition changed = lock.newCondition();
+    private long packetNum;
+    private int nextChannel;
+    private volatile boolean stopping;
+    private volatile IOException failure;
+
+    /** The packet being filled by the migration thread. */
+    private RamBlock batchBlock;
+    private long[] batchOffsets = new long[MultifdPacket.PAGES_PER_PACKET];
+    private int batchCount;
+
+    /** One channel: its connection, its thread, and one job slot. Guarded by {@link #lock}. */
+    private final class Channel {
+        final int id;
+        final MigrationConnection connection;
+        final MigrationFile file;
+        Thread thread;
+        boolean busy;
+        boolean syncJob;
+        RamBlock block;
+        long[] offsets = new long[MultifdPacket.PAGES_PER_PACKET];
+        int count;
+        long num;
+
+        Channel(int id, MigrationConnection connection) {
+            this.id = id;
+            this.connection = connection;
+            this.file = MigrationFile.forWriting(connection.out());
+        }
+    }
+
+    /**
+     * Starts one sender thread per connection; each first writes its initial packet.
+     *
+     * @param onQueued told the bytes of each packet as it is handed to a channel: the main
+     *                 channel's rate limit and transfer counters include them
+     */
+    public MultifdSender(List<MigrationConnection> connections, byte[] uuid, LongConsumer onQueued) {
+        this.onQueued = onQueued;
+        channels = new Channel[connections.size()];
+        for (int i = 0; i < channels.length; i++) {
+            channels[i] = new Channel(i, connections.get(i));
+        }
+        for (Channel c : channels) {
+            c.thread = Thread.ofPlatform().name(THREAD_PREFIX + c.id).daemon(true).start(() -> run(c, uuid));
+        }
+    }
+
+    /** Bytes written or handed to the channels (query-migrate's multifd-bytes). */
+    public long bytes() {
+        return bytes.get();
+    }
+
+    /** Pages handed to the channels. */
+    public long pages() {
+        return pages.get();
+    }
+
+    /** Adds a page to the packet being filled; a full packet, or one of another block, goes to a channel. */
+    public void queuePage(RamBlock block, long offset) throws IOException {
+        if (batchCount > 0 && (block != batchBlock || batchCount == batchOffsets.length)) {
+            dispatch();
+        }
+        batchBlock = block;
+        batchOffsets[batchCount++] = offset;
+    }
+
+    /** Sends the partial packet, then a SYNC on every channel; returns once all are written. */
+    public void sync() throws IOException {
+        if (batchCount > 0) {
+            dispatch();
+        }
+        lock.lock();
+        try {
+            for (Channel c : channels) {
+                Channel idle = awaitIdle(c);
+                idle.syncJob = true;
+                idle.count = 0;
+                idle.num = packetNum++;
+                idle.busy = true;
+            }
+            changed.signalAll();
+            for (Channel c : channels) {
+                awaitIdle(c);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Hands the filled packet to the next idle channel, waiting for one if all are busy. */
+    private void dispatch() throws IOException {
+        int n = batchCount;
+        lock.lock();
+        try {
+            Channel c;
+            while ((c = idleChannel()) == null) {
+                awaitChange();
+            }
+            long[] spare = c.offsets;
+            c.offsets = batchOffsets;
+            batchOffsets = spare;
+            c.block = batchBlock;
+            c.count = n;
+            c.syncJob = false;
+            c.num = packetNum++;
+            c.busy = true;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        batchCount = 0;
+        long packetBytes = MultifdPacket.headerBytes(MultifdPacket.PAGES_PER_PACKET) + (long) n * RamBlock.PAGE_SIZE;
+        bytes.addAndGet(packetBytes);
+        pages.addAndGet(n);
+        onQueued.accept(packetBytes);
+    }
+
+    /** An idle channel, taking turns; null when all are busy. Lock held. */
+    private Channel idleChannel() throws IOException {
+        checkFailure();
+        for (int i = 0; i < channels.length; i++) {
+            Channel c = channels[(nextChannel + i) % channels.length];
+            if (!c.busy) {
+                nextChannel = (c.id + 1) % channels.length;
+                return c;
+            }
+        }
+        return null;
+    }
+
+    private Channel awaitIdle(Channel c) throws IOException {
+        while (true) {
+            checkFailure();
+            if (!c.busy) {
+                return c;
+            }
+            awaitChange();
+        }
+    }
+
+    /** Waits for a change, in slices, so a lost signal cannot hang the caller. Lock held. */
+    private void awaitChange() throws IOException {
+        try {
+            changed.await(100, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted waiting for a multifd channel", e);
+        }
+    }
+
+    private void checkFailure() throws IOException {
+        ChannelState.check(failure, stopping);
+    }
+
+    /** {@code mig/src/send_n}: the initial packet, then one packet per job until shut down. */
+    private void run(Channel c, byte[] uuid) {
+        try {
+            MultifdPacket.writeInit(c.file, uuid, c.id);
+            c.file.flush();
+            while (true) {
+                lock.lock();
+                try {
+                    while (!c.busy && !stopping) {
+                        changed.await(100, TimeUnit.MILLISECONDS);
+                    }
+                    if (!c.busy) {
+                        return;
+                    }
+                } finally {
+                    lock.unlock();
+                }
+                // The job's fields are not touched by the migration thread while busy is set.
+                int flags = c.syncJob ? MultifdPacket.FLAG_SYNC : 0;
+                MultifdPacket.writeHeader(c.file, flags, MultifdPacket.PAGES_PER_PACKET, c.num,
+                        c.count > 0 ? c.block.name() : null, c.offsets, c.count, RamBlock.PAGE_SIZE);
+                for (int i = 0; i < c.count; i++) {
+                    c.file.putRam(c.block.memory(), c.offsets[i], RamBlock.PAGE_SIZE);
+                }
+                c.file.flush();
+                if (c.syncJob) {
+                    bytes.addAndGet(MultifdPacket.headerBytes(MultifdPacket.PAGES_PER_PACKET));
+                }
+                lock.lock();
+                try {
+                    c.busy = false;
+                    changed.signalAll();
+                } finally {
+                    lock.unlock();
+                }
+            }
+        } catch (IOException e) {
+            fail(new IOException("multifd channel " + c.id + " (" + c.connection.description() + "): "
+                    + e.getMessage(), e));
+        } catch (InterruptedException e) {
+            fail(new IOException("multifd channel " + c.id + " interrupted", e));
+        }
+    }
+
+    private void fail(IOException e) {
+        lock.lock();
+        try {
+            if (failure == null && !stopping) {
+                failure = e;
+                LOG.log(Level.WARNING, e.getMessage());
+            }
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The first channel's failure, or null. */
+    public IOException failure() {
+        return failure;
+    }
+
+    /** Unblocks every channel and every waiter (cancel, yank); from any thread. Idempotent. */
+    public void shutdown() {
+        stopping = true;
+        for (Channel c : channels) {
+            c.connection.shutdown();
+        }
+        lock.lock();
+        try {
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * The normal end, after the last {@link #sync}: the threads end and the connections close,
+     * so each channel's stream ends at a packet boundary, which the destination reads as its end.
+     */
+    public void finish() throws IOException {
+        checkFailure();
+        stopping = true;
+        lock.lock();
+        try {
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        joinAndClose();
+    }
+
+    /** Shuts down, then joins the threads (bounded) and closes the connections. */
+    @Override
+    public void close() {
+        shutdown();
+        joinAndClose();
+    }
+
+    private void joinAndClose() {
+        List<Thread> alive = new ArrayList<>();
+        for (Channel c : channels) {
+            try {
+                c.thread.join(JOIN_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (c.thread.isAlive()) {
+                alive.add(c.thread);
+            }
+            try {
+                c.connection.close();
+            } catch (IOException ignored) {
+                // closing anyway
+            }
+        }
+        if (!alive.isEmpty()) {
+            LOG.warning("multifd sender threads still running after " + JOIN_MILLIS + " ms: " + alive);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+package org.livemig.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+import org.livemig.memory.RamBlock;
+import org.livemig.migration.multifd.MultifdReceiver;
+import org.livemig.migration.multifd.MultifdSender;
+
+/** Live migrations with the multifd capability: pages on extra channels, zero pages and the rest on the main one. */
+class MultifdMigrationTest {
+    private static final Duration LONG = Duration.ofSeconds(60);
+
+    @TempDir
+    Path dir;
+
+    private static void multifd(Machine m, Migration mig, int channels) throws Exception {
+        m.mainLoop().call(() -> {
+            mig.setCapability(Capability.MULTIFD, true);
+            mig.setParameters(p -> p.multifdChannels = channels);
+            return null;
+        }, 10_000);
+    }
+
+    /** Names of the live threads that start with one of the prefixes, sampled until the migration ends. */
+    private static Set<String> sampleThreads(Outgoing o) {
+        Set<String> seen = ConcurrentHashMap.newKeySet();
+        Thread.ofPlatform().daemon(true).start(() -> {
+            while (!o.status().isFinal()) {
+                for (Thread t : Thread.getAllStackTraces().keySet()) {
+                    String n = t.getName();
+                    if (n.startsWith(MultifdSender.THREAD_PREFIX) || n.startsWith(MultifdReceiver.THREAD_PREFIX)) {
+                        seen.add(n);
+                    }
+                }
+                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+            }
+        });
+        return seen;
+    }
+
+    @ParameterizedTest(name = "{0}, {1} channels")
+    @CsvSource({"tcp, 1", "tcp, 2", "unix, 4"})
+    void aRunningGuestMigratesOverMultifdAndVerifies(String transport, int channels) throws Exception {
+        Machine.Config cfg = TestMachines.small("ab:20000").withRam(64L << 20).withFill(Machine.Fill.RANDOM);
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+            p.params(m -> m.maxBandwidth = 0);
+            p.cap(Capability.RETURN_PATH);
+            multifd(p.src(), p.srcMig(), channels);
+            multifd(p.dst(), p.dstMig(), channels);
+            String uri = p.listen(transport.equals("tcp") ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m.sock"));
+            Outgoing o = p.migrate(uri);
+            Set<String> threads = sampleThreads(o);
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            PrecopyTest.assertVerified(p);
+            for (int i = 0; i < channels; i++) {
+                assertThat(threads).contains(MultifdSender.THREAD_PREFIX + i, MultifdReceiver.THREAD_PREFIX + i);
+            }
+            assertThat(threads).doesNotContain(MultifdSender.THREAD_PREFIX + channels);
+            // Every non-zero page went over the channels: their bytes hold at least the pages.
+            long pages = o.ramStats().normalPages.get();
+            assertThat(pages).isPositive();
+            var srcRam = p.srcMig().queryMigrate().get("ram");
+            assertThat(srcRam.get("multifd-bytes").asLong()).isGreaterThanOrEqualTo(pages * RamBlock.PAGE_SIZE);
+            assertThat(srcRam.get("transferred").asLong()).isGreaterThan(srcRam.get("multifd-bytes").asLong());
+            assertThat(p.dstMig().incoming().ramStats().multifdBytes.get())
+                    .isGreaterThanOrEqualTo(pages * RamBlock.PAGE_SIZE);
+        }
+    }
+
+    @Test
+    void aSourceWithMultifdAgainstADestinationWithoutFailsAndKeepsRunning() throws Exception {
+        Machine.Config cfg = TestMachines.small("idle").withRam(16L << 20).withFill(Machine.Fill.RANDOM);
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+            String before = StateDigest.ram(p.src().mainBlock());
+            p.params(m -> m.maxBandwidth = 0);
+            multifd(p.src(), p.srcMig(), 2);
+            Outgoing o = p.migrate(p.listen("unix:" + dir.resolve("m.sock")));
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.FAILED);
+            assertThat(o.error()).contains("multifd channel 0");
+            assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+            assertThat(p.src().ram().dirtyLogging()).isFalse();
+            assertThat(StateDigest.ram(p.src().mainBlock())).isEqualTo(before);
+        }
+    }
+
+    @Test
+    void aDestinationWaitingForChannelsThatNeverComeIsYankable() throws Exception {
+        Machine.Config cfg = TestMachines.small("idle").withRam(16L << 20).withFill(Machine.Fill.RANDOM);
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+            p.params(m -> m.maxBandwidth = 0);
+            // With a return path the source learns of the destination's failure (else it may finish).
+            p.cap(Capability.RETURN_PATH);
+            multifd(p.dst(), p.dstMig(), 2);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            // The source sends every page on its main channel; the destination waits at the first
+            // RAM section's end for channels that will not come, and answers its monitor meanwhile.
+            Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
+            await().atMost(LONG).until(() -> in.loadThread().getState() == Thread.State.TIMED_WAITING
+                    || in.status().isFinal());
+            assertThat(p.dst().mainLoop().call(() -> "answered", 10_000)).isEqualTo("answered");
+            in.shutdown();
+            await().atMost(LONG).until(() -> in.status() == MigrationStatus.FAILED);
+            assertThat(in.error()).contains("multifd");
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.FAILED);
+            assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+        }
+    }
+
+    @Test
+    void multifdIsRefusedWithPostcopyAndOverAFile() throws Exception {
+        Machine.Config cfg = TestMachines.small("idle").withRam(8L << 20);
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+            multifd(p.src(), p.srcMig(), 2);
+            assertThatThrownBy(() -> p.migrate("file:" + dir.resolve("out.mig")))
+                    .hasMessageContaining("multifd needs a tcp: or unix: address");
+            p.cap(Capability.POSTCOPY_RAM);
+            assertThatThrownBy(() -> p.migrate("tcp:127.0.0.1:1"))
+                    .hasMessageContaining("Postcopy is not yet compatible with multifd");
+            assertThatThrownBy(() -> p.params(m -> m.multifdChannels = 0))
+                    .hasMessageContaining("multifd_channels");
+            assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+        }
+    }
+}

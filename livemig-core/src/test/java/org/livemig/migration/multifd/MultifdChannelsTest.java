@@ -1,0 +1,224 @@
+package org.livemig.migration.multifd;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.awaitility.Awaitility.await;
+
+import java.io.IOException;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.MultifdPacket;
+import org.livemig.transport.MigrationAddress;
+import org.livemig.transport.MigrationConnection;
+import org.livemig.transport.MigrationListener;
+import org.livemig.transport.Transports;
+
+/** {@link MultifdSender} and {@link MultifdReceiver} over real sockets, and the receiver against bad input. */
+class MultifdChannelsTest {
+    private static final Duration WAIT = Duration.ofSeconds(30);
+    private static final int PAGES = 1024;
+
+    @TempDir
+    Path dir;
+
+    private MigrationListener listener;
+    private final List<AutoCloseable> closing = new ArrayList<>();
+    private GuestRam dstRam;
+    private final AtomicReference<IOException> reported = new AtomicReference<>();
+
+    @BeforeEach
+    void setUp() throws IOException {
+        listener = Transports.listen(MigrationAddress.parse("unix:" + dir.resolve("mfd.sock")));
+        dstRam = new GuestRam();
+        dstRam.addBlock("pc.ram", (long) PAGES * RamBlock.PAGE_SIZE, true);
+    }
+
+    @AfterEach
+    void tearDown() throws Exception {
+        for (AutoCloseable c : closing.reversed()) {
+            c.close();
+        }
+        listener.close();
+        dstRam.close();
+    }
+
+    private MigrationConnection connect() throws IOException {
+        MigrationConnection c = Transports.connect(listener.boundAddress(), Duration.ofSeconds(10));
+        closing.add(c);
+        return c;
+    }
+
+    private MultifdReceiver receiver(int channels) {
+        MultifdReceiver r = new MultifdReceiver(dstRam, channels, new AtomicLong(), e -> reported.compareAndSet(null, e));
+        closing.add(r);
+        return r;
+    }
+
+    private static void fill(RamBlock b, long seed) {
+        Random r = new Random(seed);
+        for (long i = 0; i < b.usedLength() / 8; i++) {
+            b.memory().setAtIndex(ValueLayout.JAVA_LONG, i, r.nextLong());
+        }
+    }
+
+    private static boolean sameContent(RamBlock a, RamBlock b) {
+        return a.memory().mismatch(b.memory()) == -1;
+    }
+
+    @Test
+    void pagesSentOverThreeChannelsArriveWholeAtEachSync() throws Exception {
+        try (GuestRam srcRam = new GuestRam()) {
+            RamBlock src = srcRam.addBlock("pc.ram", (long) PAGES * RamBlock.PAGE_SIZE, true);
+            fill(src, 1);
+            List<MigrationConnection> out = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                out.add(connect());
+            }
+            AtomicLong queued = new AtomicLong();
+            MultifdSender sender = new MultifdSender(out, new byte[16], queued::addAndGet);
+            closing.add(sender);
+            MultifdReceiver receiver = receiver(3);
+            boolean all = false;
+            for (int i = 0; i < 3; i++) {
+                all = receiver.addChannel(listener.accept());
+            }
+            assertThat(all).isTrue();
+            for (int round = 0; round < 3; round++) {
+                if (round > 0) {
+                    fill(src, round + 1);
+                }
+                for (long p = 0; p < PAGES; p++) {
+                    sender.queuePage(src, p * RamBlock.PAGE_SIZE);
+                }
+                // The destination's main thread waits for the channels' SYNC, as at a section's EOS.
+                CompletableFuture<Void> synced = CompletableFuture.runAsync(() -> {
+                    try {
+                        receiver.syncMain();
+                    } catch (IOException e) {
+                        throw new java.io.UncheckedIOException(e);
+                    }
+                });
+                sender.sync();
+                synced.get(30, TimeUnit.SECONDS);
+                assertThat(sameContent(src, dstRam.block("pc.ram"))).as("round %d", round).isTrue();
+            }
+            assertThat(receiver.pages()).isEqualTo(3L * PAGES);
+            assertThat(sender.pages()).isEqualTo(3L * PAGES);
+            // 8 full packets per round.
+            assertThat(queued.get()).isEqualTo(3L * 8 * (MultifdPacket.headerBytes(128) + 128L * RamBlock.PAGE_SIZE));
+            sender.finish();
+            assertThat(reported.get()).as("a channel closed at a packet boundary is no error").isNull();
+        }
+    }
+
+    /** A raw multifd channel: its initial packet with {@code id}, then whatever the test writes. */
+    private MigrationFile rawChannel(int id) throws IOException {
+        MigrationFile f = MigrationFile.forWriting(connect().out());
+        MultifdPacket.writeInit(f, new byte[16], id);
+        f.flush();
+        return f;
+    }
+
+    /** A one-channel receiver with its raw channel connected. */
+    private record OneChannel(MultifdReceiver receiver, MigrationFile channel) {}
+
+    private OneChannel oneChannel() throws IOException {
+        MultifdReceiver r = receiver(1);
+        MigrationFile f = rawChannel(0);
+        assertThat(r.addChannel(listener.accept())).isTrue();
+        return new OneChannel(r, f);
+    }
+
+    /** A packet of zero-filled pages at {@code offsets} ({@code data} pages of data follow it), flushed. */
+    private static void packet(MigrationFile f, int flags, String block, int data, long... offsets) throws IOException {
+        MultifdPacket.writeHeader(f, flags, 128, 0, block, offsets, offsets.length, RamBlock.PAGE_SIZE);
+        f.putBytes(new byte[data * RamBlock.PAGE_SIZE]);
+        f.flush();
+    }
+
+    private void expectChannelFailure(MultifdReceiver r, String... parts) {
+        await().atMost(WAIT).until(() -> reported.get() != null);
+        assertThat(reported.get().getMessage()).contains("multifd channel 0").contains(parts);
+        assertThatThrownBy(r::syncMain).hasMessageContaining(parts[0]);
+    }
+
+    @Test
+    void aPageOutsideItsBlockFailsTheChannelNamingTheOffset() throws Exception {
+        OneChannel c = oneChannel();
+        packet(c.channel(), 0, "pc.ram", 2, 0, (long) PAGES * RamBlock.PAGE_SIZE);
+        expectChannelFailure(c.receiver(), "page offset 0x400000 outside block 'pc.ram'", "at byte offset " + (64 + 320 + 8));
+    }
+
+    @Test
+    void anUnknownBlockOrACompressedPacketFailsTheChannel() throws Exception {
+        OneChannel c = oneChannel();
+        packet(c.channel(), 0, "vga.vram", 1, 0);
+        expectChannelFailure(c.receiver(), "unknown RAM block 'vga.vram'");
+
+        reported.set(null);
+        OneChannel z = oneChannel();
+        packet(z.channel(), MultifdPacket.FLAG_ZSTD, "pc.ram", 0, 0);
+        expectChannelFailure(z.receiver(), "multifd-compression none only");
+    }
+
+    @Test
+    void aChannelThatEndsBeforeItsSyncFailsTheWaitInsteadOfHangingIt() throws Exception {
+        OneChannel c = oneChannel();
+        packet(c.channel(), 0, "pc.ram", 1, 0);
+        closing.getLast().close(); // the channel's connection
+        assertThatThrownBy(c.receiver()::syncMain).hasMessageContaining("multifd channel 0 ended before its SYNC packet");
+        assertThat(c.receiver().pages()).isEqualTo(1);
+    }
+
+    @Test
+    void channelIdsOutOfRangeOrTwiceAreRefused() throws Exception {
+        MultifdReceiver r = receiver(2);
+        rawChannel(2);
+        assertThatThrownBy(() -> r.addChannel(listener.accept()))
+                .hasMessageContaining("multifd channel id 2").hasMessageContaining("expected 0..1");
+        rawChannel(1);
+        assertThat(r.addChannel(listener.accept())).isFalse();
+        rawChannel(1);
+        assertThatThrownBy(() -> r.addChannel(listener.accept())).hasMessageContaining("id 1 connected twice");
+        // The main stream's bytes on a multifd connection.
+        MigrationFile f = MigrationFile.forWriting(connect().out());
+        f.putBe32(0x5145564D);
+        f.putBe32(3);
+        f.putBytes(new byte[56]);
+        f.flush();
+        assertThatThrownBy(() -> r.addChannel(listener.accept()))
+                .hasMessageContaining("initial packet magic 0x5145564d, expected 0x11223344");
+    }
+
+    @Test
+    void shutdownUnblocksAMainThreadWaitingForAChannel() throws Exception {
+        MultifdReceiver r = receiver(2);
+        CompletableFuture<Throwable> waiting = CompletableFuture.supplyAsync(() -> {
+            try {
+                r.syncMain();
+                return null;
+            } catch (IOException e) {
+                return e;
+            }
+        });
+        // Nothing connects; the wait is ended by shutdown (yank), not by a timeout.
+        r.shutdown();
+        assertThat(waiting.get(30, TimeUnit.SECONDS)).hasMessageContaining("shut down");
+    }
+}
