@@ -63,6 +63,10 @@ public final class DemoCommand implements Callable<Integer> {
             "then recover it on a new address (migrate-recover, migrate resume=true), as after a network failure."})
     boolean postcopyPause;
 
+    @Option(names = "--multifd", paramLabel = "N", defaultValue = "0",
+            description = "Send pages over N multifd channels besides the main one (capability multifd, multifd-channels N; 0: off, the default).")
+    int multifd;
+
     @Option(names = "--json", description = "Print one JSON object: source and destination query-migrate, verified, checks.")
     boolean json;
 
@@ -111,11 +115,25 @@ public final class DemoCommand implements Callable<Integer> {
         caps.put("events", true);
         caps.put("auto-converge", autoConverge);
         caps.put("postcopy-ram", postcopy);
+        Map<String, Boolean> dstCaps = new LinkedHashMap<>(Map.of("events", true));
+        if (postcopy) {
+            dstCaps.put("postcopy-ram", true);
+        }
+        if (multifd > 0) {
+            // As with QEMU, both sides need the capability and the same channel count.
+            caps.put("multifd", true);
+            dstCaps.put("multifd", true);
+            ObjectNode channels = JSON.createObjectNode().put("multifd-channels", multifd);
+            destination.setParameters(channels);
+        }
         source.setCapabilities(caps);
-        destination.setCapabilities(postcopy ? Map.of("events", true, "postcopy-ram", true) : Map.of("events", true));
+        destination.setCapabilities(dstCaps);
         ObjectNode params = JSON.createObjectNode();
         params.put("max-bandwidth", Sizes.parse(maxBandwidth));
         params.put("downtime-limit", downtimeLimit);
+        if (multifd > 0) {
+            params.put("multifd-channels", multifd);
+        }
         source.setParameters(params);
 
         String uri = destination.migrateIncoming(listen);
@@ -336,6 +354,9 @@ public final class DemoCommand implements Callable<Integer> {
             System.out.printf("  RAM %s (%d normal, %d zero pages), %s on the wire in %d ms (%.0f MB/s)%n",
                     Sizes.human(ram.path("total").asLong()), ram.path("normal").asLong(), ram.path("duplicate").asLong(),
                     Sizes.human(bytes), total, total > 0 ? bytes / 1e3 / total : 0.0);
+            if (ram.path("multifd-bytes").asLong() > 0) {
+                System.out.printf("  multifd: %s of it on %d channels%n", Sizes.human(ram.path("multifd-bytes").asLong()), multifd);
+            }
             System.out.printf("  passes %d, downtime %d ms (limit %d ms), setup %d ms%n",
                     ram.path("dirty-sync-count").asLong(), q.path("downtime").asLong(-1), downtimeLimit,
                     q.path("setup-time").asLong());

@@ -54,6 +54,7 @@ final class InProcessSide implements DemoSide {
                         case "downtime-limit" -> p.downtimeLimit = v;
                         case "cpu-throttle-initial" -> p.cpuThrottleInitial = (int) v;
                         case "cpu-throttle-increment" -> p.cpuThrottleIncrement = (int) v;
+                        case "multifd-channels" -> p.multifdChannels = (int) v;
                         default -> throw new IllegalArgumentException("unknown parameter " + e.getKey());
                     }
                 }

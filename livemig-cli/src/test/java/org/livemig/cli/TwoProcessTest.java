@@ -61,6 +61,22 @@ class TwoProcessTest {
         assertThat(r.get("checks").get("destination-run-state").asString()).isEqualTo("running");
     }
 
+    /**
+     * With --multifd the two processes set the capability and multifd-channels over QMP, as
+     * QEMU's users do; the pages go over the channels and the destination verifies.
+     */
+    @Test
+    void demoOverMultifdChannelsVerifies() {
+        int[] rc = new int[1];
+        JsonNode r = demoJson(rc, "demo", "--ram", "64M", "--multifd", "3", "--json", "--run-before-ms", "300");
+        assertThat(rc[0]).as(r.toString()).isZero();
+        assertThat(r.get("verified").asBoolean()).as(r.toString()).isTrue();
+        JsonNode ram = r.get("source").get("ram");
+        assertThat(ram.get("multifd-bytes").asLong()).as(r.toString())
+                .isGreaterThanOrEqualTo(ram.get("normal").asLong() * 4096);
+        assertThat(r.get("destination").get("status").asString()).isEqualTo("completed");
+    }
+
     private static JsonNode demoJson(int[] rc, String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         PrintStream old = System.out;

@@ -90,7 +90,9 @@ class MultifdMigrationTest {
             Outgoing o = p.migrate(p.listen("unix:" + dir.resolve("m.sock")));
             await().atMost(LONG).until(() -> o.status().isFinal());
             assertThat(o.status()).isEqualTo(MigrationStatus.FAILED);
-            assertThat(o.error()).contains("multifd channel 0");
+            // Which channel notices first depends on when the destination closes its listener:
+            // a refused connect, or a broken pipe on a connection nobody reads.
+            assertThat(o.error()).containsPattern("multifd channel [01]");
             assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
             assertThat(p.src().ram().dirtyLogging()).isFalse();
             assertThat(StateDigest.ram(p.src().mainBlock())).isEqualTo(before);
