@@ -50,9 +50,10 @@ public final class PrecopyBench {
      *
      * @param ramDivisor guest RAM is {@code --ram} divided by this
      * @param runBeforeMillis how long the guest runs before {@code migrate} (dirtying workloads)
+     * @param multifd    multifd-channels with the multifd capability on both sides, or 0 for off
      */
     public record Case(String name, String what, int ramDivisor, String fill, String workload,
-                       LoopbackCopy.Transport transport, long runBeforeMillis) {
+                       LoopbackCopy.Transport transport, long runBeforeMillis, int multifd) {
         long ram(long ramOption) {
             return ramOption / ramDivisor;
         }
@@ -60,12 +61,16 @@ public final class PrecopyBench {
 
     /** Every case, in the order they run. */
     public static final List<Case> CASES = List.of(
-            new Case("random-tcp", "idle guest, random RAM", 1, "random", "idle", LoopbackCopy.Transport.TCP, 0),
-            new Case("random-unix", "idle guest, random RAM", 1, "random", "idle", LoopbackCopy.Transport.UNIX, 0),
-            new Case("zero-tcp", "idle guest, zero RAM", 1, "zero", "idle", LoopbackCopy.Transport.TCP, 0),
+            new Case("random-tcp", "idle guest, random RAM", 1, "random", "idle", LoopbackCopy.Transport.TCP, 0, 0),
+            new Case("random-unix", "idle guest, random RAM", 1, "random", "idle", LoopbackCopy.Transport.UNIX, 0, 0),
+            new Case("zero-tcp", "idle guest, zero RAM", 1, "zero", "idle", LoopbackCopy.Transport.TCP, 0, 0),
             new Case("ab25000-tcp", "ab:25000 (25,000 pages/s over 99 MiB)", 2, "zero", "ab:25000",
-                    LoopbackCopy.Transport.TCP, 500),
-            new Case("ab-tcp", "ab unthrottled", 1, "zero", "ab", LoopbackCopy.Transport.TCP, 500));
+                    LoopbackCopy.Transport.TCP, 500, 0),
+            new Case("ab-tcp", "ab unthrottled", 1, "zero", "ab", LoopbackCopy.Transport.TCP, 500, 0),
+            new Case("random-tcp-mfd2", "idle guest, random RAM, multifd 2 channels", 1, "random", "idle",
+                    LoopbackCopy.Transport.TCP, 0, 2),
+            new Case("random-unix-mfd2", "idle guest, random RAM, multifd 2 channels", 1, "random", "idle",
+                    LoopbackCopy.Transport.UNIX, 0, 2));
 
     /** The outcome of one run of one case. */
     public record Result(Case c, long ramBytes, int run, String status, long totalMs, long downtimeMs, long setupMs,
@@ -275,8 +280,8 @@ public final class PrecopyBench {
         try (ChildMachine dst = ChildMachine.start(options.javaCommand(), dstArgs, options.dir(), "dst-" + tag);
              ChildMachine src = ChildMachine.start(options.javaCommand(), machineArgs(c, ram, false), options.dir(),
                      "src-" + tag)) {
-            setEvents(src.qmp());
-            setEvents(dst.qmp());
+            setCapabilities(src.qmp(), c.multifd());
+            setCapabilities(dst.qmp(), c.multifd());
             src.qmp().execute("migrate-set-parameters",
                     QmpClient.args("max-bandwidth", 0L, "downtime-limit", DOWNTIME_LIMIT_MS));
             AtomicLong dstDone = new AtomicLong();
@@ -383,11 +388,18 @@ public final class PrecopyBench {
         return top.isEmpty() ? "-" : String.join(", ", top);
     }
 
-    private static void setEvents(QmpClient qmp) throws IOException {
+    /** events on; with {@code multifd > 0} also the multifd capability and that many channels. */
+    static void setCapabilities(QmpClient qmp, int multifd) throws IOException {
         ObjectNode a = QmpJson.object();
         ArrayNode caps = a.putArray("capabilities");
         caps.addObject().put("capability", "events").put("state", true);
+        if (multifd > 0) {
+            caps.addObject().put("capability", "multifd").put("state", true);
+        }
         qmp.execute("migrate-set-capabilities", a);
+        if (multifd > 0) {
+            qmp.execute("migrate-set-parameters", QmpClient.args("multifd-channels", multifd));
+        }
     }
 
     static boolean isMigrationEvent(ObjectNode e, String... statuses) {
@@ -435,6 +447,8 @@ public final class PrecopyBench {
                         v, base > 0 ? v / base : 0, verdict(all && v >= 1200));
                 case "random-unix" -> String.format("%.0f MB/s (%.2f of loopback), goal >= 3000 MB/s: %s",
                         v, base > 0 ? v / base : 0, verdict(all && v >= 3000));
+                case "random-tcp-mfd2", "random-unix-mfd2" -> String.format("%.0f MB/s (%.2f of one loopback stream)%s",
+                        v, base > 0 ? v / base : 0, all ? "" : ", did not complete");
                 case "zero-tcp" -> String.format("total %d ms, goal <= 100 ms: %s; QEMU 7.2: 105 ms",
                         total, verdict(all && total <= 100));
                 case "ab25000-tcp" -> String.format("%s, downtime %d ms, goal converges with downtime <= 20 ms: %s; QEMU 7.2: 74 ms",

@@ -24,7 +24,6 @@ import org.livemig.monitor.QmpJson;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
 /**
@@ -203,10 +202,7 @@ public final class QmpLatencyBench {
     }
 
     private static void setEvents(QmpClient qmp) throws IOException {
-        ObjectNode a = QmpJson.object();
-        ArrayNode caps = a.putArray("capabilities");
-        caps.addObject().put("capability", "events").put("state", true);
-        qmp.execute("migrate-set-capabilities", a);
+        PrecopyBench.setCapabilities(qmp, 0);
     }
 
     private void awaitSource(ChildMachine src) throws IOException {

@@ -62,6 +62,15 @@ class BenchSmokeTest {
     }
 
     @Test
+    void precopyRunsAMultifdCase() {
+        Run r = run("bench", "precopy", "--ram", "32M", "--cases", "random-tcp-mfd2", "--timeout", "60");
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        String[] row = r.row("random-tcp-mfd2").orElseThrow(() -> new AssertionError("no multifd row in:\n" + r.out()));
+        assertThat(row[3]).as("status").isEqualTo("completed");
+        assertThat(r.out()).contains("of one loopback stream").doesNotContain("did not complete");
+    }
+
+    @Test
     void precopyRejectsAnUnknownCase() {
         Run r = run("bench", "precopy", "--ram", "32M", "--cases", "random-tcp,bogus");
         assertThat(r.exitCode()).isNotZero();

@@ -3,7 +3,6 @@ package org.livemig.monitor;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import java.io.File;
 import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
@@ -17,6 +16,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.livemig.testing.HostTools;
 
 import tools.jackson.databind.JsonNode;
 
@@ -86,7 +86,7 @@ class LiveQemuParityTest extends QmpServerFixture {
 
     @BeforeEach
     void startQemu() throws Exception {
-        String binary = onPath("qemu-system-x86_64");
+        String binary = HostTools.onPath("qemu-system-x86_64");
         Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
         qemuSocket = dir.resolve("qemu.sock");
         qemu = new ProcessBuilder(binary, "-M", "none", "-nodefaults", "-display", "none", "-S",
@@ -118,21 +118,7 @@ class LiveQemuParityTest extends QmpServerFixture {
     }
 
     private String log() {
-        try {
-            return Files.readString(dir.resolve("qemu.log"));
-        } catch (Exception e) {
-            return e.toString();
-        }
-    }
-
-    private static String onPath(String name) {
-        for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            Path p = Path.of(d, name);
-            if (Files.isExecutable(p)) {
-                return p.toString();
-            }
-        }
-        return null;
+        return HostTools.readQuietly(dir.resolve("qemu.log"));
     }
 
     @Test

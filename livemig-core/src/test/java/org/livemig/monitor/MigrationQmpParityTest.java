@@ -3,7 +3,6 @@ package org.livemig.monitor;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -15,6 +14,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.livemig.testing.HostTools;
 import org.junit.jupiter.api.io.TempDir;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
@@ -37,12 +37,7 @@ class MigrationQmpParityTest {
 
     @BeforeEach
     void start() throws Exception {
-        String binary = null;
-        for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            if (Files.isExecutable(Path.of(d, "qemu-system-x86_64"))) {
-                binary = Path.of(d, "qemu-system-x86_64").toString();
-            }
-        }
+        String binary = HostTools.onPath("qemu-system-x86_64");
         Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
         Path sock = dir.resolve("qemu.sock");
         qemu = new ProcessBuilder(binary, "-M", "pc", "-m", "32M", "-accel", "tcg", "-nodefaults", "-display", "none",

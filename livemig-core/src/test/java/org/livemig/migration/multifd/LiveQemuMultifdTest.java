@@ -3,7 +3,6 @@ package org.livemig.migration.multifd;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import java.io.File;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -29,6 +28,7 @@ import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.monitor.QmpClient;
 import org.livemig.monitor.QmpJson;
+import org.livemig.testing.HostTools;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
 import org.livemig.transport.MigrationListener;
@@ -57,7 +57,7 @@ class LiveQemuMultifdTest {
 
     @BeforeEach
     void startQemu() throws Exception {
-        String binary = onPath("qemu-system-x86_64");
+        String binary = HostTools.onPath("qemu-system-x86_64");
         Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
         // The dirtyloop BIOS (see the test resources' MANIFEST) keeps writing two counters.
         Path bios = Path.of("src/test/resources/qemu-7.2/dirtyloop-bios.bin").toAbsolutePath();
@@ -68,7 +68,7 @@ class LiveQemuMultifdTest {
                 "-bios", bios.toString(), "-qmp", "unix:" + sock + ",server=on,wait=off")
                 .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         await().atMost(Duration.ofSeconds(30)).until(() -> Files.exists(sock) || !qemu.isAlive());
-        assertThat(qemu.isAlive()).as(() -> "QEMU died: " + read(log)).isTrue();
+        assertThat(qemu.isAlive()).as(() -> "QEMU died: " + HostTools.readQuietly(log)).isTrue();
         qmp = QmpClient.connect("unix:" + sock);
         qmp.negotiate();
     }
@@ -170,7 +170,7 @@ class LiveQemuMultifdTest {
             qmp.execute("migrate", QmpClient.args("uri", listener.boundAddress().uri()));
             await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).until(() -> {
                 String status = qmp.execute("query-migrate").path("status").asString();
-                assertThat(status).as(() -> "QEMU's migration failed: " + read(log)).isNotIn("failed", "cancelled");
+                assertThat(status).as(() -> "QEMU's migration failed: " + HostTools.readQuietly(log)).isNotIn("failed", "cancelled");
                 return status.equals("completed");
             });
             loaded.get(WAIT.toSeconds(), TimeUnit.SECONDS);
@@ -198,23 +198,5 @@ class LiveQemuMultifdTest {
                 c.close();
             }
         }
-    }
-
-    private static String read(Path p) {
-        try {
-            return Files.readString(p);
-        } catch (IOException e) {
-            return e.toString();
-        }
-    }
-
-    private static String onPath(String name) {
-        for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            Path p = Path.of(d, name);
-            if (Files.isExecutable(p)) {
-                return p.toString();
-            }
-        }
-        return null;
     }
 }
