@@ -124,6 +124,40 @@ class MultifdMigrationTest {
     }
 
     @Test
+    void cancelAndYankDuringMultifdLeaveTheSourceRunningAndTheDestinationReady() throws Exception {
+        Machine.Config cfg = TestMachines.small("idle").withRam(32L << 20).withFill(Machine.Fill.RANDOM);
+        for (boolean yank : new boolean[] {false, true}) {
+            try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+                String before = StateDigest.ram(p.src().mainBlock());
+                // 32 MiB at 8 MiB/s: the channels are busy when it is cancelled or yanked.
+                p.params(m -> m.maxBandwidth = 8L << 20);
+                multifd(p.src(), p.srcMig(), 2);
+                multifd(p.dst(), p.dstMig(), 2);
+                Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+                await().atMost(LONG).until(() -> o.ramStats().multifdBytes.get() > (1L << 20));
+                if (yank) {
+                    o.yank();
+                } else {
+                    p.srcMig().cancel();
+                }
+                await().atMost(LONG).until(() -> o.status().isFinal());
+                assertThat(o.status()).isEqualTo(yank ? MigrationStatus.FAILED : MigrationStatus.CANCELLED);
+                assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+                assertThat(StateDigest.ram(p.src().mainBlock())).isEqualTo(before);
+                await().atMost(LONG).until(() -> Thread.getAllStackTraces().keySet().stream()
+                        .noneMatch(t -> t.getName().startsWith(MultifdSender.THREAD_PREFIX)));
+                // The destination fails and takes a new incoming migration.
+                await().atMost(LONG).until(() -> p.dstMig().incoming().status() == MigrationStatus.FAILED);
+                p.params(m -> m.maxBandwidth = 0);
+                Outgoing again = p.migrate(p.listen("tcp:127.0.0.1:0"));
+                await().atMost(LONG).until(() -> again.status().isFinal());
+                assertThat(again.status()).as(String.valueOf(again.error())).isEqualTo(MigrationStatus.COMPLETED);
+                PrecopyTest.assertVerified(p);
+            }
+        }
+    }
+
+    @Test
     void multifdIsRefusedWithPostcopyAndOverAFile() throws Exception {
         Machine.Config cfg = TestMachines.small("idle").withRam(8L << 20);
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {

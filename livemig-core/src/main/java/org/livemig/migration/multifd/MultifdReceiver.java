@@ -210,7 +210,7 @@ public final class MultifdReceiver implements AutoCloseable {
                     }
                 }
             }
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             fail(new IOException("multifd channel " + c.id + " (" + c.connection.description() + "): "
                     + e.getMessage(), e));
         } catch (InterruptedException e) {

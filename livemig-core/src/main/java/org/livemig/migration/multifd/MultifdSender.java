@@ -234,7 +234,9 @@ public final class MultifdSender implements AutoCloseable {
                     lock.unlock();
                 }
             }
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
+            // A RuntimeException too: a channel thread that died unreported would leave the
+            // migration thread waiting for it to become idle.
             fail(new IOException("multifd channel " + c.id + " (" + c.connection.description() + "): "
                     + e.getMessage(), e));
         } catch (InterruptedException e) {
