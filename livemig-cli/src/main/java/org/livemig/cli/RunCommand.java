@@ -53,7 +53,7 @@ final class RunCommand implements Callable<Integer> {
     String faultIncoming;
 
     @Option(names = "--warm-up", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "At startup, in the background, run six small scratch migrations (precopy and postcopy) so the first real one "
+            description = "At startup, in the background, run seven small scratch migrations (precopy, postcopy, multifd) so the first real one "
                     + "runs compiled code; gives way to a real migration at once (default: on; --no-warm-up skips it).")
     boolean warmUp;
 

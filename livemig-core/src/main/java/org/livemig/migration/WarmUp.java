@@ -33,7 +33,7 @@ public final class WarmUp {
     /** The thread it runs on (low priority, daemon). */
     public static final String THREAD_NAME = "livemig-warm-up";
     /** Scratch migrations in a default warm-up: each kind at least once, in both transports. */
-    public static final int DEFAULT_ROUNDS = 6;
+    public static final int DEFAULT_ROUNDS = 7;
     private static final long SCRATCH_RAM = 16L << 20;
     private static final long STEP_TIMEOUT_MILLIS = 30_000;
 
@@ -127,8 +127,8 @@ public final class WarmUp {
             dir = Files.createTempDirectory("livemig-warm-up");
             for (int i = 0; i < rounds.length && !yielded; i++) {
                 // Random pages with a dirtying guest (normal pages, passes, syncs), zero RAM (the
-                // zero runs), and postcopy with demand paging and the preempt channel; TCP and
-                // Unix sockets in turn.
+                // zero runs), postcopy with demand paging and the preempt channel, and random
+                // pages over multifd channels; TCP and Unix sockets in turn.
                 Kind kind = rounds[i];
                 String uri = i % 2 == 0 ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m" + i + ".sock");
                 migrateOnce(kind, uri);
@@ -162,7 +162,7 @@ public final class WarmUp {
     }
 
     /** What a scratch migration moves. */
-    public enum Kind { RANDOM, ZERO, POSTCOPY }
+    public enum Kind { RANDOM, ZERO, POSTCOPY, MULTIFD }
 
     /** One completed scratch migration: its kind and the page records its source sent. */
     public record Round(Kind kind, long normalPages, long zeroPages, long postcopyBytes) {
@@ -173,13 +173,14 @@ public final class WarmUp {
      * page-moving methods are compiled for the last time; then the common kinds again, ending
      * with random pages (a real migration's bulk).
      */
-    private static final Kind[] ORDER = {Kind.RANDOM, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM, Kind.ZERO, Kind.RANDOM};
+    private static final Kind[] ORDER = {Kind.RANDOM, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM, Kind.MULTIFD, Kind.ZERO,
+        Kind.RANDOM};
 
     /** One scratch migration; one that completes is added to {@link #rounds()}. */
     private void migrateOnce(Kind kind, String uri) throws InterruptedException {
         Machine.Config base = Machine.Config.defaults().withRam(SCRATCH_RAM).withVcpus(1).withBlobSize(8192);
         String workload = switch (kind) {
-            case RANDOM -> "ab:25000";
+            case RANDOM, MULTIFD -> "ab:25000";
             case ZERO -> "idle";
             case POSTCOPY -> "random-writes:64"; // faster than the 32 MiB/s precopy below: it never converges
         };
@@ -209,6 +210,10 @@ public final class WarmUp {
             if (postcopy) {
                 enablePostcopy(src, sm);
                 enablePostcopy(d, dm);
+            }
+            if (kind == Kind.MULTIFD) {
+                enableMultifd(src, sm);
+                enableMultifd(d, dm);
             }
             String bound = d.mainLoop().call(() -> dm.migrateIncoming(uri, false), STEP_TIMEOUT_MILLIS)
                     .boundAddress().uri();
@@ -263,6 +268,15 @@ public final class WarmUp {
     }
 
     /** Postcopy with the preempt channel, on one side. */
+    /** Two channels: the sender's hand-over and both channel loops run, as in any multifd migration. */
+    private static void enableMultifd(Machine m, Migration mig) throws Exception {
+        m.mainLoop().call(() -> {
+            mig.setCapability(Capability.MULTIFD, true);
+            mig.setParameters(p -> p.multifdChannels = 2);
+            return null;
+        }, STEP_TIMEOUT_MILLIS);
+    }
+
     private static void enablePostcopy(Machine m, Migration mig) throws Exception {
         m.mainLoop().call(() -> {
             mig.setCapability(Capability.POSTCOPY_RAM, true);
