@@ -122,6 +122,30 @@ class MultifdPacketTest {
     }
 
     @Test
+    void mutatedHeadersGiveAHeaderOrAStreamErrorNeverAnotherException() throws IOException {
+        byte[] good = header(MultifdPacket.FLAG_SYNC, 128, 9, "pc.ram", new long[] {0, PAGE, 2 * PAGE}, 3);
+        Random r = new Random(7);
+        int refused = 0;
+        for (int n = 0; n < 5000; n++) {
+            byte[] b = java.util.Arrays.copyOf(good, r.nextInt(10) == 0 ? r.nextInt(good.length) : good.length);
+            for (int k = 1 + r.nextInt(4); k > 0 && b.length > 0; k--) {
+                // Mostly the fixed part, where every field is checked.
+                int at = r.nextInt(4) > 0 ? r.nextInt(Math.min(b.length, MultifdPacket.FIXED_HEADER_BYTES)) : r.nextInt(b.length);
+                b[at] = (byte) r.nextInt(256);
+            }
+            try {
+                MultifdPacket.Header h = MultifdPacket.readHeader(MigrationFile.ofBytes(b), 128, PAGE);
+                assertThat(h.normalPages()).isBetween(0, h.pagesAlloc());
+                assertThat(h.pagesAlloc()).isBetween(0, 128);
+            } catch (IOException e) {
+                refused++;
+                assertThat(e.getMessage()).as("seed 7, round %d", n).isNotBlank();
+            }
+        }
+        assertThat(refused).as("most mutations are caught").isGreaterThan(1000);
+    }
+
+    @Test
     void badHeadersAreRefusedNamingTheFieldAndItsOffset() throws IOException {
         byte[] good = header(0, 128, 1, "pc.ram", new long[] {0, PAGE}, 2);
         record Bad(String what, int at, int value, String message) {}
