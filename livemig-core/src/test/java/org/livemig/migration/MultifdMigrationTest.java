@@ -158,6 +158,34 @@ class MultifdMigrationTest {
     }
 
     @Test
+    void aBadChannelFailsTheDestinationWithItsReasonAndANewMigrationWorks() throws Exception {
+        Machine.Config cfg = TestMachines.small("idle").withRam(8L << 20);
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+            multifd(p.dst(), p.dstMig(), 2);
+            String uri = p.listen("tcp:127.0.0.1:0");
+            var addr = org.livemig.transport.MigrationAddress.parse(uri);
+            try (var main = org.livemig.transport.Transports.connect(addr, LONG);
+                 var channel = org.livemig.transport.Transports.connect(addr, LONG)) {
+                // The main stream's magic where a channel's initial packet belongs.
+                var f = org.livemig.stream.MigrationFile.forWriting(channel.out());
+                f.putBe32(0x5145564D);
+                f.putBe32(3);
+                f.putBytes(new byte[56]);
+                f.flush();
+                Incoming in = p.dstMig().incoming();
+                await().atMost(LONG).until(() -> in.status() == MigrationStatus.FAILED);
+                assertThat(in.error()).contains("initial packet magic 0x5145564d, expected 0x11223344");
+            }
+            p.params(m -> m.maxBandwidth = 0);
+            multifd(p.src(), p.srcMig(), 2);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            PrecopyTest.assertVerified(p);
+        }
+    }
+
+    @Test
     void multifdIsRefusedWithPostcopyAndOverAFile() throws Exception {
         Machine.Config cfg = TestMachines.small("idle").withRam(8L << 20);
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {

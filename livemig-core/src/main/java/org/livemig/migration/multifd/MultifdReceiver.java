@@ -93,6 +93,16 @@ public final class MultifdReceiver implements AutoCloseable {
         if (stopping) {
             throw new IOException("multifd channels were shut down");
         }
+        try {
+            return admit(c);
+        } catch (IOException e) {
+            // Recorded too: the main thread would otherwise wait for this channel at its next EOS.
+            fail(e);
+            throw e;
+        }
+    }
+
+    private boolean admit(MigrationConnection c) throws IOException {
         MigrationFile f = MigrationFile.forReading(c.in());
         MultifdPacket.Init init;
         try {

@@ -192,6 +192,9 @@ class MultifdChannelsTest {
         rawChannel(2);
         assertThatThrownBy(() -> r.addChannel(listener.accept()))
                 .hasMessageContaining("multifd channel id 2").hasMessageContaining("expected 0..1");
+        // The main thread is told too, instead of waiting for a channel 0 at its next EOS.
+        assertThat(reported.get()).hasMessageContaining("multifd channel id 2");
+        assertThatThrownBy(r::syncMain).hasMessageContaining("multifd channel id 2");
         rawChannel(1);
         assertThat(r.addChannel(listener.accept())).isFalse();
         rawChannel(1);
