@@ -148,11 +148,7 @@ class MultifdMigrationTest {
                         .noneMatch(t -> t.getName().startsWith(MultifdSender.THREAD_PREFIX)));
                 // The destination fails and takes a new incoming migration.
                 await().atMost(LONG).until(() -> p.dstMig().incoming().status() == MigrationStatus.FAILED);
-                p.params(m -> m.maxBandwidth = 0);
-                Outgoing again = p.migrate(p.listen("tcp:127.0.0.1:0"));
-                await().atMost(LONG).until(() -> again.status().isFinal());
-                assertThat(again.status()).as(String.valueOf(again.error())).isEqualTo(MigrationStatus.COMPLETED);
-                PrecopyTest.assertVerified(p);
+                migrateAgainAndVerify(p);
             }
         }
     }
@@ -176,13 +172,18 @@ class MultifdMigrationTest {
                 await().atMost(LONG).until(() -> in.status() == MigrationStatus.FAILED);
                 assertThat(in.error()).contains("initial packet magic 0x5145564d, expected 0x11223344");
             }
-            p.params(m -> m.maxBandwidth = 0);
             multifd(p.src(), p.srcMig(), 2);
-            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
-            await().atMost(LONG).until(() -> o.status().isFinal());
-            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
-            PrecopyTest.assertVerified(p);
+            migrateAgainAndVerify(p);
         }
+    }
+
+    /** After a failed migration: the destination listens again, and a multifd migration completes and verifies. */
+    private static void migrateAgainAndVerify(PrecopyTest.Pair p) throws Exception {
+        p.params(m -> m.maxBandwidth = 0);
+        Outgoing again = p.migrate(p.listen("tcp:127.0.0.1:0"));
+        await().atMost(LONG).until(() -> again.status().isFinal());
+        assertThat(again.status()).as(String.valueOf(again.error())).isEqualTo(MigrationStatus.COMPLETED);
+        PrecopyTest.assertVerified(p);
     }
 
     @Test

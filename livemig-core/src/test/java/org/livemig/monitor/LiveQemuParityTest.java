@@ -1,13 +1,10 @@
 package org.livemig.monitor;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.awaitility.Awaitility.await;
 
 import java.net.SocketAddress;
 import java.net.UnixDomainSocketAddress;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -86,14 +83,9 @@ class LiveQemuParityTest extends QmpServerFixture {
 
     @BeforeEach
     void startQemu() throws Exception {
-        String binary = HostTools.onPath("qemu-system-x86_64");
-        Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
-        qemuSocket = dir.resolve("qemu.sock");
-        qemu = new ProcessBuilder(binary, "-M", "none", "-nodefaults", "-display", "none", "-S",
-                "-qmp", "unix:" + qemuSocket + ",server=on,wait=off")
-                .redirectErrorStream(true).redirectOutput(dir.resolve("qemu.log").toFile()).start();
-        await().atMost(Duration.ofSeconds(20)).until(() -> Files.exists(qemuSocket) || !qemu.isAlive());
-        Assumptions.assumeTrue(qemu.isAlive(), () -> "QEMU did not start: " + log());
+        HostTools.Qemu q = HostTools.startQemu(dir, "-M", "none", "-nodefaults", "-display", "none", "-S");
+        qemu = q.process();
+        qemuSocket = q.qmpSocket();
         try (QmpClient probe = QmpClient.connect("unix:" + qemuSocket)) {
             JsonNode v = probe.greeting().get("QMP").get("version").get("qemu");
             qemuVersion = v.get("major").intValue() + "." + v.get("minor").intValue();

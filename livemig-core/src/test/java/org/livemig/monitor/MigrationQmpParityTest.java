@@ -3,7 +3,6 @@ package org.livemig.monitor;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -11,7 +10,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.livemig.testing.HostTools;
@@ -37,15 +35,10 @@ class MigrationQmpParityTest {
 
     @BeforeEach
     void start() throws Exception {
-        String binary = HostTools.onPath("qemu-system-x86_64");
-        Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
-        Path sock = dir.resolve("qemu.sock");
-        qemu = new ProcessBuilder(binary, "-M", "pc", "-m", "32M", "-accel", "tcg", "-nodefaults", "-display", "none",
-                "-S", "-qmp", "unix:" + sock + ",server=on,wait=off")
-                .redirectErrorStream(true).redirectOutput(dir.resolve("qemu.log").toFile()).start();
-        await().atMost(Duration.ofSeconds(30)).until(() -> Files.exists(sock) || !qemu.isAlive());
-        Assumptions.assumeTrue(qemu.isAlive(), "QEMU did not start");
-        real = QmpClient.connect("unix:" + sock);
+        HostTools.Qemu q = HostTools.startQemu(dir, "-M", "pc", "-m", "32M", "-accel", "tcg", "-nodefaults",
+                "-display", "none", "-S");
+        qemu = q.process();
+        real = QmpClient.connect("unix:" + q.qmpSocket());
         real.negotiate();
 
         machine = new Machine(Machine.Config.defaults().withRam(32L << 20).withWorkload("idle").withBlobSize(4096));

@@ -17,7 +17,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -57,19 +56,14 @@ class LiveQemuMultifdTest {
 
     @BeforeEach
     void startQemu() throws Exception {
-        String binary = HostTools.onPath("qemu-system-x86_64");
-        Assumptions.assumeTrue(binary != null, "qemu-system-x86_64 is not installed");
         // The dirtyloop BIOS (see the test resources' MANIFEST) keeps writing two counters.
         Path bios = Path.of("src/test/resources/qemu-7.2/dirtyloop-bios.bin").toAbsolutePath();
         assertThat(bios).exists();
-        Path sock = dir.resolve("qmp.sock");
-        log = dir.resolve("qemu.log");
-        qemu = new ProcessBuilder(binary, "-accel", "tcg", "-M", "pc", "-m", "32M", "-nodefaults", "-display", "none",
-                "-bios", bios.toString(), "-qmp", "unix:" + sock + ",server=on,wait=off")
-                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        await().atMost(Duration.ofSeconds(30)).until(() -> Files.exists(sock) || !qemu.isAlive());
-        assertThat(qemu.isAlive()).as(() -> "QEMU died: " + HostTools.readQuietly(log)).isTrue();
-        qmp = QmpClient.connect("unix:" + sock);
+        HostTools.Qemu q = HostTools.startQemu(dir, "-accel", "tcg", "-M", "pc", "-m", "32M", "-nodefaults",
+                "-display", "none", "-bios", bios.toString());
+        qemu = q.process();
+        log = q.log();
+        qmp = QmpClient.connect("unix:" + q.qmpSocket());
         qmp.negotiate();
     }
 
