@@ -6,6 +6,8 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 import org.livemig.relay.MigrationRelay;
@@ -48,6 +50,11 @@ public final class RelayCommand implements Callable<Integer> {
             description = "longest wait for the source to connect (default ${DEFAULT-VALUE})")
     long acceptSeconds;
 
+    @Option(names = "--multifd-channels", paramLabel = "N", defaultValue = "0",
+            description = {"the source migrates with multifd over N channels: accept them after the main",
+                "connection and forward each to a connection of its own (default ${DEFAULT-VALUE}: none)"})
+    int multifdChannels;
+
     @Option(names = "--idle-timeout", paramLabel = "SECONDS", defaultValue = "120",
             description = "give up after this long without a byte in either direction (default ${DEFAULT-VALUE})")
     long idleSeconds;
@@ -69,14 +76,25 @@ public final class RelayCommand implements Callable<Integer> {
             err.println("livemig relay: listening on " + listener.boundAddress().uri());
             err.flush();
             MigrationConnection source = acceptWithin(listener, Duration.ofSeconds(acceptSeconds));
-            listener.close();
+            List<MigrationConnection> opened = new ArrayList<>();
             try (source;
                  MigrationConnection destination = Transports.connect(dst, Duration.ofSeconds(30));
                  FileChannel rec = record == null ? null : FileChannel.open(record, StandardOpenOption.CREATE,
                          StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 err.println("livemig relay: " + source.description() + " -> " + destination.description());
                 err.flush();
-                MigrationRelay.Result r = MigrationRelay.run(source, destination, rec,
+                // multifd as QEMU 7.2 has it: the channels come after the main connection, and go
+                // to the destination after its main connection too.
+                List<MigrationConnection[]> channels = new ArrayList<>();
+                for (int i = 0; i < multifdChannels; i++) {
+                    MigrationConnection fromSource = acceptWithin(listener, Duration.ofSeconds(acceptSeconds));
+                    opened.add(fromSource);
+                    MigrationConnection toDestination = Transports.connect(dst, Duration.ofSeconds(30));
+                    opened.add(toDestination);
+                    channels.add(new MigrationConnection[] {fromSource, toDestination});
+                }
+                listener.close();
+                MigrationRelay.Result r = MigrationRelay.run(source, destination, channels, rec,
                         Duration.ofSeconds(idleSeconds), Duration.ofSeconds(Math.min(idleSeconds, 60)));
                 r.summary().forEach(out::println);
                 out.flush();
@@ -85,6 +103,10 @@ public final class RelayCommand implements Callable<Integer> {
                     return 2;
                 }
                 return 0;
+            } finally {
+                for (MigrationConnection c : opened) {
+                    c.close();
+                }
             }
         } catch (IOException | RuntimeException e) {
             err.println("livemig relay: " + (e.getMessage() != null ? e.getMessage() : e.toString()));

@@ -125,20 +125,8 @@ class LiveQemuRelayTest {
             src.qmp().execute("migrate-set-capabilities", capability("return-path"));
             dst.qmp().execute("migrate-set-capabilities", capability("return-path"));
         }
-        int dstPort = freePort();
-        dst.qmp().execute("migrate-incoming", QmpClient.args("uri", "tcp:127.0.0.1:" + dstPort));
-        int relayPort = freePort();
         Path record = dir.resolve("relayed.mig");
-        Cli relay = cli("relay", "--listen", "tcp:127.0.0.1:" + relayPort, "--to", "tcp:127.0.0.1:" + dstPort,
-                "--record", record.toString(), "--timeout", "60", "--idle-timeout", "60");
-        awaitListening(relay);
-
-        src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort));
-        awaitCompleted(src);
-        awaitCompleted(dst);
-        assertThat(relay.status().get(WAIT.toSeconds(), TimeUnit.SECONDS)).as(relay.err().toString()).isZero();
-
-        String stats = relay.out().toString();
+        String stats = migrateThroughRelay(src, dst, "--record", record.toString());
         assertThat(stats).contains("sections: {START=", "pages: zero ", "stream: EOF, vmdesc trailer");
         if (returnPath) {
             assertThat(stats).contains("commands: {OPEN_RETURN_PATH=1, PING=1}", "return path: {PONG=1, SHUT=1}");
@@ -160,7 +148,50 @@ class LiveQemuRelayTest {
         assertThat(recorded.out()).contains("\"ram (");
     }
 
+    /**
+     * The same with multifd over 2 channels: the relay takes the channels after the main
+     * connection, connects each to the destination after its main one, forwards them unchanged
+     * and counts their packets; both QEMUs complete and the destination's RAM is the source's.
+     */
+    @Test
+    void relayOfAMultifdMigrationBetweenTwoQemus() throws Exception {
+        Path bios = Path.of("../livemig-core/src/test/resources/qemu-7.2/dirtyloop-bios.bin").toAbsolutePath();
+        Qemu src = start("src", "-bios", bios.toString());
+        Qemu dst = start("dst", "-bios", bios.toString(), "-S", "-incoming", "defer");
+        for (Qemu q : List.of(src, dst)) {
+            q.qmp().execute("migrate-set-capabilities", capability("multifd"));
+            q.qmp().execute("migrate-set-parameters", QmpClient.args("multifd-channels", 2));
+        }
+        String stats = migrateThroughRelay(src, dst, "--multifd-channels", "2");
+        assertThat(stats).contains("multifd: 2 channels", "  channel 0: ", "  channel 1: ")
+                .contains("pages: zero ").doesNotContain("not decoded further");
+        long pages = Long.parseLong(stats.replaceAll("(?s).*multifd: 2 channels, \\d+ packets, (\\d+) pages.*", "$1"));
+        assertThat(pages).as(stats).isPositive();
+
+        byte[] srcRam = pmemsave(src, "src.ram");
+        byte[] dstRam = pmemsave(dst, "dst.ram");
+        assertThat(srcRam[0x8000] | srcRam[0x8001]).as("counter at 0x8000").isNotZero();
+        assertThat(Arrays.mismatch(srcRam, dstRam)).as("first differing byte of guest RAM").isEqualTo(-1);
+    }
+
     // ------------------------------------------------------------------ helpers
+
+    /** {@code dst} listens, {@code src} migrates through {@code livemig relay ARGS}; both complete; returns the relay's output. */
+    private String migrateThroughRelay(Qemu src, Qemu dst, String... relayArgs) throws Exception {
+        int dstPort = freePort();
+        dst.qmp().execute("migrate-incoming", QmpClient.args("uri", "tcp:127.0.0.1:" + dstPort));
+        int relayPort = freePort();
+        List<String> args = new ArrayList<>(List.of("relay", "--listen", "tcp:127.0.0.1:" + relayPort,
+                "--to", "tcp:127.0.0.1:" + dstPort, "--timeout", "60", "--idle-timeout", "60"));
+        args.addAll(List.of(relayArgs));
+        Cli relay = cli(args.toArray(String[]::new));
+        awaitListening(relay);
+        src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort));
+        awaitCompleted(src);
+        awaitCompleted(dst);
+        assertThat(relay.status().get(WAIT.toSeconds(), TimeUnit.SECONDS)).as(relay.err().toString()).isZero();
+        return relay.out().toString();
+    }
 
     private Qemu start(String name, String... extra) throws Exception {
         Path sock = dir.resolve(name + ".qmp");

@@ -12,21 +12,29 @@ import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Duration;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
+import org.livemig.machine.Machine;
 
 import picocli.CommandLine;
+import tools.jackson.databind.json.JsonMapper;
 
-/** {@code livemig relay} without QEMU: peers that go away end it with one line, never a hang. */
+/** {@code livemig relay} without QEMU: peers that go away end it with one line, never a hang; multifd passes. */
 class RelayCommandTest {
 
     private static CompletableFuture<Integer> relay(StringWriter err, String... args) {
+        return relay(err, new StringWriter(), args);
+    }
+
+    private static CompletableFuture<Integer> relay(StringWriter err, StringWriter out, String... args) {
         CompletableFuture<Integer> status = new CompletableFuture<>();
         Thread.ofPlatform().name("relay-under-test").daemon().start(() -> {
             CommandLine cl = new CommandLine(new Main());
-            cl.setOut(new PrintWriter(new StringWriter(), true));
+            cl.setOut(new PrintWriter(out, true));
             cl.setErr(new PrintWriter(err, true));
             status.complete(cl.execute(args));
         });
@@ -63,6 +71,38 @@ class RelayCommandTest {
             assertThat(err.toString()).contains("livemig relay: the source's stream ended after 11 bytes");
             await().atMost(Duration.ofSeconds(10)).until(() -> got.size() == start.length);
             assertThat(got.toByteArray()).isEqualTo(start);
+        }
+    }
+
+    /**
+     * livemig to livemig through the relay with multifd over 2 channels: each channel is
+     * forwarded on a connection of its own and counted, and the destination verifies.
+     */
+    @Test
+    void aMultifdMigrationPassesThroughWithItsChannelsCounted() throws Exception {
+        Machine.Config cfg = Machine.Config.defaults().withRam(32L << 20).withVcpus(1).withWorkload("idle")
+                .withBlobSize(8192);
+        try (InProcessSide src = new InProcessSide(cfg.withName("src").withFill(Machine.Fill.RANDOM), false, true, "auto");
+             InProcessSide dst = new InProcessSide(cfg.withName("dst").withFill(Machine.Fill.ZERO), true, false, "auto")) {
+            for (InProcessSide side : List.of(src, dst)) {
+                side.setCapabilities(Map.of("multifd", true));
+                side.setParameters(JsonMapper.builder().build().createObjectNode().put("multifd-channels", 2));
+            }
+            src.setParameters(JsonMapper.builder().build().createObjectNode().put("max-bandwidth", 0));
+            String dstUri = dst.migrateIncoming("tcp:127.0.0.1:0");
+            int port = freePort();
+            StringWriter err = new StringWriter();
+            StringWriter out = new StringWriter();
+            CompletableFuture<Integer> status = relay(err, out, "relay", "--listen", "tcp:127.0.0.1:" + port,
+                    "--to", dstUri, "--multifd-channels", "2", "--idle-timeout", "30");
+            await().atMost(Duration.ofSeconds(20)).until(() -> err.toString().contains("listening on"));
+            src.migrate("tcp:127.0.0.1:" + port);
+            await().atMost(Duration.ofSeconds(60)).until(() -> src.status().equals("postmigrate")
+                    || src.queryMigrate().path("status").asString().equals("failed"));
+            assertThat(status.get(60, TimeUnit.SECONDS)).as(err.toString()).isZero();
+            assertThat(out.toString()).contains("multifd: 2 channels", "  channel 0: ", "  channel 1: ");
+            await().atMost(Duration.ofSeconds(60)).until(() -> dst.queryMigrate().path("status").asString().equals("completed"));
+            assertThat(dst.fingerprint().get("ram")).isEqualTo(src.fingerprint().get("ram"));
         }
     }
 

@@ -47,7 +47,7 @@ public final class MigrationRelay {
      * @param decodeError    why decoding stopped early (the rest was still forwarded), or null
      */
     public record Result(RelayStats stats, long forwardBytes, long returnBytes, Map<String, Integer> returnMessages,
-                         String decodeError) {
+                         String decodeError, List<MultifdChannel> multifd) {
         /** Lines for a person: sections, RAM records, commands, bytes. */
         public List<String> summary() {
             List<String> l = new ArrayList<>();
@@ -62,6 +62,17 @@ public final class MigrationRelay {
             l.add("return path: " + returnMessages);
             l.add("stream: " + (stats.sawEof() ? "EOF" : "no EOF") + ", "
                     + (stats.sawVmdesc() ? "vmdesc trailer" : "no vmdesc trailer"));
+            if (!multifd.isEmpty()) {
+                l.add("multifd: " + multifd.size() + " channels, "
+                        + multifd.stream().mapToLong(MultifdChannel::packets).sum() + " packets, "
+                        + multifd.stream().mapToLong(MultifdChannel::pages).sum() + " pages, "
+                        + multifd.stream().mapToLong(MultifdChannel::bytes).sum() + " bytes");
+                for (MultifdChannel c : multifd) {
+                    l.add("  channel " + c.id() + ": " + c.packets() + " packets, " + c.pages() + " pages, "
+                            + c.syncs() + " syncs, " + c.bytes() + " bytes"
+                            + (c.decodeError() == null ? "" : "; not decoded further: " + c.decodeError()));
+                }
+            }
             if (decodeError != null) {
                 l.add("decoding stopped early (the rest was forwarded undecoded): " + decodeError);
             }
@@ -69,9 +80,20 @@ public final class MigrationRelay {
         }
     }
 
+    /** One relayed multifd channel: its id (from its initial packet), what passed, and a decoding error if any. */
+    public record MultifdChannel(int id, long packets, long pages, long syncs, long bytes, String decodeError) {}
+
+    /** As {@link #run(MigrationConnection, MigrationConnection, List, WritableByteChannel, Duration, Duration)} without multifd channels. */
+    public static Result run(MigrationConnection source, MigrationConnection destination, WritableByteChannel record,
+                             Duration idleTimeout, Duration drainTimeout) throws IOException {
+        return run(source, destination, List.of(), record, idleTimeout, drainTimeout);
+    }
+
     /**
      * Relays one migration and returns when both directions have ended. Does not close the
-     * connections or the recording.
+     * connections or the recording. Each multifd channel (a {source, destination} pair, the
+     * destination's connected after the main one, as QEMU 7.2 expects) is forwarded on its own
+     * thread; it is not recorded (the recording is the main stream).
      *
      * @param source       the accepted connection from the migration source
      * @param destination  the connection made to the destination
@@ -82,10 +104,18 @@ public final class MigrationRelay {
      * @throws IOException naming the side that failed (the source or destination vanished, a
      *                     timeout), or when the source's stream ended in the middle
      */
-    public static Result run(MigrationConnection source, MigrationConnection destination, WritableByteChannel record,
+    public static Result run(MigrationConnection source, MigrationConnection destination,
+                             List<MigrationConnection[]> multifd, WritableByteChannel record,
                              Duration idleTimeout, Duration drainTimeout) throws IOException {
         AtomicLong lastProgress = new AtomicLong(System.nanoTime());
         Runnable progress = () -> lastProgress.set(System.nanoTime());
+        List<MultifdChannelRelay> channels = new ArrayList<>();
+        List<Thread> channelThreads = new ArrayList<>();
+        for (MigrationConnection[] pair : multifd) {
+            MultifdChannelRelay c = new MultifdChannelRelay(pair[0], pair[1], progress);
+            channels.add(c);
+            channelThreads.add(Thread.ofPlatform().name("relay-multifd-" + channels.size()).daemon().start(c));
+        }
         List<WritableByteChannel> sinks = new ArrayList<>();
         sinks.add(side(destination.out(), "writing to the destination"));
         if (record != null) {
@@ -103,6 +133,10 @@ public final class MigrationRelay {
                     timedOut.set("no data in either direction for " + idleTimeout.toSeconds() + " s");
                     source.shutdown();
                     destination.shutdown();
+                    for (MigrationConnection[] pair : multifd) {
+                        pair[0].shutdown();
+                        pair[1].shutdown();
+                    }
                     return;
                 }
                 try {
@@ -134,10 +168,25 @@ public final class MigrationRelay {
             if (back.error != null) {
                 throw back.error;
             }
+            for (int i = 0; i < channels.size(); i++) {
+                channelThreads.get(i).join(drainTimeout.toMillis());
+                if (channelThreads.get(i).isAlive()) {
+                    throw new IOException("multifd channel " + (i + 1) + " of the source did not end within "
+                            + drainTimeout.toSeconds() + " s of the end of the main stream");
+                }
+                if (channels.get(i).error != null) {
+                    throw channels.get(i).error;
+                }
+            }
         } catch (IOException | RuntimeException e) {
             source.shutdown();
             destination.shutdown();
+            for (MigrationConnection[] pair : multifd) {
+                pair[0].shutdown();
+                pair[1].shutdown();
+            }
             joinQuietly(backThread);
+            channelThreads.forEach(MigrationRelay::joinQuietly);
             String why = timedOut.get();
             throw why != null ? new IOException(why, e) : e instanceof IOException io ? io : new IOException(e);
         } catch (InterruptedException e) {
@@ -148,7 +197,11 @@ public final class MigrationRelay {
         } finally {
             watchdog.interrupt();
         }
-        return new Result(stats, forward.bytes(), back.bytes.get(), back.messages(), decodeError);
+        List<MultifdChannel> mfd = new ArrayList<>();
+        for (MultifdChannelRelay c : channels) {
+            mfd.add(new MultifdChannel(c.channelId, c.packets.get(), c.pages.get(), c.syncs.get(), c.bytes(), c.decodeError));
+        }
+        return new Result(stats, forward.bytes(), back.bytes.get(), back.messages(), decodeError, mfd);
     }
 
     private static void joinQuietly(Thread t) {
@@ -160,7 +213,7 @@ public final class MigrationRelay {
     }
 
     /** Passes an end of stream on: shuts a socket's output, leaving its input open. */
-    private static void halfClose(WritableByteChannel out) {
+    static void halfClose(WritableByteChannel out) {
         if (out instanceof SocketChannel sc) {
             try {
                 sc.shutdownOutput();

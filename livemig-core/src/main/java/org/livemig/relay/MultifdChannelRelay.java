@@ -1,0 +1,77 @@
+package org.livemig.relay;
+
+import java.io.IOException;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.MultifdPacket;
+import org.livemig.transport.MigrationConnection;
+
+/**
+ * Forwards one multifd channel of a relayed migration, source to destination, unchanged, on its
+ * own thread ({@code relay-multifd-n}), reading QEMU 7.2's packets on the way to count them. A
+ * packet that cannot be read stops the counting, not the forwarding: the rest goes undecoded.
+ * The channel carries nothing back, so there is no return direction.
+ */
+final class MultifdChannelRelay implements Runnable {
+    /** Offset slots a packet may have: QEMU 7.2 uses 128; later versions may use more. */
+    private static final int MAX_SLOTS = 1 << 16;
+    private static final int PAGE_SIZE = 4096;
+
+    private final MigrationConnection source;
+    private final MigrationConnection destination;
+    private final Runnable progress;
+    private final ForwardingChannel forward;
+    final AtomicLong packets = new AtomicLong();
+    final AtomicLong pages = new AtomicLong();
+    final AtomicLong syncs = new AtomicLong();
+    volatile int channelId = -1;
+    volatile String decodeError;
+    volatile IOException error;
+
+    MultifdChannelRelay(MigrationConnection source, MigrationConnection destination, Runnable progress) {
+        this.source = source;
+        this.destination = destination;
+        this.progress = progress;
+        this.forward = new ForwardingChannel(source.in(), List.of(destination.out()), progress);
+    }
+
+    long bytes() {
+        return forward.bytes();
+    }
+
+    @Override
+    public void run() {
+        try {
+            MigrationFile f = MigrationFile.forReading(forward);
+            try {
+                channelId = MultifdPacket.readInit(f).channelId();
+                while (!f.atEof()) {
+                    MultifdPacket.Header h = MultifdPacket.readHeader(f, MAX_SLOTS, PAGE_SIZE);
+                    if (h.normalPages() > 0) {
+                        f.skip(Integer.toUnsignedLong(h.nextPacketSize()));
+                        pages.addAndGet(h.normalPages());
+                    }
+                    packets.incrementAndGet();
+                    if (h.sync()) {
+                        syncs.incrementAndGet();
+                    }
+                }
+            } catch (IOException e) {
+                if (forward.atEof()) {
+                    throw new IOException("multifd channel from " + source.description()
+                            + " ended in the middle of a packet: " + e.getMessage(), e);
+                }
+                decodeError = e.getMessage();
+                forward.drain();
+            }
+            MigrationRelay.halfClose(destination.out());
+            progress.run();
+        } catch (IOException e) {
+            error = e;
+            source.shutdown();
+            destination.shutdown();
+        }
+    }
+}
