@@ -131,34 +131,27 @@ public final class Incoming {
     /**
      * multifd (QEMU 7.2): the connections after the main one are the channels, each named by its
      * initial packet. On the accept thread, while {@code mig/dst/main} already loads; it waits
-     * for them at the first RAM section's end. A bad channel fails the migration.
+     * for them at the first RAM section's end. A bad channel is the receiver's failure, which
+     * fails the migration ({@link #multifdFailed}).
      */
     private void acceptMultifdChannels(MigrationListener l, MultifdReceiver m) throws IOException {
-        try {
-            boolean all = false;
-            while (!all) {
-                all = m.addChannel(l.accept());
-            }
-            closeListener();
-        } catch (IOException e) {
-            multifdFailed(e);
-            throw e;
+        boolean all = false;
+        while (!all) {
+            all = m.addChannel(l.accept());
         }
+        closeListener();
     }
 
-    /** A multifd channel failed: the main stream is shut so that {@code mig/dst/main} fails with this error. */
+    /**
+     * A multifd channel failed (the receiver keeps the error): the main stream is shut so that
+     * {@code mig/dst/main} stops at once, and its error then names the channel's.
+     */
     private void multifdFailed(IOException e) {
-        if (multifdError == null) {
-            multifdError = e.getMessage();
-        }
         MigrationConnection c = connection;
         if (c != null) {
             c.shutdown();
         }
     }
-
-    /** The first multifd channel error, which explains a main stream shut because of it. */
-    private volatile String multifdError;
 
     /** A source connected: start {@code mig/dst/main}. Called with the BQL held, on the main loop. */
     private void process(MigrationConnection c) {
@@ -212,8 +205,10 @@ public final class Incoming {
             machine.mainLoop().schedule(this::completedBh);
         } catch (Exception | Error e) {
             String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-            String channelError = multifdError;
-            fail(channelError != null && !why.contains(channelError) ? channelError + " (main stream: " + why + ")" : why);
+            MultifdReceiver m = multifd;
+            IOException channel = m == null ? null : m.failure();
+            fail(channel != null && !why.contains(channel.getMessage())
+                    ? channel.getMessage() + " (main stream: " + why + ")" : why);
         }
     }
 

@@ -39,7 +39,6 @@ public final class MultifdSender implements AutoCloseable {
 
     private final Channel[] channels;
     private final LongConsumer onQueued;
-    private final AtomicLong bytes = new AtomicLong();
     private final AtomicLong pages = new AtomicLong();
     private final ReentrantLock lock = new ReentrantLock();
     /** Signalled when a channel has a job, when one becomes idle, and on failure or shutdown. */
@@ -89,11 +88,6 @@ public final class MultifdSender implements AutoCloseable {
         for (Channel c : channels) {
             c.thread = Thread.ofPlatform().name(THREAD_PREFIX + c.id).daemon(true).start(() -> run(c, uuid));
         }
-    }
-
-    /** Bytes written or handed to the channels (query-migrate's multifd-bytes). */
-    public long bytes() {
-        return bytes.get();
     }
 
     /** Pages handed to the channels. */
@@ -156,7 +150,6 @@ public final class MultifdSender implements AutoCloseable {
         }
         batchCount = 0;
         long packetBytes = MultifdPacket.headerBytes(MultifdPacket.PAGES_PER_PACKET) + (long) n * RamBlock.PAGE_SIZE;
-        bytes.addAndGet(packetBytes);
         pages.addAndGet(n);
         onQueued.accept(packetBytes);
     }
@@ -223,9 +216,6 @@ public final class MultifdSender implements AutoCloseable {
                     c.file.putRam(c.block.memory(), c.offsets[i], RamBlock.PAGE_SIZE);
                 }
                 c.file.flush();
-                if (c.syncJob) {
-                    bytes.addAndGet(MultifdPacket.headerBytes(MultifdPacket.PAGES_PER_PACKET));
-                }
                 lock.lock();
                 try {
                     c.busy = false;
@@ -255,11 +245,6 @@ public final class MultifdSender implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-    }
-
-    /** The first channel's failure, or null. */
-    public IOException failure() {
-        return failure;
     }
 
     /** Unblocks every channel and every waiter (cancel, yank); from any thread. Idempotent. */
