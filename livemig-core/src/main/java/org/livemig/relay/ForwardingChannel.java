@@ -56,14 +56,22 @@ final class ForwardingChannel implements ReadableByteChannel {
         }
     }
 
+    /**
+     * The decoder reading on top failed with {@code failure}. If the source had ended, the stream
+     * stopped in the middle of a record: thrown, prefixed with {@code endedMidRecord}. Otherwise
+     * the rest is forwarded undecoded and the decoder's message is returned, for the report.
+     */
+    String forwardRestUndecoded(IOException failure, String endedMidRecord) throws IOException {
+        if (eof) {
+            throw new IOException(endedMidRecord + ": " + failure.getMessage(), failure);
+        }
+        drain();
+        return failure.getMessage();
+    }
+
     /** Bytes read from the source and forwarded so far. */
     long bytes() {
         return bytes.get();
-    }
-
-    /** Whether the source has ended. */
-    boolean atEof() {
-        return eof;
     }
 
     @Override

@@ -152,12 +152,8 @@ public final class MigrationRelay {
             try (Analysis ignored = Analyzer.analyze(forward, Analyzer.Options.DEFAULT.withoutRam(), stats)) {
                 // the stats are what the relay reports; the analysis only drives the decoding
             } catch (StreamFormatException e) {
-                if (forward.atEof()) {
-                    throw new IOException("the source's stream ended after " + forward.bytes()
-                            + " bytes, before the migration was complete: " + e.getMessage(), e);
-                }
-                decodeError = e.getMessage();
-                forward.drain();
+                decodeError = forward.forwardRestUndecoded(e, "the source's stream ended after " + forward.bytes()
+                        + " bytes, before the migration was complete");
             }
             halfClose(destination.out());
             backThread.join(drainTimeout.toMillis());

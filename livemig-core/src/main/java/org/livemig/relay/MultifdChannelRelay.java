@@ -59,12 +59,8 @@ final class MultifdChannelRelay implements Runnable {
                     }
                 }
             } catch (IOException e) {
-                if (forward.atEof()) {
-                    throw new IOException("multifd channel from " + source.description()
-                            + " ended in the middle of a packet: " + e.getMessage(), e);
-                }
-                decodeError = e.getMessage();
-                forward.drain();
+                decodeError = forward.forwardRestUndecoded(e, "multifd channel from " + source.description()
+                        + " ended in the middle of a packet");
             }
             MigrationRelay.halfClose(destination.out());
             progress.run();
