@@ -12,11 +12,11 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.livemig.testing.HostTools;
 import org.junit.jupiter.api.io.TempDir;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.migration.Migration;
+import org.livemig.testing.HostTools;
 import tools.jackson.databind.JsonNode;
 
 /**
@@ -117,6 +117,36 @@ class MigrationQmpParityTest {
         sameShape("query-migrate");
         sameShape("query-status");
         assertThat(ours.execute("query-migrate").get("ram").size()).isGreaterThan(10);
+    }
+
+    @Test
+    void multifdCapabilityAndParametersAnswerAsQemus() throws Exception {
+        assertThat(ours.execute("query-migrate-parameters").get("multifd-channels"))
+                .as("default").isEqualTo(real.execute("query-migrate-parameters").get("multifd-channels"));
+        for (QmpClient c : List.of(ours, real)) {
+            tools.jackson.databind.node.ArrayNode caps = QmpJson.NODES.arrayNode();
+            caps.add(QmpJson.object().put("capability", "multifd").put("state", true));
+            c.execute("migrate-set-capabilities", QmpClient.args("capabilities", caps));
+            c.execute("migrate-set-parameters", QmpClient.args("multifd-channels", 4, "multifd-compression", "none"));
+        }
+        for (String key : List.of("multifd-channels", "multifd-compression")) {
+            assertThat(ours.execute("query-migrate-parameters").get(key)).as(key)
+                    .isEqualTo(real.execute("query-migrate-parameters").get(key));
+        }
+        assertThat(ours.execute("query-migrate-capabilities").toString())
+                .isEqualTo(real.execute("query-migrate-capabilities").toString());
+        // A channel count out of range: the same error from both.
+        String[] errors = new String[2];
+        int i = 0;
+        for (QmpClient c : List.of(ours, real)) {
+            try {
+                c.execute("migrate-set-parameters", QmpClient.args("multifd-channels", 0));
+            } catch (QmpError e) {
+                errors[i] = e.errorClass() + ": " + e.desc();
+            }
+            i++;
+        }
+        assertThat(errors[0]).isNotNull().isEqualTo(errors[1]);
     }
 
     @Test
