@@ -188,6 +188,7 @@ public final class Migration {
         parameters.maxCpuThrottle = p.maxCpuThrottle;
         parameters.throttleTriggerThreshold = p.throttleTriggerThreshold;
         parameters.multifdChannels = p.multifdChannels;
+        parameters.multifdCompression = p.multifdCompression;
         Outgoing o = outgoing;
         if (o != null && o.status().isActive()) {
             o.applyParameters(parameters.copy());

@@ -22,6 +22,8 @@ public final class MigrationParameters {
     public int throttleTriggerThreshold = 50;
     /** Connections besides the main one when the multifd capability is on (QEMU's default 2). */
     public int multifdChannels = 2;
+    /** QEMU's MultiFDCompression: none, zlib or zstd; livemig takes none. */
+    public String multifdCompression = "none";
 
     public MigrationParameters copy() {
         MigrationParameters p = new MigrationParameters();
@@ -33,6 +35,7 @@ public final class MigrationParameters {
         p.maxCpuThrottle = maxCpuThrottle;
         p.throttleTriggerThreshold = throttleTriggerThreshold;
         p.multifdChannels = multifdChannels;
+        p.multifdCompression = multifdCompression;
         return p;
     }
 
@@ -58,6 +61,10 @@ public final class MigrationParameters {
         }
         if (multifdChannels < 1 || multifdChannels > 255) {
             throw new IllegalArgumentException("Parameter 'multifd_channels' expects a value between 1 and 255");
+        }
+        if (!"none".equals(multifdCompression)) {
+            throw new IllegalArgumentException("Parameter 'multifd-compression' value '" + multifdCompression
+                    + "' is not supported by livemig yet (only 'none')");
         }
         if (throttleTriggerThreshold < 1 || throttleTriggerThreshold > 100) {
             throw new IllegalArgumentException("Parameter 'throttle_trigger_threshold' expects an integer in the range of 1 to 100");

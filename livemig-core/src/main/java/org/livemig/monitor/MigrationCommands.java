@@ -175,18 +175,11 @@ public final class MigrationCommands {
                     throw QmpError.generic("Parameter '" + name + "' is not supported by livemig yet");
                 }
             }
-            String compression = args.path("multifd-compression").asString("none");
-            if (!compression.equals("none")) {
-                throw QmpError.generic("Parameter 'multifd-compression' value '" + compression
-                        + "' is not supported by livemig yet (only 'none')");
-            }
             call(() -> {
                 migration.setParameters(p -> {
                     for (Iterator<Map.Entry<String, JsonNode>> it = args.properties().iterator(); it.hasNext(); ) {
                         var e = it.next();
-                        if (!e.getKey().equals("multifd-compression")) {
-                            apply(p, e.getKey(), e.getValue().asLong());
-                        }
+                        apply(p, e.getKey(), e.getValue());
                     }
                 });
                 return null;
@@ -205,7 +198,7 @@ public final class MigrationCommands {
             r.put("max-postcopy-bandwidth", p.maxPostcopyBandwidth);
             r.put("max-cpu-throttle", p.maxCpuThrottle);
             r.put("multifd-channels", p.multifdChannels);
-            r.put("multifd-compression", "none");
+            r.put("multifd-compression", p.multifdCompression);
             return r;
         }).build());
 
@@ -308,7 +301,12 @@ public final class MigrationCommands {
         }
     }
 
-    private static void apply(MigrationParameters p, String name, long v) {
+    private static void apply(MigrationParameters p, String name, JsonNode value) {
+        if (name.equals("multifd-compression")) {
+            p.multifdCompression = value.asString();
+            return;
+        }
+        long v = value.asLong();
         switch (name) {
             case "max-bandwidth" -> p.maxBandwidth = v;
             case "downtime-limit" -> p.downtimeLimit = v;

@@ -198,6 +198,8 @@ class MultifdMigrationTest {
                     .hasMessageContaining("Postcopy is not yet compatible with multifd");
             assertThatThrownBy(() -> p.params(m -> m.multifdChannels = 0))
                     .hasMessageContaining("multifd_channels");
+            assertThatThrownBy(() -> p.params(m -> m.multifdCompression = "zstd"))
+                    .hasMessageContaining("Parameter 'multifd-compression' value 'zstd' is not supported by livemig yet");
             assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
         }
     }
