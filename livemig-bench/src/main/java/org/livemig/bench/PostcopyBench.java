@@ -10,7 +10,7 @@ import java.util.function.ToLongFunction;
 import org.HdrHistogram.Histogram;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
-import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.memory.ThreadScheduling;
 import org.livemig.migration.Capability;
 import org.livemig.migration.Incoming;

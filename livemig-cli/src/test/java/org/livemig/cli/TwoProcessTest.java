@@ -100,7 +100,7 @@ class TwoProcessTest {
     @org.junit.jupiter.params.provider.CsvSource({"checked, false", "userfaultfd, false", "checked, true", "userfaultfd, true"})
     void demoPostcopyCompletesANonConvergingGuestAndVerifies(String backend, boolean pause) {
         if (backend.equals("userfaultfd")) {
-            var a = org.livemig.memory.PostcopyBackend.userfaultfdAvailability();
+            var a = org.livemig.memory.postcopy.PostcopyBackend.userfaultfdAvailability();
             org.junit.jupiter.api.Assumptions.assumeTrue(a.available(), "userfaultfd unavailable: " + a.reason());
         }
         java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("demo", "--postcopy",

@@ -5,6 +5,6 @@ package org.livemig.memory;
  * listening on the destination. Called on vCPU threads, without the BQL; it may block the
  * caller until the page is placed.
  */
-interface GuestAccessHook {
+public interface GuestAccessHook {
     void beforeAccess(RamBlock block, long offset, boolean write);
 }

@@ -14,7 +14,7 @@ import java.util.Map;
  * guest RAM needs no lock. Dirty logging is switched on by the migration setup and off at its end;
  * while off, writes skip the bitmap entirely.
  *
- * <p>During postcopy on the destination a {@link PostcopyBackend} hooks the guest accessors
+ * <p>During postcopy on the destination a {@link org.livemig.memory.postcopy.PostcopyBackend} hooks the guest accessors
  * ({@link #readByte}, {@link #readLong}, {@link #writeByte}, {@link #writeLong}) so that an
  * access to a page not yet received waits for it. Code that reaches into
  * {@link RamBlock#memory()} directly bypasses that check and must not run on the destination
@@ -82,12 +82,12 @@ public final class GuestRam implements AutoCloseable {
     }
 
     /** Installs the postcopy access hook (the backend starts listening). */
-    void setAccessHook(GuestAccessHook hook) {
+    public void setAccessHook(GuestAccessHook hook) {
         accessHook = hook;
     }
 
     /** Removes {@code hook} if it is the one installed (the backend stops listening). */
-    void clearAccessHook(GuestAccessHook hook) {
+    public void clearAccessHook(GuestAccessHook hook) {
         if (accessHook == hook) {
             accessHook = null;
         }

@@ -19,43 +19,43 @@ import java.lang.invoke.VarHandle;
  * <p>A downcall moves its thread from "in Java" to "in native" for the duration of the call.
  * That is what {@link #touch} relies on: a thread blocked by the kernel inside a native call
  * does not hold up a JVM safepoint, whereas one blocked on a page fault while running Java code
- * does (see {@link UserfaultfdPostcopy}).
+ * does (see {@link org.livemig.memory.postcopy.UserfaultfdPostcopy}).
  */
-final class Libc {
-    static final int EPERM = 1;
-    static final int ENOENT = 2;
-    static final int EINTR = 4;
-    static final int EBADF = 9;
-    static final int EAGAIN = 11;
-    static final int ENOMEM = 12;
-    static final int EACCES = 13;
-    static final int EFAULT = 14;
-    static final int EEXIST = 17;
-    static final int EINVAL = 22;
-    static final int ENOTTY = 25;
-    static final int ENOSPC = 28;
-    static final int ENOSYS = 38;
+public final class Libc {
+    public static final int EPERM = 1;
+    public static final int ENOENT = 2;
+    public static final int EINTR = 4;
+    public static final int EBADF = 9;
+    public static final int EAGAIN = 11;
+    public static final int ENOMEM = 12;
+    public static final int EACCES = 13;
+    public static final int EFAULT = 14;
+    public static final int EEXIST = 17;
+    public static final int EINVAL = 22;
+    public static final int ENOTTY = 25;
+    public static final int ENOSPC = 28;
+    public static final int ENOSYS = 38;
 
-    static final int O_RDWR = 0x2;
-    static final int O_NONBLOCK = 0x800;
-    static final int O_CLOEXEC = 0x80000;
+    public static final int O_RDWR = 0x2;
+    public static final int O_NONBLOCK = 0x800;
+    public static final int O_CLOEXEC = 0x80000;
 
-    static final int MADV_DONTNEED = 4;
-    static final int MADV_HUGEPAGE = 14;
-    static final int MADV_NOHUGEPAGE = 15;
+    public static final int MADV_DONTNEED = 4;
+    public static final int MADV_HUGEPAGE = 14;
+    public static final int MADV_NOHUGEPAGE = 15;
 
-    static final short POLLIN = 0x1;
-    static final short POLLERR = 0x8;
-    static final short POLLHUP = 0x10;
-    static final short POLLNVAL = 0x20;
+    public static final short POLLIN = 0x1;
+    public static final short POLLERR = 0x8;
+    public static final short POLLHUP = 0x10;
+    public static final short POLLNVAL = 0x20;
     /** struct pollfd { int fd; short events; short revents; }. */
-    static final StructLayout POLLFD = MemoryLayout.structLayout(
+    public static final StructLayout POLLFD = MemoryLayout.structLayout(
             ValueLayout.JAVA_INT.withName("fd"), ValueLayout.JAVA_SHORT.withName("events"),
             ValueLayout.JAVA_SHORT.withName("revents"));
 
-    static final int SC_PAGESIZE = 30;
+    public static final int SC_PAGESIZE = 30;
 
-    static final int SCHED_FIFO = 1;
+    public static final int SCHED_FIFO = 1;
 
     private static final StructLayout CAPTURE;
     private static final VarHandle ERRNO;
@@ -152,7 +152,7 @@ final class Libc {
     private Libc() {}
 
     /** Null when the calls are usable, else why not. */
-    static String unavailableReason() {
+    public static String unavailableReason() {
         return UNAVAILABLE;
     }
 
@@ -171,18 +171,18 @@ final class Libc {
     }
 
     /** A 64-byte native buffer of this thread, for one ioctl argument at a time. */
-    static MemorySegment structBuffer() {
+    public static MemorySegment structBuffer() {
         MemorySegment b = scratch()[1];
         b.fill((byte) 0);
         return b;
     }
 
     /** errno of this thread's last failed call made through this class. */
-    static int errno() {
+    public static int errno() {
         return (int) ERRNO.get(capture(), 0L);
     }
 
-    static String strerror(int errno) {
+    public static String strerror(int errno) {
         try {
             MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
             return s.reinterpret(256).getString(0) + " (errno " + errno + ")";
@@ -191,7 +191,7 @@ final class Libc {
         }
     }
 
-    static long syscall(long number, long arg) {
+    public static long syscall(long number, long arg) {
         try {
             return (long) SYSCALL.invokeExact(capture(), number, arg);
         } catch (Throwable t) {
@@ -199,7 +199,7 @@ final class Libc {
         }
     }
 
-    static int ioctl(int fd, long request, MemorySegment arg) {
+    public static int ioctl(int fd, long request, MemorySegment arg) {
         try {
             return (int) IOCTL_PTR.invokeExact(capture(), fd, request, arg);
         } catch (Throwable t) {
@@ -207,7 +207,7 @@ final class Libc {
         }
     }
 
-    static int ioctl(int fd, long request, long arg) {
+    public static int ioctl(int fd, long request, long arg) {
         try {
             return (int) IOCTL_LONG.invokeExact(capture(), fd, request, arg);
         } catch (Throwable t) {
@@ -215,7 +215,7 @@ final class Libc {
         }
     }
 
-    static int open(String path, int flags) {
+    public static int open(String path, int flags) {
         try (Arena a = Arena.ofConfined()) {
             return (int) OPEN.invokeExact(capture(), a.allocateFrom(path), flags, 0);
         } catch (Throwable t) {
@@ -223,7 +223,7 @@ final class Libc {
         }
     }
 
-    static int close(int fd) {
+    public static int close(int fd) {
         try {
             return (int) CLOSE.invokeExact(capture(), fd);
         } catch (Throwable t) {
@@ -231,7 +231,7 @@ final class Libc {
         }
     }
 
-    static long read(int fd, MemorySegment buf, long count) {
+    public static long read(int fd, MemorySegment buf, long count) {
         try {
             return (long) READ.invokeExact(capture(), fd, buf, count);
         } catch (Throwable t) {
@@ -243,7 +243,7 @@ final class Libc {
      * Waits up to {@code timeoutMillis} for {@code fd} to become readable. Returns the revents
      * (0 on timeout), or -1 with {@link #errno()} set.
      */
-    static int pollIn(int fd, int timeoutMillis) {
+    public static int pollIn(int fd, int timeoutMillis) {
         MemorySegment p = scratch()[2];
         p.set(ValueLayout.JAVA_INT, 0, fd);
         p.set(ValueLayout.JAVA_SHORT, 4, POLLIN);
@@ -258,7 +258,7 @@ final class Libc {
     }
 
     /** sched_setscheduler(2) for the calling thread, with a {@code struct sched_param} of {@code priority}. */
-    static int schedSetscheduler(int policy, int priority) {
+    public static int schedSetscheduler(int policy, int priority) {
         MemorySegment param = structBuffer();
         param.set(ValueLayout.JAVA_INT, 0, priority);
         try {
@@ -269,7 +269,7 @@ final class Libc {
     }
 
     /** sched_getscheduler(2) for the calling thread. */
-    static int schedGetscheduler() {
+    public static int schedGetscheduler() {
         try {
             return (int) SCHED_GETSCHEDULER.invokeExact(capture(), 0);
         } catch (Throwable t) {
@@ -277,7 +277,7 @@ final class Libc {
         }
     }
 
-    static int madvise(long address, long length, int advice) {
+    public static int madvise(long address, long length, int advice) {
         try {
             return (int) MADVISE.invokeExact(capture(), MemorySegment.ofAddress(address), length, advice);
         } catch (Throwable t) {
@@ -289,7 +289,7 @@ final class Libc {
      * Reads one byte at {@code address} from native code: if the page is missing under
      * userfaultfd, this thread blocks in the kernel, outside the Java state, until it is placed.
      */
-    static void touch(long address) {
+    public static void touch(long address) {
         try {
             MemorySegment ignored = (MemorySegment) MEMCHR.invokeExact(MemorySegment.ofAddress(address), 0, 1L);
         } catch (Throwable t) {
@@ -297,7 +297,7 @@ final class Libc {
         }
     }
 
-    static long sysconf(int name) {
+    public static long sysconf(int name) {
         try {
             return (long) SYSCONF.invokeExact(name);
         } catch (Throwable t) {

@@ -39,7 +39,7 @@ public final class RamBlock {
     }
 
     /** Whether the block's mapping was advised for transparent huge pages when it was made. */
-    boolean hugePagesAdvised() {
+    public boolean hugePagesAdvised() {
         return hugePagesAdvised;
     }
 
@@ -47,12 +47,12 @@ public final class RamBlock {
      * True while every page of the block is mapped: it was pre-faulted and no page has been given
      * back to the kernel since. A page that is mapped does not fault as missing under userfaultfd.
      */
-    boolean allPagesMapped() {
+    public boolean allPagesMapped() {
         return allPagesMapped;
     }
 
     /** Some pages were given back to the kernel (a postcopy discard): they are no longer mapped. */
-    void pagesUnmapped() {
+    public void pagesUnmapped() {
         allPagesMapped = false;
     }
 

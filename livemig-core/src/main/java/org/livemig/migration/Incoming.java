@@ -5,7 +5,7 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
-import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.migration.multifd.MultifdReceiver;
 import org.livemig.stream.MigrationFile;
 import org.livemig.transport.FaultInjectingConnection;

@@ -3,7 +3,7 @@ package org.livemig.migration;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import org.livemig.memory.GuestRam;
-import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.migration.multifd.MultifdReceiver;

@@ -202,7 +202,7 @@ public final class RamSaver {
     public long maxBitmapBytes() {
         long max = 8;
         for (RamBlock b : blocks) {
-            max = Math.max(max, org.livemig.memory.ReceivedMap.bitmapBytes(b.pageCount()));
+            max = Math.max(max, org.livemig.memory.postcopy.ReceivedMap.bitmapBytes(b.pageCount()));
         }
         return max;
     }
@@ -226,7 +226,7 @@ public final class RamSaver {
      * @throws IOException when the bitmap does not have the block's size
      */
     public void reloadFromReceived(RamBlock b, long[] receivedWords) throws IOException {
-        long want = org.livemig.memory.ReceivedMap.bitmapBytes(b.pageCount()) / 8;
+        long want = org.livemig.memory.postcopy.ReceivedMap.bitmapBytes(b.pageCount()) / 8;
         if (receivedWords.length != want) {
             throw new IOException(String.format("RECV_BITMAP of block '%s' has %d words, expected %d for %d pages",
                     b.name(), receivedWords.length, want, b.pageCount()));

@@ -8,7 +8,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
-import org.livemig.memory.PlacementWarmUp;
+import org.livemig.memory.postcopy.PlacementWarmUp;
 import org.livemig.memory.RamBlock;
 
 /**

@@ -1,5 +1,7 @@
 package org.livemig.memory;
 
+import org.livemig.testing.Smaps;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 

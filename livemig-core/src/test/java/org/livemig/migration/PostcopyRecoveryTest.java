@@ -16,7 +16,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
-import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.transport.FaultSpec;
 import tools.jackson.databind.node.ObjectNode;
 

@@ -9,7 +9,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
-import org.livemig.memory.PostcopyBackend;
+import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.memory.RamBlock;
 import tools.jackson.databind.node.ObjectNode;
 

@@ -27,7 +27,7 @@ class WarmUpTest {
         assertThat(w.yielded()).isFalse();
         // Then the postcopy backends' placement paths, checked at least (userfaultfd where allowed).
         assertThat(w.placements()).isNotEmpty().allSatisfy(r ->
-                assertThat(r.placed()).as(r.backend()).isEqualTo(org.livemig.memory.PlacementWarmUp.DEFAULT_PLACEMENTS));
+                assertThat(r.placed()).as(r.backend()).isEqualTo(org.livemig.memory.postcopy.PlacementWarmUp.DEFAULT_PLACEMENTS));
         assertThat(w.placements().get(0).backend()).isEqualTo("checked");
         await().atMost(LONG).until(() -> !warmUpThreadAlive());
         assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName))

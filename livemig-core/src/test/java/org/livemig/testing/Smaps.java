@@ -1,4 +1,4 @@
-package org.livemig.memory;
+package org.livemig.testing;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -8,19 +8,19 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /** What /proc/self/smaps says of the mapping that holds an address (Linux; tests only). */
-final class Smaps {
+public final class Smaps {
     private static final Pattern RANGE = Pattern.compile("^([0-9a-f]+)-([0-9a-f]+) ");
 
     private Smaps() {}
 
     /** The value of a line starting {@code field} (as "Rss:"), for "Rss:  1024 kB" the 1024. */
-    static long field(long address, String field) throws IOException {
+    public static long field(long address, String field) throws IOException {
         String line = line(address, field);
         return Long.parseLong(line.substring(field.length()).trim().split("\\s+")[0]);
     }
 
     /** The two-letter VmFlags of the mapping ("nh": no huge pages advised, "hg": huge pages advised, ...). */
-    static List<String> vmFlags(long address) throws IOException {
+    public static List<String> vmFlags(long address) throws IOException {
         return List.of(line(address, "VmFlags:").substring("VmFlags:".length()).trim().split("\\s+"));
     }
 

@@ -1,4 +1,7 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
+
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Collection;

@@ -1,4 +1,4 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

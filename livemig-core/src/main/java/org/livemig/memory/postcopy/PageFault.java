@@ -1,4 +1,6 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
+
+import org.livemig.memory.RamBlock;
 
 /**
  * A guest access that found its page missing during postcopy: what {@code mig/dst/fault} turns

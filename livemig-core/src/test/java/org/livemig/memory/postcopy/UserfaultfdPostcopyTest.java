@@ -1,4 +1,9 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
+
+import org.livemig.testing.Smaps;
+
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;

@@ -1,4 +1,8 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
+
+import org.livemig.memory.RamBlock;
+import org.livemig.memory.Libc;
+import org.livemig.memory.NativeMemory;
 
 import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 

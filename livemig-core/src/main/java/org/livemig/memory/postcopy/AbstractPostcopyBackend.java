@@ -1,4 +1,8 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
+
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
+import org.livemig.memory.GuestAccessHook;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;

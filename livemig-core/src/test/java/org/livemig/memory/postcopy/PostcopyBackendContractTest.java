@@ -1,4 +1,7 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
+
+import org.livemig.memory.GuestRam;
+import org.livemig.memory.RamBlock;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;

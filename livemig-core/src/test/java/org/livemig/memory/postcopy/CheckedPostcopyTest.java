@@ -1,4 +1,6 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
+
+import org.livemig.memory.GuestRam;
 
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;

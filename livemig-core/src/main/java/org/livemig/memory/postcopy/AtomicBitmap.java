@@ -1,4 +1,4 @@
-package org.livemig.memory;
+package org.livemig.memory.postcopy;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
