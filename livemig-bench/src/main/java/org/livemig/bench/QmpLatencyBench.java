@@ -16,13 +16,13 @@ import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import org.HdrHistogram.Histogram;
 import org.livemig.analyze.Limits;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.analyze.StreamReader;
 import org.livemig.analyze.StreamVisitor;
 import org.livemig.monitor.QmpClient;
 import org.livemig.monitor.QmpJson;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.SectionHeader;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ObjectNode;
 

@@ -10,17 +10,15 @@ import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
 import org.livemig.analyze.StreamEvents.Command;
 import org.livemig.analyze.StreamEvents.Configuration;
 import org.livemig.analyze.StreamEvents.Decoded;
 import org.livemig.analyze.StreamEvents.DeviceBody;
-import org.livemig.analyze.StreamEvents.RamKind;
 import org.livemig.analyze.StreamEvents.RamRecord;
 import org.livemig.analyze.StreamEvents.Raw;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.stream.QemuStream;
-
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -40,7 +38,7 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     /** Counts of what the stream held. */
     public static final class Stats {
         public final Map<Integer, Integer> sectionsByType = new LinkedHashMap<>();
-        public final Map<RamKind, Long> ramRecords = new EnumMap<>(RamKind.class);
+        public final Map<RamPageRecord.Kind, Long> ramRecords = new EnumMap<>(RamPageRecord.Kind.class);
         public int footers;
         /**
          * Subsections at the top level of device sections (as the fixtures' walker counts them;
@@ -54,7 +52,7 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
             return sectionsByType.getOrDefault(type, 0);
         }
 
-        public long ram(RamKind kind) {
+        public long ram(RamPageRecord.Kind kind) {
             return ramRecords.getOrDefault(kind, 0L);
         }
     }
@@ -185,10 +183,10 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     @Override
     public void ramRecord(SectionHeader h, RamRecord r) {
         stats.ramRecords.merge(r.kind(), 1L, Long::sum);
-        if (r.kind() == RamKind.MEM_SIZE) {
+        if (r.kind() == RamPageRecord.Kind.MEM_SIZE) {
             ObjectNode sizes = ramSizes.computeIfAbsent(h.sectionId(), k -> StateJson.F.objectNode());
             for (var b : r.blocks()) {
-                sizes.put(Input.display(b.name()), String.format("0x%016x", b.usedLength()));
+                sizes.put(SectionHeader.display(b.name()), String.format("0x%016x", b.usedLength()));
             }
         }
     }

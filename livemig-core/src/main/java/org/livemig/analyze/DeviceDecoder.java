@@ -4,8 +4,8 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
-
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
 
 /**
@@ -126,8 +126,8 @@ final class DeviceDecoder {
                 }
                 String name = s.countedString();
                 int ver = s.be32();
-                if (!Input.display(name).equals(sub.name())) {
-                    throw new StreamFormatException("subsection " + Input.display(name) + " where the vmdesc says "
+                if (!SectionHeader.display(name).equals(sub.name())) {
+                    throw new StreamFormatException("subsection " + SectionHeader.display(name) + " where the vmdesc says "
                             + sub.name(), at, section(s), null);
                 }
                 subs.add(new VmValue.Subsection(name, ver, struct(sub, s, ver, depth + 1)));
@@ -140,12 +140,12 @@ final class DeviceDecoder {
                 int ver = s.be32();
                 VmsdLayout sub = null;
                 for (VmsdLayout c : l.subsections()) {
-                    if (c.name().equals(Input.display(name))) {
+                    if (c.name().equals(SectionHeader.display(name))) {
                         sub = c;
                     }
                 }
                 if (sub == null) {
-                    throw new StreamFormatException("unknown subsection " + Input.display(name), at, section(s), null);
+                    throw new StreamFormatException("unknown subsection " + SectionHeader.display(name), at, section(s), null);
                 }
                 subs.add(new VmValue.Subsection(name, ver, struct(sub, s, ver, depth + 1)));
             }

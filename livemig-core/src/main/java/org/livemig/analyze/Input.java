@@ -3,8 +3,8 @@ package org.livemig.analyze;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
 
 /**
@@ -144,10 +144,6 @@ final class Input {
         }
     }
 
-    /**
-     * Reads a counted string. Names are kept as ISO-8859-1 text, one char per byte, so that they
-     * re-encode to the same bytes; {@link #display} gives the UTF-8 reading for output.
-     */
     /** Fills {@code dst} (a page) straight from the stream. */
     void readInto(java.lang.foreign.MemorySegment dst) throws IOException {
         try {
@@ -157,14 +153,27 @@ final class Input {
         }
     }
 
+    /**
+     * Reads a counted string. Names are kept as ISO-8859-1 text, one char per byte, so that they
+     * re-encode to the same bytes; {@link SectionHeader#display} gives the UTF-8 reading for output.
+     */
     String countedString() throws IOException {
         int len = u8();
         byte[] b = bytes(len, 255, "string");
         return new String(b, StandardCharsets.ISO_8859_1);
     }
 
-    /** The UTF-8 reading of a name kept as ISO-8859-1 text. */
-    static String display(String raw) {
-        return new String(raw.getBytes(StandardCharsets.ISO_8859_1), StandardCharsets.UTF_8);
+    /** A read through a codec of the stream package, on the underlying file. */
+    interface Read<T> {
+        T read(MigrationFile f) throws IOException;
+    }
+
+    /** Runs {@code r} on the file, its errors anchored at the absolute offset and current section. */
+    <T> T with(Read<T> r) throws IOException {
+        try {
+            return r.read(file);
+        } catch (IOException e) {
+            throw wrap(e);
+        }
     }
 }

@@ -14,8 +14,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.NavigableMap;
 import java.util.TreeMap;
-
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.SectionHeader;
 
 /**
  * The guest RAM a stream leaves behind, block by block, never on the Java heap. Two backings:
@@ -106,7 +106,7 @@ public final class RamImage implements AutoCloseable {
 
     /** A block name as a relative path that cannot leave the extract directory. */
     public static String fileName(String raw) {
-        String name = Input.display(raw);
+        String name = SectionHeader.display(raw);
         StringBuilder sb = new StringBuilder();
         for (String part : name.split("/")) {
             if (part.isEmpty()) {

@@ -1,7 +1,7 @@
 package org.livemig.analyze;
 
 import java.math.BigInteger;
-
+import org.livemig.stream.SectionHeader;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.JsonNodeFactory;
@@ -40,7 +40,7 @@ public final class StateJson {
             }
         }
         for (VmValue.Subsection sub : s.subsections()) {
-            o.set(Input.display(sub.name()), struct(sub.body()));
+            o.set(SectionHeader.display(sub.name()), struct(sub.body()));
         }
         return o;
     }
@@ -64,7 +64,7 @@ public final class StateJson {
                 yield F.stringNode(s);
             }
             case BOOL -> F.booleanNode(b.length > 0 && b[0] != 0);
-            case CAPABILITY -> F.stringNode(Input.display(new String(b, java.nio.charset.StandardCharsets.ISO_8859_1)));
+            case CAPABILITY -> F.stringNode(SectionHeader.display(new String(b, java.nio.charset.StandardCharsets.ISO_8859_1)));
             case NULLPTR -> F.nullNode();
             case BYTES -> F.stringNode(hexPairs(b));
         };

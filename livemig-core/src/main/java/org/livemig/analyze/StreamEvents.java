@@ -2,42 +2,17 @@ package org.livemig.analyze;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
-
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 
 /**
  * The decoded form of a QEMU stream, as the {@link StreamReader} hands it to a {@link StreamVisitor}.
  * Names read from the stream are kept as ISO-8859-1 text (one char per byte) so they re-encode to
- * the same bytes; {@link Input#display} gives their UTF-8 reading.
+ * the same bytes; {@link SectionHeader#display} gives their UTF-8 reading.
  */
 public final class StreamEvents {
     private StreamEvents() {}
-
-    /**
-     * A section header. START and FULL carry idstr, instance and version on the wire; for PART
-     * and END they are copied from the START with the same id.
-     *
-     * @param offset stream offset of the section type byte
-     */
-    public record SectionHeader(int type, int sectionId, String idstr, int instanceId, int versionId,
-                                long offset) {
-        /** "idstr (id N)": how errors and reports name a section. */
-        public String describe() {
-            return Input.display(idstr) + " instance " + instanceId + " (section id " + sectionId + ")";
-        }
-
-        public String displayName() {
-            return Input.display(idstr);
-        }
-
-        public boolean isRam() {
-            return idstr.equals("ram");
-        }
-
-        SectionHeader as(int newType, long newOffset) {
-            return new SectionHeader(newType, sectionId, idstr, instanceId, versionId, newOffset);
-        }
-    }
 
     /** A configuration subsection: name, version and its decoded body. */
     public sealed interface ConfigSubsection {
@@ -73,13 +48,6 @@ public final class StreamEvents {
         }
     }
 
-    /** One entry of the MEM_SIZE block list; page size and address are null when absent. */
-    public record RamBlockEntry(String name, long usedLength, Long pageSize, Long mrAddr) {
-    }
-
-    /** What a RAM record is, by its flags without CONTINUE. */
-    public enum RamKind { MEM_SIZE, ZERO, PAGE, XBZRLE, COMPRESS_PAGE, EOS, MULTIFD_FLUSH }
-
     /**
      * One RAM record.
      *
@@ -93,8 +61,8 @@ public final class StreamEvents {
      *                during the callback
      * @param blocks  the block list of a MEM_SIZE record
      */
-    public record RamRecord(long offset, long header, RamKind kind, String block, String blockOf, int fill,
-                            int encoding, byte[] encoded, MemorySegment page, List<RamBlockEntry> blocks) {
+    public record RamRecord(long offset, long header, RamPageRecord.Kind kind, String block, String blockOf, int fill,
+                            int encoding, byte[] encoded, MemorySegment page, List<RamPageRecord.BlockEntry> blocks) {
         public int flags(int pageSize) {
             return (int) (header & (pageSize - 1));
         }

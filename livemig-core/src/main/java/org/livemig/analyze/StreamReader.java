@@ -12,21 +12,19 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
 import org.livemig.analyze.StreamEvents.Capabilities;
 import org.livemig.analyze.StreamEvents.Command;
 import org.livemig.analyze.StreamEvents.ConfigSubsection;
 import org.livemig.analyze.StreamEvents.Configuration;
 import org.livemig.analyze.StreamEvents.Decoded;
 import org.livemig.analyze.StreamEvents.DeviceBody;
-import org.livemig.analyze.StreamEvents.RamBlockEntry;
-import org.livemig.analyze.StreamEvents.RamKind;
 import org.livemig.analyze.StreamEvents.RamRecord;
 import org.livemig.analyze.StreamEvents.Raw;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.analyze.StreamEvents.TargetPageBits;
 import org.livemig.analyze.StreamEvents.Uuid;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
 
 /**
@@ -62,10 +60,13 @@ public final class StreamReader implements AutoCloseable {
     private int pageBits = TARGET_PAGE_BITS;
     private int pageSize = TARGET_PAGE_SIZE;
     private RamImage ram;
+    /** The RAM record codec for the stream's page size, made when the first RAM section comes. */
+    private RamPageRecord record;
+    private int recordPageSize;
     private final Map<Integer, SectionHeader> sections = new HashMap<>();
-    private final Map<String, RamBlockEntry> ramBlocks = new LinkedHashMap<>();
+    private final Map<String, RamPageRecord.BlockEntry> ramBlocks = new LinkedHashMap<>();
     private final Map<String, RamImage.Block> imageBlocks = new HashMap<>();
-    private RamBlockEntry currentBlock;
+    private RamPageRecord.BlockEntry currentBlock;
     private boolean hasConfiguration;
     private boolean ignoreShared;
     /** POSTCOPY_ADVISE: page-size summary and target page size, or null. */
@@ -135,7 +136,7 @@ public final class StreamReader implements AutoCloseable {
     }
 
     /** The RAM blocks of the MEM_SIZE list, in stream order. */
-    public Map<String, RamBlockEntry> ramBlocks() {
+    public Map<String, RamPageRecord.BlockEntry> ramBlocks() {
         return Collections.unmodifiableMap(ramBlocks);
     }
 
@@ -178,7 +179,7 @@ public final class StreamReader implements AutoCloseable {
             String sname = in.countedString();
             int ver = in.be32();
             if (ver != 1) {
-                throw in.errorAt("configuration subsection " + Input.display(sname) + " has version " + ver
+                throw in.errorAt("configuration subsection " + SectionHeader.display(sname) + " has version " + ver
                         + ", only 1 exists", subAt);
             }
             switch (sname) {
@@ -213,7 +214,7 @@ public final class StreamReader implements AutoCloseable {
                     in.fill(uuid);
                     subs.add(new Uuid(sname, ver, uuid));
                 }
-                default -> throw in.errorAt("unknown configuration subsection " + Input.display(sname), subAt);
+                default -> throw in.errorAt("unknown configuration subsection " + SectionHeader.display(sname), subAt);
             }
         }
         hasConfiguration = true;
@@ -240,16 +241,12 @@ public final class StreamReader implements AutoCloseable {
                     return;
                 }
                 case SECTION_START, SECTION_FULL -> {
-                    int id = in.be32();
-                    String idstr = in.countedString();
-                    int instance = in.be32();
-                    int version = in.be32();
-                    SectionHeader h = new SectionHeader(type, id, idstr, instance, version, at);
-                    sections.put(id, h);
+                    SectionHeader h = in.with(f -> SectionHeader.readNamed(f, type, at));
+                    sections.put(h.sectionId(), h);
                     section(in, h);
                 }
                 case SECTION_PART, SECTION_END -> {
-                    int id = in.be32();
+                    int id = in.with(SectionHeader::readId);
                     SectionHeader start = sections.get(id);
                     if (start == null) {
                         throw in.errorAt((type == SECTION_PART ? "PART" : "END") + " of unknown section id " + id, at);
@@ -293,15 +290,10 @@ public final class StreamReader implements AutoCloseable {
         if (!footers) {
             return false;
         }
-        long at = in.pos();
-        int t = in.u8();
-        if (t != SECTION_FOOTER) {
-            throw in.errorAt(String.format("missing section footer (found byte 0x%02x)", t), at);
-        }
-        int id = in.be32();
-        if (id != h.sectionId()) {
-            throw in.errorAt("footer names section id " + id + ", expected " + h.sectionId(), at);
-        }
+        in.with(f -> {
+            SectionHeader.readFooter(f, h.sectionId());
+            return null;
+        });
         return true;
     }
 
@@ -476,9 +468,9 @@ public final class StreamReader implements AutoCloseable {
             throw in.errorAt("POSTCOPY_RAM_DISCARD: malformed block name or ranges", at);
         }
         String name = new String(p, 2, nameLen, java.nio.charset.StandardCharsets.ISO_8859_1);
-        RamBlockEntry b = ramBlocks.get(name);
+        RamPageRecord.BlockEntry b = ramBlocks.get(name);
         if (b == null) {
-            throw in.errorAt("POSTCOPY_RAM_DISCARD for unknown RAM block " + Input.display(name), at);
+            throw in.errorAt("POSTCOPY_RAM_DISCARD for unknown RAM block " + SectionHeader.display(name), at);
         }
         for (int i = rangesAt; i < p.length; i += 16) {
             long start = be64(p, i);
@@ -486,7 +478,7 @@ public final class StreamReader implements AutoCloseable {
             if (start < 0 || length < 0 || start % pageSize != 0 || length % pageSize != 0
                     || length > b.usedLength() || start > b.usedLength() - length) {
                 throw in.errorAt("POSTCOPY_RAM_DISCARD range [" + start + ", +" + length + ") is not page-aligned"
-                        + " inside block " + Input.display(name), at);
+                        + " inside block " + SectionHeader.display(name), at);
             }
             if (keepRam) {
                 ram.discard(imageBlocks.get(name), start, length);
@@ -541,19 +533,26 @@ public final class StreamReader implements AutoCloseable {
         if (scratch == null) {
             scratch = scratchArena.allocate(1 << MAX_PAGE_BITS, 64);
         }
+        if (record == null || recordPageSize != pageSize) {
+            record = new RamPageRecord(pageSize);
+            recordPageSize = pageSize;
+        }
+        RamPageRecord rec = record;
         while (true) {
-            long at = in.pos();
-            long header = in.be64();
-            int flags = (int) (header & (pageSize - 1));
-            long addr = header & -(long) pageSize;
-            int kind = flags & ~RAM_FLAG_CONTINUE;
+            in.with(f -> {
+                rec.readHeader(f);
+                return null;
+            });
+            long at = in.pos() - 8;
+            long header = rec.header();
+            long addr = rec.address();
             RamRecord r;
-            switch (kind) {
-                case RAM_FLAG_MEM_SIZE -> r = memSize(in, at, header, addr);
-                case RAM_FLAG_ZERO -> {
-                    String name = blockName(in, flags, at);
+            switch (rec.kind()) {
+                case MEM_SIZE -> r = memSize(in, at, header, addr);
+                case ZERO -> {
+                    String name = blockName(in, rec, at);
                     RamImage.Block b = pageBlock(in, addr, at);
-                    int fill = in.u8();
+                    int fill = in.with(rec::readFill);
                     if (keepRam) {
                         try {
                             ram.fill(b, addr, fill);
@@ -561,13 +560,16 @@ public final class StreamReader implements AutoCloseable {
                             throw in.errorAt(e.getMessage(), at);
                         }
                     }
-                    r = new RamRecord(at, header, RamKind.ZERO, name, currentBlock.name(), fill, 0, null, null, null);
+                    r = new RamRecord(at, header, RamPageRecord.Kind.ZERO, name, currentBlock.name(), fill, 0, null, null, null);
                 }
-                case RAM_FLAG_PAGE -> {
-                    String name = blockName(in, flags, at);
+                case PAGE -> {
+                    String name = blockName(in, rec, at);
                     RamImage.Block b = pageBlock(in, addr, at);
                     MemorySegment page = scratch.asSlice(0, pageSize);
-                    in.readInto(page);
+                    in.with(f -> {
+                        rec.readPage(f, page, 0);
+                        return null;
+                    });
                     if (keepRam) {
                         try {
                             ram.store(b, addr, page);
@@ -575,16 +577,16 @@ public final class StreamReader implements AutoCloseable {
                             throw in.errorAt(e.getMessage(), at);
                         }
                     }
-                    r = new RamRecord(at, header, RamKind.PAGE, name, currentBlock.name(), 0, 0, null, page, null);
+                    r = new RamRecord(at, header, RamPageRecord.Kind.PAGE, name, currentBlock.name(), 0, 0, null, page, null);
                 }
-                case RAM_FLAG_XBZRLE -> {
-                    String name = blockName(in, flags, at);
+                case XBZRLE -> {
+                    String name = blockName(in, rec, at);
                     RamImage.Block b = pageBlock(in, addr, at);
-                    int enc = in.u8();
-                    if (enc != PageCodecs.ENCODING_XBZRLE) {
+                    int enc = in.with(rec::readXbzrleEncoding);
+                    if (enc != RamPageRecord.XBZRLE_ENCODING) {
                         throw in.errorAt("XBZRLE record with encoding " + enc + ", only 1 exists", at);
                     }
-                    int len = in.be16();
+                    int len = in.with(rec::readXbzrleLength);
                     if (len > pageSize) {
                         throw in.errorAt("XBZRLE delta of " + len + " bytes is longer than a page", at);
                     }
@@ -594,12 +596,12 @@ public final class StreamReader implements AutoCloseable {
                     if (err != null) {
                         throw in.errorAt(err, at);
                     }
-                    r = new RamRecord(at, header, RamKind.XBZRLE, name, currentBlock.name(), 0, enc, data, page, null);
+                    r = new RamRecord(at, header, RamPageRecord.Kind.XBZRLE, name, currentBlock.name(), 0, enc, data, page, null);
                 }
-                case RAM_FLAG_COMPRESS_PAGE -> {
-                    String name = blockName(in, flags, at);
+                case COMPRESS_PAGE -> {
+                    String name = blockName(in, rec, at);
                     RamImage.Block b = pageBlock(in, addr, at);
-                    long len = in.be32() & 0xFFFFFFFFL;
+                    long len = in.with(rec::readCompressedLength);
                     int max = PageCodecs.compressBound(pageSize);
                     if (len == 0 || len > max) {
                         throw in.errorAt("COMPRESS_PAGE payload of " + len + " bytes (limit " + max + ")", at);
@@ -617,17 +619,17 @@ public final class StreamReader implements AutoCloseable {
                             throw in.errorAt(e.getMessage(), at);
                         }
                     }
-                    r = new RamRecord(at, header, RamKind.COMPRESS_PAGE, name, currentBlock.name(), 0, 0, data, page,
+                    r = new RamRecord(at, header, RamPageRecord.Kind.COMPRESS_PAGE, name, currentBlock.name(), 0, 0, data, page,
                             null);
                 }
-                case RAM_FLAG_EOS -> {
-                    visitor.ramRecord(h, new RamRecord(at, header, RamKind.EOS, null, null, 0, 0, null, null, null));
+                case EOS -> {
+                    visitor.ramRecord(h, new RamRecord(at, header, RamPageRecord.Kind.EOS, null, null, 0, 0, null, null, null));
                     return;
                 }
-                case RAM_FLAG_MULTIFD_FLUSH ->
-                        r = new RamRecord(at, header, RamKind.MULTIFD_FLUSH, null, null, 0, 0, null, null, null);
-                case RAM_FLAG_HOOK -> throw in.errorAt("RAM hook record (RDMA only) in a byte stream", at);
-                default -> throw in.errorAt(String.format("unknown RAM record flags 0x%x", flags), at);
+                case MULTIFD_FLUSH ->
+                        r = new RamRecord(at, header, RamPageRecord.Kind.MULTIFD_FLUSH, null, null, 0, 0, null, null, null);
+                case HOOK -> throw in.errorAt("RAM hook record (RDMA only) in a byte stream", at);
+                default -> throw in.errorAt(String.format("unknown RAM record flags 0x%x", rec.flags()), at);
             }
             visitor.ramRecord(h, r);
         }
@@ -647,17 +649,17 @@ public final class StreamReader implements AutoCloseable {
     }
 
     /** Reads the block name unless CONTINUE; makes that block current. Returns the name read or null. */
-    private String blockName(Input in, int flags, long at) throws IOException {
-        if ((flags & RAM_FLAG_CONTINUE) != 0) {
+    private String blockName(Input in, RamPageRecord rec, long at) throws IOException {
+        if (rec.continues()) {
             if (currentBlock == null) {
                 throw in.errorAt("RAM record with CONTINUE but no previous block", at);
             }
             return null;
         }
-        String name = in.countedString();
-        RamBlockEntry b = ramBlocks.get(name);
+        String name = in.with(rec::readBlockName);
+        RamPageRecord.BlockEntry b = ramBlocks.get(name);
         if (b == null) {
-            throw in.errorAt("RAM record for unknown block " + Input.display(name), at);
+            throw in.errorAt("RAM record for unknown block " + SectionHeader.display(name), at);
         }
         currentBlock = b;
         return name;
@@ -666,13 +668,13 @@ public final class StreamReader implements AutoCloseable {
     private RamImage.Block pageBlock(Input in, long addr, long at) throws IOException {
         if (addr < 0 || addr >= currentBlock.usedLength()) {
             throw in.errorAt(String.format("RAM page offset 0x%x outside block %s of 0x%x bytes", addr,
-                    Input.display(currentBlock.name()), currentBlock.usedLength()), at);
+                    SectionHeader.display(currentBlock.name()), currentBlock.usedLength()), at);
         }
         return imageBlocks.get(currentBlock.name());
     }
 
     private RamRecord memSize(Input in, long at, long header, long total) throws IOException {
-        List<RamBlockEntry> list = new ArrayList<>();
+        List<RamPageRecord.BlockEntry> list = new ArrayList<>();
         long remaining = total;
         java.util.Set<String> seen = new java.util.HashSet<>();
         while (remaining != 0) {
@@ -680,54 +682,37 @@ public final class StreamReader implements AutoCloseable {
                 throw in.errorAt("more than " + limits.maxRamBlocks() + " RAM blocks", at);
             }
             long entryAt = in.pos();
-            String name = in.countedString();
+            long[] advise = postcopyAdvise;
+            java.util.function.LongPredicate isPageSize = advise != null && advise[0] != advise[1]
+                    ? v -> Long.bitCount(v) == 1 && v > pageSize && (v & advise[0]) != 0 : null;
+            RamPageRecord.BlockEntry e = in.with(f -> RamPageRecord.readBlockEntry(f, isPageSize, ignoreShared));
+            String name = e.name();
+            long used = e.usedLength();
             if (name.isEmpty()) {
                 throw in.errorAt("RAM block with an empty name", entryAt);
             }
-            long used = in.be64();
             if (used <= 0 || Long.compareUnsigned(used, remaining) > 0) {
                 throw in.errorAt(String.format("RAM block %s of 0x%x bytes does not fit the 0x%x bytes left of the total",
-                        Input.display(name), used, remaining), entryAt);
+                        SectionHeader.display(name), used, remaining), entryAt);
             }
-            Long blockPageSize = null;
-            if (postcopyAdvise != null && postcopyAdvise[0] != postcopyAdvise[1]) {
-                long v = peekBe64(in);
-                if (Long.bitCount(v) == 1 && v > pageSize && (v & postcopyAdvise[0]) != 0) {
-                    blockPageSize = in.be64();
-                }
-            }
-            Long mrAddr = ignoreShared ? in.be64() : null;
             if (!seen.add(name)) {
-                throw in.errorAt("RAM block " + Input.display(name) + " listed twice", entryAt);
+                throw in.errorAt("RAM block " + SectionHeader.display(name) + " listed twice", entryAt);
             }
-            RamBlockEntry old = ramBlocks.get(name);
+            RamPageRecord.BlockEntry old = ramBlocks.get(name);
             if (old != null && old.usedLength() != used) {
-                throw in.errorAt("RAM block " + Input.display(name) + " changes length", entryAt);
+                throw in.errorAt("RAM block " + SectionHeader.display(name) + " changes length", entryAt);
             }
-            RamBlockEntry e = new RamBlockEntry(name, used, blockPageSize, mrAddr);
             ramBlocks.put(name, e);
             try {
                 imageBlocks.put(name, ram.define(name, used));
             } catch (IOException | RuntimeException ex) {
-                throw in.errorAt("cannot keep RAM block " + Input.display(name) + " of " + used + " bytes: "
+                throw in.errorAt("cannot keep RAM block " + SectionHeader.display(name) + " of " + used + " bytes: "
                         + ex.getMessage(), entryAt);
             }
             list.add(e);
             remaining -= used;
         }
-        return new RamRecord(at, header, RamKind.MEM_SIZE, null, null, 0, 0, null, null, List.copyOf(list));
-    }
-
-    private static long peekBe64(Input in) throws IOException {
-        long v = 0;
-        for (int i = 0; i < 8; i++) {
-            int b = in.peek(i);
-            if (b < 0) {
-                return 0;
-            }
-            v = v << 8 | b;
-        }
-        return v;
+        return new RamRecord(at, header, RamPageRecord.Kind.MEM_SIZE, null, null, 0, 0, null, null, List.copyOf(list));
     }
 
     static long be64(byte[] b, int i) {

@@ -8,21 +8,19 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
-
 import org.livemig.analyze.StreamEvents.Capabilities;
 import org.livemig.analyze.StreamEvents.Command;
 import org.livemig.analyze.StreamEvents.ConfigSubsection;
 import org.livemig.analyze.StreamEvents.Configuration;
 import org.livemig.analyze.StreamEvents.Decoded;
 import org.livemig.analyze.StreamEvents.DeviceBody;
-import org.livemig.analyze.StreamEvents.RamBlockEntry;
 import org.livemig.analyze.StreamEvents.RamRecord;
 import org.livemig.analyze.StreamEvents.Raw;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.analyze.StreamEvents.TargetPageBits;
 import org.livemig.analyze.StreamEvents.Uuid;
 import org.livemig.stream.MigrationFile;
-
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import tools.jackson.databind.JsonNode;
 
 /**
@@ -105,11 +103,6 @@ public final class StreamRewriter implements StreamVisitor {
         }
     }
 
-    private void counted(String latin1) throws IOException {
-        byte[] b = latin1.getBytes(StandardCharsets.ISO_8859_1);
-        f().putByte(b.length);
-        f().putBytes(b);
-    }
 
     @Override
     public void header(int magic, int version) {
@@ -128,14 +121,14 @@ public final class StreamRewriter implements StreamVisitor {
             f().putBytes(name);
             for (ConfigSubsection s : c.subsections()) {
                 f().putByte(SECTION_SUBSECTION);
-                counted(s.name());
+                SectionHeader.writeName(f(), s.name());
                 f().putBe32(s.version());
                 switch (s) {
                     case TargetPageBits t -> f().putBe32(t.bits());
                     case Capabilities caps -> {
                         f().putBe32(caps.capabilities().size());
                         for (String cap : caps.capabilities()) {
-                            counted(cap);
+                            SectionHeader.writeName(f(), cap);
                         }
                     }
                     case Uuid u -> f().putBytes(u.uuid());
@@ -186,73 +179,56 @@ public final class StreamRewriter implements StreamVisitor {
     @Override
     public void sectionStart(SectionHeader h) {
         io(() -> {
-            f().putByte(h.type());
-            f().putBe32(h.sectionId());
-            if (h.type() == SECTION_START || h.type() == SECTION_FULL) {
-                counted(h.idstr());
-                f().putBe32(h.instanceId());
-                f().putBe32(h.versionId());
-            }
+            h.write(f());
         });
     }
 
     @Override
     public void ramRecord(SectionHeader h, RamRecord r) {
         io(() -> {
-            long header = r.header();
-            boolean plain = plainPages && (r.kind() == StreamEvents.RamKind.XBZRLE
-                    || r.kind() == StreamEvents.RamKind.COMPRESS_PAGE);
-            if (plain) {
-                header = (header & ~(long) (pageSize - 1)) | (header & RAM_FLAG_CONTINUE) | RAM_FLAG_PAGE;
-            }
-            f().putBe64(header);
-            if (r.block() != null) {
-                counted(r.block());
-            }
+            boolean plain = plainPages;
+            long address = r.address(pageSize);
             if (mirror != null) {
                 mirrorRecord(r);
             }
             switch (r.kind()) {
                 case MEM_SIZE -> {
-                    for (RamBlockEntry b : r.blocks()) {
+                    for (RamPageRecord.BlockEntry b : r.blocks()) {
                         if (mirror != null) {
                             mirrorBlocks.put(b.name(), mirror.define(b.name(), b.usedLength()));
                         }
-                        counted(b.name());
-                        f().putBe64(b.usedLength());
-                        if (b.pageSize() != null) {
-                            f().putBe64(b.pageSize());
-                        }
-                        if (b.mrAddr() != null) {
-                            f().putBe64(b.mrAddr());
-                        }
                     }
+                    RamPageRecord.writeMemSize(f(), address, r.blocks());
                 }
-                case ZERO -> f().putByte(r.fill());
-                case PAGE -> f().putBytes(r.page().toArray(ValueLayout.JAVA_BYTE));
+                case ZERO -> RamPageRecord.writeZero(f(), address, r.block(), r.fill());
+                case PAGE -> writePage(address, r);
                 case XBZRLE -> {
                     if (plain) {
-                        f().putBytes(r.page().toArray(ValueLayout.JAVA_BYTE));
+                        writePage(address, r);
                     } else {
                         byte[] delta = mirror != null ? xbzrleDelta : r.encoded();
-                        f().putByte(r.encoding());
-                        f().putBe16(delta.length);
-                        f().putBytes(delta);
+                        RamPageRecord.writeXbzrle(f(), address, r.block(), delta, delta.length);
                     }
                 }
                 case COMPRESS_PAGE -> {
                     if (plain) {
-                        f().putBytes(r.page().toArray(ValueLayout.JAVA_BYTE));
+                        writePage(address, r);
                     } else {
                         byte[] z = mirror != null ? deflate(r.page()) : r.encoded();
-                        f().putBe32(z.length);
-                        f().putBytes(z);
+                        RamPageRecord.writeCompressed(f(), address, r.block(), z, z.length);
                     }
                 }
-                case EOS, MULTIFD_FLUSH -> {
-                }
+                case EOS, MULTIFD_FLUSH -> f().putBe64(r.header());
+                default -> throw new IllegalArgumentException("cannot write a " + r.kind() + " RAM record");
             }
         });
+    }
+
+    /** A PAGE record of the decoded page (its block named unless the record continued one). */
+    private void writePage(long address, RamRecord r) throws IOException {
+        MemorySegment page = r.page();
+        RamPageRecord.writePageHeader(f(), address, RamPageRecord.FLAG_PAGE, r.block());
+        f().putBytes(page.toArray(ValueLayout.JAVA_BYTE));
     }
 
     /** The delta computed for the current XBZRLE record by {@link #mirrorRecord}. */
@@ -332,7 +308,7 @@ public final class StreamRewriter implements StreamVisitor {
         }
         for (VmValue.Subsection sub : s.subsections()) {
             f().putByte(SECTION_SUBSECTION);
-            counted(sub.name());
+            SectionHeader.writeName(f(), sub.name());
             f().putBe32(sub.version());
             writeStruct(sub.body());
         }
@@ -342,8 +318,7 @@ public final class StreamRewriter implements StreamVisitor {
     public void sectionEnd(SectionHeader h, boolean footer) {
         io(() -> {
             if (footer) {
-                f().putByte(SECTION_FOOTER);
-                f().putBe32(h.sectionId());
+                SectionHeader.writeFooter(f(), h.sectionId());
             }
             recordDone();
         });

@@ -4,8 +4,7 @@ import org.livemig.analyze.StreamEvents.Command;
 import org.livemig.analyze.StreamEvents.Configuration;
 import org.livemig.analyze.StreamEvents.DeviceBody;
 import org.livemig.analyze.StreamEvents.RamRecord;
-import org.livemig.analyze.StreamEvents.SectionHeader;
-
+import org.livemig.stream.SectionHeader;
 import tools.jackson.databind.JsonNode;
 
 /**

@@ -2,8 +2,8 @@ package org.livemig.migration;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
 import org.livemig.machine.Machine;
 import org.livemig.stream.MigrationFile;
@@ -12,6 +12,7 @@ import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.RecvBitmapCommand;
+import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.vmstate.SaveStateEntry;
 import org.livemig.vmstate.VmStateCodec;
@@ -171,10 +172,11 @@ public final class LoadVm {
 
     private void loadStartFull(MigrationFile f, int type, boolean bqlHeld) throws IOException {
         long at = f.position() - 1;
-        int sectionId = f.getBe32();
-        String idstr = f.getCountedString();
-        int instanceId = f.getBe32();
-        int version = f.getBe32();
+        SectionHeader h = SectionHeader.readNamed(f, type, at);
+        int sectionId = h.sectionId();
+        String idstr = h.idstr();
+        int instanceId = h.instanceId();
+        int version = h.versionId();
         String section = "'" + idstr + "' instance " + instanceId;
         currentSection.set(section);
         SaveStateEntry e = machine.registry().find(idstr, instanceId).orElseThrow(() -> new StreamFormatException(
@@ -216,7 +218,7 @@ public final class LoadVm {
     }
 
     private void loadPartEnd(MigrationFile f, long at) throws IOException {
-        int sectionId = f.getBe32();
+        int sectionId = SectionHeader.readId(f);
         SaveStateEntry e = sections.get(sectionId);
         if (e == null) {
             throw new StreamFormatException("PART/END for unknown section id " + sectionId, at);
@@ -227,17 +229,8 @@ public final class LoadVm {
     }
 
     private void checkFooter(MigrationFile f, int sectionId) throws IOException {
-        if (!footersExpected) {
-            return;
-        }
-        long at = f.position();
-        int b = f.getByte();
-        if (b != QemuStream.SECTION_FOOTER) {
-            throw new StreamFormatException(String.format("missing section footer: found byte 0x%02x", b), at);
-        }
-        int id = f.getBe32();
-        if (id != sectionId) {
-            throw new StreamFormatException("section footer for id " + id + " after section id " + sectionId, at);
+        if (footersExpected) {
+            SectionHeader.readFooter(f, sectionId);
         }
     }
 

@@ -19,6 +19,7 @@ import org.livemig.stream.PackagedCommand;
 import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.trace.Trace;
 import org.livemig.transport.FaultInjectingConnection;
@@ -599,7 +600,7 @@ public final class Outgoing {
                     break;
                 }
             }
-            f.putBe64(QemuStream.RAM_FLAG_EOS);
+            RamPageRecord.writeEos(f);
             SaveVm.writeFooter(f, ramEntry);
             if (urgent) {
                 f.flush(); // a vCPU waits for this page
@@ -653,7 +654,7 @@ public final class Outgoing {
                 // Sent on the main channel already, and not yet there: do not wait for its backlog.
                 currentSaver.resendPage(p, b, page);
             }
-            p.putBe64(QemuStream.RAM_FLAG_EOS);
+            RamPageRecord.writeEos(p);
             p.flush();
             return true;
         } finally {

@@ -3,12 +3,14 @@ package org.livemig.migration;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import org.livemig.memory.GuestRam;
-import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
+import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.migration.multifd.MultifdReceiver;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
 
 /**
@@ -19,8 +21,11 @@ import org.livemig.stream.StreamFormatException;
  * <p>Owned by the thread that loads the stream ({@code mig/dst/main}, or {@code main} for a snapshot).
  */
 public final class RamLoader {
-    private static final int KNOWN_FLAGS = QemuStream.RAM_FLAG_ZERO | QemuStream.RAM_FLAG_MEM_SIZE
-            | QemuStream.RAM_FLAG_PAGE | QemuStream.RAM_FLAG_EOS | QemuStream.RAM_FLAG_CONTINUE;
+    private static final int KNOWN_FLAGS = RamPageRecord.FLAG_ZERO | RamPageRecord.FLAG_MEM_SIZE
+            | RamPageRecord.FLAG_PAGE | RamPageRecord.FLAG_EOS | RamPageRecord.FLAG_CONTINUE;
+
+    /** The record being loaded: the codec frames it, this class decides what it means. */
+    private final RamPageRecord record = new RamPageRecord(RamBlock.PAGE_SIZE);
 
     private final GuestRam ram;
     private final RamStats stats;
@@ -101,26 +106,25 @@ public final class RamLoader {
 
     /** Loads one record; false when it was the section's EOS. */
     private boolean loadRecord(MigrationFile f) throws IOException {
-        long recordAt = f.position();
-        long header = f.getBe64();
-        int flags = (int) (header & (RamBlock.PAGE_SIZE - 1));
-        long addr = header & ~(long) (RamBlock.PAGE_SIZE - 1);
+        RamPageRecord r = record;
+        r.readHeader(f);
+        int flags = r.flags();
         if ((flags & ~KNOWN_FLAGS) != 0) {
             throw new StreamFormatException(String.format(
-                    "unsupported RAM record flags 0x%03x (header 0x%016x)", flags, header), recordAt);
+                    "unsupported RAM record flags 0x%03x (header 0x%016x)", flags, r.header()), r.at());
         }
-        if ((flags & QemuStream.RAM_FLAG_EOS) != 0) {
-            if (multifd != null) {
-                multifd.syncMain();
+        switch (r.kind()) {
+            case EOS -> {
+                if (multifd != null) {
+                    multifd.syncMain();
+                }
+                return false;
             }
-            return false;
-        }
-        switch (flags & ~QemuStream.RAM_FLAG_CONTINUE) {
-            case QemuStream.RAM_FLAG_PAGE -> loadPage(f, block(f, flags, recordAt), addr, recordAt);
-            case QemuStream.RAM_FLAG_ZERO -> loadZeroPage(f, block(f, flags, recordAt), addr, recordAt);
-            case QemuStream.RAM_FLAG_MEM_SIZE -> loadBlockList(f, addr, recordAt);
+            case PAGE -> loadPage(f, block(f), r.address(), r.at());
+            case ZERO -> loadZeroPage(f, block(f), r.address(), r.at());
+            case MEM_SIZE -> loadBlockList(f, r.address(), r.at());
             default -> throw new StreamFormatException(String.format(
-                    "invalid RAM record flags 0x%03x", flags), recordAt);
+                    "invalid RAM record flags 0x%03x", flags), r.at());
         }
         return true;
     }
@@ -129,14 +133,14 @@ public final class RamLoader {
     private void loadPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
         checkPage(b, addr, recordAt);
         if (placing) {
-            f.readInto(staging);
+            record.readPage(f, staging, 0);
             postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
             placed(b, addr);
         } else {
             if (written != null) {
                 written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
             }
-            f.readInto(b.memory(), addr, RamBlock.PAGE_SIZE);
+            record.readPage(f, b.memory(), addr);
             received(b, addr);
         }
         stats.normalPages.incrementAndGet();
@@ -145,7 +149,7 @@ public final class RamLoader {
     /** A ZERO record (a page all one byte value, zero in practice), and the zero run after it. */
     private void loadZeroPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
         checkPage(b, addr, recordAt);
-        int fill = f.getByte();
+        int fill = record.readFill(f);
         long index = addr >>> RamBlock.PAGE_BITS;
         stats.zeroPages.incrementAndGet();
         if (placing) {
@@ -180,18 +184,17 @@ public final class RamLoader {
     }
 
     /**
-     * After a zero record for page {@code index}: takes the zero records for the pages that
-     * follow it in the same block, as many as are buffered, in one go (a first pass over
-     * never-written RAM is a quarter of a million of them a GiB, see RamSaver). Each is checked
-     * as the record-by-record path would: continues the block, in range, zero fill.
+     * After a zero record for page {@code index}: the zero records for the pages that follow it
+     * in the same block that are already buffered, in one go ({@link RamPageRecord#takeZeroRun}
+     * checks each continues the block with the next page and fill 0). A first pass over
+     * never-written RAM is a quarter of a million of them a GiB (see RamSaver).
      */
     private void loadZeroRun(MigrationFile f, RamBlock b, long index) throws IOException {
         int room = (int) Math.min(Integer.MAX_VALUE, b.pageCount() - index - 1);
         if (room <= 0) {
             return;
         }
-        long next = ((index + 1) << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | QemuStream.RAM_FLAG_CONTINUE;
-        int n = f.takeZeroPageRecords(next, RamBlock.PAGE_SIZE, room);
+        int n = record.takeZeroRun(f, room);
         if (n == 0) {
             return;
         }
@@ -252,8 +255,9 @@ public final class RamLoader {
         long seen = 0;
         while (seen < total) {
             long entryAt = f.position();
-            String name = f.getCountedString();
-            long length = f.getBe64();
+            RamPageRecord.BlockEntry e = RamPageRecord.readBlockEntry(f, null, false);
+            String name = e.name();
+            long length = e.usedLength();
             RamBlock b = ram.block(name);
             if (b == null) {
                 throw new StreamFormatException("unknown RAM block '" + name + "' in the stream's block list", entryAt);
@@ -271,17 +275,18 @@ public final class RamLoader {
         }
     }
 
-    private RamBlock block(MigrationFile f, int flags, long at) throws IOException {
-        if ((flags & QemuStream.RAM_FLAG_CONTINUE) != 0) {
+    /** The block of the current page record: its name, or the last one's with CONTINUE. */
+    private RamBlock block(MigrationFile f) throws IOException {
+        if (record.continues()) {
             if (lastBlock == null) {
-                throw new StreamFormatException("RAM record with CONTINUE but no previous block", at);
+                throw new StreamFormatException("RAM record with CONTINUE but no previous block", record.at());
             }
             return lastBlock;
         }
-        String name = f.getCountedString();
+        String name = record.readBlockName(f);
         RamBlock b = ram.block(name);
         if (b == null) {
-            throw new StreamFormatException("unknown RAM block '" + name + "'", at);
+            throw new StreamFormatException("unknown RAM block '" + SectionHeader.display(name) + "'", record.at());
         }
         lastBlock = b;
         return b;

@@ -8,7 +8,7 @@ import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.migration.multifd.MultifdSender;
 import org.livemig.stream.MigrationFile;
-import org.livemig.stream.QemuStream;
+import org.livemig.stream.RamPageRecord;
 
 /**
  * The source half of the "ram" section (QEMU's ram.c save side). Keeps its own bitmap of pages
@@ -77,10 +77,10 @@ public final class RamSaver {
     private void putEos(MigrationFile f) throws IOException {
         if (multifd != null) {
             multifd.sync();
-            f.putBe64(QemuStream.RAM_FLAG_EOS);
+            RamPageRecord.writeEos(f);
             f.flush();
         } else {
-            f.putBe64(QemuStream.RAM_FLAG_EOS);
+            RamPageRecord.writeEos(f);
         }
     }
 
@@ -137,11 +137,11 @@ public final class RamSaver {
     }
 
     public void saveSetup(MigrationFile f) throws IOException {
-        f.putBe64(ram.totalSize() | QemuStream.RAM_FLAG_MEM_SIZE);
+        List<RamPageRecord.BlockEntry> list = new java.util.ArrayList<>();
         for (RamBlock b : blocks) {
-            f.putCountedString(b.name());
-            f.putBe64(b.usedLength());
+            list.add(new RamPageRecord.BlockEntry(b.name(), b.usedLength(), null, null));
         }
+        RamPageRecord.writeMemSize(f, ram.totalSize(), list);
         putEos(f);
     }
 
@@ -151,7 +151,7 @@ public final class RamSaver {
         while (!f.rateLimitExceeded()) {
             if (knownZero()) {
                 // As many records as the rate window still allows (at least one).
-                int max = (int) Math.max(1, Math.min(PAGES_PER_CLOCK_CHECK * 64, f.rateBudgetBytes() / MigrationFile.ZERO_PAGE_RECORD_BYTES));
+                int max = (int) Math.max(1, Math.min(PAGES_PER_CLOCK_CHECK * 64, f.rateBudgetBytes() / RamPageRecord.ZERO_RECORD_BYTES));
                 int n = sendKnownZeroRun(f, max);
                 if (n > 0) {
                     sent += n;
@@ -347,13 +347,12 @@ public final class RamSaver {
         }
         int end = Math.min(bits.nextClearBit(first), first + max);
         int n = end - first;
-        long header = ((long) first << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | QemuStream.RAM_FLAG_CONTINUE;
-        f.putZeroPageRecords(header, RamBlock.PAGE_SIZE, n);
+        RamPageRecord.writeZeroRun(f, (long) first << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE, n);
         bits.clear(first, end);
         pageCursor = end;
         pendingPages -= n;
         stats.zeroPages.addAndGet(n);
-        stats.precopyBytes.addAndGet((long) MigrationFile.ZERO_PAGE_RECORD_BYTES * n);
+        stats.precopyBytes.addAndGet((long) RamPageRecord.ZERO_RECORD_BYTES * n);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
         return n;
     }
@@ -422,16 +421,12 @@ public final class RamSaver {
             stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
             return false;
         }
-        f.putBe64(offset | (zero ? QemuStream.RAM_FLAG_ZERO : QemuStream.RAM_FLAG_PAGE)
-                | (cont ? QemuStream.RAM_FLAG_CONTINUE : 0));
-        if (!cont) {
-            f.putCountedString(block.name());
-        }
+        String name = cont ? null : block.name();
         if (zero) {
-            f.putByte(0);
+            RamPageRecord.writeZero(f, offset, name, 0);
             stats.zeroPages.incrementAndGet();
         } else {
-            f.putRam(block.memory(), offset, RamBlock.PAGE_SIZE);
+            RamPageRecord.writePage(f, offset, name, block.memory(), offset, RamBlock.PAGE_SIZE);
             stats.normalPages.incrementAndGet();
         }
         phaseBytes.addAndGet(f.position() - before);

@@ -6,6 +6,7 @@ import org.livemig.machine.Machine;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.SectionHeader;
 import org.livemig.vmstate.SaveStateEntry;
 import org.livemig.vmstate.VmDesc;
 
@@ -31,22 +32,16 @@ public final class SaveVm {
 
     /** START or FULL header: type, section id, idstr, instance id, version. */
     public static void writeFullHeader(MigrationFile f, int type, SaveStateEntry e) throws IOException {
-        f.putByte(type);
-        f.putBe32(e.sectionId());
-        f.putCountedString(e.idstr());
-        f.putBe32(e.instanceId());
-        f.putBe32(e.versionId());
+        SectionHeader.writeNamed(f, type, e.sectionId(), e.idstr(), e.instanceId(), e.versionId());
     }
 
     /** PART or END header: type and section id. */
     public static void writeShortHeader(MigrationFile f, int type, SaveStateEntry e) throws IOException {
-        f.putByte(type);
-        f.putBe32(e.sectionId());
+        SectionHeader.writeShort(f, type, e.sectionId());
     }
 
     public static void writeFooter(MigrationFile f, SaveStateEntry e) throws IOException {
-        f.putByte(QemuStream.SECTION_FOOTER);
-        f.putBe32(e.sectionId());
+        SectionHeader.writeFooter(f, e.sectionId());
     }
 
     public static void writeCommand(MigrationFile f, int cmd, byte[] payload) throws IOException {

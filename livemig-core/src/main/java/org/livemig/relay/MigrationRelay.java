@@ -12,10 +12,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-
 import org.livemig.analyze.Analysis;
 import org.livemig.analyze.Analyzer;
-import org.livemig.analyze.StreamVisitor;
+import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.ReturnPathCodec;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.transport.MigrationConnection;
@@ -53,10 +52,10 @@ public final class MigrationRelay {
             List<String> l = new ArrayList<>();
             l.add("bytes: " + forwardBytes + " source -> destination, " + returnBytes + " destination -> source");
             l.add("sections: " + stats.sections());
-            l.add("pages: zero " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.ZERO)
-                    + ", normal " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.PAGE)
-                    + ", xbzrle " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.XBZRLE)
-                    + ", compressed " + stats.ram(org.livemig.analyze.StreamEvents.RamKind.COMPRESS_PAGE));
+            l.add("pages: zero " + stats.ram(org.livemig.stream.RamPageRecord.Kind.ZERO)
+                    + ", normal " + stats.ram(org.livemig.stream.RamPageRecord.Kind.PAGE)
+                    + ", xbzrle " + stats.ram(org.livemig.stream.RamPageRecord.Kind.XBZRLE)
+                    + ", compressed " + stats.ram(org.livemig.stream.RamPageRecord.Kind.COMPRESS_PAGE));
             l.add("ram records: " + stats.ram());
             l.add("commands: " + stats.commands());
             l.add("return path: " + returnMessages);

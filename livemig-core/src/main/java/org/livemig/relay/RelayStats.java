@@ -4,13 +4,12 @@ import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
-
 import org.livemig.analyze.StreamEvents.Command;
-import org.livemig.analyze.StreamEvents.RamKind;
 import org.livemig.analyze.StreamEvents.RamRecord;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.analyze.StreamVisitor;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 
 /**
  * Called on the stream reader's thread; read once the reader is done. Counts what passed through
@@ -19,7 +18,7 @@ import org.livemig.stream.QemuStream;
  */
 public final class RelayStats implements StreamVisitor {
     private final Map<String, Integer> sections = new LinkedHashMap<>();
-    private final Map<RamKind, Long> ram = new EnumMap<>(RamKind.class);
+    private final Map<RamPageRecord.Kind, Long> ram = new EnumMap<>(RamPageRecord.Kind.class);
     private final Map<String, Integer> commands = new LinkedHashMap<>();
     private final Map<String, Integer> devices = new TreeMap<>();
     private boolean eof;
@@ -64,11 +63,11 @@ public final class RelayStats implements StreamVisitor {
     }
 
     /** RAM records by kind (ZERO, PAGE, XBZRLE, COMPRESS_PAGE, ...). */
-    public Map<RamKind, Long> ram() {
+    public Map<RamPageRecord.Kind, Long> ram() {
         return ram;
     }
 
-    public long ram(RamKind kind) {
+    public long ram(RamPageRecord.Kind kind) {
         return ram.getOrDefault(kind, 0L);
     }
 

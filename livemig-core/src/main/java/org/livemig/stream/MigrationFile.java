@@ -161,30 +161,6 @@ public final class MigrationFile implements AutoCloseable {
         position += 8;
     }
 
-    /** Size of a RAM record for a zero page that continues its block: the be64 header and the fill byte. */
-    public static final int ZERO_PAGE_RECORD_BYTES = 9;
-
-    /**
-     * Puts {@code count} RAM records of a page known to be zero, for consecutive pages: each a
-     * be64 header ({@code firstHeader}, then plus {@code stride} each) and a zero fill byte. The
-     * first pass over never-written RAM is made of these, a quarter of a million a GiB.
-     */
-    public void putZeroPageRecords(long firstHeader, long stride, int count) throws IOException {
-        long h = firstHeader;
-        int left = count;
-        while (left > 0) {
-            ensureRoom(ZERO_PAGE_RECORD_BYTES);
-            int n = Math.min(left, buf.remaining() / ZERO_PAGE_RECORD_BYTES);
-            for (int i = 0; i < n; i++) {
-                buf.putLong(h);
-                buf.put((byte) 0);
-                h += stride;
-            }
-            left -= n;
-            position += (long) ZERO_PAGE_RECORD_BYTES * n;
-        }
-    }
-
     public void putBytes(byte[] b) throws IOException {
         putBytes(b, 0, b.length);
     }
@@ -485,27 +461,19 @@ public final class MigrationFile implements AutoCloseable {
         return buf.getLong();
     }
 
-    /**
-     * Consumes up to {@code max} zero-page records that continue a run, taken from the bytes
-     * already buffered only: be64 headers {@code nextHeader}, then plus {@code stride} each, each
-     * followed by a zero fill byte. Returns how many it consumed; stops at the first record that
-     * differs (or is not wholly buffered), which the caller then reads record by record. The
-     * destination's half of {@link #putZeroPageRecords}.
-     */
-    public int takeZeroPageRecords(long nextHeader, long stride, int max) throws IOException {
-        checkError();
-        int p = buf.position();
-        int n = Math.min(max, buf.remaining() / ZERO_PAGE_RECORD_BYTES);
-        long h = nextHeader;
-        int taken = 0;
-        while (taken < n && buf.getLong(p) == h && buf.get(p + 8) == 0) {
-            p += ZERO_PAGE_RECORD_BYTES;
-            h += stride;
-            taken++;
-        }
-        buf.position(p);
-        position += (long) ZERO_PAGE_RECORD_BYTES * taken;
-        return taken;
+    /** Bytes a reader has buffered: what can be peeked at or read without a system call. */
+    public int buffered() {
+        return in == null ? 0 : buf.remaining();
+    }
+
+    /** The be64 at {@code ahead} bytes from the read position, which must lie within {@link #buffered()}. */
+    public long peekBufferedBe64(int ahead) {
+        return buf.getLong(buf.position() + ahead);
+    }
+
+    /** The byte at {@code ahead} bytes from the read position, which must lie within {@link #buffered()}. */
+    public int peekBufferedByte(int ahead) {
+        return buf.get(buf.position() + ahead) & 0xFF;
     }
 
     /** The next byte without consuming it, or -1 at end of stream. */

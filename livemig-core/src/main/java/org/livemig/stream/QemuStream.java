@@ -25,17 +25,6 @@ public final class QemuStream {
     public static final int SECTION_COMMAND = 0x08;
     public static final int SECTION_FOOTER = 0x7E;
 
-    // RAM record flags, packed into the low bits of the be64 page address.
-    public static final int RAM_FLAG_FULL = 0x001;
-    public static final int RAM_FLAG_ZERO = 0x002;
-    public static final int RAM_FLAG_MEM_SIZE = 0x004;
-    public static final int RAM_FLAG_PAGE = 0x008;
-    public static final int RAM_FLAG_EOS = 0x010;
-    public static final int RAM_FLAG_CONTINUE = 0x020;
-    public static final int RAM_FLAG_XBZRLE = 0x040;
-    public static final int RAM_FLAG_HOOK = 0x080;
-    public static final int RAM_FLAG_COMPRESS_PAGE = 0x100;
-    public static final int RAM_FLAG_MULTIFD_FLUSH = 0x200;
     /** Version of the "ram" section. */
     public static final int RAM_SECTION_VERSION = 4;
 

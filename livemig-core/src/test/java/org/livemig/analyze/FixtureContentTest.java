@@ -1,8 +1,8 @@
 package org.livemig.analyze;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.livemig.analyze.StreamEvents.RamKind.*;
 import static org.livemig.stream.QemuStream.*;
+import static org.livemig.stream.RamPageRecord.Kind.*;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,7 +11,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -19,7 +18,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.livemig.analyze.StreamEvents.Capabilities;
 import org.livemig.analyze.StreamEvents.Uuid;
-
+import org.livemig.stream.SectionHeader;
 import tools.jackson.databind.node.ObjectNode;
 
 /**
@@ -170,7 +169,7 @@ class FixtureContentTest {
         Map<String, Long> addr = new LinkedHashMap<>();
         StreamVisitor v = new StreamVisitor() {
             @Override
-            public void ramRecord(StreamEvents.SectionHeader h, StreamEvents.RamRecord r) {
+            public void ramRecord(SectionHeader h, StreamEvents.RamRecord r) {
                 if (r.kind() == MEM_SIZE) {
                     r.blocks().forEach(b -> addr.put(b.name(), b.mrAddr()));
                 }

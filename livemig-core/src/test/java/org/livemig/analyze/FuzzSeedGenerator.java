@@ -12,17 +12,14 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.zip.Deflater;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.livemig.analyze.StreamEvents.Command;
 import org.livemig.analyze.StreamEvents.Configuration;
-import org.livemig.analyze.StreamEvents.RamBlockEntry;
-import org.livemig.analyze.StreamEvents.RamKind;
 import org.livemig.analyze.StreamEvents.RamRecord;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.stream.MigrationFile;
-
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
@@ -40,8 +37,8 @@ class FuzzSeedGenerator {
 
     static final Arena ARENA = Arena.ofAuto();
 
-    static RamRecord rec(long header, RamKind kind, String block, String blockOf, int fill, byte[] enc,
-                         MemorySegment page, List<RamBlockEntry> blocks) {
+    static RamRecord rec(long header, RamPageRecord.Kind kind, String block, String blockOf, int fill, byte[] enc,
+                         MemorySegment page, List<RamPageRecord.BlockEntry> blocks) {
         return new RamRecord(-1, header, kind, block, blockOf, fill, 1, enc, page, blocks);
     }
 
@@ -65,29 +62,29 @@ class FuzzSeedGenerator {
 
     /** Small RAM: two blocks, every record kind. */
     static void ram(StreamRewriter w, SectionHeader start, boolean footers, boolean ignoreShared) {
-        List<RamBlockEntry> blocks = List.of(new RamBlockEntry("pc.ram", 0x10000, null, ignoreShared ? 0L : null),
-                new RamBlockEntry("pc.bios", 0x2000, null, ignoreShared ? 0xfffe0000L : null));
+        List<RamPageRecord.BlockEntry> blocks = List.of(new RamPageRecord.BlockEntry("pc.ram", 0x10000, null, ignoreShared ? 0L : null),
+                new RamPageRecord.BlockEntry("pc.bios", 0x2000, null, ignoreShared ? 0xfffe0000L : null));
         w.sectionStart(start);
-        w.ramRecord(start, rec(0x12000 | RAM_FLAG_MEM_SIZE, RamKind.MEM_SIZE, null, null, 0, null, null, blocks));
-        w.ramRecord(start, rec(RAM_FLAG_EOS, RamKind.EOS, null, null, 0, null, null, null));
+        w.ramRecord(start, rec(0x12000 | RamPageRecord.FLAG_MEM_SIZE, RamPageRecord.Kind.MEM_SIZE, null, null, 0, null, null, blocks));
+        w.ramRecord(start, rec(RamPageRecord.FLAG_EOS, RamPageRecord.Kind.EOS, null, null, 0, null, null, null));
         w.sectionEnd(start, footers);
         SectionHeader part = start.as(SECTION_PART, -1);
         w.sectionStart(part);
-        w.ramRecord(part, rec(RAM_FLAG_ZERO, RamKind.ZERO, "pc.ram", "pc.ram", 0, null, null, null));
-        w.ramRecord(part, rec(0x1000 | RAM_FLAG_PAGE | RAM_FLAG_CONTINUE, RamKind.PAGE, null, "pc.ram", 0, null,
+        w.ramRecord(part, rec(RamPageRecord.FLAG_ZERO, RamPageRecord.Kind.ZERO, "pc.ram", "pc.ram", 0, null, null, null));
+        w.ramRecord(part, rec(0x1000 | RamPageRecord.FLAG_PAGE | RamPageRecord.FLAG_CONTINUE, RamPageRecord.Kind.PAGE, null, "pc.ram", 0, null,
                 page(3), null));
-        w.ramRecord(part, rec(0x2000 | RAM_FLAG_ZERO | RAM_FLAG_CONTINUE, RamKind.ZERO, null, "pc.ram", 7, null,
+        w.ramRecord(part, rec(0x2000 | RamPageRecord.FLAG_ZERO | RamPageRecord.FLAG_CONTINUE, RamPageRecord.Kind.ZERO, null, "pc.ram", 7, null,
                 null, null));
-        w.ramRecord(part, rec(0x1000 | RAM_FLAG_XBZRLE | RAM_FLAG_CONTINUE, RamKind.XBZRLE, null, "pc.ram", 0,
+        w.ramRecord(part, rec(0x1000 | RamPageRecord.FLAG_XBZRLE | RamPageRecord.FLAG_CONTINUE, RamPageRecord.Kind.XBZRLE, null, "pc.ram", 0,
                 new byte[] {0, 1, 0x75, 0x7f, 2, 0x11, 0x15}, null, null));
-        w.ramRecord(part, rec(0x1000 | RAM_FLAG_COMPRESS_PAGE, RamKind.COMPRESS_PAGE, "pc.bios", "pc.bios", 0,
+        w.ramRecord(part, rec(0x1000 | RamPageRecord.FLAG_COMPRESS_PAGE, RamPageRecord.Kind.COMPRESS_PAGE, "pc.bios", "pc.bios", 0,
                 deflate(page(5)), null, null));
-        w.ramRecord(part, rec(RAM_FLAG_MULTIFD_FLUSH, RamKind.MULTIFD_FLUSH, null, null, 0, null, null, null));
-        w.ramRecord(part, rec(RAM_FLAG_EOS, RamKind.EOS, null, null, 0, null, null, null));
+        w.ramRecord(part, rec(RamPageRecord.FLAG_MULTIFD_FLUSH, RamPageRecord.Kind.MULTIFD_FLUSH, null, null, 0, null, null, null));
+        w.ramRecord(part, rec(RamPageRecord.FLAG_EOS, RamPageRecord.Kind.EOS, null, null, 0, null, null, null));
         w.sectionEnd(part, footers);
         SectionHeader end = start.as(SECTION_END, -1);
         w.sectionStart(end);
-        w.ramRecord(end, rec(RAM_FLAG_EOS, RamKind.EOS, null, null, 0, null, null, null));
+        w.ramRecord(end, rec(RamPageRecord.FLAG_EOS, RamPageRecord.Kind.EOS, null, null, 0, null, null, null));
         w.sectionEnd(end, footers);
     }
 
@@ -253,13 +250,13 @@ class FuzzSeedGenerator {
                 if (dropSection) {
                     return;
                 }
-                if (r.kind() != RamKind.EOS && r.kind() != RamKind.MEM_SIZE && inSection++ >= keep) {
+                if (r.kind() != RamPageRecord.Kind.EOS && r.kind() != RamPageRecord.Kind.MEM_SIZE && inSection++ >= keep) {
                     return;
                 }
                 RamRecord k = r;
                 if (r.blockOf() != null) {
                     if (r.block() == null && !r.blockOf().equals(lastBlock)) {
-                        k = new RamRecord(r.offset(), r.header() & ~(long) RAM_FLAG_CONTINUE, r.kind(), r.blockOf(),
+                        k = new RamRecord(r.offset(), r.header() & ~(long) RamPageRecord.FLAG_CONTINUE, r.kind(), r.blockOf(),
                                 r.blockOf(), r.fill(), r.encoding(), r.encoded(), r.page(), r.blocks());
                     }
                     lastBlock = r.blockOf();

@@ -10,16 +10,15 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.random.RandomGenerator;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.livemig.analyze.StreamEvents.RamKind;
 import org.livemig.analyze.StreamEvents.RamRecord;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
 
 /**
@@ -284,6 +283,6 @@ class HostileInputTest {
             assertThat(check(source(s), s)).as(s).isTrue();
         }
         assertThat(check(source("postcopy"), "postcopy")).isTrue();
-        assertThat(RamKind.values()).isNotEmpty();
+        assertThat(RamPageRecord.Kind.values()).isNotEmpty();
     }
 }

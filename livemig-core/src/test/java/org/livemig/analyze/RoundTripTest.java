@@ -3,11 +3,12 @@ package org.livemig.analyze;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.List;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.FieldSource;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 
 /**
  * Byte-exact round trip: a fixture is decoded by {@link StreamReader} and written back by
@@ -56,7 +57,7 @@ class RoundTripTest {
         int[] decoded = new int[2];
         StreamVisitor check = new StreamVisitor() {
             @Override
-            public void deviceSection(StreamEvents.SectionHeader h, StreamEvents.DeviceBody body) {
+            public void deviceSection(SectionHeader h, StreamEvents.DeviceBody body) {
                 decoded[body instanceof StreamEvents.Decoded ? 0 : 1]++;
             }
         };
@@ -120,8 +121,8 @@ class RoundTripTest {
         assertThat(plain).isNotEqualTo(original);
         try (Analysis a = Analyzer.analyze(original, Analyzer.Options.DEFAULT);
              Analysis b = Analyzer.analyze(plain, Analyzer.Options.DEFAULT)) {
-            assertThat(b.stats().ram(StreamEvents.RamKind.XBZRLE)).isZero();
-            assertThat(b.stats().ram(StreamEvents.RamKind.COMPRESS_PAGE)).isZero();
+            assertThat(b.stats().ram(RamPageRecord.Kind.XBZRLE)).isZero();
+            assertThat(b.stats().ram(RamPageRecord.Kind.COMPRESS_PAGE)).isZero();
             assertThat(b.state()).isEqualTo(a.state());
             for (RamImage.Block blk : a.ram().blocks().values()) {
                 int len = (int) blk.usedLength();

@@ -2,13 +2,12 @@ package org.livemig.analyze;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.code_intelligence.jazzer.junit.FuzzTest;
 import java.io.IOException;
 import java.util.List;
-
 import org.junit.jupiter.api.Test;
+import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.StreamFormatException;
-
-import com.code_intelligence.jazzer.junit.FuzzTest;
 
 /**
  * Jazzer fuzz target over the stream reader. Any input must be read or rejected with a
@@ -73,8 +72,8 @@ class StreamReaderFuzzTest {
         }
         try (Analysis a = Analyzer.analyze(seeds.get(0), OPTIONS)) {
             assertThat(a.undecoded()).isEmpty();
-            assertThat(a.stats().ram(StreamEvents.RamKind.XBZRLE)).isEqualTo(1);
-            assertThat(a.stats().ram(StreamEvents.RamKind.COMPRESS_PAGE)).isEqualTo(1);
+            assertThat(a.stats().ram(RamPageRecord.Kind.XBZRLE)).isEqualTo(1);
+            assertThat(a.stats().ram(RamPageRecord.Kind.COMPRESS_PAGE)).isEqualTo(1);
             // page 1 of pc.ram: the PAGE (i*3+3), then the XBZRLE delta changed bytes 0 and 128..129
             byte[] p = a.ram().read("pc.ram", 0x1000, 4096);
             assertThat(p[0]).isEqualTo((byte) 0x75);

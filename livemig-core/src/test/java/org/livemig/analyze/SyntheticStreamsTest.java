@@ -11,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -19,12 +18,11 @@ import org.livemig.analyze.StreamEvents.Command;
 import org.livemig.analyze.StreamEvents.Configuration;
 import org.livemig.analyze.StreamEvents.Decoded;
 import org.livemig.analyze.StreamEvents.DeviceBody;
-import org.livemig.analyze.StreamEvents.RamKind;
 import org.livemig.analyze.StreamEvents.RamRecord;
-import org.livemig.analyze.StreamEvents.SectionHeader;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
-
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -116,7 +114,7 @@ class SyntheticStreamsTest {
         w.sectionEnd(h, footers);
     }
 
-    static final RamRecord EOS = new RamRecord(-1, RAM_FLAG_EOS, RamKind.EOS, null, null, 0, 0, null, null, null);
+    static final RamRecord EOS = new RamRecord(-1, RamPageRecord.FLAG_EOS, RamPageRecord.Kind.EOS, null, null, 0, 0, null, null, null);
 
     /** The pc.ram page records again, the first naming the block, as postcopy re-sends them. */
     static List<RamRecord> pcRamAgain() {
@@ -126,10 +124,10 @@ class SyntheticStreamsTest {
                 long header = r.header();
                 String block = null;
                 if (out.isEmpty()) {
-                    header &= ~(long) RAM_FLAG_CONTINUE;
+                    header &= ~(long) RamPageRecord.FLAG_CONTINUE;
                     block = "pc.ram";
                 } else {
-                    header |= RAM_FLAG_CONTINUE;
+                    header |= RamPageRecord.FLAG_CONTINUE;
                 }
                 out.add(new RamRecord(-1, header, r.kind(), block, r.blockOf(), r.fill(), 0, null, r.page(), null));
             }
@@ -304,12 +302,12 @@ class SyntheticStreamsTest {
         w.header(MAGIC, VERSION);
         w.configuration(config);
         w.command(cmd(CMD_POSTCOPY_ADVISE, be(0x201000, 0x1000)));
-        List<StreamEvents.RamBlockEntry> blocks = List.of(
-                new StreamEvents.RamBlockEntry("mem0", 0x400000, 0x200000L, null),
-                new StreamEvents.RamBlockEntry("pc.bios", 0x2000, null, null));
+        List<RamPageRecord.BlockEntry> blocks = List.of(
+                new RamPageRecord.BlockEntry("mem0", 0x400000, 0x200000L, null),
+                new RamPageRecord.BlockEntry("pc.bios", 0x2000, null, null));
         SectionHeader start = ram(SECTION_START);
         w.sectionStart(start);
-        w.ramRecord(start, new RamRecord(-1, 0x402000 | RAM_FLAG_MEM_SIZE, RamKind.MEM_SIZE, null, null, 0, 0, null,
+        w.ramRecord(start, new RamRecord(-1, 0x402000 | RamPageRecord.FLAG_MEM_SIZE, RamPageRecord.Kind.MEM_SIZE, null, null, 0, 0, null,
                 null, blocks));
         w.ramRecord(start, EOS);
         w.sectionEnd(start, true);
@@ -317,11 +315,11 @@ class SyntheticStreamsTest {
         w.eof();
         w.end();
         byte[] stream = out.toByteArray();
-        List<StreamEvents.RamBlockEntry> seen = new ArrayList<>();
+        List<RamPageRecord.BlockEntry> seen = new ArrayList<>();
         StreamVisitor v = new StreamVisitor() {
             @Override
             public void ramRecord(SectionHeader h, RamRecord r) {
-                if (r.kind() == RamKind.MEM_SIZE) {
+                if (r.kind() == RamPageRecord.Kind.MEM_SIZE) {
                     seen.addAll(r.blocks());
                 }
             }

@@ -16,6 +16,7 @@ import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
+import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.StreamFormatException;
 
 /**
@@ -42,7 +43,7 @@ class RamLoaderTest {
 
         private void header(int block, long page, int flag) throws IOException {
             boolean cont = NAMES[block].equals(last);
-            out.putBe64((page * PAGE) | flag | (cont ? QemuStream.RAM_FLAG_CONTINUE : 0));
+            out.putBe64((page * PAGE) | flag | (cont ? RamPageRecord.FLAG_CONTINUE : 0));
             if (!cont) {
                 out.putCountedString(NAMES[block]);
             }
@@ -50,19 +51,19 @@ class RamLoaderTest {
         }
 
         void zero(int block, long page) throws IOException {
-            header(block, page, QemuStream.RAM_FLAG_ZERO);
+            header(block, page, RamPageRecord.FLAG_ZERO);
             out.putByte(0);
             java.util.Arrays.fill(expected[block], (int) (page * PAGE), (int) ((page + 1) * PAGE), (byte) 0);
         }
 
         void fill(int block, long page, int value) throws IOException {
-            header(block, page, QemuStream.RAM_FLAG_ZERO);
+            header(block, page, RamPageRecord.FLAG_ZERO);
             out.putByte(value);
             java.util.Arrays.fill(expected[block], (int) (page * PAGE), (int) ((page + 1) * PAGE), (byte) value);
         }
 
         void page(int block, long page, Random rnd) throws IOException {
-            header(block, page, QemuStream.RAM_FLAG_PAGE);
+            header(block, page, RamPageRecord.FLAG_PAGE);
             byte[] data = new byte[PAGE];
             rnd.nextBytes(data);
             data[rnd.nextInt(PAGE)] = 1; // never all zero
@@ -71,7 +72,7 @@ class RamLoaderTest {
         }
 
         byte[] finish() throws IOException {
-            out.putBe64(QemuStream.RAM_FLAG_EOS);
+            out.putBe64(RamPageRecord.FLAG_EOS);
             return out.toByteArray();
         }
     }
@@ -183,13 +184,13 @@ class RamLoaderTest {
         MigrationFile out = MigrationFile.toMemory();
         long pages = PAGES[1];
         for (long p = pages - 3; p <= pages; p++) { // the last record is one page past the end
-            out.putBe64((p * PAGE) | QemuStream.RAM_FLAG_ZERO | (p == pages - 3 ? 0 : QemuStream.RAM_FLAG_CONTINUE));
+            out.putBe64((p * PAGE) | RamPageRecord.FLAG_ZERO | (p == pages - 3 ? 0 : RamPageRecord.FLAG_CONTINUE));
             if (p == pages - 3) {
                 out.putCountedString(NAMES[1]);
             }
             out.putByte(0);
         }
-        out.putBe64(QemuStream.RAM_FLAG_EOS);
+        out.putBe64(RamPageRecord.FLAG_EOS);
         byte[] stream = out.toByteArray();
         long badAt = 9 + 1 + NAMES[1].getBytes(StandardCharsets.US_ASCII).length + 2 * 9;
 

@@ -9,7 +9,7 @@ import org.junit.jupiter.api.Test;
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
-import org.livemig.stream.QemuStream;
+import org.livemig.stream.RamPageRecord;
 
 /** The RAM section's encoding on the source, byte for byte. */
 class RamSaverTest {
@@ -18,7 +18,7 @@ class RamSaverTest {
     private static byte[] zeroRecords(String block, long pages) {
         ByteBuffer b = ByteBuffer.allocate((int) (pages * 9 + 1 + block.length()));
         for (long p = 0; p < pages; p++) {
-            long header = (p << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_ZERO | (p == 0 ? 0 : QemuStream.RAM_FLAG_CONTINUE);
+            long header = (p << RamBlock.PAGE_BITS) | RamPageRecord.FLAG_ZERO | (p == 0 ? 0 : RamPageRecord.FLAG_CONTINUE);
             b.putLong(header);
             if (p == 0) {
                 b.put((byte) block.length()).put(block.getBytes(StandardCharsets.US_ASCII));
@@ -71,11 +71,11 @@ class RamSaverTest {
         ByteBuffer out = ByteBuffer.allocate(s.length);
         while (in.remaining() >= 8) {
             long h = in.getLong();
-            if (h == QemuStream.RAM_FLAG_EOS) {
+            if (h == RamPageRecord.FLAG_EOS) {
                 continue;
             }
             out.putLong(h);
-            if ((h & QemuStream.RAM_FLAG_CONTINUE) == 0) {
+            if ((h & RamPageRecord.FLAG_CONTINUE) == 0) {
                 int n = in.get() & 0xFF;
                 out.put((byte) n);
                 byte[] name = new byte[n];
@@ -104,7 +104,7 @@ class RamSaverTest {
         saver.saveIterate(g);
         byte[] second = g.toByteArray();
         ByteBuffer s = ByteBuffer.wrap(second);
-        assertThat(s.getLong()).isEqualTo((7L << RamBlock.PAGE_BITS) | QemuStream.RAM_FLAG_PAGE | QemuStream.RAM_FLAG_CONTINUE);
+        assertThat(s.getLong()).isEqualTo((7L << RamBlock.PAGE_BITS) | RamPageRecord.FLAG_PAGE | RamPageRecord.FLAG_CONTINUE);
         byte[] page = new byte[RamBlock.PAGE_SIZE];
         s.get(page);
         assertThat(page[3]).isEqualTo((byte) 42);

@@ -17,6 +17,7 @@ import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.livemig.stream.RamPageRecord;
 
 /**
  * What every transport must do, one subclass per transport. Streaming transports (tcp, unix)
@@ -180,7 +181,7 @@ abstract class TransportContractTest {
             var writer = TestThreads.start("test-mf-writer", () -> {
                 try (var f = org.livemig.stream.MigrationFile.forWriting(src.out())) {
                     for (int i = 0; i < pages; i++) {
-                        f.putBe64(i * 4096L | org.livemig.stream.QemuStream.RAM_FLAG_PAGE);
+                        f.putBe64(i * 4096L | org.livemig.stream.RamPageRecord.FLAG_PAGE);
                         f.putRam(ram, i * 4096L, 4096);
                     }
                 }
@@ -192,7 +193,7 @@ abstract class TransportContractTest {
             }
             var f = org.livemig.stream.MigrationFile.forReading(dst.in());
             for (int i = 0; i < pages; i++) {
-                assertThat(f.getBe64()).isEqualTo(i * 4096L | org.livemig.stream.QemuStream.RAM_FLAG_PAGE);
+                assertThat(f.getBe64()).isEqualTo(i * 4096L | org.livemig.stream.RamPageRecord.FLAG_PAGE);
                 f.readInto(loaded.asSlice(i * 4096L, 4096));
             }
             assertThat(f.atEof()).isTrue();

@@ -15,7 +15,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -27,12 +26,13 @@ import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.monitor.QmpClient;
 import org.livemig.monitor.QmpJson;
+import org.livemig.stream.RamPageRecord;
+import org.livemig.stream.SectionHeader;
 import org.livemig.testing.HostTools;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
 import org.livemig.transport.MigrationListener;
 import org.livemig.transport.Transports;
-
 import tools.jackson.databind.node.ArrayNode;
 
 /**
@@ -93,10 +93,10 @@ class LiveQemuMultifdTest {
         }
 
         @Override
-        public void ramRecord(StreamEvents.SectionHeader header, StreamEvents.RamRecord r) {
+        public void ramRecord(SectionHeader header, StreamEvents.RamRecord r) {
             switch (r.kind()) {
                 case MEM_SIZE -> {
-                    for (StreamEvents.RamBlockEntry b : r.blocks()) {
+                    for (RamPageRecord.BlockEntry b : r.blocks()) {
                         if (ram.block(b.name()) == null) {
                             long size = (b.usedLength() + RamBlock.PAGE_SIZE - 1) & -(long) RamBlock.PAGE_SIZE;
                             ram.addBlock(b.name(), size, false);
