@@ -7,6 +7,9 @@ import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.migration.multifd.MultifdReceiver;
+import org.livemig.migration.postcopy.IncomingHost;
+import org.livemig.migration.postcopy.PostcopyIncoming;
+import org.livemig.migration.postcopy.RequestThreads;
 import org.livemig.stream.MigrationFile;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
@@ -19,7 +22,9 @@ import org.livemig.transport.Transports;
  * One incoming migration (QEMU's MigrationIncomingState). The listener is bound on the main loop;
  * a small accept thread hands the connection to the main loop as a BH, which starts
  * {@code mig/dst/main}; that thread runs {@code loadvmState(file, false)} without the BQL.
- * Completion and clean-up run as BHs on the main loop, which join {@code mig/dst/main}.
+ * Completion and clean-up run as BHs on the main loop, which join {@code mig/dst/main}. Postcopy
+ * and its recovery are {@link PostcopyIncoming}'s, which sees this migration through
+ * {@link IncomingHost}.
  */
 public final class Incoming {
     private static final Logger LOG = Logger.getLogger(Incoming.class.getName());
@@ -65,11 +70,6 @@ public final class Incoming {
 
     void setRequestThreads(RequestThreads threads) {
         this.requestThreads = threads;
-    }
-
-    /** How postcopy's request threads are scheduled (each calls {@link RequestThreads#raise} as it starts). */
-    RequestThreads requestThreads() {
-        return requestThreads;
     }
 
     int realTimeRequestThreads() {
@@ -186,7 +186,7 @@ public final class Incoming {
             if (m != null) {
                 RamHandlers.of(machine).loader().useMultifd(m);
             }
-            PostcopyIncoming pc = new PostcopyIncoming(this, machine, RamHandlers.of(machine).loader(), postcopyBackend);
+            PostcopyIncoming pc = new PostcopyIncoming(new Host(), RamHandlers.of(machine).loader(), postcopyBackend);
             postcopy = pc;
             MigrationConnection early = preemptConnection;
             if (early != null) {
@@ -235,10 +235,6 @@ public final class Incoming {
         machine.mainLoop().schedule(this::destroyAfterFailureBh);
     }
 
-    IncomingReturnPath returnPath() {
-        return returnPath;
-    }
-
     /** The postcopy backend in use ("checked" or "userfaultfd"), or null before ADVISE. */
     public String postcopyBackendName() {
         PostcopyIncoming pc = postcopy;
@@ -271,8 +267,8 @@ public final class Incoming {
         return pc == null ? null : pc.backend();
     }
 
-    /** POSTCOPY_RUN's bottom half: the guest starts here while pages still arrive. Main loop, BQL held. */
-    void postcopyRunBh() {
+    /** Called with the BQL held, on the main loop: POSTCOPY_RUN's bottom half; the guest starts here while pages still arrive. */
+    private void postcopyRunBh() {
         machine.bql().assertHeld();
         machine.cpuSynchronizeAllPostInit();
         // Track what the guest writes here from now on, so that a verifier can tell the pages
@@ -295,7 +291,7 @@ public final class Incoming {
      *
      * @throws IOException when it has not finished within {@code millis}
      */
-    void awaitPackageLoaded(long millis) throws IOException, InterruptedException {
+    private void awaitPackageLoaded(long millis) throws IOException, InterruptedException {
         machine.bql().assertNotHeld();
         Thread t = loadThread;
         if (t == null || t == Thread.currentThread()) {
@@ -312,7 +308,7 @@ public final class Incoming {
     }
 
     /** The listen thread loaded the whole postcopy stream. */
-    void postcopyCompleted() {
+    private void postcopyCompleted() {
         machine.mainLoop().schedule(() -> {
             // RUN's BH ran before this one (BHs run in order), so the guest is already started.
             // Clean up first: whoever sees completed may tear the machine down.
@@ -323,115 +319,18 @@ public final class Incoming {
         });
     }
 
-    // ---- postcopy recovery ----
-
-    /** Guards the pause: the listen thread waits on it for a recovery connection. */
-    private final Object pauseLock = new Object();
-    private volatile MigrationListener recoverListener;
     private volatile boolean destroyed;
-
-    /**
-     * The listen thread lost its channel while the guest runs here: postcopy-paused. Drops the
-     * broken channels and waits, without a timeout (the guest must not lose its state; faulting
-     * vCPUs wait too), for {@link #recover}'s connection. Returns the new main stream, with
-     * status postcopy-recover, or null when the migration cannot pause (then it fails).
-     */
-    MigrationFile postcopyPause(String why) throws InterruptedException {
-        synchronized (pauseLock) {
-            MigrationStatus s = status.get();
-            boolean pausable = s == MigrationStatus.POSTCOPY_ACTIVE || s == MigrationStatus.POSTCOPY_RECOVER
-                    // RUN was read but its BH has not run yet: the guest starts regardless
-                    || s == MigrationStatus.ACTIVE;
-            if (!pausable) {
-                return null;
-            }
-            // Drop the broken channels (and a recovery listener still waiting for a preempt
-            // channel) before the status says paused: from then on migrate-recover may install new ones.
-            for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
-                if (c != null) {
-                    c.shutdown();
-                    closeQuietly(c);
-                }
-            }
-            preemptConnection = null;
-            closeRecoverListener();
-            if (!status.transition(s, MigrationStatus.POSTCOPY_PAUSED)) {
-                return null;
-            }
-        }
-        LOG.warning("postcopy paused (" + why + "); waiting for migrate-recover");
-        synchronized (pauseLock) {
-            while (status.get() == MigrationStatus.POSTCOPY_PAUSED && !destroyed) {
-                pauseLock.wait(1000);
-            }
-            if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
-                return null;
-            }
-            return MigrationFile.forReading(connection.in());
-        }
-    }
 
     /**
      * QMP migrate-recover: listens on a new address for the source's recovery connection. Any
      * thread (it is an out-of-band command, run without the BQL).
      */
     public void recover(MigrationAddress address, FaultSpec recoverFaults) throws MigrationException {
-        MigrationListener l;
-        synchronized (pauseLock) {
-            if (status.get() != MigrationStatus.POSTCOPY_PAUSED) {
-                throw new MigrationException("Migrate recover can only be run when postcopy is paused.");
-            }
-            if (recoverListener != null) {
-                throw new MigrationException("Migrate recovery is triggered already");
-            }
-            try {
-                l = Transports.listen(address);
-            } catch (IOException e) {
-                throw new MigrationException("Failed to listen on " + address + ": " + e.getMessage());
-            }
-            recoverListener = l;
-            boundAddress = l.boundAddress();
+        PostcopyIncoming pc = postcopy;
+        if (pc == null) {
+            throw new MigrationException("Migrate recover can only be run when postcopy is paused.");
         }
-        Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
-            try {
-                MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), recoverFaults);
-                machine.mainLoop().schedule(() -> recoverConnected(c));
-                if (preempt) {
-                    MigrationConnection pc = l.accept();
-                    preemptConnection = pc;
-                    PostcopyIncoming pi = postcopy;
-                    if (pi != null) {
-                        pi.preemptConnected(pc);
-                    }
-                }
-            } catch (IOException | java.util.concurrent.RejectedExecutionException e) {
-                LOG.log(Level.FINE, "recovery listener closed: " + e.getMessage());
-            } finally {
-                if (recoverListener == l) {
-                    closeRecoverListener();
-                }
-            }
-        });
-    }
-
-    /** The source reconnected for recovery: the listen thread goes on with the new channel. Main loop. */
-    private void recoverConnected(MigrationConnection c) {
-        machine.bql().assertHeld();
-        synchronized (pauseLock) {
-            if (status.get() != MigrationStatus.POSTCOPY_PAUSED) {
-                closeQuietly(c);
-                return;
-            }
-            connection = c;
-            returnPath = new IncomingReturnPath(MigrationFile.forWriting(c.out()));
-            status.transition(MigrationStatus.POSTCOPY_PAUSED, MigrationStatus.POSTCOPY_RECOVER);
-            pauseLock.notifyAll();
-        }
-    }
-
-    /** POSTCOPY_RESUME was read: postcopy-recover to postcopy-active. */
-    boolean postcopyResumed() {
-        return status.transition(MigrationStatus.POSTCOPY_RECOVER, MigrationStatus.POSTCOPY_ACTIVE);
+        pc.recovery().recover(address, recoverFaults);
     }
 
     /** QMP migrate-pause on the destination: shuts the channel down so that postcopy pauses. */
@@ -446,20 +345,8 @@ public final class Incoming {
         return true;
     }
 
-    private void closeRecoverListener() {
-        MigrationListener l = recoverListener;
-        recoverListener = null;
-        if (l != null) {
-            try {
-                l.close();
-            } catch (IOException e) {
-                LOG.log(Level.FINE, "closing recovery listener", e);
-            }
-        }
-    }
-
     /** The listen or fault thread failed. */
-    void postcopyFailed(String message) {
+    private void postcopyFailed(String message) {
         if (!status.get().isFinal()) {
             fail(message);
         }
@@ -496,11 +383,11 @@ public final class Incoming {
             throw new AssertionError("incoming state destroyed from its own thread");
         }
         Thread t = loadThread;
+        PostcopyIncoming pc = postcopy;
         try {
             if (t != null) {
                 t.join(10_000);
             }
-            PostcopyIncoming pc = postcopy;
             if (pc != null) {
                 pc.shutdown();
                 pc.join(10_000);
@@ -515,7 +402,9 @@ public final class Incoming {
             m.close();
         }
         closeListener();
-        closeRecoverListener();
+        if (pc != null) {
+            pc.recovery().abandon();
+        }
     }
 
     /**
@@ -541,12 +430,10 @@ public final class Incoming {
      */
     void abandon() {
         destroyed = true;
-        synchronized (pauseLock) {
-            pauseLock.notifyAll();
-        }
         shutdown();
         PostcopyIncoming pc = postcopy;
         if (pc != null) {
+            pc.recovery().abandon();
             pc.shutdown();
         }
     }
@@ -587,6 +474,75 @@ public final class Incoming {
             } catch (IOException e) {
                 LOG.log(Level.FINE, "closing connection", e);
             }
+        }
+    }
+
+    /** This migration as its postcopy and recovery see it. */
+    private final class Host implements IncomingHost {
+        @Override public Machine machine() { return machine; }
+        @Override public StatusMachine status() { return status; }
+        @Override public RamStats ram() { return ram; }
+        @Override public RequestThreads requestThreads() { return requestThreads; }
+        @Override public IncomingReturnPath returnPath() { return returnPath; }
+        @Override public boolean preempt() { return preempt; }
+        @Override public boolean destroyed() { return destroyed; }
+
+        @Override
+        public void runGuest() {
+            machine.mainLoop().schedule(Incoming.this::postcopyRunBh);
+        }
+
+        @Override
+        public void awaitPackageLoaded(long millis) throws IOException, InterruptedException {
+            Incoming.this.awaitPackageLoaded(millis);
+        }
+
+        @Override
+        public void completed() {
+            postcopyCompleted();
+        }
+
+        @Override
+        public void failed(String message) {
+            postcopyFailed(message);
+        }
+
+        @Override
+        public boolean pause() {
+            return Incoming.this.pause();
+        }
+
+        @Override
+        public void dropChannels() {
+            for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
+                if (c != null) {
+                    c.shutdown();
+                    closeQuietly(c);
+                }
+            }
+            preemptConnection = null;
+        }
+
+        @Override
+        public MigrationFile adoptChannel(MigrationConnection c) {
+            machine.bql().assertHeld();
+            connection = c;
+            returnPath = new IncomingReturnPath(MigrationFile.forWriting(c.out()));
+            return MigrationFile.forReading(c.in());
+        }
+
+        @Override
+        public void preemptConnected(MigrationConnection c) {
+            preemptConnection = c;
+            PostcopyIncoming pi = postcopy;
+            if (pi != null) {
+                pi.preemptConnected(c);
+            }
+        }
+
+        @Override
+        public void boundTo(MigrationAddress a) {
+            boundAddress = a;
         }
     }
 }

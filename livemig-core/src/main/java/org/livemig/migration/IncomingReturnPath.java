@@ -12,11 +12,11 @@ import org.livemig.stream.ReturnPathMessage;
  * the faulting vCPU thread itself. Writers take turns on the one stream (synchronized); each
  * message is flushed at once.
  */
-final class IncomingReturnPath implements LoadVm.ReturnPath {
+public final class IncomingReturnPath implements LoadVm.ReturnPath {
     private final MigrationFile out;
     private final LastRequestedBlock lastBlock = new LastRequestedBlock();
 
-    IncomingReturnPath(MigrationFile out) {
+    public IncomingReturnPath(MigrationFile out) {
         this.out = out;
     }
 
@@ -26,24 +26,24 @@ final class IncomingReturnPath implements LoadVm.ReturnPath {
         out.flush();
     }
 
-    synchronized void sendShut(int status) throws IOException {
+    public synchronized void sendShut(int status) throws IOException {
         ReturnPathCodec.write(out, new ReturnPathMessage.Shut(status));
         out.flush();
     }
 
     /** RECV_BITMAP for postcopy recovery: what this side holds of {@code block}. */
-    synchronized void sendRecvBitmap(String block, long[] words) throws IOException {
+    public synchronized void sendRecvBitmap(String block, long[] words) throws IOException {
         ReturnPathCodec.write(out, new ReturnPathMessage.RecvBitmap(block, words));
         out.flush();
     }
 
-    synchronized void sendResumeAck() throws IOException {
+    public synchronized void sendResumeAck() throws IOException {
         ReturnPathCodec.write(out, new ReturnPathMessage.ResumeAck());
         out.flush();
     }
 
     /** REQ_PAGES_ID, or REQ_PAGES when the block is the one asked for last. */
-    synchronized void requestPages(String block, long start, long length) throws IOException {
+    public synchronized void requestPages(String block, long start, long length) throws IOException {
         ReturnPathCodec.write(out, lastBlock.request(block, start, length));
         out.flush();
     }

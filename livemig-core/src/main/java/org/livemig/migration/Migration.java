@@ -7,6 +7,7 @@ import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.livemig.machine.Machine;
 import org.livemig.memory.ThreadScheduling;
+import org.livemig.migration.postcopy.RequestThreads;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import tools.jackson.databind.node.JsonNodeFactory;

@@ -1,7 +1,9 @@
 package org.livemig.migration;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Set;
@@ -14,13 +16,12 @@ import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
 import org.livemig.migration.multifd.MultifdSender;
+import org.livemig.migration.postcopy.OutgoingHost;
+import org.livemig.migration.postcopy.PostcopySource;
+import org.livemig.migration.postcopy.RequestThreads;
 import org.livemig.stream.MigrationFile;
-import org.livemig.stream.PackagedCommand;
 import org.livemig.stream.PostcopyAdviseCommand;
-import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
-import org.livemig.stream.RamPageRecord;
-import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.trace.Trace;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
@@ -33,7 +34,8 @@ import org.livemig.vmstate.VmDesc;
  * One outgoing migration on thread {@code mig/src/main} (QEMU's migration_thread): setup,
  * iterate under {@code max-bandwidth} until what is left fits in {@code downtime-limit}, switch
  * over with the guest stopped, complete. Any failure before completion leaves the source running
- * with its state intact.
+ * with its state intact. After {@code migrate-start-postcopy} the switch and the rest belong to
+ * {@link PostcopySource}, which sees this migration through {@link OutgoingHost}.
  *
  * <p>Fields are owned by the migration thread unless marked volatile (read by the monitor).
  */
@@ -60,9 +62,10 @@ public final class Outgoing {
     /** Where the account of the switch goes: INFO, FINE for a warm-up scratch migration. */
     private final Level accountLevel;
     private volatile MigrationConnection connection;
-    private volatile MigrationConnection preemptConnection;
     /** multifd's channels while they run; null without the capability. */
     private volatile MultifdSender multifd;
+    /** The postcopy phase once it is asked for; null before. */
+    private volatile PostcopySource postcopy;
 
     private volatile long startMillis;
     private final long startNanos = System.nanoTime();
@@ -74,11 +77,14 @@ public final class Outgoing {
     private volatile long bandwidthBytesPerSec;
     private volatile long passes;
     private volatile int throttlePercent;
-    private ReturnPathReader returnPath;
+    private volatile ReturnPathReader returnPath;
     private volatile boolean postcopyRequested;
-    /** Set once the postcopy package went out: the destination may run the guest from then on. */
-    private volatile boolean packageSent;
     private int dirtyRateHighCount;
+    /** The RAM half of the stream, made once connected. */
+    private RamSaver saver;
+    /** The guest was stopped by this migration, and whether it ran before (what a failure restores). */
+    private boolean stoppedByUs;
+    private boolean wasRunning;
 
     /** Scheduling of mig/src/rp_thr; set before {@link #start}. */
     private RequestThreads requestThreads = new RequestThreads(0);
@@ -96,7 +102,7 @@ public final class Outgoing {
         status.addListener((from, to) -> events.statusChanged(to));
     }
 
-    /** Starts {@code mig/src/main}. Called with the BQL held. */
+    /** Called with the BQL held: starts {@code mig/src/main}. */
     void start() {
         machine.bql().assertHeld();
         startMillis = System.currentTimeMillis();
@@ -125,7 +131,11 @@ public final class Outgoing {
     void applyParameters(MigrationParameters p) {
         params = p;
     }
-    public long pongRoundTripNanos() { return returnPath == null ? -1 : returnPath.pongRoundTripNanos(); }
+
+    public long pongRoundTripNanos() {
+        ReturnPathReader rp = returnPath;
+        return rp == null ? -1 : rp.pongRoundTripNanos();
+    }
 
     /** Total time so far, or of the whole migration once it ended. */
     public long totalTimeMillis() {
@@ -144,15 +154,7 @@ public final class Outgoing {
                 break;
             }
         }
-        for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
-            if (c != null) {
-                c.shutdown();
-            }
-        }
-        MultifdSender m = multifd;
-        if (m != null) {
-            m.shutdown();
-        }
+        shutdownChannels();
         continueSwitchover.countDown();
         LockSupport.unpark(thread);
     }
@@ -173,6 +175,22 @@ public final class Outgoing {
         continueSwitchover.countDown();
     }
 
+    /** Shuts every channel down (main, preempt, multifd), so that IO on them fails at once. Any thread. */
+    private void shutdownChannels() {
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+        PostcopySource pc = postcopy;
+        if (pc != null) {
+            pc.shutdownPreempt();
+        }
+        MultifdSender m = multifd;
+        if (m != null) {
+            m.shutdown();
+        }
+    }
+
     /** Lets a migration paused in pre-switchover go on (QMP migrate-continue). */
     public boolean continueFromPreSwitchover() {
         if (status.get() != MigrationStatus.PRE_SWITCHOVER) {
@@ -186,6 +204,233 @@ public final class Outgoing {
     public boolean join(long millis) throws InterruptedException {
         thread.join(millis);
         return !thread.isAlive();
+    }
+
+    private boolean cancelled() {
+        MigrationStatus s = status.get();
+        return s == MigrationStatus.CANCELLING || s == MigrationStatus.CANCELLED;
+    }
+
+    /** {@code mig/src/main}: setup, iterate, then complete by switching over or through postcopy. */
+    private void run() {
+        machine.bql().assertNotHeld();
+        try {
+            MigrationFile f = setup();
+            iterate(f, saver);
+            if (postcopyRequested) {
+                completeThroughPostcopy(f, saver);
+            } else {
+                complete(f, saver);
+            }
+        } catch (Exception | Error e) {
+            // An Error too (out of memory while encoding device state, say): the migration fails
+            // and the source resumes rather than staying stopped with no status change.
+            failed(e);
+        } finally {
+            releaseChannels();
+        }
+    }
+
+    /**
+     * Called without the BQL; blocks on IO: connects, opens the multifd channels and the return
+     * path, writes the header and every iterative handler's START section, and goes active.
+     * Returns the main channel.
+     */
+    private MigrationFile setup() throws IOException {
+        MigrationConnection conn = connect(address, faults);
+        connection = conn;
+        if (cancelled()) {
+            throw new IOException("cancelled");
+        }
+        MigrationFile f = MigrationFile.forWriting(conn.out());
+        applyRateLimit(f, false);
+        saver = RamHandlers.of(machine).beginSave(ram);
+        if (caps.contains(Capability.MULTIFD)) {
+            saver.useMultifd(connectMultifd(f));
+        }
+        machine.bql().withHeld(false, saver::startDirtyTracking);
+        SaveVm.writeHeader(f);
+        boolean postcopyCap = caps.contains(Capability.POSTCOPY_RAM);
+        if (caps.contains(Capability.RETURN_PATH) || postcopyCap) {
+            startReturnPath(conn, saver);
+            SaveVm.writeCommand(f, QemuStream.CMD_OPEN_RETURN_PATH, new byte[0]);
+            ping(f, 1);
+        }
+        if (postcopyCap) {
+            new PostcopyAdviseCommand(RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE).write(f);
+        }
+        SaveVm.saveSetup(machine, f);
+        f.flush();
+        setupTimeMillis = System.currentTimeMillis() - startMillis;
+        if (!status.transition(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
+            throw new IOException("cancelled during setup");
+        }
+        return f;
+    }
+
+    /**
+     * Called without the BQL; blocks on IO: the switchover. Stops the guest (and waits in
+     * pre-switchover when asked), reads the devices under the BQL, sends the rest of RAM, the
+     * devices, EOF and the vmdesc without it, and completes once the destination says it loaded.
+     */
+    private void complete(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
+        long pendingAtSwitch = saver.pendingBytes();
+        long downtimeStart = System.nanoTime();
+        stopGuest();
+        if (caps.contains(Capability.PAUSE_BEFORE_SWITCHOVER)) {
+            if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.PRE_SWITCHOVER)) {
+                throw new IOException("cancelled");
+            }
+            continueSwitchover.await(); // woken by migrate-continue or cancel
+            if (!status.transition(MigrationStatus.PRE_SWITCHOVER, MigrationStatus.DEVICE)) {
+                throw new IOException("cancelled");
+            }
+            downtimeStart = System.nanoTime();
+        } else if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
+            throw new IOException("cancelled");
+        }
+        long t1 = System.nanoTime();
+        VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
+        byte[] devices = machine.bql().callWithHeld(false, () -> {
+            machine.cpuSynchronizeAllStates();
+            return SaveVm.encodeDevices(machine, vmdesc);
+        });
+        // Remaining RAM and the device state go out without the lock.
+        long t2 = System.nanoTime();
+        f.setRateLimit(0);
+        SaveVm.saveCompleteIterative(machine, f);
+        long t3 = System.nanoTime();
+        long before = f.position();
+        f.putBytes(devices);
+        SaveVm.writeEofAndVmdesc(f, vmdesc);
+        f.flush();
+        ram.downtimeBytes.addAndGet(f.position() - before);
+        ram.transferred.set(sent(f));
+        MultifdSender m = multifd;
+        if (m != null) {
+            // Every page is written (the last RAM section synced); the channels end here.
+            m.finish();
+        }
+        long t4 = System.nanoTime();
+        ReturnPathReader rp = returnPath;
+        if (rp != null) {
+            int shut = rp.awaitShut(SHUT_TIMEOUT_MILLIS);
+            if (shut != 0) {
+                throw new IOException("destination failed to load the migration (SHUT " + shut + ")");
+            }
+        }
+        long t5 = System.nanoTime();
+        downtimeMillis = TimeUnit.NANOSECONDS.toMillis(t5 - downtimeStart);
+        totalTimeMillis = System.currentTimeMillis() - startMillis;
+        Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
+        LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+                downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
+                pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
+        saver.stopDirtyTracking();
+        completed(MigrationStatus.DEVICE);
+    }
+
+    /**
+     * Called without the BQL; blocks on IO: postcopy takes over the switch and the rest of the
+     * migration ({@link PostcopySource}); the guest then lives on the destination.
+     */
+    private void completeThroughPostcopy(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
+        PostcopySource pc = new PostcopySource(new Host(), saver);
+        postcopy = pc;
+        stoppedByUs = true;
+        wasRunning = pc.run(f);
+        totalTimeMillis = System.currentTimeMillis() - startMillis;
+        saver.stopDirtyTracking();
+        completed(MigrationStatus.POSTCOPY_ACTIVE);
+    }
+
+    /** Called without the BQL: stops the guest for the switchover, remembering whether it ran. */
+    private void stopGuest() {
+        boolean running = machine.bql().callWithHeld(false, () -> {
+            boolean r = machine.runState().isRunning();
+            machine.vmStop(RunState.FINISH_MIGRATE);
+            return r;
+        });
+        wasRunning = running;
+        stoppedByUs = true;
+    }
+
+    /** Called without the BQL: {@code from} to completed, the guest left in postmigrate. */
+    private void completed(MigrationStatus from) throws IOException {
+        machine.bql().withHeld(false, () -> {
+            if (status.transition(from, MigrationStatus.COMPLETED)) {
+                machine.setRunState(RunState.POSTMIGRATE);
+            }
+        });
+        if (status.get() != MigrationStatus.COMPLETED) {
+            throw new IOException("cancelled at completion");
+        }
+    }
+
+    /**
+     * Called without the BQL: the migration failed or was cancelled. The source runs its guest
+     * again unless the destination may have started it (postcopy's package went out): then it
+     * stays paused.
+     */
+    private void failed(Throwable e) {
+        boolean wasCancel = cancelled();
+        error = wasCancel ? null : describe(e);
+        if (!wasCancel) {
+            LOG.log(Level.WARNING, "outgoing migration failed: " + error, e);
+        }
+        totalTimeMillis = System.currentTimeMillis() - startMillis;
+        if (saver != null) {
+            saver.stopDirtyTracking();
+        }
+        PostcopySource pc = postcopy;
+        boolean packageSent = pc != null && pc.packageSent();
+        boolean resume = stoppedByUs && wasRunning && !packageSent;
+        boolean stopped = stoppedByUs;
+        machine.bql().withHeld(false, () -> {
+            machine.setThrottlePercent(0);
+            if (resume) {
+                machine.vmStart();
+            } else if (stopped) {
+                machine.setRunState(RunState.PAUSED);
+            }
+            status.force(wasCancel ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
+        });
+    }
+
+    /** Closes every channel at the end, however the migration ended. */
+    private void releaseChannels() {
+        machine.setThrottlePercent(0);
+        throttlePercent = 0;
+        MultifdSender m = multifd;
+        if (m != null) {
+            m.close();
+        }
+        PostcopySource pc = postcopy;
+        if (pc != null) {
+            pc.close();
+        }
+        closeQuietly(connection);
+    }
+
+    private static String describe(Throwable e) {
+        String m = e.getMessage();
+        return m == null ? e.getClass().getSimpleName() : m;
+    }
+
+    private static void closeQuietly(MigrationConnection c) {
+        if (c != null) {
+            try {
+                c.close();
+            } catch (IOException e) {
+                LOG.log(Level.FINE, "closing migration connection", e);
+            }
+        }
+    }
+
+    /** Called without the BQL; blocks on IO: a new connection to {@code to}, with test faults. */
+    private MigrationConnection connect(MigrationAddress to, FaultSpec withFaults) throws IOException {
+        machine.bql().assertNotHeld();
+        return FaultInjectingConnection.wrapIfAny(Transports.connect(to, CONNECT_TIMEOUT), withFaults);
     }
 
     /** The main channel's rate limit for this phase, from the current parameters. */
@@ -209,165 +454,6 @@ public final class Outgoing {
         }
     }
 
-    private boolean cancelled() {
-        MigrationStatus s = status.get();
-        return s == MigrationStatus.CANCELLING || s == MigrationStatus.CANCELLED;
-    }
-
-    private void run() {
-        machine.bql().assertNotHeld();
-        boolean stoppedByUs = false;
-        boolean wasRunning = false;
-        RamSaver saver = null;
-        long downtimeStart = 0;
-        try {
-            MigrationConnection conn = FaultInjectingConnection.wrapIfAny(
-                    Transports.connect(address, CONNECT_TIMEOUT), faults);
-            connection = conn;
-            if (cancelled()) {
-                throw new IOException("cancelled");
-            }
-            MigrationFile f = MigrationFile.forWriting(conn.out());
-            applyRateLimit(f, false);
-            saver = RamHandlers.of(machine).beginSave(ram);
-            if (caps.contains(Capability.MULTIFD)) {
-                saver.useMultifd(connectMultifd(f));
-            }
-            machine.bql().withHeld(false, saver::startDirtyTracking);
-
-            SaveVm.writeHeader(f);
-            boolean postcopyCap = caps.contains(Capability.POSTCOPY_RAM);
-            if (caps.contains(Capability.RETURN_PATH) || postcopyCap) {
-                openReturnPath(f, conn, saver);
-            }
-            if (postcopyCap) {
-                new PostcopyAdviseCommand(RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE).write(f);
-            }
-            SaveVm.saveSetup(machine, f);
-            f.flush();
-            setupTimeMillis = System.currentTimeMillis() - startMillis;
-            if (!status.transition(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
-                throw new IOException("cancelled during setup");
-            }
-
-            iterate(f, saver);
-            if (postcopyRequested) {
-                stoppedByUs = true;
-                wasRunning = runPostcopy(f, saver);
-                return;
-            }
-
-            // Switchover: stop the guest, gather device state under the BQL.
-            long pendingAtSwitch = saver.pendingBytes();
-            downtimeStart = System.nanoTime();
-            final boolean[] running = new boolean[1];
-            machine.bql().withHeld(false, () -> {
-                running[0] = machine.runState().isRunning();
-                machine.vmStop(RunState.FINISH_MIGRATE);
-            });
-            wasRunning = running[0];
-            stoppedByUs = true;
-            if (caps.contains(Capability.PAUSE_BEFORE_SWITCHOVER)) {
-                if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.PRE_SWITCHOVER)) {
-                    throw new IOException("cancelled");
-                }
-                continueSwitchover.await(); // woken by migrate-continue or cancel
-                if (!status.transition(MigrationStatus.PRE_SWITCHOVER, MigrationStatus.DEVICE)) {
-                    throw new IOException("cancelled");
-                }
-                downtimeStart = System.nanoTime();
-            } else if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
-                throw new IOException("cancelled");
-            }
-            long t1 = System.nanoTime();
-            VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
-            byte[] devices = machine.bql().callWithHeld(false, () -> {
-                machine.cpuSynchronizeAllStates();
-                return SaveVm.encodeDevices(machine, vmdesc);
-            });
-            // Remaining RAM and the device state go out without the lock.
-            long t2 = System.nanoTime();
-            f.setRateLimit(0);
-            SaveVm.saveCompleteIterative(machine, f);
-            long t3 = System.nanoTime();
-            long before = f.position();
-            f.putBytes(devices);
-            SaveVm.writeEofAndVmdesc(f, vmdesc);
-            f.flush();
-            ram.downtimeBytes.addAndGet(f.position() - before);
-            ram.transferred.set(sent(f));
-            MultifdSender m = multifd;
-            if (m != null) {
-                // Every page is written (the last RAM section synced); the channels end here.
-                m.finish();
-            }
-            long t4 = System.nanoTime();
-            if (returnPath != null) {
-                int shut = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
-                if (shut != 0) {
-                    throw new IOException("destination failed to load the migration (SHUT " + shut + ")");
-                }
-            }
-            long t5 = System.nanoTime();
-            downtimeMillis = TimeUnit.NANOSECONDS.toMillis(t5 - downtimeStart);
-            totalTimeMillis = System.currentTimeMillis() - startMillis;
-            Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
-            LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
-                    downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
-                    pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
-            saver.stopDirtyTracking();
-            machine.bql().withHeld(false, () -> {
-                if (status.transition(MigrationStatus.DEVICE, MigrationStatus.COMPLETED)) {
-                    machine.setRunState(RunState.POSTMIGRATE);
-                }
-            });
-            if (status.get() != MigrationStatus.COMPLETED) {
-                throw new IOException("cancelled at completion");
-            }
-        } catch (Exception | Error e) {
-            // An Error too (out of memory while encoding device state, say): the migration fails
-            // and the source resumes rather than staying stopped with no status change.
-            boolean wasCancel = cancelled();
-            error = wasCancel ? null : describe(e);
-            if (!wasCancel) {
-                LOG.log(Level.WARNING, "outgoing migration failed: " + error, e);
-            }
-            totalTimeMillis = System.currentTimeMillis() - startMillis;
-            if (saver != null) {
-                saver.stopDirtyTracking();
-            }
-            // Once the destination may have started the guest (postcopy), the source must never
-            // run it again: it stays paused and the migration fails (no recovery yet).
-            final boolean resume = stoppedByUs && wasRunning && !packageSent;
-            final boolean stopped = stoppedByUs;
-            machine.bql().withHeld(false, () -> {
-                machine.setThrottlePercent(0);
-                if (resume) {
-                    machine.vmStart();
-                } else if (stopped) {
-                    machine.setRunState(RunState.PAUSED);
-                }
-                status.force(wasCancel ? MigrationStatus.CANCELLED : MigrationStatus.FAILED);
-            });
-        } finally {
-            machine.setThrottlePercent(0);
-            throttlePercent = 0;
-            MultifdSender m = multifd;
-            if (m != null) {
-                m.close();
-            }
-            for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
-                if (c != null) {
-                    try {
-                        c.close();
-                    } catch (IOException e) {
-                        LOG.log(Level.FINE, "closing migration connection", e);
-                    }
-                }
-            }
-        }
-    }
-
     void setRequestThreads(RequestThreads threads) {
         this.requestThreads = threads;
     }
@@ -376,32 +462,22 @@ public final class Outgoing {
         return requestThreads.realTimeThreads();
     }
 
-    /** Starts mig/src/rp_thr on the current return path (a new one after a recovery). */
-    private void startReturnPathThread() {
-        ReturnPathReader rp = returnPath;
+    /** Reads the return path of {@code conn} on a new {@code mig/src/rp_thr}; it becomes the current one. */
+    private ReturnPathReader startReturnPath(MigrationConnection conn, RamSaver saver) {
+        ReturnPathReader rp = new ReturnPathReader(MigrationFile.forReading(conn.in()), saver);
+        rp.setConsumer(thread);
+        returnPath = rp;
         RequestThreads threads = requestThreads;
         Thread.ofPlatform().name("mig/src/rp_thr").daemon(true).start(() -> {
             threads.raise();
             rp.run();
         });
-    }
-
-    private static String describe(Throwable e) {
-        String m = e.getMessage();
-        return m == null ? e.getClass().getSimpleName() : m;
-    }
-
-    private void openReturnPath(MigrationFile f, MigrationConnection conn, RamSaver saver) throws IOException {
-        returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()), saver);
-        returnPath.setConsumer(thread);
-        startReturnPathThread();
-        SaveVm.writeCommand(f, QemuStream.CMD_OPEN_RETURN_PATH, new byte[0]);
-        ping(f, 1);
+        return rp;
     }
 
     private void ping(MigrationFile f, int value) throws IOException {
         returnPath.pingSent(value);
-        SaveVm.writeCommand(f, QemuStream.CMD_PING, java.nio.ByteBuffer.allocate(4).putInt(value).array());
+        SaveVm.writeCommand(f, QemuStream.CMD_PING, ByteBuffer.allocate(4).putInt(value).array());
     }
 
     /**
@@ -421,281 +497,13 @@ public final class Outgoing {
         LockSupport.unpark(thread);
     }
 
-    /** Pages sent per PART section while postcopy runs, between checks of the request queue. */
-    private static final int POSTCOPY_BATCH = 64;
-
-    /**
-     * Called without the BQL (it connects and writes; it takes the lock itself to stop the
-     * guest): the postcopy switch and the rest of the migration (QEMU's postcopy_start and the
-     * postcopy-active iterations). Returns whether the guest was running before the switch.
-     */
-    private boolean runPostcopy(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
-        // postcopy-preempt: a second connection for the pages vCPUs wait for, so that they
-        // never queue behind background pages in the main stream. Made while the guest still
-        // runs: connecting took 2-8 ms of the switch's pause here (QEMU too connects it before
-        // the switch). The destination takes it whenever it comes; nothing goes on it before
-        // the first page request, which only a destination in postcopy sends.
-        machine.bql().assertNotHeld();
-        MigrationFile preempt = null;
-        if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
-            preemptConnection = Transports.connect(address, CONNECT_TIMEOUT);
-            preempt = MigrationFile.forWriting(preemptConnection.out());
-            currentSaver = saver;
-            openPreemptChannel(preempt);
-        }
-        long stopAt = System.nanoTime();
-        final boolean[] running = new boolean[1];
-        machine.bql().withHeld(false, () -> {
-            running[0] = machine.runState().isRunning();
-            machine.vmStop(RunState.FINISH_MIGRATE);
-        });
-        if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.POSTCOPY_ACTIVE)) {
-            throw new IOException("cancelled");
-        }
-        f.setRateLimit(0);
-        long stopped = System.nanoTime();
-        // The last sync: from here on the to-send bitmaps are exactly what the destination lacks.
-        machine.bql().callWithHeld(false, saver::syncDirtyBitmap);
-        saver.enterPostcopy();
-        long synced = System.nanoTime();
-        for (RamBlock b : machine.ram().blocks()) {
-            java.util.List<PostcopyRamDiscardCommand.Range> ranges = new java.util.ArrayList<>();
-            for (long[] run : saver.unsentRuns(b)) {
-                ranges.add(new PostcopyRamDiscardCommand.Range(run[0] << RamBlock.PAGE_BITS, run[1] << RamBlock.PAGE_BITS));
-            }
-            for (PostcopyRamDiscardCommand cmd : PostcopyRamDiscardCommand.batches(b.name(), ranges)) {
-                cmd.write(f);
-            }
-        }
-        long discarded = System.nanoTime();
-        ping(f, 2);
-        // The package: LISTEN, the device state, PING 3, RUN.
-        MigrationFile pkg = MigrationFile.toMemory();
-        SaveVm.writeCommand(pkg, QemuStream.CMD_POSTCOPY_LISTEN, new byte[0]);
-        byte[] devices = machine.bql().callWithHeld(false, () -> {
-            machine.cpuSynchronizeAllStates();
-            return SaveVm.encodeDevices(machine, null);
-        });
-        pkg.putBytes(devices);
-        ping(pkg, 3);
-        SaveVm.writeCommand(pkg, QemuStream.CMD_POSTCOPY_RUN, new byte[0]);
-        PackagedCommand.write(f, pkg.toByteArray());
-        packageSent = true;
-        long packaged = System.nanoTime();
-        // The rest of postcopy; a broken channel pauses it (postcopy-paused) until the user
-        // resumes it on a new one, since the guest now lives on the destination.
-        MigrationFile main = f;
-        boolean switching = true;
-        while (true) {
-            try {
-                if (switching) {
-                    switching = false;
-                    ping(f, 4);
-                    f.flush();
-                    long flushed = System.nanoTime();
-                    // The switch-over pause: until the destination has loaded the devices and
-                    // runs the guest (its answer to PING 3, which sits just before RUN in the package).
-                    long pong3 = returnPath.awaitPong(3, SHUT_TIMEOUT_MILLIS);
-                    long end = pong3 > 0 ? pong3 : System.nanoTime();
-                    downtimeMillis = TimeUnit.NANOSECONDS.toMillis(end - stopAt);
-                    LOG.log(accountLevel, String.format("postcopy switch: guest paused %d ms = stop %.1f + sync %.1f + discard %.1f"
-                            + " + devices/package %.1f + flush %.1f + destination loads and answers %.1f ms",
-                            downtimeMillis, (stopped - stopAt) / 1e6, (synced - stopped) / 1e6, (discarded - synced) / 1e6,
-                            (packaged - discarded) / 1e6, (flushed - packaged) / 1e6, (end - flushed) / 1e6));
-                }
-                postcopyIterate(main, preempt, saver);
-                break;
-            } catch (Unrecoverable e) {
-                throw e;
-            } catch (IOException e) {
-                if (cancelled()) {
-                    throw e;
-                }
-                streamBase += main.position();
-                MigrationFile[] channels = pauseUntilRecovered(saver, describe(e));
-                main = channels[0];
-                preempt = channels[1];
-            }
-        }
-        totalTimeMillis = System.currentTimeMillis() - startMillis;
-        saver.stopDirtyTracking();
-        machine.bql().withHeld(false, () -> {
-            if (status.transition(MigrationStatus.POSTCOPY_ACTIVE, MigrationStatus.COMPLETED)) {
-                machine.setRunState(RunState.POSTMIGRATE);
-            }
-        });
-        if (status.get() != MigrationStatus.COMPLETED) {
-            throw new IOException("cancelled at completion");
-        }
-        return running[0];
-    }
-
-    /** A postcopy failure that a new channel cannot mend (the destination failed, or asked nonsense). */
-    private static final class Unrecoverable extends IOException {
-        Unrecoverable(String message, Throwable cause) {
-            super(message, cause);
-        }
-    }
-
-    /** Bytes sent on channels that were lost before the current one (query-migrate's transferred). */
-    private long streamBase;
-
-    /**
-     * Postcopy-active on one set of channels: requested pages first, the rest in the background
-     * under max-postcopy-bandwidth (a requested page is never held back by it), then END, EOF
-     * and the destination's SHUT.
-     */
-    private void postcopyIterate(MigrationFile f, MigrationFile preempt, RamSaver saver) throws IOException {
-        org.livemig.vmstate.SaveStateEntry ramEntry = RamHandlers.entry(machine);
-        while (true) {
-            if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
-                throw new IOException("cancelled");
-            }
-            IOException rpError = returnPath.error();
-            if (rpError != null && returnPath.refusedRequest()) {
-                // A request the source refuses (unknown block, outside a block): not a network fault.
-                throw new Unrecoverable("return path failed: " + rpError.getMessage(), rpError);
-            }
-            if (rpError != null) {
-                throw new IOException("return path failed: " + rpError.getMessage(), rpError);
-            }
-            if (saver.pendingBytes() == 0) {
-                break;
-            }
-            if (preempt != null) {
-                // Requests the return-path thread queued before it could send them itself.
-                ReturnPathReader.PageRequest r;
-                while ((r = returnPath.pollRequest()) != null) {
-                    sendOnPreempt(r.block(), r.page());
-                }
-                // Requested pages sent earlier may sit in the main stream's buffer: flush it.
-                f.flush();
-                if (saver.pendingBytes() == 0) {
-                    break;
-                }
-            }
-            applyRateLimit(f, true);
-            boolean throttled = f.rateLimitExceeded();
-            ReturnPathReader.PageRequest first = preempt == null ? returnPath.pollRequest() : null;
-            if (first == null && throttled) {
-                // Nothing asked for and the background budget spent: wait for a request (at
-                // most until the next window; every 100 us at least, to see new requests).
-                waitOutRateWindow(f, 100_000);
-                continue;
-            }
-            SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ramEntry);
-            boolean urgent = false;
-            for (int i = 0; i < POSTCOPY_BATCH; i++) {
-                ReturnPathReader.PageRequest r = first != null ? first : preempt == null ? returnPath.pollRequest() : null;
-                first = null;
-                if (r != null) {
-                    ram.postcopyRequests.incrementAndGet();
-                    // Sent now, or sent earlier and perhaps still in our buffer: either way a
-                    // vCPU waits for it, so this section is flushed at once.
-                    saver.sendRequestedPage(f, r.block(), r.page());
-                    urgent = true;
-                    continue;
-                }
-                if (urgent || throttled || saver.sendBackgroundPages(f, 1) == 0) {
-                    break;
-                }
-            }
-            RamPageRecord.writeEos(f);
-            SaveVm.writeFooter(f, ramEntry);
-            if (urgent) {
-                f.flush(); // a vCPU waits for this page
-            }
-            // Give way to mig/src/rp_thr, which sends what vCPUs wait for (see
-            // PostcopyIncoming.LISTEN_GIVE_WAY_PAGES): one yield per section of at most 256 KiB.
-            Thread.yield();
-            ram.transferred.set(streamBase + f.position());
-        }
-        if (preempt != null) {
-            // The destination reads the preempt channel to its end before it finishes.
-            preemptLock.lock();
-            try {
-                preemptFile = null;
-                preempt.flush();
-                preemptConnection.close();
-            } finally {
-                preemptLock.unlock();
-            }
-        }
-        SaveVm.saveCompleteIterative(machine, f);
-        f.putByte(QemuStream.SECTION_EOF);
-        f.flush();
-        ram.transferred.set(streamBase + f.position());
-        int shutStatus = returnPath.awaitShut(SHUT_TIMEOUT_MILLIS);
-        if (shutStatus != 0) {
-            throw new Unrecoverable("destination failed to finish postcopy (SHUT " + shutStatus + ")", null);
-        }
-    }
-
-    /** Serialises writers of the preempt channel: {@code mig/src/rp_thr} and, at its end, this thread. */
-    private final java.util.concurrent.locks.ReentrantLock preemptLock = new java.util.concurrent.locks.ReentrantLock();
-    /** The preempt channel while requested pages may go out on it; guarded by {@link #preemptLock}. */
-    private MigrationFile preemptFile;
-
-    /**
-     * postcopy-preempt (QEMU 7.2's "preempt-full"): sends one requested page on the preempt
-     * channel from whichever thread has the request, usually {@code mig/src/rp_thr} the moment
-     * it reads it, so that it never waits for this thread, busy or blocked on the main stream.
-     * Returns false when no preempt channel is open (the request is then queued).
-     */
-    private boolean sendOnPreempt(RamBlock b, long page) throws IOException {
-        preemptLock.lock();
-        try {
-            MigrationFile p = preemptFile;
-            if (p == null) {
-                return false;
-            }
-            ram.postcopyRequests.incrementAndGet();
-            if (!currentSaver.sendRequestedPage(p, b, page, false)) {
-                // Sent on the main channel already, and not yet there: do not wait for its backlog.
-                currentSaver.resendPage(p, b, page);
-            }
-            RamPageRecord.writeEos(p);
-            p.flush();
-            return true;
-        } finally {
-            preemptLock.unlock();
-        }
-    }
-
-    private void openPreemptChannel(MigrationFile p) {
-        preemptLock.lock();
-        try {
-            preemptFile = p;
-        } finally {
-            preemptLock.unlock();
-        }
-        returnPath.sendDirectly(this::sendOnPreempt);
-    }
-
-    /** Whether the postcopy-preempt connection is made (tests). */
-    boolean hasPreemptConnection() {
-        return preemptConnection != null;
-    }
-
-    /** The RAM saver of this migration, for the return-path thread's direct sends. */
-    private volatile RamSaver currentSaver;
-
-    /** Where and with which test faults a paused postcopy resumes; set by {@link #resume}. */
-    private volatile MigrationAddress resumeAddress;
-    private volatile FaultSpec resumeFaults = FaultSpec.NONE;
-
     /**
      * Resumes a paused postcopy on a new address (QMP migrate with resume: true). Any thread; the
      * migration thread connects and recovers. Returns false when the migration is not paused.
      */
-    public boolean resume(MigrationAddress address, FaultSpec faults) {
-        resumeAddress = address;
-        resumeFaults = faults;
-        if (!status.transition(MigrationStatus.POSTCOPY_PAUSED, MigrationStatus.POSTCOPY_RECOVER)) {
-            return false;
-        }
-        LockSupport.unpark(thread);
-        return true;
+    public boolean resume(MigrationAddress to, FaultSpec withFaults) {
+        PostcopySource pc = postcopy;
+        return pc != null && pc.recovery().resume(to, withFaults);
     }
 
     /**
@@ -703,117 +511,75 @@ public final class Outgoing {
      * would. Returns false when postcopy is not active.
      */
     public boolean pause() {
-        if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
-            return false;
-        }
-        shutdownChannels();
-        return true;
+        PostcopySource pc = postcopy;
+        return pc != null && pc.recovery().pause();
     }
 
-    private void shutdownChannels() {
-        for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
+    /** Whether the postcopy-preempt connection is made (tests). */
+    boolean hasPreemptConnection() {
+        PostcopySource pc = postcopy;
+        return pc != null && pc.hasPreemptConnection();
+    }
+
+    /** This migration as its postcopy phase sees it. */
+    private final class Host implements OutgoingHost {
+        @Override public Machine machine() { return machine; }
+        @Override public StatusMachine status() { return status; }
+        @Override public RamStats ram() { return ram; }
+        @Override public MigrationAddress address() { return address; }
+        @Override public boolean preempt() { return caps.contains(Capability.POSTCOPY_PREEMPT); }
+        @Override public Level accountLevel() { return accountLevel; }
+        @Override public boolean cancelled() { return Outgoing.this.cancelled(); }
+
+        @Override
+        public MigrationConnection connect(MigrationAddress to, FaultSpec withFaults) throws IOException {
+            return Outgoing.this.connect(to, withFaults);
+        }
+
+        @Override
+        public void replaceMainConnection(MigrationConnection c) {
+            connection = c;
+        }
+
+        @Override
+        public void shutdownMainConnection() {
+            MigrationConnection c = connection;
             if (c != null) {
                 c.shutdown();
             }
         }
-    }
 
-    private void closeChannels() {
-        shutdownChannels(); // first: a writer blocked on the preempt channel lets go of the lock
-        preemptLock.lock();
-        try {
-            preemptFile = null;
-        } finally {
-            preemptLock.unlock();
+        @Override
+        public void closeMainConnection() {
+            closeQuietly(connection);
         }
-        for (MigrationConnection c : new MigrationConnection[] {connection, preemptConnection}) {
-            if (c != null) {
-                try {
-                    c.close();
-                } catch (IOException e) {
-                    LOG.log(Level.FINE, "closing a broken migration channel", e);
-                }
-            }
-        }
-        preemptConnection = null;
-    }
 
-    /**
-     * postcopy-paused: drops the broken channels and waits (without a timeout: the guest lives on
-     * the destination, and only the user knows when the network is back) for {@link #resume} or
-     * a cancel; then recovers on the new address. A recovery that fails pauses again. Returns the
-     * new main and preempt (or null) channels, with status postcopy-active.
-     */
-    private MigrationFile[] pauseUntilRecovered(RamSaver saver, String why) throws IOException {
-        while (true) {
-            MigrationStatus s = status.get();
-            if ((s != MigrationStatus.POSTCOPY_ACTIVE && s != MigrationStatus.POSTCOPY_RECOVER)
-                    || !status.transition(s, MigrationStatus.POSTCOPY_PAUSED)) {
-                throw new IOException("cancelled");
-            }
-            LOG.warning("postcopy paused (" + why + "); waiting for migrate with resume=true");
-            closeChannels();
-            while (status.get() == MigrationStatus.POSTCOPY_PAUSED) {
-                LockSupport.parkNanos(200_000_000L); // resume() and cancel() unpark at once
-            }
-            if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
-                throw new IOException("cancelled while postcopy was paused");
-            }
-            try {
-                return recover(saver);
-            } catch (IOException e) {
-                if (cancelled()) {
-                    throw e;
-                }
-                why = "recovery failed: " + describe(e);
-            }
-        }
-    }
+        @Override public ReturnPathReader returnPath() { return returnPath; }
 
-    /**
-     * The source's half of a postcopy recovery (QEMU's postcopy_do_resume): a new channel and
-     * return path, RECV_BITMAP for every block (what the destination holds decides what goes
-     * again), POSTCOPY_RESUME, RESUME_ACK.
-     */
-    private MigrationFile[] recover(RamSaver saver) throws IOException {
-        MigrationAddress addr = resumeAddress;
-        MigrationConnection conn = FaultInjectingConnection.wrapIfAny(Transports.connect(addr, CONNECT_TIMEOUT), resumeFaults);
-        connection = conn;
-        if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
-            throw new IOException("cancelled during recovery");
+        @Override
+        public ReturnPathReader startReturnPath(MigrationConnection c, RamSaver saver) {
+            return Outgoing.this.startReturnPath(c, saver);
         }
-        MigrationFile f = MigrationFile.forWriting(conn.out());
-        returnPath = new ReturnPathReader(MigrationFile.forReading(conn.in()), saver);
-        returnPath.setConsumer(thread);
-        startReturnPathThread();
-        saver.prepareResume();
-        List<RamBlock> blocks = machine.ram().blocks();
-        for (RamBlock b : blocks) {
-            new RecvBitmapCommand(b.name()).write(f);
+
+        @Override
+        public void ping(MigrationFile f, int value) throws IOException {
+            Outgoing.this.ping(f, value);
         }
-        f.flush();
-        try {
-            for (RamBlock b : blocks) {
-                saver.reloadFromReceived(b, returnPath.awaitRecvBitmap(b.name(), SHUT_TIMEOUT_MILLIS));
-            }
-            SaveVm.writeCommand(f, QemuStream.CMD_POSTCOPY_RESUME, new byte[0]);
-            f.flush();
-            returnPath.awaitResumeAck(SHUT_TIMEOUT_MILLIS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted during postcopy recovery", e);
+
+        @Override
+        public void applyRateLimit(MigrationFile f, boolean postcopyPhase) {
+            Outgoing.this.applyRateLimit(f, postcopyPhase);
         }
-        MigrationFile preempt = null;
-        if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
-            preemptConnection = Transports.connect(addr, CONNECT_TIMEOUT);
-            preempt = MigrationFile.forWriting(preemptConnection.out());
-            openPreemptChannel(preempt);
+
+        @Override
+        public void waitOutRateWindow(MigrationFile f, long minNanos) throws IOException {
+            Outgoing.waitOutRateWindow(f, minNanos);
         }
-        if (!status.transition(MigrationStatus.POSTCOPY_RECOVER, MigrationStatus.POSTCOPY_ACTIVE)) {
-            throw new IOException("cancelled during recovery");
+
+        @Override
+        public void switchedOver(long millis) {
+            downtimeMillis = millis;
         }
-        LOG.info(String.format("postcopy recovered on %s: %d KiB still to send", addr, saver.pendingBytes() >> 10));
-        return new MigrationFile[] {f, preempt};
     }
 
     /**
@@ -823,13 +589,13 @@ public final class Outgoing {
      */
     private MultifdSender connectMultifd(MigrationFile f) throws IOException {
         machine.bql().assertNotHeld();
-        java.util.List<MigrationConnection> conns = new java.util.ArrayList<>();
+        List<MigrationConnection> conns = new ArrayList<>();
         try {
             for (int i = 0; i < params.multifdChannels; i++) {
                 if (cancelled()) {
                     throw new IOException("cancelled");
                 }
-                conns.add(Transports.connect(address, CONNECT_TIMEOUT));
+                conns.add(connect(address, FaultSpec.NONE));
             }
         } catch (IOException e) {
             for (MigrationConnection c : conns) {

@@ -210,13 +210,13 @@ public final class RamLoader {
     }
 
     /** Told of every page placed in postcopy (latency of requested pages). */
-    interface PlacementListener {
+    public interface PlacementListener {
         void placed(RamBlock block, long page);
     }
 
     private volatile PlacementListener placementListener;
 
-    void setPlacementListener(PlacementListener l) {
+    public void setPlacementListener(PlacementListener l) {
         placementListener = l;
     }
 
@@ -227,9 +227,9 @@ public final class RamLoader {
     /**
      * While placing, yield the CPU after every {@code pages} pages placed (0: never), so that a
      * thread loading a stream at full speed lets the page-request threads run. See
-     * {@link PostcopyIncoming#LISTEN_GIVE_WAY_PAGES}.
+     * {@link org.livemig.migration.postcopy.PostcopyIncoming#LISTEN_GIVE_WAY_PAGES}.
      */
-    void giveWayEvery(int pages) {
+    public void giveWayEvery(int pages) {
         giveWayEvery = pages;
     }
 

@@ -22,9 +22,9 @@ import org.livemig.stream.StreamFormatException;
  *
  * <p>One reader per connection: a recovered postcopy starts a new one on the new connection.
  */
-final class ReturnPathReader implements Runnable {
+public final class ReturnPathReader implements Runnable {
     /** A checked page request: one page of one block. */
-    record PageRequest(RamBlock block, long page, long requestedAtNanos) {}
+    public record PageRequest(RamBlock block, long page, long requestedAtNanos) {}
 
     private final MigrationFile in;
     private final RamSaver saver;
@@ -38,7 +38,7 @@ final class ReturnPathReader implements Runnable {
     private volatile RequestSender direct;
 
     /** Sends one requested page on the preempt channel; false when it cannot (then it is queued). */
-    interface RequestSender {
+    public interface RequestSender {
         boolean send(RamBlock block, long page) throws IOException;
     }
     private volatile long pongRoundTripNanos = -1;
@@ -50,23 +50,23 @@ final class ReturnPathReader implements Runnable {
     private final ConcurrentHashMap<String, long[]> recvBitmaps = new ConcurrentHashMap<>();
     private volatile boolean resumeAcked;
 
-    ReturnPathReader(MigrationFile in, RamSaver saver) {
+    public ReturnPathReader(MigrationFile in, RamSaver saver) {
         this.in = in;
         this.saver = saver;
     }
 
     /** Records that PING {@code value} was just sent (for the round-trip time). */
-    void pingSent(int value) {
+    public void pingSent(int value) {
         pingsSent.put(value, System.nanoTime());
     }
 
     /** postcopy-preempt: from now on requested pages go out from this thread through {@code s}. */
-    void sendDirectly(RequestSender s) {
+    public void sendDirectly(RequestSender s) {
         direct = s;
     }
 
     /** The thread to wake when a page request arrives. */
-    void setConsumer(Thread t) {
+    public void setConsumer(Thread t) {
         consumer = t;
     }
 
@@ -148,22 +148,22 @@ final class ReturnPathReader implements Runnable {
     }
 
     /** The next queued page request, or null. */
-    PageRequest pollRequest() {
+    public PageRequest pollRequest() {
         return requests.poll();
     }
 
     /** True when the return path failed because the source refused a page request. */
-    boolean refusedRequest() {
+    public boolean refusedRequest() {
         return refused;
     }
 
     /** The return path's error, or null while it is healthy. */
-    IOException error() {
+    public IOException error() {
         return error;
     }
 
     /** Waits for SHUT; returns its status, or throws when the return path failed or timed out. */
-    int awaitShut(long timeoutMillis) throws IOException {
+    public int awaitShut(long timeoutMillis) throws IOException {
         try {
             if (!shut.await(timeoutMillis, TimeUnit.MILLISECONDS)) {
                 throw new IOException("destination did not confirm the load within " + timeoutMillis + " ms");
@@ -182,7 +182,7 @@ final class ReturnPathReader implements Runnable {
     }
 
     /** Waits until PONG {@code value} arrives; returns when it arrived (nanoTime), or -1 on timeout or failure. */
-    long awaitPong(int value, long timeoutMillis) {
+    public long awaitPong(int value, long timeoutMillis) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
         while (System.nanoTime() < deadline && error == null && shut.getCount() > 0) {
             Long t = pongs.get(value);
@@ -203,13 +203,13 @@ final class ReturnPathReader implements Runnable {
      * Postcopy recovery: waits for the destination's received bitmap of {@code block} and
      * returns its words (bit i = page i received). Throws when the path fails or time runs out.
      */
-    long[] awaitRecvBitmap(String block, long timeoutMillis) throws IOException, InterruptedException {
+    public long[] awaitRecvBitmap(String block, long timeoutMillis) throws IOException, InterruptedException {
         long[] w = awaitControl(() -> recvBitmaps.remove(block), timeoutMillis, "RECV_BITMAP for block '" + block + "'");
         return w;
     }
 
     /** Postcopy recovery: waits for RESUME_ACK. */
-    void awaitResumeAck(long timeoutMillis) throws IOException, InterruptedException {
+    public void awaitResumeAck(long timeoutMillis) throws IOException, InterruptedException {
         awaitControl(() -> resumeAcked ? Boolean.TRUE : null, timeoutMillis, "RESUME_ACK");
     }
 
@@ -237,7 +237,7 @@ final class ReturnPathReader implements Runnable {
         }
     }
 
-    long pongRoundTripNanos() {
+    public long pongRoundTripNanos() {
         return pongRoundTripNanos;
     }
 }

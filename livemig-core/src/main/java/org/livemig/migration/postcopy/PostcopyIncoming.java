@@ -1,4 +1,4 @@
-package org.livemig.migration;
+package org.livemig.migration.postcopy;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -9,15 +9,19 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.livemig.machine.Machine;
+import org.livemig.memory.RamBlock;
 import org.livemig.memory.postcopy.PageFault;
 import org.livemig.memory.postcopy.PostcopyBackend;
-import org.livemig.memory.RamBlock;
+import org.livemig.migration.IncomingReturnPath;
+import org.livemig.migration.LoadVm;
+import org.livemig.migration.MigrationStatus;
+import org.livemig.migration.RamLoader;
 import org.livemig.stream.MigrationFile;
-import org.livemig.transport.MigrationConnection;
 import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.stream.StreamFormatException;
+import org.livemig.transport.MigrationConnection;
 
 /**
  * The destination's postcopy (QEMU's postcopy-ram.c, incoming side): ADVISE creates the demand
@@ -25,7 +29,7 @@ import org.livemig.stream.StreamFormatException;
  * {@code mig/dst/listen} (which takes over the main stream from {@code mig/dst/main}), RUN
  * starts the guest from a BH on the main loop. The listen thread finishes the migration.
  */
-final class PostcopyIncoming implements LoadVm.PostcopyHandler {
+public final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     private static final Logger LOG = Logger.getLogger(PostcopyIncoming.class.getName());
     public static final String LISTEN_THREAD = "mig/dst/listen";
     public static final String FAULT_THREAD = "mig/dst/fault";
@@ -41,12 +45,13 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
      * at any of the three hops (a raised priority or a short EEVDF slice for them did not help).
      * Yielding every 64 KiB here and after every section on the source gives them a way in.
      */
-    static final int LISTEN_GIVE_WAY_PAGES = 16;
+    public static final int LISTEN_GIVE_WAY_PAGES = 16;
 
     /** QEMU's PostcopyState. */
     enum State { NONE, ADVISE, DISCARD, LISTENING, RUNNING, END }
 
-    private final Incoming incoming;
+    private final IncomingHost incoming;
+    private final IncomingRecovery recovery;
     private final Machine machine;
     private final RamLoader ram;
     private final String backendChoice;
@@ -75,9 +80,10 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
 
     private record PageKey(RamBlock block, long page) {}
 
-    PostcopyIncoming(Incoming incoming, Machine machine, RamLoader ram, String backendChoice) {
+    public PostcopyIncoming(IncomingHost incoming, RamLoader ram, String backendChoice) {
         this.incoming = incoming;
-        this.machine = machine;
+        this.machine = incoming.machine();
+        this.recovery = new IncomingRecovery(incoming, this);
         this.ram = ram;
         this.backendChoice = backendChoice;
     }
@@ -86,12 +92,19 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         return state;
     }
 
-    PostcopyBackend backend() {
+    /** The demand-paging backend, or null before ADVISE. */
+    public PostcopyBackend backend() {
         return backend;
     }
 
-    Thread listenThread() {
-        return listenThread;
+    /** migrate-recover, and the pause it ends. */
+    public IncomingRecovery recovery() {
+        return recovery;
+    }
+
+    /** The RAM loader of the main stream (a recovery resets its CONTINUE block). */
+    RamLoader loader() {
+        return ram;
     }
 
     @Override
@@ -161,7 +174,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             throw new StreamFormatException("POSTCOPY_RUN in postcopy state " + state, at);
         }
         state = State.RUNNING;
-        machine.mainLoop().schedule(incoming::postcopyRunBh);
+        incoming.runGuest();
     }
 
     /** A page was placed: if a vCPU asked for it, record how long that vCPU waited. */
@@ -184,7 +197,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     }
 
     /** Fault-to-placed latencies (ns) of the pages vCPUs asked for, in arrival order. */
-    long[] faultLatencies() {
+    public long[] faultLatencies() {
         synchronized (latencyLock) {
             return java.util.Arrays.copyOf(latencies, latencyCount);
         }
@@ -194,7 +207,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
      * postcopy-preempt: the source's second connection arrived. {@code mig/dst/preempt} places
      * the pages it carries (RAM records, each batch ended by EOS) once postcopy listens.
      */
-    synchronized void preemptConnected(MigrationConnection c) {
+    public synchronized void preemptConnected(MigrationConnection c) {
         Thread old = preemptThread;
         if (old != null && old.isAlive()) {
             // A recovered postcopy's new channel: the old thread's channel is shut; let it end.
@@ -214,11 +227,11 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         incoming.requestThreads().raise();
         try {
             while (!listening.await(100, TimeUnit.MILLISECONDS)) {
-                if (incoming.status().isFinal()) {
+                if (incoming.status().get().isFinal()) {
                     return;
                 }
             }
-            RamLoader loader = new RamLoader(machine.ram(), incoming.ramStats());
+            RamLoader loader = new RamLoader(machine.ram(), incoming.ram());
             loader.advise(backend);
             loader.setPlacementListener(this::placed);
             loader.startPlacing();
@@ -237,13 +250,13 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
                     incoming.pause();
                 } else {
                     LOG.log(Level.WARNING, "postcopy preempt channel failed: " + e.getMessage());
-                    incoming.postcopyFailed("preempt channel: " + e.getMessage());
+                    incoming.failed("preempt channel: " + e.getMessage());
                 }
             }
         } catch (RuntimeException e) {
             if (!backend.isClosed() && state != State.END) {
                 LOG.log(Level.WARNING, "postcopy preempt channel failed: " + e);
-                incoming.postcopyFailed("preempt channel: " + e);
+                incoming.failed("preempt channel: " + e);
             }
         }
     }
@@ -275,7 +288,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         } catch (IOException e) {
             if (!backend.isClosed()) {
                 LOG.log(Level.WARNING, "postcopy fault thread: " + e.getMessage());
-                incoming.postcopyFailed("page fault handling failed: " + e.getMessage());
+                incoming.failed("page fault handling failed: " + e.getMessage());
             }
         }
     }
@@ -313,12 +326,12 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
     }
 
     /** Page requests sent for faults so far: {@code [by the faulting guest threads, by mig/dst/fault]}. */
-    long[] faultRequestSenders() {
+    public long[] faultRequestSenders() {
         return new long[] {requestsFromGuestThreads.sum(), requestsFromFaultThread.sum()};
     }
 
     private boolean canRequest() {
-        MigrationStatus s = incoming.status();
+        MigrationStatus s = incoming.status().get();
         return s == MigrationStatus.ACTIVE || s == MigrationStatus.POSTCOPY_ACTIVE;
     }
 
@@ -340,28 +353,19 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
 
     @Override
     public void recvBitmap(RecvBitmapCommand cmd, long at) throws IOException {
-        if (incoming.status() != MigrationStatus.POSTCOPY_RECOVER || backend == null) {
-            throw new StreamFormatException("RECV_BITMAP outside postcopy recovery (status "
-                    + incoming.status().qemuName() + ")", at);
-        }
-        RamBlock b = machine.ram().block(cmd.block());
-        if (b == null) {
-            throw new StreamFormatException("RECV_BITMAP for unknown RAM block '" + cmd.block() + "'", at);
-        }
-        incoming.returnPath().sendRecvBitmap(b.name(), backend.receivedMap(b).toWords());
+        recovery.recvBitmap(cmd, at);
     }
 
     @Override
     public void resume(long at) throws IOException {
-        if (incoming.status() != MigrationStatus.POSTCOPY_RECOVER) {
-            throw new StreamFormatException("POSTCOPY_RESUME outside postcopy recovery (status "
-                    + incoming.status().qemuName() + ")", at);
-        }
-        ram.resetContinuation();
-        incoming.postcopyResumed();
-        IncomingReturnPath rp = incoming.returnPath();
-        rp.sendResumeAck();
-        // Requests lost with the old channel, and faults seen while paused, go out again now.
+        recovery.resume(at);
+    }
+
+    /**
+     * After a recovery: asks again for every page a vCPU asked for (or faulted on while paused)
+     * that has not arrived. Returns how many requests went out.
+     */
+    int requestMissingAgain(IncomingReturnPath rp) throws IOException {
         int again = 0;
         for (PageKey k : requested.keySet()) {
             if (!backend.receivedMap(k.block()).isReceived(k.page())) {
@@ -369,7 +373,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
                 again++;
             }
         }
-        LOG.info("postcopy resumed; " + again + " page requests sent again");
+        return again;
     }
 
     /**
@@ -387,7 +391,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
                     if (state != State.RUNNING || backend.isClosed()) {
                         throw e;
                     }
-                    MigrationFile next = incoming.postcopyPause(e.getMessage() == null ? e.toString() : e.getMessage());
+                    MigrationFile next = recovery.pause(e.getMessage() == null ? e.toString() : e.getMessage());
                     if (next == null) {
                         throw e;
                     }
@@ -416,7 +420,7 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             state = State.END;
             backend.close();
             incoming.returnPath().sendShut(0);
-            incoming.postcopyCompleted();
+            incoming.completed();
         } catch (IOException | RuntimeException | InterruptedException e) {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             LOG.log(Level.WARNING, "postcopy listen thread failed: " + msg);
@@ -425,19 +429,20 @@ final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             } catch (IOException ignored) {
                 // the source is gone
             }
-            incoming.postcopyFailed(msg);
+            incoming.failed(msg);
         }
     }
 
-    /** Stops paging and the fault thread (failure or teardown). */
-    void shutdown() {
+    /** Stops paging and the fault thread (failure or teardown). Any thread. */
+    public void shutdown() {
         PostcopyBackend b = backend;
         if (b != null) {
             b.close();
         }
     }
 
-    void join(long millis) throws InterruptedException {
+    /** Waits up to {@code millis} for each of the fault, listen and preempt threads to end. */
+    public void join(long millis) throws InterruptedException {
         for (Thread t : new Thread[] {faultThread, listenThread, preemptThread}) {
             if (t != null && t != Thread.currentThread()) {
                 t.join(millis);

@@ -1,4 +1,4 @@
-package org.livemig.migration;
+package org.livemig.migration.postcopy;
 
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
@@ -7,7 +7,7 @@ import org.livemig.memory.ThreadScheduling;
 /**
  * Opt-in real-time scheduling for the threads a vCPU waiting on a postcopy page depends on:
  * {@code mig/src/rp_thr}, {@code mig/dst/fault} and {@code mig/dst/preempt}
- * ({@link Migration#setPostcopyRequestPriority}). One per migration, shared by its side's
+ * ({@link org.livemig.migration.Migration#setPostcopyRequestPriority}). One per migration, shared by its side's
  * request threads, each of which calls {@link #raise} as it starts.
  *
  * <p>Why: on a machine with fewer cores than busy threads (the background stream keeps one busy
@@ -16,7 +16,7 @@ import org.livemig.memory.ThreadScheduling;
  * These threads sleep between requests and do little per wakeup. Off by default, as in QEMU,
  * whose users set it from outside (chrt, libvirt's scheduler settings) when they want it.
  */
-final class RequestThreads {
+public final class RequestThreads {
     private static final Logger LOG = Logger.getLogger(RequestThreads.class.getName());
 
     /** SCHED_FIFO priority, 0 for normal scheduling. */
@@ -24,7 +24,7 @@ final class RequestThreads {
     /** Threads that {@link #raise} put in SCHED_FIFO. */
     private final AtomicInteger realTime = new AtomicInteger();
 
-    RequestThreads(int priority) {
+    public RequestThreads(int priority) {
         this.priority = priority;
     }
 
@@ -32,7 +32,7 @@ final class RequestThreads {
      * Called by a request thread as it starts: SCHED_FIFO at the priority (0 leaves it alone).
      * A refusal (no CAP_SYS_NICE or RLIMIT_RTPRIO) is logged and the thread goes on as it was.
      */
-    void raise() {
+    public void raise() {
         if (priority == 0) {
             return;
         }
@@ -45,7 +45,7 @@ final class RequestThreads {
     }
 
     /** How many threads run real-time through {@link #raise} (tests). */
-    int realTimeThreads() {
+    public int realTimeThreads() {
         return realTime.get();
     }
 }
