@@ -59,13 +59,16 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (warmUp) {
-            WarmUp.start(WarmUp.DEFAULT_ROUNDS);
-        }
+        // Started first, so that it runs while the machine pre-faults its RAM; it gives way to
+        // this process's own migrations (giveWayTo below).
+        WarmUp warm = warmUp ? WarmUp.start(WarmUp.DEFAULT_ROUNDS) : null;
         Machine.Config cfg = machine.config(name == null ? "livemig" : name);
         CountDownLatch quit = new CountDownLatch(1);
         try (Machine m = new Machine(cfg)) {
             Migration mig = new Migration(m);
+            if (warm != null) {
+                warm.giveWayTo(mig);
+            }
             mig.setAutostart(!noAutostart);
             mig.setPostcopyBackend(postcopyBackend);
             mig.setPostcopyRequestPriority(postcopyRequestPriority);

@@ -30,9 +30,6 @@ public final class Migration {
     private final MigrationEvents fanOut = new MigrationEvents() {
         @Override
         public void statusChanged(MigrationStatus status) {
-            if (status == MigrationStatus.SETUP && !scratch) {
-                WarmUp.yieldToMigration();
-            }
             listeners.forEach(l -> l.statusChanged(status));
         }
 
@@ -50,15 +47,15 @@ public final class Migration {
     /** SCHED_FIFO priority of the postcopy request threads, 0 for normal scheduling. */
     private volatile int postcopyRequestPriority;
 
-    /** A {@link WarmUp} scratch migration, which must not make the warm-up give way. */
-    private final boolean scratch;
+    /** A quiet migration logs its switch-over account at FINE, not INFO (a warm-up's scratch migrations). */
+    private final boolean quiet;
 
     public Migration(Machine machine) {
         this(machine, false);
     }
 
-    Migration(Machine machine, boolean scratch) {
-        this.scratch = scratch;
+    Migration(Machine machine, boolean quiet) {
+        this.quiet = quiet;
         this.machine = machine;
         RamHandlers.of(machine);
         machine.addCloseNotifier(this::machineClosing);
@@ -227,7 +224,7 @@ public final class Migration {
         }
         MigrationAddress addr = parse(uri);
         checkMultifd(addr);
-        Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, scratch);
+        Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, quiet);
         o.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         outgoing = o;
         o.start();

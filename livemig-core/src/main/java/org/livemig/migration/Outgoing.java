@@ -90,9 +90,9 @@ public final class Outgoing {
     private RequestThreads requestThreads = new RequestThreads(0);
 
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
-             MigrationEvents events, FaultSpec faults, boolean scratch) {
+             MigrationEvents events, FaultSpec faults, boolean quiet) {
         this.faults = faults;
-        this.accountLevel = scratch ? Level.FINE : Level.INFO;
+        this.accountLevel = quiet ? Level.FINE : Level.INFO;
         this.machine = machine;
         this.params = params;
         this.caps = caps.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(caps);

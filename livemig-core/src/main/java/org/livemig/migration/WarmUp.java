@@ -23,10 +23,11 @@ import org.livemig.memory.RamBlock;
  * paths, pages and zero pages, dirty passes and a switchover, and a postcopy with demand paging;
  * then both postcopy backends' placement paths ({@link PlacementWarmUp}).
  *
- * <p>It gives way to real work: as soon as a real migration of this process reaches setup
- * (outgoing started, or incoming connection accepted), the scratch migration under way is
- * cancelled and no further one starts. Its machines are small (16 MiB each, one vCPU), so it
- * adds little to the process's peak memory.
+ * <p>It gives way to real work: the process that owns it names the machines whose migrations
+ * come first ({@link #giveWayTo}); as soon as one of them reaches setup (outgoing started, or
+ * incoming connection accepted), the scratch migration under way is cancelled and no further
+ * one starts. Its machines are small (16 MiB each, one vCPU), so it adds little to the process's
+ * peak memory. It keeps no global state: a process may run several, or none.
  */
 public final class WarmUp {
     private static final Logger LOG = Logger.getLogger(WarmUp.class.getName());
@@ -36,8 +37,6 @@ public final class WarmUp {
     public static final int DEFAULT_ROUNDS = 7;
     private static final long SCRATCH_RAM = 16L << 20;
     private static final long STEP_TIMEOUT_MILLIS = 30_000;
-
-    private static volatile WarmUp current;
 
     private final Kind[] rounds;
     private final Thread thread;
@@ -68,17 +67,31 @@ public final class WarmUp {
     /** Starts a warm-up of these scratch migrations, in this order (tests). */
     static WarmUp start(Kind... rounds) {
         WarmUp w = new WarmUp(rounds.clone());
-        current = w;
         w.thread.start();
         return w;
     }
 
-    /** A real migration begins: the warm-up under way, if any, stops as soon as it can. */
-    static void yieldToMigration() {
-        WarmUp w = current;
-        if (w != null && !w.yielded) {
-            w.yielded = true;
-            Migration m = w.scratchSource;
+    /**
+     * Makes this warm-up give way to the migrations of {@code real}: from now on, when one of
+     * them reaches setup, the warm-up stops as soon as it can. Returns this warm-up.
+     */
+    public WarmUp giveWayTo(Migration real) {
+        real.addListener(new MigrationEvents() {
+            @Override
+            public void statusChanged(MigrationStatus status) {
+                if (status == MigrationStatus.SETUP) {
+                    giveWay();
+                }
+            }
+        });
+        return this;
+    }
+
+    /** A real migration begins: the scratch migration under way is cancelled, and no other starts. Any thread. */
+    public void giveWay() {
+        if (!yielded) {
+            yielded = true;
+            Migration m = scratchSource;
             if (m != null) {
                 m.cancel();
             }
@@ -153,9 +166,6 @@ public final class WarmUp {
                 } catch (IOException e) {
                     // a leftover socket file in the temp directory is harmless
                 }
-            }
-            if (current == this) {
-                current = null;
             }
             done.countDown();
         }

@@ -67,6 +67,7 @@ class WarmUpTest {
         java.util.Arrays.fill(postcopies, WarmUp.Kind.POSTCOPY);
         WarmUp w = WarmUp.start(postcopies);
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(TestMachines.small("ab:2000").withFill(Machine.Fill.RANDOM))) {
+            w.giveWayTo(p.srcMig()).giveWayTo(p.dstMig());
             // Caught while in postcopy (20 rounds, so that one of them is).
             await().atMost(LONG).pollInterval(Duration.ofMillis(5)).until(() -> {
                 Migration s = w.scratchSource();
@@ -87,6 +88,7 @@ class WarmUpTest {
     void aRealMigrationMakesItGiveWayAndStillCompletesAndVerifies() throws Exception {
         WarmUp w = WarmUp.start(1000);
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(TestMachines.small("ab:2000").withFill(Machine.Fill.RANDOM))) {
+            w.giveWayTo(p.srcMig()).giveWayTo(p.dstMig());
             await().atMost(LONG).until(() -> w.completed() >= 1);
             Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
             // It stops within one scratch migration's teardown, long before its 1000 rounds.
