@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
 import org.livemig.migration.Capability;
 import org.livemig.migration.Incoming;
 import org.livemig.migration.Migration;
@@ -48,13 +49,31 @@ public final class MigrationCommands {
         }
     }
 
-    private MigrationCommands() {}
+    private final QmpServer server;
+    private final Migration migration;
+    private final Machine machine;
 
-    /** Registers the commands on {@code server} for {@code migration}'s machine. */
+    private MigrationCommands(QmpServer server, Migration migration) {
+        this.server = Objects.requireNonNull(server);
+        this.migration = migration;
+        this.machine = migration.machine();
+    }
+
+    /** Registers the commands on {@code server} for {@code migration}'s machine, and its events. */
     public static void register(QmpServer server, Migration migration) {
-        Objects.requireNonNull(server);
-        Machine machine = migration.machine();
-        migration.addListener(new MigrationEvents() {
+        MigrationCommands c = new MigrationCommands(server, migration);
+        migration.addListener(c.events());
+        for (QmpCommand cmd : List.of(c.migrate(), c.migrateIncoming(), c.queryMigrate(), c.migrateCancel(),
+                c.migrateContinue(), c.migrateSetCapabilities(), c.queryMigrateCapabilities(),
+                c.migrateSetParameters(), c.queryMigrateParameters(), c.queryYank(), c.yank(),
+                c.migrateStartPostcopy(), c.migratePause(), c.migrateRecover(), c.xLivemigFingerprint())) {
+            server.register(cmd);
+        }
+    }
+
+    /** MIGRATION and MIGRATION_PASS, when the {@code events} capability is on. */
+    private MigrationEvents events() {
+        return new MigrationEvents() {
             @Override
             public void statusChanged(MigrationStatus status) {
                 if (migration.capabilities().contains(Capability.EVENTS)) {
@@ -72,9 +91,12 @@ public final class MigrationCommands {
                     server.emitEvent(MIGRATION_PASS, d);
                 }
             }
-        });
+        };
+    }
 
-        server.register(QmpCommand.builder("migrate")
+    /** {@code migrate}: starts an outgoing migration, or with {@code resume} resumes a paused postcopy. */
+    private QmpCommand migrate() {
+        return QmpCommand.builder("migrate")
                 .arg("uri", QmpType.STR)
                 .optionalArg("blk", QmpType.BOOL)
                 .optionalArg("inc", QmpType.BOOL)
@@ -91,29 +113,41 @@ public final class MigrationCommands {
                     call(() -> migration.migrate(args.get("uri").asString()));
                     return null;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("migrate-incoming")
+    /** {@code migrate-incoming}: listens for the source (the machine must have been started with -incoming). */
+    private QmpCommand migrateIncoming() {
+        return QmpCommand.builder("migrate-incoming")
                 .arg("uri", QmpType.STR)
                 .optionalArg("exit-on-error", QmpType.BOOL)
                 .handler(args -> {
-                    if (machine.runState() != org.livemig.machine.RunState.INMIGRATE) {
+                    if (machine.runState() != RunState.INMIGRATE) {
                         throw QmpError.generic("'-incoming' was not specified on the command line");
                     }
                     call(() -> migration.migrateIncoming(args.get("uri").asString(),
                             args.path("exit-on-error").asBoolean(true)));
                     return null;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("query-migrate").handler(args -> migration.queryMigrate()).build());
+    /** {@code query-migrate}: the status and statistics of the current or last migration. */
+    private QmpCommand queryMigrate() {
+        return QmpCommand.builder("query-migrate").handler(args -> migration.queryMigrate()).build();
+    }
 
-        server.register(QmpCommand.builder("migrate_cancel").handler(args -> {
+    /** {@code migrate_cancel}: cancels the outgoing migration; the source keeps running. */
+    private QmpCommand migrateCancel() {
+        return QmpCommand.builder("migrate_cancel").handler(args -> {
             migration.cancel();
             return null;
-        }).build());
+        }).build();
+    }
 
-        server.register(QmpCommand.builder("migrate-continue")
+    /** {@code migrate-continue}: lets a migration paused before the switchover go on. */
+    private QmpCommand migrateContinue() {
+        return QmpCommand.builder("migrate-continue")
                 .arg("state", QmpType.enumOf("MigrationStatus", STATUS_NAMES))
                 .handler(args -> {
                     Outgoing o = migration.outgoing();
@@ -124,15 +158,17 @@ public final class MigrationCommands {
                     }
                     return null;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("migrate-set-capabilities")
+    /** {@code migrate-set-capabilities}: every entry checked before any is changed. */
+    private QmpCommand migrateSetCapabilities() {
+        return QmpCommand.builder("migrate-set-capabilities")
                 .arg("capabilities", QmpType.arrayOf(QmpType.struct(
                         QmpType.member("capability", QmpType.enumOf("MigrationCapability",
                                 QEMU_CAPABILITIES.toArray(String[]::new))),
                         QmpType.member("state", QmpType.BOOL))))
                 .handler(args -> {
-                    // Check every entry before changing anything.
                     for (JsonNode c : args.get("capabilities")) {
                         String name = c.get("capability").asString();
                         if (Capability.fromQemuName(name) == null && c.get("state").asBoolean()) {
@@ -150,9 +186,12 @@ public final class MigrationCommands {
                     });
                     return null;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("query-migrate-capabilities").handler(args -> {
+    /** {@code query-migrate-capabilities}: every QEMU 7.2 capability, in QEMU's order. */
+    private QmpCommand queryMigrateCapabilities() {
+        return QmpCommand.builder("query-migrate-capabilities").handler(args -> {
             ArrayNode list = QmpJson.NODES.arrayNode();
             var on = migration.capabilities();
             for (String name : QEMU_CAPABILITIES) {
@@ -162,13 +201,16 @@ public final class MigrationCommands {
                 e.put("state", c != null && on.contains(c));
             }
             return list;
-        }).build());
+        }).build();
+    }
 
-        QmpCommand.Builder setParams = QmpCommand.builder("migrate-set-parameters");
+    /** {@code migrate-set-parameters}: QEMU 7.2's members; those livemig lacks are refused by name. */
+    private QmpCommand migrateSetParameters() {
+        QmpCommand.Builder b = QmpCommand.builder("migrate-set-parameters");
         for (Map.Entry<String, QmpType> p : QEMU_PARAMETERS.entrySet()) {
-            setParams.optionalArg(p.getKey(), p.getValue());
+            b.optionalArg(p.getKey(), p.getValue());
         }
-        server.register(setParams.handler(args -> {
+        return b.handler(args -> {
             for (Iterator<String> it = args.propertyNames().iterator(); it.hasNext(); ) {
                 String name = it.next();
                 if (!IMPLEMENTED_PARAMETERS.contains(name)) {
@@ -185,9 +227,12 @@ public final class MigrationCommands {
                 return null;
             });
             return null;
-        }).build());
+        }).build();
+    }
 
-        server.register(QmpCommand.builder("query-migrate-parameters").handler(args -> {
+    /** {@code query-migrate-parameters}. */
+    private QmpCommand queryMigrateParameters() {
+        return QmpCommand.builder("query-migrate-parameters").handler(args -> {
             MigrationParameters p = migration.parameters();
             ObjectNode r = QmpJson.object();
             r.put("throttle-trigger-threshold", p.throttleTriggerThreshold);
@@ -200,17 +245,23 @@ public final class MigrationCommands {
             r.put("multifd-channels", p.multifdChannels);
             r.put("multifd-compression", p.multifdCompression);
             return r;
-        }).build());
+        }).build();
+    }
 
-        server.register(QmpCommand.builder("query-yank").allowOob().handler(args -> {
+    /** {@code query-yank} (out of band): the migration instance while one runs. */
+    private QmpCommand queryYank() {
+        return QmpCommand.builder("query-yank").allowOob().handler(args -> {
             ArrayNode list = QmpJson.NODES.arrayNode();
             if (migration.isActive()) {
                 list.addObject().put("type", "migration");
             }
             return list;
-        }).build());
+        }).build();
+    }
 
-        server.register(QmpCommand.builder("yank")
+    /** {@code yank} (out of band): breaks the migration's connections so that blocked IO fails at once. */
+    private QmpCommand yank() {
+        return QmpCommand.builder("yank")
                 .arg("instances", QmpType.arrayOf(QmpType.struct(
                         QmpType.member("type", QmpType.enumOf("YankInstanceType", "block-node", "chardev", "migration")),
                         QmpType.optional("node-name", QmpType.STR),
@@ -233,35 +284,48 @@ public final class MigrationCommands {
                     }
                     return null;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("migrate-start-postcopy").handler(args -> {
+    /** {@code migrate-start-postcopy}: the source switches to postcopy at the end of the current iteration. */
+    private QmpCommand migrateStartPostcopy() {
+        return QmpCommand.builder("migrate-start-postcopy").handler(args -> {
             call(() -> {
                 migration.startPostcopy();
                 return null;
             });
             return null;
-        }).build());
+        }).build();
+    }
 
-        // Both are out-of-band in QEMU: they must work while the main loop is stuck on a dead network.
-        server.register(QmpCommand.builder("migrate-pause").allowOob().handler(args -> {
+    /**
+     * {@code migrate-pause} (out of band, as in QEMU: it must work while the main loop is stuck on
+     * a dead network): breaks a running postcopy's channels so that both sides pause.
+     */
+    private QmpCommand migratePause() {
+        return QmpCommand.builder("migrate-pause").allowOob().handler(args -> {
             call(() -> {
                 migration.pause();
                 return null;
             });
             return null;
-        }).build());
+        }).build();
+    }
 
-        server.register(QmpCommand.builder("migrate-recover").arg("uri", QmpType.STR).allowOob().handler(args -> {
+    /** {@code migrate-recover} (out of band): the destination of a paused postcopy listens on a new address. */
+    private QmpCommand migrateRecover() {
+        return QmpCommand.builder("migrate-recover").arg("uri", QmpType.STR).allowOob().handler(args -> {
             call(() -> {
                 migration.recover(args.get("uri").asString());
                 return null;
             });
             return null;
-        }).build());
+        }).build();
+    }
 
-        // livemig's own: the fingerprint of the stopped machine, to verify what a migration moved.
-        server.register(QmpCommand.builder("x-livemig-fingerprint").optionalArg("pages", QmpType.BOOL).handler(args -> {
+    /** {@code x-livemig-fingerprint} (livemig's own): the fingerprint of the stopped machine, to verify what a migration moved. */
+    private QmpCommand xLivemigFingerprint() {
+        return QmpCommand.builder("x-livemig-fingerprint").optionalArg("pages", QmpType.BOOL).handler(args -> {
             Incoming in = migration.incoming();
             if (in != null && in.status().isActive()) {
                 // Reading guest RAM directly while pages may still be missing could block on a
@@ -277,7 +341,7 @@ public final class MigrationCommands {
             } catch (IOException e) {
                 throw QmpError.generic("fingerprint failed: " + e.getMessage());
             }
-        }).build());
+        }).build();
     }
 
     private static String instanceName(JsonNode i) {

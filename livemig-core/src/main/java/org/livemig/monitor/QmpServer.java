@@ -319,14 +319,29 @@ public final class QmpServer implements AutoCloseable {
     // ---------------------------------------------------------------- built-in commands
 
     private void registerBuiltins() {
-        registry.register(QmpCommand.builder(QmpDispatch.CAPABILITIES)
+        registry.register(qmpCapabilities());
+        registry.register(queryVersion());
+        registry.register(queryCommands());
+    }
+
+    /** {@code qmp_capabilities}: leaves negotiation mode (the session does that; the command only checks its arguments). */
+    private static QmpCommand qmpCapabilities() {
+        return QmpCommand.builder(QmpDispatch.CAPABILITIES)
                 .optionalArg("enable", QmpType.arrayOf(QmpType.enumOf("QMPCapability", "oob")))
                 .handler(args -> null)
-                .build());
-        registry.register(QmpCommand.builder("query-version")
+                .build();
+    }
+
+    /** {@code query-version}: the version this server announces in its greeting. */
+    private QmpCommand queryVersion() {
+        return QmpCommand.builder("query-version")
                 .handler(args -> version.deepCopy())
-                .build());
-        registry.register(QmpCommand.builder("query-commands")
+                .build();
+    }
+
+    /** {@code query-commands}: every registered command's name. */
+    private QmpCommand queryCommands() {
+        return QmpCommand.builder("query-commands")
                 .handler(args -> {
                     ArrayNode list = QmpJson.NODES.arrayNode();
                     for (String name : registry.names()) {
@@ -334,7 +349,7 @@ public final class QmpServer implements AutoCloseable {
                     }
                     return list;
                 })
-                .build());
+                .build();
     }
 
     // ---------------------------------------------------------------- qmp-io

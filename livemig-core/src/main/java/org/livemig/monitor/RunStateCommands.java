@@ -1,5 +1,6 @@
 package org.livemig.monitor;
 
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -22,16 +23,28 @@ public final class RunStateCommands {
     public static final String RESUME = "RESUME";
     public static final String SHUTDOWN = "SHUTDOWN";
 
-    private RunStateCommands() {
+    private final QmpServer server;
+    private final VmControl vm;
+    /** Set by {@code quit}, whose SHUTDOWN event goes before its reply; no second one follows. */
+    private final AtomicBoolean quitting = new AtomicBoolean();
+
+    private RunStateCommands(QmpServer server, VmControl vm) {
+        this.server = Objects.requireNonNull(server, "server");
+        this.vm = Objects.requireNonNull(vm, "vm");
     }
 
     /** Registers the commands on {@code server} and subscribes to {@code vm} for the events. */
     public static void register(QmpServer server, VmControl vm) {
-        Objects.requireNonNull(server, "server");
-        Objects.requireNonNull(vm, "vm");
-        AtomicBoolean quitting = new AtomicBoolean();
+        RunStateCommands c = new RunStateCommands(server, vm);
+        vm.addListener(c.events());
+        for (QmpCommand cmd : List.of(c.queryStatus(), c.queryName(), c.stop(), c.cont(), c.quit())) {
+            server.register(cmd);
+        }
+    }
 
-        vm.addListener(new VmControl.Listener() {
+    /** STOP and RESUME on run-state changes, SHUTDOWN when one is requested elsewhere. */
+    private VmControl.Listener events() {
+        return new VmControl.Listener() {
             @Override
             public void runStateChanged(String from, boolean wasRunning, String to, boolean isRunning) {
                 if (wasRunning && !isRunning && !to.equals("shutdown")) {
@@ -47,9 +60,12 @@ public final class RunStateCommands {
                     server.emitEvent(SHUTDOWN, shutdownData("host-signal"));
                 }
             }
-        });
+        };
+    }
 
-        server.register(QmpCommand.builder("query-status")
+    /** {@code query-status}. */
+    private QmpCommand queryStatus() {
+        return QmpCommand.builder("query-status")
                 .handler(args -> {
                     ObjectNode status = QmpJson.object(); // StatusInfo's member order
                     status.put("running", vm.isRunning());
@@ -57,9 +73,12 @@ public final class RunStateCommands {
                     status.put("status", vm.runState());
                     return status;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("query-name")
+    /** {@code query-name}. */
+    private QmpCommand queryName() {
+        return QmpCommand.builder("query-name")
                 .handler(args -> {
                     ObjectNode info = QmpJson.object();
                     String name = vm.name();
@@ -68,19 +87,24 @@ public final class RunStateCommands {
                     }
                     return info;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("stop")
+    /** {@code stop}: QEMU stops only a running guest; "inmigrate" and the like stay as they are. */
+    private QmpCommand stop() {
+        return QmpCommand.builder("stop")
                 .handler(args -> {
-                    // QEMU stops only a running guest; "inmigrate" and the like stay as they are.
                     if (vm.isRunning()) {
                         vm.vmStop();
                     }
                     return null;
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("cont")
+    /** {@code cont}: resumes a stopped guest, with QEMU's refusals. */
+    private QmpCommand cont() {
+        return QmpCommand.builder("cont")
                 .handler(args -> {
                     String state = vm.runState();
                     switch (state) {
@@ -98,9 +122,12 @@ public final class RunStateCommands {
                         }
                     }
                 })
-                .build());
+                .build();
+    }
 
-        server.register(QmpCommand.builder("quit")
+    /** {@code quit}: SHUTDOWN (reason host-qmp-quit) before the reply, as QEMU 7.2 sends it. */
+    private QmpCommand quit() {
+        return QmpCommand.builder("quit")
                 .handler(args -> {
                     if (quitting.compareAndSet(false, true)) {
                         server.emitEvent(SHUTDOWN, shutdownData("host-qmp-quit"));
@@ -108,7 +135,7 @@ public final class RunStateCommands {
                     vm.requestShutdown();
                     return null;
                 })
-                .build());
+                .build();
     }
 
     private static ObjectNode shutdownData(String reason) {
