@@ -1,7 +1,7 @@
 package org.livemig.cli;
 
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /** The {@code livemig} command. With no subcommand it runs {@code demo}. */
 @Command(name = "livemig", mixinStandardHelpOptions = true, version = "livemig 0.1.0",
@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
                 BenchCommand.class,
                 AnalyzeCommand.class,
                 RelayCommand.class,
-                QmpCommand.class,
+                QmpClientCommand.class,
                 AotTrainCommand.class,
                 CommandLine.HelpCommand.class,
         })

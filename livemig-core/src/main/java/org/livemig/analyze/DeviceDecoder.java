@@ -9,7 +9,7 @@ import org.livemig.stream.SectionHeader;
 import org.livemig.stream.StreamFormatException;
 
 /**
- * Decodes a device section body into {@link VmValue}s following a {@link VmsdLayout}, the way a
+ * Decodes a device section body into {@link StreamValue}s following a {@link VmsdLayout}, the way a
  * generic reader must: fields in order, then subsections. With a vmdesc layout the decode is
  * exact; with a {@code -dump-vmstate} layout the existence of test-gated fields is guessed and a
  * guess is accepted only when it consumes the section's bytes exactly.
@@ -28,7 +28,7 @@ final class DeviceDecoder {
     }
 
     /** Decodes exactly as the vmdesc layout says. */
-    VmValue.Struct decode(VmsdLayout layout, Src s, int sectionVersion) throws IOException {
+    StreamValue.Struct decode(VmsdLayout layout, Src s, int sectionVersion) throws IOException {
         steps = 0;
         guessMask = 0;
         guessUsed = 0;
@@ -42,7 +42,7 @@ final class DeviceDecoder {
      *
      * @throws StreamFormatException naming why no guess fitted
      */
-    VmValue.Struct decodeGuessing(VmsdLayout layout, byte[] body, long base, String section, int sectionVersion)
+    StreamValue.Struct decodeGuessing(VmsdLayout layout, byte[] body, long base, String section, int sectionVersion)
             throws StreamFormatException {
         long budget = Limits.MAX_GUESS_BYTES;
         String firstProblem = null;
@@ -55,7 +55,7 @@ final class DeviceDecoder {
             guessMask = masks.get(m);
             guessUsed = 0;
             try {
-                VmValue.Struct v = struct(layout, src, sectionVersion, 0);
+                StreamValue.Struct v = struct(layout, src, sectionVersion, 0);
                 if (src.atEnd()) {
                     return v;
                 }
@@ -86,11 +86,11 @@ final class DeviceDecoder {
                 base, section, null);
     }
 
-    private VmValue.Struct struct(VmsdLayout l, Src s, int version, int depth) throws IOException {
+    private StreamValue.Struct struct(VmsdLayout l, Src s, int version, int depth) throws IOException {
         if (depth > limits.maxNesting()) {
             throw s.error("device state nested deeper than " + limits.maxNesting());
         }
-        List<VmValue.Field> fields = new ArrayList<>();
+        List<StreamValue.Field> fields = new ArrayList<>();
         for (VmsdLayout.FieldLayout f : l.fields()) {
             if (!l.exact()) {
                 if (f.versionId() > version) {
@@ -106,16 +106,16 @@ final class DeviceDecoder {
                     throw s.error("more than " + limits.maxDecodeSteps() + " fields in one section");
                 }
                 int index = f.arrayLen() >= 0 ? i : f.index();
-                VmValue v;
+                StreamValue v;
                 if (f.struct() != null) {
                     v = struct(f.struct(), s, f.struct().version(), depth + 1);
                 } else {
                     v = leaf(f, s);
                 }
-                fields.add(new VmValue.Field(f.name(), index, v));
+                fields.add(new StreamValue.Field(f.name(), index, v));
             }
         }
-        List<VmValue.Subsection> subs = new ArrayList<>();
+        List<StreamValue.Subsection> subs = new ArrayList<>();
         if (l.exact()) {
             for (VmsdLayout sub : l.subsections()) {
                 long at = s.pos();
@@ -130,7 +130,7 @@ final class DeviceDecoder {
                     throw new StreamFormatException("subsection " + SectionHeader.display(name) + " where the vmdesc says "
                             + sub.name(), at, section(s), null);
                 }
-                subs.add(new VmValue.Subsection(name, ver, struct(sub, s, ver, depth + 1)));
+                subs.add(new StreamValue.Subsection(name, ver, struct(sub, s, ver, depth + 1)));
             }
         } else {
             while (isSubsection(s, l.name())) {
@@ -147,10 +147,10 @@ final class DeviceDecoder {
                 if (sub == null) {
                     throw new StreamFormatException("unknown subsection " + SectionHeader.display(name), at, section(s), null);
                 }
-                subs.add(new VmValue.Subsection(name, ver, struct(sub, s, ver, depth + 1)));
+                subs.add(new StreamValue.Subsection(name, ver, struct(sub, s, ver, depth + 1)));
             }
         }
-        return new VmValue.Struct(fields, subs);
+        return new StreamValue.Struct(fields, subs);
     }
 
     private static String section(Src s) {
@@ -162,13 +162,13 @@ final class DeviceDecoder {
         return bit < 63 && ((guessMask >>> bit) & 1) != 0;
     }
 
-    private VmValue leaf(VmsdLayout.FieldLayout f, Src s) throws IOException {
-        VmValue.Kind kind = VmValue.Kind.ofType(f.type());
-        if (kind == VmValue.Kind.CAPABILITY) {
+    private StreamValue leaf(VmsdLayout.FieldLayout f, Src s) throws IOException {
+        StreamValue.Kind kind = StreamValue.Kind.ofType(f.type());
+        if (kind == StreamValue.Kind.CAPABILITY) {
             int n = s.u8();
-            return new VmValue.Leaf(f.type(), kind, s.bytes(n, 255, "capability"));
+            return new StreamValue.Leaf(f.type(), kind, s.bytes(n, 255, "capability"));
         }
-        return new VmValue.Leaf(f.type(), kind, s.bytes(f.size(), limits.maxFieldBytes(), "field " + f.name()));
+        return new StreamValue.Leaf(f.type(), kind, s.bytes(f.size(), limits.maxFieldBytes(), "field " + f.name()));
     }
 
     /**

@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.zip.DataFormatException;
 import java.util.zip.Inflater;
+import org.livemig.stream.QemuStream;
 
 /**
  * Decoders for the two encoded RAM page records: XBZRLE deltas and 7.2's zlib COMPRESS_PAGE.
@@ -13,12 +14,11 @@ import java.util.zip.Inflater;
  * <p>Not thread-safe: one instance per reader (it owns an {@link Inflater}).
  */
 final class PageCodecs implements AutoCloseable {
-    static final int PAGE = RamImage.PAGE;
     /** The only XBZRLE encoding byte QEMU defines. */
     static final int ENCODING_XBZRLE = 1;
 
     private final Inflater inflater = new Inflater();
-    private byte[] out = new byte[PAGE];
+    private byte[] out = new byte[QemuStream.TARGET_PAGE_SIZE];
 
     /** zlib's compressBound(): the largest COMPRESS_PAGE payload QEMU accepts for a page. */
     static int compressBound(int pageSize) {

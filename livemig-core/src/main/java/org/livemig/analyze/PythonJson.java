@@ -2,7 +2,7 @@ package org.livemig.analyze;
 
 import java.util.Iterator;
 import java.util.Map;
-
+import org.livemig.stream.JsonText;
 import tools.jackson.databind.JsonNode;
 
 /**
@@ -31,7 +31,7 @@ public final class PythonJson {
             while (it.hasNext()) {
                 Map.Entry<String, JsonNode> e = it.next();
                 newline(sb, depth + 1);
-                string(e.getKey(), sb);
+                JsonText.quoteAsPython(sb, e.getKey());
                 sb.append(": ");
                 write(e.getValue(), sb, depth + 1);
                 if (it.hasNext()) {
@@ -56,7 +56,7 @@ public final class PythonJson {
             newline(sb, depth);
             sb.append(']');
         } else if (n.isString()) {
-            string(n.stringValue(), sb);
+            JsonText.quoteAsPython(sb, n.stringValue());
         } else if (n.isBoolean()) {
             sb.append(n.booleanValue() ? "true" : "false");
         } else if (n.isNull()) {
@@ -86,27 +86,4 @@ public final class PythonJson {
         sb.append(" ".repeat(4 * depth));
     }
 
-    private static void string(String s, StringBuilder sb) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                case '\b' -> sb.append("\\b");
-                case '\f' -> sb.append("\\f");
-                default -> {
-                    if (c < 0x20 || c > 0x7E) {
-                        sb.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        sb.append(c);
-                    }
-                }
-            }
-        }
-        sb.append('"');
-    }
 }

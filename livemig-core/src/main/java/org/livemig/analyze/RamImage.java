@@ -14,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.NavigableMap;
 import java.util.TreeMap;
-import org.livemig.stream.QemuStream;
 import org.livemig.stream.SectionHeader;
 
 /**
@@ -31,8 +30,6 @@ import org.livemig.stream.SectionHeader;
  * result. {@link #close()} frees the memory (and unmaps and trims the files).
  */
 public final class RamImage implements AutoCloseable {
-    /** The x86 target page size, the default. */
-    public static final int PAGE = QemuStream.TARGET_PAGE_SIZE;
     static final int CHUNK = 256 * 1024;
 
     private final int pageSize;

@@ -18,9 +18,9 @@ public final class StateJson {
 
     static final JsonNodeFactory F = JsonNodeFactory.instance;
 
-    public static ObjectNode struct(VmValue.Struct s) {
+    public static ObjectNode struct(StreamValue.Struct s) {
         ObjectNode o = F.objectNode();
-        for (VmValue.Field f : s.fields()) {
+        for (StreamValue.Field f : s.fields()) {
             JsonNode v = value(f.value());
             JsonNode old = o.get(f.name());
             if (f.index() >= 0) {
@@ -39,26 +39,26 @@ public final class StateJson {
                 o.set(f.name(), F.arrayNode().add(old).add(v));
             }
         }
-        for (VmValue.Subsection sub : s.subsections()) {
+        for (StreamValue.Subsection sub : s.subsections()) {
             o.set(SectionHeader.display(sub.name()), struct(sub.body()));
         }
         return o;
     }
 
-    static JsonNode value(VmValue v) {
+    static JsonNode value(StreamValue v) {
         return switch (v) {
-            case VmValue.Struct s -> struct(s);
-            case VmValue.Leaf l -> leaf(l);
+            case StreamValue.Struct s -> struct(s);
+            case StreamValue.Leaf l -> leaf(l);
         };
     }
 
-    static JsonNode leaf(VmValue.Leaf l) {
+    static JsonNode leaf(StreamValue.Leaf l) {
         byte[] b = l.raw();
         return switch (l.kind()) {
             case INT_SIGNED, INT_UNSIGNED -> {
                 String hex = b.length == 0 ? "0" : hexDigits(b);
                 String s = "0x" + hex;
-                if (l.kind() == VmValue.Kind.INT_SIGNED && b.length > 0 && b[0] < 0) {
+                if (l.kind() == StreamValue.Kind.INT_SIGNED && b.length > 0 && b[0] < 0) {
                     s += " (" + new BigInteger(b) + ")";
                 }
                 yield F.stringNode(s);

@@ -77,7 +77,7 @@ public final class StreamEvents {
     }
 
     /** Decoded with a description; {@code source} says which ("vmdesc" or "vmstate-dump"). */
-    public record Decoded(VmValue.Struct value, String source) implements DeviceBody {
+    public record Decoded(StreamValue.Struct value, String source) implements DeviceBody {
     }
 
     /** Not decoded: the body bytes between header and footer, and why. */

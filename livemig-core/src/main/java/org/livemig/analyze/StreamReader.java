@@ -305,7 +305,7 @@ public final class StreamReader implements AutoCloseable {
             layout = vmdesc.layout(h.displayName(), h.instanceId());
         }
         if (layout != null) {
-            VmValue.Struct v = decoder.decode(layout, Src.of(in), h.versionId());
+            StreamValue.Struct v = decoder.decode(layout, Src.of(in), h.versionId());
             visitor.deviceSection(h, new Decoded(v, "vmdesc"));
             return;
         }
@@ -333,7 +333,7 @@ public final class StreamReader implements AutoCloseable {
             if (layout != null) {
                 Src.ArraySrc src = Src.of(body, bodyAt, h.describe());
                 try {
-                    VmValue.Struct v = decoder.decode(layout, src, h.versionId());
+                    StreamValue.Struct v = decoder.decode(layout, src, h.versionId());
                     if (src.atEnd()) {
                         return new Decoded(v, "vmdesc");
                     }

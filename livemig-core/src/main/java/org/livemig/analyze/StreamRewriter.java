@@ -294,19 +294,19 @@ public final class StreamRewriter implements StreamVisitor {
     }
 
     /** Encodes decoded device state: leaves as their bytes, subsections with their headers. */
-    private void writeStruct(VmValue.Struct s) throws IOException {
-        for (VmValue.Field field : s.fields()) {
+    private void writeStruct(StreamValue.Struct s) throws IOException {
+        for (StreamValue.Field field : s.fields()) {
             switch (field.value()) {
-                case VmValue.Struct inner -> writeStruct(inner);
-                case VmValue.Leaf leaf -> {
-                    if (leaf.kind() == VmValue.Kind.CAPABILITY) {
+                case StreamValue.Struct inner -> writeStruct(inner);
+                case StreamValue.Leaf leaf -> {
+                    if (leaf.kind() == StreamValue.Kind.CAPABILITY) {
                         f().putByte(leaf.raw().length);
                     }
                     f().putBytes(leaf.raw());
                 }
             }
         }
-        for (VmValue.Subsection sub : s.subsections()) {
+        for (StreamValue.Subsection sub : s.subsections()) {
             f().putByte(SECTION_SUBSECTION);
             SectionHeader.writeName(f(), sub.name());
             f().putBe32(sub.version());

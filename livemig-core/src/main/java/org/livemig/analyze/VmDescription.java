@@ -4,14 +4,13 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-
 import org.livemig.stream.StreamFormatException;
-
+import org.livemig.vmstate.VmDesc.Keys;
 import tools.jackson.databind.JsonNode;
 
 /**
  * A stream's vmdesc trailer: the JSON that lists, for every FULL section, each field's type and
- * the bytes it took. Layouts are built on first use and checked strictly, since the JSON comes
+ * the bytes it took (its shape, and the names of its members, are {@link org.livemig.vmstate.VmDesc}'s). Layouts are built on first use and checked strictly, since the JSON comes
  * from the stream and may be hostile.
  *
  * <p>Not thread-safe.
@@ -40,7 +39,7 @@ public final class VmDescription {
             throw new StreamFormatException("vmdesc trailer is not a JSON object", offset);
         }
         VmDescription d = new VmDescription(root, offset, limits);
-        JsonNode devs = root.get("devices");
+        JsonNode devs = root.get(Keys.DEVICES);
         if (devs != null) {
             if (!devs.isArray()) {
                 throw new StreamFormatException("vmdesc: \"devices\" is not an array", offset);
@@ -49,8 +48,8 @@ public final class VmDescription {
                 if (!dev.isObject()) {
                     throw new StreamFormatException("vmdesc: a device entry is not an object", offset);
                 }
-                String name = Json.string(dev, "name", "vmdesc device", offset);
-                int instance = Json.integer(dev, "instance_id", null, Integer.MIN_VALUE, 0xFFFFFFFFL,
+                String name = Json.string(dev, Keys.NAME, "vmdesc device", offset);
+                int instance = Json.integer(dev, Keys.INSTANCE_ID, null, Integer.MIN_VALUE, 0xFFFFFFFFL,
                         "vmdesc device " + name, offset);
                 d.devices.put(key(name, instance), dev);
             }
@@ -73,7 +72,7 @@ public final class VmDescription {
 
     /** "page_size" of the trailer, or -1. */
     public int pageSize() {
-        JsonNode p = root.get("page_size");
+        JsonNode p = root.get(Keys.PAGE_SIZE);
         return p != null && p.isIntegralNumber() && p.canConvertToInt() ? p.intValue() : -1;
     }
 
@@ -97,7 +96,7 @@ public final class VmDescription {
         if (depth > limits.maxNesting()) {
             throw new StreamFormatException(ctx + ": nested deeper than " + limits.maxNesting(), offset);
         }
-        JsonNode fields = node.get("fields");
+        JsonNode fields = node.get(Keys.FIELDS);
         if (fields == null || !fields.isArray()) {
             throw new StreamFormatException(ctx + ": no \"fields\" array", offset);
         }
@@ -106,29 +105,29 @@ public final class VmDescription {
             if (!f.isObject()) {
                 throw new StreamFormatException(ctx + ": a field is not an object", offset);
             }
-            String fname = Json.string(f, "name", ctx, offset);
+            String fname = Json.string(f, Keys.NAME, ctx, offset);
             String fctx = ctx + "." + fname;
-            String type = Json.string(f, "type", fctx, offset);
+            String type = Json.string(f, Keys.TYPE, fctx, offset);
             VmsdLayout struct = null;
             int size = 0;
-            if (type.equals("struct")) {
-                JsonNode s = f.get("struct");
+            if (type.equals(Keys.STRUCT_TYPE)) {
+                JsonNode s = f.get(Keys.STRUCT);
                 if (s == null || !s.isObject()) {
                     throw new StreamFormatException(fctx + ": struct field without \"struct\"", offset);
                 }
                 struct = build(s, fname, depth + 1);
             } else {
-                size = Json.integer(f, "size", null, 0, limits.maxFieldBytes(), fctx, offset);
+                size = Json.integer(f, Keys.SIZE, null, 0, limits.maxFieldBytes(), fctx, offset);
             }
-            int arrayLen = Json.integer(f, "array_len", -1, 0, limits.maxDecodeSteps(), fctx, offset);
-            int index = Json.integer(f, "index", -1, 0, Integer.MAX_VALUE, fctx, offset);
+            int arrayLen = Json.integer(f, Keys.ARRAY_LEN, -1, 0, limits.maxDecodeSteps(), fctx, offset);
+            int index = Json.integer(f, Keys.INDEX, -1, 0, Integer.MAX_VALUE, fctx, offset);
             if (arrayLen >= 0) {
                 index = -1;
             }
             fl.add(new VmsdLayout.FieldLayout(fname, index, arrayLen, type, size, struct, 0, false));
         }
         List<VmsdLayout> subs = new ArrayList<>();
-        JsonNode sn = node.get("subsections");
+        JsonNode sn = node.get(Keys.SUBSECTIONS);
         if (sn != null) {
             if (!sn.isArray()) {
                 throw new StreamFormatException(ctx + ": \"subsections\" is not an array", offset);
@@ -137,12 +136,12 @@ public final class VmDescription {
                 if (!s.isObject()) {
                     throw new StreamFormatException(ctx + ": a subsection is not an object", offset);
                 }
-                String sname = Json.string(s, "vmsd_name", ctx + " subsection", offset);
+                String sname = Json.string(s, Keys.VMSD_NAME, ctx + " subsection", offset);
                 subs.add(build(s, sname, depth + 1));
             }
         }
-        String vmsd = node.has("vmsd_name") && node.get("vmsd_name").isString()
-                ? node.get("vmsd_name").stringValue() : name;
+        String vmsd = node.has(Keys.VMSD_NAME) && node.get(Keys.VMSD_NAME).isString()
+                ? node.get(Keys.VMSD_NAME).stringValue() : name;
         return new VmsdLayout(vmsd, true, 0, fl, subs);
     }
 }

@@ -10,6 +10,7 @@ import java.util.Objects;
  * BQL. Read-only after construction except for the memory itself.
  */
 public final class RamBlock {
+    /** The guest page: QEMU's x86 target page, as {@code stream.QemuStream.TARGET_PAGE_SIZE} (a test pins them equal). */
     public static final int PAGE_BITS = 12;
     public static final int PAGE_SIZE = 1 << PAGE_BITS;
 

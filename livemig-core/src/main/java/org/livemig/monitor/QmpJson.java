@@ -6,7 +6,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
-
+import org.livemig.stream.JsonText;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.JsonNodeFactory;
 import tools.jackson.databind.node.ObjectNode;
@@ -67,7 +67,7 @@ public final class QmpJson {
             for (Map.Entry<String, JsonNode> e : v.properties()) {
                 sb.append(first ? "" : ",").append('\n').append("    ".repeat(depth + 1));
                 first = false;
-                quote(sb, e.getKey());
+                JsonText.quoteAsQemu(sb, e.getKey());
                 sb.append(": ");
                 writePretty(sb, e.getValue(), depth + 1);
             }
@@ -106,7 +106,7 @@ public final class QmpJson {
                     sb.append(", ");
                 }
                 first = false;
-                quote(sb, e.getKey());
+                JsonText.quoteAsQemu(sb, e.getKey());
                 sb.append(": ");
                 write(sb, e.getValue(), qemuOrder);
             }
@@ -121,7 +121,7 @@ public final class QmpJson {
             }
             sb.append(']');
         } else if (v.isString()) {
-            quote(sb, v.stringValue());
+            JsonText.quoteAsQemu(sb, v.stringValue());
         } else if (v.isBoolean()) {
             sb.append(v.booleanValue() ? "true" : "false");
         } else if (v.isIntegralNumber()) {
@@ -131,7 +131,7 @@ public final class QmpJson {
             double d = v.doubleValue();
             sb.append(Double.isFinite(d) ? Double.toString(d) : "null");
         } else {
-            quote(sb, v.asString());
+            JsonText.quoteAsQemu(sb, v.asString());
         }
     }
 
@@ -174,29 +174,6 @@ public final class QmpJson {
         return Integer.remainderUnsigned(hash, QDICT_BUCKETS);
     }
 
-    private static void quote(StringBuilder sb, String s) {
-        sb.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\b' -> sb.append("\\b");
-                case '\f' -> sb.append("\\f");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                default -> {
-                    if (c < 0x20 || c >= 0x7F) {
-                        sb.append(String.format("\\u%04X", (int) c));
-                    } else {
-                        sb.append(c);
-                    }
-                }
-            }
-        }
-        sb.append('"');
-    }
 
     /**
      * Parses exactly one JSON value with QMP's grammar (single quotes allowed).

@@ -3,9 +3,9 @@ package org.livemig.relay;
 import java.io.IOException;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
-
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.MultifdPacket;
+import org.livemig.stream.QemuStream;
 import org.livemig.transport.MigrationConnection;
 
 /**
@@ -17,7 +17,6 @@ import org.livemig.transport.MigrationConnection;
 final class MultifdChannelRelay implements Runnable {
     /** Offset slots a packet may have: QEMU 7.2 uses 128; later versions may use more. */
     private static final int MAX_SLOTS = 1 << 16;
-    private static final int PAGE_SIZE = 4096;
 
     private final MigrationConnection source;
     private final MigrationConnection destination;
@@ -48,7 +47,7 @@ final class MultifdChannelRelay implements Runnable {
             try {
                 channelId = MultifdPacket.readInit(f).channelId();
                 while (!f.atEof()) {
-                    MultifdPacket.Header h = MultifdPacket.readHeader(f, MAX_SLOTS, PAGE_SIZE);
+                    MultifdPacket.Header h = MultifdPacket.readHeader(f, MAX_SLOTS, QemuStream.TARGET_PAGE_SIZE);
                     if (h.normalPages() > 0) {
                         f.skip(Integer.toUnsignedLong(h.nextPacketSize()));
                         pages.addAndGet(h.normalPages());

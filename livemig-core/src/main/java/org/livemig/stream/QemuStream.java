@@ -70,7 +70,12 @@ public final class QemuStream {
     public static final int RP_RESUME_ACK = 6;
     public static final int RP_SWITCHOVER_ACK = 7;
 
-    /** Target page size on x86 and in livemig machines. */
+    /**
+     * The target page size of QEMU's x86 machines: the page of a stream whose configuration does
+     * not name another (target-page-bits). livemig's guest page ({@code memory.RamBlock.PAGE_SIZE})
+     * is this page; as stream and memory may not know each other, each layer states it and
+     * a test pins the two equal.
+     */
     public static final int TARGET_PAGE_BITS = 12;
     public static final int TARGET_PAGE_SIZE = 1 << TARGET_PAGE_BITS;
 

@@ -4,6 +4,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import org.livemig.stream.JsonText;
 
 /**
  * The vmdesc JSON trailer that follows EOF (format doc, section 4): for every FULL section in
@@ -16,9 +17,37 @@ import java.util.Objects;
  *   ["subsections": [{"vmsd_name": s, "version": n, "fields": [...], ["subsections": [...]]}, ...]]}, ...]}
  * </pre>
  *
+ * This is the one description of the trailer's shape: {@link Keys} names its members, and the
+ * analyzer's reader ({@code analyze.VmDescription}) reads them by those names.
+ *
  * <p>Not thread-safe: filled by the one thread that writes the device sections.
  */
 public final class VmDesc {
+    /** The members of the vmdesc JSON, as QEMU names them. */
+    public static final class Keys {
+        public static final String PAGE_SIZE = "page_size";
+        public static final String DEVICES = "devices";
+        public static final String NAME = "name";
+        public static final String INSTANCE_ID = "instance_id";
+        public static final String VMSD_NAME = "vmsd_name";
+        public static final String VERSION = "version";
+        public static final String FIELDS = "fields";
+        public static final String ARRAY_LEN = "array_len";
+        public static final String INDEX = "index";
+        public static final String TYPE = "type";
+        /** A nested VMSD's description, in a field whose type is {@link #STRUCT_TYPE}. */
+        public static final String STRUCT = "struct";
+        public static final String STRUCT_TYPE = "struct";
+        public static final String SIZE = "size";
+        public static final String SUBSECTIONS = "subsections";
+
+        private Keys() {}
+    }
+
+    /** Appends {@code "key": } (QEMU's separators). */
+    private static StringBuilder member(StringBuilder sb, String key) {
+        return sb.append('"').append(key).append("\": ");
+    }
     private final int pageSize;
     private final List<Device> devices = new ArrayList<>();
 
@@ -48,7 +77,8 @@ public final class VmDesc {
 
     public String toJson() {
         StringBuilder sb = new StringBuilder();
-        sb.append("{\"page_size\": ").append(pageSize).append(", \"devices\": [");
+        member(sb.append('{'), Keys.PAGE_SIZE).append(pageSize).append(", ");
+        member(sb, Keys.DEVICES).append('[');
         for (int i = 0; i < devices.size(); i++) {
             if (i > 0) {
                 sb.append(", ");
@@ -103,9 +133,9 @@ public final class VmDesc {
         }
 
         void appendTo(StringBuilder sb) {
-            sb.append("{\"name\": ");
-            Json.string(sb, name);
-            sb.append(", \"instance_id\": ").append(instanceId).append(", ");
+            member(sb.append('{'), Keys.NAME);
+            JsonText.quoteAsQemu(sb, name);
+            member(sb.append(", "), Keys.INSTANCE_ID).append(instanceId).append(", ");
             body.appendMembers(sb);
             sb.append('}');
         }
@@ -140,9 +170,10 @@ public final class VmDesc {
         }
 
         void appendMembers(StringBuilder sb) {
-            sb.append("\"vmsd_name\": ");
-            Json.string(sb, vmsdName);
-            sb.append(", \"version\": ").append(version).append(", \"fields\": [");
+            member(sb, Keys.VMSD_NAME);
+            JsonText.quoteAsQemu(sb, vmsdName);
+            member(sb.append(", "), Keys.VERSION).append(version).append(", ");
+            member(sb, Keys.FIELDS).append('[');
             for (int i = 0; i < fields.size(); i++) {
                 if (i > 0) {
                     sb.append(", ");
@@ -151,7 +182,7 @@ public final class VmDesc {
             }
             sb.append(']');
             if (subsections != null) {
-                sb.append(", \"subsections\": [");
+                member(sb.append(", "), Keys.SUBSECTIONS).append('[');
                 for (int i = 0; i < subsections.size(); i++) {
                     if (i > 0) {
                         sb.append(", ");
@@ -168,54 +199,21 @@ public final class VmDesc {
     /** One field entry; {@code arrayLen} and {@code index} are -1 when not written. */
     record FieldNode(String name, int arrayLen, int index, String type, VmsdNode struct, long size) {
         void appendTo(StringBuilder sb) {
-            sb.append("{\"name\": ");
-            Json.string(sb, name);
+            member(sb.append('{'), Keys.NAME);
+            JsonText.quoteAsQemu(sb, name);
             if (arrayLen >= 0) {
-                sb.append(", \"array_len\": ").append(arrayLen);
+                member(sb.append(", "), Keys.ARRAY_LEN).append(arrayLen);
             } else if (index >= 0) {
-                sb.append(", \"index\": ").append(index);
+                member(sb.append(", "), Keys.INDEX).append(index);
             }
-            sb.append(", \"type\": ");
-            Json.string(sb, type);
+            member(sb.append(", "), Keys.TYPE);
+            JsonText.quoteAsQemu(sb, type);
             if (struct != null) {
-                sb.append(", \"struct\": {");
+                member(sb.append(", "), Keys.STRUCT).append('{');
                 struct.appendMembers(sb);
                 sb.append('}');
             }
-            sb.append(", \"size\": ").append(size).append('}');
-        }
-    }
-
-    /** String quoting as QEMU's JSON writer does it: short escapes, \\uXXXX for the rest of non-printable ASCII. */
-    static final class Json {
-        private Json() {}
-
-        static void string(StringBuilder sb, String s) {
-            sb.append('"');
-            for (int i = 0; i < s.length(); ) {
-                int cp = s.codePointAt(i);
-                i += Character.charCount(cp);
-                switch (cp) {
-                    case '"' -> sb.append("\\\"");
-                    case '\\' -> sb.append("\\\\");
-                    case '\b' -> sb.append("\\b");
-                    case '\f' -> sb.append("\\f");
-                    case '\n' -> sb.append("\\n");
-                    case '\r' -> sb.append("\\r");
-                    case '\t' -> sb.append("\\t");
-                    default -> {
-                        if (cp > 0xFFFF) {
-                            char[] pair = Character.toChars(cp);
-                            sb.append(String.format("\\u%04X\\u%04X", (int) pair[0], (int) pair[1]));
-                        } else if (cp < 0x20 || cp >= 0x7F) {
-                            sb.append(String.format("\\u%04X", cp));
-                        } else {
-                            sb.append((char) cp);
-                        }
-                    }
-                }
-            }
-            sb.append('"');
+            member(sb.append(", "), Keys.SIZE).append(size).append('}');
         }
     }
 }

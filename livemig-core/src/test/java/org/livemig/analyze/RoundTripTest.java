@@ -47,7 +47,7 @@ class RoundTripTest {
 
     static byte[] rewrite(byte[] stream, boolean plainPages, boolean reencode) throws Exception {
         MigrationFile out = MigrationFile.toMemory();
-        StreamRewriter w = new StreamRewriter(out, RamImage.PAGE);
+        StreamRewriter w = new StreamRewriter(out, org.livemig.stream.QemuStream.TARGET_PAGE_SIZE);
         if (plainPages) {
             w.reencodePages();
         }
@@ -74,7 +74,7 @@ class RoundTripTest {
     /** Decodes without any description and writes back (device sections carried as split bytes). */
     static byte[] rewriteRaw(byte[] stream) throws Exception {
         MigrationFile out = MigrationFile.toMemory();
-        try (StreamReader r = new StreamReader(new StreamRewriter(out, RamImage.PAGE), Limits.DEFAULT, null, null,
+        try (StreamReader r = new StreamReader(new StreamRewriter(out, org.livemig.stream.QemuStream.TARGET_PAGE_SIZE), Limits.DEFAULT, null, null,
                 true)) {
             r.read(MigrationFile.ofBytes(stream));
         }

@@ -7,7 +7,7 @@ import java.util.List;
  * the description gave it) or a struct (fields in stream order, then the subsections that were
  * present). Leaves keep their raw bytes, so re-encoding a decoded section gives the same bytes.
  */
-public sealed interface VmValue permits VmValue.Leaf, VmValue.Struct {
+public sealed interface StreamValue permits StreamValue.Leaf, StreamValue.Struct {
 
     /** How a leaf's bytes are read and shown, following analyze-migration.py's field readers. */
     enum Kind {
@@ -39,15 +39,15 @@ public sealed interface VmValue permits VmValue.Leaf, VmValue.Struct {
     }
 
     /** One field element: its vmdesc type, how to show it, and its bytes as they were in the stream. */
-    record Leaf(String type, Kind kind, byte[] raw) implements VmValue {
+    record Leaf(String type, Kind kind, byte[] raw) implements StreamValue {
     }
 
     /** A VMSD body: its fields in stream order, then its subsections in stream order. */
-    record Struct(List<Field> fields, List<Subsection> subsections) implements VmValue {
+    record Struct(List<Field> fields, List<Subsection> subsections) implements StreamValue {
     }
 
     /** A field element; {@code index} is the array index, or -1 for a field that is not an array. */
-    record Field(String name, int index, VmValue value) {
+    record Field(String name, int index, StreamValue value) {
     }
 
     /** A subsection as it was in the stream: name (raw bytes as ISO-8859-1), version, body. */

@@ -10,18 +10,16 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-
 import org.livemig.monitor.QmpAddress;
 import org.livemig.monitor.QmpClient;
 import org.livemig.monitor.QmpError;
 import org.livemig.monitor.QmpJson;
-
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -41,7 +39,7 @@ import tools.jackson.databind.node.ObjectNode;
             "  livemig qmp /tmp/dst.sock migrate-incoming uri=tcp:127.0.0.1:4444",
             "  livemig qmp tcp:127.0.0.1:4445 migrate-set-capabilities 'capabilities=[{\"capability\": \"events\", \"state\": true}]'"
         })
-public final class QmpCommand implements Callable<Integer> {
+public final class QmpClientCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SOCKET", description = "A unix socket path, unix:PATH or tcp:HOST:PORT.")
     String socket;
 

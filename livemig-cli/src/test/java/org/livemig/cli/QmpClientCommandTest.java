@@ -8,7 +8,6 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -21,13 +20,12 @@ import org.livemig.monitor.QmpJson;
 import org.livemig.monitor.QmpServer;
 import org.livemig.monitor.QmpType;
 import org.livemig.monitor.RunStateCommands;
-
 import picocli.CommandLine;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ObjectNode;
 
 /** {@code livemig qmp} against a monitor bound to a real machine. */
-class QmpCommandTest {
+class QmpClientCommandTest {
     @TempDir
     Path dir;
     private Machine machine;
@@ -69,7 +67,7 @@ class QmpCommandTest {
     }
 
     private Run run(String stdin, String... args) {
-        QmpCommand cmd = new QmpCommand();
+        QmpClientCommand cmd = new QmpClientCommand();
         cmd.in = new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8));
         CommandLine cl = new CommandLine(cmd);
         StringWriter out = new StringWriter();
