@@ -5,12 +5,12 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import org.livemig.stream.StreamFormatException;
-import org.livemig.vmstate.VmDesc.Keys;
+import org.livemig.stream.VmDescJson.Keys;
 import tools.jackson.databind.JsonNode;
 
 /**
  * A stream's vmdesc trailer: the JSON that lists, for every FULL section, each field's type and
- * the bytes it took (its shape, and the names of its members, are {@link org.livemig.vmstate.VmDesc}'s). Layouts are built on first use and checked strictly, since the JSON comes
+ * the bytes it took (its shape and member names are {@link org.livemig.stream.VmDescJson}'s). Layouts are built on first use and checked strictly, since the JSON comes
  * from the stream and may be hostile.
  *
  * <p>Not thread-safe.

@@ -9,5 +9,7 @@
  * <p>Device sections are decoded with the stream's own vmdesc trailer, or, for streams without
  * one, with QEMU's {@code -dump-vmstate} output; nothing here knows a device. Depends only on
  * {@code org.livemig.stream} and Jackson (checked by an ArchUnit test).
+ *
+ * <p>Threads: a reader runs on its caller's thread; there is no machine and no BQL here.
  */
 package org.livemig.analyze;

@@ -100,8 +100,8 @@ public final class Machine implements AutoCloseable {
     }
 
     /**
-     * Starts the vCPU threads with the machine in {@code initial} state: RUNNING runs the guest,
-     * INMIGRATE or PAUSED keeps it stopped. Called with the BQL held.
+     * Called with the BQL held. Starts the vCPU threads with the machine in {@code initial} state:
+     * RUNNING runs the guest, INMIGRATE or PAUSED keeps it stopped.
      */
     public void boot(RunState initial) {
         bql.assertHeld();
@@ -145,7 +145,7 @@ public final class Machine implements AutoCloseable {
         listeners.remove(l);
     }
 
-    /** Changes the run state and tells listeners. Called with the BQL held. */
+    /** Called with the BQL held. Changes the run state and tells listeners. */
     public void setRunState(RunState s) {
         bql.assertHeld();
         RunState old = runState;
@@ -162,8 +162,8 @@ public final class Machine implements AutoCloseable {
     }
 
     /**
-     * Stops the guest: every vCPU parks at a safe point before this returns, then the state
-     * becomes {@code reason}. Called with the BQL held (released while waiting for the vCPUs).
+     * Called with the BQL held. Stops the guest: every vCPU parks at a safe point before this
+     * returns, then the state becomes {@code reason}; the lock is released while it waits for the vCPUs.
      */
     public void vmStop(RunState reason) {
         bql.assertHeld();
@@ -180,7 +180,7 @@ public final class Machine implements AutoCloseable {
         setRunState(reason);
     }
 
-    /** Resumes the guest. Called with the BQL held. */
+    /** Called with the BQL held. Resumes the guest. */
     public void vmStart() {
         bql.assertHeld();
         devices.timer().startClock();
@@ -217,8 +217,8 @@ public final class Machine implements AutoCloseable {
     }
 
     /**
-     * Runs {@code task} on the vCPU's own thread and waits for it (QEMU's run_on_cpu).
-     * Called with the BQL held; the task runs with it held too.
+     * Called with the BQL held. Runs {@code task} on the vCPU's own thread and waits for it (QEMU's
+     * run_on_cpu); the task runs with it held too.
      */
     public void runOnCpu(Vcpu vcpu, Runnable task) {
         bql.assertHeld();

@@ -118,9 +118,8 @@ public final class MainLoop {
     }
 
     /**
-     * Runs {@code task} on the main loop with the BQL held and waits for its result, at most
-     * {@code timeoutMillis}. Called from a thread that does not hold the BQL; on {@code main}
-     * itself the task runs at once.
+     * Called without the BQL (or on {@code main}, where the task runs at once): runs {@code task} on
+     * the main loop with the BQL held and waits for its result, at most {@code timeoutMillis}.
      */
     public <T> T call(Callable<T> task, long timeoutMillis) throws Exception {
         if (inMainThread()) {

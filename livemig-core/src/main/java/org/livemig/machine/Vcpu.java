@@ -60,7 +60,7 @@ public final class Vcpu {
         return thread;
     }
 
-    /** The synchronised register state. Called with the BQL held. */
+    /** Called with the BQL held. The synchronised register state. */
     public CpuState state() {
         machine.bql().assertHeld();
         return state;

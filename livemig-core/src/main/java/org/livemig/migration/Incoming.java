@@ -94,7 +94,7 @@ public final class Incoming {
         return listener != null && status.get() == MigrationStatus.NONE;
     }
 
-    /** Binds the listener and starts waiting for the source. Called with the BQL held. */
+    /** Called with the BQL held. Binds the listener and starts waiting for the source. */
     void listen(MigrationAddress address) throws IOException {
         machine.bql().assertHeld();
         MigrationListener l = Transports.listen(address);
@@ -153,7 +153,7 @@ public final class Incoming {
         }
     }
 
-    /** A source connected: start {@code mig/dst/main}. Called with the BQL held, on the main loop. */
+    /** Called with the BQL held, on the main loop: a source connected; starts {@code mig/dst/main}. */
     private void process(MigrationConnection c) {
         machine.bql().assertHeld();
         if (!preempt && multifdChannels == 0) {
@@ -169,7 +169,7 @@ public final class Incoming {
         t.start();
     }
 
-    /** {@code mig/dst/main} (migration_incoming_thread). */
+    /** Called without the BQL; blocks on IO: {@code mig/dst/main} (migration_incoming_thread). */
     private void run() {
         machine.bql().assertNotHeld();
         long start = System.nanoTime();
@@ -286,8 +286,9 @@ public final class Incoming {
     }
 
     /**
-     * The listen thread, at the end of the postcopy stream: waits until {@code mig/dst/main} has
-     * finished the package (device state, RUN), so that completion follows RUN's bottom half.
+     * Called without the BQL. The listen thread, at the end of the postcopy stream: waits until
+     * {@code mig/dst/main} has finished the package (device state, RUN), so that completion follows
+     * RUN's bottom half.
      *
      * @throws IOException when it has not finished within {@code millis}
      */
@@ -352,7 +353,10 @@ public final class Incoming {
         }
     }
 
-    /** process_incoming_migration_bh: start the guest and end the incoming state. Main loop, BQL held. */
+    /**
+     * Called with the BQL held, on the main loop (process_incoming_migration_bh): starts the guest
+     * and ends the incoming state.
+     */
     private void completedBh() {
         machine.bql().assertHeld();
         if (autostart) {
@@ -365,7 +369,10 @@ public final class Incoming {
         status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED);
     }
 
-    /** Failure: exit from the main loop with exit-on-error, else clean up so a new incoming migration works. */
+    /**
+     * Called with the BQL held, on the main loop, after a failure: exits with exit-on-error, else
+     * cleans up so that a new incoming migration works.
+     */
     private void destroyAfterFailureBh() {
         machine.bql().assertHeld();
         if (exitOnError) {
@@ -375,7 +382,10 @@ public final class Incoming {
         destroy();
     }
 
-    /** migration_incoming_state_destroy: joins {@code mig/dst/main}; only on the main loop. */
+    /**
+     * Called with the BQL held, on the main loop (migration_incoming_state_destroy): joins
+     * {@code mig/dst/main} and the postcopy threads, closes the channels and listeners.
+     */
     private void destroy() {
         machine.bql().assertHeld();
         destroyed = true;
@@ -408,8 +418,8 @@ public final class Incoming {
     }
 
     /**
-     * Waits up to {@code millis} for each of this migration's threads ({@code mig/dst/main}, and
-     * in postcopy the fault, listen and preempt threads) to end. Not with the BQL held.
+     * Called without the BQL. Waits up to {@code millis} for each of this migration's threads
+     * ({@code mig/dst/main}, and in postcopy the fault, listen and preempt threads) to end.
      */
     public void join(long millis) throws InterruptedException {
         machine.bql().assertNotHeld();
@@ -523,6 +533,7 @@ public final class Incoming {
             preemptConnection = null;
         }
 
+        /** Called with the BQL held. */
         @Override
         public MigrationFile adoptChannel(MigrationConnection c) {
             machine.bql().assertHeld();

@@ -91,8 +91,9 @@ public final class LoadVm {
     }
 
     /**
-     * Loads a whole stream. Returns {@link Result#QUIT} when postcopy took over: the listen
-     * thread then loads the rest and the RUN bottom half synchronises the CPUs.
+     * Called with the BQL held or not, as {@code bqlHeld} says; without it, blocks on IO. Loads a
+     * whole stream. Returns {@link Result#QUIT} when postcopy took over: the listen thread then
+     * loads the rest and the RUN bottom half synchronises the CPUs.
      */
     public Result loadvmState(MigrationFile f, boolean bqlHeld) throws IOException {
         if (!bqlHeld) {
@@ -212,6 +213,7 @@ public final class LoadVm {
         }
     }
 
+    /** Called without the BQL. */
     private VmValue.Struct decodeUnlocked(MigrationFile f, SaveStateEntry e, int version) throws IOException {
         machine.bql().assertNotHeld();
         return VmStateCodec.decode(f, e.vmsd(), version);

@@ -147,7 +147,7 @@ public final class Migration {
         return parameters.copy();
     }
 
-    /** Sets a capability. Called with the BQL held; refused while a migration runs. */
+    /** Called with the BQL held. Sets a capability; refused while a migration runs. */
     public void setCapability(Capability c, boolean on) throws MigrationException {
         machine.bql().assertHeld();
         refuseWhileActive("capabilities");
@@ -159,8 +159,8 @@ public final class Migration {
     }
 
     /**
-     * Changes parameters through {@code edit} on a copy, validated before it takes effect. Called
-     * with the BQL held. As QEMU's migrate-set-parameters, this works while an outgoing migration
+     * Called with the BQL held. Changes parameters through {@code edit} on a copy, validated before
+     * it takes effect. As QEMU's migrate-set-parameters, this works while an outgoing migration
      * runs: a new max-bandwidth, max-postcopy-bandwidth or downtime-limit applies from its next
      * loop turn (that is how an operator helps a migration converge). While an incoming migration
      * runs they are frozen.
@@ -216,7 +216,7 @@ public final class Migration {
         }
     }
 
-    /** Starts an outgoing migration (QMP migrate). Called with the BQL held. */
+    /** Called with the BQL held. Starts an outgoing migration (QMP migrate). */
     public Outgoing migrate(String uri) throws MigrationException {
         machine.bql().assertHeld();
         if (isActive()) {
@@ -231,7 +231,7 @@ public final class Migration {
         return o;
     }
 
-    /** Starts listening for an incoming migration (QMP migrate-incoming). Called with the BQL held. */
+    /** Called with the BQL held. Starts listening for an incoming migration (QMP migrate-incoming). */
     public Incoming migrateIncoming(String uri, boolean exitOnError) throws MigrationException {
         machine.bql().assertHeld();
         if (isActive()) {
@@ -257,8 +257,8 @@ public final class Migration {
     }
 
     /**
-     * Resumes a paused postcopy on a new address (QMP migrate with resume: true). Called with
-     * the BQL held.
+     * Called with the BQL held. Resumes a paused postcopy on a new address (QMP migrate with
+     * resume: true).
      */
     public Outgoing resume(String uri) throws MigrationException {
         machine.bql().assertHeld();
@@ -314,11 +314,11 @@ public final class Migration {
     }
 
     /**
-     * Ends whatever migration this machine takes part in and waits up to {@code millis} for each
-     * of its threads: the outgoing one is cancelled, the incoming one yanked (a paused postcopy
-     * stops waiting for its recovery). Closing the machine does this first (a closed machine's RAM
-     * is gone under any thread still migrating it). Not with the BQL held: the threads may need it
-     * to finish.
+     * Called without the BQL. Ends whatever migration this machine takes part in and waits up to
+     * {@code millis} for each of its threads: the outgoing one is cancelled, the incoming one
+     * yanked (a paused postcopy stops waiting for its recovery). Closing the machine does this
+     * first (a closed machine's RAM is gone under any thread still migrating it). The threads may
+     * need the lock to finish.
      */
     public void stop(long millis) throws InterruptedException {
         machine.bql().assertNotHeld();

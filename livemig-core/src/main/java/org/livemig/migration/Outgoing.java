@@ -211,7 +211,10 @@ public final class Outgoing {
         return s == MigrationStatus.CANCELLING || s == MigrationStatus.CANCELLED;
     }
 
-    /** {@code mig/src/main}: setup, iterate, then complete by switching over or through postcopy. */
+    /**
+     * Called without the BQL; blocks on IO: {@code mig/src/main}: setup, iterate, then complete by
+     * switching over or through postcopy.
+     */
     private void run() {
         machine.bql().assertNotHeld();
         try {
@@ -583,9 +586,10 @@ public final class Outgoing {
     }
 
     /**
-     * multifd: connects {@code multifd-channels} more connections to the same address (QEMU 7.2:
-     * the main channel first, then these, each identified by its initial packet) and starts
-     * their sender threads. Their bytes count against {@code f}'s rate limit.
+     * Called without the BQL; blocks on IO. multifd: connects {@code multifd-channels} more
+     * connections to the same address (QEMU 7.2: the main channel first, then these, each
+     * identified by its initial packet) and starts their sender threads. Their bytes count
+     * against {@code f}'s rate limit.
      */
     private MultifdSender connectMultifd(MigrationFile f) throws IOException {
         machine.bql().assertNotHeld();

@@ -86,8 +86,8 @@ public final class SaveVm {
     }
 
     /**
-     * Encodes every device as a FULL section into memory, describing each in {@code vmdesc}.
-     * Called with the BQL held (device state is read); the bytes are written out after it is dropped.
+     * Called with the BQL held. Encodes every device as a FULL section into memory, describing each
+     * in {@code vmdesc} (device state is read under it; the bytes are written out after it is dropped).
      */
     public static byte[] encodeDevices(Machine m, VmDesc vmdesc) throws IOException {
         m.bql().assertHeld();
@@ -121,8 +121,8 @@ public final class SaveVm {
     }
 
     /**
-     * Saves a whole stopped machine to {@code f} (a snapshot: QEMU's qemu_savevm_state).
-     * Called with the BQL held on the main loop, the guest stopped.
+     * Called with the BQL held. Saves a whole stopped machine to {@code f} (a snapshot: QEMU's
+     * qemu_savevm_state), on the main loop, the guest stopped.
      */
     public static void saveSnapshot(Machine m, MigrationFile f, RamStats stats) throws IOException {
         m.bql().assertHeld();

@@ -16,7 +16,7 @@ import org.livemig.stream.StreamFormatException;
 public final class Snapshots {
     private Snapshots() {}
 
-    /** Stops the guest and writes it to {@code file}. Called with the BQL held (on the main loop). */
+    /** Called with the BQL held. Stops the guest and writes it to {@code file}. */
     public static RamStats save(Machine m, Path file) throws IOException {
         m.bql().assertHeld();
         if (m.runState().isRunning()) {
@@ -35,8 +35,8 @@ public final class Snapshots {
     }
 
     /**
-     * Loads {@code file} into {@code m}. Called with the BQL held (on the main loop). On failure the
-     * machine is left paused and usable, and the error names what was wrong and where.
+     * Called with the BQL held. Loads {@code file} into {@code m}. On failure the machine is left
+     * paused and usable, and the error names what was wrong and where.
      */
     public static RamStats load(Machine m, Path file) throws IOException {
         m.bql().assertHeld();

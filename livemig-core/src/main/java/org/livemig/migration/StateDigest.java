@@ -26,7 +26,7 @@ import tools.jackson.databind.node.ObjectNode;
 public final class StateDigest {
     private StateDigest() {}
 
-    /** Device state digests, keyed "idstr/instance". Called with the BQL held. */
+    /** Called with the BQL held. Device state digests, keyed "idstr/instance". */
     public static Map<String, String> devices(Machine m) throws IOException {
         m.bql().assertHeld();
         Map<String, String> out = new LinkedHashMap<>();
@@ -71,9 +71,9 @@ public final class StateDigest {
     }
 
     /**
-     * Per-page detail for verifying a postcopy destination whose guest has run: every page's
-     * hash, and (when dirty logging is on) the pages the guest wrote since it started here.
-     * Called with the BQL held, the guest stopped.
+     * Called with the BQL held. Per-page detail for verifying a postcopy destination whose guest
+     * has run: every page's hash, and (when dirty logging is on) the pages the guest wrote since it
+     * started here. The guest must be stopped.
      */
     public static ObjectNode pages(Machine m) {
         m.bql().assertHeld();

@@ -5,45 +5,16 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import org.livemig.stream.JsonText;
+import org.livemig.stream.VmDescJson.Keys;
+import org.livemig.stream.VmDescJson;
 
 /**
- * The vmdesc JSON trailer that follows EOF (format doc, section 4): for every FULL section in
- * stream order, each field with the number of bytes it produced, so a generic reader can walk or
- * skip any device. Rendered exactly as QEMU's JSON writer does, with {@code ", "} and {@code ": "}
- * separators:
- * <pre>
- * {"page_size": 4096, "devices": [{"name": idstr, "instance_id": n, "vmsd_name": s, "version": n,
- *   "fields": [{"name": s, ["array_len": n | "index": i], "type": s, ["struct": {...}], "size": n}, ...],
- *   ["subsections": [{"vmsd_name": s, "version": n, "fields": [...], ["subsections": [...]]}, ...]]}, ...]}
- * </pre>
- *
- * This is the one description of the trailer's shape: {@link Keys} names its members, and the
- * analyzer's reader ({@code analyze.VmDescription}) reads them by those names.
+ * Writes the vmdesc JSON trailer that follows EOF, exactly as QEMU's JSON writer does; its shape
+ * and member names are {@link VmDescJson}'s. Fill it with one {@link Device} per FULL section.
  *
  * <p>Not thread-safe: filled by the one thread that writes the device sections.
  */
 public final class VmDesc {
-    /** The members of the vmdesc JSON, as QEMU names them. */
-    public static final class Keys {
-        public static final String PAGE_SIZE = "page_size";
-        public static final String DEVICES = "devices";
-        public static final String NAME = "name";
-        public static final String INSTANCE_ID = "instance_id";
-        public static final String VMSD_NAME = "vmsd_name";
-        public static final String VERSION = "version";
-        public static final String FIELDS = "fields";
-        public static final String ARRAY_LEN = "array_len";
-        public static final String INDEX = "index";
-        public static final String TYPE = "type";
-        /** A nested VMSD's description, in a field whose type is {@link #STRUCT_TYPE}. */
-        public static final String STRUCT = "struct";
-        public static final String STRUCT_TYPE = "struct";
-        public static final String SIZE = "size";
-        public static final String SUBSECTIONS = "subsections";
-
-        private Keys() {}
-    }
-
     /** Appends {@code "key": } (QEMU's separators). */
     private static StringBuilder member(StringBuilder sb, String key) {
         return sb.append('"').append(key).append("\": ");

@@ -8,5 +8,9 @@
  * changes ({@link org.livemig.vmstate.VmStateSchema}).
  *
  * <p>Wire facts follow docs/qemu-stream-format.md, sections 4 and 5.
+ *
+ * <p>Threads: decoding a section into staged values needs no lock and may block on the stream
+ * ({@code mig/dst/main}); reading a device's state to encode it and applying staged values
+ * (with pre- and post-load hooks) run with the BQL held, which the callers take briefly.
  */
 package org.livemig.vmstate;
