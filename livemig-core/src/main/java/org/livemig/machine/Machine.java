@@ -72,6 +72,9 @@ public final class Machine implements AutoCloseable {
     /** Written with the BQL held, read anywhere. */
     private volatile RunState runState = RunState.PRELAUNCH;
     private volatile IntConsumer exitHandler = System::exit;
+    private volatile SerialOutput serialOutput = SerialOutput.NONE;
+    /** Serialises the vCPUs' writes to the serial port, so that its output keeps their order. */
+    private final Object serialLock = new Object();
     private boolean started;
 
     public Machine(Config config) {
@@ -276,6 +279,23 @@ public final class Machine implements AutoCloseable {
 
     public int throttlePercent() {
         return vcpus.isEmpty() ? 0 : vcpus.getFirst().throttlePercent();
+    }
+
+    /** Where the guest's serial output goes from now on (any thread). */
+    public void setSerialOutput(SerialOutput out) {
+        serialOutput = out == null ? SerialOutput.NONE : out;
+    }
+
+    /** Where the guest's serial output goes. */
+    public SerialOutput serialOutput() {
+        return serialOutput;
+    }
+
+    /** The guest writes {@code b} to its serial port; on a vCPU thread, without the BQL. */
+    void serialWrite(byte b) {
+        synchronized (serialLock) {
+            serialOutput.write(b);
+        }
     }
 
     /** Who ends the process on a fatal error (exit-on-error); tests replace it. */

@@ -116,7 +116,7 @@ public final class Vcpu {
     private void run() {
         Workload workload = machine.workload();
         VcpuContext ctx = new VcpuContext(index, machine.vcpuCount(), machine.ram(), machine.mainBlock(),
-                live, new SplittableRandom(machine.config().seed() * 31 + index));
+                live, new SplittableRandom(machine.config().seed() * 31 + index), machine::serialWrite);
         long sliceStart = System.nanoTime();
         while (true) {
             if (kicked) {

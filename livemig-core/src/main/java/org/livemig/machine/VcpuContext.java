@@ -12,11 +12,14 @@ public final class VcpuContext {
     private final RamBlock mainBlock;
     private final CpuState regs;
     private final RandomGenerator random;
+    private final java.util.function.Consumer<Byte> serial;
     /** Pacing state of the workload on this vCPU (not guest state: it does not migrate). */
     public long pacingStartNanos;
     public long pacingDone;
 
-    VcpuContext(int index, int vcpuCount, GuestRam ram, RamBlock mainBlock, CpuState regs, RandomGenerator random) {
+    VcpuContext(int index, int vcpuCount, GuestRam ram, RamBlock mainBlock, CpuState regs, RandomGenerator random,
+            java.util.function.Consumer<Byte> serial) {
+        this.serial = serial;
         this.index = index;
         this.vcpuCount = vcpuCount;
         this.ram = ram;
@@ -48,5 +51,10 @@ public final class VcpuContext {
 
     public RandomGenerator random() {
         return random;
+    }
+
+    /** The guest writes one byte to its serial port (the machine's output). */
+    public void serialWrite(byte b) {
+        serial.accept(b);
     }
 }

@@ -7,8 +7,10 @@ import org.livemig.memory.RamBlock;
  * What a machine's vCPUs do. {@link #step} runs a short slice (about a millisecond at most) on
  * a vCPU thread without the BQL, so that the vCPU reaches a safe point often.
  *
- * <p>Specs: {@code ab[:PAGES_PER_SEC]} (QEMU's migration-test guest), {@code random-writes:MIB_PER_SEC},
- * {@code idle}.
+ * <p>Specs: {@code ab[:PAGES_PER_SEC][,print|,print-clock]} (QEMU's migration-test guest; with
+ * {@code print} it writes 'A' to its serial port once and 'B' after each pass, as QEMU's test guest
+ * does, and with {@code print-clock} a digit of the host clock after each 'B', so that two copies
+ * of it write different output), {@code random-writes:MIB_PER_SEC}, {@code idle}.
  */
 public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Workload.Idle {
     /** Runs one slice of guest work on the calling vCPU thread. */
@@ -22,11 +24,20 @@ public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Wor
 
     static Workload parse(String spec) {
         String s = spec.trim();
+        String option = null;
+        int comma = s.indexOf(',');
+        if (comma >= 0) {
+            option = s.substring(comma + 1);
+            s = s.substring(0, comma);
+        }
         String[] parts = s.split(":", 2);
+        if (option != null && !parts[0].equals("ab")) {
+            throw new IllegalArgumentException("workload '" + spec + "': only ab takes an option (print, print-clock)");
+        }
         try {
             return switch (parts[0]) {
                 case "ab" -> new Ab(parts.length > 1 ? Long.parseLong(parts[1]) : 0,
-                        Ab.DEFAULT_START, Ab.DEFAULT_END);
+                        Ab.DEFAULT_START, Ab.DEFAULT_END, Ab.Output.parse(option, spec));
                 case "random-writes" -> {
                     if (parts.length < 2) {
                         throw new IllegalArgumentException("random-writes needs a rate: random-writes:MIB_PER_SEC");
@@ -35,7 +46,7 @@ public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Wor
                 }
                 case "idle" -> new Idle();
                 default -> throw new IllegalArgumentException("unknown workload '" + spec
-                        + "' (expected ab[:PAGES_PER_SEC], random-writes:MIB_PER_SEC or idle)");
+                        + "' (expected ab[:PAGES_PER_SEC][,print|,print-clock], random-writes:MIB_PER_SEC or idle)");
             };
         } catch (NumberFormatException e) {
             throw new IllegalArgumentException("bad number in workload '" + spec + "'", e);
@@ -65,17 +76,51 @@ public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Wor
      * pass, forever. The range ([1 MiB, 100 MiB) by default, clipped to the RAM) is split into one
      * contiguous slice per vCPU, so that each slice holds b+1 up to its cursor and b after it.
      * {@code pagesPerSecond} (all vCPUs together; 0: as fast as it can) caps the dirty rate.
+     * {@code output} says what the guest writes to its serial port.
      */
-    record Ab(long pagesPerSecond, long startOffset, long endOffset) implements Workload {
+    record Ab(long pagesPerSecond, long startOffset, long endOffset, Output output) implements Workload {
         public static final long DEFAULT_START = 1L << 20;
         public static final long DEFAULT_END = 100L << 20;
         private static final int PAGES_PER_STEP = 256;
         /** Register holding the next page to increment (the guest's loop variable). */
         static final int CURSOR = 5;
+        /** Register that says the guest has written its 'A' (vCPU 0's). */
+        static final int GREETED = 6;
+
+        /** What the guest writes to its serial port. */
+        public enum Output {
+            /** Nothing. */
+            NONE,
+            /** 'A' once, then 'B' after each pass over a vCPU's pages, as QEMU's test guest. */
+            PRINT,
+            /** As PRINT, with a digit of the host clock after each 'B': two copies of the guest diverge. */
+            PRINT_CLOCK;
+
+            static Output parse(String option, String spec) {
+                if (option == null) {
+                    return NONE;
+                }
+                return switch (option) {
+                    case "print" -> PRINT;
+                    case "print-clock" -> PRINT_CLOCK;
+                    default -> throw new IllegalArgumentException("workload '" + spec + "': unknown option '" + option
+                            + "' (print or print-clock)");
+                };
+            }
+        }
+
+        public Ab(long pagesPerSecond, long startOffset, long endOffset) {
+            this(pagesPerSecond, startOffset, endOffset, Output.NONE);
+        }
 
         @Override
         public String spec() {
-            return pagesPerSecond > 0 ? "ab:" + pagesPerSecond : "ab";
+            String base = pagesPerSecond > 0 ? "ab:" + pagesPerSecond : "ab";
+            return switch (output) {
+                case NONE -> base;
+                case PRINT -> base + ",print";
+                case PRINT_CLOCK -> base + ",print-clock";
+            };
         }
 
         /** First and last+1 page of the whole range in a block of the given size. */
@@ -114,6 +159,10 @@ public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Wor
             if (r.regs[CURSOR] < s[0] || r.regs[CURSOR] >= s[1]) {
                 r.regs[CURSOR] = s[0];
             }
+            if (output != Output.NONE && ctx.index() == 0 && r.regs[GREETED] == 0) {
+                r.regs[GREETED] = 1;
+                ctx.serialWrite((byte) 'A');
+            }
             double rate = pagesPerSecond > 0 ? (double) pagesPerSecond / ctx.vcpuCount() : 0;
             for (int i = 0; i < PAGES_PER_STEP; i++) {
                 if (!pace(ctx, rate)) {
@@ -130,7 +179,19 @@ public sealed interface Workload permits Workload.Ab, Workload.RandomWrites, Wor
                 if (++r.regs[CURSOR] >= s[1]) {
                     r.regs[CURSOR] = s[0];
                     r.regs[2]++; // completed passes
+                    printPass(ctx);
                 }
+            }
+        }
+
+        /** The end of a pass: 'B' (and with print-clock a digit of the host clock). */
+        private void printPass(VcpuContext ctx) {
+            if (output == Output.NONE) {
+                return;
+            }
+            ctx.serialWrite((byte) 'B');
+            if (output == Output.PRINT_CLOCK) {
+                ctx.serialWrite((byte) ('0' + (System.nanoTime() / 1_000_000) % 10));
             }
         }
     }

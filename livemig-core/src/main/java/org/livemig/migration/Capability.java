@@ -11,7 +11,9 @@ public enum Capability {
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
     POSTCOPY_RAM("postcopy-ram"),
     POSTCOPY_PREEMPT("postcopy-preempt"),
-    RETURN_PATH("return-path");
+    RETURN_PATH("return-path"),
+    /** COLO: after the initial migration, checkpoints between a primary and a secondary ({@code migration.colo}). */
+    X_COLO("x-colo");
 
     private final String qemuName;
 

@@ -6,6 +6,8 @@ import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.postcopy.PostcopyBackend;
+import org.livemig.migration.colo.ColoSecondary;
+import org.livemig.migration.colo.ColoState;
 import org.livemig.migration.multifd.MultifdReceiver;
 import org.livemig.migration.postcopy.IncomingHost;
 import org.livemig.migration.postcopy.PostcopyIncoming;
@@ -55,9 +57,19 @@ public final class Incoming {
     /** multifd-channels when the multifd capability is on here, else 0. */
     private final int multifdChannels;
     private volatile MultifdReceiver multifd;
+    /** x-colo on this side: ENABLE_COLO is allowed, and the primary's compare channel is taken. */
+    private final boolean colo;
+    private final ColoState coloState;
+    /** The connection the secondary's guest output goes to the primary on (x-colo). */
+    private final java.util.concurrent.CompletableFuture<MigrationConnection> compareConnection =
+            new java.util.concurrent.CompletableFuture<>();
+    private volatile ColoSecondary coloSecondary;
 
     Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
-             FaultSpec faults, String postcopyBackend, boolean preempt, int multifdChannels) {
+             FaultSpec faults, String postcopyBackend, boolean preempt, int multifdChannels, boolean colo,
+             ColoState coloState) {
+        this.colo = colo;
+        this.coloState = coloState;
         this.multifdChannels = multifdChannels;
         this.faults = faults;
         this.postcopyBackend = postcopyBackend;
@@ -118,8 +130,12 @@ public final class Incoming {
                     if (pi != null) {
                         pi.preemptConnected(pc);
                     }
-                    closeListener();
                 }
+                if (colo) {
+                    // x-colo: after any multifd channels, the channel the secondary's output goes on.
+                    compareConnection.complete(l.accept());
+                }
+                closeListener();
             } catch (IOException e) {
                 if (status.get() == MigrationStatus.NONE && listener != null) {
                     LOG.log(Level.FINE, "incoming listener closed: " + e.getMessage());
@@ -139,7 +155,6 @@ public final class Incoming {
         while (!all) {
             all = m.addChannel(l.accept());
         }
-        closeListener();
     }
 
     /**
@@ -156,7 +171,7 @@ public final class Incoming {
     /** Called with the BQL held, on the main loop: a source connected; starts {@code mig/dst/main}. */
     private void process(MigrationConnection c) {
         machine.bql().assertHeld();
-        if (!preempt && multifdChannels == 0) {
+        if (!preempt && multifdChannels == 0 && !colo) {
             closeListener();
         }
         connection = c;
@@ -193,10 +208,18 @@ public final class Incoming {
                 pc.preemptConnected(early);
             }
             load.setPostcopyHandler(pc);
+            load.allowColo(colo);
             LoadVm.Result r = load.loadvmState(f, false);
             loadMillis = (System.nanoTime() - start) / 1_000_000;
             if (r == LoadVm.Result.QUIT) {
                 // Postcopy: mig/dst/listen loads the rest and finishes; this thread is done.
+                return;
+            }
+            if (load.coloEnabled()) {
+                // COLO: the vmdesc trailer comes before the first checkpoint's messages.
+                load.skipVmdesc(f);
+                runColoSecondary(load, f, c);
+                machine.mainLoop().schedule(this::completedBh);
                 return;
             }
             if (returnPath != null) {
@@ -209,6 +232,39 @@ public final class Incoming {
             IOException channel = m == null ? null : m.failure();
             fail(channel != null && !why.contains(channel.getMessage())
                     ? channel.getMessage() + " (main stream: " + why + ")" : why);
+        }
+    }
+
+    /**
+     * Called without the BQL on {@code mig/dst/main}; blocks until a failover (QEMU's
+     * colo_incoming_wait): this side is a COLO secondary until then.
+     */
+    private void runColoSecondary(LoadVm load, MigrationFile f, MigrationConnection c) throws Exception {
+        MigrationConnection cmp = null;
+        try {
+            cmp = compareConnection.get(10, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            LOG.warning("COLO: the primary opened no output channel within 10 s; outputs are not compared");
+        }
+        ColoSecondary s = new ColoSecondary(new ColoHost(), coloState, load, RamHandlers.of(machine).loader(), f,
+                MigrationFile.forWriting(c.out()), cmp);
+        coloSecondary = s;
+        s.incomingWait();
+    }
+
+    /** The COLO secondary, or null while none runs. */
+    public ColoSecondary colo() {
+        return coloSecondary;
+    }
+
+    /** This migration as its COLO secondary sees it. */
+    private final class ColoHost implements ColoSecondary.Host {
+        @Override public Machine machine() { return machine; }
+        @Override public StatusMachine status() { return status; }
+
+        @Override
+        public void shutdownChannels() {
+            shutdown();
         }
     }
 
@@ -359,7 +415,8 @@ public final class Incoming {
      */
     private void completedBh() {
         machine.bql().assertHeld();
-        if (autostart) {
+        // A COLO secondary that took over runs its guest whatever -S said, as QEMU's does.
+        if (autostart || coloSecondary != null) {
             machine.vmStart();
         } else {
             machine.setRunState(RunState.PAUSED);
@@ -407,6 +464,7 @@ public final class Incoming {
         }
         closeQuietly(connection);
         closeQuietly(preemptConnection);
+        closeQuietly(compareConnection.getNow(null));
         MultifdReceiver m = multifd;
         if (m != null) {
             m.close();
@@ -440,6 +498,10 @@ public final class Incoming {
      */
     void abandon() {
         destroyed = true;
+        ColoSecondary cs = coloSecondary;
+        if (cs != null) {
+            cs.abandon();
+        }
         shutdown();
         PostcopyIncoming pc = postcopy;
         if (pc != null) {
@@ -461,6 +523,10 @@ public final class Incoming {
         MultifdReceiver m = multifd;
         if (m != null) {
             m.shutdown();
+        }
+        MigrationConnection cc = compareConnection.getNow(null);
+        if (cc != null) {
+            cc.shutdown();
         }
         closeListener();
     }

@@ -2,6 +2,8 @@ package org.livemig.migration;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Supplier;
@@ -78,11 +80,25 @@ public final class LoadVm {
     private volatile boolean footersExpected;
     private PostcopyHandler postcopy;
     private MigrationFile mainStream;
+    /** ENABLE_COLO was read: after the initial load this side becomes a COLO secondary. */
+    private volatile boolean coloEnabled;
+    /** Whether this side allows ENABLE_COLO (its x-colo capability). */
+    private boolean coloAllowed;
 
     public LoadVm(Machine machine, RamStats stats, Supplier<ReturnPath> returnPathOpener) {
         this.machine = machine;
         this.ram = RamHandlers.of(machine).beginLoad(stats);
         this.returnPathOpener = returnPathOpener;
+    }
+
+    /** Lets ENABLE_COLO through: this side has the x-colo capability. */
+    public void allowColo(boolean allowed) {
+        this.coloAllowed = allowed;
+    }
+
+    /** True once the stream said ENABLE_COLO: the source will go on with COLO checkpoints. */
+    public boolean coloEnabled() {
+        return coloEnabled;
     }
 
     /** Lets the postcopy commands through to {@code handler}. */
@@ -219,6 +235,60 @@ public final class LoadVm {
         return VmStateCodec.decode(f, e.vmsd(), version);
     }
 
+    /** A device section decoded from a stream but not yet applied. */
+    public record StagedSection(SaveStateEntry entry, VmValue.Struct value, long at) {}
+
+    /**
+     * Called without the BQL; may block on IO. Decodes a device-state stream (FULL sections up to
+     * EOF, no stream header: what a COLO checkpoint carries) into staged values, applying nothing,
+     * so that a bad or cut one is found before anything of it reaches the machine.
+     */
+    public List<StagedSection> stageDevices(MigrationFile f) throws IOException {
+        machine.bql().assertNotHeld();
+        List<StagedSection> staged = new ArrayList<>();
+        while (true) {
+            long at = f.position();
+            int type = f.getByte();
+            if (type == QemuStream.SECTION_EOF) {
+                return staged;
+            }
+            if (type != QemuStream.SECTION_FULL) {
+                throw new StreamFormatException(String.format("section type 0x%02x in device state (only FULL sections"
+                        + " and EOF belong there)", type), at);
+            }
+            SectionHeader h = SectionHeader.readNamed(f, type, at);
+            String section = "'" + h.idstr() + "' instance " + h.instanceId();
+            SaveStateEntry e = machine.registry().find(h.idstr(), h.instanceId()).orElseThrow(() -> new StreamFormatException(
+                    "unknown section " + section + " (id " + h.sectionId() + ")", at, section, null));
+            if (e.isIterative()) {
+                throw new StreamFormatException("FULL section for '" + h.idstr() + "', which is iterative", at);
+            }
+            if (h.versionId() > e.versionId()) {
+                throw new StreamFormatException("section '" + h.idstr() + "' has version " + h.versionId()
+                        + ", newer than this machine's " + e.versionId(), at);
+            }
+            try {
+                staged.add(new StagedSection(e, VmStateCodec.decode(f, e.vmsd(), h.versionId()), at));
+                checkFooter(f, h.sectionId());
+            } catch (StreamFormatException ex) {
+                throw ex.inSection(section);
+            }
+        }
+    }
+
+    /** Called with the BQL held: applies staged device sections in their stream order. */
+    public void applyStaged(List<StagedSection> staged) throws IOException {
+        machine.bql().assertHeld();
+        for (StagedSection s : staged) {
+            try {
+                s.entry().applyState(s.value());
+            } catch (VmStateException ex) {
+                throw new StreamFormatException("device refused its state: " + ex.getMessage(), s.at(),
+                        "'" + s.entry().idstr() + "' instance " + s.entry().instanceId(), ex);
+            }
+        }
+    }
+
     private void loadPartEnd(MigrationFile f, long at) throws IOException {
         int sectionId = SectionHeader.readId(f);
         SaveStateEntry e = sections.get(sectionId);
@@ -269,6 +339,15 @@ public final class LoadVm {
                 return Result.QUIT;
             }
             case QemuStream.CMD_RECV_BITMAP -> postcopy(cmd, at).recvBitmap(RecvBitmapCommand.readPayload(f, len), at);
+            case QemuStream.CMD_ENABLE_COLO -> {
+                expectLength(cmd, len, 0, at);
+                if (!coloAllowed) {
+                    // QEMU's words for the same refusal
+                    throw new StreamFormatException("ENABLE_COLO command come in migration stream, but x-colo capability"
+                            + " is not set", at);
+                }
+                coloEnabled = true;
+            }
             case QemuStream.CMD_POSTCOPY_RESUME -> {
                 expectLength(cmd, len, 0, at);
                 postcopy(cmd, at).resume(at);

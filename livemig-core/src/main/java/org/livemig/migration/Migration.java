@@ -7,6 +7,8 @@ import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.livemig.machine.Machine;
 import org.livemig.memory.ThreadScheduling;
+import org.livemig.migration.colo.ColoSide;
+import org.livemig.migration.colo.ColoState;
 import org.livemig.migration.postcopy.RequestThreads;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -38,6 +40,8 @@ public final class Migration {
             listeners.forEach(l -> l.pass(pass));
         }
     };
+    /** COLO's mode and failover state on this machine (query-colo-status, COLO_EXIT). */
+    private final ColoState coloState = new ColoState();
     private volatile Outgoing outgoing;
     private volatile Incoming incoming;
     private volatile boolean autostart = true;
@@ -187,6 +191,7 @@ public final class Migration {
         parameters.throttleTriggerThreshold = p.throttleTriggerThreshold;
         parameters.multifdChannels = p.multifdChannels;
         parameters.multifdCompression = p.multifdCompression;
+        parameters.xCheckpointDelay = p.xCheckpointDelay;
         Outgoing o = outgoing;
         if (o != null && o.status().isActive()) {
             o.applyParameters(parameters.copy());
@@ -216,6 +221,67 @@ public final class Migration {
         }
     }
 
+    /**
+     * x-colo as QEMU 7.2 runs it: over a socket, without the return-path capability (the
+     * secondary's replies come back on the migration connection itself; with both, a QEMU 7.2
+     * primary reads them as return-path messages and fails), and not with postcopy (COLO starts
+     * from a precopy's completion).
+     */
+    private void checkColo(MigrationAddress addr) throws MigrationException {
+        if (!capabilities.contains(Capability.X_COLO)) {
+            return;
+        }
+        if (capabilities.contains(Capability.POSTCOPY_RAM)) {
+            throw new MigrationException("COLO is not compatible with postcopy");
+        }
+        if (capabilities.contains(Capability.RETURN_PATH)) {
+            throw new MigrationException("COLO runs without the return-path capability: the secondary's replies"
+                    + " travel on the migration connection itself (QEMU 7.2's primary fails with both)");
+        }
+        if (!(addr instanceof MigrationAddress.Tcp) && !(addr instanceof MigrationAddress.Unix)) {
+            throw new MigrationException("COLO needs a tcp: or unix: address, not " + addr);
+        }
+    }
+
+    /** COLO's mode, last mode and failover state (query-colo-status). */
+    public ColoState coloState() {
+        return coloState;
+    }
+
+    /** The COLO side that runs on this machine, or null. */
+    public ColoSide colo() {
+        Outgoing o = outgoing;
+        if (o != null && o.colo() != null && o.status() == MigrationStatus.COLO) {
+            return o.colo();
+        }
+        Incoming i = incoming;
+        if (i != null && i.colo() != null && i.status() == MigrationStatus.COLO) {
+            return i.colo();
+        }
+        return null;
+    }
+
+    /**
+     * Called with the BQL held: QMP x-colo-lost-heartbeat. The side this machine plays goes on
+     * alone: the failover is requested here and done by a bottom half, as QEMU's, so the command
+     * returns at once.
+     */
+    public void coloLostHeartbeat() throws MigrationException {
+        machine.bql().assertHeld();
+        if (coloState.mode() == ColoState.Mode.NONE) {
+            throw new MigrationException("The feature 'colo' is not enabled");
+        }
+        if (!coloState.requestFailover()) {
+            return; // already requested
+        }
+        machine.mainLoop().schedule(() -> {
+            ColoSide side = colo();
+            if (side != null) {
+                side.failover();
+            }
+        });
+    }
+
     /** Called with the BQL held. Starts an outgoing migration (QMP migrate). */
     public Outgoing migrate(String uri) throws MigrationException {
         machine.bql().assertHeld();
@@ -224,7 +290,9 @@ public final class Migration {
         }
         MigrationAddress addr = parse(uri);
         checkMultifd(addr);
+        checkColo(addr);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, quiet);
+        o.setColoState(coloState);
         o.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         outgoing = o;
         o.start();
@@ -245,7 +313,8 @@ public final class Migration {
         checkMultifd(addr);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT),
-                capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0);
+                capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0,
+                capabilities.contains(Capability.X_COLO), coloState);
         i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         try {
             i.listen(addr);
@@ -335,6 +404,10 @@ public final class Migration {
 
     /** Tells both migrations to end: the outgoing one cancelled, the incoming one abandoned. Any thread. */
     private void end() {
+        ColoSide c = colo();
+        if (c != null) {
+            c.abandon();
+        }
         cancel();
         Incoming i = incoming;
         if (i != null) {
@@ -377,6 +450,16 @@ public final class Migration {
             }
             if (s == MigrationStatus.FAILED && o.error() != null) {
                 r.put("error-desc", o.error());
+            }
+            var colo = o.colo();
+            if (colo != null) {
+                // livemig's own (x- as QEMU marks experimental members): the primary's checkpoints
+                var st = colo.stats();
+                ObjectNode c = r.putObject("x-colo");
+                c.put("checkpoints", st.checkpoints());
+                c.put("last-checkpoint-size", st.lastBytes());
+                c.put("last-checkpoint-pause-ms", st.lastPauseNanos() < 0 ? -1 : st.lastPauseNanos() / 1e6);
+                c.put("transferred", st.totalBytes());
             }
         } else if (i != null) {
             MigrationStatus s = i.status();

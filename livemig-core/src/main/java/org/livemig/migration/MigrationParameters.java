@@ -24,6 +24,8 @@ public final class MigrationParameters {
     public int multifdChannels = 2;
     /** QEMU's MultiFDCompression: none, zlib or zstd; livemig takes none. */
     public String multifdCompression = "none";
+    /** COLO: milliseconds between checkpoints (QEMU's x-checkpoint-delay, a uint32; default 20 s). */
+    public long xCheckpointDelay = 20_000;
 
     public MigrationParameters copy() {
         MigrationParameters p = new MigrationParameters();
@@ -36,6 +38,7 @@ public final class MigrationParameters {
         p.throttleTriggerThreshold = throttleTriggerThreshold;
         p.multifdChannels = multifdChannels;
         p.multifdCompression = multifdCompression;
+        p.xCheckpointDelay = xCheckpointDelay;
         return p;
     }
 
@@ -65,6 +68,9 @@ public final class MigrationParameters {
         if (!"none".equals(multifdCompression)) {
             throw new IllegalArgumentException("Parameter 'multifd-compression' value '" + multifdCompression
                     + "' is not supported by livemig yet (only 'none')");
+        }
+        if (xCheckpointDelay < 0 || xCheckpointDelay > 0xFFFF_FFFFL) {
+            throw new IllegalArgumentException("Parameter 'x-checkpoint-delay' expects uint32_t");
         }
         if (throttleTriggerThreshold < 1 || throttleTriggerThreshold > 100) {
             throw new IllegalArgumentException("Parameter 'throttle_trigger_threshold' expects an integer in the range of 1 to 100");

@@ -15,6 +15,8 @@ import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
+import org.livemig.migration.colo.ColoPrimary;
+import org.livemig.migration.colo.ColoState;
 import org.livemig.migration.multifd.MultifdSender;
 import org.livemig.migration.postcopy.OutgoingHost;
 import org.livemig.migration.postcopy.PostcopySource;
@@ -66,6 +68,10 @@ public final class Outgoing {
     private volatile MultifdSender multifd;
     /** The postcopy phase once it is asked for; null before. */
     private volatile PostcopySource postcopy;
+    /** x-colo: the secondary's output channel (compared with ours), and the checkpoint loop once it runs. */
+    private volatile MigrationConnection compareConnection;
+    private volatile ColoPrimary colo;
+    private ColoState coloState = new ColoState();
 
     private volatile long startMillis;
     private final long startNanos = System.nanoTime();
@@ -147,7 +153,7 @@ public final class Outgoing {
     public void cancel() {
         while (true) {
             MigrationStatus s = status.get();
-            if (!s.isActive() || s == MigrationStatus.CANCELLING) {
+            if (!s.isActive() || s == MigrationStatus.CANCELLING || s == MigrationStatus.COLO) {
                 return;
             }
             if (status.transition(s, MigrationStatus.CANCELLING)) {
@@ -188,6 +194,10 @@ public final class Outgoing {
         MultifdSender m = multifd;
         if (m != null) {
             m.shutdown();
+        }
+        MigrationConnection cc = compareConnection;
+        if (cc != null) {
+            cc.shutdown();
         }
     }
 
@@ -251,6 +261,10 @@ public final class Outgoing {
         if (caps.contains(Capability.MULTIFD)) {
             saver.useMultifd(connectMultifd(f));
         }
+        if (caps.contains(Capability.X_COLO)) {
+            // After the multifd channels: the secondary takes its connections in this order.
+            compareConnection = connect(address, FaultSpec.NONE);
+        }
         machine.bql().withHeld(false, saver::startDirtyTracking);
         SaveVm.writeHeader(f);
         boolean postcopyCap = caps.contains(Capability.POSTCOPY_RAM);
@@ -261,6 +275,10 @@ public final class Outgoing {
         }
         if (postcopyCap) {
             new PostcopyAdviseCommand(RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE).write(f);
+        }
+        if (caps.contains(Capability.X_COLO)) {
+            // The destination becomes a COLO secondary after the initial migration.
+            SaveVm.writeCommand(f, QemuStream.CMD_ENABLE_COLO, new byte[0]);
         }
         SaveVm.saveSetup(machine, f);
         f.flush();
@@ -329,8 +347,58 @@ public final class Outgoing {
         LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
                 downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
                 pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
+        if (caps.contains(Capability.X_COLO)) {
+            runColo(f);
+            return;
+        }
         saver.stopDirtyTracking();
         completed(MigrationStatus.DEVICE);
+    }
+
+    /**
+     * Called without the BQL; blocks on IO and until a failover: the initial migration ended in
+     * status colo instead of completed; the checkpoint loop runs here until COLO ends, and the
+     * primary then goes on alone (its guest runs, as QEMU's does after COLO).
+     */
+    private void runColo(MigrationFile f) throws IOException {
+        totalTimeMillis = System.currentTimeMillis() - startMillis;
+        if (!status.transition(MigrationStatus.DEVICE, MigrationStatus.COLO)) {
+            throw new IOException("cancelled at completion");
+        }
+        ColoPrimary c = new ColoPrimary(new ColoHost(), coloState, f, MigrationFile.forReading(connection.in()), saver,
+                compareConnection);
+        colo = c;
+        c.run();
+        saver.stopDirtyTracking();
+        machine.bql().withHeld(false, () -> {
+            if (!machine.runState().isRunning() && machine.runState() != RunState.SHUTDOWN) {
+                machine.vmStart();
+            }
+        });
+        if (status.get() != MigrationStatus.COMPLETED) {
+            throw new IOException("COLO ended without a failover (status " + status.get().qemuName() + ")");
+        }
+    }
+
+    /** The COLO primary, or null while none runs (the monitor's failover, query-migrate). */
+    public ColoPrimary colo() {
+        return colo;
+    }
+
+    void setColoState(ColoState s) {
+        this.coloState = s;
+    }
+
+    /** This migration as its COLO primary sees it. */
+    private final class ColoHost implements ColoPrimary.Host {
+        @Override public Machine machine() { return machine; }
+        @Override public StatusMachine status() { return status; }
+        @Override public long checkpointDelayMillis() { return params.xCheckpointDelay; }
+
+        @Override
+        public void shutdownChannels() {
+            Outgoing.this.shutdownChannels();
+        }
     }
 
     /**
@@ -413,6 +481,7 @@ public final class Outgoing {
             pc.close();
         }
         closeQuietly(connection);
+        closeQuietly(compareConnection);
     }
 
     private static String describe(Throwable e) {

@@ -37,6 +37,8 @@ public final class RamLoader {
      * pristine (every ZERO record then checks the page, as QEMU's buffer_is_zero does).
      */
     private java.util.Map<RamBlock, java.util.BitSet> written;
+    /** COLO checkpoints: pages go to the secondary's cache instead of guest RAM; null otherwise. */
+    private PageRedirect redirect;
     /** multifd: the channels that carry the non-zero pages; each EOS waits for their SYNC. */
     private MultifdReceiver multifd;
 
@@ -68,6 +70,27 @@ public final class RamLoader {
      */
     public void useMultifd(MultifdReceiver receiver) {
         this.multifd = receiver;
+        this.written = null;
+    }
+
+    /**
+     * Where a COLO secondary's checkpoint pages go instead of guest RAM: its RAM cache, which is
+     * flushed into the guest only once a whole checkpoint has arrived.
+     */
+    public interface PageRedirect {
+        /** The memory that stands for block {@code b}'s (same size and layout). */
+        MemorySegment memoryOf(RamBlock b);
+
+        /** Pages {@code first} to {@code first + count - 1} of {@code b} were written there. */
+        void received(RamBlock b, long first, long count);
+    }
+
+    /**
+     * From now on pages go to {@code r} (null: to guest RAM again). Set by the thread that loads,
+     * between sections; the pristine-RAM shortcut for zero pages is off from then on.
+     */
+    public void redirectTo(PageRedirect r) {
+        this.redirect = r;
         this.written = null;
     }
 
@@ -132,6 +155,13 @@ public final class RamLoader {
     /** A PAGE record's 4 KiB of content: into guest RAM, or placed whole once listening. */
     private void loadPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
         checkPage(b, addr, recordAt);
+        PageRedirect r = redirect;
+        if (r != null) {
+            record.readPage(f, r.memoryOf(b), addr);
+            r.received(b, addr >>> RamBlock.PAGE_BITS, 1);
+            stats.normalPages.incrementAndGet();
+            return;
+        }
         if (placing) {
             record.readPage(f, staging, 0);
             postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
@@ -152,6 +182,11 @@ public final class RamLoader {
         int fill = record.readFill(f);
         long index = addr >>> RamBlock.PAGE_BITS;
         stats.zeroPages.incrementAndGet();
+        PageRedirect r = redirect;
+        if (r != null) {
+            loadRedirectedZeroPages(f, r, b, index, fill);
+            return;
+        }
         if (placing) {
             if (fill == 0) {
                 postcopy.placeZeroPage(b, index);
@@ -173,6 +208,23 @@ public final class RamLoader {
         zeroPage(b, index);
         received(b, addr);
         loadZeroRun(f, b, index);
+    }
+
+    /** A ZERO record for the COLO cache, and the zero run after it: the cache's pages are filled. */
+    private void loadRedirectedZeroPages(MigrationFile f, PageRedirect r, RamBlock b, long index, int fill)
+            throws IOException {
+        MemorySegment mem = r.memoryOf(b);
+        mem.asSlice(index << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE).fill((byte) fill);
+        long n = 0;
+        if (fill == 0) {
+            int room = (int) Math.min(Integer.MAX_VALUE, b.pageCount() - index - 1);
+            n = room <= 0 ? 0 : record.takeZeroRun(f, room);
+            if (n > 0) {
+                mem.asSlice((index + 1) << RamBlock.PAGE_BITS, n << RamBlock.PAGE_BITS).fill((byte) 0);
+                stats.zeroPages.addAndGet(n);
+            }
+        }
+        r.received(b, index, 1 + n);
     }
 
     /** Makes page {@code index} of {@code b} zero, writing it only when it may not be. */

@@ -16,6 +16,7 @@ import org.livemig.migration.MigrationParameters;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.Outgoing;
 import org.livemig.migration.StateDigest;
+import org.livemig.migration.colo.ColoState;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
@@ -32,6 +33,7 @@ import tools.jackson.databind.node.ObjectNode;
 public final class MigrationCommands {
     public static final String MIGRATION = "MIGRATION";
     public static final String MIGRATION_PASS = "MIGRATION_PASS";
+    public static final String COLO_EXIT = "COLO_EXIT";
 
     /** QEMU 7.2's MigrationCapability values, in its order. */
     public static final List<String> QEMU_CAPABILITIES = List.of("xbzrle", "rdma-pin-all", "auto-converge",
@@ -63,10 +65,12 @@ public final class MigrationCommands {
     public static void register(QmpServer server, Migration migration) {
         MigrationCommands c = new MigrationCommands(server, migration);
         migration.addListener(c.events());
+        migration.coloState().addListener(c::coloExit);
         for (QmpCommand cmd : List.of(c.migrate(), c.migrateIncoming(), c.queryMigrate(), c.migrateCancel(),
                 c.migrateContinue(), c.migrateSetCapabilities(), c.queryMigrateCapabilities(),
                 c.migrateSetParameters(), c.queryMigrateParameters(), c.queryYank(), c.yank(),
-                c.migrateStartPostcopy(), c.migratePause(), c.migrateRecover(), c.xLivemigFingerprint())) {
+                c.migrateStartPostcopy(), c.migratePause(), c.migrateRecover(), c.xColoLostHeartbeat(),
+                c.queryColoStatus(), c.xLivemigFingerprint())) {
             server.register(cmd);
         }
     }
@@ -92,6 +96,40 @@ public final class MigrationCommands {
                 }
             }
         };
+    }
+
+    /** COLO_EXIT: COLO ended on this machine (any thread). */
+    private void coloExit(ColoState.Mode mode, ColoState.ExitReason reason) {
+        ObjectNode d = QmpJson.object();
+        d.put("mode", mode.qemuName());
+        d.put("reason", reason.qemuName());
+        server.emitEvent(COLO_EXIT, d);
+    }
+
+    /**
+     * {@code x-colo-lost-heartbeat}: this machine's side of a COLO pair goes on alone. The
+     * failover runs as a bottom half; the command returns at once.
+     */
+    private QmpCommand xColoLostHeartbeat() {
+        return QmpCommand.builder("x-colo-lost-heartbeat").handler(args -> {
+            call(() -> {
+                migration.coloLostHeartbeat();
+                return null;
+            });
+            return null;
+        }).build();
+    }
+
+    /** {@code query-colo-status}: mode, the last mode, and why COLO ended. */
+    private QmpCommand queryColoStatus() {
+        return QmpCommand.builder("query-colo-status").handler(args -> {
+            ColoState st = migration.coloState();
+            ObjectNode r = QmpJson.object(); // COLOStatus's member order
+            r.put("mode", st.mode().qemuName());
+            r.put("last-mode", st.lastMode().qemuName());
+            r.put("reason", st.reason().qemuName());
+            return r;
+        }).build();
     }
 
     /** {@code migrate}: starts an outgoing migration, or with {@code resume} resumes a paused postcopy. */
@@ -244,6 +282,7 @@ public final class MigrationCommands {
             r.put("max-cpu-throttle", p.maxCpuThrottle);
             r.put("multifd-channels", p.multifdChannels);
             r.put("multifd-compression", p.multifdCompression);
+            r.put("x-checkpoint-delay", p.xCheckpointDelay);
             return r;
         }).build();
     }
@@ -370,6 +409,10 @@ public final class MigrationCommands {
             p.multifdCompression = value.asString();
             return;
         }
+        if (name.equals("x-checkpoint-delay")) {
+            p.xCheckpointDelay = value.asLong();
+            return;
+        }
         long v = value.asLong();
         switch (name) {
             case "max-bandwidth" -> p.maxBandwidth = v;
@@ -386,7 +429,7 @@ public final class MigrationCommands {
 
     private static final List<String> IMPLEMENTED_PARAMETERS = List.of("max-bandwidth", "downtime-limit", "max-postcopy-bandwidth",
             "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold",
-            "multifd-channels", "multifd-compression");
+            "multifd-channels", "multifd-compression", "x-checkpoint-delay");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */
     private static final Map<String, QmpType> QEMU_PARAMETERS;
@@ -396,7 +439,7 @@ public final class MigrationCommands {
         for (String n : List.of("announce-initial", "announce-max", "announce-rounds", "announce-step",
                 "compress-level", "compress-threads", "decompress-threads", "throttle-trigger-threshold",
                 "cpu-throttle-initial", "cpu-throttle-increment", "max-bandwidth", "downtime-limit",
-                "x-checkpoint-delay", "multifd-channels", "xbzrle-cache-size", "max-postcopy-bandwidth",
+                "multifd-channels", "xbzrle-cache-size", "max-postcopy-bandwidth",
                 "max-cpu-throttle", "multifd-zlib-level", "multifd-zstd-level")) {
             m.put(n, QmpType.INT);
         }
@@ -406,6 +449,7 @@ public final class MigrationCommands {
         for (String n : List.of("tls-creds", "tls-hostname", "tls-authz")) {
             m.put(n, QmpType.STR_OR_NULL);
         }
+        m.put("x-checkpoint-delay", QmpType.UINT32);
         m.put("multifd-compression", QmpType.enumOf("MultiFDCompression", "none", "zlib", "zstd"));
         m.put("block-bitmap-mapping", QmpType.arrayOf(QmpType.ANY));
         QEMU_PARAMETERS = java.util.Collections.unmodifiableMap(m);

@@ -1,0 +1,181 @@
+package org.livemig.migration;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.io.ByteArrayOutputStream;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.livemig.machine.Machine;
+import org.livemig.machine.RunState;
+import org.livemig.migration.colo.ColoPrimary;
+import org.livemig.migration.colo.ColoSecondary;
+import org.livemig.migration.colo.ColoState;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * COLO between two machines in one JVM: the initial migration ends in status colo, checkpoints
+ * keep the secondary equal to the primary, outputs are compared, and either side fails over.
+ * QEMU's COLO cases ({plain, multifd} x {primary, secondary} failover x {idle, during a
+ * checkpoint}) are here; {@code monitor}'s and the CLI's tests drive the same over QMP.
+ */
+class ColoTest {
+    private static final Duration LONG = Duration.ofSeconds(60);
+
+    /** A primary and a secondary with x-colo, the secondary's guest started by COLO. */
+    static final class ColoPair implements AutoCloseable {
+        final PrecopyTest.Pair p;
+        final List<String> exits = new CopyOnWriteArrayList<>();
+        final ByteArrayOutputStream primaryOutput = new ByteArrayOutputStream();
+        final ByteArrayOutputStream secondaryOutput = new ByteArrayOutputStream();
+        final Map<Long, ObjectNode> primaryPrints = new ConcurrentHashMap<>();
+        final Map<Long, ObjectNode> secondaryPrints = new ConcurrentHashMap<>();
+        Outgoing outgoing;
+
+        ColoPair(String workload, boolean multifd, long delayMillis) throws Exception {
+            p = PrecopyTest.Pair.of(TestMachines.small(workload).withRam(32L << 20));
+            p.src().setSerialOutput(b -> {
+                synchronized (primaryOutput) {
+                    primaryOutput.write(b);
+                }
+            });
+            p.dst().setSerialOutput(b -> {
+                synchronized (secondaryOutput) {
+                    secondaryOutput.write(b);
+                }
+            });
+            for (Migration m : List.of(p.srcMig(), p.dstMig())) {
+                String side = m == p.srcMig() ? "primary" : "secondary";
+                m.coloState().addListener((mode, reason) -> exits.add(side + ":" + mode.qemuName() + ":" + reason.qemuName()));
+                m.machine().mainLoop().call(() -> {
+                    m.setCapability(Capability.X_COLO, true);
+                    if (multifd) {
+                        m.setCapability(Capability.MULTIFD, true);
+                    }
+                    return null;
+                }, 10_000);
+            }
+            p.params(m -> {
+                m.maxBandwidth = 0;
+                m.xCheckpointDelay = delayMillis;
+            });
+        }
+
+        /** Migrates and waits until COLO runs on both sides; fingerprints are taken at every checkpoint. */
+        ColoPair start() throws Exception {
+            outgoing = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> outgoing.colo() != null && p.dstMig().incoming().colo() != null
+                    || outgoing.status().isFinal());
+            assertThat(outgoing.status()).as(String.valueOf(outgoing.error())).isEqualTo(MigrationStatus.COLO);
+            ColoPrimary pc = outgoing.colo();
+            ColoSecondary sc = p.dstMig().incoming().colo();
+            pc.setCheckpointHook(k -> primaryPrints.put(k, fingerprintHolding(p.src(), true)));
+            sc.setCheckpointHook(k -> secondaryPrints.put(k, fingerprintHolding(p.dst(), true)));
+            return this;
+        }
+
+        void awaitCheckpoints(long n) {
+            await().atMost(LONG).until(() -> secondary().stats().checkpoints() >= n && primary().stats().checkpoints() >= n);
+        }
+
+        ColoPrimary primary() {
+            return outgoing.colo();
+        }
+
+        ColoSecondary secondary() {
+            return p.dstMig().incoming().colo();
+        }
+
+        void heartbeatLost(Migration m) throws Exception {
+            m.machine().mainLoop().call(() -> {
+                m.coloLostHeartbeat();
+                return null;
+            }, 10_000);
+        }
+
+        @Override
+        public void close() throws Exception {
+            p.close();
+        }
+    }
+
+    /** A fingerprint taken inside a checkpoint hook (which holds the BQL on either side). */
+    private static ObjectNode fingerprintHolding(Machine m, boolean bqlHeld) {
+        try {
+            return m.bql().callWithHeld(bqlHeld, () -> StateDigest.of(m));
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Workload steps the guest's first vCPU has retired. */
+    static long instructions(Machine m) throws Exception {
+        return m.mainLoop().call(() -> {
+            m.cpuSynchronizeAllStates();
+            return m.vcpus().get(0).state().instructions;
+        }, 10_000);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"plain, false", "multifd, true"})
+    void checkpointsKeepTheSecondaryEqualToThePrimary(String name, boolean multifd) throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000", multifd, 100).start()) {
+            c.awaitCheckpoints(3);
+            // Between checkpoints both guests run (during one, each is in run state colo for a moment).
+            await().atMost(LONG).until(() -> c.p.src().runState() == RunState.RUNNING);
+            await().atMost(LONG).until(() -> c.p.dst().runState() == RunState.RUNNING);
+            for (long k = 1; k <= 3; k++) {
+                long kk = k;
+                await().atMost(LONG).until(() -> c.primaryPrints.containsKey(kk) && c.secondaryPrints.containsKey(kk));
+                ObjectNode pf = c.primaryPrints.get(k);
+                ObjectNode sf = c.secondaryPrints.get(k);
+                assertThat(sf.get("ram")).as("RAM at checkpoint %d", k).isEqualTo(pf.get("ram"));
+                assertThat(sf.get("devices")).as("devices at checkpoint %d", k).isEqualTo(pf.get("devices"));
+            }
+            assertThat(c.p.srcMig().coloState().mode()).isEqualTo(ColoState.Mode.PRIMARY);
+            assertThat(c.p.dstMig().coloState().mode()).isEqualTo(ColoState.Mode.SECONDARY);
+            JsonNode q = c.p.srcMig().queryMigrate();
+            assertThat(q.get("status").asString()).isEqualTo("colo");
+            assertThat(q.get("x-colo").get("checkpoints").asLong()).isGreaterThanOrEqualTo(3);
+        }
+    }
+
+    @Test
+    void secondaryFailoverAfterAYankKeepsItsGuestRunningWithTheAbProperty() throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000", false, 100).start()) {
+            c.awaitCheckpoints(3);
+            c.p.dstMig().incoming().shutdown(); // yank
+            await().atMost(LONG).until(() -> c.exits.contains("secondary:secondary:error"));
+            c.heartbeatLost(c.p.dstMig());
+            await().atMost(LONG).until(() -> c.p.dstMig().incoming().status() == MigrationStatus.COMPLETED
+                    && c.p.dst().runState() == RunState.RUNNING);
+            assertThat(c.p.dstMig().coloState().mode()).isEqualTo(ColoState.Mode.NONE);
+            assertThat(c.p.dstMig().coloState().lastMode()).isEqualTo(ColoState.Mode.SECONDARY);
+            assertThat(c.p.dstMig().coloState().reason()).isEqualTo(ColoState.ExitReason.REQUEST);
+            long before = instructions(c.p.dst());
+            await().atMost(LONG).until(() -> instructions(c.p.dst()) > before);
+            c.p.dst().mainLoop().runAndWait(() -> c.p.dst().vmStop(RunState.PAUSED));
+            ObjectNode f = TestMachines.fingerprint(c.p.dst());
+            assertThat(f.get("ab-check").get("ok").asBoolean()).as(f.toString()).isTrue();
+        }
+    }
+
+    @Test
+    void primaryFailoverLeavesThePrimaryRunningAlone() throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000", false, 100).start()) {
+            c.awaitCheckpoints(3);
+            c.heartbeatLost(c.p.srcMig());
+            await().atMost(LONG).until(() -> c.outgoing.status() == MigrationStatus.COMPLETED);
+            await().atMost(LONG).until(() -> c.exits.contains("primary:primary:request"));
+            assertThat(c.p.src().runState()).isEqualTo(RunState.RUNNING);
+            assertThat(c.p.srcMig().coloState().lastMode()).isEqualTo(ColoState.Mode.PRIMARY);
+        }
+    }
+}
