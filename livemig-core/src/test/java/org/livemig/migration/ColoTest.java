@@ -178,4 +178,86 @@ class ColoTest {
             assertThat(c.p.srcMig().coloState().lastMode()).isEqualTo(ColoState.Mode.PRIMARY);
         }
     }
+
+    @Test
+    void equalOutputIsReleasedAsTheSecondaryMatchesItWithoutExtraCheckpoints() throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000,print", false, 600_000).start()) {
+            // No checkpoint is due for 10 minutes: what is released is what the secondary matched.
+            await().atMost(LONG).until(() -> c.primary().outputCounts()[0] >= 5);
+            long[] counts = c.primary().outputCounts();
+            assertThat(counts[2]).as("divergences").isZero();
+            assertThat(c.primary().stats().checkpoints()).isZero();
+            String out;
+            synchronized (c.primaryOutput) {
+                out = c.primaryOutput.toString(java.nio.charset.StandardCharsets.ISO_8859_1);
+            }
+            // The primary's 'A' went out before COLO, to the output it had then.
+            assertThat(out).matches("A?B+");
+        }
+    }
+
+    @Test
+    void divergingOutputTriggersACheckpointAndReleasesThePrimarysOutput() throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000,print-clock", false, 600_000).start()) {
+            // Each side writes the digit of its own clock after its 'B': they differ within a few
+            // passes, and a checkpoint follows at once although none is due for 10 minutes.
+            await().atMost(Duration.ofSeconds(20)).until(() -> c.primary().stats().checkpoints() >= 2);
+            assertThat(c.primary().outputCounts()[2]).as("divergences").isPositive();
+            String out;
+            synchronized (c.primaryOutput) {
+                out = c.primaryOutput.toString(java.nio.charset.StandardCharsets.ISO_8859_1);
+            }
+            // Released output is the primary's: 'B' and a digit, whole (its 'A' went out before COLO).
+            assertThat(out).matches("A?(B[0-9])+B?");
+            String secondaryOut;
+            synchronized (c.secondaryOutput) {
+                secondaryOut = c.secondaryOutput.toString(java.nio.charset.StandardCharsets.ISO_8859_1);
+            }
+            assertThat(secondaryOut).as("the secondary's output never reaches its real output while COLO runs").isEmpty();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"CUT_AFTER_RAM", "CORRUPT_DEVICE_STATE"})
+    void aSpoiledCheckpointNeverReachesTheSecondarysGuestAndItFailsOverCleanly(ColoPrimary.TestFault fault) throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000", false, 100).start()) {
+            c.awaitCheckpoints(2);
+            long k = c.secondary().stats().checkpoints() + 2;
+            c.primary().injectFault(k, fault);
+            await().atMost(LONG).until(() -> c.exits.stream().anyMatch(e -> e.startsWith("secondary:")));
+            assertThat(c.exits).contains("secondary:secondary:error");
+            assertThat(c.secondary().stats().checkpoints()).as("the spoiled checkpoint was not applied").isEqualTo(k - 1);
+            c.heartbeatLost(c.p.dstMig());
+            await().atMost(LONG).until(() -> c.p.dstMig().incoming().status() == MigrationStatus.COMPLETED
+                    && c.p.dst().runState() == RunState.RUNNING);
+            long before = instructions(c.p.dst());
+            await().atMost(LONG).until(() -> instructions(c.p.dst()) > before);
+            c.p.dst().mainLoop().runAndWait(() -> c.p.dst().vmStop(RunState.PAUSED));
+            ObjectNode f = TestMachines.fingerprint(c.p.dst());
+            assertThat(f.get("ab-check").get("ok").asBoolean()).as(f.toString()).isTrue();
+        }
+    }
+
+    @Test
+    void aPrimaryFailoverDuringACheckpointLeavesThePrimaryRunning() throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000", false, 100).start()) {
+            c.awaitCheckpoints(2);
+            long k = c.primary().stats().checkpoints() + 1;
+            // Asked for inside checkpoint k, with the primary's guest stopped for it.
+            c.primary().setCheckpointHook(n -> {
+                if (n == k) {
+                    try {
+                        c.p.srcMig().coloLostHeartbeat();
+                    } catch (MigrationException e) {
+                        throw new IllegalStateException(e);
+                    }
+                }
+            });
+            await().atMost(LONG).until(() -> c.outgoing.status() == MigrationStatus.COMPLETED);
+            await().atMost(LONG).until(() -> c.p.src().runState() == RunState.RUNNING);
+            assertThat(c.exits).contains("primary:primary:request");
+            long before = instructions(c.p.src());
+            await().atMost(LONG).until(() -> instructions(c.p.src()) > before);
+        }
+    }
 }

@@ -70,7 +70,7 @@ public final class ColoPrimary implements ColoSide {
     public enum TestFault {
         /** The connection is shut after the checkpoint's RAM, before its device state. */
         CUT_AFTER_RAM,
-        /** A byte of the device state is flipped. */
+        /** The device state's first byte is flipped (its first section's type). */
         CORRUPT_DEVICE_STATE
     }
 
@@ -228,7 +228,7 @@ public final class ColoPrimary implements ColoSide {
                 out.flush();
                 host.shutdownChannels();
             } else {
-                devices[devices.length / 2] ^= (byte) 0xFF;
+                devices[0] ^= (byte) 0xFF; // the first section's type: found before anything is applied
             }
         }
         ColoMessage.writeSize(out, devices.length);

@@ -83,7 +83,7 @@ public final class ColoSecondary implements ColoSide {
 
     /**
      * Test hook: called with each checkpoint's number on {@code mig/dst/colo} with the BQL held,
-     * the guest stopped in the state just loaded.
+     * the guest stopped, RAM flushed and devices applied: the state the primary sent.
      */
     public void setCheckpointHook(LongConsumer hook) {
         this.checkpointHook = hook;
@@ -176,13 +176,13 @@ public final class ColoSecondary implements ColoSide {
             machine.vmStop(RunState.COLO);
             cache.flush();
             load.applyStaged(staged);
+            LongConsumer hook = checkpointHook;
+            if (hook != null) {
+                hook.accept(k); // before the CPU sync, which lets the main loop run (devices may change)
+            }
             machine.cpuSynchronizeAllPostInit();
             if (mirror != null) {
                 mirror.checkpointApplied(k);
-            }
-            LongConsumer hook = checkpointHook;
-            if (hook != null) {
-                hook.accept(k);
             }
             machine.vmStart();
             pause[0] = System.nanoTime() - t0;
