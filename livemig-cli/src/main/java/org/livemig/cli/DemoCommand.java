@@ -9,12 +9,12 @@ import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import org.livemig.machine.Machine;
-import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.ObjectMapper;
-import tools.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectMapper;
+import tools.jackson.databind.node.ObjectNode;
 
 /**
  * {@code livemig demo}: migrates a running machine live and proves its memory and device state
@@ -70,8 +70,27 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object: source and destination query-migrate, verified, checks.")
     boolean json;
 
+    @Option(names = "--colo", description = {"COLO: after the initial migration the two processes go on as a primary and a",
+            "secondary with checkpoints; then one side fails over and is verified."})
+    boolean colo;
+
+    @Option(names = "--colo-failover", paramLabel = "SIDE", defaultValue = "secondary",
+            description = "With --colo: which side survives, primary | secondary (default: ${DEFAULT-VALUE}).")
+    String coloFailover;
+
+    @Option(names = "--checkpoint-delay", paramLabel = "MS", defaultValue = "200",
+            description = "With --colo: x-checkpoint-delay, ms between checkpoints (default: ${DEFAULT-VALUE}).")
+    long checkpointDelay;
+
+    @Option(names = "--checkpoints", paramLabel = "N", defaultValue = "5",
+            description = "With --colo: checkpoints before the failover (default: ${DEFAULT-VALUE}).")
+    long checkpoints;
+
     @Override
     public Integer call() throws Exception {
+        if (colo) {
+            return runColo();
+        }
         Machine.Config src = machine.config("source");
         Machine.Config dst = src.withName("destination").withFill(Machine.Fill.ZERO).withSeed(src.seed() + 7919);
         Path tmp = Files.createTempDirectory("livemig-demo");
@@ -86,6 +105,24 @@ public final class DemoCommand implements Callable<Integer> {
              DemoSide destination = inProcess ? new InProcessSide(dst, true, autostart, postcopyBackend)
                      : QmpSide.start(destinationOptions(), true, tmp, "destination", dstArgs)) {
             return run(source, destination, tmp);
+        } finally {
+            try (var s = Files.list(tmp)) {
+                s.forEach(p -> p.toFile().delete());
+            }
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    /** {@code --colo}: a COLO pair of two processes, a failover, the survivor verified. */
+    private int runColo() throws Exception {
+        if (inProcess || postcopy) {
+            throw new IllegalArgumentException("--colo runs two livemig run processes, and not with --postcopy");
+        }
+        Path tmp = Files.createTempDirectory("livemig-demo");
+        try {
+            MachineOptions secondary = destinationOptions();
+            return new ColoDemo(System.out, coloFailover, checkpointDelay, checkpoints, Sizes.parse(maxBandwidth), multifd,
+                    java.time.Duration.ofSeconds(timeoutSeconds)).run(machine, secondary, tmp);
         } finally {
             try (var s = Files.list(tmp)) {
                 s.forEach(p -> p.toFile().delete());

@@ -141,6 +141,13 @@ final class QmpSide implements DemoSide {
         qmp.execute("migrate", a);
     }
 
+    /** Runs {@code command} out of band on a connection of its own (yank, migrate-pause, ...). */
+    tools.jackson.databind.JsonNode executeOob(String command, ObjectNode arguments) throws IOException {
+        try (QmpClient oob = child.connectOob()) {
+            return oob.executeOob(command, arguments);
+        }
+    }
+
     @Override
     public void close() throws Exception {
         child.close();

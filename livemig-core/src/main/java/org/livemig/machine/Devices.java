@@ -65,6 +65,7 @@ public final class Devices {
             .bool("halted", c -> c.halted, (c, v) -> c.halted = v)
             .uint64("instructions", c -> c.instructions, (c, v) -> c.instructions = v).since(2)
             .subsection(CPU_THROTTLE_VMSD)
+            .preLoad(c -> c.throttleNanos = 0) // likewise: an absent throttle subsection means none
             .postLoad((c, version) -> {
                 if ((c.rflags & 0x2) == 0) {
                     throw new VmStateException("cpu: rflags bit 1 must be set, got 0x" + Long.toHexString(c.rflags));
@@ -120,6 +121,9 @@ public final class Devices {
             .uint8("fifo_count", s -> s.fifoCount, (s, v) -> s.fifoCount = (int) v)
             .uint64("bytes_received", s -> s.bytesReceived, (s, v) -> s.bytesReceived = v).since(3)
             .subsection(SERIAL_TIMEOUT_VMSD)
+            // An absent fifo_timeout subsection means no timeout: a device that has run (a COLO
+            // secondary's, loaded over at each checkpoint) must not keep its own.
+            .preLoad(s -> s.timeoutDeadline = 0)
             .postLoad((s, version) -> {
                 if (s.fifoHead >= Serial.FIFO_SIZE || s.fifoCount > Serial.FIFO_SIZE) {
                     throw new VmStateException("serial: FIFO head " + s.fifoHead + " / count " + s.fifoCount

@@ -459,6 +459,8 @@ public final class Migration {
                 c.put("checkpoints", st.checkpoints());
                 c.put("last-checkpoint-size", st.lastBytes());
                 c.put("last-checkpoint-pause-ms", st.lastPauseNanos() < 0 ? -1 : st.lastPauseNanos() / 1e6);
+                c.put("pause-p50-ms", st.checkpoints() == 0 ? -1 : st.pauseQuantileNanos(0.5) / 1e6);
+                c.put("pause-p99-ms", st.checkpoints() == 0 ? -1 : st.pauseQuantileNanos(0.99) / 1e6);
                 c.put("transferred", st.totalBytes());
             }
         } else if (i != null) {

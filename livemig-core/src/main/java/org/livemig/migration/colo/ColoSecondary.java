@@ -207,6 +207,11 @@ public final class ColoSecondary implements ColoSide {
         if (!state.failoverTransition(ColoState.Failover.REQUIRE, ColoState.Failover.ACTIVE)) {
             return;
         }
+        // As QEMU's colo_do_failover: the guest stops while the side changes role, and runs
+        // again (alone) once COLO has ended.
+        if (machine.runState().isRunning()) {
+            machine.vmStop(RunState.COLO);
+        }
         host.status().transition(MigrationStatus.COLO, MigrationStatus.COMPLETED);
         host.shutdownChannels();
         state.failoverTransition(ColoState.Failover.ACTIVE, ColoState.Failover.COMPLETED);

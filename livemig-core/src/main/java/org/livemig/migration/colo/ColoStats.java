@@ -57,6 +57,18 @@ public final class ColoStats {
         return totalBytes;
     }
 
+    /** The {@code q} quantile (0..1) of the checkpoint pauses so far, in ns; -1 before the first. */
+    public synchronized long pauseQuantileNanos(double q) {
+        int n = (int) Math.min(checkpoints, pauses.length);
+        if (n == 0) {
+            return -1;
+        }
+        long[] sorted = Arrays.copyOf(pauses, n);
+        Arrays.sort(sorted);
+        int rank = Math.max(0, Math.min(n - 1, (int) Math.ceil(q * n) - 1));
+        return sorted[rank];
+    }
+
     /** Every checkpoint's pause, in ns, oldest first (the first million). */
     public synchronized long[] pauseNanos() {
         return Arrays.copyOf(pauses, (int) Math.min(checkpoints, pauses.length));
