@@ -51,8 +51,8 @@ public final class AnalyzeCommand implements Callable<Integer> {
             description = "with --listen: longest wait for the source to connect (default ${DEFAULT-VALUE})")
     long timeoutSeconds;
 
-    @Option(names = {"-d", "--dump"}, paramLabel = "state|desc",
-            description = "print the device state (default) or the vmdesc description")
+    @Option(names = {"-d", "--dump"}, paramLabel = "state|desc|colo",
+            description = "print the device state (default), the vmdesc description, or the COLO checkpoints that follow it")
     String dump;
 
     @Option(names = {"-x", "--extract"}, paramLabel = "DIR",
@@ -68,8 +68,8 @@ public final class AnalyzeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         String what = dump == null ? (extract == null ? "state" : null) : dump;
-        if (what != null && !what.equals("state") && !what.equals("desc")) {
-            err.println("livemig analyze: --dump takes 'state' or 'desc', not '" + dump + "'");
+        if (what != null && !what.equals("state") && !what.equals("desc") && !what.equals("colo")) {
+            err.println("livemig analyze: --dump takes 'state', 'desc' or 'colo', not '" + dump + "'");
             return 1;
         }
         if ((file == null) == (listen == null)) {
@@ -109,6 +109,8 @@ public final class AnalyzeCommand implements Callable<Integer> {
                     out.println(PythonJson.write(a.desc()));
                 } else if ("state".equals(what)) {
                     out.println(PythonJson.write(a.state()));
+                } else if ("colo".equals(what)) {
+                    out.println(PythonJson.write(a.coloJson()));
                 }
                 out.flush();
                 return 0;

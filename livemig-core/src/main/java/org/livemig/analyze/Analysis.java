@@ -35,6 +35,14 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     public record Undecoded(String section, long offset, int bytes, String reason) {
     }
 
+    /**
+     * One COLO checkpoint of the primary's stream: where it began, what its RAM part held (page
+     * records by kind) and its device state (sections and bytes).
+     */
+    public record ColoCheckpoint(int number, long offset, Map<RamPageRecord.Kind, Long> ramRecords, int deviceSections,
+                                 long deviceBytes, boolean complete) {
+    }
+
     /** Counts of what the stream held. */
     public static final class Stats {
         public final Map<Integer, Integer> sectionsByType = new LinkedHashMap<>();
@@ -69,6 +77,12 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     private RamImage ram;
     private int pageSize = QemuStream.TARGET_PAGE_SIZE;
     private boolean eof;
+    private final List<ColoCheckpoint> colo = new ArrayList<>();
+    /** The checkpoint being read: its number (0: none), offset, records and device sections. */
+    private int coloNumber;
+    private long coloOffset;
+    private Map<RamPageRecord.Kind, Long> coloRam;
+    private int coloDevices;
 
     Analysis() {
     }
@@ -93,6 +107,24 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
         return o;
     }
 
+    /** The COLO checkpoints as JSON ({@code livemig analyze --dump colo}). */
+    public ObjectNode coloJson() {
+        ObjectNode o = StateJson.F.objectNode();
+        var list = o.putArray("checkpoints");
+        for (ColoCheckpoint c : colo()) {
+            ObjectNode e = list.addObject();
+            e.put("checkpoint", c.number());
+            e.put("offset", c.offset());
+            ObjectNode pages = e.putObject("ram records");
+            c.ramRecords().entrySet().stream().sorted(Map.Entry.comparingByKey())
+                    .forEach(r -> pages.put(r.getKey().name().toLowerCase(java.util.Locale.ROOT), r.getValue()));
+            e.put("device sections", c.deviceSections());
+            e.put("device bytes", c.deviceBytes());
+            e.put("complete", c.complete());
+        }
+        return o;
+    }
+
     /** The vmdesc trailer (analyze-migration.py's {@code --dump desc}), or null when there is none. */
     public JsonNode desc() {
         return desc;
@@ -112,6 +144,15 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
 
     public List<Command> commands() {
         return Collections.unmodifiableList(commands);
+    }
+
+    /** The COLO checkpoints after the initial migration, in order (a last one may be incomplete). */
+    public List<ColoCheckpoint> colo() {
+        List<ColoCheckpoint> all = new ArrayList<>(colo);
+        if (coloNumber != 0) {
+            all.add(new ColoCheckpoint(coloNumber, coloOffset, Map.copyOf(coloRam), coloDevices, 0, false));
+        }
+        return all;
     }
 
     public List<Undecoded> undecoded() {
@@ -181,8 +222,25 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     }
 
     @Override
+    public void coloCheckpointStart(int n, long offset) {
+        coloNumber = n;
+        coloOffset = offset;
+        coloRam = new EnumMap<>(RamPageRecord.Kind.class);
+        coloDevices = 0;
+    }
+
+    @Override
+    public void coloCheckpointEnd(int n, long deviceBytes) {
+        colo.add(new ColoCheckpoint(n, coloOffset, Map.copyOf(coloRam), coloDevices, deviceBytes, true));
+        coloNumber = 0;
+    }
+
+    @Override
     public void ramRecord(SectionHeader h, RamRecord r) {
         stats.ramRecords.merge(r.kind(), 1L, Long::sum);
+        if (coloNumber != 0) {
+            coloRam.merge(r.kind(), 1L, Long::sum);
+        }
         if (r.kind() == RamPageRecord.Kind.MEM_SIZE) {
             ObjectNode sizes = ramSizes.computeIfAbsent(h.sectionId(), k -> StateJson.F.objectNode());
             for (var b : r.blocks()) {
@@ -193,6 +251,9 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
 
     @Override
     public void deviceSection(SectionHeader h, DeviceBody body) {
+        if (coloNumber != 0) {
+            coloDevices++;
+        }
         record(h, body);
     }
 

@@ -22,6 +22,7 @@ import org.livemig.analyze.StreamEvents.RamRecord;
 import org.livemig.analyze.StreamEvents.Raw;
 import org.livemig.analyze.StreamEvents.TargetPageBits;
 import org.livemig.analyze.StreamEvents.Uuid;
+import org.livemig.stream.ColoMessage;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.SectionHeader;
@@ -63,6 +64,8 @@ public final class StreamReader implements AutoCloseable {
     /** The RAM record codec for the stream's page size, made when the first RAM section comes. */
     private RamPageRecord record;
     private int recordPageSize;
+    /** ENABLE_COLO was read: COLO checkpoints follow the vmdesc trailer. */
+    private boolean coloEnabled;
     private final Map<Integer, SectionHeader> sections = new HashMap<>();
     private final Map<String, RamPageRecord.BlockEntry> ramBlocks = new LinkedHashMap<>();
     private final Map<String, RamImage.Block> imageBlocks = new HashMap<>();
@@ -412,6 +415,7 @@ public final class StreamReader implements AutoCloseable {
         byte[] payload = in.bytes(len, 0xFFFF, "command payload");
         Command c = new Command(cmd, payload, at);
         switch (cmd) {
+            case CMD_ENABLE_COLO -> coloEnabled = true;
             case CMD_POSTCOPY_ADVISE -> {
                 if (len == 16) {
                     long summary = be64(payload, 0);
@@ -510,6 +514,10 @@ public final class StreamReader implements AutoCloseable {
             throw in.error(String.format("byte 0x%02x after EOF where the vmdesc trailer or the end of the stream"
                     + " must be", in.peek(0)));
         }
+        if (coloEnabled) {
+            coloCheckpoints(in);
+            return;
+        }
         byte[] chunk = new byte[64 * 1024];
         while (!in.atEof()) {
             int n = 0;
@@ -518,6 +526,54 @@ public final class StreamReader implements AutoCloseable {
             }
             visitor.trailing(java.util.Arrays.copyOf(chunk, n));
         }
+    }
+
+    /**
+     * The primary's side of COLO after the initial migration: per checkpoint REQUEST, VMSTATE_SEND
+     * and the RAM the guest dirtied (sections up to EOF), VMSTATE_SIZE and that many bytes of
+     * device state (FULL sections up to EOF). Sections are reported as the initial stream's are,
+     * between {@link StreamVisitor#coloCheckpointStart} and {@link StreamVisitor#coloCheckpointEnd}.
+     */
+    private void coloCheckpoints(Input in) throws IOException {
+        int checkpoint = 0;
+        while (!in.atEof()) {
+            long at = in.pos();
+            in.section = "COLO";
+            ColoMessage m = in.with(ColoMessage::read);
+            switch (m) {
+                case CHECKPOINT_REQUEST -> {
+                    visitor.coloMessage(m, -1, at);
+                    visitor.coloCheckpointStart(++checkpoint, at);
+                }
+                case VMSTATE_SEND -> {
+                    if (checkpoint == 0) {
+                        throw in.errorAt("COLO vmstate-send before any checkpoint-request", at);
+                    }
+                    visitor.coloMessage(m, -1, at);
+                    in.section = null;
+                    records(in, false);
+                }
+                case VMSTATE_SIZE -> {
+                    long n = in.with(f -> f.getBe64());
+                    if (n < 0 || n > Math.min(ColoMessage.MAX_VMSTATE_BYTES, limits.maxPackageBytes())) {
+                        throw in.errorAt("COLO device state of " + Long.toUnsignedString(n) + " bytes is beyond the limit", at);
+                    }
+                    visitor.coloMessage(m, n, at);
+                    long blobAt = in.pos();
+                    byte[] blob = in.bytes(n, n, "COLO device state");
+                    in.section = null;
+                    Input nested = new Input(MigrationFile.ofBytes(blob), blobAt);
+                    records(nested, true);
+                    if (!nested.atEof()) {
+                        throw nested.error("COLO device state goes on after its EOF");
+                    }
+                    visitor.coloCheckpointEnd(checkpoint, n);
+                }
+                default -> throw in.errorAt("COLO message " + m.qemuName() + " on the primary's stream"
+                        + " (the secondary sends it)", at);
+            }
+        }
+        in.section = null;
     }
 
     private void lateDecode(VmDescription d) throws IOException {

@@ -343,6 +343,18 @@ public final class StreamRewriter implements StreamVisitor {
     }
 
     @Override
+    public void coloMessage(org.livemig.stream.ColoMessage message, long value, long offset) {
+        io(() -> {
+            if (message == org.livemig.stream.ColoMessage.VMSTATE_SIZE) {
+                org.livemig.stream.ColoMessage.writeSize(f(), value);
+            } else {
+                f().putBe32(message.ordinal());
+            }
+            recordDone();
+        });
+    }
+
+    @Override
     public void trailing(byte[] chunk) {
         io(() -> {
             f().putBytes(chunk);

@@ -47,8 +47,20 @@ public interface StreamVisitor {
     /** The vmdesc trailer: its bytes as in the stream and their JSON tree. */
     default void vmdesc(byte[] json, JsonNode tree) {}
 
-    /** Bytes after the vmdesc trailer (e.g. COLO checkpoints that follow the initial stream). */
+    /** Bytes after the vmdesc trailer that are not COLO checkpoints. */
     default void trailing(byte[] chunk) {}
+
+    /**
+     * A COLO message on the primary's stream, after the initial migration of a stream that said
+     * ENABLE_COLO; {@code value} is VMSTATE_SIZE's length, else -1.
+     */
+    default void coloMessage(org.livemig.stream.ColoMessage message, long value, long offset) {}
+
+    /** COLO checkpoint {@code n} (from 1) begins: its RAM and device sections follow. */
+    default void coloCheckpointStart(int n, long offset) {}
+
+    /** COLO checkpoint {@code n} ends with its device state, {@code deviceBytes} long. */
+    default void coloCheckpointEnd(int n, long deviceBytes) {}
 
     /** The stream ended cleanly. */
     default void end() {}
@@ -132,6 +144,24 @@ public interface StreamVisitor {
             public void trailing(byte[] chunk) {
                 first.trailing(chunk);
                 second.trailing(chunk);
+            }
+
+            @Override
+            public void coloMessage(org.livemig.stream.ColoMessage message, long value, long offset) {
+                first.coloMessage(message, value, offset);
+                second.coloMessage(message, value, offset);
+            }
+
+            @Override
+            public void coloCheckpointStart(int n, long offset) {
+                first.coloCheckpointStart(n, offset);
+                second.coloCheckpointStart(n, offset);
+            }
+
+            @Override
+            public void coloCheckpointEnd(int n, long deviceBytes) {
+                first.coloCheckpointEnd(n, deviceBytes);
+                second.coloCheckpointEnd(n, deviceBytes);
             }
 
             @Override

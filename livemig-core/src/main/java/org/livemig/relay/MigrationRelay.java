@@ -58,6 +58,9 @@ public final class MigrationRelay {
                     + ", compressed " + stats.ram(org.livemig.stream.RamPageRecord.Kind.COMPRESS_PAGE));
             l.add("ram records: " + stats.ram());
             l.add("commands: " + stats.commands());
+            if (stats.colo()) {
+                l.add("colo: " + stats.coloCheckpoints() + " checkpoints, primary sent " + stats.coloMessages());
+            }
             l.add("return path: " + returnMessages);
             l.add("stream: " + (stats.sawEof() ? "EOF" : "no EOF") + ", "
                     + (stats.sawVmdesc() ? "vmdesc trailer" : "no vmdesc trailer"));
@@ -122,7 +125,8 @@ public final class MigrationRelay {
         }
         ForwardingChannel forward = new ForwardingChannel(side(source.in(), "reading from the source"), sinks,
                 progress);
-        ReturnPath back = new ReturnPath(destination.in(), source.out(), progress);
+        RelayStats stats = new RelayStats();
+        ReturnPath back = new ReturnPath(destination.in(), source.out(), progress, stats::colo);
         Thread backThread = Thread.ofPlatform().name("relay-return-path").daemon().start(back);
         AtomicReference<String> timedOut = new AtomicReference<>();
         Thread watchdog = Thread.ofPlatform().name("relay-watchdog").daemon().start(() -> {
@@ -145,7 +149,6 @@ public final class MigrationRelay {
                 }
             }
         });
-        RelayStats stats = new RelayStats();
         String decodeError = null;
         try {
             try (Analysis ignored = Analyzer.analyze(forward, Analyzer.Options.DEFAULT.withoutRam(), stats)) {
@@ -233,7 +236,13 @@ public final class MigrationRelay {
         private long payloadLeft;
         private boolean lost;
 
-        ReturnPath(ReadableByteChannel from, WritableByteChannel to, Runnable progress) {
+        /** True once the forward stream said ENABLE_COLO: then this direction carries COLO messages. */
+        private final java.util.function.BooleanSupplier colo;
+        private final byte[] coloMessage = new byte[4];
+        private int coloFill;
+
+        ReturnPath(ReadableByteChannel from, WritableByteChannel to, Runnable progress, java.util.function.BooleanSupplier colo) {
+            this.colo = colo;
             this.from = side(from, "reading the return path from the destination");
             this.to = side(to, "writing the return path to the source");
             this.rawTo = to;
@@ -261,6 +270,10 @@ public final class MigrationRelay {
 
         /** Follows message boundaries (header, payload); RECV_BITMAP's trailing bitmap is not followed. */
         private void count(ByteBuffer b) {
+            if (colo.getAsBoolean() && headerFill == 0 && payloadLeft == 0) {
+                countColo(b);
+                return;
+            }
             while (b.hasRemaining() && !lost) {
                 if (payloadLeft > 0) {
                     int n = (int) Math.min(payloadLeft, b.remaining());
@@ -282,6 +295,22 @@ public final class MigrationRelay {
                         synchronized (messages) {
                             messages.merge("(not followed after RECV_BITMAP)", 1, Integer::sum);
                         }
+                    }
+                }
+            }
+        }
+
+        /** The secondary's COLO messages: be32 ids (QEMU 7.2 runs COLO without a return path). */
+        private void countColo(ByteBuffer b) {
+            while (b.hasRemaining()) {
+                coloMessage[coloFill++] = b.get();
+                if (coloFill == coloMessage.length) {
+                    coloFill = 0;
+                    int id = java.nio.ByteBuffer.wrap(coloMessage).getInt();
+                    org.livemig.stream.ColoMessage m = org.livemig.stream.ColoMessage.of(id);
+                    synchronized (messages) {
+                        messages.merge(m == null ? "COLO(" + Integer.toUnsignedString(id) + ")" : "COLO " + m.qemuName(),
+                                1, Integer::sum);
                     }
                 }
             }

@@ -23,6 +23,10 @@ public final class RelayStats implements StreamVisitor {
     private final Map<String, Integer> devices = new TreeMap<>();
     private boolean eof;
     private boolean vmdesc;
+    /** ENABLE_COLO passed: the return direction carries COLO messages, not return-path ones. */
+    private volatile boolean colo;
+    private final Map<String, Integer> coloMessages = new LinkedHashMap<>();
+    private int checkpoints;
 
     @Override
     public void sectionStart(SectionHeader h) {
@@ -40,6 +44,34 @@ public final class RelayStats implements StreamVisitor {
     @Override
     public void command(Command c) {
         commands.merge(c.name(), 1, Integer::sum);
+        if (c.command() == org.livemig.stream.QemuStream.CMD_ENABLE_COLO) {
+            colo = true;
+        }
+    }
+
+    @Override
+    public synchronized void coloMessage(org.livemig.stream.ColoMessage message, long value, long offset) {
+        coloMessages.merge(message.qemuName(), 1, Integer::sum);
+    }
+
+    @Override
+    public synchronized void coloCheckpointEnd(int n, long deviceBytes) {
+        checkpoints = n;
+    }
+
+    /** True once the stream said ENABLE_COLO. Any thread. */
+    public boolean colo() {
+        return colo;
+    }
+
+    /** COLO messages the primary sent, by name. */
+    public synchronized Map<String, Integer> coloMessages() {
+        return new LinkedHashMap<>(coloMessages);
+    }
+
+    /** Complete COLO checkpoints that passed. */
+    public synchronized int coloCheckpoints() {
+        return checkpoints;
     }
 
     @Override
