@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import org.livemig.bench.ChildMachine;
+import org.livemig.bench.ColoBench;
 import org.livemig.bench.PostcopyBench;
 import org.livemig.bench.PrecopyBench;
 import org.livemig.bench.QmpLatencyBench;
@@ -17,7 +18,7 @@ import picocli.CommandLine.Option;
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
-                BenchCommand.Postcopy.class})
+                BenchCommand.Postcopy.class, BenchCommand.Colo.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.")
@@ -31,6 +32,28 @@ final class BenchCommand {
         @Override
         public Integer call() throws Exception {
             new SnapshotBench(Sizes.parse(ram), dir, System.out).run();
+            return 0;
+        }
+    }
+
+    @Command(name = "colo", mixinStandardHelpOptions = true,
+            description = {"COLO: the primary's pause per checkpoint (p50/p99) and the checkpoint size at each delay, beside a",
+                    "plain precopy switchover of the same guest; then the failover time each way."})
+    static final class Colo implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "512M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--delays", split = ",", defaultValue = "100,1000",
+                description = "x-checkpoint-delay values in ms (default: ${DEFAULT-VALUE}).")
+        long[] delays;
+
+        @Option(names = "--checkpoints", defaultValue = "50",
+                description = "Checkpoints measured per delay (default: ${DEFAULT-VALUE}).")
+        int checkpoints;
+
+        @Override
+        public Integer call() throws Exception {
+            new ColoBench(Sizes.parse(ram), delays, checkpoints, System.out).run();
             return 0;
         }
     }

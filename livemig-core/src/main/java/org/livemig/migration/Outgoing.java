@@ -376,6 +376,10 @@ public final class Outgoing {
             }
         });
         if (status.get() != MigrationStatus.COMPLETED) {
+            if (c.abandoned()) {
+                status.force(MigrationStatus.CANCELLING); // ended from outside: a cancel, not a failure
+                throw new IOException("cancelled");
+            }
             throw new IOException("COLO ended without a failover (status " + status.get().qemuName() + ")");
         }
     }

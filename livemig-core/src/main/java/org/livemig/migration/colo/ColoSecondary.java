@@ -207,14 +207,20 @@ public final class ColoSecondary implements ColoSide {
         if (!state.failoverTransition(ColoState.Failover.REQUIRE, ColoState.Failover.ACTIVE)) {
             return;
         }
-        // As QEMU's colo_do_failover: the guest stops while the side changes role, and runs
-        // again (alone) once COLO has ended.
+        // As QEMU's colo_do_failover, the guest stops while the side changes role (STOP, then
+        // RESUME tell a management stack it happened); unlike QEMU's, which runs it again only
+        // once its COLO thread has ended, it runs again here: nothing of the checkpoint under
+        // way can reach it any more (the connections are shut, and a checkpoint applies only
+        // with no failover requested, under this lock).
         if (machine.runState().isRunning()) {
             machine.vmStop(RunState.COLO);
         }
         host.status().transition(MigrationStatus.COLO, MigrationStatus.COMPLETED);
         host.shutdownChannels();
         state.failoverTransition(ColoState.Failover.ACTIVE, ColoState.Failover.COMPLETED);
+        if (machine.runState() == RunState.COLO) {
+            machine.vmStart();
+        }
         Thread t = coloThread;
         if (t != null) {
             LockSupport.unpark(t);
