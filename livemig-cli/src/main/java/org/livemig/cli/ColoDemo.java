@@ -65,6 +65,12 @@ final class ColoDemo {
             long t0 = System.nanoTime();
             primary.migrate(uri);
             JsonNode q = awaitStatus(primary, "colo");
+            long until = System.nanoTime() + timeout.toNanos();
+            // The secondary enters COLO once it has loaded the last of the initial migration.
+            while (!secondary.qmp().execute("query-colo-status").path("mode").asString().equals("secondary")
+                    && System.nanoTime() < until) {
+                Thread.sleep(5);
+            }
             out.printf("COLO: initial migration done in %d ms (%s); primary %s, secondary %s%n",
                     (System.nanoTime() - t0) / 1_000_000, q.path("status").asString(),
                     primary.qmp().execute("query-colo-status").path("mode").asString(),

@@ -77,6 +77,26 @@ class TwoProcessTest {
         assertThat(r.get("destination").get("status").asString()).isEqualTo("completed");
     }
 
+    /** demo --colo: two processes reach colo, take checkpoints, one side fails over and verifies. */
+    @org.junit.jupiter.params.ParameterizedTest(name = "{0} survives")
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"secondary", "primary"})
+    void demoColoFailsOverAndTheSurvivorVerifies(String survivor) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        PrintStream old = System.out;
+        int rc;
+        try {
+            System.setOut(new PrintStream(out, true));
+            rc = new CommandLine(new Main()).execute("demo", "--colo", "--colo-failover", survivor, "--ram", "64M",
+                    "--workload", "ab:20000,print", "--checkpoints", "3", "--checkpoint-delay", "100", "--timeout", "120");
+        } finally {
+            System.setOut(old);
+        }
+        String text = out.toString();
+        assertThat(rc).as(text).isZero();
+        assertThat(text).contains("primary primary, secondary secondary", "checkpoint 3:",
+                "failover: the " + survivor + " runs alone", "\"last-mode\":\"" + survivor + "\"", "survivor verified: true");
+    }
+
     private static JsonNode demoJson(int[] rc, String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         PrintStream old = System.out;
