@@ -66,6 +66,8 @@ public final class StreamReader implements AutoCloseable {
     private int recordPageSize;
     /** ENABLE_COLO was read: COLO checkpoints follow the vmdesc trailer. */
     private boolean coloEnabled;
+    /** Reading a COLO checkpoint's sections (device sections are split at their footers first). */
+    private boolean inColoCheckpoint;
     private final Map<Integer, SectionHeader> sections = new HashMap<>();
     private final Map<String, RamPageRecord.BlockEntry> ramBlocks = new LinkedHashMap<>();
     private final Map<String, RamImage.Block> imageBlocks = new HashMap<>();
@@ -304,7 +306,7 @@ public final class StreamReader implements AutoCloseable {
 
     private void device(Input in, SectionHeader h) throws IOException {
         VmsdLayout layout = null;
-        if (vmdesc != null && h.type() == SECTION_FULL) {
+        if (vmdesc != null && h.type() == SECTION_FULL && !inColoCheckpoint) {
             layout = vmdesc.layout(h.displayName(), h.instanceId());
         }
         if (layout != null) {
@@ -343,6 +345,16 @@ public final class StreamReader implements AutoCloseable {
                     reason = "the vmdesc description used " + src.at + " of the section's " + body.length + " bytes";
                 } catch (StreamFormatException e) {
                     reason = "the vmdesc description does not fit: " + e.getMessage();
+                }
+                if (inColoCheckpoint) {
+                    // The trailer saw the initial migration's copy of this device; a checkpoint's
+                    // may carry other subsections.
+                    try {
+                        return new Decoded(decoder.decodeGuessing(layout.inexact(), body, bodyAt, h.describe(),
+                                h.versionId()), "vmdesc");
+                    } catch (StreamFormatException e) {
+                        reason += "; with its subsections as candidates: " + e.getMessage();
+                    }
                 }
                 return new Raw(body, reason);
             }
@@ -544,6 +556,7 @@ public final class StreamReader implements AutoCloseable {
                 case CHECKPOINT_REQUEST -> {
                     visitor.coloMessage(m, -1, at);
                     visitor.coloCheckpointStart(++checkpoint, at);
+                    inColoCheckpoint = true;
                 }
                 case VMSTATE_SEND -> {
                     if (checkpoint == 0) {
@@ -568,6 +581,7 @@ public final class StreamReader implements AutoCloseable {
                         throw nested.error("COLO device state goes on after its EOF");
                     }
                     visitor.coloCheckpointEnd(checkpoint, n);
+                    inColoCheckpoint = false;
                 }
                 default -> throw in.errorAt("COLO message " + m.qemuName() + " on the primary's stream"
                         + " (the secondary sends it)", at);

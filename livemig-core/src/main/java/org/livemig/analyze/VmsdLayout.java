@@ -16,6 +16,18 @@ import java.util.List;
 record VmsdLayout(String name, boolean exact, int version, List<FieldLayout> fields, List<VmsdLayout> subsections) {
 
     /**
+     * This layout with its subsections as candidates rather than as what was written: for a later
+     * copy of the same device (a COLO checkpoint's) whose subsections may differ from those the
+     * vmdesc trailer saw.
+     */
+    VmsdLayout inexact() {
+        List<FieldLayout> f = fields.stream().map(x -> x.struct() == null ? x
+                : new FieldLayout(x.name(), x.index(), x.arrayLen(), x.type(), x.size(), x.struct().inexact(),
+                        x.versionId(), x.existsTest())).toList();
+        return new VmsdLayout(name, false, version, f, subsections.stream().map(VmsdLayout::inexact).toList());
+    }
+
+    /**
      * One field entry.
      *
      * @param name       output name (with a "[k]" suffix where the VMSD repeats a name)

@@ -70,7 +70,12 @@ class ColoTest {
 
         /** Migrates and waits until COLO runs on both sides; fingerprints are taken at every checkpoint. */
         ColoPair start() throws Exception {
-            outgoing = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            return start(p.listen("tcp:127.0.0.1:0"));
+        }
+
+        /** As {@link #start()}, migrating to {@code uri} (a tee in front of the secondary, say). */
+        ColoPair start(String uri) throws Exception {
+            outgoing = p.migrate(uri);
             await().atMost(LONG).until(() -> outgoing.colo() != null && p.dstMig().incoming().colo() != null
                     || outgoing.status().isFinal());
             assertThat(outgoing.status()).as(String.valueOf(outgoing.error())).isEqualTo(MigrationStatus.COLO);
@@ -258,6 +263,32 @@ class ColoTest {
             assertThat(c.exits).contains("primary:primary:request");
             long before = instructions(c.p.src());
             await().atMost(LONG).until(() -> instructions(c.p.src()) > before);
+        }
+    }
+
+    @Test
+    void livemigsColoStreamIsReadByTheAnalyzerCheckpointByCheckpoint() throws Exception {
+        try (ColoPair c = new ColoPair("ab:20000", false, 100)) {
+            String target = c.p.listen("tcp:127.0.0.1:0");
+            try (org.livemig.testing.TcpTee tee = new org.livemig.testing.TcpTee(
+                    Integer.parseInt(target.substring(target.lastIndexOf(':') + 1)))) {
+                c.start(tee.uri());
+                c.awaitCheckpoints(3);
+                c.heartbeatLost(c.p.srcMig());
+                await().atMost(LONG).until(() -> c.outgoing.status() == MigrationStatus.COMPLETED);
+                byte[] stream = tee.recorded();
+                // The stream may end inside the checkpoint the failover cut: read what is whole.
+                int cut = stream.length;
+                try (var a = org.livemig.analyze.Analyzer.analyze(stream, org.livemig.analyze.Analyzer.Options.DEFAULT.withoutRam())) {
+                    assertThat(a.colo()).hasSizeGreaterThanOrEqualTo(3);
+                    assertThat(a.colo().get(0).deviceSections()).isEqualTo(5); // timer, 2 cpus, serial, blob
+                    assertThat(a.undecoded()).as("every checkpoint's devices decoded").isEmpty();
+                    assertThat(a.commands()).extracting(org.livemig.analyze.StreamEvents.Command::name).contains("ENABLE_COLO");
+                } catch (org.livemig.stream.StreamFormatException e) {
+                    assertThat(e.getMessage()).as("only a cut at the end").contains("truncated");
+                    assertThat(cut).isPositive();
+                }
+            }
         }
     }
 }
