@@ -33,14 +33,18 @@ import tools.jackson.databind.node.ObjectNode;
 @Command(name = "qmp", mixinStandardHelpOptions = true,
         description = {
             "Send QMP commands to a livemig or QEMU monitor.",
-            "With COMMAND: run it once, print its return value as JSON; exit 0, or 1 with the error class and",
-            "description on an error reply, 2 when the monitor cannot be reached.",
+            "With COMMAND: run it once, print its return value as JSON (an error reply: its class and description).",
             "Without: an interactive shell (COMMAND key=value ..., a raw JSON request, 'oob COMMAND ...' for",
             "exec-oob, 'history', 'help', 'exit'); events are printed as they arrive.",
             "Values are JSON when they read as a number, true/false, an object or an array, else strings:",
             "  livemig qmp /tmp/dst.sock migrate-incoming uri=tcp:127.0.0.1:4444",
-            "  livemig qmp tcp:127.0.0.1:4445 migrate-set-capabilities 'capabilities=[{\"capability\": \"events\", \"state\": true}]'"
-        })
+            "  livemig qmp tcp:127.0.0.1:4445 migrate-set-capabilities 'capabilities=[{\"capability\": \"events\", \"state\": true}]'",
+            "The shell edits lines, keeps its history in $XDG_STATE_HOME/livemig/qmp_history (else ~/.livemig_history)",
+            "and completes command and argument names from the monitor's query-commands and query-qmp-schema."
+        },
+        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeList = {"0:the command's return (or the shell ended)", "1:the monitor answered with an error",
+                ExitCodes.USAGE_TEXT, "4:the monitor could not be reached, or closed the connection"})
 public final class QmpCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SOCKET", description = "A unix socket path, unix:PATH or tcp:HOST:PORT.")
     String socket;
@@ -96,7 +100,7 @@ public final class QmpCommand implements Callable<Integer> {
         } catch (IOException e) {
             err.println("livemig qmp: " + e.getMessage());
             err.flush();
-            return 2;
+            return ExitCodes.UNREACHABLE;
         }
     }
 
