@@ -34,7 +34,7 @@ import picocli.CommandLine.Spec;
         description = {"Decode a QEMU migration stream (format version 3) and print it as JSON,",
             "in the shape of QEMU's scripts/analyze-migration.py. With --listen, be the destination",
             "of a live migration and decode the stream as it arrives."},
-        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
         exitCodeList = {"0:decoded and printed", "1:--dump desc of a stream with no vmdesc trailer, or a live source that failed",
                 ExitCodes.USAGE_TEXT,
                 "3:FILE cannot be read (no such file, permission), is not a QEMU stream, or is malformed (offset and section named)"})

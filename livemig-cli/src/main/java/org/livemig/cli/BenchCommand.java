@@ -21,7 +21,7 @@ import picocli.CommandLine.Option;
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.",
-            exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class Snapshot implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "4G", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
@@ -39,7 +39,7 @@ final class BenchCommand {
 
     @Command(name = "postcopy", mixinStandardHelpOptions = true,
             description = "Page-request latency (fault to page placed) per demand-paging backend, and the switch-over pause.",
-            exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class Postcopy implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "256M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
@@ -63,7 +63,7 @@ final class BenchCommand {
     @Command(name = "precopy", mixinStandardHelpOptions = true,
             description = {"Live precopy migrations between two `livemig run` processes over QMP, against a raw loopback copy.",
                     "Cases: random-tcp, random-unix, zero-tcp (--ram each), ab25000-tcp (--ram / 2), ab-tcp (--ram)."},
-            exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class Precopy implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "1G", description = "Guest RAM of the full-size cases (default: ${DEFAULT-VALUE}).")
@@ -106,7 +106,7 @@ final class BenchCommand {
 
     @Command(name = "qmp-latency", mixinStandardHelpOptions = true,
             description = "query-status round trips to a destination: idle, while loading, while the source stalls in a device section.",
-            exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class QmpLatency implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "1G", description = "Guest RAM of the migrations (default: ${DEFAULT-VALUE}).")

@@ -31,7 +31,7 @@ import picocli.CommandLine.Spec;
                 + " SCHED_FIFO for --postcopy-request-priority, huge pages, the launcher's AOT cache, a QEMU binary for the"
                 + " interop features, and the memory a machine can have. Each missing item says what to do.",
             "Needed: java, and whatever --require names; the rest only informs."},
-        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
         exitCodeList = {"0:everything needed is here", "1:something needed is missing (the lines marked MISSING say what to do)",
                 ExitCodes.USAGE_TEXT})
 final class CheckCommand implements Callable<Integer> {

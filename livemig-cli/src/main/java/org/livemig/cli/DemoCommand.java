@@ -23,7 +23,7 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Migrate a running machine live and verify what arrived.",
-        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
         exitCodeList = {"0:the migration completed and the destination verified",
                 "1:the migration failed, what arrived did not verify, or a machine process died (how: in the message)",
                 ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",

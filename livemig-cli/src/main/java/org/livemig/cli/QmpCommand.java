@@ -42,7 +42,7 @@ import tools.jackson.databind.node.ObjectNode;
             "The shell edits lines, keeps its history in $XDG_STATE_HOME/livemig/qmp_history (else ~/.livemig_history)",
             "and completes command and argument names from the monitor's query-commands and query-qmp-schema."
         },
-        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
         exitCodeList = {"0:the command's return (or the shell ended)", "1:the monitor answered with an error",
                 ExitCodes.USAGE_TEXT, "4:the monitor could not be reached, or closed the connection"})
 public final class QmpCommand implements Callable<Integer> {

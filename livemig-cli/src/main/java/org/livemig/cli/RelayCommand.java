@@ -31,7 +31,7 @@ import picocli.CommandLine.Spec;
         description = {"Relay one live migration: accept the source on --listen, connect to the destination",
             "on --to, forward every byte both ways unchanged while decoding each section, and print",
             "statistics at the end."},
-        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
         exitCodeList = {"0:relayed and decoded", "1:the relayed migration broke (a peer went away, or --idle-timeout passed)",
                 ExitCodes.USAGE_TEXT, "4:the destination could not be reached", ExitCodes.NOT_DECODED_TEXT})
 public final class RelayCommand implements Callable<Integer> {

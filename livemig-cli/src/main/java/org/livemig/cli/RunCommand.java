@@ -26,7 +26,7 @@ import picocli.CommandLine.Spec;
         description = {"Run a machine, driven over QMP, optionally waiting for an incoming migration.",
             "Once its QMP sockets listen it prints one line on stderr, 'livemig run: ready ...'; with --daemonize it returns"
                     + " then, leaving the machine running in the background, so that a script's next command finds the sockets."},
-        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
         exitCodeList = {"0:quit (the QMP command), or with --daemonize: the machine is ready in the background",
                 "1:an incoming migration failed and exit-on-error was on (as QEMU); or the machine could not start",
                 ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",

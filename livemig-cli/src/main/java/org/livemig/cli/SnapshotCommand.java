@@ -31,7 +31,7 @@ final class SnapshotCommand {
 
     @Command(name = "save", mixinStandardHelpOptions = true,
             description = "Run a machine briefly, stop it and save it to FILE (plus FILE.check.json, its fingerprint).",
-            exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:saved", ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",
                     "3:FILE cannot be written (no such directory, permission)"})
     static final class Save implements Callable<Integer> {
@@ -79,7 +79,7 @@ final class SnapshotCommand {
             description = {"Load FILE into a fresh machine; with --verify check the A-B property and every device's state.",
                 "The machine is the one FILE.check.json (written by save) describes; without that file, the options say what"
                         + " machine the snapshot was saved from. Options that contradict FILE.check.json are refused."},
-            exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:loaded (and with --verify: verified)", "1:loaded, but --verify found a difference",
                     ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",
                     "3:FILE cannot be read (no such file, permission) or is not a snapshot livemig can load"})

@@ -27,7 +27,7 @@ import tools.jackson.databind.JsonNode;
         description = {"Show the migration of the machine behind a QMP monitor (livemig's or QEMU's) as it runs, until it ends,"
                 + " then a summary. Waits for a migration to start if none runs yet. Off a terminal (or with --plain) it prints"
                 + " progress lines instead of redrawing one.", "  livemig watch /tmp/src.sock"},
-        exitCodeListHeading = ExitCodes.HEADING, footer = "%n",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
         exitCodeList = {"0:the migration completed", "1:the migration failed or was cancelled", ExitCodes.USAGE_TEXT,
                 "4:the monitor could not be reached, or closed the connection before the migration ended",
                 "5:no migration started, or it did not end, within --timeout"})
