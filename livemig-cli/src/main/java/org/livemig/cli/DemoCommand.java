@@ -322,7 +322,7 @@ public final class DemoCommand implements Callable<Integer> {
      */
     private ObjectNode waitForEnd(DemoSide source) throws Exception {
         long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
-        boolean bar = !json && System.console() != null;
+        boolean bar = !json && Main.onTerminal();
         boolean lines = !json && !bar;
         long nextLine = System.nanoTime() + PROGRESS_LINE_NANOS;
         ProgressBar pb = bar ? new ProgressBarBuilder().setTaskName("migrating").setInitialMax(1)

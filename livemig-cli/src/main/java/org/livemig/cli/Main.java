@@ -63,6 +63,15 @@ public final class Main implements Runnable {
         System.exit(commandLine().execute(args.length == 0 ? new String[] {"demo"} : args));
     }
 
+    /**
+     * Whether standard input and output are a terminal. Since Java 22 {@code System.console()} is
+     * there even when they are redirected, so its {@code isTerminal()} decides.
+     */
+    static boolean onTerminal() {
+        java.io.Console c = System.console();
+        return c != null && c.isTerminal();
+    }
+
     /** The exit status for an exception that ended a command. */
     static int exitCode(Throwable e) {
         if (e instanceof IllegalArgumentException) {

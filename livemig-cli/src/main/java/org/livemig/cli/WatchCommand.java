@@ -68,7 +68,7 @@ final class WatchCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
-        boolean redraw = !plain && (terminal != null ? terminal : System.console() != null);
+        boolean redraw = !plain && (terminal != null ? terminal : Main.onTerminal());
         long interval = (long) (intervalSeconds * 1000);
         long deadline = timeoutSeconds > 0 ? System.nanoTime() + timeoutSeconds * 1_000_000_000L : Long.MAX_VALUE;
         JsonNode last = null;
@@ -161,7 +161,7 @@ final class WatchCommand implements Callable<Integer> {
             b.append(String.format(": %3d%% of RAM sent (%s of %s left)", Math.round(100.0 * Math.max(0, total - remaining) / total),
                     Sizes.human(remaining), Sizes.human(total)));
         }
-        b.append(String.format(", %.0f Mbit/s, pass %d, dirty %d pages/s", ram.path("mbps").asDouble(),
+        b.append(String.format(", %.0f Mbit/s, dirty syncs %d, dirty %d pages/s", ram.path("mbps").asDouble(),
                 ram.path("dirty-sync-count").asLong(), ram.path("dirty-pages-rate").asLong()));
         if (q.has("expected-downtime")) {
             b.append(", expected downtime ").append(q.path("expected-downtime").asLong()).append(" ms");

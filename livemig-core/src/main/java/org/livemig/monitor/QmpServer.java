@@ -335,6 +335,18 @@ public final class QmpServer implements AutoCloseable {
                     return list;
                 })
                 .build());
+        registry.register(QmpCommand.builder("query-qmp-schema")
+                .handler(args -> {
+                    List<QmpCommand> commands = new java.util.ArrayList<>();
+                    for (String name : registry.names()) {
+                        QmpCommand c = registry.lookup(name);
+                        if (c != null) {
+                            commands.add(c);
+                        }
+                    }
+                    return QmpSchema.of(commands);
+                })
+                .build());
     }
 
     // ---------------------------------------------------------------- qmp-io
