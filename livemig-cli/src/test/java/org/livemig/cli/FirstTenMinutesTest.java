@@ -102,7 +102,7 @@ class FirstTenMinutesTest {
         Path clone = freshCopy(tmp);
         Map<String, String> env = userEnvironment();
         if (Files.isDirectory(OLD_JAVA)) {
-            Result old = run(clone, env, 30, "java", "-version");
+            Result old = run(clone, env, 30, "bash", "-c", "java -version"); // the user's PATH finds it
             assertThat(old.err()).as("java 17 comes first on PATH").contains("\"17.");
         }
 
@@ -119,6 +119,17 @@ class FirstTenMinutesTest {
         System.out.printf("second ./livemig demo --ram 64M: %d ms%n", again.millis());
         assertThat(again.status()).isZero();
         assertThat(again.err()).isEmpty();
+
+        // LIVEMIG_JAVA_OPTS adds to the launcher's JVM options; naming a collector replaces the serial one.
+        Map<String, String> flags = new java.util.HashMap<>(env);
+        flags.put("LIVEMIG_JAVA_OPTS", "-XX:+PrintCommandLineFlags");
+        Result added = run(clone, flags, 60, "./livemig", "--version");
+        assertThat(added.status()).isZero();
+        assertThat(added.out()).contains("-XX:MaxHeapSize=536870912").contains("-XX:+UseSerialGC").contains("livemig ");
+        flags.put("LIVEMIG_JAVA_OPTS", "-XX:+UseParallelGC -Xmx300m -XX:+PrintCommandLineFlags");
+        Result replaced = run(clone, flags, 60, "./livemig", "--version");
+        assertThat(replaced.status()).as(replaced.err()).isZero();
+        assertThat(replaced.out()).contains("-XX:+UseParallelGC").contains("-XX:MaxHeapSize=314572800").doesNotContain("UseSerialGC");
 
         // 2. The README's two-machine session, pasted (its /tmp paths and port made this test's own).
         String readme = Files.readString(clone.resolve("README.md"));
@@ -154,7 +165,7 @@ class FirstTenMinutesTest {
         if (Files.isDirectory(OLD_JAVA)) {
             Map<String, String> old = new java.util.HashMap<>(env);
             old.put("JAVA_HOME", OLD_JAVA.toString());
-            Result plain = run(clone, old, 120, "mvn", "-B", "-q", "validate");
+            Result plain = run(clone, old, 120, "bash", "-c", "mvn -B -q validate");
             assertThat(plain.status()).isNotZero();
             assertThat(plain.out() + plain.err()).contains("livemig needs Java 25 to build, and this Maven runs on Java 17")
                     .doesNotContain("invalid flag").doesNotContain("class file version");

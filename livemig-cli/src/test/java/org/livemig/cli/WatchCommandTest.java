@@ -130,5 +130,10 @@ class WatchCommandTest {
             assertThat(w.await()).isEqualTo(ExitCodes.FAILED);
             assertThat(w.out().toString()).contains("migration failed: ").contains("Connection refused");
         }
+        // On the run process's terminal (its log here): one line, no stack trace (that is for LIVEMIG_LOG_LEVEL=debug).
+        java.util.List<String> log = Files.readAllLines(dir.resolve("lone.log"));
+        assertThat(log.stream().filter(l -> l.contains("outgoing migration failed")).toList()).singleElement().asString()
+                .matches("\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3} livemig WARNING: outgoing migration failed: .*Connection refused");
+        assertThat(log).noneMatch(l -> l.startsWith("\tat ") || l.contains("Exception"));
     }
 }
