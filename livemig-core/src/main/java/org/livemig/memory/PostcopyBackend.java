@@ -63,7 +63,7 @@ public interface PostcopyBackend extends AutoCloseable {
         }
     }
 
-        /** userfaultfd when available, else checked, telling {@code log} why it fell back. */
+    /** userfaultfd when available, else checked, telling {@code log} why it fell back. */
     static PostcopyBackend choose(GuestRam ram, Consumer<String> log) {
         Availability a = userfaultfdAvailability();
         if (a.available()) {
