@@ -111,8 +111,12 @@ class CommandLineTest {
                 + " COMP_POINT=18; _complete_livemig livemig --daem run; echo ${COMPREPLY[@]}").strip()).isEqualTo("--daemonize");
         String zsh = org.livemig.testing.HostTools.onPath("zsh");
         if (zsh != null) {
-            Process p = new ProcessBuilder(zsh, "-n", script.toString()).redirectErrorStream(true).start();
-            assertThat(p.waitFor()).as(new String(p.getInputStream().readAllBytes())).isZero();
+            // zsh sources the same script, which registers itself through bashcompinit
+            Process p = new ProcessBuilder(zsh, "-c", "source " + script + " && print ${_comps[livemig]}")
+                    .redirectError(ProcessBuilder.Redirect.DISCARD).start();
+            String registered = new String(p.getInputStream().readAllBytes());
+            assertThat(p.waitFor()).isZero();
+            assertThat(registered).contains("_complete_livemig");
         }
         // a man page per visible command, with its exit statuses
         for (List<String> path : commandPaths()) {
