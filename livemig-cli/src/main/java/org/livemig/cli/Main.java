@@ -54,6 +54,16 @@ public final class Main implements Runnable {
             cmd.getErr().flush();
             return exitCode(e);
         });
+        // A bad command line: what was wrong and where to look, not the whole usage text.
+        cl.setParameterExceptionHandler((e, args) -> {
+            CommandLine cmd = e.getCommandLine();
+            java.io.PrintWriter err = cmd.getErr();
+            err.println("livemig: " + e.getMessage());
+            CommandLine.UnmatchedArgumentException.printSuggestions(e, err);
+            err.println("Try '" + cmd.getCommandSpec().qualifiedName() + " --help' for more information.");
+            err.flush();
+            return ExitCodes.USAGE;
+        });
         return cl;
     }
 

@@ -84,7 +84,10 @@ class CommandLineTest {
 
     @Test
     void eachExitStatusMeansOneThing() {
-        assertThat(Cli.run("demo", "--no-such-option").status()).isEqualTo(ExitCodes.USAGE);
+        Cli.Run unknown = Cli.run("demo", "--max-bandwith", "1G");
+        assertThat(unknown.status()).isEqualTo(ExitCodes.USAGE);
+        assertThat(unknown.err()).startsWith("livemig: Unknown options: '--max-bandwith', '1G'").contains("--max-bandwidth")
+                .contains("Try 'livemig demo --help' for more information.").doesNotContain("Usage:");
         assertThat(Cli.run("demo", "--transport", "pigeon").status()).isEqualTo(ExitCodes.USAGE);
         Cli.Run missing = Cli.run("snapshot", "load", dir.resolve("none.mig").toString());
         assertThat(missing.status()).isEqualTo(ExitCodes.FILE);
