@@ -53,6 +53,26 @@ class ParameterLimitsTest {
         }
     }
 
+    /**
+     * downtime-limit at its limits: 0 still completes a guest that dirties nothing (nothing is
+     * left after a pass); 2000 s lets a busy guest switch over at once, however much is left.
+     */
+    @ParameterizedTest(name = "downtime-limit {0}")
+    @ValueSource(longs = {0, MigrationParameters.MAX_DOWNTIME_LIMIT})
+    void downtimeLimitAtItsLimitsCompletes(long limit) throws Exception {
+        String workload = limit == 0 ? "idle" : "random-writes:64";
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(TestMachines.small(workload).withRam(16L << 20))) {
+            p.params(m -> {
+                m.maxBandwidth = 0;
+                m.downtimeLimit = limit;
+            });
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            PrecopyTest.assertVerified(p);
+        }
+    }
+
     @Test
     void postcopyBandwidthAtItsLimitsIsAccepted() throws Exception {
         MigrationParameters p = new MigrationParameters();
