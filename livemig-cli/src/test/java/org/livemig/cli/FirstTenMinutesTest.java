@@ -145,6 +145,11 @@ class FirstTenMinutesTest {
         Result pasted;
         try {
             pasted = run(clone, env, 300, "bash", "-e", "-c", script);
+            if (pasted.status() == 0) {
+                // quit answers before the process has gone, as QEMU's does; the pid files go with the processes
+                org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(60))
+                        .until(() -> !Files.exists(t.resolve("src.pid")) && !Files.exists(t.resolve("dst.pid")));
+            }
         } finally {
             for (String pidfile : List.of("src.pid", "dst.pid")) {
                 Path p = t.resolve(pidfile);
