@@ -99,7 +99,7 @@ public final class ChildMachine implements AutoCloseable {
             long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
             while (!Files.exists(sock)) {
                 if (!p.isAlive()) {
-                    throw new IOException(name + " process exited with status " + p.exitValue() + ": " + tail(log));
+                    throw new IOException(name + " process " + describeExit(p.exitValue()) + ": " + tail(log));
                 }
                 if (System.nanoTime() > deadline) {
                     throw new IOException(name + " process did not open its QMP socket within "
@@ -114,6 +114,29 @@ public final class ChildMachine implements AutoCloseable {
             p.destroyForcibly();
             throw e;
         }
+    }
+
+    /**
+     * How a child ended, from its exit value: "exited with status N", or for a process killed by
+     * a signal (a status of 128 + N, as Java reports it) "was killed by signal N (SIGNAME)".
+     */
+    public static String describeExit(int status) {
+        if (status <= 128 || status > 128 + 64) {
+            return "exited with status " + status;
+        }
+        int sig = status - 128;
+        String name = switch (sig) {
+            case 1 -> "SIGHUP";
+            case 2 -> "SIGINT";
+            case 3 -> "SIGQUIT";
+            case 6 -> "SIGABRT";
+            case 9 -> "SIGKILL";
+            case 11 -> "SIGSEGV";
+            case 15 -> "SIGTERM";
+            default -> "signal " + sig;
+        };
+        return "was killed by signal " + sig + " (" + name + (sig == 9
+                ? "; the kernel's OOM killer sends it when memory runs out: see dmesg" : "") + ")";
     }
 
     /** The JVM options of a {@link #javaCommand} (between the java binary and the class path), for reports. */

@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.channels.Channels;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -33,7 +32,11 @@ import picocli.CommandLine.Spec;
 @Command(name = "analyze", mixinStandardHelpOptions = true,
         description = {"Decode a QEMU migration stream (format version 3) and print it as JSON,",
             "in the shape of QEMU's scripts/analyze-migration.py. With --listen, be the destination",
-            "of a live migration and decode the stream as it arrives."})
+            "of a live migration and decode the stream as it arrives."},
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
+        exitCodeList = {"0:decoded and printed", "1:--dump desc of a stream with no vmdesc trailer, or a live source that failed",
+                ExitCodes.USAGE_TEXT,
+                "3:FILE cannot be read (no such file, permission), is not a QEMU stream, or is malformed (offset and section named)"})
 public final class AnalyzeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -70,11 +73,11 @@ public final class AnalyzeCommand implements Callable<Integer> {
         String what = dump == null ? (extract == null ? "state" : null) : dump;
         if (what != null && !what.equals("state") && !what.equals("desc") && !what.equals("colo")) {
             err.println("livemig analyze: --dump takes 'state', 'desc' or 'colo', not '" + dump + "'");
-            return 1;
+            return ExitCodes.USAGE;
         }
         if ((file == null) == (listen == null)) {
             err.println("livemig analyze: give either FILE or --listen ADDR");
-            return 1;
+            return ExitCodes.USAGE;
         }
         String name = file != null ? file : listen;
         try {
@@ -117,10 +120,10 @@ public final class AnalyzeCommand implements Callable<Integer> {
             }
         } catch (StreamFormatException e) {
             err.println("livemig analyze: " + name + ": " + e.getMessage());
-            return 2;
-        } catch (NoSuchFileException e) {
-            err.println("livemig analyze: no such file: " + e.getFile());
-            return 1;
+            return ExitCodes.FILE;
+        } catch (java.nio.file.FileSystemException e) {
+            err.println("livemig analyze: " + Main.describe(e));
+            return ExitCodes.FILE;
         } catch (IOException | RuntimeException e) {
             err.println("livemig analyze: " + name + ": " + (e.getMessage() != null ? e.getMessage() : e));
             return 1;

@@ -16,12 +16,14 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
-@Command(name = "bench", description = "Run a benchmark.",
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
                 BenchCommand.Postcopy.class, BenchCommand.Colo.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
-            description = "Save/load throughput to a file and to /dev/null against a plain sequential write.")
+            description = "Save/load throughput to a file and to /dev/null against a plain sequential write.",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class Snapshot implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "4G", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
         String ram;
@@ -59,7 +61,9 @@ final class BenchCommand {
     }
 
     @Command(name = "postcopy", mixinStandardHelpOptions = true,
-            description = "Page-request latency (fault to page placed) per demand-paging backend, and the switch-over pause.")
+            description = "Page-request latency (fault to page placed) per demand-paging backend, and the switch-over pause.",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class Postcopy implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "256M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
         String ram;
@@ -81,7 +85,9 @@ final class BenchCommand {
 
     @Command(name = "precopy", mixinStandardHelpOptions = true,
             description = {"Live precopy migrations between two `livemig run` processes over QMP, against a raw loopback copy.",
-                    "Cases: random-tcp, random-unix, zero-tcp (--ram each), ab25000-tcp (--ram / 2), ab-tcp (--ram)."})
+                    "Cases: random-tcp, random-unix, zero-tcp (--ram each), ab25000-tcp (--ram / 2), ab-tcp (--ram)."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class Precopy implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "1G", description = "Guest RAM of the full-size cases (default: ${DEFAULT-VALUE}).")
         String ram;
@@ -122,7 +128,9 @@ final class BenchCommand {
     }
 
     @Command(name = "qmp-latency", mixinStandardHelpOptions = true,
-            description = "query-status round trips to a destination: idle, while loading, while the source stalls in a device section.")
+            description = "query-status round trips to a destination: idle, while loading, while the source stalls in a device section.",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class QmpLatency implements Callable<Integer> {
         @Option(names = "--ram", defaultValue = "1G", description = "Guest RAM of the migrations (default: ${DEFAULT-VALUE}).")
         String ram;

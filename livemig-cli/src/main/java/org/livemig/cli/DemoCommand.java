@@ -22,7 +22,12 @@ import tools.jackson.databind.node.ObjectNode;
  * over QMP, exactly as a user drives QEMU; {@code --in-process} runs both machines in this JVM.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "Migrate a running machine live and verify what arrived.")
+        description = "Migrate a running machine live and verify what arrived.",
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
+        exitCodeList = {"0:the migration completed and the destination verified",
+                "1:the migration failed, what arrived did not verify, or a machine process died (how: in the message)",
+                ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",
+                "5:the migration did not converge within --timeout (cancelled; the hint says what may help)"})
 public final class DemoCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -91,7 +96,12 @@ public final class DemoCommand implements Callable<Integer> {
         if (colo) {
             return runColo();
         }
-        Machine.Config src = machine.config("source");
+        if (!transport.equals("tcp") && !transport.equals("unix")) {
+            throw new IllegalArgumentException("--transport must be tcp or unix, not '" + transport + "'");
+        }
+        Sizes.parse(maxBandwidth);
+        machine.requireHostMemory(2); // a source and a destination
+        Machine.Config src = machine.configUnchecked("source");
         Machine.Config dst = src.withName("destination").withFill(Machine.Fill.ZERO).withSeed(src.seed() + 7919);
         Path tmp = Files.createTempDirectory("livemig-demo");
         // A postcopy destination runs its guest as soon as it has the device state, so that its
@@ -100,6 +110,11 @@ public final class DemoCommand implements Callable<Integer> {
         java.util.List<String> dstArgs = new java.util.ArrayList<>(java.util.List.of("--postcopy-backend", postcopyBackend));
         if (!autostart) {
             dstArgs.add("-S");
+        }
+        if (!json) {
+            System.out.printf("starting the source and the destination (%s, %s of RAM each; a machine allocates and fills its RAM first)%n",
+                    inProcess ? "in this JVM" : "two `livemig run` processes", Sizes.human(src.ramSize()));
+            System.out.flush();
         }
         try (DemoSide source = inProcess ? new InProcessSide(src, false, true, "auto") : QmpSide.start(machine, false, tmp, "source", java.util.List.of());
              DemoSide destination = inProcess ? new InProcessSide(dst, true, autostart, postcopyBackend)
@@ -177,10 +192,11 @@ public final class DemoCommand implements Callable<Integer> {
         Thread.sleep(runBefore); // let the guest run and dirty memory before the migration starts
         source.migrate(uri);
         if (postcopy) {
-            long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
-            while (source.queryMigrate().path("ram").path("dirty-sync-count").asLong() < 2
-                    && source.queryMigrate().path("status").asString().equals("active") && System.nanoTime() < deadline) {
-                Thread.sleep(20); // polling query-migrate for the end of the first pass
+            // As the help says: the switch follows the end of the first precopy pass (its
+            // MIGRATION_PASS event), not a poll that may come before the pass or after another.
+            if (!source.awaitFirstPass(java.time.Duration.ofSeconds(timeoutSeconds))) {
+                throw new java.util.concurrent.TimeoutException("the first precopy pass did not end within " + timeoutSeconds
+                        + " s; try a higher --max-bandwidth or a longer --timeout");
             }
             source.startPostcopy();
             if (postcopyPause) {
@@ -189,6 +205,9 @@ public final class DemoCommand implements Callable<Integer> {
         }
 
         ObjectNode last = waitForEnd(source);
+        if (timedOut) {
+            return timedOut(last);
+        }
         String status = last.path("status").asString();
         ObjectNode dstInfo = waitForDestination(destination, status);
 
@@ -327,9 +346,22 @@ public final class DemoCommand implements Callable<Integer> {
         }
     }
 
+    /** Set when {@link #waitForEnd} gave up at {@code --timeout} and cancelled the migration. */
+    private boolean timedOut;
+
+    /** Seconds between two progress lines when the output is not a terminal. */
+    private static final long PROGRESS_LINE_NANOS = 2_000_000_000L;
+
+    /**
+     * Polls the source's query-migrate until the migration ends or {@code --timeout} passes (then
+     * cancels it and sets {@link #timedOut}). Shows a progress bar on a terminal, and a progress
+     * line every two seconds otherwise (not with --json).
+     */
     private ObjectNode waitForEnd(DemoSide source) throws Exception {
         long deadline = System.nanoTime() + timeoutSeconds * 1_000_000_000L;
-        boolean bar = !json && System.console() != null;
+        boolean bar = !json && Main.onTerminal();
+        boolean lines = !json && !bar;
+        long nextLine = System.nanoTime() + PROGRESS_LINE_NANOS;
         ProgressBar pb = bar ? new ProgressBarBuilder().setTaskName("migrating").setInitialMax(1)
                 .setStyle(ProgressBarStyle.ASCII).setUnit(" MiB", 1 << 20).showSpeed().build() : null;
         try {
@@ -348,11 +380,15 @@ public final class DemoCommand implements Callable<Integer> {
                 if (s.equals("completed") || s.equals("failed") || s.equals("cancelled")) {
                     return q;
                 }
+                if (lines && System.nanoTime() >= nextLine) {
+                    System.out.println(WatchCommand.progressLine(q));
+                    System.out.flush();
+                    nextLine += PROGRESS_LINE_NANOS;
+                }
                 if (System.nanoTime() > deadline) {
+                    timedOut = true;
                     source.cancel();
-                    ObjectNode r = source.queryMigrate();
-                    r.put("error-desc", "demo timed out after " + timeoutSeconds + " s");
-                    return r;
+                    return q; // what it saw last, before the cancel
                 }
                 Thread.sleep(100); // polling interval of query-migrate, as a QMP client polls
             }
@@ -361,6 +397,39 @@ public final class DemoCommand implements Callable<Integer> {
                 pb.close();
             }
         }
+    }
+
+    /**
+     * The migration did not end within --timeout and was cancelled: says so with what it saw
+     * and what would help. The destination is not asked (it may have exited on the cancel).
+     */
+    private int timedOut(ObjectNode last) {
+        JsonNode ram = last.path("ram");
+        long passes = ram.path("dirty-sync-count").asLong();
+        long dirtyPages = ram.path("dirty-pages-rate").asLong();
+        long dirtyBytes = dirtyPages * ram.path("page-size").asLong(4096);
+        double mbps = ram.path("mbps").asDouble();
+        String saw = String.format("status %s after %d passes, %s of %s still to send, guest dirtying %d pages/s (%s/s),"
+                        + " link %.0f Mbit/s", last.path("status").asString(), passes, Sizes.human(ram.path("remaining").asLong()),
+                Sizes.human(ram.path("total").asLong()), dirtyPages, Sizes.human(dirtyBytes), mbps);
+        String hint = "the guest dirties memory about as fast as it is sent: try --auto-converge (throttles the vCPUs), a higher"
+                + " --max-bandwidth" + (Sizes.parse(maxBandwidth) == 0 ? "" : " (now " + maxBandwidth + "/s)")
+                + ", --postcopy, or a longer --timeout";
+        if (json) {
+            ObjectNode out = JSON.createObjectNode();
+            out.set("source", last);
+            out.put("verified", false);
+            out.put("timed-out", true);
+            out.put("error", "did not converge within " + timeoutSeconds + " s; cancelled");
+            out.put("hint", hint);
+            System.out.println(JSON.writeValueAsString(out));
+        } else {
+            System.out.println("migration did not converge within " + timeoutSeconds + " s and was cancelled");
+            System.out.println("  saw: " + saw);
+            System.out.println("  hint: " + hint);
+            System.out.println("NOT verified");
+        }
+        return ExitCodes.TIMEOUT;
     }
 
     /**
@@ -394,9 +463,9 @@ public final class DemoCommand implements Callable<Integer> {
             if (ram.path("multifd-bytes").asLong() > 0) {
                 System.out.printf("  multifd: %s of it on %d channels%n", Sizes.human(ram.path("multifd-bytes").asLong()), multifd);
             }
-            System.out.printf("  passes %d, downtime %d ms (limit %d ms), setup %d ms%n",
-                    ram.path("dirty-sync-count").asLong(), q.path("downtime").asLong(-1), downtimeLimit,
-                    q.path("setup-time").asLong());
+            System.out.printf("  passes %d, %s, setup %d ms%n", ram.path("dirty-sync-count").asLong(),
+                    q.has("downtime") ? "downtime " + q.path("downtime").asLong() + " ms (limit " + downtimeLimit + " ms)"
+                            : "the guest did not stop", q.path("setup-time").asLong());
         }
         checks.forEach((k, v) -> {
             if (!(v instanceof JsonNode)) {

@@ -31,6 +31,12 @@ interface DemoSide extends AutoCloseable {
     /** As {@link #fingerprint()}, with per-page hashes and the pages written here since a postcopy start when {@code pages}. */
     ObjectNode fingerprint(boolean pages) throws Exception;
 
+    /**
+     * Waits for the end of the outgoing migration's first precopy pass (its first MIGRATION_PASS
+     * event); false when {@code timeout} passed or the migration ended first.
+     */
+    boolean awaitFirstPass(java.time.Duration timeout) throws Exception;
+
     /** migrate-start-postcopy. */
     void startPostcopy() throws Exception;
 

@@ -17,9 +17,18 @@ final class InProcessSide implements DemoSide {
     final Machine machine;
     final Migration migration;
 
+    /** Counted down at the end of the first precopy pass of an outgoing migration. */
+    private final java.util.concurrent.CountDownLatch firstPass = new java.util.concurrent.CountDownLatch(1);
+
     InProcessSide(Machine.Config cfg, boolean incoming, boolean autostart, String postcopyBackend) {
         this.machine = new Machine(cfg);
         this.migration = new Migration(machine);
+        migration.addListener(new org.livemig.migration.MigrationEvents() {
+            @Override
+            public void pass(long pass) {
+                firstPass.countDown();
+            }
+        });
         migration.setAutostart(autostart);
         migration.setPostcopyBackend(postcopyBackend);
         machine.setExitHandler(status -> {
@@ -93,6 +102,11 @@ final class InProcessSide implements DemoSide {
             }
             return f;
         }, 600_000);
+    }
+
+    @Override
+    public boolean awaitFirstPass(java.time.Duration timeout) throws InterruptedException {
+        return firstPass.await(timeout.toNanos(), java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
     @Override

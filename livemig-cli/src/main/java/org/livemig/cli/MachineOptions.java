@@ -25,7 +25,23 @@ final class MachineOptions {
     @Option(names = "--seed", description = "Seed of the random fill and workloads (default: ${DEFAULT-VALUE}).", defaultValue = "1")
     long seed;
 
+    /**
+     * Refuses, before any memory is touched, a {@code --ram} that this host cannot back for
+     * {@code machines} machines (a demo runs two).
+     */
+    void requireHostMemory(int machines) {
+        long bytes = Sizes.parse(ram);
+        HostMemory.read().ifPresent(h -> h.require(bytes, machines, "--ram " + ram));
+    }
+
+    /** The machine's configuration, after {@link #requireHostMemory} for one machine. */
     Machine.Config config(String name) {
+        requireHostMemory(1);
+        return configUnchecked(name);
+    }
+
+    /** The machine's configuration; the caller has checked the host's memory. */
+    Machine.Config configUnchecked(String name) {
         Machine.Fill f = switch (fill) {
             case "zero" -> Machine.Fill.ZERO;
             case "random" -> Machine.Fill.RANDOM;

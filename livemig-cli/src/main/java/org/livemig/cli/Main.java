@@ -1,14 +1,34 @@
 package org.livemig.cli;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.ConnectException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import java.util.Locale;
+import java.util.Properties;
+import java.util.logging.ConsoleHandler;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 import picocli.CommandLine.Command;
 import picocli.CommandLine;
 
 /** The {@code livemig} command. With no subcommand it runs {@code demo}. */
-@Command(name = "livemig", mixinStandardHelpOptions = true, version = "livemig 0.1.0",
+@Command(name = "livemig", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Live migration for the JVM, speaking QEMU's stream format and QMP.",
+        footerHeading = "%nEnvironment:%n",
+        footer = {"  LIVEMIG_LOG_LEVEL    error | warning | info (default) | debug: how much the log says; debug adds stack traces",
+                "  LIVEMIG_JAVA_OPTS    JVM options added to the launcher's (./livemig)",
+                "  LIVEMIG_NO_AOT       set: the launcher neither trains nor uses its AOT cache"},
+        exitCodeListHeading = ExitCodes.HEADING,
+        exitCodeList = {ExitCodes.OK_TEXT, "1:the command failed (see each command's --help)", ExitCodes.USAGE_TEXT,
+                ExitCodes.FILE_TEXT, ExitCodes.UNREACHABLE_TEXT, ExitCodes.TIMEOUT_TEXT, ExitCodes.NOT_DECODED_TEXT},
         subcommands = {
                 DemoCommand.class,
                 RunCommand.class,
+                WatchCommand.class,
+                CheckCommand.class,
                 SnapshotCommand.class,
                 BenchCommand.class,
                 AnalyzeCommand.class,
@@ -23,14 +43,133 @@ public final class Main implements Runnable {
         CommandLine.usage(this, System.out);
     }
 
-    public static void main(String[] args) {
+    /** The command line with livemig's error handling: one line per error, statuses from {@link ExitCodes}. */
+    static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Main());
-        // Errors are one clear line, not a stack trace.
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            cmd.getErr().println("livemig: " + (e.getMessage() == null ? e.toString() : e.getMessage()));
-            return 1;
+            cmd.getErr().println("livemig: " + describe(e));
+            if (Logger.getLogger("").isLoggable(Level.FINE)) {
+                e.printStackTrace(cmd.getErr());
+            }
+            cmd.getErr().flush();
+            return exitCode(e);
         });
+        // A bad command line: what was wrong and where to look, not the whole usage text.
+        cl.setParameterExceptionHandler((e, args) -> {
+            CommandLine cmd = e.getCommandLine();
+            java.io.PrintWriter err = cmd.getErr();
+            err.println("livemig: " + e.getMessage());
+            CommandLine.UnmatchedArgumentException.printSuggestions(e, err);
+            err.println("Try '" + cmd.getCommandSpec().qualifiedName() + " --help' for more information.");
+            err.flush();
+            return ExitCodes.USAGE;
+        });
+        return cl;
+    }
+
+    public static void main(String[] args) {
+        configureLogging();
         // The default job, as the README says: `livemig` alone runs the demo.
-        System.exit(cl.execute(args.length == 0 ? new String[] {"demo"} : args));
+        System.exit(commandLine().execute(args.length == 0 ? new String[] {"demo"} : args));
+    }
+
+    /**
+     * Whether standard input and output are a terminal. Since Java 22 {@code System.console()} is
+     * there even when they are redirected, so its {@code isTerminal()} decides.
+     */
+    static boolean onTerminal() {
+        java.io.Console c = System.console();
+        return c != null && c.isTerminal();
+    }
+
+    /** The exit status for an exception that ended a command. */
+    static int exitCode(Throwable e) {
+        if (e instanceof IllegalArgumentException) {
+            return ExitCodes.USAGE;
+        }
+        if (e instanceof ConnectException) {
+            return ExitCodes.UNREACHABLE;
+        }
+        if (e instanceof FileSystemException || e instanceof org.livemig.stream.StreamFormatException) {
+            return ExitCodes.FILE;
+        }
+        if (e instanceof java.util.concurrent.TimeoutException) {
+            return ExitCodes.TIMEOUT;
+        }
+        return ExitCodes.FAILED;
+    }
+
+    /** One line saying what went wrong: for a file, which one and why (no such file, permission). */
+    static String describe(Throwable e) {
+        if (e instanceof FileSystemException fs) {
+            String file = fs.getFile();
+            if (e instanceof NoSuchFileException) {
+                java.nio.file.Path p = java.nio.file.Path.of(file).toAbsolutePath();
+                java.nio.file.Path parent = p.getParent();
+                if (parent != null && !java.nio.file.Files.isDirectory(parent)) {
+                    return "no such directory: " + parent;
+                }
+                return "no such file: " + file;
+            }
+            if (e instanceof AccessDeniedException) {
+                return "permission denied: " + file;
+            }
+            return file + ": " + (fs.getReason() != null ? fs.getReason() : e.getClass().getSimpleName());
+        }
+        String m = e.getMessage();
+        return m == null ? e.toString() : m;
+    }
+
+    /**
+     * Log records on one line each, with a timestamp and the level, as QEMU's {@code -msg
+     * timestamp=on}; the level from {@code LIVEMIG_LOG_LEVEL}. A {@code -Djava.util.logging.*}
+     * setting given to the JVM wins.
+     */
+    static void configureLogging() {
+        if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
+            System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL livemig %4$s: %5$s%6$s%n");
+        }
+        String want = System.getenv("LIVEMIG_LOG_LEVEL");
+        if (want == null || want.isBlank() || System.getProperty("java.util.logging.config.file") != null) {
+            return;
+        }
+        Level level = switch (want.strip().toLowerCase(Locale.ROOT)) {
+            case "error" -> Level.SEVERE;
+            case "warning", "warn" -> Level.WARNING;
+            case "info" -> Level.INFO;
+            case "debug" -> Level.FINE;
+            case "trace" -> Level.FINEST;
+            default -> {
+                System.err.println("livemig: LIVEMIG_LOG_LEVEL must be error, warning, info, debug or trace, not '" + want + "'");
+                yield Level.INFO;
+            }
+        };
+        Logger root = Logger.getLogger("");
+        root.setLevel(level);
+        for (var h : root.getHandlers()) {
+            if (h instanceof ConsoleHandler) {
+                h.setLevel(level);
+            }
+        }
+    }
+
+    /** The version Maven wrote into {@code version.properties} at build time. */
+    static final class Version implements CommandLine.IVersionProvider {
+        static String version() {
+            try (InputStream in = Main.class.getResourceAsStream("version.properties")) {
+                Properties p = new Properties();
+                if (in != null) {
+                    p.load(in);
+                }
+                return p.getProperty("version", "unknown");
+            } catch (IOException e) {
+                return "unknown";
+            }
+        }
+
+        @Override
+        public String[] getVersion() {
+            return new String[] {"livemig " + version(), "Java " + Runtime.version() + " (" + System.getProperty("java.vm.vendor") + ")"};
+        }
     }
 }

@@ -6,6 +6,8 @@ import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -31,14 +33,18 @@ import tools.jackson.databind.node.ObjectNode;
 @Command(name = "qmp", mixinStandardHelpOptions = true,
         description = {
             "Send QMP commands to a livemig or QEMU monitor.",
-            "With COMMAND: run it once, print its return value as JSON; exit 0, or 1 with the error class and",
-            "description on an error reply, 2 when the monitor cannot be reached.",
+            "With COMMAND: run it once, print its return value as JSON (an error reply: its class and description).",
             "Without: an interactive shell (COMMAND key=value ..., a raw JSON request, 'oob COMMAND ...' for",
             "exec-oob, 'history', 'help', 'exit'); events are printed as they arrive.",
             "Values are JSON when they read as a number, true/false, an object or an array, else strings:",
             "  livemig qmp /tmp/dst.sock migrate-incoming uri=tcp:127.0.0.1:4444",
-            "  livemig qmp tcp:127.0.0.1:4445 migrate-set-capabilities 'capabilities=[{\"capability\": \"events\", \"state\": true}]'"
-        })
+            "  livemig qmp tcp:127.0.0.1:4445 migrate-set-capabilities 'capabilities=[{\"capability\": \"events\", \"state\": true}]'",
+            "The shell edits lines, keeps its history in $XDG_STATE_HOME/livemig/qmp_history (else ~/.livemig_history)",
+            "and completes command and argument names from the monitor's query-commands and query-qmp-schema."
+        },
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
+        exitCodeList = {"0:the command's return (or the shell ended)", "1:the monitor answered with an error",
+                ExitCodes.USAGE_TEXT, "4:the monitor could not be reached, or closed the connection"})
 public final class QmpClientCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SOCKET", description = "A unix socket path, unix:PATH or tcp:HOST:PORT.")
     String socket;
@@ -64,6 +70,12 @@ public final class QmpClientCommand implements Callable<Integer> {
 
     /** Where the shell reads commands (a test replaces it). */
     InputStream in = System.in;
+
+    /** The terminal of a line-editing shell (a test gives one over its own streams); by default, stdin's when it is one. */
+    org.jline.terminal.Terminal terminal;
+
+    /** Where the shell keeps its history across sessions (a test replaces it). */
+    Path historyFile = historyFile();
 
     @Override
     public Integer call() {
@@ -94,7 +106,7 @@ public final class QmpClientCommand implements Callable<Integer> {
         } catch (IOException e) {
             err.println("livemig qmp: " + e.getMessage());
             err.flush();
-            return 2;
+            return ExitCodes.UNREACHABLE;
         }
     }
 
@@ -126,22 +138,18 @@ public final class QmpClientCommand implements Callable<Integer> {
         out.println("Connected to " + qmp.address() + ": QEMU " + version.path("qemu").path("major").asString("?")
                 + "." + version.path("qemu").path("minor").asString("?") + "." + version.path("qemu").path("micro").asString("?")
                 + " (" + version.path("package").asString("") + "). Type 'help' for help.");
-        qmp.onEvent(e -> {
-            synchronized (out) {
-                out.println(QmpJson.writeAsReceived(e));
-                out.flush();
-            }
-        });
         qmp.negotiateOob();
+        try (ShellInput input = openInput(qmp, out)) {
+            qmp.onEvent(e -> input.printAbove(QmpJson.writeAsReceived(e)));
+            return shellLoop(qmp, input, out, err);
+        }
+    }
+
+    private int shellLoop(QmpClient qmp, ShellInput input, PrintWriter out, PrintWriter err) throws IOException {
         List<String> history = new ArrayList<>();
-        BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
         int status = 0;
         while (true) {
-            synchronized (out) {
-                out.print("(QMP) ");
-                out.flush();
-            }
-            String line = reader.readLine();
+            String line = input.readLine("(QMP) ");
             if (line == null) {
                 synchronized (out) {
                     out.println();
@@ -157,8 +165,9 @@ public final class QmpClientCommand implements Callable<Integer> {
             }
             if (line.equals("history")) {
                 synchronized (out) {
-                    for (int i = 0; i < history.size(); i++) {
-                        out.printf("%4d  %s%n", i + 1, history.get(i));
+                    List<String> all = input.history(history);
+                    for (int i = 0; i < all.size(); i++) {
+                        out.printf("%4d  %s%n", i + 1, all.get(i));
                     }
                 }
                 continue;
@@ -168,7 +177,8 @@ public final class QmpClientCommand implements Callable<Integer> {
                     out.println("COMMAND [key=value ...]   run a command (values: number, true/false, {...}, [...], else string)");
                     out.println("oob COMMAND [key=value]   run it out of band (exec-oob)");
                     out.println("{\"execute\": ...}          send a JSON request as it is");
-                    out.println("history                   the commands of this session");
+                    out.println("history                   the commands entered (with line editing: of earlier sessions too)");
+                    out.println("TAB                       complete command, argument and enum value names (line editing)");
                     out.println("exit                      leave (also end of input); 'quit' is QEMU's quit command");
                 }
                 continue;
@@ -191,6 +201,134 @@ public final class QmpClientCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * The shell's input: JLine on a terminal (line editing, history kept in {@link #historyFile},
+     * completion from the monitor's schema), else plain lines from {@link #in}.
+     */
+    private ShellInput openInput(QmpClient qmp, PrintWriter out) throws IOException {
+        org.jline.terminal.Terminal t = terminal;
+        if (t == null && in == System.in && Main.onTerminal()) {
+            t = org.jline.terminal.TerminalBuilder.builder().system(true).build();
+        }
+        if (t == null) {
+            return new PlainInput(new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8)), out);
+        }
+        QmpCompleter completer = QmpCompleter.load(qmp);
+        return new LineEditingInput(t, completer, historyFile, terminal == null);
+    }
+
+    /** $XDG_STATE_HOME/livemig/qmp_history where XDG_STATE_HOME is set, else ~/.livemig_history. */
+    static Path historyFile() {
+        String xdg = System.getenv("XDG_STATE_HOME");
+        if (xdg != null && !xdg.isBlank() && Path.of(xdg).isAbsolute()) {
+            return Path.of(xdg, "livemig", "qmp_history");
+        }
+        return Path.of(System.getProperty("user.home"), ".livemig_history");
+    }
+
+    /** Where the shell reads lines from and prints events to. */
+    interface ShellInput extends AutoCloseable {
+        /** The next line, null at the end of input. */
+        String readLine(String prompt) throws IOException;
+
+        /** Prints {@code text} (an event) without breaking the line being typed. */
+        void printAbove(String text);
+
+        /** The history to show: {@code session} (this session's commands) or more. */
+        List<String> history(List<String> session);
+
+        @Override
+        void close() throws IOException;
+    }
+
+    /** Plain lines, as from a pipe. */
+    private record PlainInput(BufferedReader reader, PrintWriter out) implements ShellInput {
+        @Override
+        public String readLine(String prompt) throws IOException {
+            synchronized (out) {
+                out.print(prompt);
+                out.flush();
+            }
+            return reader.readLine();
+        }
+
+        @Override
+        public void printAbove(String text) {
+            synchronized (out) {
+                out.println(text);
+                out.flush();
+            }
+        }
+
+        @Override
+        public List<String> history(List<String> session) {
+            return session;
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    /** JLine: editing, history across sessions, completion. */
+    private static final class LineEditingInput implements ShellInput {
+        private final org.jline.terminal.Terminal terminal;
+        private final org.jline.reader.LineReader reader;
+        private final boolean ownTerminal;
+
+        LineEditingInput(org.jline.terminal.Terminal terminal, QmpCompleter completer, Path historyFile, boolean ownTerminal)
+                throws IOException {
+            this.terminal = terminal;
+            this.ownTerminal = ownTerminal;
+            Path dir = historyFile.toAbsolutePath().getParent();
+            if (dir != null) {
+                Files.createDirectories(dir);
+            }
+            this.reader = org.jline.reader.LineReaderBuilder.builder()
+                    .terminal(terminal)
+                    .appName("livemig-qmp")
+                    .completer(completer)
+                    .variable(org.jline.reader.LineReader.HISTORY_FILE, historyFile)
+                    .variable(org.jline.reader.LineReader.HISTORY_FILE_SIZE, 10_000)
+                    .option(org.jline.reader.LineReader.Option.HISTORY_IGNORE_DUPS, true)
+                    .option(org.jline.reader.LineReader.Option.DISABLE_EVENT_EXPANSION, true) // '!' is no history command here
+                    .build();
+        }
+
+        @Override
+        public String readLine(String prompt) {
+            while (true) {
+                try {
+                    return reader.readLine(prompt);
+                } catch (org.jline.reader.UserInterruptException ctrlC) {
+                    // Ctrl-C drops the line being typed, as in a shell
+                } catch (org.jline.reader.EndOfFileException eof) {
+                    return null;
+                }
+            }
+        }
+
+        @Override
+        public void printAbove(String text) {
+            reader.printAbove(text);
+        }
+
+        @Override
+        public List<String> history(List<String> session) {
+            List<String> all = new ArrayList<>();
+            reader.getHistory().forEach(e -> all.add(e.line()));
+            return all;
+        }
+
+        @Override
+        public void close() throws IOException {
+            reader.getHistory().save();
+            if (ownTerminal) {
+                terminal.close();
+            }
+        }
     }
 
     private int runLine(QmpClient qmp, String line, PrintWriter out, PrintWriter err) throws IOException {

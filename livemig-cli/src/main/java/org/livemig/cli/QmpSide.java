@@ -41,6 +41,32 @@ final class QmpSide implements DemoSide {
         return new QmpSide(ChildMachine.start(ChildMachine.javaCommand(true), args, dir, name));
     }
 
+    /** A QMP command; when the connection failed because the child died, the exception says how it died. */
+    private tools.jackson.databind.JsonNode exec(String command) throws IOException {
+        return exec(command, null);
+    }
+
+    private tools.jackson.databind.JsonNode exec(String command, ObjectNode args) throws IOException {
+        try {
+            return qmp.execute(command, args);
+        } catch (IOException e) {
+            throw explain(e);
+        }
+    }
+
+    /** The child's death, if that is why {@code e} happened; else {@code e}. */
+    private IOException explain(IOException e) {
+        try {
+            if (child.process().waitFor(1, java.util.concurrent.TimeUnit.SECONDS)) {
+                return new IOException("the " + child.name() + " process " + ChildMachine.describeExit(child.process().exitValue())
+                        + " (" + e.getMessage() + ")", e);
+            }
+        } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+        }
+        return e;
+    }
+
     long pid() {
         return child.pid();
     }
@@ -58,17 +84,17 @@ final class QmpSide implements DemoSide {
         ObjectNode a = QmpJson.object();
         ArrayNode list = a.putArray("capabilities");
         caps.forEach((k, v) -> list.addObject().put("capability", k).put("state", v));
-        qmp.execute("migrate-set-capabilities", a);
+        exec("migrate-set-capabilities", a);
     }
 
     @Override
     public void setParameters(ObjectNode params) throws IOException {
-        qmp.execute("migrate-set-parameters", params);
+        exec("migrate-set-parameters", params);
     }
 
     @Override
     public String migrateIncoming(String uri) throws IOException {
-        qmp.execute("migrate-incoming", QmpClient.args("uri", uri));
+        exec("migrate-incoming", QmpClient.args("uri", uri));
         if (uri.startsWith("tcp:") && uri.endsWith(":0")) {
             throw new IOException("a two-process demo needs a fixed tcp port");
         }
@@ -77,17 +103,17 @@ final class QmpSide implements DemoSide {
 
     @Override
     public void migrate(String uri) throws IOException {
-        qmp.execute("migrate", QmpClient.args("uri", uri));
+        exec("migrate", QmpClient.args("uri", uri));
     }
 
     @Override
     public ObjectNode queryMigrate() throws IOException {
-        return (ObjectNode) qmp.execute("query-migrate");
+        return (ObjectNode) exec("query-migrate");
     }
 
     @Override
     public String status() throws IOException {
-        return qmp.execute("query-status").path("status").asString();
+        return exec("query-status").path("status").asString();
     }
 
     @Override
@@ -97,23 +123,40 @@ final class QmpSide implements DemoSide {
     }
 
     @Override
+    public boolean awaitFirstPass(Duration timeout) throws IOException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            try {
+                qmp.waitForEvent(org.livemig.monitor.MigrationCommands.MIGRATION_PASS, Duration.ofMillis(250));
+                return true;
+            } catch (java.util.concurrent.TimeoutException notYet) {
+                String s = queryMigrate().path("status").asString();
+                if (s.equals("completed") || s.equals("failed") || s.equals("cancelled")) {
+                    return false;
+                }
+            }
+        }
+        return false;
+    }
+
+    @Override
     public void startPostcopy() throws IOException {
-        qmp.execute("migrate-start-postcopy");
+        exec("migrate-start-postcopy");
     }
 
     @Override
     public void stop() throws IOException {
-        qmp.execute("stop");
+        exec("stop");
     }
 
     @Override
     public void cont() throws IOException {
-        qmp.execute("cont");
+        exec("cont");
     }
 
     @Override
     public void cancel() throws IOException {
-        qmp.execute("migrate_cancel");
+        exec("migrate_cancel");
     }
 
     @Override
@@ -138,7 +181,7 @@ final class QmpSide implements DemoSide {
     public void resume(String uri) throws IOException {
         ObjectNode a = QmpClient.args("uri", uri);
         a.put("resume", true);
-        qmp.execute("migrate", a);
+        exec("migrate", a);
     }
 
     /** Runs {@code command} out of band on a connection of its own (yank, migrate-pause, ...). */

@@ -24,13 +24,16 @@ import picocli.CommandLine.Spec;
 /**
  * {@code livemig relay}: sits between a migration source and its destination (QEMU's or ours),
  * forwarding the stream unchanged while decoding it, and the return path back. Statistics go to
- * standard output at the end; errors are one line on stderr and exit status 1 (2 when the
- * migration passed but its stream could not be fully decoded).
+ * standard output at the end; errors are one line on stderr, exit statuses as {@link ExitCodes}
+ * (6 when the migration passed but its stream could not be fully decoded).
  */
 @Command(name = "relay", mixinStandardHelpOptions = true,
         description = {"Relay one live migration: accept the source on --listen, connect to the destination",
             "on --to, forward every byte both ways unchanged while decoding each section, and print",
-            "statistics at the end."})
+            "statistics at the end."},
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
+        exitCodeList = {"0:relayed and decoded", "1:the relayed migration broke (a peer went away, or --idle-timeout passed)",
+                ExitCodes.USAGE_TEXT, "4:the destination could not be reached", ExitCodes.NOT_DECODED_TEXT})
 public final class RelayCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -70,7 +73,7 @@ public final class RelayCommand implements Callable<Integer> {
             dst = MigrationAddress.parse(to);
         } catch (IllegalArgumentException e) {
             err.println("livemig relay: " + e.getMessage());
-            return 1;
+            return ExitCodes.USAGE;
         }
         try (MigrationListener listener = Transports.listen(from)) {
             err.println("livemig relay: listening on " + listener.boundAddress().uri());
@@ -100,7 +103,7 @@ public final class RelayCommand implements Callable<Integer> {
                 out.flush();
                 if (r.decodeError() != null) {
                     err.println("livemig relay: the stream was forwarded but not fully decoded: " + r.decodeError());
-                    return 2;
+                    return ExitCodes.NOT_DECODED;
                 }
                 return 0;
             } finally {
@@ -110,7 +113,7 @@ public final class RelayCommand implements Callable<Integer> {
             }
         } catch (IOException | RuntimeException e) {
             err.println("livemig relay: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
-            return 1;
+            return e instanceof java.net.ConnectException ? ExitCodes.UNREACHABLE : ExitCodes.FAILED;
         }
     }
 

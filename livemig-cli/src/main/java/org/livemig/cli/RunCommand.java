@@ -1,5 +1,6 @@
 package org.livemig.cli;
 
+import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Callable;
 import org.livemig.machine.Machine;
@@ -13,14 +14,24 @@ import org.livemig.monitor.QmpServer;
 import org.livemig.monitor.RunStateCommands;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code livemig run}: one long-lived machine process, as {@code qemu-system} is: the guest runs
  * (or waits for {@code --incoming}), and a QMP monitor drives it until {@code quit}.
  */
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = "Run a machine, driven over QMP, optionally waiting for an incoming migration.")
+        description = {"Run a machine, driven over QMP, optionally waiting for an incoming migration.",
+            "Once its QMP sockets listen it prints one line on stderr, 'livemig run: ready ...'; with --daemonize it returns"
+                    + " then, leaving the machine running in the background, so that a script's next command finds the sockets."},
+        exitCodeListHeading = ExitCodes.HEADING, footer = "",
+        exitCodeList = {"0:quit (the QMP command), or with --daemonize: the machine is ready in the background",
+                "1:an incoming migration failed and exit-on-error was on (as QEMU); or the machine could not start",
+                ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",
+                ExitCodes.FILE_TEXT,
+                "128+N:killed by signal N (as the shell reports it)"})
 final class RunCommand implements Callable<Integer> {
     @Mixin
     MachineOptions machine = new MachineOptions();
@@ -46,10 +57,24 @@ final class RunCommand implements Callable<Integer> {
                     + " mig/dst/fault, mig/dst/preempt); needs CAP_SYS_NICE or RLIMIT_RTPRIO. 0 (default): normal scheduling.")
     int postcopyRequestPriority;
 
-    @Option(names = "--x-fault-outgoing", description = "Test hook: faults injected into outgoing migrations (e.g. cut:after=1m).")
+    @Option(names = "--daemonize",
+            description = "As QEMU's -daemonize: return once the machine is ready (its QMP sockets listen), leaving it running"
+                    + " in the background, detached from the terminal; its later output is discarded.")
+    boolean daemonize;
+
+    @Option(names = "--pidfile", paramLabel = "FILE",
+            description = "As QEMU's -pidfile: write the machine's process id to FILE once it is ready (locked while it runs,"
+                    + " removed when it exits); a FILE locked by a running machine is refused.")
+    Path pidfile;
+
+    /** Set in the process a --daemonize started: it reports readiness to its parent on stdout. */
+    @Option(names = "--x-daemon-child", hidden = true)
+    boolean daemonChild;
+
+    @Option(names = "--x-fault-outgoing", hidden = true, description = "Test hook: faults injected into outgoing migrations (e.g. cut:after=1m).")
     String faultOutgoing;
 
-    @Option(names = "--x-fault-incoming", description = "Test hook: faults injected into incoming migrations.")
+    @Option(names = "--x-fault-incoming", hidden = true, description = "Test hook: faults injected into incoming migrations.")
     String faultIncoming;
 
     @Option(names = "--warm-up", negatable = true, defaultValue = "true", fallbackValue = "true",
@@ -57,12 +82,22 @@ final class RunCommand implements Callable<Integer> {
                     + "runs compiled code; gives way to a real migration at once (default: on; --no-warm-up skips it).")
     boolean warmUp;
 
+    @Spec
+    CommandSpec spec;
+
     @Override
     public Integer call() throws Exception {
+        if (qmp.isEmpty() && (daemonize || daemonChild)) {
+            throw new IllegalArgumentException("--daemonize needs --qmp: a machine in the background is driven over QMP");
+        }
+        if (daemonize) {
+            return Daemon.start(spec, pidfile);
+        }
         // Started first, so that it runs while the machine pre-faults its RAM; it gives way to
         // this process's own migrations (giveWayTo below).
         WarmUp warm = warmUp ? WarmUp.start(WarmUp.DEFAULT_ROUNDS) : null;
         Machine.Config cfg = machine.config(name == null ? "livemig" : name);
+        Daemon.PidFile pid = pidfile == null ? null : Daemon.PidFile.lock(pidfile);
         CountDownLatch quit = new CountDownLatch(1);
         try (Machine m = new Machine(cfg)) {
             Migration mig = new Migration(m);
@@ -77,6 +112,9 @@ final class RunCommand implements Callable<Integer> {
                         org.livemig.transport.FaultSpec.parse(faultIncoming == null ? "" : faultIncoming));
             }
             m.setExitHandler(status -> {
+                if (pid != null) {
+                    pid.release();
+                }
                 System.err.flush();
                 Runtime.getRuntime().halt(status);
             });
@@ -103,9 +141,24 @@ final class RunCommand implements Callable<Integer> {
                 }
                 return null;
             }, 60_000);
+            if (pid != null) {
+                pid.write();
+            }
+            // One line for people and scripts: the machine can be driven now.
+            System.err.println("livemig run: ready: pid " + ProcessHandle.current().pid() + ", QMP on " + String.join(", ", qmp)
+                    + (incoming == null ? ", guest " + (noAutostart ? "stopped (-S; 'cont' starts it)" : "running")
+                    : incoming.equals("defer") ? ", waiting for migrate-incoming" : ", waiting for a migration on " + incoming));
+            System.err.flush();
+            if (daemonChild) {
+                Daemon.detached();
+            }
             quit.await();
             server.close();
             // Closing the machine ends its migrations first (their threads joined).
+        } finally {
+            if (pid != null) {
+                pid.release();
+            }
         }
         return 0;
     }

@@ -35,6 +35,9 @@ final class Sizes {
     }
 
     static String human(long bytes) {
+        if (bytes >= 1L << 40) {
+            return String.format("%.2f TiB", bytes / (double) (1L << 40));
+        }
         if (bytes >= 1L << 30) {
             return String.format("%.2f GiB", bytes / (double) (1L << 30));
         }

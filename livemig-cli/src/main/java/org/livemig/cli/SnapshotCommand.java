@@ -14,10 +14,13 @@ import tools.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 /** {@code livemig snapshot save|load}: a machine to a file in QEMU's stream format and back. */
-@Command(name = "snapshot", description = "Save a machine to a file or load it back.",
+@Command(name = "snapshot", mixinStandardHelpOptions = true, description = "Save a machine to a file or load it back.",
         subcommands = {SnapshotCommand.Save.class, SnapshotCommand.Load.class})
 final class SnapshotCommand {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -27,7 +30,10 @@ final class SnapshotCommand {
     }
 
     @Command(name = "save", mixinStandardHelpOptions = true,
-            description = "Run a machine briefly, stop it and save it to FILE (plus FILE.check.json, its fingerprint).")
+            description = "Run a machine briefly, stop it and save it to FILE (plus FILE.check.json, its fingerprint).",
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:saved", ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",
+                    "3:FILE cannot be written (no such directory, permission)"})
     static final class Save implements Callable<Integer> {
         @Parameters(index = "0", description = "Output file.")
         Path file;
@@ -41,6 +47,7 @@ final class SnapshotCommand {
 
         @Override
         public Integer call() throws Exception {
+            checkWritable(file);
             Machine.Config cfg = machine.config("snapshot-source");
             try (Machine m = new Machine(cfg)) {
                 m.mainLoop().runAndWait(() -> m.boot(RunState.RUNNING));
@@ -69,20 +76,50 @@ final class SnapshotCommand {
     }
 
     @Command(name = "load", mixinStandardHelpOptions = true,
-            description = "Load FILE into a fresh machine; with --verify check the A-B property and every device's state.")
+            description = {"Load FILE into a fresh machine; with --verify check the A-B property and every device's state.",
+                "The machine is the one FILE.check.json (written by save) describes; without that file, the options say what"
+                        + " machine the snapshot was saved from. Options that contradict FILE.check.json are refused."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:loaded (and with --verify: verified)", "1:loaded, but --verify found a difference",
+                    ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",
+                    "3:FILE cannot be read (no such file, permission) or is not a snapshot livemig can load"})
     static final class Load implements Callable<Integer> {
         @Parameters(index = "0", description = "Snapshot file.")
         Path file;
 
-        @Mixin
-        MachineOptions machine = new MachineOptions();
+        @Option(names = "--ram", description = "Guest RAM the snapshot was saved with (default: from FILE.check.json, else 1G).")
+        String ram;
+
+        @Option(names = "--vcpus", description = "vCPUs (default: from FILE.check.json, else 2).")
+        Integer vcpus;
+
+        @Option(names = "--workload", description = "The saved guest's workload, which --verify's A-B check needs"
+                + " (default: from FILE.check.json, else ab).")
+        String workload;
+
+        @Option(names = "--blob-size", description = "Size of the blob device's state (default: from FILE.check.json, else 64K).")
+        String blobSize;
+
+        @Option(names = "--seed", description = "Seed of the saved machine (default: from FILE.check.json, else 1).")
+        Long seed;
+
+        @Option(names = "--fill", hidden = true, description = "Refused: the snapshot's RAM replaces the machine's.")
+        String fill;
 
         @Option(names = "--verify", description = "Check the loaded machine against the fingerprint saved beside the file.")
         boolean verify;
 
+        @Spec
+        CommandSpec spec;
+
         @Override
         public Integer call() throws Exception {
-            Machine.Config cfg = machine.config("snapshot-destination");
+            if (fill != null) {
+                throw new ParameterException(spec.commandLine(),
+                        "--fill does not apply to snapshot load: the snapshot's RAM contents replace the machine's");
+            }
+            checkReadable(file);
+            Machine.Config cfg = Machine.Config.defaults().withName("snapshot-destination");
             JsonNode check = null;
             Path side = sidecar(file);
             if (Files.exists(side)) {
@@ -92,6 +129,9 @@ final class SnapshotCommand {
                         .withWorkload(c.get("workload").asString()).withBlobSize(c.get("blob-size").asInt())
                         .withSeed(c.get("seed").asLong());
             }
+            cfg = given(cfg, check != null, side);
+            long need = cfg.ramSize();
+            HostMemory.read().ifPresent(h -> h.require(need, 1, "the snapshot's RAM (" + Sizes.human(need) + ")"));
             try (Machine m = new Machine(cfg)) {
                 m.mainLoop().runAndWait(() -> m.boot(RunState.PAUSED));
                 long t0 = System.nanoTime();
@@ -102,8 +142,8 @@ final class SnapshotCommand {
                         return StateDigest.of(m);
                     }, 600_000);
                 } catch (java.io.IOException e) {
-                    System.err.println("livemig: load of " + file + " failed: " + e.getMessage());
-                    return 1;
+                    System.err.println("livemig: load of " + file + " failed: " + Main.describe(e));
+                    return ExitCodes.FILE;
                 }
                 double secs = (System.nanoTime() - t0) / 1e9;
                 System.out.printf("loaded %s in %.2f s; machine is %s%n", file, secs, m.runState().qemuName());
@@ -129,6 +169,74 @@ final class SnapshotCommand {
                 System.out.println(ok ? "verified" : "NOT verified");
                 return ok ? 0 : 1;
             }
+        }
+
+        /**
+         * The options given on the command line, over {@code cfg}: with a FILE.check.json
+         * ({@code fromSidecar}) each must agree with it, since the snapshot holds that machine.
+         */
+        private Machine.Config given(Machine.Config cfg, boolean fromSidecar, Path side) {
+            Machine.Config out = cfg;
+            if (ram != null) {
+                out = agree(out.withRam(Sizes.parse(ram)), cfg.ramSize() != Sizes.parse(ram), fromSidecar, side,
+                        "--ram " + ram, Sizes.human(cfg.ramSize()));
+            }
+            if (vcpus != null) {
+                out = agree(out.withVcpus(vcpus), cfg.vcpus() != vcpus, fromSidecar, side, "--vcpus " + vcpus, cfg.vcpus() + " vCPUs");
+            }
+            if (workload != null) {
+                out = agree(out.withWorkload(workload), !cfg.workload().equals(workload), fromSidecar, side,
+                        "--workload " + workload, "workload " + cfg.workload());
+            }
+            if (blobSize != null) {
+                long b = Sizes.parse(blobSize);
+                out = agree(out.withBlobSize((int) Math.min(Integer.MAX_VALUE, b)), cfg.blobSize() != b, fromSidecar, side,
+                        "--blob-size " + blobSize, "blob size " + cfg.blobSize());
+            }
+            if (seed != null) {
+                out = agree(out.withSeed(seed), cfg.seed() != seed, fromSidecar, side, "--seed " + seed, "seed " + cfg.seed());
+            }
+            return out;
+        }
+
+        private Machine.Config agree(Machine.Config withOption, boolean differs, boolean fromSidecar, Path side,
+                                     String option, String saved) {
+            if (differs && fromSidecar) {
+                throw new ParameterException(spec.commandLine(), option + " contradicts the saved machine (" + saved
+                        + ", from " + side + "); leave it out: a snapshot loads into the machine it was saved from");
+            }
+            return withOption;
+        }
+    }
+
+    /** Refuses, before a machine is built, a FILE that cannot be read, saying why. */
+    static void checkReadable(Path file) throws java.io.IOException {
+        Path parent = file.toAbsolutePath().getParent();
+        if (parent != null && !Files.isDirectory(parent)) {
+            throw new java.nio.file.NoSuchFileException(file.toString());
+        }
+        if (!Files.exists(file)) {
+            throw new java.nio.file.NoSuchFileException(file.toString());
+        }
+        if (Files.isDirectory(file)) {
+            throw new java.nio.file.FileSystemException(file.toString(), null, "is a directory, not a snapshot file");
+        }
+        if (!Files.isReadable(file)) {
+            throw new java.nio.file.AccessDeniedException(file.toString());
+        }
+    }
+
+    /** Refuses, before a machine is built and run, a FILE that cannot be written, saying why. */
+    static void checkWritable(Path file) throws java.io.IOException {
+        Path parent = file.toAbsolutePath().getParent();
+        if (parent != null && !Files.isDirectory(parent)) {
+            throw new java.nio.file.NoSuchFileException(file.toString());
+        }
+        if (Files.isDirectory(file)) {
+            throw new java.nio.file.FileSystemException(file.toString(), null, "is a directory");
+        }
+        if (Files.exists(file) ? !Files.isWritable(file) : parent != null && !Files.isWritable(parent)) {
+            throw new java.nio.file.AccessDeniedException(Files.exists(file) ? file.toString() : parent.toString());
         }
     }
 }

@@ -79,12 +79,12 @@ class AnalyzeCommandTest {
     }
 
     @Test
-    void malformedStreamIsOneLineAndStatus2() throws Exception {
+    void malformedStreamIsOneLineAndStatus3() throws Exception {
         Path bad = dir.resolve("bad.mig");
         byte[] s = Files.readAllBytes(fixture("pc-16M-paused.mig"));
         Files.write(bad, java.util.Arrays.copyOf(s, 1000));
         Run r = run("analyze", bad.toString());
-        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.status()).isEqualTo(ExitCodes.FILE);
         assertThat(r.out()).isEmpty();
         assertThat(r.err().strip()).doesNotContain("\n").doesNotContain("Exception")
                 .contains("stream truncated").contains("at byte offset").contains("in section ram");
@@ -95,13 +95,13 @@ class AnalyzeCommandTest {
         Path notStream = dir.resolve("x.json");
         Files.writeString(notStream, "{\"page_size\": 4096}\n");
         Run r = run("analyze", notStream.toString());
-        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.status()).isEqualTo(ExitCodes.FILE);
         assertThat(r.err().strip()).doesNotContain("\n").contains("not a QEMU migration stream");
         r = run("analyze", dir.resolve("nope.mig").toString());
-        assertThat(r.status()).isEqualTo(1);
+        assertThat(r.status()).isEqualTo(ExitCodes.FILE);
         assertThat(r.err().strip()).isEqualTo("livemig analyze: no such file: " + dir.resolve("nope.mig"));
         r = run("analyze", fixture("pc-16M-paused.mig").toString(), "--dump", "ram");
-        assertThat(r.status()).isEqualTo(1);
+        assertThat(r.status()).isEqualTo(ExitCodes.USAGE);
         assertThat(r.err().strip()).doesNotContain("\n").contains("'state' or 'desc'");
     }
 

@@ -8,6 +8,8 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -133,11 +135,11 @@ class QmpClientCommandTest {
     }
 
     @Test
-    void usageAndConnectionProblemsExitTwo() {
+    void usageProblemsExitTwoAndAnUnreachableMonitorFour() {
         assertThat(run("", sock, "stop", "novalue").status()).isEqualTo(2);
         assertThat(run("", sock, "x-args", "s=1", "s=2").err()).contains("given twice");
         Run nobody = run("", dir.resolve("nobody.sock").toString(), "query-status");
-        assertThat(nobody.status()).isEqualTo(2);
+        assertThat(nobody.status()).isEqualTo(ExitCodes.UNREACHABLE);
         assertThat(nobody.err()).contains("nobody.sock");
     }
 
@@ -155,5 +157,74 @@ class QmpClientCommandTest {
         assertThat(r.err()).contains("Error: argument 'x' is not key=value");
         assertThat(r.out()).contains("   1  query-name", "   2  x-emit", "   3  nope", "   6  bogus-line-without-equals x");
         assertThat(r.out()).as("nothing after exit").doesNotContain("\"status\": \"running\"");
+    }
+
+    /** A shell on a (dumb) terminal over the test's streams, with its history in {@code history}. */
+    private Run shellOnTerminal(String typed, Path history) throws IOException {
+        QmpClientCommand cmd = new QmpClientCommand();
+        java.io.ByteArrayOutputStream screen = new java.io.ByteArrayOutputStream();
+        // Typed ahead into a pipe that stays open: a terminal's input does not end when the typing stops.
+        java.io.PipedOutputStream keys = new java.io.PipedOutputStream();
+        java.io.PipedInputStream keyboard = new java.io.PipedInputStream(keys, 1 << 16);
+        keys.write(typed.getBytes(StandardCharsets.UTF_8));
+        keys.flush();
+        cmd.terminal = org.jline.terminal.TerminalBuilder.builder().system(false).type("dumb").streams(keyboard, screen).build();
+        cmd.historyFile = history;
+        CommandLine cl = new CommandLine(cmd);
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int status = cl.execute(sock);
+        cmd.terminal.close();
+        keys.close();
+        return new Run(status, out + screen.toString(StandardCharsets.UTF_8), err.toString());
+    }
+
+    @Test
+    void theLineEditingShellKeepsItsHistoryAcrossSessions() throws Exception {
+        Path history = dir.resolve("state").resolve("livemig").resolve("qmp_history");
+        Run first = shellOnTerminal("query-status\nx-args s=first-session\nexit\n", history);
+        assertThat(first.status()).as(first.err()).isZero();
+        assertThat(first.out()).contains("\"running\": true").contains("first-session");
+        assertThat(java.nio.file.Files.readString(history)).contains("query-status").contains("x-args s=first-session");
+        Run second = shellOnTerminal("history\nexit\n", history);
+        assertThat(second.status()).isZero();
+        assertThat(second.out()).containsPattern("\\d+  query-status").containsPattern("\\d+  x-args s=first-session");
+    }
+
+    @Test
+    void historyLivesInTheXdgStateDirectoryOrTheHome() {
+        Path h = QmpClientCommand.historyFile();
+        String xdg = System.getenv("XDG_STATE_HOME");
+        if (xdg != null && !xdg.isBlank()) {
+            assertThat(h).isEqualTo(Path.of(xdg, "livemig", "qmp_history"));
+        } else {
+            assertThat(h).isEqualTo(Path.of(System.getProperty("user.home"), ".livemig_history"));
+        }
+    }
+
+    @Test
+    void completionOffersCommandsArgumentsAndEnumValuesFromTheMonitor() throws Exception {
+        org.livemig.monitor.MigrationCommands.register(server, new org.livemig.migration.Migration(machine));
+        QmpCompleter completer;
+        try (org.livemig.monitor.QmpClient c = org.livemig.monitor.QmpClient.connect("unix:" + sock)) {
+            c.negotiate();
+            completer = QmpCompleter.load(c);
+        }
+        assertThat(completions(completer, "query-st")).contains("query-status", "query-migrate");
+        assertThat(completions(completer, "oob migrate-re")).contains("migrate-recover");
+        assertThat(completions(completer, "migrate-set-parameters max-b")).contains("max-bandwidth=", "downtime-limit=");
+        assertThat(completions(completer, "migrate-set-parameters multifd-compression=")).contains(
+                "multifd-compression=none", "multifd-compression=zstd");
+        assertThat(completions(completer, "migrate uri=tcp:1 det")).contains("detach=", "resume=");
+        assertThat(completions(completer, "migrate resume=")).containsExactlyInAnyOrder("resume=true", "resume=false");
+    }
+
+    private static List<String> completions(QmpCompleter c, String line) {
+        org.jline.reader.ParsedLine parsed = new org.jline.reader.impl.DefaultParser().parse(line, line.length());
+        List<org.jline.reader.Candidate> out = new java.util.ArrayList<>();
+        c.complete(null, parsed, out);
+        return out.stream().map(org.jline.reader.Candidate::value).toList();
     }
 }

@@ -111,7 +111,8 @@ class TwoProcessTest {
 
     /**
      * A guest dirtying 64 MiB/s against 16 MiB/s of bandwidth never converges under precopy; the
-     * demo switches to postcopy after the first pass, the destination's guest runs and pulls its
+     * demo switches to postcopy right after the first pass (on its MIGRATION_PASS event, so every
+     * run sends the same one pass first), the destination's guest runs and pulls its
      * pages, and every page it has not written since equals the source's. Optionally the
      * postcopy channel is broken (migrate-pause, out-of-band over QMP) and recovered on a new
      * address (migrate-recover, migrate resume=true).
@@ -124,8 +125,8 @@ class TwoProcessTest {
             org.junit.jupiter.api.Assumptions.assumeTrue(a.available(), "userfaultfd unavailable: " + a.reason());
         }
         java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of("demo", "--postcopy",
-                "--postcopy-backend", backend, "--ram", "64M", "--workload", "random-writes:64", "--max-bandwidth", "16M",
-                "--json", "--run-before-ms", "300"));
+                "--postcopy-backend", backend, "--ram", "64M", "--fill", "random", "--workload", "random-writes:64",
+                "--max-bandwidth", "16M", "--json", "--run-before-ms", "300"));
         if (pause) {
             args.add("--postcopy-pause");
         }
@@ -137,6 +138,10 @@ class TwoProcessTest {
         assertThat(r.get("destination").get("status").asString()).isEqualTo("completed");
         assertThat(r.get("destination").get("x-postcopy-backend").asString()).isEqualTo(backend);
         assertThat(r.get("source").get("ram").get("postcopy-bytes").asLong()).isPositive();
+        // As its help says, the switch comes right after the first precopy pass: one pass of the
+        // 64 MiB of random RAM went before it (not none, not two), and little more.
+        long precopy = r.get("source").get("ram").get("precopy-bytes").asLong();
+        assertThat(precopy).as("precopy bytes").isBetween(64L << 20, (64L << 20) * 5 / 4);
         assertThat(r.get("checks").get("pages-differing").asLong()).isZero();
         assertThat(r.get("checks").get("pages-compared").asLong()).isPositive();
         if (pause) {

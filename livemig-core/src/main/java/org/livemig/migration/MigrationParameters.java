@@ -6,11 +6,14 @@ package org.livemig.migration;
  * migration runs; a copy is taken when a migration starts.
  */
 public final class MigrationParameters {
-    /** Bytes per second; QEMU's default MAX_THROTTLE is 128 MiB/s. 0 means unlimited. */
+    /** QEMU's MAX_MIGRATE_DOWNTIME: 2000 s, in milliseconds. */
+    public static final long MAX_DOWNTIME_LIMIT = 2_000_000;
+
+    /** Bytes per second (unsigned, as QMP's size); QEMU's default MAX_THROTTLE is 128 MiB/s. 0 means unlimited. */
     public long maxBandwidth = 128L << 20;
-    /** Bytes per second for the background pages of postcopy (requested pages are never held back); 0 means unlimited. */
+    /** Bytes per second (unsigned) for the background pages of postcopy (requested pages are never held back); 0 means unlimited. */
     public long maxPostcopyBandwidth = 0;
-    /** Milliseconds the guest may be stopped at switchover. */
+    /** Milliseconds the guest may be stopped at switchover (0 to {@link #MAX_DOWNTIME_LIMIT}). */
     public long downtimeLimit = 300;
     /** Percent of vCPU time taken at the first auto-converge throttle step. */
     public int cpuThrottleInitial = 20;
@@ -42,16 +45,15 @@ public final class MigrationParameters {
         return p;
     }
 
-    /** Checks ranges as QEMU does; throws with a message naming the parameter. */
+    /**
+     * Checks ranges as QEMU 7.2's migrate-set-parameters does, in its order and with its texts;
+     * throws with a message naming the parameter. The two bandwidths and the downtime limit are
+     * QMP uint64/size values held as their 64-bit pattern (read them unsigned): a bandwidth
+     * above {@code Long.MAX_VALUE}, or -1 sent over QMP, is as good as unlimited.
+     */
     public void validate() {
-        if (maxBandwidth < 0) {
-            throw new IllegalArgumentException("Parameter 'max-bandwidth' expects a non-negative size");
-        }
-        if (maxPostcopyBandwidth < 0) {
-            throw new IllegalArgumentException("Parameter 'max-postcopy-bandwidth' expects a non-negative size");
-        }
-        if (downtimeLimit < 0 || downtimeLimit > 2_000_000) {
-            throw new IllegalArgumentException("Parameter 'downtime_limit' expects an integer in the range of 0 to 2000000 milliseconds");
+        if (throttleTriggerThreshold < 1 || throttleTriggerThreshold > 100) {
+            throw new IllegalArgumentException("Parameter 'throttle_trigger_threshold' expects an integer in the range of 1 to 100");
         }
         if (cpuThrottleInitial < 1 || cpuThrottleInitial > 99) {
             throw new IllegalArgumentException("Parameter 'cpu_throttle_initial' expects an integer in the range of 1 to 99");
@@ -59,11 +61,14 @@ public final class MigrationParameters {
         if (cpuThrottleIncrement < 1 || cpuThrottleIncrement > 99) {
             throw new IllegalArgumentException("Parameter 'cpu_throttle_increment' expects an integer in the range of 1 to 99");
         }
-        if (maxCpuThrottle < 1 || maxCpuThrottle > 99) {
-            throw new IllegalArgumentException("Parameter 'max_cpu_throttle' expects an integer in the range of 1 to 99");
+        if (Long.compareUnsigned(downtimeLimit, MAX_DOWNTIME_LIMIT) > 0) {
+            throw new IllegalArgumentException("Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms");
         }
         if (multifdChannels < 1 || multifdChannels > 255) {
             throw new IllegalArgumentException("Parameter 'multifd_channels' expects a value between 1 and 255");
+        }
+        if (maxCpuThrottle < cpuThrottleInitial || maxCpuThrottle > 99) {
+            throw new IllegalArgumentException("Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial to 99");
         }
         if (!"none".equals(multifdCompression)) {
             throw new IllegalArgumentException("Parameter 'multifd-compression' value '" + multifdCompression
@@ -71,9 +76,6 @@ public final class MigrationParameters {
         }
         if (xCheckpointDelay < 0 || xCheckpointDelay > 0xFFFF_FFFFL) {
             throw new IllegalArgumentException("Parameter 'x-checkpoint-delay' expects uint32_t");
-        }
-        if (throttleTriggerThreshold < 1 || throttleTriggerThreshold > 100) {
-            throw new IllegalArgumentException("Parameter 'throttle_trigger_threshold' expects an integer in the range of 1 to 100");
         }
     }
 }

@@ -451,7 +451,9 @@ public final class Outgoing {
         boolean wasCancel = cancelled();
         error = wasCancel ? null : describe(e);
         if (!wasCancel) {
-            LOG.log(Level.WARNING, "outgoing migration failed: " + error, e);
+            // One line for the operator; the stack trace only at debug level (FINE).
+            LOG.log(Level.WARNING, "outgoing migration failed: " + error);
+            LOG.log(Level.FINE, "outgoing migration failed", e);
         }
         totalTimeMillis = System.currentTimeMillis() - startMillis;
         if (saver != null) {

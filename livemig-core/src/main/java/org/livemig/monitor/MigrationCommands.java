@@ -276,9 +276,9 @@ public final class MigrationCommands {
             r.put("throttle-trigger-threshold", p.throttleTriggerThreshold);
             r.put("cpu-throttle-initial", p.cpuThrottleInitial);
             r.put("cpu-throttle-increment", p.cpuThrottleIncrement);
-            r.put("max-bandwidth", p.maxBandwidth);
-            r.put("downtime-limit", p.downtimeLimit);
-            r.put("max-postcopy-bandwidth", p.maxPostcopyBandwidth);
+            r.put("max-bandwidth", unsigned(p.maxBandwidth));
+            r.put("downtime-limit", unsigned(p.downtimeLimit));
+            r.put("max-postcopy-bandwidth", unsigned(p.maxPostcopyBandwidth));
             r.put("max-cpu-throttle", p.maxCpuThrottle);
             r.put("multifd-channels", p.multifdChannels);
             r.put("multifd-compression", p.multifdCompression);
@@ -383,6 +383,11 @@ public final class MigrationCommands {
         }).build();
     }
 
+    /** A uint64 parameter as QEMU prints it: 2^64-1, not -1. */
+    private static java.math.BigInteger unsigned(long v) {
+        return new java.math.BigInteger(Long.toUnsignedString(v));
+    }
+
     private static String instanceName(JsonNode i) {
         String type = i.get("type").asString();
         return switch (type) {
@@ -409,11 +414,12 @@ public final class MigrationCommands {
             p.multifdCompression = value.asString();
             return;
         }
+        // Checked as QEMU's type already; uint64 values keep their 64-bit pattern (-1 is 2^64-1, as in QEMU).
+        long v = value.bigIntegerValue().longValue();
         if (name.equals("x-checkpoint-delay")) {
-            p.xCheckpointDelay = value.asLong();
+            p.xCheckpointDelay = v;
             return;
         }
-        long v = value.asLong();
         switch (name) {
             case "max-bandwidth" -> p.maxBandwidth = v;
             case "downtime-limit" -> p.downtimeLimit = v;
@@ -422,7 +428,7 @@ public final class MigrationCommands {
             case "cpu-throttle-increment" -> p.cpuThrottleIncrement = (int) v;
             case "max-cpu-throttle" -> p.maxCpuThrottle = (int) v;
             case "throttle-trigger-threshold" -> p.throttleTriggerThreshold = (int) v;
-            case "multifd-channels" -> p.multifdChannels = (int) Math.max(Integer.MIN_VALUE, Math.min(Integer.MAX_VALUE, v));
+            case "multifd-channels" -> p.multifdChannels = (int) v;
             default -> throw new IllegalStateException(name);
         }
     }
@@ -436,20 +442,29 @@ public final class MigrationCommands {
 
     static {
         var m = new java.util.LinkedHashMap<String, QmpType>();
-        for (String n : List.of("announce-initial", "announce-max", "announce-rounds", "announce-step",
-                "compress-level", "compress-threads", "decompress-threads", "throttle-trigger-threshold",
-                "cpu-throttle-initial", "cpu-throttle-increment", "max-bandwidth", "downtime-limit",
-                "multifd-channels", "xbzrle-cache-size", "max-postcopy-bandwidth",
-                "max-cpu-throttle", "multifd-zlib-level", "multifd-zstd-level")) {
-            m.put(n, QmpType.INT);
+        // QEMU 7.2's QAPI types: its input visitor answers "expects uint8_t" etc. before any range check.
+        for (String n : List.of("announce-initial", "announce-max", "announce-rounds", "announce-step")) {
+            m.put(n, QmpType.SIZE);
         }
+        for (String n : List.of("compress-level", "compress-threads", "decompress-threads", "throttle-trigger-threshold",
+                "cpu-throttle-initial", "cpu-throttle-increment")) {
+            m.put(n, QmpType.UINT8);
+        }
+        m.put("max-bandwidth", QmpType.SIZE);
+        m.put("downtime-limit", QmpType.UINT64);
+        m.put("x-checkpoint-delay", QmpType.UINT32);
+        m.put("multifd-channels", QmpType.UINT8);
+        m.put("xbzrle-cache-size", QmpType.SIZE);
+        m.put("max-postcopy-bandwidth", QmpType.SIZE);
+        m.put("max-cpu-throttle", QmpType.UINT8);
+        m.put("multifd-zlib-level", QmpType.UINT8);
+        m.put("multifd-zstd-level", QmpType.UINT8);
         for (String n : List.of("compress-wait-thread", "cpu-throttle-tailslow", "block-incremental")) {
             m.put(n, QmpType.BOOL);
         }
         for (String n : List.of("tls-creds", "tls-hostname", "tls-authz")) {
             m.put(n, QmpType.STR_OR_NULL);
         }
-        m.put("x-checkpoint-delay", QmpType.UINT32);
         m.put("multifd-compression", QmpType.enumOf("MultiFDCompression", "none", "zlib", "zstd"));
         m.put("block-bitmap-mapping", QmpType.arrayOf(QmpType.ANY));
         QEMU_PARAMETERS = java.util.Collections.unmodifiableMap(m);

@@ -322,6 +322,7 @@ public final class QmpServer implements AutoCloseable {
         registry.register(qmpCapabilities());
         registry.register(queryVersion());
         registry.register(queryCommands());
+        registry.register(queryQmpSchema());
     }
 
     /** {@code qmp_capabilities}: leaves negotiation mode (the session does that; the command only checks its arguments). */
@@ -348,6 +349,22 @@ public final class QmpServer implements AutoCloseable {
                         list.addObject().put("name", name);
                     }
                     return list;
+                })
+                .build();
+    }
+
+    /** {@code query-qmp-schema}: the schema of the registered commands' arguments, in QEMU's introspection shape. */
+    private QmpCommand queryQmpSchema() {
+        return QmpCommand.builder("query-qmp-schema")
+                .handler(args -> {
+                    List<QmpCommand> commands = new java.util.ArrayList<>();
+                    for (String name : registry.names()) {
+                        QmpCommand c = registry.lookup(name);
+                        if (c != null) {
+                            commands.add(c);
+                        }
+                    }
+                    return QmpSchema.of(commands);
                 })
                 .build();
     }

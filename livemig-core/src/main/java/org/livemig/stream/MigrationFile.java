@@ -327,7 +327,10 @@ public final class MigrationFile implements AutoCloseable {
 
     // ---------------------------------------------------------------- rate limit
 
-    /** Limits writes to this many bytes per second (0: no limit), as QEMU's rate limiting. */
+    /**
+     * Limits writes to this many bytes per second (0: no limit), as QEMU's rate limiting. The
+     * value is read unsigned, as QMP's size: one above {@code Long.MAX_VALUE} is no limit.
+     */
     public void setRateLimit(long bytesPerSecond) {
         this.rateLimitBytesPerSec = Math.max(0, bytesPerSecond);
     }
@@ -364,8 +367,16 @@ public final class MigrationFile implements AutoCloseable {
         }
         rollRateWindow();
         long pending = iovBytes + (buf.position() - unqueuedStart);
-        long allowed = rateLimitBytesPerSec * RATE_WINDOW_NANOS / 1_000_000_000L;
-        return Math.max(0, allowed - rateWindowBytes - pending);
+        return Math.max(0, windowAllowance(rateLimitBytesPerSec) - rateWindowBytes - pending);
+    }
+
+    /**
+     * Bytes one window allows at {@code bytesPerSecond} (positive). Divided, not multiplied
+     * first: a limit such as 100 GiB/s times the window's nanoseconds overflows a long. At
+     * least one byte, so that even 1 B/s sends a record per window instead of nothing for ever.
+     */
+    static long windowAllowance(long bytesPerSecond) {
+        return Math.max(1, bytesPerSecond / (1_000_000_000L / RATE_WINDOW_NANOS));
     }
 
     public long nanosUntilRateWindowEnds() {

@@ -157,4 +157,37 @@ class MigrationQmpParityTest {
         ours.execute("query-migrate-capabilities").forEach(c -> mine.add(c.get("capability").asString()));
         assertThat(mine).containsExactlyElementsOf(theirs);
     }
+
+    /**
+     * Every numeric parameter at 0, 1, the edges of its type and range and past them, sent to
+     * QEMU 7.2 and to livemig in the same order: the same reply (return, or error class and
+     * text) and the same value read back by query-migrate-parameters.
+     */
+    @Test
+    void numericParametersAnswerAsQemuAtTheirLimits() throws Exception {
+        List<String> names = List.of("max-bandwidth", "max-postcopy-bandwidth", "downtime-limit", "cpu-throttle-initial",
+                "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold", "multifd-channels");
+        List<String> values = List.of("-1", "0", "1", "99", "100", "255", "256", "2000000", "2000001", "107374182400",
+                "9223372036854775807", "18446744073709551615", "18446744073709551616");
+        List<String> differences = new ArrayList<>();
+        for (String name : names) {
+            for (String v : values) {
+                tools.jackson.databind.node.ObjectNode args = QmpJson.object();
+                args.set(name, QmpJson.parse(v));
+                String theirs = reply(real, args, name);
+                String mine = reply(ours, args, name);
+                if (!theirs.equals(mine)) {
+                    differences.add(name + "=" + v + ": QEMU " + theirs + ", livemig " + mine);
+                }
+            }
+        }
+        assertThat(differences).isEmpty();
+    }
+
+    private static String reply(QmpClient c, tools.jackson.databind.node.ObjectNode args, String name) throws Exception {
+        JsonNode r = c.request("migrate-set-parameters", args);
+        String answer = r.has("error") ? r.get("error").get("class").asString() + ": " + r.get("error").get("desc").asString()
+                : "return " + r.get("return");
+        return answer + " -> " + c.execute("query-migrate-parameters").get(name);
+    }
 }

@@ -21,7 +21,7 @@ class QmpPublicApiTest extends QmpServerFixture {
     @Test
     void commandNamesOfTheGeneralCommands() {
         assertThat(server.commands().names()).containsExactly(
-                "qmp_capabilities", "query-version", "query-commands",
+                "qmp_capabilities", "query-version", "query-commands", "query-qmp-schema",
                 "query-status", "query-name", "stop", "cont", "quit",
                 "x-echo", "x-oob-echo");
         assertThat(server.commands().names().stream().filter(n -> !n.startsWith("x-"))

@@ -39,7 +39,7 @@ class QmpTranscriptTest extends QmpServerFixture {
             assertThat(q.exchange("{\"execute\": \"query-name\"}")).isEqualTo("{\"return\": {}}");
             assertThat(q.exchange("{\"execute\": \"query-commands\"}"))
                     .startsWith("{\"return\": [{\"name\": \"qmp_capabilities\"}, {\"name\": \"query-version\"}, "
-                            + "{\"name\": \"query-commands\"}, {\"name\": \"query-status\"}");
+                            + "{\"name\": \"query-commands\"}, {\"name\": \"query-qmp-schema\"}, {\"name\": \"query-status\"}");
         }
     }
 

@@ -56,6 +56,16 @@ public interface PostcopyBackend extends AutoCloseable {
         return UserfaultfdPostcopy.availability();
     }
 
+    /**
+     * Whether userfaultfd's write-protect mode (UFFD_FEATURE_PAGEFAULT_FLAG_WP, what a background
+     * snapshot needs) is offered here; throws with the reason when userfaultfd cannot be opened.
+     */
+    static boolean userfaultfdWriteProtect() throws IOException {
+        try (Userfaultfd u = Userfaultfd.open()) {
+            return (u.features() & Userfaultfd.FEATURE_PAGEFAULT_FLAG_WP) != 0;
+        }
+    }
+
     /** userfaultfd when available, else checked, telling {@code log} why it fell back. */
     static PostcopyBackend choose(GuestRam ram, Consumer<String> log) {
         Availability a = userfaultfdAvailability();

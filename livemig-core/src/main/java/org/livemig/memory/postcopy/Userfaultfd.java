@@ -185,6 +185,16 @@ final class Userfaultfd implements AutoCloseable {
         return u;
     }
 
+    /** UFFD_FEATURE_PAGEFAULT_FLAG_WP: write-protect mode on anonymous memory (Linux 5.7+). */
+    static final long FEATURE_PAGEFAULT_FLAG_WP = 1L << 0;
+
+    /** The features the kernel offers (UFFDIO_API's answer), for {@code livemig check}. */
+    private long features;
+
+    long features() {
+        return features;
+    }
+
     private void handshake() throws IOException {
         MemorySegment api = Libc.structBuffer();
         api.set(ValueLayout.JAVA_LONG, API_API, UFFD_API);
@@ -192,6 +202,7 @@ final class Userfaultfd implements AutoCloseable {
         if (Libc.ioctl(fd, UFFDIO_API, api) != 0) {
             throw new IOException("UFFDIO_API: " + Libc.strerror(Libc.errno()));
         }
+        features = api.get(ValueLayout.JAVA_LONG, API_FEATURES); // asked for none: the kernel answers all it has
         long ioctls = api.get(ValueLayout.JAVA_LONG, API_IOCTLS);
         long need = (1L << NR_REGISTER) | (1L << NR_UNREGISTER) | (1L << NR_API);
         if ((ioctls & need) != need) {
