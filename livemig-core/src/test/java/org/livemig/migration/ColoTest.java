@@ -282,7 +282,10 @@ class ColoTest {
                 try (var a = org.livemig.analyze.Analyzer.analyze(stream, org.livemig.analyze.Analyzer.Options.DEFAULT.withoutRam())) {
                     assertThat(a.colo()).hasSizeGreaterThanOrEqualTo(3);
                     assertThat(a.colo().get(0).deviceSections()).isEqualTo(5); // timer, 2 cpus, serial, blob
-                    assertThat(a.undecoded()).as("every checkpoint's devices decoded").isEmpty();
+                    // A checkpoint's device may carry a subsection its initial copy did not (the serial
+                    // port's fifo_timeout, say): the trailer never described it, so that section is
+                    // carried as bytes, framed and named; every other one is decoded.
+                    assertThat(a.undecoded()).allSatisfy(u -> assertThat(u.reason()).contains("unknown subsection"));
                     assertThat(a.commands()).extracting(org.livemig.analyze.StreamEvents.Command::name).contains("ENABLE_COLO");
                 } catch (org.livemig.stream.StreamFormatException e) {
                     assertThat(e.getMessage()).as("only a cut at the end").contains("truncated");
