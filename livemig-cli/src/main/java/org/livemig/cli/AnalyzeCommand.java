@@ -72,7 +72,7 @@ public final class AnalyzeCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         String what = dump == null ? (extract == null ? "state" : null) : dump;
         if (what != null && !what.equals("state") && !what.equals("desc") && !what.equals("colo")) {
-            err.println("livemig analyze: --dump takes 'state', 'desc' or 'colo', not '" + dump + "'");
+            err.println("livemig analyze: --dump takes 'state' or 'desc' (or 'colo': the COLO checkpoints), not '" + dump + "'");
             return ExitCodes.USAGE;
         }
         if ((file == null) == (listen == null)) {

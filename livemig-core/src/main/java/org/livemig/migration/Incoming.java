@@ -13,6 +13,7 @@ import org.livemig.migration.postcopy.IncomingHost;
 import org.livemig.migration.postcopy.PostcopyIncoming;
 import org.livemig.migration.postcopy.RequestThreads;
 import org.livemig.stream.MigrationFile;
+import org.livemig.trace.Trace;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -77,7 +78,10 @@ public final class Incoming {
         this.machine = machine;
         this.exitOnError = exitOnError;
         this.autostart = autostart;
-        status.addListener((from, to) -> events.statusChanged(to));
+        status.addListener((from, to) -> {
+            Trace.status("destination", from.qemuName(), to.qemuName());
+            events.statusChanged(to);
+        });
     }
 
     void setRequestThreads(RequestThreads threads) {

@@ -105,7 +105,10 @@ public final class Outgoing {
         this.address = address;
         this.events = events;
         this.thread = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::run);
-        status.addListener((from, to) -> events.statusChanged(to));
+        status.addListener((from, to) -> {
+            Trace.status("source", from.qemuName(), to.qemuName());
+            events.statusChanged(to);
+        });
     }
 
     /** Called with the BQL held: starts {@code mig/src/main}. */
@@ -362,12 +365,13 @@ public final class Outgoing {
      */
     private void runColo(MigrationFile f) throws IOException {
         totalTimeMillis = System.currentTimeMillis() - startMillis;
-        if (!status.transition(MigrationStatus.DEVICE, MigrationStatus.COLO)) {
-            throw new IOException("cancelled at completion");
-        }
         ColoPrimary c = new ColoPrimary(new ColoHost(), coloState, f, MigrationFile.forReading(connection.in()), saver,
                 compareConnection);
         colo = c;
+        if (!status.transition(MigrationStatus.DEVICE, MigrationStatus.COLO)) {
+            coloState.leave();
+            throw new IOException("cancelled at completion");
+        }
         c.run();
         saver.stopDirtyTracking();
         machine.bql().withHeld(false, () -> {
@@ -803,6 +807,8 @@ public final class Outgoing {
         long now = System.nanoTime();
         double secs = Math.max(1e-6, (now - syncStart) / 1e9);
         ram.dirtyPagesRate = (long) (dirtiedPages / secs);
+        Trace.pass(syncStart, ram.dirtySyncCount.get(), dirtiedPages, sent(f) - syncBytes, bandwidthBytesPerSec,
+                saver.pendingBytes());
         events.pass(ram.dirtySyncCount.get());
         if (caps.contains(Capability.AUTO_CONVERGE) && passes > 1) {
             long bytesDirty = dirtiedPages * RamBlock.PAGE_SIZE;

@@ -2,7 +2,8 @@ package org.livemig.monitor;
 
 import java.lang.System.Logger.Level;
 import java.util.Map;
-
+import org.livemig.trace.QmpCommandEvent;
+import org.livemig.trace.Trace;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -32,7 +33,7 @@ final class QmpDispatch {
      *
      * @param negotiating the session was in capabilities negotiation mode when the request was read
      */
-    record Call(QmpCommand command, ObjectNode args, JsonNode id, boolean oob, boolean negotiating)
+    record Call(QmpCommand command, ObjectNode args, JsonNode id, boolean oob, boolean negotiating, long preparedNanos)
             implements Prepared {
     }
 
@@ -102,7 +103,7 @@ final class QmpDispatch {
         } catch (QmpError e) {
             return error(e.errorClass(), e.desc(), id, negotiating);
         }
-        return new Call(command, args, id, oob, negotiating);
+        return new Call(command, args, id, oob, negotiating, System.nanoTime());
     }
 
     /**
@@ -111,6 +112,9 @@ final class QmpDispatch {
      */
     ObjectNode execute(Call call) {
         QmpCommand command = call.command();
+        QmpCommandEvent trace = Trace.qmpBegin();
+        long waited = call.oob() ? 0 : System.nanoTime() - call.preparedNanos();
+        boolean failed = true;
         try {
             assert host.bqlHeldByCurrentThread() != call.oob()
                     : (call.oob() ? "out-of-band command " + command.name() + " run with the BQL held"
@@ -125,6 +129,7 @@ final class QmpDispatch {
             if (call.id() != null) {
                 response.set("id", call.id());
             }
+            failed = false;
             return response;
         } catch (QmpError e) {
             return error(e.errorClass(), e.desc(), call.id(), call.negotiating()).response();
@@ -132,6 +137,8 @@ final class QmpDispatch {
             LOG.log(Level.ERROR, "QMP command " + command.name() + " failed", e);
             return error(QmpErrorClass.GenericError, "Internal error in " + command.name() + ": " + e,
                     call.id(), call.negotiating()).response();
+        } finally {
+            Trace.end(trace, command.name(), call.oob(), waited, failed);
         }
     }
 

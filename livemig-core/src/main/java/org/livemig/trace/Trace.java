@@ -36,4 +36,120 @@ public final class Trace {
             e.commit();
         }
     }
+
+    /** A migration's status changed. */
+    public static void status(String side, String from, String to) {
+        if (!recording()) {
+            return;
+        }
+        StatusEvent e = new StatusEvent();
+        if (e.shouldCommit()) {
+            e.side = side;
+            e.from = from;
+            e.to = to;
+            e.commit();
+        }
+    }
+
+    /** A precopy pass that began at {@code startNanos} (System.nanoTime) ended now. */
+    public static void pass(long startNanos, long pass, long pagesDirtied, long bytesSent, long bandwidth,
+                            long pendingBytes) {
+        if (!recording()) {
+            return;
+        }
+        PassEvent e = new PassEvent();
+        if (e.shouldCommit()) {
+            e.pass = pass;
+            e.pagesDirtied = pagesDirtied;
+            e.bytesSent = bytesSent;
+            e.bandwidth = bandwidth;
+            e.pendingBytes = pendingBytes;
+            e.duration = System.nanoTime() - startNanos;
+            e.commit();
+        }
+    }
+
+    /** A requested postcopy page was placed {@code latencyNanos} after its fault. */
+    public static void pageRequest(String block, long offset, long latencyNanos) {
+        if (!recording()) {
+            return;
+        }
+        PageRequestEvent e = new PageRequestEvent();
+        if (e.shouldCommit()) {
+            e.block = block;
+            e.offset = offset;
+            e.latency = latencyNanos;
+            e.placedBy = Thread.currentThread().getName();
+            e.commit();
+        }
+    }
+
+    /** A started multifd packet event, or null when nothing records (commit it with {@link #end}). */
+    public static MultifdBatchEvent multifdBegin() {
+        if (!recording()) {
+            return null;
+        }
+        MultifdBatchEvent e = new MultifdBatchEvent();
+        e.begin();
+        return e;
+    }
+
+    /** Ends and commits {@code e} (null: nothing). */
+    public static void end(MultifdBatchEvent e, int channel, boolean sending, int pages, long bytes, boolean sync) {
+        if (e == null) {
+            return;
+        }
+        e.end();
+        if (e.shouldCommit()) {
+            e.channel = channel;
+            e.sending = sending;
+            e.pages = pages;
+            e.bytes = bytes;
+            e.sync = sync;
+            e.commit();
+        }
+    }
+
+    /** A COLO checkpoint ended. */
+    public static void coloCheckpoint(String side, long number, long bytes, long ramBytes, long deviceBytes,
+                                      long pauseNanos) {
+        if (!recording()) {
+            return;
+        }
+        ColoCheckpointEvent e = new ColoCheckpointEvent();
+        if (e.shouldCommit()) {
+            e.side = side;
+            e.number = number;
+            e.bytes = bytes;
+            e.ramBytes = ramBytes;
+            e.deviceBytes = deviceBytes;
+            e.pause = pauseNanos;
+            e.commit();
+        }
+    }
+
+    /** A started QMP command event, or null when nothing records (commit it with {@link #end}). */
+    public static QmpCommandEvent qmpBegin() {
+        if (!recording()) {
+            return null;
+        }
+        QmpCommandEvent e = new QmpCommandEvent();
+        e.begin();
+        return e;
+    }
+
+    /** Ends and commits {@code e} (null: nothing). */
+    public static void end(QmpCommandEvent e, String command, boolean oob, long waitNanos, boolean error) {
+        if (e == null) {
+            return;
+        }
+        e.end();
+        if (e.shouldCommit()) {
+            e.command = command;
+            e.oob = oob;
+            e.wait = waitNanos;
+            e.error = error;
+            e.commit();
+        }
+    }
 }

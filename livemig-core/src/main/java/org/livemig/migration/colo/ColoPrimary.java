@@ -16,6 +16,7 @@ import org.livemig.migration.StatusMachine;
 import org.livemig.stream.ColoMessage;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
+import org.livemig.trace.Trace;
 import org.livemig.transport.MigrationConnection;
 
 /**
@@ -88,6 +89,7 @@ public final class ColoPrimary implements ColoSide {
         this.in = in;
         this.saver = saver;
         this.compareChannel = compareChannel;
+        state.enter(ColoState.Mode.PRIMARY); // before the status says colo: query-colo-status never lags it
     }
 
     public ColoStats stats() {
@@ -122,7 +124,6 @@ public final class ColoPrimary implements ColoSide {
     public void run() {
         machine.bql().assertNotHeld();
         loopThread = Thread.currentThread();
-        state.enter(ColoState.Mode.PRIMARY);
         SerialOutput original = machine.serialOutput();
         boolean request = false;
         try {
@@ -247,6 +248,7 @@ public final class ColoPrimary implements ColoSide {
             return System.nanoTime();
         });
         stats.checkpoint(out.position() - start, ramBytes, devices.length, resumed - stopped);
+        Trace.coloCheckpoint("primary", k, out.position() - start, ramBytes, devices.length, resumed - stopped);
     }
 
     /**

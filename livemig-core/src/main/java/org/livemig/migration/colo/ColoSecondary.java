@@ -17,6 +17,7 @@ import org.livemig.migration.StatusMachine;
 import org.livemig.stream.ColoMessage;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.StreamFormatException;
+import org.livemig.trace.Trace;
 import org.livemig.transport.MigrationConnection;
 
 /**
@@ -193,6 +194,7 @@ public final class ColoSecondary implements ColoSide {
         }
         ColoMessage.VMSTATE_LOADED.write(out);
         stats.checkpoint(in.position() - start, ramBytes, size, pause[0]);
+        Trace.coloCheckpoint("secondary", k, in.position() - start, ramBytes, size, pause[0]);
     }
 
     /**

@@ -78,8 +78,8 @@ public final class ColoState {
         mode = m;
     }
 
-    /** COLO ended (after a failover or for good): the mode becomes the last mode. */
-    void leave() {
+    /** COLO ended (after a failover or for good): the mode becomes the last mode. Any thread. */
+    public void leave() {
         Mode m = mode;
         if (m != Mode.NONE) {
             lastMode = m;

@@ -21,6 +21,7 @@ import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.stream.StreamFormatException;
+import org.livemig.trace.Trace;
 import org.livemig.transport.MigrationConnection;
 
 /**
@@ -185,6 +186,7 @@ public final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         Long seen = requested.remove(new PageKey(b, page));
         if (seen != null) {
             long latency = System.nanoTime() - seen;
+            Trace.pageRequest(b.name(), page << RamBlock.PAGE_BITS, latency);
             synchronized (latencyLock) {
                 if (latencyCount == latencies.length && latencies.length < MAX_LATENCIES) {
                     latencies = java.util.Arrays.copyOf(latencies, Math.max(1024, latencies.length * 2));
