@@ -34,6 +34,7 @@ import picocli.CommandLine;
                 AnalyzeCommand.class,
                 RelayCommand.class,
                 QmpClientCommand.class,
+                TraceCommand.class,
                 AotTrainCommand.class,
                 CommandLine.HelpCommand.class,
         })

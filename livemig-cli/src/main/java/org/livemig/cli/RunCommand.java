@@ -77,6 +77,15 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--x-fault-incoming", hidden = true, description = "Test hook: faults injected into incoming migrations.")
     String faultIncoming;
 
+    @Option(names = "--trace", paramLabel = "FILE.jfr",
+            description = "Record livemig's trace events (status changes, passes, switchovers, page requests, multifd packets,"
+                    + " COLO checkpoints, QMP commands) with Flight Recorder into FILE; read it with `livemig trace FILE`.")
+    Path trace;
+
+    @Option(names = "--serial", paramLabel = "file:PATH|stdio|none", defaultValue = "none",
+            description = "Where the guest's serial output goes, as QEMU's -serial (default: ${DEFAULT-VALUE}).")
+    String serial;
+
     @Option(names = "--warm-up", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "At startup, in the background, run seven small scratch migrations (precopy, postcopy, multifd) so the first real one "
                     + "runs compiled code; gives way to a real migration at once (default: on; --no-warm-up skips it).")
@@ -99,7 +108,10 @@ final class RunCommand implements Callable<Integer> {
         Machine.Config cfg = machine.config(name == null ? "livemig" : name);
         Daemon.PidFile pid = pidfile == null ? null : Daemon.PidFile.lock(pidfile);
         CountDownLatch quit = new CountDownLatch(1);
+        SerialSink sink = SerialSink.open(serial);
+        TraceRecording recording = trace == null ? null : TraceRecording.start(trace);
         try (Machine m = new Machine(cfg)) {
+            m.setSerialOutput(sink);
             Migration mig = new Migration(m);
             if (warm != null) {
                 warm.giveWayTo(mig);
@@ -114,6 +126,9 @@ final class RunCommand implements Callable<Integer> {
             m.setExitHandler(status -> {
                 if (pid != null) {
                     pid.release();
+                }
+                if (recording != null) {
+                    recording.close();
                 }
                 System.err.flush();
                 Runtime.getRuntime().halt(status);
@@ -159,6 +174,10 @@ final class RunCommand implements Callable<Integer> {
             if (pid != null) {
                 pid.release();
             }
+            if (recording != null) {
+                recording.close();
+            }
+            sink.close();
         }
         return 0;
     }

@@ -65,10 +65,13 @@ public final class Incoming {
     private final java.util.concurrent.CompletableFuture<MigrationConnection> compareConnection =
             new java.util.concurrent.CompletableFuture<>();
     private volatile ColoSecondary coloSecondary;
+    /** Trace events are emitted (not for a warm-up's scratch migrations). */
+    private final boolean traced;
 
     Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
              FaultSpec faults, String postcopyBackend, boolean preempt, int multifdChannels, boolean colo,
-             ColoState coloState) {
+             ColoState coloState, boolean quiet) {
+        this.traced = !quiet;
         this.colo = colo;
         this.coloState = coloState;
         this.multifdChannels = multifdChannels;
@@ -79,7 +82,9 @@ public final class Incoming {
         this.exitOnError = exitOnError;
         this.autostart = autostart;
         status.addListener((from, to) -> {
-            Trace.status("destination", from.qemuName(), to.qemuName());
+            if (traced) {
+                Trace.status("destination", from.qemuName(), to.qemuName());
+            }
             events.statusChanged(to);
         });
     }
@@ -563,6 +568,7 @@ public final class Incoming {
         @Override public StatusMachine status() { return status; }
         @Override public RamStats ram() { return ram; }
         @Override public RequestThreads requestThreads() { return requestThreads; }
+        @Override public boolean traced() { return traced; }
         @Override public IncomingReturnPath returnPath() { return returnPath; }
         @Override public boolean preempt() { return preempt; }
         @Override public boolean destroyed() { return destroyed; }

@@ -314,7 +314,7 @@ public final class Migration {
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT),
                 capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0,
-                capabilities.contains(Capability.X_COLO), coloState);
+                capabilities.contains(Capability.X_COLO), coloState, quiet);
         i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         try {
             i.listen(addr);

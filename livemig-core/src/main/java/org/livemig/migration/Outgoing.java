@@ -63,6 +63,8 @@ public final class Outgoing {
     private final Thread thread;
     /** Where the account of the switch goes: INFO, FINE for a warm-up scratch migration. */
     private final Level accountLevel;
+    /** Trace events are emitted (not for a warm-up's scratch migrations, which would litter a recording). */
+    private final boolean traced;
     private volatile MigrationConnection connection;
     /** multifd's channels while they run; null without the capability. */
     private volatile MultifdSender multifd;
@@ -99,6 +101,7 @@ public final class Outgoing {
              MigrationEvents events, FaultSpec faults, boolean quiet) {
         this.faults = faults;
         this.accountLevel = quiet ? Level.FINE : Level.INFO;
+        this.traced = !quiet;
         this.machine = machine;
         this.params = params;
         this.caps = caps.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(caps);
@@ -106,7 +109,9 @@ public final class Outgoing {
         this.events = events;
         this.thread = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::run);
         status.addListener((from, to) -> {
-            Trace.status("source", from.qemuName(), to.qemuName());
+            if (traced) {
+                Trace.status("source", from.qemuName(), to.qemuName());
+            }
             events.statusChanged(to);
         });
     }
@@ -346,7 +351,9 @@ public final class Outgoing {
         long t5 = System.nanoTime();
         downtimeMillis = TimeUnit.NANOSECONDS.toMillis(t5 - downtimeStart);
         totalTimeMillis = System.currentTimeMillis() - startMillis;
-        Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
+        if (traced) {
+            Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
+        }
         LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
                 downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
                 pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
@@ -807,8 +814,10 @@ public final class Outgoing {
         long now = System.nanoTime();
         double secs = Math.max(1e-6, (now - syncStart) / 1e9);
         ram.dirtyPagesRate = (long) (dirtiedPages / secs);
-        Trace.pass(syncStart, ram.dirtySyncCount.get(), dirtiedPages, sent(f) - syncBytes, bandwidthBytesPerSec,
-                saver.pendingBytes());
+        if (traced) {
+            Trace.pass(syncStart, ram.dirtySyncCount.get(), dirtiedPages, sent(f) - syncBytes, bandwidthBytesPerSec,
+                    saver.pendingBytes());
+        }
         events.pass(ram.dirtySyncCount.get());
         if (caps.contains(Capability.AUTO_CONVERGE) && passes > 1) {
             long bytesDirty = dirtiedPages * RamBlock.PAGE_SIZE;

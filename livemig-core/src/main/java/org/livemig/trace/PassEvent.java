@@ -18,5 +18,5 @@ public final class PassEvent extends Event {
     @Label("Bytes sent") @DataAmount public long bytesSent;
     @Label("Bandwidth") @DataAmount(DataAmount.BYTES) @Description("bytes per second") public long bandwidth;
     @Label("Pending after sync") @DataAmount public long pendingBytes;
-    @Label("Pass duration") @jdk.jfr.Timespan(jdk.jfr.Timespan.NANOSECONDS) public long duration;
+    @Label("Pass duration") @jdk.jfr.Timespan(jdk.jfr.Timespan.NANOSECONDS) public long passNanos;
 }

@@ -64,7 +64,7 @@ public final class Trace {
             e.bytesSent = bytesSent;
             e.bandwidth = bandwidth;
             e.pendingBytes = pendingBytes;
-            e.duration = System.nanoTime() - startNanos;
+            e.passNanos = System.nanoTime() - startNanos;
             e.commit();
         }
     }

@@ -24,6 +24,9 @@ public interface IncomingHost {
     /** How the request threads ({@code mig/dst/fault}, {@code mig/dst/preempt}) are scheduled. */
     RequestThreads requestThreads();
 
+    /** Whether this migration emits trace events (a warm-up's scratch migrations do not). */
+    boolean traced();
+
     /** The current return path (a recovery opens a new one). */
     IncomingReturnPath returnPath();
 

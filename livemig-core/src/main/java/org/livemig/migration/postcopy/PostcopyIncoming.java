@@ -186,7 +186,9 @@ public final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         Long seen = requested.remove(new PageKey(b, page));
         if (seen != null) {
             long latency = System.nanoTime() - seen;
-            Trace.pageRequest(b.name(), page << RamBlock.PAGE_BITS, latency);
+            if (incoming.traced()) {
+                Trace.pageRequest(b.name(), page << RamBlock.PAGE_BITS, latency);
+            }
             synchronized (latencyLock) {
                 if (latencyCount == latencies.length && latencies.length < MAX_LATENCIES) {
                     latencies = java.util.Arrays.copyOf(latencies, Math.max(1024, latencies.length * 2));
