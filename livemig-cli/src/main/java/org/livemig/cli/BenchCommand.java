@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
-                BenchCommand.Postcopy.class, BenchCommand.Colo.class})
+                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Micro.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.",
@@ -35,6 +35,40 @@ final class BenchCommand {
         public Integer call() throws Exception {
             new SnapshotBench(Sizes.parse(ram), dir, System.out).run();
             return 0;
+        }
+    }
+
+    @Command(name = "micro", mixinStandardHelpOptions = true,
+            description = {"JMH micro-benchmarks of the page path and the monitor: the zero-page scan, RAM page records,",
+                    "the VMState codec, QMP's JSON; each beside a baseline in the same run (a copy of the same bytes, Jackson)."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed", "1:a benchmark failed", ExitCodes.USAGE_TEXT})
+    static final class Micro implements Callable<Integer> {
+        @Option(names = "--include", paramLabel = "REGEX",
+                description = "Only benchmarks whose Class.method matches (e.g. ZeroPage, PageRecord.decode).")
+        String include;
+
+        @Option(names = "--forks", defaultValue = "1", description = "JVMs forked per benchmark (default: ${DEFAULT-VALUE}; 0 runs in this one).")
+        int forks;
+
+        @Option(names = "--quick", description = "Iterations of 100 ms, a smoke test: the numbers are not to be trusted.")
+        boolean quick;
+
+        @Option(names = "--verbose", description = "JMH's own progress output too.")
+        boolean verbose;
+
+        @Override
+        public Integer call() throws Exception {
+            if (forks < 0) {
+                throw new IllegalArgumentException("--forks must be 0 or more, not " + forks);
+            }
+            try {
+                return new org.livemig.bench.MicroBench(new org.livemig.bench.MicroBench.Options(include, forks, quick, verbose),
+                        System.out).run().isEmpty() ? 1 : 0;
+            } catch (org.openjdk.jmh.runner.RunnerException e) {
+                System.err.println("livemig bench micro: " + e.getMessage());
+                return 1;
+            }
         }
     }
 

@@ -8,7 +8,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
 
 /**
  * The benchmark drivers at tiny scale: they run end to end with real child processes and print
@@ -33,7 +32,7 @@ class BenchSmokeTest {
         int rc;
         try {
             System.setOut(new PrintStream(buf, true, StandardCharsets.UTF_8));
-            rc = new CommandLine(new Main()).execute(args);
+            rc = Main.commandLine().execute(args);
         } finally {
             System.setOut(old);
         }
@@ -132,5 +131,25 @@ class BenchSmokeTest {
 
         assertThat(r.exitCode()).isNotZero();
         assertThat(r.out()).doesNotContain("baseline"); // refused before any measuring (the reason goes to stderr)
+    }
+
+    /**
+     * {@code bench micro} runs the JMH benchmarks (in this JVM, 100 ms iterations) and prints each
+     * beside its class's baseline with a ratio; a baseline says so instead.
+     */
+    @Test
+    void microRunsJmhAndPrintsRatiosToTheBaseline() {
+        Run r = run("bench", "micro", "--quick", "--forks", "0", "--include", "ZeroPageBench");
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        for (String pages : List.of("zero", "last-byte", "first-byte")) {
+            assertThat(r.out()).containsPattern("ZeroPageBench\\.scan +pages=" + pages + " +[0-9.]+ us .* [0-9]+\\.[0-9]{2}\n")
+                    .containsPattern("ZeroPageBench\\.baseline +pages=" + pages + " +[0-9.]+ us .*\\(baseline\\)");
+        }
+        assertThat(r.out()).doesNotContain("PageRecordBench");
+    }
+
+    @Test
+    void microRefusesNegativeForks() {
+        assertThat(run("bench", "micro", "--forks", "-1").exitCode()).isEqualTo(ExitCodes.USAGE);
     }
 }
