@@ -57,7 +57,8 @@ public final class StreamReader implements AutoCloseable {
     private VmDescription vmdesc;
     private final VmstateDump dump;
     private final DeviceDecoder decoder;
-    private final PageCodecs codecs = new PageCodecs();
+    /** COMPRESS_PAGE inflater, made for the stream's page size when first needed. */
+    private org.livemig.stream.CompressedPageCodec.Decompressor inflater;
 
     private int pageBits = TARGET_PAGE_BITS;
     private int pageSize = TARGET_PAGE_SIZE;
@@ -581,7 +582,7 @@ public final class StreamReader implements AutoCloseable {
                     String name = blockName(in, flags, at);
                     RamImage.Block b = pageBlock(in, addr, at);
                     int enc = in.u8();
-                    if (enc != PageCodecs.ENCODING_XBZRLE) {
+                    if (enc != org.livemig.stream.XbzrleCodec.ENCODING_XBZRLE) {
                         throw in.errorAt("XBZRLE record with encoding " + enc + ", only 1 exists", at);
                     }
                     int len = in.be16();
@@ -590,9 +591,10 @@ public final class StreamReader implements AutoCloseable {
                     }
                     byte[] data = in.bytes(len, pageSize, "XBZRLE delta");
                     MemorySegment page = writablePage(in, b, addr, at);
-                    String err = PageCodecs.xbzrleDecode(data, page, pageSize);
+                    String err = org.livemig.stream.XbzrleCodec.decode(data, data.length, page, 0, pageSize);
                     if (err != null) {
-                        throw in.errorAt(err, at);
+                        throw in.errorAt(String.format("XBZRLE record for page 0x%x of %s: %s", addr,
+                                Input.display(currentBlock.name()), err), at);
                     }
                     r = new RamRecord(at, header, RamKind.XBZRLE, name, currentBlock.name(), 0, enc, data, page, null);
                 }
@@ -600,16 +602,24 @@ public final class StreamReader implements AutoCloseable {
                     String name = blockName(in, flags, at);
                     RamImage.Block b = pageBlock(in, addr, at);
                     long len = in.be32() & 0xFFFFFFFFL;
-                    int max = PageCodecs.compressBound(pageSize);
+                    int max = org.livemig.stream.CompressedPageCodec.compressBound(pageSize);
                     if (len == 0 || len > max) {
                         throw in.errorAt("COMPRESS_PAGE payload of " + len + " bytes (limit " + max + ")", at);
                     }
                     byte[] data = in.bytes(len, max, "compressed page");
                     MemorySegment page = scratch.asSlice(0, pageSize);
-                    String err = codecs.inflate(data, page, pageSize);
-                    if (err != null) {
-                        throw in.errorAt(err, at);
+                    if (inflater == null || inflater.page().length != pageSize) {
+                        if (inflater != null) {
+                            inflater.close();
+                        }
+                        inflater = new org.livemig.stream.CompressedPageCodec.Decompressor(pageSize);
                     }
+                    String err = inflater.decompress(data, 0, data.length);
+                    if (err != null) {
+                        throw in.errorAt(String.format("compressed page 0x%x of %s: %s", addr,
+                                Input.display(currentBlock.name()), err), at);
+                    }
+                    MemorySegment.copy(inflater.page(), 0, page, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, pageSize);
                     if (keepRam) {
                         try {
                             ram.store(b, addr, page);
@@ -744,7 +754,9 @@ public final class StreamReader implements AutoCloseable {
 
     @Override
     public void close() {
-        codecs.close();
+        if (inflater != null) {
+            inflater.close();
+        }
         scratchArena.close();
         if (ram != null) {
             ram.close();
