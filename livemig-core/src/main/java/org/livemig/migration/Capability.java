@@ -6,12 +6,14 @@ package org.livemig.migration;
  */
 public enum Capability {
     AUTO_CONVERGE("auto-converge"),
+    COMPRESS("compress"),
     EVENTS("events"),
     MULTIFD("multifd"),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
     POSTCOPY_RAM("postcopy-ram"),
     POSTCOPY_PREEMPT("postcopy-preempt"),
-    RETURN_PATH("return-path");
+    RETURN_PATH("return-path"),
+    XBZRLE("xbzrle");
 
     private final String qemuName;
 

@@ -50,6 +50,13 @@ public final class Incoming {
     /** multifd-channels when the multifd capability is on here, else 0. */
     private final int multifdChannels;
     private volatile MultifdReceiver multifd;
+    /** multifd-compression here: what the channels' packets must be compressed with. */
+    private volatile org.livemig.stream.MultifdCompression.Method multifdCompression =
+            org.livemig.stream.MultifdCompression.Method.NONE;
+    /** decompress-threads with the compress capability, else 0 (compressed pages are refused). */
+    private volatile int decompressThreads;
+    /** XBZRLE and COMPRESS_PAGE payloads of this load; made when loading starts. */
+    private volatile org.livemig.migration.ram.EncodedPageLoader encodedPages;
 
     Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
              FaultSpec faults, String postcopyBackend, boolean preempt, int multifdChannels) {
@@ -65,6 +72,12 @@ public final class Incoming {
 
     void setRequestThreads(RequestThreads threads) {
         this.requestThreads = threads;
+    }
+
+    /** How pages arrive encoded: multifd-compression, and decompress-threads (0 without compress). Before listening. */
+    void setPageDecoding(org.livemig.stream.MultifdCompression.Method compression, int decompressThreads) {
+        this.multifdCompression = compression;
+        this.decompressThreads = decompressThreads;
     }
 
     /** How postcopy's request threads are scheduled (each calls {@link RequestThreads#raise} as it starts). */
@@ -104,7 +117,8 @@ public final class Incoming {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
                 MultifdReceiver m = multifdChannels > 0
-                        ? new MultifdReceiver(machine.ram(), multifdChannels, ram.multifdBytes, this::multifdFailed) : null;
+                        ? new MultifdReceiver(machine.ram(), multifdChannels, multifdCompression, ram.multifdBytes,
+                                this::multifdFailed) : null;
                 multifd = m;
                 machine.mainLoop().schedule(() -> process(c));
                 if (m != null) {
@@ -186,6 +200,12 @@ public final class Incoming {
             if (m != null) {
                 RamHandlers.of(machine).loader().useMultifd(m);
             }
+            org.livemig.migration.ram.EncodedPageLoader pages = new org.livemig.migration.ram.EncodedPageLoader();
+            if (decompressThreads > 0) {
+                pages.acceptCompressedPages(decompressThreads);
+            }
+            encodedPages = pages;
+            RamHandlers.of(machine).loader().useEncodedPages(pages);
             PostcopyIncoming pc = new PostcopyIncoming(this, machine, RamHandlers.of(machine).loader(), postcopyBackend);
             postcopy = pc;
             MigrationConnection early = preemptConnection;
@@ -230,6 +250,10 @@ public final class Incoming {
         MultifdReceiver m = multifd;
         if (m != null) {
             m.shutdown();
+        }
+        org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
+        if (pages != null) {
+            pages.shutdown();
         }
         status.force(MigrationStatus.FAILED);
         machine.mainLoop().schedule(this::destroyAfterFailureBh);
@@ -514,6 +538,10 @@ public final class Incoming {
         if (m != null) {
             m.close();
         }
+        org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
+        if (pages != null) {
+            pages.close();
+        }
         closeListener();
         closeRecoverListener();
     }
@@ -564,6 +592,10 @@ public final class Incoming {
         MultifdReceiver m = multifd;
         if (m != null) {
             m.shutdown();
+        }
+        org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
+        if (pages != null) {
+            pages.shutdown();
         }
         closeListener();
     }

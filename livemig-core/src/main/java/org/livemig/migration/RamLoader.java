@@ -7,6 +7,7 @@ import org.livemig.memory.PostcopyBackend;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.migration.multifd.MultifdReceiver;
+import org.livemig.migration.ram.EncodedPageLoader;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.StreamFormatException;
@@ -20,7 +21,8 @@ import org.livemig.stream.StreamFormatException;
  */
 public final class RamLoader {
     private static final int KNOWN_FLAGS = QemuStream.RAM_FLAG_ZERO | QemuStream.RAM_FLAG_MEM_SIZE
-            | QemuStream.RAM_FLAG_PAGE | QemuStream.RAM_FLAG_EOS | QemuStream.RAM_FLAG_CONTINUE;
+            | QemuStream.RAM_FLAG_PAGE | QemuStream.RAM_FLAG_EOS | QemuStream.RAM_FLAG_CONTINUE
+            | QemuStream.RAM_FLAG_XBZRLE | QemuStream.RAM_FLAG_COMPRESS_PAGE;
 
     private final GuestRam ram;
     private final RamStats stats;
@@ -34,6 +36,8 @@ public final class RamLoader {
     private java.util.Map<RamBlock, java.util.BitSet> written;
     /** multifd: the channels that carry the non-zero pages; each EOS waits for their SYNC. */
     private MultifdReceiver multifd;
+    /** XBZRLE and COMPRESS_PAGE payloads (see EncodedPageLoader); made on first use without one given. */
+    private EncodedPageLoader encodedPages;
 
     /** Postcopy: the backend that tracks received pages; null outside postcopy. */
     private volatile PostcopyBackend postcopy;
@@ -64,6 +68,21 @@ public final class RamLoader {
     public void useMultifd(MultifdReceiver receiver) {
         this.multifd = receiver;
         this.written = null;
+    }
+
+    /**
+     * XBZRLE and compressed pages go through {@code pages} (the compress capability's decompress
+     * threads); without it, XBZRLE is taken and compressed pages refused. Set before loading.
+     */
+    public void useEncodedPages(EncodedPageLoader pages) {
+        this.encodedPages = pages;
+    }
+
+    private EncodedPageLoader encodedPages() {
+        if (encodedPages == null) {
+            encodedPages = new EncodedPageLoader();
+        }
+        return encodedPages;
     }
 
     /** POSTCOPY_ADVISE: from now on every page loaded is recorded as received. */
@@ -113,12 +132,17 @@ public final class RamLoader {
             if (multifd != null) {
                 multifd.syncMain();
             }
+            if (encodedPages != null) {
+                encodedPages.awaitPages(); // the section's compressed pages are in RAM
+            }
             return false;
         }
         switch (flags & ~QemuStream.RAM_FLAG_CONTINUE) {
             case QemuStream.RAM_FLAG_PAGE -> loadPage(f, block(f, flags, recordAt), addr, recordAt);
             case QemuStream.RAM_FLAG_ZERO -> loadZeroPage(f, block(f, flags, recordAt), addr, recordAt);
             case QemuStream.RAM_FLAG_MEM_SIZE -> loadBlockList(f, addr, recordAt);
+            case QemuStream.RAM_FLAG_XBZRLE -> loadXbzrlePage(f, block(f, flags, recordAt), addr, recordAt);
+            case QemuStream.RAM_FLAG_COMPRESS_PAGE -> loadCompressedPage(f, block(f, flags, recordAt), addr, recordAt);
             default -> throw new StreamFormatException(String.format(
                     "invalid RAM record flags 0x%03x", flags), recordAt);
         }
@@ -137,6 +161,37 @@ public final class RamLoader {
                 written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
             }
             f.readInto(b.memory(), addr, RamBlock.PAGE_SIZE);
+            received(b, addr);
+        }
+        stats.normalPages.incrementAndGet();
+    }
+
+    /** An XBZRLE record: its delta applied to the page in place (never in postcopy, as in QEMU). */
+    private void loadXbzrlePage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
+        checkPage(b, addr, recordAt);
+        if (placing) {
+            throw new StreamFormatException(String.format(
+                    "XBZRLE record for page 0x%x of block '%s' while postcopy places pages", addr, b.name()), recordAt);
+        }
+        encodedPages().loadXbzrle(f, b, addr, recordAt);
+        if (written != null) {
+            written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
+        }
+        received(b, addr);
+    }
+
+    /** A COMPRESS_PAGE record: inflated by a decompress thread, or here when placed whole in postcopy. */
+    private void loadCompressedPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
+        checkPage(b, addr, recordAt);
+        if (placing) {
+            encodedPages().loadCompressedInto(f, staging, b, addr, recordAt);
+            postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
+            placed(b, addr);
+        } else {
+            encodedPages().loadCompressed(f, b, addr, recordAt);
+            if (written != null) {
+                written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
+            }
             received(b, addr);
         }
         stats.normalPages.incrementAndGet();

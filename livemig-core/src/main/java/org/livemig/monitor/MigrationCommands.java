@@ -140,12 +140,14 @@ public final class MigrationCommands {
                         }
                     }
                     call(() -> {
+                        Map<Capability, Boolean> changes = new java.util.LinkedHashMap<>();
                         for (JsonNode c : args.get("capabilities")) {
                             Capability cap = Capability.fromQemuName(c.get("capability").asString());
                             if (cap != null) {
-                                migration.setCapability(cap, c.get("state").asBoolean());
+                                changes.put(cap, c.get("state").asBoolean());
                             }
                         }
+                        migration.setCapabilities(changes);
                         return null;
                     });
                     return null;
@@ -174,6 +176,13 @@ public final class MigrationCommands {
                 if (!IMPLEMENTED_PARAMETERS.contains(name)) {
                     throw QmpError.generic("Parameter '" + name + "' is not supported by livemig yet");
                 }
+                if (UINT8_PARAMETERS.contains(name)) {
+                    long v = args.get(name).asLong();
+                    if (v < 0 || v > 255) {
+                        // QEMU's input visitor, before any range check of its own
+                        throw QmpError.generic("Parameter '" + name + "' expects uint8_t");
+                    }
+                }
             }
             call(() -> {
                 migration.setParameters(p -> {
@@ -199,6 +208,15 @@ public final class MigrationCommands {
             r.put("max-cpu-throttle", p.maxCpuThrottle);
             r.put("multifd-channels", p.multifdChannels);
             r.put("multifd-compression", p.multifdCompression);
+            r.put("multifd-zlib-level", p.multifdZlibLevel);
+            r.put("multifd-zstd-level", p.multifdZstdLevel);
+            r.put("xbzrle-cache-size", p.xbzrleCacheSize);
+            r.put("compress-level", p.compressLevel);
+            r.put("compress-threads", p.compressThreads);
+            r.put("decompress-threads", p.decompressThreads);
+            r.put("compress-wait-thread", p.compressWaitThread);
+            // QEMU 9.0's (7.2 has no such parameter and always detects zero pages)
+            r.put("zero-page-detection", p.zeroPageDetection);
             return r;
         }).build());
 
@@ -302,9 +320,21 @@ public final class MigrationCommands {
     }
 
     private static void apply(MigrationParameters p, String name, JsonNode value) {
-        if (name.equals("multifd-compression")) {
-            p.multifdCompression = value.asString();
-            return;
+        switch (name) {
+            case "multifd-compression" -> {
+                p.multifdCompression = value.asString();
+                return;
+            }
+            case "zero-page-detection" -> {
+                p.zeroPageDetection = value.asString();
+                return;
+            }
+            case "compress-wait-thread" -> {
+                p.compressWaitThread = value.asBoolean();
+                return;
+            }
+            default -> {
+            }
         }
         long v = value.asLong();
         switch (name) {
@@ -316,13 +346,24 @@ public final class MigrationCommands {
             case "max-cpu-throttle" -> p.maxCpuThrottle = (int) v;
             case "throttle-trigger-threshold" -> p.throttleTriggerThreshold = (int) v;
             case "multifd-channels" -> p.multifdChannels = (int) Math.max(Integer.MIN_VALUE, Math.min(Integer.MAX_VALUE, v));
+            case "multifd-zlib-level" -> p.multifdZlibLevel = (int) v;
+            case "multifd-zstd-level" -> p.multifdZstdLevel = (int) v;
+            case "xbzrle-cache-size" -> p.xbzrleCacheSize = v;
+            case "compress-level" -> p.compressLevel = (int) v;
+            case "compress-threads" -> p.compressThreads = (int) v;
+            case "decompress-threads" -> p.decompressThreads = (int) v;
             default -> throw new IllegalStateException(name);
         }
     }
 
     private static final List<String> IMPLEMENTED_PARAMETERS = List.of("max-bandwidth", "downtime-limit", "max-postcopy-bandwidth",
             "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold",
-            "multifd-channels", "multifd-compression");
+            "multifd-channels", "multifd-compression", "multifd-zlib-level", "multifd-zstd-level", "xbzrle-cache-size",
+            "compress-level", "compress-threads", "decompress-threads", "compress-wait-thread", "zero-page-detection");
+
+    /** Parameters QEMU's schema types uint8: a value outside 0-255 fails as QEMU's visitor fails it. */
+    private static final List<String> UINT8_PARAMETERS = List.of("compress-level", "compress-threads",
+            "decompress-threads", "multifd-channels", "multifd-zlib-level", "multifd-zstd-level");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */
     private static final Map<String, QmpType> QEMU_PARAMETERS;
@@ -343,6 +384,8 @@ public final class MigrationCommands {
             m.put(n, QmpType.STR_OR_NULL);
         }
         m.put("multifd-compression", QmpType.enumOf("MultiFDCompression", "none", "zlib", "zstd"));
+        // Not in QEMU 7.2: QEMU 9.0's ZeroPageDetection, without its "multifd" (9.0's packet layout).
+        m.put("zero-page-detection", QmpType.enumOf("ZeroPageDetection", "none", "legacy"));
         m.put("block-bitmap-mapping", QmpType.arrayOf(QmpType.ANY));
         QEMU_PARAMETERS = java.util.Collections.unmodifiableMap(m);
     }

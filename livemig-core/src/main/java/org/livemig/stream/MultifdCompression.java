@@ -100,6 +100,9 @@ public final class MultifdCompression {
          */
         String decode(int len, MemorySegment ram, long[] offsets, int count, int pageSize);
 
+        /** The index in the packet of the page the last failed {@link #decode} stopped at, or -1 past the last page. */
+        int failedPage();
+
         @Override
         void close();
     }

@@ -74,6 +74,7 @@ final class MultifdZlib {
         private final MemorySegment inMemory;
         private final ByteBuffer spill = ByteBuffer.allocateDirect(64);
         private final PageWindows windows = new PageWindows();
+        private int failedPage = -1;
 
         ZlibDecoder(int pages, int pageSize) {
             in = ByteBuffer.allocateDirect(MultifdCompression.maxPacketData(pages, pageSize));
@@ -86,11 +87,18 @@ final class MultifdZlib {
         }
 
         @Override
+        public int failedPage() {
+            return failedPage;
+        }
+
+        @Override
         public String decode(int len, MemorySegment ram, long[] offsets, int count, int pageSize) {
+            failedPage = -1;
             in.clear().limit(len);
             inflater.setInput(in);
             try {
                 for (int i = 0; i < count; i++) {
+                    failedPage = i;
                     ByteBuffer page = windows.page(ram, offsets[i], pageSize);
                     while (page.hasRemaining()) {
                         long read = inflater.getBytesRead();
@@ -100,6 +108,7 @@ final class MultifdZlib {
                         }
                     }
                 }
+                failedPage = -1;
                 // What is left is the flush's empty block: it must inflate to nothing.
                 while (inflater.getRemaining() > 0 && !inflater.finished()) {
                     long read = inflater.getBytesRead();

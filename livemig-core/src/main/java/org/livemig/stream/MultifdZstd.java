@@ -73,6 +73,7 @@ final class MultifdZstd {
         private final MemorySegment inMemory;
         private final ByteBuffer spill = ByteBuffer.allocateDirect(64);
         private final PageWindows windows = new PageWindows();
+        private int failedPage = -1;
 
         ZstdDecoder(int pages, int pageSize) {
             in = ByteBuffer.allocateDirect(MultifdCompression.maxPacketData(pages, pageSize));
@@ -85,10 +86,17 @@ final class MultifdZstd {
         }
 
         @Override
+        public int failedPage() {
+            return failedPage;
+        }
+
+        @Override
         public String decode(int len, MemorySegment ram, long[] offsets, int count, int pageSize) {
+            failedPage = -1;
             in.clear().limit(len);
             try {
                 for (int i = 0; i < count; i++) {
+                    failedPage = i;
                     ByteBuffer page = windows.page(ram, offsets[i], pageSize);
                     while (page.hasRemaining()) {
                         int inAt = in.position();
@@ -100,6 +108,7 @@ final class MultifdZstd {
                         }
                     }
                 }
+                failedPage = -1;
                 // Whatever the stream still holds must decode to nothing.
                 while (true) {
                     int inAt = in.position();
