@@ -16,6 +16,10 @@ import org.livemig.stream.XbzrleCodec;
  * QEMU's does); compressed pages go to the decompress threads, which need the {@code compress}
  * capability here as in QEMU ({@link #acceptCompressedPages}).
  *
+ * <p>A compressed page reaches RAM some time before its section's end ({@link #awaitPages}), so
+ * a section must not carry the same page twice: as in QEMU, every source sends a page at most
+ * once a pass and ends its section before the next pass.
+ *
  * <p>Owned by the loading thread; {@link #shutdown} from any thread.
  */
 public final class EncodedPageLoader implements AutoCloseable {
