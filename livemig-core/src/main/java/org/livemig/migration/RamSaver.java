@@ -83,6 +83,9 @@ public final class RamSaver {
     }
 
     private boolean detectsZeroPages() {
+        if (multifd != null) {
+            return multifd.detectsZeroPages();
+        }
         return pageSaver == null || pageSaver.detectsZeroPages();
     }
 

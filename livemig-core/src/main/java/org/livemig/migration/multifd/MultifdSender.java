@@ -136,6 +136,11 @@ public final class MultifdSender implements AutoCloseable {
         }
     }
 
+    /** Whether the channels look for zero pages (zero-page-detection legacy). */
+    public boolean detectsZeroPages() {
+        return options.detectZeroPages();
+    }
+
     /** Pages handed to the channels. */
     public long pages() {
         return pages.get();
