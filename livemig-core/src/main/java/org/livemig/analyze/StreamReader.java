@@ -388,9 +388,7 @@ public final class StreamReader implements AutoCloseable {
         while (true) {
             if (in.peek(0) == SECTION_FOOTER && in.peek(1) == (id >>> 24 & 0xFF) && in.peek(2) == (id >>> 16 & 0xFF)
                     && in.peek(3) == (id >>> 8 & 0xFF) && in.peek(4) == (id & 0xFF)) {
-                int next = in.peek(5);
-                if (next == -1 || next == SECTION_EOF || next == SECTION_START || next == SECTION_PART
-                        || next == SECTION_END || next == SECTION_FULL || next == SECTION_COMMAND) {
+                if (plausibleRecordAt(in, 5)) {
                     return body.toByteArray();
                 }
             }
@@ -398,6 +396,58 @@ public final class StreamReader implements AutoCloseable {
                 throw in.error("no footer within " + limits.maxSectionBytes() + " bytes of section " + h.describe());
             }
             body.write(in.u8());
+        }
+    }
+
+    /**
+     * Whether the bytes {@code at} bytes ahead can start what follows a section: the end of the
+     * data, EOF followed by the trailer or the end, a section header (a new one with a printable
+     * idstr, or PART/END of a section already started) or a known command. A device's bytes
+     * can hold a footer's five bytes; they rarely go on like this as well.
+     */
+    private boolean plausibleRecordAt(Input in, int at) throws IOException {
+        int type = in.peek(at);
+        switch (type) {
+            case -1:
+                return true;
+            case SECTION_EOF: {
+                int after = in.peek(at + 1);
+                return after == -1 || after == SECTION_VMDESCRIPTION;
+            }
+            case SECTION_START:
+            case SECTION_FULL: {
+                int len = in.peek(at + 5);
+                if (len < 1) {
+                    return false;
+                }
+                for (int i = 0; i < len; i++) {
+                    int c = in.peek(at + 6 + i);
+                    if (c < 0x20 || c > 0x7E) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            case SECTION_PART:
+            case SECTION_END: {
+                int id = 0;
+                for (int i = 1; i <= 4; i++) {
+                    int b = in.peek(at + i);
+                    if (b < 0) {
+                        return false;
+                    }
+                    id = id << 8 | b;
+                }
+                return sections.containsKey(id);
+            }
+            case SECTION_COMMAND: {
+                int hi = in.peek(at + 1);
+                int lo = in.peek(at + 2);
+                int cmd = hi << 8 | lo;
+                return hi == 0 && cmd >= CMD_OPEN_RETURN_PATH && cmd <= CMD_SWITCHOVER_START;
+            }
+            default:
+                return false;
         }
     }
 
