@@ -186,6 +186,31 @@ class PageEncodingMigrationTest {
     }
 
     @Test
+    void cancellingACompressOrXbzrleMigrationLeavesTheSourceRunningAndItsThreadsEnd() throws Exception {
+        Machine.Config cfg = TestMachines.small("ab:2000").withRam(32L << 20).withFill(Machine.Fill.TEXT);
+        for (Capability cap : new Capability[] {Capability.COMPRESS, Capability.XBZRLE}) {
+            try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+                // 4 MiB/s: still sending when cancelled (and, for xbzrle, past its first pass)
+                on(p.src(), p.srcMig(), m -> m.maxBandwidth = 4L << 20, cap);
+                on(p.dst(), p.dstMig(), m -> { }, cap);
+                Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+                await().atMost(LONG).until(() -> o.ramStats().transferred.get() > (2L << 20));
+                p.srcMig().cancel();
+                await().atMost(LONG).until(() -> o.status().isFinal());
+                assertThat(o.status()).as(cap.qemuName()).isEqualTo(MigrationStatus.CANCELLED);
+                assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+                assertThat(p.src().ram().dirtyLogging()).isFalse();
+                await().atMost(LONG).until(() -> Thread.getAllStackTraces().keySet().stream()
+                        .noneMatch(t -> t.getName().startsWith("mig/src/compress_")));
+                Incoming in = p.dstMig().incoming();
+                await().atMost(LONG).until(() -> in.status() == MigrationStatus.FAILED);
+                await().atMost(LONG).until(() -> Thread.getAllStackTraces().keySet().stream()
+                        .noneMatch(t -> t.getName().startsWith("mig/dst/decompress_")));
+            }
+        }
+    }
+
+    @Test
     void compressedPagesNeedTheCapabilityOnTheDestinationAsInQemu() throws Exception {
         Machine.Config cfg = TestMachines.small("idle").withRam(16L << 20).withFill(Machine.Fill.TEXT);
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
