@@ -11,7 +11,7 @@ import org.livemig.memory.RamBlock;
  * drawn on its own, so no page repeats another), and for MIXED a page-by-page mixture of text,
  * half-zero pages (a buffer half used: random bytes, then zeros), zero pages and random pages.
  *
- * <p>Each page depends only on the seed and its index. Called on the thread that builds the machine.
+ * <p>The RAM depends only on the seed. Called on the thread that builds the machine.
  */
 final class CompressibleFill {
     private static final byte[][] WORDS;
@@ -35,12 +35,13 @@ final class CompressibleFill {
 
     private CompressibleFill() {}
 
-    /** Fills all of {@code seg} (a whole number of pages) as {@code fill} says. */
+    /** Fills all of {@code seg} (a whole number of pages) as {@code fill} says; the same seed, the same RAM. */
     static void fill(MemorySegment seg, Machine.Fill fill, long seed) {
         byte[] page = new byte[RamBlock.PAGE_SIZE];
         long pages = seg.byteSize() / RamBlock.PAGE_SIZE;
+        // One generator, no garbage: a gigabyte is a quarter of a million pages.
+        SplittableRandom r = new SplittableRandom(seed);
         for (long p = 0; p < pages; p++) {
-            SplittableRandom r = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + p);
             int kind = fill == Machine.Fill.TEXT ? 0 : r.nextInt(100);
             if (kind < 45) {
                 textPage(page, r);
@@ -60,14 +61,14 @@ final class CompressibleFill {
         int i = 0;
         int line = 0;
         while (i < page.length) {
-            byte[] w;
+            int n;
             if (r.nextInt(12) == 0) {
-                w = Long.toString(r.nextLong(1_000_000L)).getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+                n = putNumber(page, i, r.nextInt(1_000_000));
             } else {
-                w = WORDS[r.nextInt(WORDS.length)];
+                byte[] w = WORDS[r.nextInt(WORDS.length)];
+                n = Math.min(w.length, page.length - i);
+                System.arraycopy(w, 0, page, i, n);
             }
-            int n = Math.min(w.length, page.length - i);
-            System.arraycopy(w, 0, page, i, n);
             i += n;
             line += n + 1;
             if (i < page.length) {
@@ -79,6 +80,19 @@ final class CompressibleFill {
                 }
             }
         }
+    }
+
+    /** Writes {@code v}'s decimal digits at {@code at} (as many as fit); returns how many. */
+    private static int putNumber(byte[] page, int at, int v) {
+        int digits = v < 10 ? 1 : v < 100 ? 2 : v < 1000 ? 3 : v < 10_000 ? 4 : v < 100_000 ? 5 : 6;
+        int n = Math.min(digits, page.length - at);
+        for (int k = digits - 1; k >= 0; k--) {
+            if (k < n) {
+                page[at + k] = (byte) ('0' + v % 10);
+            }
+            v /= 10;
+        }
+        return n;
     }
 
     private static void halfZeroPage(byte[] page, SplittableRandom r) {
