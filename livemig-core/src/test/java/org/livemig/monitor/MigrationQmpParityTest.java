@@ -38,7 +38,7 @@ class MigrationQmpParityTest {
         HostTools.Qemu q = HostTools.startQemu(dir, "-M", "pc", "-m", "32M", "-accel", "tcg", "-nodefaults",
                 "-display", "none", "-S");
         qemu = q.process();
-        real = QmpClient.connect("unix:" + q.qmpSocket());
+        real = HostTools.connectQmp(q.qmpSocket());
         real.negotiate();
 
         machine = new Machine(Machine.Config.defaults().withRam(32L << 20).withWorkload("idle").withBlobSize(4096));

@@ -66,7 +66,7 @@ class LiveQemuMultifdTest {
                 "-display", "none", "-bios", bios.toString());
         qemu = q.process();
         log = q.log();
-        qmp = QmpClient.connect("unix:" + q.qmpSocket());
+        qmp = HostTools.connectQmp(q.qmpSocket());
         qmp.negotiate();
     }
 

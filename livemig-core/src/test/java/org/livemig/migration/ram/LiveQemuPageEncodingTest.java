@@ -67,7 +67,7 @@ class LiveQemuPageEncodingTest {
         HostTools.Qemu q = HostTools.startQemu(dir, args.toArray(String[]::new));
         qemu = q.process();
         log = q.log();
-        qmp = QmpClient.connect("unix:" + q.qmpSocket());
+        qmp = HostTools.connectQmp(q.qmpSocket());
         qmp.negotiate();
     }
 
