@@ -53,11 +53,31 @@ public final class PrecopyBench {
      * @param multifd    multifd-channels with the multifd capability on both sides, or 0 for off
      */
     public record Case(String name, String what, int ramDivisor, String fill, String workload,
-                       LoopbackCopy.Transport transport, long runBeforeMillis, int multifd) {
+                       LoopbackCopy.Transport transport, long runBeforeMillis, int multifd, Encoding encoding) {
+        Case(String name, String what, int ramDivisor, String fill, String workload, LoopbackCopy.Transport transport,
+             long runBeforeMillis, int multifd) {
+            this(name, what, ramDivisor, fill, workload, transport, runBeforeMillis, multifd, Encoding.NONE);
+        }
+
         long ram(long ramOption) {
             return ramOption / ramDivisor;
         }
     }
+
+    /**
+     * What a case adds to a plain migration.
+     *
+     * @param maxBandwidth       the source's max-bandwidth in bytes/s, 0 for unlimited
+     * @param xbzrleCacheSize    with the xbzrle capability on the source, its cache; 0 for off
+     * @param multifdCompression multifd-compression on both sides
+     * @param timeout            how long before a case that does not converge is cancelled, or null for --timeout
+     */
+    public record Encoding(long maxBandwidth, long xbzrleCacheSize, String multifdCompression, Duration timeout) {
+        static final Encoding NONE = new Encoding(0, 0, "none", null);
+    }
+
+    /** ab:25000 capped at 32 MiB/s: whole pages cannot keep up with it, XBZRLE deltas can (issue 17 (a)). */
+    private static final Duration AB_CAPPED_TIMEOUT = Duration.ofSeconds(60);
 
     /** Every case, in the order they run. */
     public static final List<Case> CASES = List.of(
@@ -70,12 +90,23 @@ public final class PrecopyBench {
             new Case("random-tcp-mfd2", "idle guest, random RAM, multifd 2 channels", 1, "random", "idle",
                     LoopbackCopy.Transport.TCP, 0, 2),
             new Case("random-unix-mfd2", "idle guest, random RAM, multifd 2 channels", 1, "random", "idle",
-                    LoopbackCopy.Transport.UNIX, 0, 2));
+                    LoopbackCopy.Transport.UNIX, 0, 2),
+            new Case("ab25000-bw32", "ab:25000, max-bandwidth 32 MiB/s", 2, "zero", "ab:25000",
+                    LoopbackCopy.Transport.TCP, 500, 0, new Encoding(32L << 20, 0, "none", AB_CAPPED_TIMEOUT)),
+            new Case("ab25000-bw32-xbzrle", "ab:25000, max-bandwidth 32 MiB/s, xbzrle (cache 128 MiB)", 2, "zero",
+                    "ab:25000", LoopbackCopy.Transport.TCP, 500, 0,
+                    new Encoding(32L << 20, 128L << 20, "none", AB_CAPPED_TIMEOUT)),
+            new Case("mixed-mfd2-none", "idle guest, mixed compressible RAM, multifd 2 channels", 1, "mixed", "idle",
+                    LoopbackCopy.Transport.TCP, 0, 2),
+            new Case("mixed-mfd2-zlib", "idle guest, mixed compressible RAM, multifd 2 channels, zlib", 1, "mixed",
+                    "idle", LoopbackCopy.Transport.TCP, 0, 2, new Encoding(0, 0, "zlib", null)),
+            new Case("mixed-mfd2-zstd", "idle guest, mixed compressible RAM, multifd 2 channels, zstd", 1, "mixed",
+                    "idle", LoopbackCopy.Transport.TCP, 0, 2, new Encoding(0, 0, "zstd", null)));
 
     /** The outcome of one run of one case. */
     public record Result(Case c, long ramBytes, int run, String status, long totalMs, long downtimeMs, long setupMs,
                          long passes, long transferred, long dstDoneMs, long srcPeakRss, long dstPeakRss,
-                         String busiestThreads, String error) {
+                         String busiestThreads, String error, String encoding) {
         boolean completed() {
             return "completed".equals(status);
         }
@@ -138,7 +169,7 @@ public final class PrecopyBench {
     /** Runs the selected cases and prints the tables; returns every run's result. */
     public List<Result> run() throws Exception {
         List<Case> cases = selected();
-        out.printf("livemig bench precopy: --ram %d MiB, %d run(s) per case, max-bandwidth 0 (unlimited), downtime-limit %d ms%n",
+        out.printf("livemig bench precopy: --ram %d MiB, %d run(s) per case, max-bandwidth 0 (unlimited) unless a case caps it, downtime-limit %d ms%n",
                 options.ramBytes() >> 20, options.repeat(), DOWNTIME_LIMIT_MS);
         out.println("  source and destination: two `livemig run` child JVMs driven over QMP (java "
                 + ChildMachine.jvmOptions(options.javaCommand()) + "), "
@@ -155,7 +186,7 @@ public final class PrecopyBench {
         out.println("MB/s = guest RAM (10^6 bytes) / total-time; ratio = MB/s / baseline MB/s of the same transport and size;");
         out.println("dst done = `migrate` sent -> destination's MIGRATION completed event seen by this process; "
                 + "HWM = peak RSS (VmHWM) of each child");
-        String head = String.format("%-12s %3s %7s %-10s %8s %8s %6s %6s %8s %7s %6s %8s %8s %8s %8s",
+        String head = String.format("%-19s %3s %7s %-10s %8s %8s %6s %6s %8s %7s %6s %8s %8s %8s %8s",
                 "case", "run", "RAM MiB", "status", "total ms", "down ms", "setup", "passes", "wire MiB",
                 "MB/s", "ratio", "dst done", "src HWM", "dst HWM", "limit");
         out.println(head);
@@ -166,7 +197,7 @@ public final class PrecopyBench {
                 Result r = runCase(c, run);
                 results.add(r);
                 double base = baseline.getOrDefault(baselineKey(c), 0.0);
-                out.printf("%-12s %3d %7d %-10s %8s %8s %6s %6d %8d %7.0f %6s %8s %8s %8s %8d%n",
+                out.printf("%-19s %3d %7d %-10s %8s %8s %6s %6d %8d %7.0f %6s %8s %8s %8s %8d%n",
                         c.name(), run, r.ramBytes() >> 20, r.status(), ms(r.totalMs()), ms(r.downtimeMs()),
                         ms(r.setupMs()), r.passes(), r.transferred() >> 20, r.mbPerSec(),
                         base > 0 && r.completed() ? String.format("%.2f", r.mbPerSec() / base) : "-",
@@ -174,6 +205,9 @@ public final class PrecopyBench {
                         (r.ramBytes() + RSS_ALLOWANCE) >> 20);
                 if (r.error() != null) {
                     out.println("    " + r.error());
+                }
+                if (!r.encoding().isEmpty()) {
+                    out.println("    " + r.encoding());
                 }
                 if (!r.busiestThreads().isEmpty()) {
                     out.println("    busiest threads, CPU s (% of migrate -> dst done): " + r.busiestThreads());
@@ -280,10 +314,18 @@ public final class PrecopyBench {
         try (ChildMachine dst = ChildMachine.start(options.javaCommand(), dstArgs, options.dir(), "dst-" + tag);
              ChildMachine src = ChildMachine.start(options.javaCommand(), machineArgs(c, ram, false), options.dir(),
                      "src-" + tag)) {
-            setCapabilities(src.qmp(), c.multifd());
-            setCapabilities(dst.qmp(), c.multifd());
+            setCapabilities(src.qmp(), c.multifd(), c.encoding().xbzrleCacheSize() > 0);
+            setCapabilities(dst.qmp(), c.multifd(), false);
             src.qmp().execute("migrate-set-parameters",
-                    QmpClient.args("max-bandwidth", 0L, "downtime-limit", DOWNTIME_LIMIT_MS));
+                    QmpClient.args("max-bandwidth", c.encoding().maxBandwidth(), "downtime-limit", DOWNTIME_LIMIT_MS));
+            if (c.encoding().xbzrleCacheSize() > 0) {
+                src.qmp().execute("migrate-set-parameters", QmpClient.args("xbzrle-cache-size", c.encoding().xbzrleCacheSize()));
+            }
+            if (!"none".equals(c.encoding().multifdCompression())) {
+                for (QmpClient q : List.of(src.qmp(), dst.qmp())) {
+                    q.execute("migrate-set-parameters", QmpClient.args("multifd-compression", c.encoding().multifdCompression()));
+                }
+            }
             AtomicLong dstDone = new AtomicLong();
             dst.qmp().onEvent(e -> {
                 if (isMigrationEvent(e, "completed")) {
@@ -299,12 +341,13 @@ public final class PrecopyBench {
             long t0 = System.nanoTime();
             src.qmp().execute("migrate", QmpClient.args("uri", uri));
             String error = null;
+            Duration timeout = c.encoding().timeout() != null ? c.encoding().timeout() : options.timeout();
             try {
                 src.qmp().waitForEvent("MIGRATION", e -> isMigrationEvent(e, "completed", "failed", "cancelled"),
-                        options.timeout());
+                        timeout);
             } catch (TimeoutException e) {
                 src.qmp().execute("migrate_cancel");
-                error = "did not converge within " + options.timeout().toSeconds() + " s; cancelled";
+                error = "did not converge within " + timeout.toSeconds() + " s; cancelled";
                 try {
                     src.qmp().waitForEvent("MIGRATION", ev -> isMigrationEvent(ev, "cancelled", "failed"),
                             DESTINATION_TIMEOUT);
@@ -334,11 +377,21 @@ public final class PrecopyBench {
             String busiest = "src " + busiest(srcCpu0, cpuSnapshot(src.pid()), wall)
                     + "; dst " + busiest(dstCpu0, cpuSnapshot(dst.pid()), wall);
             JsonNode ramInfo = q.path("ram");
+            JsonNode x = q.path("xbzrle-cache");
+            String encoded = x.isMissingNode() ? "" : String.format(
+                    "xbzrle: %d pages as deltas (cache hits), %d misses, %d overflows, %d delta bytes, encoding rate %.1f",
+                    x.path("pages").asLong(), x.path("cache-miss").asLong(), x.path("overflow").asLong(),
+                    x.path("bytes").asLong(), x.path("encoding-rate").asDouble());
+            if (!"none".equals(c.encoding().multifdCompression())) {
+                encoded = String.format("%s: %d MiB of pages (normal) went as %d MiB on the channels",
+                        c.encoding().multifdCompression(), ramInfo.path("normal-bytes").asLong() >> 20,
+                        ramInfo.path("multifd-bytes").asLong() >> 20);
+            }
             return new Result(c, ram, run, error != null && status.equals("cancelled") ? "no-conv" : status,
                     q.path("total-time").asLong(-1), q.path("downtime").asLong(-1), q.path("setup-time").asLong(-1),
                     ramInfo.path("dirty-sync-count").asLong(), ramInfo.path("transferred").asLong(),
                     done == 0 ? -1 : (done - t0) / 1_000_000, src.peakRssBytes(), dst.peakRssBytes(),
-                    srcCpu0.isEmpty() ? "" : busiest, error);
+                    srcCpu0.isEmpty() ? "" : busiest, error, encoded);
         }
     }
 
@@ -390,9 +443,17 @@ public final class PrecopyBench {
 
     /** events on; with {@code multifd > 0} also the multifd capability and that many channels. */
     static void setCapabilities(QmpClient qmp, int multifd) throws IOException {
+        setCapabilities(qmp, multifd, false);
+    }
+
+    /** As above, and xbzrle when asked. */
+    static void setCapabilities(QmpClient qmp, int multifd, boolean xbzrle) throws IOException {
         ObjectNode a = QmpJson.object();
         ArrayNode caps = a.putArray("capabilities");
         caps.addObject().put("capability", "events").put("state", true);
+        if (xbzrle) {
+            caps.addObject().put("capability", "xbzrle").put("state", true);
+        }
         if (multifd > 0) {
             caps.addObject().put("capability", "multifd").put("state", true);
         }
@@ -456,9 +517,15 @@ public final class PrecopyBench {
                 case "ab-tcp" -> String.format("%s, downtime %d ms, goal converges within the %d ms downtime-limit: %s",
                         all ? "converged" : "did not converge", down, DOWNTIME_LIMIT_MS,
                         verdict(all && down <= DOWNTIME_LIMIT_MS));
+                case "ab25000-bw32" -> String.format("%s in %d ms, %d MiB on the wire, downtime %s ms",
+                        all ? "converged" : "did not converge", total, median(rs, Result::transferred) >> 20,
+                        all ? Long.toString(down) : "-");
+                case "ab25000-bw32-xbzrle" -> xbzrleGoal(rs, byCase.get("ab25000-bw32"));
+                case "mixed-mfd2-none", "mixed-mfd2-zlib", "mixed-mfd2-zstd" -> compressionLine(rs, byCase.get("mixed-mfd2-none"),
+                        name.equals("mixed-mfd2-zstd"));
                 default -> "";
             };
-            out.printf("  %-12s %s%n", name, line);
+            out.printf("  %-19s %s%n", name, line);
         });
         long worst = results.stream().mapToLong(r -> Math.max(r.srcPeakRss(), r.dstPeakRss()) - r.ramBytes())
                 .max().orElse(0);
@@ -466,9 +533,46 @@ public final class PrecopyBench {
                 && r.srcPeakRss() <= r.ramBytes() + RSS_ALLOWANCE && r.dstPeakRss() <= r.ramBytes() + RSS_ALLOWANCE);
         Result heaviest = results.stream().max(Comparator.comparingLong(r -> Math.max(r.srcPeakRss(), r.dstPeakRss())
                 - r.ramBytes())).orElse(null);
-        out.printf("  %-12s peak RSS at most guest RAM + %d MiB%s, goal <= guest RAM + 200 MiB: %s%n", "memory",
+        out.printf("  %-19s peak RSS at most guest RAM + %d MiB%s, goal <= guest RAM + 200 MiB: %s%n", "memory",
                 worst >> 20, heaviest == null ? "" : " (" + heaviest.c().name() + ")", verdict(memOk));
         out.flush();
+    }
+
+    /** (a): xbzrle against plain precopy of the same guest on the same capped link. */
+    private static String xbzrleGoal(List<Result> rs, List<Result> plain) {
+        boolean all = rs.stream().allMatch(Result::completed);
+        long bytes = median(rs, Result::transferred);
+        String line = String.format("%s in %d ms, %d MiB on the wire, downtime %s ms", all ? "converged" : "did not converge",
+                median(rs, Result::totalMs), bytes >> 20, all ? Long.toString(median(rs, Result::downtimeMs)) : "-");
+        if (plain == null) {
+            return line + " (run ab25000-bw32 too for the goal)";
+        }
+        boolean plainConverged = plain.stream().allMatch(Result::completed);
+        long plainBytes = median(plain, Result::transferred);
+        double share = plainBytes > 0 ? (double) bytes / plainBytes : 0;
+        return line + String.format("; %.0f%% of plain precopy's %d MiB (sent %s); goal converges where plain does not"
+                        + " and sends <= 30%%: %s", 100 * share, plainBytes >> 20,
+                plainConverged ? "to completion" : "until it was cancelled", verdict(all && !plainConverged && share <= 0.30));
+    }
+
+    /** (b): multifd compression beside plain multifd on the same RAM. */
+    private static String compressionLine(List<Result> rs, List<Result> none, boolean zstdGoal) {
+        boolean all = rs.stream().allMatch(Result::completed);
+        double v = medianMbps(rs);
+        long bytes = median(rs, Result::transferred);
+        String line = String.format("%.0f MB/s of guest RAM, %d MiB on the wire", v, bytes >> 20);
+        if (none != null && rs != none) {
+            long noneBytes = median(none, Result::transferred);
+            line += String.format(" (%.0f%% of none's %d MiB; %.2fx its speed)", 100.0 * bytes / Math.max(1, noneBytes),
+                    noneBytes >> 20, v / Math.max(1e-9, medianMbps(none)));
+        }
+        if (!all) {
+            line += ", did not complete";
+        }
+        if (zstdGoal) {
+            line += String.format("; goal zstd >= 1000 MB/s: %s", verdict(all && v >= 1000));
+        }
+        return line;
     }
 
     private static String verdict(boolean ok) {

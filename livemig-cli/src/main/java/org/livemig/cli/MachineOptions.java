@@ -15,7 +15,7 @@ final class MachineOptions {
             defaultValue = "ab")
     String workload;
 
-    @Option(names = "--fill", description = "Initial RAM contents: zero | random (default: ${DEFAULT-VALUE}).", defaultValue = "zero")
+    @Option(names = "--fill", description = "Initial RAM contents: zero | random | text | mixed (text, half-zero, zero and random pages) (default: ${DEFAULT-VALUE}).", defaultValue = "zero")
     String fill;
 
     @Option(names = "--blob-size", description = "Size of the blob device's opaque state (default: ${DEFAULT-VALUE}).",
@@ -45,7 +45,9 @@ final class MachineOptions {
         Machine.Fill f = switch (fill) {
             case "zero" -> Machine.Fill.ZERO;
             case "random" -> Machine.Fill.RANDOM;
-            default -> throw new IllegalArgumentException("--fill must be zero or random, not '" + fill + "'");
+            case "text" -> Machine.Fill.TEXT;
+            case "mixed" -> Machine.Fill.MIXED;
+            default -> throw new IllegalArgumentException("--fill must be zero, random, text or mixed, not '" + fill + "'");
         };
         long blob = Sizes.parse(blobSize);
         if (blob > Integer.MAX_VALUE - 64) {

@@ -203,7 +203,10 @@ class LiveQemuRelayTest {
         processes.add(p);
         await().atMost(Duration.ofSeconds(30)).until(() -> Files.exists(sock) || !p.isAlive());
         assertThat(p.isAlive()).as(() -> name + " QEMU died: " + read(log)).isTrue();
-        QmpClient c = QmpClient.connect("unix:" + sock);
+        // The socket file exists once QEMU binds it, a moment before it listens: try again when refused.
+        QmpClient c = await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
+                .ignoreExceptionsInstanceOf(java.io.IOException.class)
+                .until(() -> QmpClient.connect("unix:" + sock), q -> q != null);
         clients.add(c);
         c.negotiate();
         return new Qemu(p, c, log);

@@ -56,7 +56,8 @@ public final class StreamReader implements AutoCloseable {
     private VmDescription vmdesc;
     private final VmstateDump dump;
     private final DeviceDecoder decoder;
-    private final PageCodecs codecs = new PageCodecs();
+    /** COMPRESS_PAGE inflater, made for the stream's page size when first needed. */
+    private org.livemig.stream.CompressedPageCodec.Decompressor inflater;
 
     private int pageBits = TARGET_PAGE_BITS;
     private int pageSize = TARGET_PAGE_SIZE;
@@ -394,9 +395,7 @@ public final class StreamReader implements AutoCloseable {
         while (true) {
             if (in.peek(0) == SECTION_FOOTER && in.peek(1) == (id >>> 24 & 0xFF) && in.peek(2) == (id >>> 16 & 0xFF)
                     && in.peek(3) == (id >>> 8 & 0xFF) && in.peek(4) == (id & 0xFF)) {
-                int next = in.peek(5);
-                if (next == -1 || next == SECTION_EOF || next == SECTION_START || next == SECTION_PART
-                        || next == SECTION_END || next == SECTION_FULL || next == SECTION_COMMAND) {
+                if (plausibleRecordAt(in, 5)) {
                     return body.toByteArray();
                 }
             }
@@ -404,6 +403,58 @@ public final class StreamReader implements AutoCloseable {
                 throw in.error("no footer within " + limits.maxSectionBytes() + " bytes of section " + h.describe());
             }
             body.write(in.u8());
+        }
+    }
+
+    /**
+     * Whether the bytes {@code at} bytes ahead can start what follows a section: the end of the
+     * data, EOF followed by the trailer or the end, a section header (a new one with a printable
+     * idstr, or PART/END of a section already started) or a known command. A device's bytes
+     * can hold a footer's five bytes; they rarely go on like this as well.
+     */
+    private boolean plausibleRecordAt(Input in, int at) throws IOException {
+        int type = in.peek(at);
+        switch (type) {
+            case -1:
+                return true;
+            case SECTION_EOF: {
+                int after = in.peek(at + 1);
+                return after == -1 || after == SECTION_VMDESCRIPTION;
+            }
+            case SECTION_START:
+            case SECTION_FULL: {
+                int len = in.peek(at + 5);
+                if (len < 1) {
+                    return false;
+                }
+                for (int i = 0; i < len; i++) {
+                    int c = in.peek(at + 6 + i);
+                    if (c < 0x20 || c > 0x7E) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            case SECTION_PART:
+            case SECTION_END: {
+                int id = 0;
+                for (int i = 1; i <= 4; i++) {
+                    int b = in.peek(at + i);
+                    if (b < 0) {
+                        return false;
+                    }
+                    id = id << 8 | b;
+                }
+                return sections.containsKey(id);
+            }
+            case SECTION_COMMAND: {
+                int hi = in.peek(at + 1);
+                int lo = in.peek(at + 2);
+                int cmd = hi << 8 | lo;
+                return hi == 0 && cmd >= CMD_OPEN_RETURN_PATH && cmd <= CMD_SWITCHOVER_START;
+            }
+            default:
+                return false;
         }
     }
 
@@ -653,7 +704,7 @@ public final class StreamReader implements AutoCloseable {
                     String name = blockName(in, rec, at);
                     RamImage.Block b = pageBlock(in, addr, at);
                     int enc = in.with(rec::readXbzrleEncoding);
-                    if (enc != RamPageRecord.XBZRLE_ENCODING) {
+                    if (enc != org.livemig.stream.XbzrleCodec.ENCODING_XBZRLE) {
                         throw in.errorAt("XBZRLE record with encoding " + enc + ", only 1 exists", at);
                     }
                     int len = in.with(rec::readXbzrleLength);
@@ -662,9 +713,10 @@ public final class StreamReader implements AutoCloseable {
                     }
                     byte[] data = in.bytes(len, pageSize, "XBZRLE delta");
                     MemorySegment page = writablePage(in, b, addr, at);
-                    String err = PageCodecs.xbzrleDecode(data, page, pageSize);
+                    String err = org.livemig.stream.XbzrleCodec.decode(data, data.length, page, 0, pageSize);
                     if (err != null) {
-                        throw in.errorAt(err, at);
+                        throw in.errorAt(String.format("XBZRLE record for page 0x%x of %s: %s", addr,
+                                SectionHeader.display(currentBlock.name()), err), at);
                     }
                     r = new RamRecord(at, header, RamPageRecord.Kind.XBZRLE, name, currentBlock.name(), 0, enc, data, page, null);
                 }
@@ -672,16 +724,24 @@ public final class StreamReader implements AutoCloseable {
                     String name = blockName(in, rec, at);
                     RamImage.Block b = pageBlock(in, addr, at);
                     long len = in.with(rec::readCompressedLength);
-                    int max = PageCodecs.compressBound(pageSize);
+                    int max = org.livemig.stream.CompressedPageCodec.compressBound(pageSize);
                     if (len == 0 || len > max) {
                         throw in.errorAt("COMPRESS_PAGE payload of " + len + " bytes (limit " + max + ")", at);
                     }
                     byte[] data = in.bytes(len, max, "compressed page");
                     MemorySegment page = scratch.asSlice(0, pageSize);
-                    String err = codecs.inflate(data, page, pageSize);
-                    if (err != null) {
-                        throw in.errorAt(err, at);
+                    if (inflater == null || inflater.page().length != pageSize) {
+                        if (inflater != null) {
+                            inflater.close();
+                        }
+                        inflater = new org.livemig.stream.CompressedPageCodec.Decompressor(pageSize);
                     }
+                    String err = inflater.decompress(data, 0, data.length);
+                    if (err != null) {
+                        throw in.errorAt(String.format("compressed page 0x%x of %s: %s", addr,
+                                SectionHeader.display(currentBlock.name()), err), at);
+                    }
+                    MemorySegment.copy(inflater.page(), 0, page, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, pageSize);
                     if (keepRam) {
                         try {
                             ram.store(b, addr, page);
@@ -799,7 +859,9 @@ public final class StreamReader implements AutoCloseable {
 
     @Override
     public void close() {
-        codecs.close();
+        if (inflater != null) {
+            inflater.close();
+        }
         scratchArena.close();
         if (ram != null) {
             ram.close();

@@ -251,11 +251,12 @@ public final class StreamRewriter implements StreamVisitor {
                         prev = java.lang.foreign.Arena.ofAuto().allocate(pageSize);
                     }
                     mirror.readPage(b, addr, prev);
-                    xbzrleDelta = PageCodecs.xbzrleEncode(prev.toArray(ValueLayout.JAVA_BYTE),
-                            r.page().toArray(ValueLayout.JAVA_BYTE), pageSize);
-                    if (xbzrleDelta == null) {
+                    byte[] delta = new byte[pageSize];
+                    int n = org.livemig.stream.XbzrleCodec.encode(prev, 0, r.page(), 0, pageSize, delta, pageSize);
+                    if (n < 0) {
                         throw new IOException("XBZRLE delta of a page would be longer than the page");
                     }
+                    xbzrleDelta = java.util.Arrays.copyOf(delta, n);
                     mirror.store(b, addr, r.page());
                 }
                 default -> {

@@ -23,8 +23,11 @@ import org.livemig.vmstate.SaveStateRegistry;
  * without a lock (dirty tracking orders them, see {@link org.livemig.memory.DirtyBitmap}).
  */
 public final class Machine implements AutoCloseable {
-    /** Initial contents of guest RAM. */
-    public enum Fill { ZERO, RANDOM }
+    /**
+     * Initial contents of guest RAM: zero, random (incompressible), text (text-like pages that
+     * compress as text does), or mixed (text, half-zero, zero and random pages; see CompressibleFill).
+     */
+    public enum Fill { ZERO, RANDOM, TEXT, MIXED }
 
     /** How to build a machine. */
     public record Config(String name, long ramSize, int vcpus, String workload, Fill fill,
@@ -85,6 +88,9 @@ public final class Machine implements AutoCloseable {
         if (config.fill() == Fill.RANDOM) {
             ram.markWritten();
             fillRandom(mainBlock.memory(), config.seed());
+        } else if (config.fill() == Fill.TEXT || config.fill() == Fill.MIXED) {
+            ram.markWritten();
+            CompressibleFill.fill(mainBlock.memory(), config.fill(), config.seed());
         }
         workload.initialise(mainBlock);
         for (int i = 0; i < config.vcpus(); i++) {

@@ -6,6 +6,7 @@ package org.livemig.migration;
  */
 public enum Capability {
     AUTO_CONVERGE("auto-converge"),
+    COMPRESS("compress"),
     EVENTS("events"),
     MULTIFD("multifd"),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
@@ -13,7 +14,8 @@ public enum Capability {
     POSTCOPY_PREEMPT("postcopy-preempt"),
     RETURN_PATH("return-path"),
     /** COLO: after the initial migration, checkpoints between a primary and a secondary ({@code migration.colo}). */
-    X_COLO("x-colo");
+    X_COLO("x-colo"),
+    XBZRLE("xbzrle");
 
     private final String qemuName;
 

@@ -67,6 +67,13 @@ public final class Incoming {
     private volatile ColoSecondary coloSecondary;
     /** Trace events are emitted (not for a warm-up's scratch migrations). */
     private final boolean traced;
+    /** multifd-compression here: what the channels' packets must be compressed with. */
+    private volatile org.livemig.stream.MultifdCompression.Method multifdCompression =
+            org.livemig.stream.MultifdCompression.Method.NONE;
+    /** decompress-threads with the compress capability, else 0 (compressed pages are refused). */
+    private volatile int decompressThreads;
+    /** XBZRLE and COMPRESS_PAGE payloads of this load; made when loading starts. */
+    private volatile org.livemig.migration.ram.EncodedPageLoader encodedPages;
 
     Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
              FaultSpec faults, String postcopyBackend, boolean preempt, int multifdChannels, boolean colo,
@@ -91,6 +98,12 @@ public final class Incoming {
 
     void setRequestThreads(RequestThreads threads) {
         this.requestThreads = threads;
+    }
+
+    /** How pages arrive encoded: multifd-compression, and decompress-threads (0 without compress). Before listening. */
+    void setPageDecoding(org.livemig.stream.MultifdCompression.Method compression, int decompressThreads) {
+        this.multifdCompression = compression;
+        this.decompressThreads = decompressThreads;
     }
 
     int realTimeRequestThreads() {
@@ -125,7 +138,8 @@ public final class Incoming {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
                 MultifdReceiver m = multifdChannels > 0
-                        ? new MultifdReceiver(machine.ram(), multifdChannels, ram.multifdBytes, this::multifdFailed) : null;
+                        ? new MultifdReceiver(machine.ram(), multifdChannels, multifdCompression, ram.multifdBytes,
+                                this::multifdFailed) : null;
                 multifd = m;
                 machine.mainLoop().schedule(() -> process(c));
                 if (m != null) {
@@ -210,6 +224,12 @@ public final class Incoming {
             if (m != null) {
                 RamHandlers.of(machine).loader().useMultifd(m);
             }
+            org.livemig.migration.ram.EncodedPageLoader pages = new org.livemig.migration.ram.EncodedPageLoader();
+            if (decompressThreads > 0) {
+                pages.acceptCompressedPages(decompressThreads);
+            }
+            encodedPages = pages;
+            RamHandlers.of(machine).loader().useEncodedPages(pages);
             PostcopyIncoming pc = new PostcopyIncoming(new Host(), RamHandlers.of(machine).loader(), postcopyBackend);
             postcopy = pc;
             MigrationConnection early = preemptConnection;
@@ -295,6 +315,10 @@ public final class Incoming {
         MultifdReceiver m = multifd;
         if (m != null) {
             m.shutdown();
+        }
+        org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
+        if (pages != null) {
+            pages.shutdown();
         }
         status.force(MigrationStatus.FAILED);
         machine.mainLoop().schedule(this::destroyAfterFailureBh);
@@ -478,6 +502,10 @@ public final class Incoming {
         if (m != null) {
             m.close();
         }
+        org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
+        if (pages != null) {
+            pages.close();
+        }
         closeListener();
         if (pc != null) {
             pc.recovery().abandon();
@@ -536,6 +564,10 @@ public final class Incoming {
         MigrationConnection cc = compareConnection.getNow(null);
         if (cc != null) {
             cc.shutdown();
+        }
+        org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
+        if (pages != null) {
+            pages.shutdown();
         }
         closeListener();
     }

@@ -153,13 +153,30 @@ public final class Migration {
 
     /** Called with the BQL held. Sets a capability; refused while a migration runs. */
     public void setCapability(Capability c, boolean on) throws MigrationException {
+        setCapabilities(java.util.Map.of(c, on));
+    }
+
+    /**
+     * Sets capabilities together (QMP migrate-set-capabilities): the resulting set is checked as
+     * QEMU checks it before any of them changes. Called with the BQL held; refused while a
+     * migration runs.
+     */
+    public void setCapabilities(java.util.Map<Capability, Boolean> changes) throws MigrationException {
         machine.bql().assertHeld();
         refuseWhileActive("capabilities");
-        if (on) {
-            capabilities.add(c);
-        } else {
-            capabilities.remove(c);
+        EnumSet<Capability> next = capabilities.isEmpty() ? EnumSet.noneOf(Capability.class) : EnumSet.copyOf(capabilities);
+        changes.forEach((c, on) -> {
+            if (on) {
+                next.add(c);
+            } else {
+                next.remove(c);
+            }
+        });
+        if (next.contains(Capability.MULTIFD) && next.contains(Capability.COMPRESS)) {
+            throw new MigrationException("Multifd is not compatible with compress"); // QEMU 7.2's words
         }
+        capabilities.clear();
+        capabilities.addAll(next);
     }
 
     /**
@@ -192,6 +209,14 @@ public final class Migration {
         parameters.multifdChannels = p.multifdChannels;
         parameters.multifdCompression = p.multifdCompression;
         parameters.xCheckpointDelay = p.xCheckpointDelay;
+        parameters.multifdZlibLevel = p.multifdZlibLevel;
+        parameters.multifdZstdLevel = p.multifdZstdLevel;
+        parameters.xbzrleCacheSize = p.xbzrleCacheSize;
+        parameters.compressLevel = p.compressLevel;
+        parameters.compressThreads = p.compressThreads;
+        parameters.decompressThreads = p.decompressThreads;
+        parameters.compressWaitThread = p.compressWaitThread;
+        parameters.zeroPageDetection = p.zeroPageDetection;
         Outgoing o = outgoing;
         if (o != null && o.status().isActive()) {
             o.applyParameters(parameters.copy());
@@ -316,6 +341,8 @@ public final class Migration {
                 capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0,
                 capabilities.contains(Capability.X_COLO), coloState, quiet);
         i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
+        i.setPageDecoding(parameters.multifdCompressionMethod(),
+                capabilities.contains(Capability.COMPRESS) ? parameters.decompressThreads : 0);
         try {
             i.listen(addr);
         } catch (IOException e) {
@@ -445,6 +472,12 @@ public final class Migration {
                 r.put("expected-downtime", o.expectedDowntimeMillis());
             }
             r.set("ram", ramInfo(o.ramStats(), o.parameters()));
+            if (capabilities.contains(Capability.XBZRLE)) {
+                r.set("xbzrle-cache", xbzrleInfo(o.ramStats().xbzrle, parameters.xbzrleCacheSize));
+            }
+            if (capabilities.contains(Capability.COMPRESS)) {
+                r.set("compression", compressionInfo(o.ramStats().compression));
+            }
             if (o.throttlePercent() > 0) {
                 r.put("cpu-throttle-percentage", o.throttlePercent());
             }
@@ -475,6 +508,30 @@ public final class Migration {
             }
         }
         return r;
+    }
+
+    /** QEMU's XBZRLECacheStats. */
+    private static ObjectNode xbzrleInfo(org.livemig.migration.ram.XbzrleStats x, long cacheSize) {
+        ObjectNode o = JsonNodeFactory.instance.objectNode();
+        o.put("cache-size", cacheSize);
+        o.put("bytes", x.bytes.get());
+        o.put("pages", x.pages.get());
+        o.put("cache-miss", x.cacheMiss.get());
+        o.put("cache-miss-rate", x.cacheMissRate);
+        o.put("encoding-rate", x.encodingRate);
+        o.put("overflow", x.overflow.get());
+        return o;
+    }
+
+    /** QEMU's CompressionStats. */
+    private static ObjectNode compressionInfo(org.livemig.migration.ram.CompressionStats c) {
+        ObjectNode o = JsonNodeFactory.instance.objectNode();
+        o.put("pages", c.pages.get());
+        o.put("busy", c.busy.get());
+        o.put("busy-rate", c.busyRate);
+        o.put("compressed-size", c.compressedSize.get());
+        o.put("compression-rate", c.compressionRate);
+        return o;
     }
 
     private static ObjectNode ramInfo(RamStats st, MigrationParameters p) {

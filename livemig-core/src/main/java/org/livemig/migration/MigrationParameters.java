@@ -1,5 +1,7 @@
 package org.livemig.migration;
 
+import org.livemig.stream.MultifdCompression;
+
 /**
  * Migration parameters with QEMU's names, units and defaults (qapi/migration.json
  * MigrationParameters). Mutable only through {@link Migration}, which refuses changes while a
@@ -25,10 +27,44 @@ public final class MigrationParameters {
     public int throttleTriggerThreshold = 50;
     /** Connections besides the main one when the multifd capability is on (QEMU's default 2). */
     public int multifdChannels = 2;
-    /** QEMU's MultiFDCompression: none, zlib or zstd; livemig takes none. */
+    /** QEMU's MultiFDCompression: none, zlib or zstd. */
     public String multifdCompression = "none";
     /** COLO: milliseconds between checkpoints (QEMU's x-checkpoint-delay, a uint32; default 20 s). */
     public long xCheckpointDelay = 20_000;
+    /** zlib level of multifd-compression zlib, 0-9. */
+    public int multifdZlibLevel = 1;
+    /** zstd level of multifd-compression zstd, 0-20 (0: zstd's default). */
+    public int multifdZstdLevel = 1;
+    /** Bytes of the source's XBZRLE cache: a power of two of at least a page (QEMU's default 64 MiB). */
+    public long xbzrleCacheSize = 64L << 20;
+    /** zlib level of the compress capability, 0-9. */
+    public int compressLevel = 1;
+    /** Compress threads on the source (compress capability), 1-255. */
+    public int compressThreads = 8;
+    /** Decompress threads on the destination (compress capability), 1-255. */
+    public int decompressThreads = 2;
+    /** With every compress thread busy, wait for one (true) or send the page uncompressed. */
+    public boolean compressWaitThread = true;
+    /**
+     * Zero-page detection (QEMU 9.0's ZeroPageDetection names; 7.2 always detects): "legacy"
+     * looks for zero pages and sends them as ZERO records, "none" sends them as any other page.
+     */
+    public String zeroPageDetection = "legacy";
+
+    /** multifd-compression as its method. */
+    public MultifdCompression.Method multifdCompressionMethod() {
+        return MultifdCompression.Method.fromQemuName(multifdCompression);
+    }
+
+    /** The level multifd-compression uses: multifd-zlib-level or multifd-zstd-level. */
+    public int multifdCompressionLevel() {
+        return multifdCompressionMethod() == MultifdCompression.Method.ZSTD ? multifdZstdLevel : multifdZlibLevel;
+    }
+
+    /** zero-page-detection is "legacy": zero pages are looked for. */
+    public boolean detectZeroPages() {
+        return !"none".equals(zeroPageDetection);
+    }
 
     public MigrationParameters copy() {
         MigrationParameters p = new MigrationParameters();
@@ -42,6 +78,14 @@ public final class MigrationParameters {
         p.multifdChannels = multifdChannels;
         p.multifdCompression = multifdCompression;
         p.xCheckpointDelay = xCheckpointDelay;
+        p.multifdZlibLevel = multifdZlibLevel;
+        p.multifdZstdLevel = multifdZstdLevel;
+        p.xbzrleCacheSize = xbzrleCacheSize;
+        p.compressLevel = compressLevel;
+        p.compressThreads = compressThreads;
+        p.decompressThreads = decompressThreads;
+        p.compressWaitThread = compressWaitThread;
+        p.zeroPageDetection = zeroPageDetection;
         return p;
     }
 
@@ -70,9 +114,33 @@ public final class MigrationParameters {
         if (maxCpuThrottle < cpuThrottleInitial || maxCpuThrottle > 99) {
             throw new IllegalArgumentException("Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial to 99");
         }
-        if (!"none".equals(multifdCompression)) {
-            throw new IllegalArgumentException("Parameter 'multifd-compression' value '" + multifdCompression
-                    + "' is not supported by livemig yet (only 'none')");
+        if (MultifdCompression.Method.fromQemuName(multifdCompression) == null) {
+            throw new IllegalArgumentException("Parameter 'multifd-compression' does not accept value '"
+                    + multifdCompression + "'");
+        }
+        // QEMU 7.2's texts; its binary skips these two checks (a has_ flag it never sets), livemig does not.
+        if (multifdZlibLevel < 0 || multifdZlibLevel > 9) {
+            throw new IllegalArgumentException("Parameter 'multifd_zlib_level' expects a value between 0 and 9");
+        }
+        if (multifdZstdLevel < 0 || multifdZstdLevel > 20) {
+            throw new IllegalArgumentException("Parameter 'multifd_zstd_level' expects a value between 0 and 20");
+        }
+        if (xbzrleCacheSize < org.livemig.memory.RamBlock.PAGE_SIZE || Long.bitCount(xbzrleCacheSize) != 1) {
+            throw new IllegalArgumentException(
+                    "Parameter 'xbzrle_cache_size' expects a power of two no less than the target page size");
+        }
+        if (compressLevel < 0 || compressLevel > 9) {
+            throw new IllegalArgumentException("Parameter 'compress_level' expects a value between 0 and 9");
+        }
+        if (compressThreads < 1 || compressThreads > 255) {
+            throw new IllegalArgumentException("Parameter 'compress_threads' expects a value between 1 and 255");
+        }
+        if (decompressThreads < 1 || decompressThreads > 255) {
+            throw new IllegalArgumentException("Parameter 'decompress_threads' expects a value between 1 and 255");
+        }
+        if (!"none".equals(zeroPageDetection) && !"legacy".equals(zeroPageDetection)) {
+            throw new IllegalArgumentException("Parameter 'zero-page-detection' does not accept value '"
+                    + zeroPageDetection + "'");
         }
         if (xCheckpointDelay < 0 || xCheckpointDelay > 0xFFFF_FFFFL) {
             throw new IllegalArgumentException("Parameter 'x-checkpoint-delay' expects uint32_t");

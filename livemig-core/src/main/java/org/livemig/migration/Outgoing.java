@@ -74,6 +74,8 @@ public final class Outgoing {
     private volatile MigrationConnection compareConnection;
     private volatile ColoPrimary colo;
     private ColoState coloState = new ColoState();
+    /** xbzrle, compress and zero-page-detection on the main channel; null without them. */
+    private volatile org.livemig.migration.ram.TargetPageSaver pageSaver;
 
     private volatile long startMillis;
     private final long startNanos = System.nanoTime();
@@ -144,6 +146,10 @@ public final class Outgoing {
      */
     void applyParameters(MigrationParameters p) {
         params = p;
+        org.livemig.migration.ram.TargetPageSaver ps = pageSaver;
+        if (ps != null) {
+            ps.requestXbzrleCacheSize(p.xbzrleCacheSize); // a new cache, as QEMU's resize makes
+        }
     }
 
     public long pongRoundTripNanos() {
@@ -268,6 +274,8 @@ public final class Outgoing {
         saver = RamHandlers.of(machine).beginSave(ram);
         if (caps.contains(Capability.MULTIFD)) {
             saver.useMultifd(connectMultifd(f));
+        } else {
+            startTargetPageSaver(saver);
         }
         if (caps.contains(Capability.X_COLO)) {
             // After the multifd channels: the secondary takes its connections in this order.
@@ -493,6 +501,10 @@ public final class Outgoing {
         if (m != null) {
             m.close();
         }
+        org.livemig.migration.ram.TargetPageSaver ps = pageSaver;
+        if (ps != null) {
+            ps.close();
+        }
         PostcopySource pc = postcopy;
         if (pc != null) {
             pc.close();
@@ -693,7 +705,9 @@ public final class Outgoing {
             }
             throw new IOException("multifd channel " + conns.size() + ": " + e.getMessage(), e);
         }
-        MultifdSender m = new MultifdSender(conns, new byte[16], n -> {
+        MultifdSender.Options options = new MultifdSender.Options(params.multifdCompressionMethod(),
+                params.multifdCompressionLevel(), params.detectZeroPages());
+        MultifdSender m = new MultifdSender(conns, new byte[16], options, n -> {
             ram.multifdBytes.addAndGet(n);
             f.accountOtherChannel(n);
         });
@@ -702,6 +716,27 @@ public final class Outgoing {
             m.shutdown();
         }
         return m;
+    }
+
+    /**
+     * xbzrle, compress, zero-page-detection none (without multifd; QEMU 7.2 sends multifd pages
+     * before it would try XBZRLE, and refuses compress with multifd): the saver's pages go through
+     * a {@link org.livemig.migration.ram.TargetPageSaver} first. Nothing is made when none is on.
+     */
+    private void startTargetPageSaver(RamSaver saver) {
+        MigrationParameters p = params;
+        boolean xbzrle = caps.contains(Capability.XBZRLE);
+        boolean compress = caps.contains(Capability.COMPRESS);
+        if (!xbzrle && !compress && p.detectZeroPages()) {
+            return;
+        }
+        org.livemig.migration.ram.TargetPageSaver ps = new org.livemig.migration.ram.TargetPageSaver(
+                machine.ram().blocks(), new org.livemig.migration.ram.TargetPageSaver.Options(
+                        xbzrle ? p.xbzrleCacheSize : 0, compress ? p.compressThreads : 0, p.compressLevel,
+                        p.compressWaitThread, p.detectZeroPages()),
+                ram.xbzrle, ram.compression, ram.normalPages, ram.zeroPages);
+        pageSaver = ps;
+        saver.useTargetPageSaver(ps);
     }
 
     /** Bytes put on the wire so far: the main channel's and the multifd channels'. */

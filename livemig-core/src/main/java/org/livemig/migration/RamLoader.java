@@ -7,6 +7,7 @@ import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.memory.postcopy.PostcopyBackend;
 import org.livemig.migration.multifd.MultifdReceiver;
+import org.livemig.migration.ram.EncodedPageLoader;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.RamPageRecord;
@@ -22,7 +23,8 @@ import org.livemig.stream.StreamFormatException;
  */
 public final class RamLoader {
     private static final int KNOWN_FLAGS = RamPageRecord.FLAG_ZERO | RamPageRecord.FLAG_MEM_SIZE
-            | RamPageRecord.FLAG_PAGE | RamPageRecord.FLAG_EOS | RamPageRecord.FLAG_CONTINUE;
+            | RamPageRecord.FLAG_PAGE | RamPageRecord.FLAG_EOS | RamPageRecord.FLAG_CONTINUE
+            | RamPageRecord.FLAG_XBZRLE | RamPageRecord.FLAG_COMPRESS_PAGE;
 
     /** The record being loaded: the codec frames it, this class decides what it means. */
     private final RamPageRecord record = new RamPageRecord(RamBlock.PAGE_SIZE);
@@ -41,6 +43,8 @@ public final class RamLoader {
     private PageRedirect redirect;
     /** multifd: the channels that carry the non-zero pages; each EOS waits for their SYNC. */
     private MultifdReceiver multifd;
+    /** XBZRLE and COMPRESS_PAGE payloads (see EncodedPageLoader); made on first use without one given. */
+    private EncodedPageLoader encodedPages;
 
     /** Postcopy: the backend that tracks received pages; null outside postcopy. */
     private volatile PostcopyBackend postcopy;
@@ -94,6 +98,21 @@ public final class RamLoader {
         this.written = null;
     }
 
+    /**
+     * XBZRLE and compressed pages go through {@code pages} (the compress capability's decompress
+     * threads); without it, XBZRLE is taken and compressed pages refused. Set before loading.
+     */
+    public void useEncodedPages(EncodedPageLoader pages) {
+        this.encodedPages = pages;
+    }
+
+    private EncodedPageLoader encodedPages() {
+        if (encodedPages == null) {
+            encodedPages = new EncodedPageLoader();
+        }
+        return encodedPages;
+    }
+
     /** POSTCOPY_ADVISE: from now on every page loaded is recorded as received. */
     public void advise(PostcopyBackend backend) {
         this.postcopy = backend;
@@ -141,11 +160,16 @@ public final class RamLoader {
                 if (multifd != null) {
                     multifd.syncMain();
                 }
+                if (encodedPages != null) {
+                    encodedPages.awaitPages(); // the section's compressed pages are in RAM
+                }
                 return false;
             }
             case PAGE -> loadPage(f, block(f), r.address(), r.at());
             case ZERO -> loadZeroPage(f, block(f), r.address(), r.at());
             case MEM_SIZE -> loadBlockList(f, r.address(), r.at());
+            case XBZRLE -> loadXbzrlePage(f, block(f), r.address(), r.at());
+            case COMPRESS_PAGE -> loadCompressedPage(f, block(f), r.address(), r.at());
             default -> throw new StreamFormatException(String.format(
                     "invalid RAM record flags 0x%03x", flags), r.at());
         }
@@ -171,6 +195,47 @@ public final class RamLoader {
                 written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
             }
             record.readPage(f, b.memory(), addr);
+            received(b, addr);
+        }
+        stats.normalPages.incrementAndGet();
+    }
+
+    /** An XBZRLE record: its delta applied to the page in place (never in postcopy, as in QEMU). */
+    private void loadXbzrlePage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
+        checkPage(b, addr, recordAt);
+        if (placing) {
+            throw new StreamFormatException(String.format(
+                    "XBZRLE record for page 0x%x of block '%s' while postcopy places pages", addr, b.name()), recordAt);
+        }
+        PageRedirect r = redirect;
+        if (r != null) {
+            encodedPages().loadXbzrle(f, r.memoryOf(b), b, addr, recordAt);
+            r.received(b, addr >>> RamBlock.PAGE_BITS, 1);
+            return;
+        }
+        encodedPages().loadXbzrle(f, b.memory(), b, addr, recordAt);
+        if (written != null) {
+            written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
+        }
+        received(b, addr);
+    }
+
+    /** A COMPRESS_PAGE record: inflated by a decompress thread, or here when placed whole in postcopy. */
+    private void loadCompressedPage(MigrationFile f, RamBlock b, long addr, long recordAt) throws IOException {
+        checkPage(b, addr, recordAt);
+        PageRedirect r = redirect;
+        if (r != null) {
+            encodedPages().loadCompressedInto(f, r.memoryOf(b).asSlice(addr, RamBlock.PAGE_SIZE), b, addr, recordAt);
+            r.received(b, addr >>> RamBlock.PAGE_BITS, 1);
+        } else if (placing) {
+            encodedPages().loadCompressedInto(f, staging, b, addr, recordAt);
+            postcopy.placePage(b, addr >>> RamBlock.PAGE_BITS, staging);
+            placed(b, addr);
+        } else {
+            encodedPages().loadCompressed(f, b, addr, recordAt);
+            if (written != null) {
+                written.get(b).set((int) (addr >>> RamBlock.PAGE_BITS));
+            }
             received(b, addr);
         }
         stats.normalPages.incrementAndGet();

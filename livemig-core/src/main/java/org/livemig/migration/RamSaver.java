@@ -7,6 +7,7 @@ import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.migration.multifd.MultifdSender;
+import org.livemig.migration.ram.TargetPageSaver;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.RamPageRecord;
 
@@ -49,6 +50,10 @@ public final class RamSaver {
     private final java.util.concurrent.locks.ReentrantLock claimLock = new java.util.concurrent.locks.ReentrantLock();
     /** multifd: non-zero pages go to these channels; the main channel keeps ZERO records and EOS. */
     private MultifdSender multifd;
+    /** Writes the zero pages the multifd channels left out as ZERO records on the main channel. */
+    private final MultifdSender.ZeroPageWriter multifdZeroPages = this::putMultifdZeroPage;
+    /** xbzrle, compress, zero-page-detection none: what they do to a page comes first; null without them. */
+    private TargetPageSaver pageSaver;
 
     public RamSaver(GuestRam ram, RamStats stats) {
         this.ram = ram;
@@ -70,6 +75,21 @@ public final class RamSaver {
     }
 
     /**
+     * xbzrle, compress or zero-page-detection: pages go through {@code saver} before the plain
+     * path (see {@link TargetPageSaver}). Set before {@link #startDirtyTracking}.
+     */
+    public void useTargetPageSaver(TargetPageSaver saver) {
+        this.pageSaver = saver;
+    }
+
+    private boolean detectsZeroPages() {
+        if (multifd != null) {
+            return multifd.detectsZeroPages();
+        }
+        return pageSaver == null || pageSaver.detectsZeroPages();
+    }
+
+    /**
      * The end of a RAM section: multifd channels sync first, then EOS. With multifd the EOS is
      * flushed at once: the destination's channels wait at their SYNC until its main thread reads
      * this EOS, and the next section's pages cannot go out on them before then.
@@ -77,9 +97,13 @@ public final class RamSaver {
     private void putEos(MigrationFile f) throws IOException {
         if (multifd != null) {
             multifd.sync();
+            multifd.takeZeroPages(f, multifdZeroPages);
             RamPageRecord.writeEos(f);
             f.flush();
         } else {
+            if (pageSaver != null) {
+                pageSaver.flush(f);
+            }
             RamPageRecord.writeEos(f);
         }
     }
@@ -92,7 +116,7 @@ public final class RamSaver {
         ram.setDirtyLogging(true);
         // Read after logging is on (see GuestRam.afterWrite): if RAM is still pristine now, every
         // page is zero at this point, and any page written later is dirty and goes again.
-        firstPassAllZero = ram.isPristine();
+        firstPassAllZero = ram.isPristine() && detectsZeroPages();
         long pages = 0;
         for (int i = 0; i < blocks.size(); i++) {
             toSend[i].set(0, (int) blocks.get(i).pageCount());
@@ -124,6 +148,9 @@ public final class RamSaver {
         pendingPages = pending;
         stats.remainingBytes = pending * RamBlock.PAGE_SIZE;
         stats.dirtySyncCount.incrementAndGet();
+        if (pageSaver != null) {
+            pageSaver.afterSync();
+        }
         return newly;
     }
 
@@ -413,14 +440,24 @@ public final class RamSaver {
     private boolean putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
         long offset = page << RamBlock.PAGE_BITS;
         long before = f.position();
-        boolean zero = ZeroPages.isZeroPage(block.memory(), offset);
-        if (!zero && multifd != null) {
+        if (multifd != null) {
+            // Zero pages are found on the channel threads and come back as ZERO records.
             multifd.queuePage(block, offset);
             stats.normalPages.incrementAndGet();
             phaseBytes.addAndGet(RamBlock.PAGE_SIZE);
             stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
+            multifd.takeZeroPages(f, multifdZeroPages);
             return false;
         }
+        if (pageSaver != null && !postcopy) {
+            int r = pageSaver.save(f, block, offset, cont, stats.dirtySyncCount.get(), completing);
+            if (r != TargetPageSaver.NOT_HANDLED) {
+                phaseBytes.addAndGet(f.position() - before);
+                stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
+                return r == TargetPageSaver.RECORD;
+            }
+        }
+        boolean zero = detectsZeroPages() && ZeroPages.isZeroPage(block.memory(), offset);
         String name = cont ? null : block.name();
         if (zero) {
             RamPageRecord.writeZero(f, offset, name, 0);
@@ -432,6 +469,20 @@ public final class RamSaver {
         phaseBytes.addAndGet(f.position() - before);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
         return true;
+    }
+
+    /**
+     * A zero page a multifd channel left out of its packet (counted as normal when queued): a
+     * ZERO record on the main channel, before the section's EOS.
+     */
+    private void putMultifdZeroPage(MigrationFile f, RamBlock block, long offset) throws IOException {
+        long before = f.position();
+        boolean cont = block == lastSentBlock;
+        RamPageRecord.writeZero(f, offset, cont ? null : block.name(), 0);
+        lastSentBlock = block;
+        stats.normalPages.decrementAndGet();
+        stats.zeroPages.incrementAndGet();
+        phaseBytes.addAndGet(f.position() - before - RamBlock.PAGE_SIZE);
     }
 
 }

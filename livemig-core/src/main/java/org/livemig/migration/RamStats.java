@@ -1,6 +1,8 @@
 package org.livemig.migration;
 
 import java.util.concurrent.atomic.AtomicLong;
+import org.livemig.migration.ram.CompressionStats;
+import org.livemig.migration.ram.XbzrleStats;
 
 /**
  * RAM counters of one migration, as QEMU's query-migrate "ram" object reports them. Written by the
@@ -25,4 +27,8 @@ public final class RamStats {
     public volatile long pagesPerSecond;
     public volatile long remainingBytes;
     public volatile long totalBytes;
+    /** query-migrate's "xbzrle-cache" (with the xbzrle capability). */
+    public final XbzrleStats xbzrle = new XbzrleStats();
+    /** query-migrate's "compression" (with the compress capability). */
+    public final CompressionStats compression = new CompressionStats();
 }

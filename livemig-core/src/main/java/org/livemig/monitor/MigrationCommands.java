@@ -214,12 +214,14 @@ public final class MigrationCommands {
                         }
                     }
                     call(() -> {
+                        Map<Capability, Boolean> changes = new java.util.LinkedHashMap<>();
                         for (JsonNode c : args.get("capabilities")) {
                             Capability cap = Capability.fromQemuName(c.get("capability").asString());
                             if (cap != null) {
-                                migration.setCapability(cap, c.get("state").asBoolean());
+                                changes.put(cap, c.get("state").asBoolean());
                             }
                         }
+                        migration.setCapabilities(changes);
                         return null;
                     });
                     return null;
@@ -283,6 +285,15 @@ public final class MigrationCommands {
             r.put("multifd-channels", p.multifdChannels);
             r.put("multifd-compression", p.multifdCompression);
             r.put("x-checkpoint-delay", p.xCheckpointDelay);
+            r.put("multifd-zlib-level", p.multifdZlibLevel);
+            r.put("multifd-zstd-level", p.multifdZstdLevel);
+            r.put("xbzrle-cache-size", p.xbzrleCacheSize);
+            r.put("compress-level", p.compressLevel);
+            r.put("compress-threads", p.compressThreads);
+            r.put("decompress-threads", p.decompressThreads);
+            r.put("compress-wait-thread", p.compressWaitThread);
+            // QEMU 9.0's (7.2 has no such parameter and always detects zero pages)
+            r.put("zero-page-detection", p.zeroPageDetection);
             return r;
         }).build();
     }
@@ -410,9 +421,21 @@ public final class MigrationCommands {
     }
 
     private static void apply(MigrationParameters p, String name, JsonNode value) {
-        if (name.equals("multifd-compression")) {
-            p.multifdCompression = value.asString();
-            return;
+        switch (name) {
+            case "multifd-compression" -> {
+                p.multifdCompression = value.asString();
+                return;
+            }
+            case "zero-page-detection" -> {
+                p.zeroPageDetection = value.asString();
+                return;
+            }
+            case "compress-wait-thread" -> {
+                p.compressWaitThread = value.asBoolean();
+                return;
+            }
+            default -> {
+            }
         }
         // Checked as QEMU's type already; uint64 values keep their 64-bit pattern (-1 is 2^64-1, as in QEMU).
         long v = value.bigIntegerValue().longValue();
@@ -429,13 +452,21 @@ public final class MigrationCommands {
             case "max-cpu-throttle" -> p.maxCpuThrottle = (int) v;
             case "throttle-trigger-threshold" -> p.throttleTriggerThreshold = (int) v;
             case "multifd-channels" -> p.multifdChannels = (int) v;
+            case "multifd-zlib-level" -> p.multifdZlibLevel = (int) v;
+            case "multifd-zstd-level" -> p.multifdZstdLevel = (int) v;
+            case "xbzrle-cache-size" -> p.xbzrleCacheSize = v;
+            case "compress-level" -> p.compressLevel = (int) v;
+            case "compress-threads" -> p.compressThreads = (int) v;
+            case "decompress-threads" -> p.decompressThreads = (int) v;
             default -> throw new IllegalStateException(name);
         }
     }
 
     private static final List<String> IMPLEMENTED_PARAMETERS = List.of("max-bandwidth", "downtime-limit", "max-postcopy-bandwidth",
             "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold",
-            "multifd-channels", "multifd-compression", "x-checkpoint-delay");
+            "multifd-channels", "multifd-compression", "multifd-zlib-level", "multifd-zstd-level", "xbzrle-cache-size",
+            "compress-level", "compress-threads", "decompress-threads", "compress-wait-thread", "zero-page-detection",
+            "x-checkpoint-delay");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */
     private static final Map<String, QmpType> QEMU_PARAMETERS;
@@ -466,6 +497,8 @@ public final class MigrationCommands {
             m.put(n, QmpType.STR_OR_NULL);
         }
         m.put("multifd-compression", QmpType.enumOf("MultiFDCompression", "none", "zlib", "zstd"));
+        // Not in QEMU 7.2: QEMU 9.0's ZeroPageDetection, without its "multifd" (9.0's packet layout).
+        m.put("zero-page-detection", QmpType.enumOf("ZeroPageDetection", "none", "legacy"));
         m.put("block-bitmap-mapping", QmpType.arrayOf(QmpType.ANY));
         QEMU_PARAMETERS = java.util.Collections.unmodifiableMap(m);
     }

@@ -11,6 +11,7 @@ import java.util.function.Consumer;
 
 import org.livemig.analyze.Analysis;
 import org.livemig.analyze.Analyzer;
+import org.livemig.analyze.StreamVisitor;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -36,6 +37,12 @@ public final class LiveAnalyzer {
      */
     public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
                                   Consumer<String> log) throws IOException {
+        return accept(address, acceptTimeout, options, log, null);
+    }
+
+    /** As above, with {@code observer} (if not null) also told every record, after the return path's answer. */
+    public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
+                                  Consumer<String> log, StreamVisitor observer) throws IOException {
         MigrationConnection conn;
         try (MigrationListener listener = Transports.listen(address)) {
             log.accept("listening on " + listener.boundAddress().uri());
@@ -65,7 +72,8 @@ public final class LiveAnalyzer {
         try (conn) {
             ReturnPathResponder responder = new ReturnPathResponder(conn.out());
             try {
-                return Analyzer.analyze(conn.in(), options, responder);
+                return Analyzer.analyze(conn.in(), options,
+                        observer == null ? responder : StreamVisitor.tee(responder, observer));
             } catch (StreamFormatException e) {
                 responder.finishQuietly(1);
                 throw e;

@@ -87,6 +87,15 @@ public final class MultifdPacket {
      */
     public static void writeHeader(MigrationFile f, int flags, int pagesAlloc, long packetNum, String block,
                                    long[] offsets, int normalPages, int pageSize) throws IOException {
+        writeHeaderWithDataSize(f, flags, pagesAlloc, packetNum, block, offsets, normalPages, normalPages * pageSize);
+    }
+
+    /**
+     * As {@link #writeHeader}, for a packet whose data is not its pages verbatim: compressed data
+     * of {@code nextPacketSize} bytes follows (see {@link MultifdCompression}).
+     */
+    public static void writeHeaderWithDataSize(MigrationFile f, int flags, int pagesAlloc, long packetNum, String block,
+                                               long[] offsets, int normalPages, int nextPacketSize) throws IOException {
         if (normalPages > pagesAlloc || normalPages > offsets.length) {
             throw new IllegalArgumentException(normalPages + " pages do not fit " + pagesAlloc + " slots");
         }
@@ -95,7 +104,7 @@ public final class MultifdPacket {
         f.putBe32(flags);
         f.putBe32(pagesAlloc);
         f.putBe32(normalPages);
-        f.putBe32(normalPages * pageSize);
+        f.putBe32(nextPacketSize);
         f.putBe64(packetNum);
         for (int i = 0; i < 4; i++) {
             f.putBe64(0);

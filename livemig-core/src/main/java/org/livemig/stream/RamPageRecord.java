@@ -60,9 +60,6 @@ public final class RamPageRecord {
     public static final int FLAG_COMPRESS_PAGE = 0x100;
     public static final int FLAG_MULTIFD_FLUSH = 0x200;
 
-    /** The only XBZRLE encoding byte QEMU defines. */
-    public static final int XBZRLE_ENCODING = 1;
-
     /** Bytes of a ZERO record that continues its block: the header and the fill byte. */
     public static final int ZERO_RECORD_BYTES = 9;
 
@@ -279,9 +276,7 @@ public final class RamPageRecord {
     public static void writeXbzrle(MigrationFile f, long offset, String block, byte[] delta, int length)
             throws IOException {
         writePageHeader(f, offset, FLAG_XBZRLE, block);
-        f.putByte(XBZRLE_ENCODING);
-        f.putBe16(length);
-        f.putBytes(delta, 0, length);
+        XbzrleCodec.putPayload(f, delta, length);
     }
 
     /** A COMPRESS_PAGE record with {@code length} bytes of zlib stream. */

@@ -20,8 +20,10 @@ import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.StreamFormatException;
 
 /**
- * The RAM section's decoding on the destination: whatever mix of page and zero records arrives,
- * in whatever pieces the channel hands them over, guest RAM ends up as the records say.
+ * The RAM section's decoding on the destination: whatever mix of page, zero, XBZRLE and
+ * compressed records arrives, in whatever pieces the channel hands them over, guest RAM ends up
+ * as the records say; and a bad XBZRLE or compressed record fails with its offset and page,
+ * writing nothing outside its page.
  */
 class RamLoaderTest {
     private static final int PAGE = RamBlock.PAGE_SIZE;
@@ -68,6 +70,41 @@ class RamLoaderTest {
             rnd.nextBytes(data);
             data[rnd.nextInt(PAGE)] = 1; // never all zero
             out.putBytes(data);
+            System.arraycopy(data, 0, expected[block], (int) (page * PAGE), PAGE);
+        }
+
+        /** An XBZRLE record changing a few bytes of the page as the destination holds it. */
+        void xbzrle(int block, long page, Random rnd) throws IOException {
+            byte[] old = java.util.Arrays.copyOfRange(expected[block], (int) (page * PAGE), (int) ((page + 1) * PAGE));
+            byte[] cur = old.clone();
+            for (int k = 0, n = 1 + rnd.nextInt(40); k < n; k++) {
+                cur[rnd.nextInt(PAGE)] ^= (byte) (1 + rnd.nextInt(255));
+            }
+            byte[] delta = new byte[PAGE];
+            int len = org.livemig.stream.XbzrleCodec.encode(MemorySegment.ofArray(old), 0, MemorySegment.ofArray(cur), 0,
+                    PAGE, delta, PAGE - 1);
+            if (len <= 0) {
+                return;
+            }
+            header(block, page, RamPageRecord.FLAG_XBZRLE);
+            org.livemig.stream.XbzrleCodec.putPayload(out, delta, len);
+            System.arraycopy(cur, 0, expected[block], (int) (page * PAGE), PAGE);
+        }
+
+        /** A COMPRESS_PAGE record of a half-random page. */
+        void compressed(int block, long page, Random rnd) throws IOException {
+            byte[] data = new byte[PAGE];
+            for (int i = 0; i < PAGE / 2; i++) {
+                data[i] = (byte) rnd.nextInt(16);
+            }
+            header(block, page, RamPageRecord.FLAG_COMPRESS_PAGE);
+            byte[] z = new byte[org.livemig.stream.CompressedPageCodec.compressBound(PAGE)];
+            int len;
+            try (var c = new org.livemig.stream.CompressedPageCodec.Compressor(1, PAGE)) {
+                len = c.compress(MemorySegment.ofArray(data), 0, z, 0);
+            }
+            out.putBe32(len);
+            out.putBytes(z, 0, len);
             System.arraycopy(data, 0, expected[block], (int) (page * PAGE), PAGE);
         }
 
@@ -148,10 +185,14 @@ class RamLoaderTest {
                         int run = 1 + rnd.nextInt(rnd.nextBoolean() ? 4 : 120);
                         int kind = rnd.nextInt(10);
                         for (long q = p; q < Math.min(PAGES[b], p + run); q++) {
-                            if (kind < 6) {
+                            if (kind < 4) {
                                 s.zero(b, q);
-                            } else if (kind < 9) {
+                            } else if (kind < 6) {
                                 s.page(b, q, rnd);
+                            } else if (kind < 7) {
+                                s.xbzrle(b, q, rnd);
+                            } else if (kind < 9) {
+                                s.compressed(b, q, rnd);
                             } else {
                                 s.fill(b, q, rnd.nextInt(256));
                             }
@@ -159,13 +200,27 @@ class RamLoaderTest {
                         p += run + (rnd.nextInt(4) == 0 ? 1 + rnd.nextInt(6) : 0);
                     }
                 }
+                if (pass < passes - 1) {
+                    // A pass is a section of its own, as every source makes it (a page comes at
+                    // most once in a section: the compressed ones are only waited for at its end).
+                    s.out.putBe64(RamPageRecord.FLAG_EOS);
+                }
             }
             byte[] stream = s.finish();
 
             RamStats stats = new RamStats();
             RamLoader loader = new RamLoader(ram, stats);
+            org.livemig.migration.ram.EncodedPageLoader encoded = new org.livemig.migration.ram.EncodedPageLoader();
+            encoded.acceptCompressedPages(1 + rnd.nextInt(3));
+            loader.useEncodedPages(encoded);
             MigrationFile in = MigrationFile.forReading(inPieces(stream, rnd, rnd.nextBoolean() ? 64 : 70_000));
-            loader.load(in, QemuStream.RAM_SECTION_VERSION);
+            try {
+                for (int pass = 0; pass < passes; pass++) {
+                    loader.load(in, QemuStream.RAM_SECTION_VERSION);
+                }
+            } finally {
+                encoded.close();
+            }
 
             assertThat(in.position()).as("seed %d: the whole section read", seed).isEqualTo(stream.length);
             for (int b = 0; b < NAMES.length; b++) {
@@ -200,5 +255,96 @@ class RamLoaderTest {
                 .hasMessageContaining("outside block 'vga.vram'")
                 .satisfies(e -> assertThat(((StreamFormatException) e).offset()).isEqualTo(badAt));
         ram.close();
+    }
+
+    /** A stream of one record for page 3 of vga.vram (its header, then {@code payload}), and EOS. */
+    private static byte[] oneRecord(int flag, byte[] payload, boolean eos) throws IOException {
+        MigrationFile out = MigrationFile.toMemory();
+        out.putBe64((3L * PAGE) | flag);
+        out.putCountedString(NAMES[1]);
+        out.putBytes(payload);
+        if (eos) {
+            out.putBe64(RamPageRecord.FLAG_EOS);
+        }
+        return out.toByteArray();
+    }
+
+    /** Loads {@code stream} into RAM whose vga.vram pages all hold 0x5A; returns the error. */
+    private static StreamFormatException loadBad(byte[] stream, boolean compress) throws Exception {
+        try (GuestRam ram = ram()) {
+            ram.block(NAMES[1]).memory().fill((byte) 0x5A);
+            ram.markWritten();
+            RamLoader loader = new RamLoader(ram, new RamStats());
+            org.livemig.migration.ram.EncodedPageLoader encoded = new org.livemig.migration.ram.EncodedPageLoader();
+            if (compress) {
+                encoded.acceptCompressedPages(2);
+            }
+            loader.useEncodedPages(encoded);
+            try {
+                Throwable t = org.assertj.core.api.Assertions.catchThrowable(
+                        () -> loader.load(MigrationFile.ofBytes(stream), QemuStream.RAM_SECTION_VERSION));
+                assertThat(t).isInstanceOf(StreamFormatException.class);
+                // Nothing outside page 3 was written; page 3 at most by the runs before a bad one.
+                byte[] vram = contents(ram.block(NAMES[1]));
+                for (int i = 0; i < vram.length; i++) {
+                    if (i / PAGE != 3 && vram[i] != 0x5A) {
+                        throw new AssertionError("byte " + i + " outside the record's page was written");
+                    }
+                }
+                return (StreamFormatException) t;
+            } finally {
+                encoded.close();
+            }
+        }
+    }
+
+    private static final int RECORD_AT = 0;
+
+    @Test
+    void aBadXbzrleRecordFailsWithItsOffsetAndPageAndWritesNothingOutsideIt() throws Exception {
+        // a changed run that goes past the page's end
+        StreamFormatException e = loadBad(oneRecord(RamPageRecord.FLAG_XBZRLE,
+                new byte[] {1, 0, 4, (byte) 0xFF, 0x1F, 2, 9}, true), false);
+        assertThat(e.getMessage()).contains("XBZRLE record for page 0x3000 of block 'vga.vram'")
+                .contains("past the end of the 4096-byte page");
+        assertThat(e.offset()).isEqualTo(RECORD_AT);
+        // cut inside the delta
+        e = loadBad(oneRecord(RamPageRecord.FLAG_XBZRLE, new byte[] {1, 0, 10, 0, 1}, false), false);
+        assertThat(e.getMessage()).contains("truncated");
+        // a delta longer than a page
+        e = loadBad(oneRecord(RamPageRecord.FLAG_XBZRLE, new byte[] {1, 0x10, 1}, false), false);
+        assertThat(e.getMessage()).contains("XBZRLE delta of 4097 bytes is longer than a 4096-byte page");
+        // another encoding
+        e = loadBad(oneRecord(RamPageRecord.FLAG_XBZRLE, new byte[] {2, 0, 3, 0, 1, 7}, true), false);
+        assertThat(e.getMessage()).contains("encoding 2");
+    }
+
+    @Test
+    void aBadCompressedRecordFailsWithItsOffsetAndPageAndLeavesThePageAlone() throws Exception {
+        byte[] z = new byte[org.livemig.stream.CompressedPageCodec.compressBound(PAGE)];
+        int len;
+        try (var c = new org.livemig.stream.CompressedPageCodec.Compressor(1, PAGE)) {
+            len = c.compress(MemorySegment.ofArray(new byte[PAGE]), 0, z, 0);
+        }
+        byte[] corrupt = java.util.Arrays.copyOf(z, len);
+        corrupt[len / 2] ^= 0x55;
+        corrupt[len - 1] ^= 0x55; // the Adler-32 too
+        ByteBuffer payload = ByteBuffer.allocate(4 + len).putInt(len).put(corrupt);
+        StreamFormatException e = loadBad(oneRecord(RamPageRecord.FLAG_COMPRESS_PAGE, payload.array(), true), true);
+        assertThat(e.getMessage()).contains("compressed page 0x3000 of block 'vga.vram'");
+        assertThat(e.offset()).isEqualTo(RECORD_AT);
+        // cut inside the data
+        ByteBuffer cut = ByteBuffer.allocate(4 + len / 2).putInt(len).put(z, 0, len / 2);
+        e = loadBad(oneRecord(RamPageRecord.FLAG_COMPRESS_PAGE, cut.array(), false), true);
+        assertThat(e.getMessage()).contains("truncated");
+        // a length beyond compressBound, and one of 0
+        e = loadBad(oneRecord(RamPageRecord.FLAG_COMPRESS_PAGE, new byte[] {0, 1, 0, 0}, false), true);
+        assertThat(e.getMessage()).contains("compressed page of 65536 bytes");
+        e = loadBad(oneRecord(RamPageRecord.FLAG_COMPRESS_PAGE, new byte[] {0, 0, 0, 0}, false), true);
+        assertThat(e.getMessage()).contains("compressed page of 0 bytes");
+        // without the compress capability, as QEMU
+        ByteBuffer good = ByteBuffer.allocate(4 + len).putInt(len).put(z, 0, len);
+        e = loadBad(oneRecord(RamPageRecord.FLAG_COMPRESS_PAGE, good.array(), true), false);
+        assertThat(e.getMessage()).contains("unexpected compressed page 0x3000 of block 'vga.vram'");
     }
 }

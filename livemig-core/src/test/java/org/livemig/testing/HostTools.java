@@ -43,6 +43,16 @@ public final class HostTools {
         return new Qemu(p, sock, log);
     }
 
+    /**
+     * Connects a QMP client to a QEMU just started: its socket file exists as soon as QEMU binds
+     * it, a moment before it listens, so a refused connection is tried again (for 30 s at most).
+     */
+    public static org.livemig.monitor.QmpClient connectQmp(Path socket) {
+        return await().atMost(Duration.ofSeconds(30)).pollInterval(Duration.ofMillis(50))
+                .ignoreExceptionsInstanceOf(IOException.class)
+                .until(() -> org.livemig.monitor.QmpClient.connect("unix:" + socket), c -> c != null);
+    }
+
     /** The executable {@code name} found on PATH, or null (tests then skip). */
     public static String onPath(String name) {
         for (String d : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {

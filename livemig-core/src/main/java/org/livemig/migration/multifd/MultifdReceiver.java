@@ -13,6 +13,7 @@ import java.util.logging.Logger;
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.MultifdCompression;
 import org.livemig.stream.MultifdPacket;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.transport.MigrationConnection;
@@ -22,7 +23,9 @@ import org.livemig.transport.MigrationConnection;
  * ({@code mig/dst/recv_n}) reads packets and writes their pages straight into guest RAM, after
  * checking the block, every offset and the sizes. A SYNC packet is reported to the main
  * channel's loader, and the channel then waits until {@link #syncMain} has seen every channel's
- * SYNC, so that no channel runs into the next RAM section's pages early.
+ * SYNC, so that no channel runs into the next RAM section's pages early. With
+ * multifd-compression each channel inflates its packets with its own zlib or zstd stream
+ * ({@link MultifdCompression}) straight into the pages, never past them.
  *
  * <p>Threads: {@link #addChannel} runs on the accept thread, {@link #syncMain} on
  * {@code mig/dst/main}; {@link #shutdown} from anywhere. A channel's failure is reported to
@@ -34,6 +37,7 @@ public final class MultifdReceiver implements AutoCloseable {
     private static final long JOIN_MILLIS = 10_000;
 
     private final GuestRam ram;
+    private final MultifdCompression.Method compression;
     private final Channel[] channels;
     private final Consumer<IOException> onError;
     private final AtomicLong bytes;
@@ -67,6 +71,13 @@ public final class MultifdReceiver implements AutoCloseable {
      * @param onError told a channel's failure, once, on the channel's thread
      */
     public MultifdReceiver(GuestRam ram, int channelCount, AtomicLong bytes, Consumer<IOException> onError) {
+        this(ram, channelCount, MultifdCompression.Method.NONE, bytes, onError);
+    }
+
+    /** As above, for packets compressed with {@code compression} (multifd-compression here). */
+    public MultifdReceiver(GuestRam ram, int channelCount, MultifdCompression.Method compression, AtomicLong bytes,
+                           Consumer<IOException> onError) {
+        this.compression = compression;
         if (channelCount < 1 || channelCount > 255) {
             throw new IllegalArgumentException("multifd channels must be 1..255, not " + channelCount);
         }
@@ -183,15 +194,20 @@ public final class MultifdReceiver implements AutoCloseable {
     private void run(Channel c) {
         MigrationFile f = c.file;
         int maxPages = MultifdPacket.PAGES_PER_PACKET;
+        MultifdCompression.Decoder decoder = null;
         try {
+            if (compression != MultifdCompression.Method.NONE) {
+                decoder = MultifdCompression.decoder(compression, maxPages, RamBlock.PAGE_SIZE);
+            }
             while (!f.atEof()) {
                 MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
-                if (h.compression() != 0) {
-                    throw new StreamFormatException(String.format(
-                            "multifd packet compressed (flags 0x%x): livemig takes multifd-compression none only",
-                            h.flags()), h.at() + 8);
-                }
                 if (h.normalPages() > 0) {
+                    if (h.compression() != compression.flag()) {
+                        // QEMU 7.2's check, and its words: "flags received %x flags expected %x"
+                        throw new StreamFormatException(String.format(
+                                "multifd packet %d: flags received 0x%x flags expected 0x%x (multifd-compression %s here)",
+                                h.packetNum(), h.compression(), compression.flag(), compression.qemuName()), h.at() + 8);
+                    }
                     RamBlock b = ram.block(h.block());
                     if (b == null) {
                         throw new StreamFormatException("multifd packet for unknown RAM block '" + h.block() + "'", h.at() + 64);
@@ -205,8 +221,12 @@ public final class MultifdReceiver implements AutoCloseable {
                                     off, b.name(), b.usedLength()), h.at() + MultifdPacket.FIXED_HEADER_BYTES + 8L * i);
                         }
                     }
-                    for (int i = 0; i < h.normalPages(); i++) {
-                        f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
+                    if (decoder == null) {
+                        for (int i = 0; i < h.normalPages(); i++) {
+                            f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
+                        }
+                    } else {
+                        readCompressed(f, h, b, decoder);
                     }
                     pages.addAndGet(h.normalPages());
                 }
@@ -227,6 +247,33 @@ public final class MultifdReceiver implements AutoCloseable {
             fail(new IOException("multifd channel " + c.id + " interrupted", e));
         } finally {
             c.ended = true;
+            if (decoder != null) {
+                decoder.close();
+            }
+        }
+    }
+
+    /**
+     * A compressed packet's data: its length checked against the decoder's buffer before it is
+     * read, then inflated into the pages. An error names the packet, the page it stopped at and
+     * the data's offset in the channel.
+     */
+    private static void readCompressed(MigrationFile f, MultifdPacket.Header h, RamBlock b,
+                                       MultifdCompression.Decoder decoder) throws IOException {
+        long len = Integer.toUnsignedLong(h.nextPacketSize());
+        long max = decoder.input().byteSize();
+        if (len > max) {
+            throw new StreamFormatException(String.format("multifd packet %d says %d compressed bytes follow, more than"
+                    + " the %d a packet of %d pages may take", h.packetNum(), len, max, h.normalPages()), h.at() + 20);
+        }
+        long dataAt = f.position();
+        f.readInto(decoder.input(), 0, len);
+        String err = decoder.decode((int) len, b.memory(), h.offsets(), h.normalPages(), RamBlock.PAGE_SIZE);
+        if (err != null) {
+            int i = decoder.failedPage();
+            String page = i >= 0 ? String.format("page 0x%x of block '%s' (page %d of the packet)", h.offsets()[i],
+                    b.name(), i) : String.format("its %d pages of block '%s'", h.normalPages(), b.name());
+            throw new StreamFormatException(String.format("multifd packet %d, %s: %s", h.packetNum(), page, err), dataAt);
         }
     }
 

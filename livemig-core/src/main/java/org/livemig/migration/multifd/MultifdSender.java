@@ -1,7 +1,9 @@
 package org.livemig.migration.multifd;
 
 import java.io.IOException;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -12,7 +14,9 @@ import java.util.logging.Level;
 import java.util.logging.Logger;
 
 import org.livemig.memory.RamBlock;
+import org.livemig.memory.ZeroPages;
 import org.livemig.stream.MigrationFile;
+import org.livemig.stream.MultifdCompression;
 import org.livemig.stream.MultifdPacket;
 import org.livemig.transport.MigrationConnection;
 
@@ -28,17 +32,50 @@ import org.livemig.transport.MigrationConnection;
  * RAM section's EOS, so the destination, which waits for every channel's SYNC at that EOS,
  * never sees a page of one section after the next section's records.
  *
- * <p>Threads: {@link #queuePage}, {@link #sync} and {@link #finish} belong to the migration
- * thread; {@link #shutdown} may be called from any thread (cancel, yank). Every wait is bounded
- * by a failed or shut-down channel: it then throws instead of waiting.
+ * <p>Work on the pages happens on the channel threads, off the migration thread's path: with
+ * zero-page detection a channel checks each page of its packet and leaves the zero ones out, to
+ * be sent as ZERO records on the main channel ({@link #takeZeroPages}; the 7.2 packet has no
+ * place for them), and with multifd-compression it runs its channel's zlib or zstd stream
+ * ({@link MultifdCompression}).
+ *
+ * <p>Threads: {@link #queuePage}, {@link #sync}, {@link #takeZeroPages} and {@link #finish}
+ * belong to the migration thread; {@link #shutdown} may be called from any thread (cancel,
+ * yank). Every wait is bounded by a failed or shut-down channel: it then throws instead of waiting.
  */
 public final class MultifdSender implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(MultifdSender.class.getName());
     public static final String THREAD_PREFIX = "mig/src/send_";
     private static final long JOIN_MILLIS = 10_000;
 
+    /**
+     * What the channels do to pages besides sending them.
+     *
+     * @param compression     multifd-compression
+     * @param level           the method's level (multifd-zlib-level or multifd-zstd-level)
+     * @param detectZeroPages leave zero pages out of packets, for the main channel (zero-page-detection legacy)
+     */
+    public record Options(MultifdCompression.Method compression, int level, boolean detectZeroPages) {
+        /** QEMU 7.2's defaults: no compression, zero pages detected. */
+        public static final Options DEFAULT = new Options(MultifdCompression.Method.NONE, 0, true);
+    }
+
+    /** Writes one zero page a channel left out of its packet; the migration thread, on the main channel. */
+    @FunctionalInterface
+    public interface ZeroPageWriter {
+        void write(MigrationFile main, RamBlock block, long offset) throws IOException;
+    }
+
+    /** Zero pages of one packet, handed back by its channel. */
+    private record ZeroBatch(RamBlock block, long[] offsets) {}
+
     private final Channel[] channels;
+    private final Options options;
     private final LongConsumer onQueued;
+    /** Bytes the channels wrote that {@link #onQueued} has not been told of yet. */
+    private final AtomicLong unaccounted = new AtomicLong();
+    /** Zero pages the channels left out, in the order their packets completed. Guarded by {@link #lock}. */
+    private final ArrayDeque<ZeroBatch> zeroBatches = new ArrayDeque<>();
+    private volatile boolean zeroBatchesWaiting;
     private final AtomicLong pages = new AtomicLong();
     private final ReentrantLock lock = new ReentrantLock();
     /** Signalled when a channel has a job, when one becomes idle, and on failure or shutdown. */
@@ -65,6 +102,8 @@ public final class MultifdSender implements AutoCloseable {
         long[] offsets = new long[MultifdPacket.PAGES_PER_PACKET];
         int count;
         long num;
+        /** The channel thread's own: zero pages of the current packet. */
+        final long[] zeros = new long[MultifdPacket.PAGES_PER_PACKET];
 
         Channel(int id, MigrationConnection connection) {
             this.id = id;
@@ -76,10 +115,17 @@ public final class MultifdSender implements AutoCloseable {
     /**
      * Starts one sender thread per connection; each first writes its initial packet.
      *
-     * @param onQueued told the bytes of each packet as it is handed to a channel: the main
-     *                 channel's rate limit and transfer counters include them
+     * @param onQueued told the bytes the channels have written, on the migration thread (at each
+     *                 packet handed over and each sync): the main channel's rate limit and
+     *                 transfer counters include them
      */
     public MultifdSender(List<MigrationConnection> connections, byte[] uuid, LongConsumer onQueued) {
+        this(connections, uuid, Options.DEFAULT, onQueued);
+    }
+
+    /** As above, with what the channels do to pages. */
+    public MultifdSender(List<MigrationConnection> connections, byte[] uuid, Options options, LongConsumer onQueued) {
+        this.options = options;
         this.onQueued = onQueued;
         channels = new Channel[connections.size()];
         for (int i = 0; i < channels.length; i++) {
@@ -88,6 +134,11 @@ public final class MultifdSender implements AutoCloseable {
         for (Channel c : channels) {
             c.thread = Thread.ofPlatform().name(THREAD_PREFIX + c.id).daemon(true).start(() -> run(c, uuid));
         }
+    }
+
+    /** Whether the channels look for zero pages (zero-page-detection legacy). */
+    public boolean detectsZeroPages() {
+        return options.detectZeroPages();
     }
 
     /** Pages handed to the channels. */
@@ -125,6 +176,41 @@ public final class MultifdSender implements AutoCloseable {
         } finally {
             lock.unlock();
         }
+        account();
+    }
+
+    /** Tells {@link #onQueued} what the channels wrote since the last time. The migration thread. */
+    private void account() {
+        long n = unaccounted.getAndSet(0);
+        if (n > 0) {
+            onQueued.accept(n);
+        }
+    }
+
+    /**
+     * Writes, with {@code writer}, the zero pages the channels have left out of their packets so
+     * far (all of them once {@link #sync} returned). Called on the migration thread between
+     * pages and after a sync, before the section's EOS; the main channel is written without any
+     * channel waiting for it.
+     */
+    public void takeZeroPages(MigrationFile main, ZeroPageWriter writer) throws IOException {
+        if (!zeroBatchesWaiting) {
+            return;
+        }
+        List<ZeroBatch> taken;
+        lock.lock();
+        try {
+            taken = new ArrayList<>(zeroBatches);
+            zeroBatches.clear();
+            zeroBatchesWaiting = false;
+        } finally {
+            lock.unlock();
+        }
+        for (ZeroBatch z : taken) {
+            for (long offset : z.offsets()) {
+                writer.write(main, z.block(), offset);
+            }
+        }
     }
 
     /** Hands the filled packet to the next idle channel, waiting for one if all are busy. */
@@ -149,9 +235,8 @@ public final class MultifdSender implements AutoCloseable {
             lock.unlock();
         }
         batchCount = 0;
-        long packetBytes = MultifdPacket.headerBytes(MultifdPacket.PAGES_PER_PACKET) + (long) n * RamBlock.PAGE_SIZE;
         pages.addAndGet(n);
-        onQueued.accept(packetBytes);
+        account();
     }
 
     /** An idle channel, taking turns; null when all are busy. Lock held. */
@@ -193,9 +278,15 @@ public final class MultifdSender implements AutoCloseable {
 
     /** {@code mig/src/send_n}: the initial packet, then one packet per job until shut down. */
     private void run(Channel c, byte[] uuid) {
+        MultifdCompression.Encoder encoder = null;
         try {
+            if (options.compression() != MultifdCompression.Method.NONE) {
+                encoder = MultifdCompression.encoder(options.compression(), options.level(),
+                        MultifdPacket.PAGES_PER_PACKET, RamBlock.PAGE_SIZE);
+            }
             MultifdPacket.writeInit(c.file, uuid, c.id);
             c.file.flush();
+            unaccounted.addAndGet(MultifdPacket.INIT_PACKET_BYTES);
             while (true) {
                 lock.lock();
                 try {
@@ -209,15 +300,14 @@ public final class MultifdSender implements AutoCloseable {
                     lock.unlock();
                 }
                 // The job's fields are not touched by the migration thread while busy is set.
-                int flags = c.syncJob ? MultifdPacket.FLAG_SYNC : 0;
-                MultifdPacket.writeHeader(c.file, flags, MultifdPacket.PAGES_PER_PACKET, c.num,
-                        c.count > 0 ? c.block.name() : null, c.offsets, c.count, RamBlock.PAGE_SIZE);
-                for (int i = 0; i < c.count; i++) {
-                    c.file.putRam(c.block.memory(), c.offsets[i], RamBlock.PAGE_SIZE);
-                }
-                c.file.flush();
+                int zeros = sendPacket(c, encoder);
+                ZeroBatch batch = zeros > 0 ? new ZeroBatch(c.block, Arrays.copyOf(c.zeros, zeros)) : null;
                 lock.lock();
                 try {
+                    if (batch != null) {
+                        zeroBatches.add(batch);
+                        zeroBatchesWaiting = true;
+                    }
                     c.busy = false;
                     changed.signalAll();
                 } finally {
@@ -231,7 +321,54 @@ public final class MultifdSender implements AutoCloseable {
                     + e.getMessage(), e));
         } catch (InterruptedException e) {
             fail(new IOException("multifd channel " + c.id + " interrupted", e));
+        } finally {
+            if (encoder != null) {
+                encoder.close();
+            }
         }
+    }
+
+    /**
+     * Sends the channel's job: leaves zero pages out (into {@code c.zeros}), compresses the rest
+     * if asked to, writes the packet. A job of zero pages only and no SYNC sends nothing. Returns
+     * the number of zero pages left out.
+     */
+    private int sendPacket(Channel c, MultifdCompression.Encoder encoder) throws IOException {
+        int count = c.count;
+        int zeros = 0;
+        if (options.detectZeroPages() && count > 0) {
+            int kept = 0;
+            for (int i = 0; i < count; i++) {
+                long off = c.offsets[i];
+                if (ZeroPages.isZeroPage(c.block.memory(), off)) {
+                    c.zeros[zeros++] = off;
+                } else {
+                    c.offsets[kept++] = off;
+                }
+            }
+            count = kept;
+        }
+        if (count == 0 && !c.syncJob) {
+            return zeros;
+        }
+        long before = c.file.position();
+        int flags = c.syncJob ? MultifdPacket.FLAG_SYNC : 0;
+        String block = count > 0 ? c.block.name() : null;
+        if (count > 0 && encoder != null) {
+            int len = encoder.encode(c.block.memory(), c.offsets, count, RamBlock.PAGE_SIZE);
+            MultifdPacket.writeHeaderWithDataSize(c.file, flags | options.compression().flag(),
+                    MultifdPacket.PAGES_PER_PACKET, c.num, block, c.offsets, count, len);
+            c.file.putRam(encoder.output(), 0, len);
+        } else {
+            MultifdPacket.writeHeader(c.file, flags, MultifdPacket.PAGES_PER_PACKET, c.num, block, c.offsets,
+                    count, RamBlock.PAGE_SIZE);
+            for (int i = 0; i < count; i++) {
+                c.file.putRam(c.block.memory(), c.offsets[i], RamBlock.PAGE_SIZE);
+            }
+        }
+        c.file.flush();
+        unaccounted.addAndGet(c.file.position() - before);
+        return zeros;
     }
 
     private void fail(IOException e) {
@@ -267,6 +404,7 @@ public final class MultifdSender implements AutoCloseable {
      */
     public void finish() throws IOException {
         checkFailure();
+        account();
         stopping = true;
         lock.lock();
         try {

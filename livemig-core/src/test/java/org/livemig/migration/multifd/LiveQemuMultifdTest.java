@@ -17,7 +17,8 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 import org.livemig.analyze.Analyzer;
 import org.livemig.analyze.StreamEvents;
@@ -28,6 +29,7 @@ import org.livemig.monitor.QmpClient;
 import org.livemig.monitor.QmpJson;
 import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.SectionHeader;
+import org.livemig.stream.MultifdCompression;
 import org.livemig.testing.HostTools;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -36,8 +38,9 @@ import org.livemig.transport.Transports;
 import tools.jackson.databind.node.ArrayNode;
 
 /**
- * A real QEMU migrates a running guest with multifd into livemig's {@link MultifdReceiver}: its
- * channels' bytes are read as QEMU 7.2 writes them, pages land where QEMU's pmemsave says they
+ * A real QEMU migrates a running guest with multifd into livemig's {@link MultifdReceiver}, plain
+ * and with multifd-compression zlib and zstd: its channels' bytes are read (and inflated) as QEMU
+ * 7.2 writes them, pages land where QEMU's pmemsave says they
  * are, and the SYNC at every RAM section's end keeps the pages sent again in later passes in
  * order. The main stream is read by the analyzer, whose records drive the RAM: block list, ZERO
  * and PAGE records, and the EOS at which the channels are synced. Skipped without QEMU.
@@ -63,7 +66,7 @@ class LiveQemuMultifdTest {
                 "-display", "none", "-bios", bios.toString());
         qemu = q.process();
         log = q.log();
-        qmp = QmpClient.connect("unix:" + q.qmpSocket());
+        qmp = HostTools.connectQmp(q.qmpSocket());
         qmp.negotiate();
     }
 
@@ -123,17 +126,21 @@ class LiveQemuMultifdTest {
         }
     }
 
-    @Test
-    void aRunningQemuGuestArrivesWholeOverMultifd() throws Exception {
+    @ParameterizedTest(name = "multifd-compression {0} over {1}")
+    @CsvSource({"none, tcp", "zlib, tcp", "zstd, unix"})
+    void aRunningQemuGuestArrivesWholeOverMultifd(String compression, String transport) throws Exception {
         ArrayNode caps = QmpJson.NODES.arrayNode();
         caps.add(QmpJson.object().put("capability", "multifd").put("state", true));
         qmp.execute("migrate-set-capabilities", QmpClient.args("capabilities", caps));
-        qmp.execute("migrate-set-parameters", QmpClient.args("multifd-channels", CHANNELS));
+        qmp.execute("migrate-set-parameters", QmpClient.args("multifd-channels", CHANNELS,
+                "multifd-compression", compression));
+        MultifdCompression.Method method = MultifdCompression.Method.fromQemuName(compression);
 
         AtomicReference<IOException> channelError = new AtomicReference<>();
-        try (MigrationListener listener = Transports.listen(MigrationAddress.parse("tcp:127.0.0.1:0"));
+        String address = transport.equals("tcp") ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("mfd.sock");
+        try (MigrationListener listener = Transports.listen(MigrationAddress.parse(address));
              GuestRam ram = new GuestRam();
-             MultifdReceiver receiver = new MultifdReceiver(ram, CHANNELS, new AtomicLong(), channelError::set)) {
+             MultifdReceiver receiver = new MultifdReceiver(ram, CHANNELS, method, new AtomicLong(), channelError::set)) {
             MainStream main = new MainStream(ram, receiver);
             List<MigrationConnection> accepted = new ArrayList<>();
             // As a QEMU 7.2 destination: the first connection is the main stream, the rest are channels.
@@ -173,6 +180,7 @@ class LiveQemuMultifdTest {
             long multifdBytes = qmp.execute("query-migrate").path("ram").path("multifd-bytes").asLong();
             assertThat(multifdBytes).as("QEMU sent pages over multifd").isGreaterThan(0);
             assertThat(receiver.pages()).isPositive();
+
             assertThat(main.mainPages.get()).as("QEMU 7.2 sends no PAGE record on the main channel with multifd").isZero();
             assertThat(main.syncs.get()).as("setup, at least one iteration, completion").isGreaterThanOrEqualTo(3);
 
