@@ -1,0 +1,423 @@
+package org.livemig.transport.tls;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
+import org.livemig.transport.MigrationConnection;
+
+/**
+ * A migration connection with TLS over another one: {@link #in()} and {@link #out()} stay byte
+ * channels (blocking, {@code out()} gathering), carrying plaintext; the plain connection below
+ * carries the records.
+ *
+ * <p>Threads: one reader and one writer at a time, as for any connection (the engine lets its
+ * read and write sides run at once). A reader that meets a post-handshake message needing an
+ * answer takes the writer's lock to send it. {@link #shutdown()} from any thread shuts the plain
+ * connection down, which wakes both; later calls fail. Buffers are owned by their side's lock.
+ */
+public final class TlsConnection implements MigrationConnection {
+    /** Ciphertext per socket write: several records in one system call. */
+    private static final int NET_OUT_BYTES = 256 << 10;
+    private static final int NET_IN_BYTES = 256 << 10;
+    private static final ScheduledThreadPoolExecutor TIMER = timer();
+
+    private final MigrationConnection plain;
+    private final TlsEngine engine;
+    private final String description;
+    private final ReentrantLock readLock = new ReentrantLock();
+    private final ReentrantLock writeLock = new ReentrantLock();
+    /** Records read and not yet decrypted; read mode. Guarded by readLock. */
+    private final ByteBuffer netIn = ByteBuffer.allocateDirect(NET_IN_BYTES).flip();
+    /** Plaintext decrypted and not yet handed out; read mode. Guarded by readLock. */
+    private final ByteBuffer appIn;
+    /** Guarded by writeLock. */
+    private final ByteBuffer netOut = ByteBuffer.allocateDirect(NET_OUT_BYTES);
+    private final AtomicBoolean shutdown = new AtomicBoolean();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final AtomicBoolean timedOut = new AtomicBoolean();
+    private final Input input = new Input();
+    private final Output output = new Output();
+    private volatile boolean peerClosed;
+
+    private TlsConnection(MigrationConnection plain, TlsEngine engine) {
+        this.plain = plain;
+        this.engine = engine;
+        this.description = plain.description() + " (TLS)";
+        this.appIn = ByteBuffer.allocateDirect(Math.max(engine.maxPlaintext(), 1 << 14) + 1024).flip();
+    }
+
+    /**
+     * Runs the handshake over {@code plain} within {@code timeoutMillis} and returns the secured
+     * connection. Called without the BQL; blocks on IO. On failure closes {@code plain} and
+     * throws a {@link TlsHandshakeException} naming the cause.
+     */
+    static TlsConnection handshake(MigrationConnection plain, TlsEngine engine, long timeoutMillis) throws IOException {
+        TlsConnection c = new TlsConnection(plain, engine);
+        ScheduledFuture<?> timer = TIMER.schedule(() -> {
+            c.timedOut.set(true);
+            plain.shutdown();
+        }, timeoutMillis, TimeUnit.MILLISECONDS);
+        try {
+            c.runHandshake();
+            return c;
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(plain);
+            if (c.timedOut.get()) {
+                throw new TlsHandshakeException(TlsHandshakeException.Reason.TIMEOUT, "TLS handshake with "
+                        + plain.description() + " timed out after " + timeoutMillis + " ms", e);
+            }
+            if (e instanceof TlsHandshakeException t) {
+                throw t;
+            }
+            IOException io = e instanceof IOException x ? x : new IOException(e.getMessage(), e);
+            throw engine.explain(io, plain.description());
+        } finally {
+            timer.cancel(false);
+        }
+    }
+
+    private void runHandshake() throws IOException {
+        readLock.lock();
+        writeLock.lock();
+        try {
+            try {
+                engine.begin();
+                while (engine.handshaking()) {
+                    if (engine.wantsWrite()) {
+                        flushProtocolOutput();
+                        continue;
+                    }
+                    int before = netIn.remaining();
+                    if (before > 0) {
+                        int n;
+                        appIn.compact(); // application data may follow the peer's last handshake message
+                        try {
+                            n = decryptInto(appIn);
+                        } finally {
+                            appIn.flip();
+                        }
+                        if (n < 0) {
+                            throw new TlsHandshakeException(TlsHandshakeException.Reason.PROTOCOL,
+                                    "TLS handshake failed: " + plain.description() + " closed the session", null);
+                        }
+                        if (netIn.remaining() != before || engine.wantsWrite() || !engine.handshaking()) {
+                            continue;
+                        }
+                    }
+                    if (readNet() < 0) {
+                        throw new TlsHandshakeException(TlsHandshakeException.Reason.PROTOCOL, "TLS handshake failed: "
+                                + plain.description() + " closed the connection during the handshake", null);
+                    }
+                }
+                flushProtocolOutput();
+            } catch (TlsHandshakeException e) {
+                throw e;
+            } catch (IOException e) {
+                // The engine may have an alert for the peer: send it, so that it learns why.
+                try {
+                    flushProtocolOutput();
+                } catch (IOException | RuntimeException ignored) {
+                    // the peer is gone; our own error says enough
+                }
+                throw e;
+            }
+        } finally {
+            writeLock.unlock();
+            readLock.unlock();
+        }
+    }
+
+    /** The negotiated protocol and cipher suite, for logs. */
+    public String negotiated() {
+        return engine.negotiated();
+    }
+
+    @Override
+    public ReadableByteChannel in() {
+        return input;
+    }
+
+    @Override
+    public WritableByteChannel out() {
+        return output;
+    }
+
+    @Override
+    public void shutdown() {
+        if (shutdown.compareAndSet(false, true)) {
+            plain.shutdown();
+        }
+    }
+
+    @Override
+    public String description() {
+        return description;
+    }
+
+    @Override
+    public String toString() {
+        return description;
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (closed.compareAndSet(false, true)) {
+            plain.close();
+        }
+    }
+
+    private IOException shutdownError(Throwable cause) {
+        return new IOException("migration connection " + description + " was shut down", cause);
+    }
+
+    private IOException failure(IOException e) {
+        if (shutdown.get()) {
+            return shutdownError(e);
+        }
+        return e;
+    }
+
+    /** Reads more records from the plain connection. Read lock held. */
+    private int readNet() throws IOException {
+        netIn.compact();
+        try {
+            int n = plain.in().read(netIn);
+            if (n < 0) {
+                peerClosed = true;
+            }
+            return n;
+        } finally {
+            netIn.flip();
+        }
+    }
+
+    /** Decrypts from netIn into {@code app} (write mode). Read lock held. */
+    private int decryptInto(ByteBuffer app) throws IOException {
+        int n = engine.decrypt(netIn, app);
+        if (engine.wantsWrite() && !engine.handshaking()) {
+            // a post-handshake reply (a key update): the writer's lock, then send it
+            writeLock.lock();
+            try {
+                flushProtocolOutput();
+            } finally {
+                writeLock.unlock();
+            }
+        }
+        return n;
+    }
+
+    /** Sends whatever protocol output the engine has. Write lock held. */
+    private void flushProtocolOutput() throws IOException {
+        while (engine.wantsWrite()) {
+            netOut.clear();
+            engine.produce(netOut);
+            netOut.flip();
+            if (!netOut.hasRemaining()) {
+                return;
+            }
+            writeNet();
+        }
+    }
+
+    private void writeNet() throws IOException {
+        WritableByteChannel raw = plain.out();
+        while (netOut.hasRemaining()) {
+            raw.write(netOut);
+        }
+    }
+
+    private final class Input implements ReadableByteChannel {
+        @Override
+        public int read(ByteBuffer dst) throws IOException {
+            if (shutdown.get()) {
+                throw shutdownError(null);
+            }
+            if (!dst.hasRemaining()) {
+                return 0;
+            }
+            readLock.lock();
+            try {
+                while (true) {
+                    if (appIn.hasRemaining()) {
+                        int n = Math.min(appIn.remaining(), dst.remaining());
+                        ByteBuffer slice = appIn.slice(appIn.position(), n);
+                        dst.put(slice);
+                        appIn.position(appIn.position() + n);
+                        return n;
+                    }
+                    if (netIn.hasRemaining()) {
+                        int n;
+                        if (dst.remaining() >= engine.maxPlaintext()) {
+                            n = decryptInto(dst); // straight into the caller's buffer
+                            if (n != 0) {
+                                return n;
+                            }
+                        } else {
+                            appIn.clear();
+                            try {
+                                n = decryptInto(appIn);
+                            } finally {
+                                appIn.flip();
+                            }
+                            if (n < 0) {
+                                return -1;
+                            }
+                            if (n > 0) {
+                                continue;
+                            }
+                        }
+                    }
+                    if (peerClosed || readNet() < 0) {
+                        if (shutdown.get()) {
+                            throw shutdownError(null);
+                        }
+                        return -1;
+                    }
+                }
+            } catch (IOException e) {
+                throw failure(e);
+            } finally {
+                readLock.unlock();
+            }
+        }
+
+        @Override
+        public boolean isOpen() {
+            return !closed.get();
+        }
+
+        @Override
+        public void close() throws IOException {
+            TlsConnection.this.close();
+        }
+    }
+
+    private final class Output implements GatheringByteChannel {
+        private final ByteBuffer[] one = new ByteBuffer[1];
+
+        @Override
+        public int write(ByteBuffer src) throws IOException {
+            writeLock.lock();
+            try {
+                one[0] = src;
+                return (int) write(one, 0, 1);
+            } finally {
+                one[0] = null;
+                writeLock.unlock();
+            }
+        }
+
+        @Override
+        public long write(ByteBuffer[] srcs) throws IOException {
+            return write(srcs, 0, srcs.length);
+        }
+
+        @Override
+        public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
+            if (closed.get()) {
+                throw new ClosedChannelException();
+            }
+            if (shutdown.get()) {
+                throw shutdownError(null);
+            }
+            writeLock.lock();
+            try {
+                long total = 0;
+                while (true) {
+                    netOut.clear();
+                    long n = engine.encrypt(srcs, offset, length, netOut);
+                    total += n;
+                    netOut.flip();
+                    if (!netOut.hasRemaining()) {
+                        return total;
+                    }
+                    writeNet();
+                    if (n == 0 && !anyRemaining(srcs, offset, length)) {
+                        return total;
+                    }
+                }
+            } catch (IOException e) {
+                throw failure(explainWriteFailure(e));
+            } finally {
+                writeLock.unlock();
+            }
+        }
+
+        @Override
+        public boolean isOpen() {
+            return !closed.get();
+        }
+
+        @Override
+        public void close() throws IOException {
+            TlsConnection.this.close();
+        }
+    }
+
+    private static boolean anyRemaining(ByteBuffer[] srcs, int offset, int length) {
+        for (int i = offset; i < offset + length; i++) {
+            if (srcs[i].hasRemaining()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * A write failed, most likely because the peer closed the connection: if no one is reading,
+     * read what it sent last, which in TLS 1.3 is how a server refuses a client after the
+     * client's side of the handshake is done (an alert: bad certificate, certificate required).
+     * The peer has closed, so this read does not wait.
+     */
+    private IOException explainWriteFailure(IOException e) {
+        if (shutdown.get() || !readLock.tryLock()) {
+            return e;
+        }
+        try {
+            ByteBuffer scratch = ByteBuffer.allocate(engine.maxPlaintext() + 1024);
+            for (int i = 0; i < 8; i++) {
+                if (netIn.hasRemaining()) {
+                    scratch.clear();
+                    engine.decrypt(netIn, scratch);
+                }
+                if (peerClosed || readNet() < 0) {
+                    break;
+                }
+            }
+        } catch (IOException alert) {
+            TlsHandshakeException named = engine.explain(alert, plain.description());
+            if (named.reason() != TlsHandshakeException.Reason.PROTOCOL) {
+                named.addSuppressed(e);
+                return named;
+            }
+        } catch (RuntimeException ignored) {
+            // nothing more to learn
+        } finally {
+            readLock.unlock();
+        }
+        return e;
+    }
+
+    private static void closeQuietly(MigrationConnection c) {
+        try {
+            c.close();
+        } catch (IOException ignored) {
+            // already failing with a better error
+        }
+    }
+
+    private static ScheduledThreadPoolExecutor timer() {
+        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1,
+                r -> Thread.ofPlatform().name("tls-handshake-timer").daemon(true).unstarted(r));
+        t.setRemoveOnCancelPolicy(true);
+        return t;
+    }
+}
