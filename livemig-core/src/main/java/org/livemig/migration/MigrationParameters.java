@@ -24,6 +24,12 @@ public final class MigrationParameters {
     public int multifdChannels = 2;
     /** QEMU's MultiFDCompression: none, zlib or zstd; livemig takes none. */
     public String multifdCompression = "none";
+    /** Id of the TLS credentials object; empty (JSON null too, as QEMU) for a plain migration. */
+    public String tlsCreds = "";
+    /** Name the server's certificate must carry instead of the connected host; empty for none. */
+    public String tlsHostname = "";
+    /** Id of the authz object a destination checks the client's distinguished name with; empty for none. */
+    public String tlsAuthz = "";
 
     public MigrationParameters copy() {
         MigrationParameters p = new MigrationParameters();
@@ -36,6 +42,9 @@ public final class MigrationParameters {
         p.throttleTriggerThreshold = throttleTriggerThreshold;
         p.multifdChannels = multifdChannels;
         p.multifdCompression = multifdCompression;
+        p.tlsCreds = tlsCreds;
+        p.tlsHostname = tlsHostname;
+        p.tlsAuthz = tlsAuthz;
         return p;
     }
 

@@ -21,6 +21,7 @@ import org.livemig.stream.PostcopyRamDiscardCommand;
 import org.livemig.stream.QemuStream;
 import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.trace.Trace;
+import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -81,6 +82,12 @@ public final class Outgoing {
 
     /** Scheduling of mig/src/rp_thr; set before {@link #start}. */
     private RequestThreads requestThreads = new RequestThreads(0);
+    /** TLS (or none) on every connection this migration makes; set before {@link #start}. */
+    private volatile ChannelSecurity security = ChannelSecurity.PLAIN;
+
+    void setChannelSecurity(ChannelSecurity s) {
+        this.security = s;
+    }
 
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
              MigrationEvents events, FaultSpec faults, boolean scratch) {
@@ -221,7 +228,7 @@ public final class Outgoing {
         long downtimeStart = 0;
         try {
             MigrationConnection conn = FaultInjectingConnection.wrapIfAny(
-                    Transports.connect(address, CONNECT_TIMEOUT), faults);
+                    security.client(Transports.connect(address, CONNECT_TIMEOUT), address), faults);
             connection = conn;
             if (cancelled()) {
                 throw new IOException("cancelled");
@@ -437,7 +444,7 @@ public final class Outgoing {
         machine.bql().assertNotHeld();
         MigrationFile preempt = null;
         if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
-            preemptConnection = Transports.connect(address, CONNECT_TIMEOUT);
+            preemptConnection = security.client(Transports.connect(address, CONNECT_TIMEOUT), address);
             preempt = MigrationFile.forWriting(preemptConnection.out());
             currentSaver = saver;
             openPreemptChannel(preempt);
@@ -776,7 +783,7 @@ public final class Outgoing {
      */
     private MigrationFile[] recover(RamSaver saver) throws IOException {
         MigrationAddress addr = resumeAddress;
-        MigrationConnection conn = FaultInjectingConnection.wrapIfAny(Transports.connect(addr, CONNECT_TIMEOUT), resumeFaults);
+        MigrationConnection conn = FaultInjectingConnection.wrapIfAny(security.client(Transports.connect(addr, CONNECT_TIMEOUT), addr), resumeFaults);
         connection = conn;
         if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
             throw new IOException("cancelled during recovery");
@@ -804,7 +811,7 @@ public final class Outgoing {
         }
         MigrationFile preempt = null;
         if (caps.contains(Capability.POSTCOPY_PREEMPT)) {
-            preemptConnection = Transports.connect(addr, CONNECT_TIMEOUT);
+            preemptConnection = security.client(Transports.connect(addr, CONNECT_TIMEOUT), addr);
             preempt = MigrationFile.forWriting(preemptConnection.out());
             openPreemptChannel(preempt);
         }
@@ -828,7 +835,7 @@ public final class Outgoing {
                 if (cancelled()) {
                     throw new IOException("cancelled");
                 }
-                conns.add(Transports.connect(address, CONNECT_TIMEOUT));
+                conns.add(security.client(Transports.connect(address, CONNECT_TIMEOUT), address));
             }
         } catch (IOException e) {
             for (MigrationConnection c : conns) {

@@ -65,7 +65,8 @@ final class CredentialFiles {
             JcaPEMKeyConverter conv = new JcaPEMKeyConverter();
             for (Object o = parser.readObject(); o != null; o = parser.readObject()) {
                 if (o instanceof PEMKeyPair kp) {
-                    return conv.getPrivateKey(kp.getPrivateKeyInfo());
+                    // SEC1 EC keys name their curve with the public part
+                    return kp.getPublicKeyInfo() != null ? conv.getKeyPair(kp).getPrivate() : conv.getPrivateKey(kp.getPrivateKeyInfo());
                 }
                 if (o instanceof PrivateKeyInfo info) {
                     return conv.getPrivateKey(info);
