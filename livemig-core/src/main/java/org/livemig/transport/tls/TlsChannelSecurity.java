@@ -45,7 +45,20 @@ public final class TlsChannelSecurity implements ChannelSecurity {
     /** AES-128-GCM first: the fastest suite with AES-NI, and what QEMU's peers accept. */
     private static final String FIRST_SUITE = "TLS_AES_128_GCM_SHA256";
 
+    static {
+        // No session tickets: resuming is of no use to a migration, and a ticket the server sends
+        // after the handshake sits unread on a channel only ever written (multifd), so that
+        // closing it resets the connection and the peer may lose the end of the stream. A client
+        // that does not offer psk_key_exchange_modes gets none (RFC 8446, 4.6.1). Read by the
+        // JDK once, when its TLS is first used; livemig's processes use TLS for nothing else.
+        if (System.getProperty("jdk.tls.client.disableExtensions") == null) {
+            System.setProperty("jdk.tls.client.disableExtensions", "psk_key_exchange_modes");
+        }
+    }
+
     private final TlsCredentials credentials;
+    /** The last client connection made, asked for the peer's verdict when a later one fails unexplained. */
+    private final java.util.concurrent.atomic.AtomicReference<TlsConnection> lastClient = new java.util.concurrent.atomic.AtomicReference<>();
     private final String hostname;
     private final Predicate<String> authz;
     private final long timeoutMillis;
@@ -97,7 +110,21 @@ public final class TlsChannelSecurity implements ChannelSecurity {
             closeQuietly(plain);
             throw e;
         }
-        TlsConnection c = TlsConnection.handshake(plain, engine, timeoutMillis);
+        TlsConnection c;
+        try {
+            c = TlsConnection.handshake(plain, engine, timeoutMillis);
+        } catch (TlsHandshakeException e) {
+            TlsConnection earlier = lastClient.get();
+            if (e.reason() == TlsHandshakeException.Reason.PROTOCOL && earlier != null) {
+                TlsHandshakeException verdict = earlier.peerVerdict(2000);
+                if (verdict != null) {
+                    verdict.addSuppressed(e);
+                    throw verdict;
+                }
+            }
+            throw e;
+        }
+        lastClient.set(c);
         LOG.log(Level.FINE, () -> c.description() + ": " + c.negotiated());
         return c;
     }

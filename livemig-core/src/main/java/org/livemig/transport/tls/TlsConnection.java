@@ -406,6 +406,56 @@ public final class TlsConnection implements MigrationConnection {
         return e;
     }
 
+    /**
+     * When a later connection of the same migration failed for no reason it could name (reset,
+     * closed): what the peer told this one, if anything, within {@code millis} (a TLS 1.3 server
+     * refuses a client after the client's handshake is over, with an alert the client reads only
+     * later). Reads on a helper thread; only for a migration that is failing anyway, whose
+     * clean-up closes this connection and ends the read.
+     */
+    TlsHandshakeException peerVerdict(long millis) {
+        if (shutdown.get() || closed.get()) {
+            return null;
+        }
+        java.util.concurrent.CompletableFuture<TlsHandshakeException> verdict = new java.util.concurrent.CompletableFuture<>();
+        Thread.ofPlatform().name("tls-verdict").daemon(true).start(() -> {
+            if (!readLock.tryLock()) {
+                verdict.complete(null);
+                return;
+            }
+            try {
+                ByteBuffer scratch = ByteBuffer.allocate(engine.maxPlaintext() + 1024);
+                while (true) {
+                    if (netIn.hasRemaining()) {
+                        scratch.clear();
+                        if (engine.decrypt(netIn, scratch) < 0) {
+                            break;
+                        }
+                    }
+                    if (peerClosed || readNet() < 0) {
+                        break;
+                    }
+                }
+                verdict.complete(null);
+            } catch (IOException e) {
+                TlsHandshakeException named = engine.explain(e, plain.description());
+                verdict.complete(named.reason() == TlsHandshakeException.Reason.PROTOCOL ? null : named);
+            } catch (RuntimeException e) {
+                verdict.complete(null);
+            } finally {
+                readLock.unlock();
+            }
+        });
+        try {
+            return verdict.get(millis, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            return null;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return null;
+        }
+    }
+
     private static void closeQuietly(MigrationConnection c) {
         try {
             c.close();
