@@ -34,6 +34,16 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--qmp", description = "QMP monitor address: unix:PATH or tcp:HOST:PORT (repeatable).")
     java.util.List<String> qmp = new java.util.ArrayList<>();
 
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
+            description = "Create a credential or authorization object as QEMU's -object (repeatable): "
+                    + "tls-creds-x509,id=tls0,endpoint=server,dir=DIR,verify-peer=on | tls-creds-psk,id=tls0,endpoint=client,dir=DIR,username=qemu"
+                    + " | authz-simple,id=auth0,identity=DN | authz-list,id=auth0,policy=deny,rules.0.match=CN=*,rules.0.policy=allow,rules.0.format=glob")
+    java.util.List<String> objects = new java.util.ArrayList<>();
+
+    @Option(names = "--qmp-allow-insecure-tcp",
+            description = "Allow a plain (unencrypted, unauthenticated) QMP TCP socket on a non-loopback address; a warning is printed.")
+    boolean qmpAllowInsecureTcp;
+
     @Option(names = "-S", description = "Do not start the guest (after an incoming migration too), as QEMU's -S.")
     boolean noAutostart;
 
@@ -56,6 +66,32 @@ final class RunCommand implements Callable<Integer> {
             description = "At startup, in the background, run seven small scratch migrations (precopy, postcopy, multifd) so the first real one "
                     + "runs compiled code; gives way to a real migration at once (default: on; --no-warm-up skips it).")
     boolean warmUp;
+
+    /**
+     * The monitor gives full control of the machine: a TCP socket off loopback without TLS needs
+     * {@code --qmp-allow-insecure-tcp}, and gets a warning. QMP over TLS ({@code tls-creds=} on
+     * the address, as QEMU's chardev) is not in livemig yet.
+     */
+    private void checkQmpAddress(String addr) throws java.net.UnknownHostException {
+        if (addr.contains(",tls-creds=")) {
+            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                    "--qmp " + addr + ": QMP over TLS (tls-creds=) is not supported by livemig yet; use a unix: socket"
+                            + " (mode 0600) or a loopback tcp: address");
+        }
+        org.livemig.monitor.QmpAddress a = org.livemig.monitor.QmpAddress.parse(addr);
+        if (a instanceof org.livemig.monitor.QmpAddress.Tcp tcp) {
+            java.net.InetSocketAddress sa = (java.net.InetSocketAddress) tcp.socketAddress();
+            if (!sa.getAddress().isLoopbackAddress()) {
+                if (!qmpAllowInsecureTcp) {
+                    throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this), "--qmp " + addr
+                            + ": a plain QMP socket on a non-loopback address lets anyone who reaches it control the machine;"
+                            + " add --qmp-allow-insecure-tcp to do it anyway");
+                }
+                System.err.println("livemig run: WARNING: QMP on " + addr + " is plain TCP on a non-loopback address:"
+                        + " anyone who reaches it controls this machine");
+            }
+        }
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -86,7 +122,18 @@ final class RunCommand implements Callable<Integer> {
             QmpServer server = QmpServer.builder(MachineMonitor.host(m)).build();
             RunStateCommands.register(server, MachineMonitor.vm(m, name));
             MigrationCommands.register(server, mig);
+            for (String spec : objects) {
+                org.livemig.security.ObjectOptions o = org.livemig.security.ObjectOptions.parse(spec);
+                try {
+                    mig.objects().add(o.type(), o.props());
+                } catch (org.livemig.security.ObjectException e) {
+                    throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                            "--object " + spec + ": " + e.getMessage());
+                }
+            }
+            org.livemig.monitor.ObjectCommands.register(server, mig.objects());
             for (String addr : qmp) {
+                checkQmpAddress(addr);
                 server.listen(addr);
             }
             m.mainLoop().call(() -> {

@@ -36,6 +36,12 @@ public final class LiveAnalyzer {
      */
     public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
                                   Consumer<String> log) throws IOException {
+        return accept(address, acceptTimeout, options, log, org.livemig.transport.ChannelSecurity.PLAIN);
+    }
+
+    /** As above, the source's connection secured by {@code security} (TLS) before it is read. */
+    public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
+                                  Consumer<String> log, org.livemig.transport.ChannelSecurity security) throws IOException {
         MigrationConnection conn;
         try (MigrationListener listener = Transports.listen(address)) {
             log.accept("listening on " + listener.boundAddress().uri());
@@ -62,10 +68,14 @@ public final class LiveAnalyzer {
             }
         }
         log.accept("accepted " + conn.description());
-        try (conn) {
-            ReturnPathResponder responder = new ReturnPathResponder(conn.out());
+        MigrationConnection secured = security.server(conn);
+        if (!security.isPlain()) {
+            log.accept("TLS established with " + secured.description());
+        }
+        try (secured) {
+            ReturnPathResponder responder = new ReturnPathResponder(secured.out());
             try {
-                return Analyzer.analyze(conn.in(), options, responder);
+                return Analyzer.analyze(secured.in(), options, responder);
             } catch (StreamFormatException e) {
                 responder.finishQuietly(1);
                 throw e;

@@ -46,6 +46,8 @@ public final class TlsConnection implements MigrationConnection {
     private final Input input = new Input();
     private final Output output = new Output();
     private volatile boolean peerClosed;
+    /** Whether any application data came in: a peer that closes before any may have refused us. */
+    private volatile boolean receivedData;
 
     private TlsConnection(MigrationConnection plain, TlsEngine engine) {
         this.plain = plain;
@@ -251,6 +253,7 @@ public final class TlsConnection implements MigrationConnection {
                         ByteBuffer slice = appIn.slice(appIn.position(), n);
                         dst.put(slice);
                         appIn.position(appIn.position() + n);
+                        receivedData = true;
                         return n;
                     }
                     if (netIn.hasRemaining()) {
@@ -258,6 +261,7 @@ public final class TlsConnection implements MigrationConnection {
                         if (dst.remaining() >= engine.maxPlaintext()) {
                             n = decryptInto(dst); // straight into the caller's buffer
                             if (n != 0) {
+                                receivedData |= n > 0;
                                 return n;
                             }
                         } else {
@@ -278,6 +282,12 @@ public final class TlsConnection implements MigrationConnection {
                     if (peerClosed || readNet() < 0) {
                         if (shutdown.get()) {
                             throw shutdownError(null);
+                        }
+                        if (!receivedData) {
+                            // QEMU checks the server's certificate after its handshake and just
+                            // closes when it fails: say so rather than report an empty stream.
+                            throw new IOException(plain.description() + " closed the TLS session before sending any data:"
+                                    + " it may have rejected this side's certificate (untrusted, or not for the host it connected to)");
                         }
                         return -1;
                     }
