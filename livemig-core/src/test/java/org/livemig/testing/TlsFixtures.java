@@ -47,7 +47,7 @@ public final class TlsFixtures {
     private TlsFixtures() {}
 
     public static Ca ca(String name) throws Exception {
-        KeyPair kp = ecKeys();
+        KeyPair kp = rsaKeys();
         X500Name dn = name("CN=" + name + ",O=livemig tests");
         X509v3CertificateBuilder b = builder(dn, dn, kp);
         b.addExtension(Extension.basicConstraints, true, new BasicConstraints(true));
@@ -61,7 +61,7 @@ public final class TlsFixtures {
      */
     public static Path serverDir(Path dir, Ca ca, String ipAddress, String hostname) throws Exception {
         Files.createDirectories(dir);
-        KeyPair kp = ecKeys();
+        KeyPair kp = rsaKeys();
         X509v3CertificateBuilder b = builder(X500Name.getInstance(ca.cert.getSubjectX500Principal().getEncoded()),
                 name("CN=" + (hostname != null ? hostname : ipAddress != null ? ipAddress : "livemig server") + ",O=livemig"), kp);
         b.addExtension(Extension.basicConstraints, true, new BasicConstraints(false));
@@ -91,7 +91,7 @@ public final class TlsFixtures {
         Files.createDirectories(dir);
         writePem(dir.resolve("ca-cert.pem"), trusted.cert);
         if (dn != null) {
-            KeyPair kp = ecKeys();
+            KeyPair kp = rsaKeys();
             X509v3CertificateBuilder b = builder(X500Name.getInstance(issuer.cert.getSubjectX500Principal().getEncoded()), name(dn), kp);
             b.addExtension(Extension.basicConstraints, true, new BasicConstraints(false));
             b.addExtension(Extension.keyUsage, true, new KeyUsage(KeyUsage.digitalSignature | KeyUsage.keyEncipherment));
@@ -122,9 +122,10 @@ public final class TlsFixtures {
         return X500Name.getInstance(new javax.security.auth.x500.X500Principal(rfc2253).getEncoded());
     }
 
-    private static KeyPair ecKeys() throws Exception {
-        KeyPairGenerator g = KeyPairGenerator.getInstance("EC");
-        g.initialize(256);
+    /** RSA 2048: what every TLS stack loads (GnuTLS 3.7 did not take BC's PKCS#8 EC keys). */
+    private static KeyPair rsaKeys() throws Exception {
+        KeyPairGenerator g = KeyPairGenerator.getInstance("RSA");
+        g.initialize(2048);
         return g.generateKeyPair();
     }
 
@@ -135,7 +136,7 @@ public final class TlsFixtures {
     }
 
     private static X509Certificate sign(X509v3CertificateBuilder b, KeyPair signer) throws Exception {
-        ContentSigner s = new JcaContentSignerBuilder("SHA256withECDSA").build(signer.getPrivate());
+        ContentSigner s = new JcaContentSignerBuilder("SHA256withRSA").build(signer.getPrivate());
         return new JcaX509CertificateConverter().getCertificate(b.build(s));
     }
 
