@@ -334,7 +334,7 @@ public final class Outgoing {
             // An Error too (out of memory while encoding device state, say): the migration fails
             // and the source resumes rather than staying stopped with no status change.
             boolean wasCancel = cancelled();
-            error = wasCancel ? null : describe(e);
+            error = wasCancel ? null : describe(security.explain(e));
             if (!wasCancel) {
                 LOG.log(Level.WARNING, "outgoing migration failed: " + error, e);
             }

@@ -49,4 +49,15 @@ public interface ChannelSecurity {
 
     /** True for {@link #PLAIN}. */
     boolean isPlain();
+
+    /**
+     * The source's migration failed with {@code failure}: what the peer said about it, if this
+     * security knows more (a TLS 1.3 server refuses a client's certificate after the client's
+     * handshake is over, so the client learns why only from an alert read later). Returns
+     * {@code failure} itself when there is nothing to add. Called without the BQL; may wait up
+     * to a few seconds for the peer's verdict on a connection that is failing anyway.
+     */
+    default Throwable explain(Throwable failure) {
+        return failure;
+    }
 }

@@ -161,6 +161,20 @@ public final class TlsChannelSecurity implements ChannelSecurity {
     }
 
     @Override
+    public Throwable explain(Throwable failure) {
+        if (failure instanceof TlsHandshakeException t && t.reason() != TlsHandshakeException.Reason.PROTOCOL) {
+            return failure;
+        }
+        TlsConnection earlier = lastClient.get();
+        TlsHandshakeException verdict = earlier == null ? null : earlier.peerVerdict(2000);
+        if (verdict == null) {
+            return failure;
+        }
+        verdict.addSuppressed(failure);
+        return verdict;
+    }
+
+    @Override
     public String toString() {
         return "TLS (" + credentials.getClass().getSimpleName().toLowerCase(java.util.Locale.ROOT) + ", "
                 + credentials.endpoint().qemuName() + (hostname != null ? ", hostname " + hostname : "")

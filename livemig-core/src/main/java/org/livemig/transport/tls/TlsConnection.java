@@ -46,6 +46,8 @@ public final class TlsConnection implements MigrationConnection {
     private final Input input = new Input();
     private final Output output = new Output();
     private volatile boolean peerClosed;
+    /** What a reader learnt when its read failed: the peer's named refusal, or null for anything else. */
+    private final java.util.concurrent.CompletableFuture<TlsHandshakeException> readerVerdict = new java.util.concurrent.CompletableFuture<>();
     /** Whether any application data came in: a peer that closes before any may have refused us. */
     private volatile boolean receivedData;
 
@@ -293,6 +295,8 @@ public final class TlsConnection implements MigrationConnection {
                     }
                 }
             } catch (IOException e) {
+                TlsHandshakeException named = shutdown.get() ? null : engine.explain(e, plain.description());
+                readerVerdict.complete(named != null && named.reason() != TlsHandshakeException.Reason.PROTOCOL ? named : null);
                 throw failure(e);
             } finally {
                 readLock.unlock();
@@ -424,13 +428,17 @@ public final class TlsConnection implements MigrationConnection {
      * clean-up closes this connection and ends the read.
      */
     TlsHandshakeException peerVerdict(long millis) {
+        if (readerVerdict.isDone()) {
+            return readerVerdict.getNow(null);
+        }
         if (shutdown.get() || closed.get()) {
             return null;
         }
         java.util.concurrent.CompletableFuture<TlsHandshakeException> verdict = new java.util.concurrent.CompletableFuture<>();
         Thread.ofPlatform().name("tls-verdict").daemon(true).start(() -> {
             if (!readLock.tryLock()) {
-                verdict.complete(null);
+                // a reader (the return path) is on it: its failure, if it comes, says why
+                readerVerdict.whenComplete((v, e) -> verdict.complete(v));
                 return;
             }
             try {
