@@ -60,6 +60,11 @@ class PackageRulesTest {
     }
 
     @Test
+    void securityKnowsNothingAboveTransport() {
+        forbid("security", "migration", "monitor", "machine", "memory", "vmstate", "stream", "analyze", "relay");
+    }
+
+    @Test
     void migrationDoesNotKnowMonitor() {
         forbid("migration", "monitor");
     }

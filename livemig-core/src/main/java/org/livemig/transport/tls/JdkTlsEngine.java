@@ -102,6 +102,11 @@ final class JdkTlsEngine extends TlsEngine {
     }
 
     @Override
+    boolean hasBufferedPlaintext() {
+        return false; // unwrap hands out whole records only
+    }
+
+    @Override
     int maxRecord() {
         return engine.getSession().getPacketBufferSize();
     }

@@ -246,6 +246,14 @@ final class PskTlsEngine extends TlsEngine {
     }
 
     @Override
+    boolean hasBufferedPlaintext() {
+        synchronized (lock) {
+            // offerInput decrypts every whole record it is given; readInput takes what fits
+            return protocol.getAvailableInputBytes() > 0;
+        }
+    }
+
+    @Override
     int maxRecord() {
         return MAX_RECORD;
     }

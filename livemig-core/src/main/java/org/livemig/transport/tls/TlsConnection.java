@@ -258,7 +258,7 @@ public final class TlsConnection implements MigrationConnection {
                         receivedData = true;
                         return n;
                     }
-                    if (netIn.hasRemaining()) {
+                    if (netIn.hasRemaining() || engine.hasBufferedPlaintext()) {
                         int n;
                         if (dst.remaining() >= engine.maxPlaintext()) {
                             n = decryptInto(dst); // straight into the caller's buffer

@@ -39,6 +39,9 @@ abstract class TlsEngine {
      */
     abstract int decrypt(ByteBuffer net, ByteBuffer app) throws IOException;
 
+    /** True when plaintext already decrypted waits in the engine, to be had without more input. */
+    abstract boolean hasBufferedPlaintext();
+
     /** The largest record on the wire, header and tag included. */
     abstract int maxRecord();
 
