@@ -74,6 +74,11 @@ public final class ObjectRegistry {
             throw new ObjectException("attempt to add duplicate property '" + id + "' to object (type 'container')");
         }
         objects.put(id, o);
+        switch (o) {
+            case TlsCredsX509 x -> org.livemig.transport.tls.TlsWarmUp.startOnce(x.credentials());
+            case TlsCredsPsk k -> org.livemig.transport.tls.TlsWarmUp.startOnce(k.credentials());
+            default -> { }
+        }
         return o;
     }
 

@@ -54,8 +54,24 @@ final class JdkTlsEngine extends TlsEngine {
     long encrypt(ByteBuffer[] srcs, int offset, int length, ByteBuffer net) throws IOException {
         long taken = 0;
         int max = maxRecord();
+        int plain = maxPlaintext();
+        int first = offset;
+        int end = offset + length;
         while (net.remaining() >= max) {
-            SSLEngineResult r = engine.wrap(srcs, offset, length, net);
+            // Hand wrap only the buffers one record takes: it scans all it is given, and a
+            // flush of pages is hundreds of small buffers.
+            while (first < end && !srcs[first].hasRemaining()) {
+                first++;
+            }
+            if (first == end) {
+                break;
+            }
+            int last = first;
+            long window = 0;
+            while (last < end && window < plain) {
+                window += srcs[last++].remaining();
+            }
+            SSLEngineResult r = engine.wrap(srcs, first, last - first, net);
             if (r.getStatus() != SSLEngineResult.Status.OK) {
                 if (r.getStatus() == SSLEngineResult.Status.CLOSED) {
                     throw new SSLException("TLS session closed");

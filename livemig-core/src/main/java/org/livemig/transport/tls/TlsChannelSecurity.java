@@ -51,8 +51,12 @@ public final class TlsChannelSecurity implements ChannelSecurity {
         // closing it resets the connection and the peer may lose the end of the stream. A client
         // that does not offer psk_key_exchange_modes gets none (RFC 8446, 4.6.1). Read by the
         // JDK once, when its TLS is first used; livemig's processes use TLS for nothing else.
-        if (System.getProperty("jdk.tls.client.disableExtensions") == null) {
-            System.setProperty("jdk.tls.client.disableExtensions", "psk_key_exchange_modes");
+        // A server that ignores the extension sends none to any client, QEMU's GnuTLS included
+        // (which otherwise closed its main channel over an unread ticket: a reset here).
+        for (String side : new String[] {"client", "server"}) {
+            if (System.getProperty("jdk.tls." + side + ".disableExtensions") == null) {
+                System.setProperty("jdk.tls." + side + ".disableExtensions", "psk_key_exchange_modes");
+            }
         }
     }
 
