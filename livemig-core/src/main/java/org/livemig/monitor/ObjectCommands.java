@@ -46,7 +46,12 @@ public final class ObjectCommands {
                         }
                     }
                     try {
-                        objects.add(args.get("qom-type").asString(), props);
+                        var created = objects.add(args.get("qom-type").asString(), props);
+                        var creds = ObjectRegistry.credentialsOf(created);
+                        if (creds != null) {
+                            // in the background: the first TLS migration then runs compiled crypto
+                            org.livemig.transport.tls.TlsWarmUp.startOnce(creds);
+                        }
                     } catch (ObjectException e) {
                         throw QmpError.generic(e.getMessage());
                     }

@@ -74,12 +74,16 @@ public final class ObjectRegistry {
             throw new ObjectException("attempt to add duplicate property '" + id + "' to object (type 'container')");
         }
         objects.put(id, o);
-        switch (o) {
-            case TlsCredsX509 x -> org.livemig.transport.tls.TlsWarmUp.startOnce(x.credentials());
-            case TlsCredsPsk k -> org.livemig.transport.tls.TlsWarmUp.startOnce(k.credentials());
-            default -> { }
-        }
         return o;
+    }
+
+    /** The TLS material of a credentials object, or null for another kind of object. */
+    public static org.livemig.transport.tls.TlsCredentials credentialsOf(SecurityObject o) {
+        return switch (o) {
+            case TlsCredsX509 x -> x.credentials();
+            case TlsCredsPsk k -> k.credentials();
+            default -> null;
+        };
     }
 
     /** Adds an object made elsewhere (tests). */

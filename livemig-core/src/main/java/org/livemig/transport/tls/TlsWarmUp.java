@@ -41,31 +41,45 @@ public final class TlsWarmUp {
     public static final String THREAD_NAME = "livemig-tls-warm-up";
     private static final Logger LOG = Logger.getLogger(TlsWarmUp.class.getName());
     private static final long BYTES_PER_ROUND = 128L << 20;
+    private static final int ROUNDS = 3;
     private static final AtomicBoolean X509_STARTED = new AtomicBoolean();
     private static final AtomicBoolean PSK_STARTED = new AtomicBoolean();
 
     private TlsWarmUp() {}
 
-    /** Starts the warm-up for {@code credentials}' kind, once per kind and process. */
+    /** Starts the warm-up for {@code credentials}' kind in the background, once per kind and process. */
     public static void startOnce(TlsCredentials credentials) {
         boolean x509 = credentials instanceof TlsCredentials.X509;
         if (!(x509 ? X509_STARTED : PSK_STARTED).compareAndSet(false, true)) {
             return;
         }
-        Thread t = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(() -> {
-            long t0 = System.nanoTime();
-            try {
-                for (int round = 0; round < 2; round++) {
-                    run(x509);
-                }
-                LOG.fine(() -> String.format("TLS warm-up (%s) took %d ms", x509 ? "x509" : "psk",
-                        (System.nanoTime() - t0) / 1_000_000));
-            } catch (Exception e) {
-                LOG.fine("TLS warm-up stopped: " + e);
-            }
-        });
+        Thread t = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(() -> warm(x509));
         t.setPriority(Thread.MIN_PRIORITY);
         t.start();
+    }
+
+    /**
+     * The warm-up for {@code credentials}' kind now, on the calling thread (a machine process
+     * starting with TLS credentials, before its monitor opens), once per kind and process.
+     */
+    public static void runOnce(TlsCredentials credentials) {
+        boolean x509 = credentials instanceof TlsCredentials.X509;
+        if ((x509 ? X509_STARTED : PSK_STARTED).compareAndSet(false, true)) {
+            warm(x509);
+        }
+    }
+
+    private static void warm(boolean x509) {
+        long t0 = System.nanoTime();
+        try {
+            for (int round = 0; round < ROUNDS; round++) {
+                run(x509);
+            }
+            LOG.fine(() -> String.format("TLS warm-up (%s) took %d ms", x509 ? "x509" : "psk",
+                    (System.nanoTime() - t0) / 1_000_000));
+        } catch (Exception e) {
+            LOG.fine("TLS warm-up stopped: " + e);
+        }
     }
 
     private static void run(boolean x509) throws Exception {
