@@ -68,15 +68,13 @@ final class RunCommand implements Callable<Integer> {
     boolean warmUp;
 
     /**
-     * The monitor gives full control of the machine: a TCP socket off loopback without TLS needs
-     * {@code --qmp-allow-insecure-tcp}, and gets a warning. QMP over TLS ({@code tls-creds=} on
-     * the address, as QEMU's chardev) is not in livemig yet.
+     * The monitor gives full control of the machine: a TCP socket off loopback without TLS
+     * ({@code tls-creds=ID} on the address, as QEMU's chardev) needs
+     * {@code --qmp-allow-insecure-tcp}, and gets a warning.
      */
     private void checkQmpAddress(String addr) throws java.net.UnknownHostException {
-        if (addr.contains(",tls-creds=")) {
-            throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                    "--qmp " + addr + ": QMP over TLS (tls-creds=) is not supported by livemig yet; use a unix: socket"
-                            + " (mode 0600) or a loopback tcp: address");
+        if (org.livemig.monitor.QmpAddress.tlsCredsOf(addr) != null) {
+            return; // TLS: encrypted, and the client checked as the credentials say
         }
         org.livemig.monitor.QmpAddress a = org.livemig.monitor.QmpAddress.parse(addr);
         if (a instanceof org.livemig.monitor.QmpAddress.Tcp tcp) {
@@ -144,7 +142,18 @@ final class RunCommand implements Callable<Integer> {
             }
             for (String addr : qmp) {
                 checkQmpAddress(addr);
-                server.listen(addr);
+                String creds = org.livemig.monitor.QmpAddress.tlsCredsOf(addr);
+                org.livemig.transport.ChannelSecurity security = org.livemig.transport.ChannelSecurity.PLAIN;
+                if (creds != null) {
+                    try {
+                        security = mig.objects().tls(creds, null, null, org.livemig.transport.tls.TlsEndpoint.SERVER,
+                                org.livemig.transport.tls.TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, () -> true);
+                    } catch (org.livemig.security.ObjectException e) {
+                        throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+                                "--qmp " + addr + ": " + e.getMessage());
+                    }
+                }
+                server.listen(org.livemig.monitor.QmpAddress.parse(addr), security);
             }
             m.mainLoop().call(() -> {
                 if (incoming != null) {

@@ -93,23 +93,45 @@ public final class TlsChannelSecurity implements ChannelSecurity {
         return credentials;
     }
 
+    /** A client engine for a connection to {@code to} (its tcp: host is checked unless tls-hostname overrides it). */
+    TlsEngine clientEngine(MigrationAddress to) throws IOException {
+        checkEndpoint(TlsEndpoint.CLIENT);
+        return switch (credentials) {
+            case TlsCredentials.X509 x -> {
+                String host = hostname != null ? hostname
+                        : to instanceof MigrationAddress.Tcp t && !t.host().isEmpty() ? t.host() : null;
+                int port = to instanceof MigrationAddress.Tcp t ? t.port() : -1;
+                SSLEngine e = host == null ? context.createSSLEngine() : context.createSSLEngine(host, port);
+                e.setUseClientMode(true);
+                configure(e);
+                yield new JdkTlsEngine(e);
+            }
+            case TlsCredentials.Psk p -> PskTlsEngine.of(p);
+        };
+    }
+
+    /** A server engine for one accepted connection. */
+    TlsEngine serverEngine() throws IOException {
+        checkEndpoint(TlsEndpoint.SERVER);
+        return switch (credentials) {
+            case TlsCredentials.X509 x -> {
+                SSLEngine e = context.createSSLEngine();
+                e.setUseClientMode(false);
+                configure(e);
+                if (x.verifyPeer()) {
+                    e.setNeedClientAuth(true);
+                }
+                yield new JdkTlsEngine(e);
+            }
+            case TlsCredentials.Psk p -> PskTlsEngine.of(p);
+        };
+    }
+
     @Override
     public MigrationConnection client(MigrationConnection plain, MigrationAddress to) throws IOException {
         TlsEngine engine;
         try {
-            checkEndpoint(TlsEndpoint.CLIENT);
-            engine = switch (credentials) {
-                case TlsCredentials.X509 x -> {
-                    String host = hostname != null ? hostname
-                            : to instanceof MigrationAddress.Tcp t && !t.host().isEmpty() ? t.host() : null;
-                    int port = to instanceof MigrationAddress.Tcp t ? t.port() : -1;
-                    SSLEngine e = host == null ? context.createSSLEngine() : context.createSSLEngine(host, port);
-                    e.setUseClientMode(true);
-                    configure(e);
-                    yield new JdkTlsEngine(e);
-                }
-                case TlsCredentials.Psk p -> PskTlsEngine.of(p);
-            };
+            engine = clientEngine(to);
         } catch (IOException | RuntimeException e) {
             closeQuietly(plain);
             throw e;
@@ -137,19 +159,7 @@ public final class TlsChannelSecurity implements ChannelSecurity {
     public MigrationConnection server(MigrationConnection accepted) throws IOException {
         TlsEngine engine;
         try {
-            checkEndpoint(TlsEndpoint.SERVER);
-            engine = switch (credentials) {
-                case TlsCredentials.X509 x -> {
-                    SSLEngine e = context.createSSLEngine();
-                    e.setUseClientMode(false);
-                    configure(e);
-                    if (x.verifyPeer()) {
-                        e.setNeedClientAuth(true);
-                    }
-                    yield new JdkTlsEngine(e);
-                }
-                case TlsCredentials.Psk p -> PskTlsEngine.of(p);
-            };
+            engine = serverEngine();
         } catch (IOException | RuntimeException e) {
             closeQuietly(accepted);
             throw e;
