@@ -81,7 +81,7 @@ final class RunCommand implements Callable<Integer> {
             java.net.InetSocketAddress sa = (java.net.InetSocketAddress) tcp.socketAddress();
             if (!sa.getAddress().isLoopbackAddress()) {
                 if (!qmpAllowInsecureTcp) {
-                    throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this), "--qmp " + addr
+                    throw new IllegalArgumentException("--qmp " + addr
                             + ": a plain QMP socket on a non-loopback address lets anyone who reaches it control the machine;"
                             + " add --qmp-allow-insecure-tcp to do it anyway");
                 }
@@ -125,8 +125,7 @@ final class RunCommand implements Callable<Integer> {
                 try {
                     mig.objects().add(o.type(), o.props());
                 } catch (org.livemig.security.ObjectException e) {
-                    throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                            "--object " + spec + ": " + e.getMessage());
+                    throw new IllegalArgumentException("--object " + spec + ": " + e.getMessage(), e);
                 }
             }
             org.livemig.monitor.ObjectCommands.register(server, mig.objects());
@@ -149,8 +148,7 @@ final class RunCommand implements Callable<Integer> {
                         security = mig.objects().tls(creds, null, null, org.livemig.transport.tls.TlsEndpoint.SERVER,
                                 org.livemig.transport.tls.TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, () -> true);
                     } catch (org.livemig.security.ObjectException e) {
-                        throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
-                                "--qmp " + addr + ": " + e.getMessage());
+                        throw new IllegalArgumentException("--qmp " + addr + ": " + e.getMessage(), e);
                     }
                 }
                 server.listen(org.livemig.monitor.QmpAddress.parse(addr), security);
