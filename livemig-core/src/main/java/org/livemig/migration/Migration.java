@@ -57,7 +57,7 @@ public final class Migration {
     private volatile int postcopyRequestPriority;
 
     /** This process's credential and authz objects (object-add, --object), which tls-creds and tls-authz name. */
-    private volatile ObjectRegistry objects = new ObjectRegistry();
+    private final ObjectRegistry objects = new ObjectRegistry();
 
     /** A {@link WarmUp} scratch migration, which must not make the warm-up give way. */
     private final boolean scratch;
@@ -97,11 +97,6 @@ public final class Migration {
     /** The objects tls-creds and tls-authz are looked up in. */
     public ObjectRegistry objects() {
         return objects;
-    }
-
-    /** Shares a process-wide object registry (the one object-add fills). Called before any migration. */
-    public void setObjects(ObjectRegistry registry) {
-        this.objects = java.util.Objects.requireNonNull(registry, "registry");
     }
 
     public void addListener(MigrationEvents l) {
