@@ -35,11 +35,11 @@ public final class TlsConnection implements MigrationConnection {
     private final ReentrantLock readLock = new ReentrantLock();
     private final ReentrantLock writeLock = new ReentrantLock();
     /** Records read and not yet decrypted; read mode. Guarded by readLock. */
-    private final ByteBuffer netIn = ByteBuffer.allocateDirect(NET_IN_BYTES).flip();
+    private final ByteBuffer netIn = ByteBuffer.allocate(NET_IN_BYTES).flip();
     /** Plaintext decrypted and not yet handed out; read mode. Guarded by readLock. */
     private final ByteBuffer appIn;
     /** Guarded by writeLock. */
-    private final ByteBuffer netOut = ByteBuffer.allocateDirect(NET_OUT_BYTES);
+    private final ByteBuffer netOut = ByteBuffer.allocate(NET_OUT_BYTES);
     private final AtomicBoolean shutdown = new AtomicBoolean();
     private final AtomicBoolean closed = new AtomicBoolean();
     private final AtomicBoolean timedOut = new AtomicBoolean();
@@ -55,7 +55,7 @@ public final class TlsConnection implements MigrationConnection {
         this.plain = plain;
         this.engine = engine;
         this.description = plain.description() + " (TLS)";
-        this.appIn = ByteBuffer.allocateDirect(Math.max(engine.maxPlaintext(), 1 << 14) + 1024).flip();
+        this.appIn = ByteBuffer.allocate(Math.max(engine.maxPlaintext(), 1 << 14) + 1024).flip();
     }
 
     /**
