@@ -386,38 +386,69 @@ public final class TlsConnection implements MigrationConnection {
     }
 
     /**
-     * A write failed, most likely because the peer closed the connection: if no one is reading,
-     * read what it sent last, which in TLS 1.3 is how a server refuses a client after the
-     * client's side of the handshake is done (an alert: bad certificate, certificate required).
-     * The peer has closed, so this read does not wait.
+     * A write failed, most likely because the peer closed the connection: if a reader already
+     * met the peer's alert (a TLS 1.3 server refuses a client after the client's handshake is
+     * over), or one waits in the records already read, name it. Never reads from the socket and
+     * never takes application data from the reader (it stays in {@code appIn}): another thread
+     * may be reading this stream (the destination's return path fails while its main stream
+     * still holds valid data).
      */
     private IOException explainWriteFailure(IOException e) {
+        if (readerVerdict.isDone() && readerVerdict.getNow(null) != null) {
+            TlsHandshakeException named = readerVerdict.getNow(null);
+            named.addSuppressed(e);
+            return named;
+        }
         if (shutdown.get() || !readLock.tryLock()) {
             return e;
         }
         try {
-            ByteBuffer scratch = ByteBuffer.allocate(engine.maxPlaintext() + 1024);
-            for (int i = 0; i < 8; i++) {
-                if (netIn.hasRemaining()) {
-                    scratch.clear();
-                    engine.decrypt(netIn, scratch);
-                }
-                if (peerClosed || readNet() < 0) {
-                    break;
-                }
-            }
-        } catch (IOException alert) {
-            TlsHandshakeException named = engine.explain(alert, plain.description());
-            if (named.reason() != TlsHandshakeException.Reason.PROTOCOL) {
+            TlsHandshakeException named = alertInBufferedRecords(false);
+            if (named != null) {
                 named.addSuppressed(e);
                 return named;
             }
-        } catch (RuntimeException ignored) {
-            // nothing more to learn
         } finally {
             readLock.unlock();
         }
         return e;
+    }
+
+    /**
+     * Looks for the peer's alert in the records ahead of the reader, reading more from the socket
+     * only if {@code mayRead}; stops at the first application data, which stays in {@code appIn}
+     * for the reader. Read lock held.
+     */
+    private TlsHandshakeException alertInBufferedRecords(boolean mayRead) {
+        try {
+            while (!appIn.hasRemaining()) {
+                if (netIn.hasRemaining() || engine.hasBufferedPlaintext()) {
+                    int before = netIn.remaining();
+                    appIn.compact();
+                    int n;
+                    try {
+                        n = engine.decrypt(netIn, appIn);
+                    } finally {
+                        appIn.flip();
+                    }
+                    if (n != 0) {
+                        return null; // data for the reader, or the peer's close_notify
+                    }
+                    if (netIn.remaining() != before) {
+                        continue;
+                    }
+                }
+                if (!mayRead || peerClosed || readNet() < 0) {
+                    return null;
+                }
+            }
+            return null;
+        } catch (IOException alert) {
+            TlsHandshakeException named = engine.explain(alert, plain.description());
+            return named.reason() == TlsHandshakeException.Reason.PROTOCOL ? null : named;
+        } catch (RuntimeException ignored) {
+            return null;
+        }
     }
 
     /**
@@ -442,24 +473,7 @@ public final class TlsConnection implements MigrationConnection {
                 return;
             }
             try {
-                ByteBuffer scratch = ByteBuffer.allocate(engine.maxPlaintext() + 1024);
-                while (true) {
-                    if (netIn.hasRemaining()) {
-                        scratch.clear();
-                        if (engine.decrypt(netIn, scratch) < 0) {
-                            break;
-                        }
-                    }
-                    if (peerClosed || readNet() < 0) {
-                        break;
-                    }
-                }
-                verdict.complete(null);
-            } catch (IOException e) {
-                TlsHandshakeException named = engine.explain(e, plain.description());
-                verdict.complete(named.reason() == TlsHandshakeException.Reason.PROTOCOL ? null : named);
-            } catch (RuntimeException e) {
-                verdict.complete(null);
+                verdict.complete(alertInBufferedRecords(true));
             } finally {
                 readLock.unlock();
             }
