@@ -51,12 +51,23 @@ public final class PrecopyBench {
      * @param ramDivisor guest RAM is {@code --ram} divided by this
      * @param runBeforeMillis how long the guest runs before {@code migrate} (dirtying workloads)
      * @param multifd    multifd-channels with the multifd capability on both sides, or 0 for off
+     * @param tls        "" for none, "x509" or "psk": credentials made for the run, tls-creds set on both sides
      */
     public record Case(String name, String what, int ramDivisor, String fill, String workload,
-                       LoopbackCopy.Transport transport, long runBeforeMillis, int multifd, Encoding encoding) {
+                       LoopbackCopy.Transport transport, long runBeforeMillis, int multifd, Encoding encoding, String tls) {
         Case(String name, String what, int ramDivisor, String fill, String workload, LoopbackCopy.Transport transport,
              long runBeforeMillis, int multifd) {
-            this(name, what, ramDivisor, fill, workload, transport, runBeforeMillis, multifd, Encoding.NONE);
+            this(name, what, ramDivisor, fill, workload, transport, runBeforeMillis, multifd, Encoding.NONE, "");
+        }
+
+        Case(String name, String what, int ramDivisor, String fill, String workload, LoopbackCopy.Transport transport,
+             long runBeforeMillis, int multifd, Encoding encoding) {
+            this(name, what, ramDivisor, fill, workload, transport, runBeforeMillis, multifd, encoding, "");
+        }
+
+        Case(String name, String what, int ramDivisor, String fill, String workload, LoopbackCopy.Transport transport,
+             long runBeforeMillis, int multifd, String tls) {
+            this(name, what, ramDivisor, fill, workload, transport, runBeforeMillis, multifd, Encoding.NONE, tls);
         }
 
         long ram(long ramOption) {
@@ -101,7 +112,13 @@ public final class PrecopyBench {
             new Case("mixed-mfd2-zlib", "idle guest, mixed compressible RAM, multifd 2 channels, zlib", 1, "mixed",
                     "idle", LoopbackCopy.Transport.TCP, 0, 2, new Encoding(0, 0, "zlib", null)),
             new Case("mixed-mfd2-zstd", "idle guest, mixed compressible RAM, multifd 2 channels, zstd", 1, "mixed",
-                    "idle", LoopbackCopy.Transport.TCP, 0, 2, new Encoding(0, 0, "zstd", null)));
+                    "idle", LoopbackCopy.Transport.TCP, 0, 2, new Encoding(0, 0, "zstd", null)),
+            new Case("random-tcp-x509", "idle guest, random RAM, TLS with X.509 (TLS 1.3, AES-128-GCM)", 1, "random", "idle",
+                    LoopbackCopy.Transport.TCP, 0, 0, "x509"),
+            new Case("random-tcp-psk", "idle guest, random RAM, TLS with a pre-shared key (TLS 1.3, AES-128-GCM)", 1, "random", "idle",
+                    LoopbackCopy.Transport.TCP, 0, 0, "psk"),
+            new Case("random-tcp-mfd2-x509", "idle guest, random RAM, multifd 2 channels, TLS with X.509", 1, "random", "idle",
+                    LoopbackCopy.Transport.TCP, 0, 2, "x509"));
 
     /** The outcome of one run of one case. */
     public record Result(Case c, long ramBytes, int run, String status, long totalMs, long downtimeMs, long setupMs,
@@ -186,7 +203,7 @@ public final class PrecopyBench {
         out.println("MB/s = guest RAM (10^6 bytes) / total-time; ratio = MB/s / baseline MB/s of the same transport and size;");
         out.println("dst done = `migrate` sent -> destination's MIGRATION completed event seen by this process; "
                 + "HWM = peak RSS (VmHWM) of each child");
-        String head = String.format("%-19s %3s %7s %-10s %8s %8s %6s %6s %8s %7s %6s %8s %8s %8s %8s",
+        String head = String.format("%-20s %3s %7s %-10s %8s %8s %6s %6s %8s %7s %6s %8s %8s %8s %8s",
                 "case", "run", "RAM MiB", "status", "total ms", "down ms", "setup", "passes", "wire MiB",
                 "MB/s", "ratio", "dst done", "src HWM", "dst HWM", "limit");
         out.println(head);
@@ -197,7 +214,7 @@ public final class PrecopyBench {
                 Result r = runCase(c, run);
                 results.add(r);
                 double base = baseline.getOrDefault(baselineKey(c), 0.0);
-                out.printf("%-19s %3d %7d %-10s %8s %8s %6s %6d %8d %7.0f %6s %8s %8s %8s %8d%n",
+                out.printf("%-20s %3d %7d %-10s %8s %8s %6s %6d %8d %7.0f %6s %8s %8s %8s %8d%n",
                         c.name(), run, r.ramBytes() >> 20, r.status(), ms(r.totalMs()), ms(r.downtimeMs()),
                         ms(r.setupMs()), r.passes(), r.transferred() >> 20, r.mbPerSec(),
                         base > 0 && r.completed() ? String.format("%.2f", r.mbPerSec() / base) : "-",
@@ -311,11 +328,21 @@ public final class PrecopyBench {
                 : "unix:" + options.dir().resolve(tag + ".mig.sock");
         List<String> dstArgs = new ArrayList<>(machineArgs(c, ram, true));
         dstArgs.addAll(List.of("--incoming", "defer", "-S"));
+        List<String> srcArgs = new ArrayList<>(machineArgs(c, ram, false));
+        if (!c.tls().isEmpty()) {
+            BenchCredentials.Objects o = BenchCredentials.make(c.tls(), options.dir().resolve(tag + "-creds"));
+            dstArgs.addAll(List.of("--object", o.server()));
+            srcArgs.addAll(List.of("--object", o.client()));
+        }
         try (ChildMachine dst = ChildMachine.start(options.javaCommand(), dstArgs, options.dir(), "dst-" + tag);
-             ChildMachine src = ChildMachine.start(options.javaCommand(), machineArgs(c, ram, false), options.dir(),
+             ChildMachine src = ChildMachine.start(options.javaCommand(), srcArgs, options.dir(),
                      "src-" + tag)) {
             setCapabilities(src.qmp(), c.multifd(), c.encoding().xbzrleCacheSize() > 0);
             setCapabilities(dst.qmp(), c.multifd(), false);
+            if (!c.tls().isEmpty()) {
+                src.qmp().execute("migrate-set-parameters", QmpClient.args("tls-creds", "tls0"));
+                dst.qmp().execute("migrate-set-parameters", QmpClient.args("tls-creds", "tls0"));
+            }
             src.qmp().execute("migrate-set-parameters",
                     QmpClient.args("max-bandwidth", c.encoding().maxBandwidth(), "downtime-limit", DOWNTIME_LIMIT_MS));
             if (c.encoding().xbzrleCacheSize() > 0) {
@@ -510,6 +537,18 @@ public final class PrecopyBench {
                         v, base > 0 ? v / base : 0, verdict(all && v >= 3000));
                 case "random-tcp-mfd2", "random-unix-mfd2" -> String.format("%.0f MB/s (%.2f of one loopback stream)%s",
                         v, base > 0 ? v / base : 0, all ? "" : ", did not complete");
+                case "random-tcp-x509", "random-tcp-psk" -> {
+                    double plain = byCase.containsKey("random-tcp") ? medianMbps(byCase.get("random-tcp")) : 0;
+                    yield plain > 0
+                            ? String.format("%.0f MB/s, %.2f of plain random-tcp in this run, goal >= 0.60: %s; QEMU 7.2 here: x509 0.76, psk 0.39 of its plain",
+                                    v, v / plain, verdict(all && v / plain >= 0.60))
+                            : String.format("%.0f MB/s (run random-tcp too for the ratio)", v);
+                }
+                case "random-tcp-mfd2-x509" -> {
+                    double plain = byCase.containsKey("random-tcp-mfd2") ? medianMbps(byCase.get("random-tcp-mfd2")) : 0;
+                    yield plain > 0 ? String.format("%.0f MB/s, %.2f of plain random-tcp-mfd2 in this run", v, v / plain)
+                            : String.format("%.0f MB/s (run random-tcp-mfd2 too for the ratio)", v);
+                }
                 case "zero-tcp" -> String.format("total %d ms, goal <= 100 ms: %s; QEMU 7.2: 105 ms",
                         total, verdict(all && total <= 100));
                 case "ab25000-tcp" -> String.format("%s, downtime %d ms, goal converges with downtime <= 20 ms: %s; QEMU 7.2: 74 ms",
@@ -525,7 +564,7 @@ public final class PrecopyBench {
                         name.equals("mixed-mfd2-zstd"));
                 default -> "";
             };
-            out.printf("  %-19s %s%n", name, line);
+            out.printf("  %-20s %s%n", name, line);
         });
         long worst = results.stream().mapToLong(r -> Math.max(r.srcPeakRss(), r.dstPeakRss()) - r.ramBytes())
                 .max().orElse(0);

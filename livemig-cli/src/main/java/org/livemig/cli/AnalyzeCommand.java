@@ -50,6 +50,17 @@ public final class AnalyzeCommand implements Callable<Integer> {
                 "a source that opens a return path gets PONGs and a final SHUT"})
     String listen;
 
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
+            description = "with --listen: a credential or authz object as QEMU's -object (repeatable), e.g."
+                    + " tls-creds-x509,id=tls0,endpoint=server,dir=DIR,verify-peer=on")
+    List<String> objects = new java.util.ArrayList<>();
+
+    @Option(names = "--tls-creds", paramLabel = "ID", description = "with --listen: take the source over TLS with these credentials (QEMU's tls-creds)")
+    String tlsCreds;
+
+    @Option(names = "--tls-authz", paramLabel = "ID", description = "with --listen: check the source's certificate name with this authz object (QEMU's tls-authz)")
+    String tlsAuthz;
+
     @Option(names = "--timeout", paramLabel = "SECONDS", defaultValue = "600",
             description = "with --listen: longest wait for the source to connect (default ${DEFAULT-VALUE})")
     long timeoutSeconds;
@@ -91,8 +102,18 @@ public final class AnalyzeCommand implements Callable<Integer> {
             } else {
                 options = options.withoutRam();
             }
+            org.livemig.transport.ChannelSecurity security = org.livemig.transport.ChannelSecurity.PLAIN;
+            if (listen != null) {
+                org.livemig.security.ObjectRegistry registry = new org.livemig.security.ObjectRegistry();
+                for (String spec : objects) {
+                    org.livemig.security.ObjectOptions o = org.livemig.security.ObjectOptions.parse(spec);
+                    registry.add(o.type(), o.props());
+                }
+                security = registry.tls(tlsCreds, null, tlsAuthz, org.livemig.transport.tls.TlsEndpoint.SERVER,
+                        org.livemig.transport.tls.TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, () -> true);
+            }
             try (Analysis a = listen != null ? LiveAnalyzer.accept(MigrationAddress.parse(listen), Duration.ofSeconds(timeoutSeconds), options,
-                            msg -> { err.println("livemig analyze: " + msg); err.flush(); })
+                            msg -> { err.println("livemig analyze: " + msg); err.flush(); }, security)
                     : file.equals("-") ? Analyzer.analyze(Channels.newChannel(System.in), options)
                     : Analyzer.analyzeFile(Path.of(file), options)) {
                 for (Analysis.Undecoded u : a.undecoded()) {
@@ -121,6 +142,9 @@ public final class AnalyzeCommand implements Callable<Integer> {
         } catch (StreamFormatException e) {
             err.println("livemig analyze: " + name + ": " + e.getMessage());
             return ExitCodes.FILE;
+        } catch (org.livemig.security.ObjectException e) {
+            err.println("livemig analyze: " + e.getMessage());
+            return ExitCodes.USAGE;
         } catch (java.nio.file.FileSystemException e) {
             err.println("livemig analyze: " + Main.describe(e));
             return ExitCodes.FILE;

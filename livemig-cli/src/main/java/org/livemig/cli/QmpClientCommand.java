@@ -55,6 +55,23 @@ public final class QmpClientCommand implements Callable<Integer> {
     @Parameters(index = "2..*", paramLabel = "key=value", description = "The command's arguments.")
     List<String> arguments = new ArrayList<>();
 
+    @Option(names = "--tls", description = "Speak TLS to the monitor (its --qmp has tls-creds=ID), with --tls-dir or --tls-psk-dir.")
+    boolean tls;
+
+    @Option(names = "--tls-dir", paramLabel = "DIR",
+            description = "with --tls: X.509 client credentials in QEMU's layout (ca-cert.pem; client-cert.pem and client-key.pem if the monitor asks for a client certificate)")
+    java.nio.file.Path tlsDir;
+
+    @Option(names = "--tls-psk-dir", paramLabel = "DIR", description = "with --tls: a directory with keys.psk (username:hexkey)")
+    java.nio.file.Path tlsPskDir;
+
+    @Option(names = "--tls-username", paramLabel = "NAME", description = "with --tls-psk-dir: the username (default qemu)")
+    String tlsUsername;
+
+    @Option(names = "--tls-hostname", paramLabel = "NAME",
+            description = "with --tls: the name the monitor's certificate must carry instead of the address's host")
+    String tlsHostname;
+
     @Option(names = "--oob", description = "Negotiate out-of-band execution and send COMMAND with exec-oob.")
     boolean oob;
 
@@ -76,6 +93,28 @@ public final class QmpClientCommand implements Callable<Integer> {
 
     /** Where the shell keeps its history across sessions (a test replaces it). */
     Path historyFile = historyFile();
+    /** The client's TLS from --tls-dir or --tls-psk-dir, through the same objects as --object. */
+    private org.livemig.transport.ChannelSecurity clientSecurity() throws org.livemig.security.ObjectException {
+        org.livemig.security.ObjectRegistry objects = new org.livemig.security.ObjectRegistry();
+        java.util.Map<String, Object> props = new java.util.LinkedHashMap<>();
+        props.put("id", "qmp");
+        props.put("endpoint", "client");
+        if ((tlsDir == null) == (tlsPskDir == null)) {
+            throw new IllegalArgumentException("--tls needs one of --tls-dir DIR (X.509) or --tls-psk-dir DIR (pre-shared key)");
+        }
+        if (tlsDir != null) {
+            props.put("dir", tlsDir.toString());
+            objects.add("tls-creds-x509", props);
+        } else {
+            props.put("dir", tlsPskDir.toString());
+            if (tlsUsername != null) {
+                props.put("username", tlsUsername);
+            }
+            objects.add("tls-creds-psk", props);
+        }
+        return objects.tls("qmp", tlsHostname, null, org.livemig.transport.tls.TlsEndpoint.CLIENT,
+                org.livemig.transport.tls.TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, () -> true);
+    }
 
     @Override
     public Integer call() {
@@ -93,7 +132,16 @@ public final class QmpClientCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
-        try (QmpClient qmp = QmpClient.connect(address, Duration.ofSeconds(timeoutSeconds))) {
+        org.livemig.transport.ChannelSecurity security = org.livemig.transport.ChannelSecurity.PLAIN;
+        if (tls) {
+            try {
+                security = clientSecurity();
+            } catch (org.livemig.security.ObjectException | IllegalArgumentException e) {
+                err.println("livemig qmp: " + e.getMessage());
+                return 1;
+            }
+        }
+        try (QmpClient qmp = QmpClient.connect(address, Duration.ofSeconds(timeoutSeconds), security)) {
             if (command == null) {
                 return shell(qmp, out, err);
             }

@@ -18,6 +18,12 @@ import org.livemig.transport.Transports;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import org.livemig.security.ObjectException;
+import org.livemig.security.ObjectOptions;
+import org.livemig.security.ObjectRegistry;
+import org.livemig.transport.ChannelSecurity;
+import org.livemig.transport.tls.TlsChannelSecurity;
+import org.livemig.transport.tls.TlsEndpoint;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -62,6 +68,25 @@ public final class RelayCommand implements Callable<Integer> {
             description = "give up after this long without a byte in either direction (default ${DEFAULT-VALUE})")
     long idleSeconds;
 
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
+            description = "a credential or authz object as QEMU's -object (repeatable), for the TLS options below")
+    List<String> objects = new ArrayList<>();
+
+    @Option(names = "--listen-tls-creds", paramLabel = "ID",
+            description = "terminate the source's TLS with these server credentials (its tls-creds must be set too)")
+    String listenTlsCreds;
+
+    @Option(names = "--listen-tls-authz", paramLabel = "ID", description = "check the source's certificate name with this authz object")
+    String listenTlsAuthz;
+
+    @Option(names = "--to-tls-creds", paramLabel = "ID",
+            description = "speak TLS to the destination with these client credentials (the destination's tls-creds must be set)")
+    String toTlsCreds;
+
+    @Option(names = "--to-tls-hostname", paramLabel = "NAME",
+            description = "the name the destination's certificate must carry, instead of the --to host")
+    String toTlsHostname;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -75,13 +100,29 @@ public final class RelayCommand implements Callable<Integer> {
             err.println("livemig relay: " + e.getMessage());
             return ExitCodes.USAGE;
         }
+        ChannelSecurity sourceSide;
+        ChannelSecurity destinationSide;
+        try {
+            ObjectRegistry registry = new ObjectRegistry();
+            for (String spec : objects) {
+                ObjectOptions o = ObjectOptions.parse(spec);
+                registry.add(o.type(), o.props());
+            }
+            sourceSide = registry.tls(listenTlsCreds, null, listenTlsAuthz, TlsEndpoint.SERVER,
+                    TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, () -> true);
+            destinationSide = registry.tls(toTlsCreds, toTlsHostname, null, TlsEndpoint.CLIENT,
+                    TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, () -> true);
+        } catch (ObjectException | IllegalArgumentException e) {
+            err.println("livemig relay: " + e.getMessage());
+            return 1;
+        }
         try (MigrationListener listener = Transports.listen(from)) {
             err.println("livemig relay: listening on " + listener.boundAddress().uri());
             err.flush();
-            MigrationConnection source = acceptWithin(listener, Duration.ofSeconds(acceptSeconds));
+            MigrationConnection source = sourceSide.server(acceptWithin(listener, Duration.ofSeconds(acceptSeconds)));
             List<MigrationConnection> opened = new ArrayList<>();
             try (source;
-                 MigrationConnection destination = Transports.connect(dst, Duration.ofSeconds(30));
+                 MigrationConnection destination = destinationSide.client(Transports.connect(dst, Duration.ofSeconds(30)), dst);
                  FileChannel rec = record == null ? null : FileChannel.open(record, StandardOpenOption.CREATE,
                          StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 err.println("livemig relay: " + source.description() + " -> " + destination.description());
@@ -90,9 +131,9 @@ public final class RelayCommand implements Callable<Integer> {
                 // to the destination after its main connection too.
                 List<MigrationConnection[]> channels = new ArrayList<>();
                 for (int i = 0; i < multifdChannels; i++) {
-                    MigrationConnection fromSource = acceptWithin(listener, Duration.ofSeconds(acceptSeconds));
+                    MigrationConnection fromSource = sourceSide.server(acceptWithin(listener, Duration.ofSeconds(acceptSeconds)));
                     opened.add(fromSource);
-                    MigrationConnection toDestination = Transports.connect(dst, Duration.ofSeconds(30));
+                    MigrationConnection toDestination = destinationSide.client(Transports.connect(dst, Duration.ofSeconds(30)), dst);
                     opened.add(toDestination);
                     channels.add(new MigrationConnection[] {fromSource, toDestination});
                 }

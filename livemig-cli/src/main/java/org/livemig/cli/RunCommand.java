@@ -45,6 +45,16 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--qmp", description = "QMP monitor address: unix:PATH or tcp:HOST:PORT (repeatable).")
     java.util.List<String> qmp = new java.util.ArrayList<>();
 
+    @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
+            description = "Create a credential or authorization object as QEMU's -object (repeatable), for example "
+                    + "tls-creds-x509,id=tls0,endpoint=server,dir=DIR; tls-creds-psk,id=tls0,endpoint=client,dir=DIR,username=NAME; "
+                    + "authz-simple,id=auth0,identity=DN; authz-list,id=auth0,policy=deny,rules.0.match=CN=*,... (see the README's TLS section).")
+    java.util.List<String> objects = new java.util.ArrayList<>();
+
+    @Option(names = "--qmp-allow-insecure-tcp",
+            description = "Allow a plain (unencrypted, unauthenticated) QMP TCP socket on a non-loopback address; a warning is printed.")
+    boolean qmpAllowInsecureTcp;
+
     @Option(names = "-S", description = "Do not start the guest (after an incoming migration too), as QEMU's -S.")
     boolean noAutostart;
 
@@ -93,6 +103,29 @@ final class RunCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
+    /**
+     * The monitor gives full control of the machine: a TCP socket off loopback without TLS
+     * ({@code tls-creds=ID} on the address, as QEMU's chardev) needs
+     * {@code --qmp-allow-insecure-tcp}, and gets a warning.
+     */
+    private void checkQmpAddress(String addr) throws java.net.UnknownHostException {
+        if (org.livemig.monitor.QmpAddress.tlsCredsOf(addr) != null) {
+            return; // TLS: encrypted, and the client checked as the credentials say
+        }
+        org.livemig.monitor.QmpAddress a = org.livemig.monitor.QmpAddress.parse(addr);
+        if (a instanceof org.livemig.monitor.QmpAddress.Tcp tcp) {
+            java.net.InetSocketAddress sa = (java.net.InetSocketAddress) tcp.socketAddress();
+            if (!sa.getAddress().isLoopbackAddress()) {
+                if (!qmpAllowInsecureTcp) {
+                    throw new IllegalArgumentException("--qmp " + addr
+                            + ": a plain QMP socket on a non-loopback address lets anyone who reaches it control the machine;"
+                            + " add --qmp-allow-insecure-tcp to do it anyway");
+                }
+                System.err.println("livemig run: WARNING: QMP on " + addr + " is plain TCP on a non-loopback address:"
+                        + " anyone who reaches it controls this machine");
+            }
+        }
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -142,8 +175,38 @@ final class RunCommand implements Callable<Integer> {
             QmpServer server = QmpServer.builder(MachineMonitor.host(m)).build();
             RunStateCommands.register(server, MachineMonitor.vm(m, name));
             MigrationCommands.register(server, mig);
+            for (String spec : objects) {
+                org.livemig.security.ObjectOptions o = org.livemig.security.ObjectOptions.parse(spec);
+                try {
+                    mig.objects().add(o.type(), o.props());
+                } catch (org.livemig.security.ObjectException e) {
+                    throw new IllegalArgumentException("--object " + spec + ": " + e.getMessage(), e);
+                }
+            }
+            org.livemig.monitor.ObjectCommands.register(server, mig.objects());
+            if (warmUp) {
+                // Before the monitor opens: the first TLS migration then runs compiled AES-GCM
+                // (cold, 1 GiB went at a tenth of the warm speed). About a second per kind.
+                for (var o : mig.objects().list()) {
+                    var creds = org.livemig.security.ObjectRegistry.credentialsOf(o);
+                    if (creds != null) {
+                        org.livemig.transport.tls.TlsWarmUp.runOnce(creds);
+                    }
+                }
+            }
             for (String addr : qmp) {
-                server.listen(addr);
+                checkQmpAddress(addr);
+                String creds = org.livemig.monitor.QmpAddress.tlsCredsOf(addr);
+                org.livemig.transport.ChannelSecurity security = org.livemig.transport.ChannelSecurity.PLAIN;
+                if (creds != null) {
+                    try {
+                        security = mig.objects().tls(creds, null, null, org.livemig.transport.tls.TlsEndpoint.SERVER,
+                                org.livemig.transport.tls.TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, () -> true);
+                    } catch (org.livemig.security.ObjectException e) {
+                        throw new IllegalArgumentException("--qmp " + addr + ": " + e.getMessage(), e);
+                    }
+                }
+                server.listen(org.livemig.monitor.QmpAddress.parse(addr), security);
             }
             m.mainLoop().call(() -> {
                 if (incoming != null) {
@@ -168,6 +231,9 @@ final class RunCommand implements Callable<Integer> {
                 Daemon.detached();
             }
             quit.await();
+            // quit asks for the shutdown from inside the command: one more turn of the main loop,
+            // and its reply has been handed to the monitor, which flushes it as it closes.
+            m.mainLoop().call(() -> null, 5_000);
             server.close();
             // Closing the machine ends its migrations first (their threads joined).
         } finally {

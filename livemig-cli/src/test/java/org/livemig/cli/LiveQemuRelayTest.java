@@ -174,6 +174,48 @@ class LiveQemuRelayTest {
         assertThat(Arrays.mismatch(srcRam, dstRam)).as("first differing byte of guest RAM").isEqualTo(-1);
     }
 
+    /**
+     * Over TLS on both sides, each with its own credentials: the source QEMU trusts CA A and
+     * talks to the relay, which shows a CA-A server certificate and requires the source's CA-A
+     * client certificate; the relay talks to the destination QEMU with a CA-B client certificate
+     * and checks its CA-B server certificate. The stream is decoded and recorded in clear, the
+     * return path travels back through both sessions, both QEMUs complete with the same RAM.
+     */
+    @Test
+    void relayTerminatesTlsOnBothSidesBetweenTwoQemus() throws Exception {
+        Path bios = Path.of("../livemig-core/src/test/resources/qemu-7.2/dirtyloop-bios.bin").toAbsolutePath();
+        org.livemig.testing.TlsFixtures.Ca a = org.livemig.testing.TlsFixtures.ca("source-facing CA");
+        org.livemig.testing.TlsFixtures.Ca b = org.livemig.testing.TlsFixtures.ca("destination-facing CA");
+        Path srcCreds = org.livemig.testing.TlsFixtures.clientDir(dir.resolve("src-creds"), a, a, "CN=qemu source,O=livemig tests");
+        Path relayServer = org.livemig.testing.TlsFixtures.serverDir(dir.resolve("relay-server"), a, "127.0.0.1", null);
+        Path relayClient = org.livemig.testing.TlsFixtures.clientDir(dir.resolve("relay-client"), b, b, "CN=livemig relay,O=livemig tests");
+        Path dstCreds = org.livemig.testing.TlsFixtures.serverDir(dir.resolve("dst-creds"), b, "127.0.0.1", null);
+        Qemu src = start("src", "-bios", bios.toString());
+        Qemu dst = start("dst", "-bios", bios.toString(), "-S", "-incoming", "defer");
+        src.qmp().execute("object-add", QmpClient.args("qom-type", "tls-creds-x509", "id", "tls0", "endpoint", "client",
+                "dir", srcCreds.toString()));
+        dst.qmp().execute("object-add", QmpClient.args("qom-type", "tls-creds-x509", "id", "tls0", "endpoint", "server",
+                "dir", dstCreds.toString(), "verify-peer", true));
+        for (Qemu q : List.of(src, dst)) {
+            q.qmp().execute("migrate-set-parameters", QmpClient.args("tls-creds", "tls0"));
+            q.qmp().execute("migrate-set-capabilities", capability("return-path"));
+        }
+        Path record = dir.resolve("relayed.mig");
+        String stats = migrateThroughRelay(src, dst, "--record", record.toString(),
+                "--object", "tls-creds-x509,id=in,endpoint=server,verify-peer=on,dir=" + relayServer,
+                "--object", "tls-creds-x509,id=out,endpoint=client,dir=" + relayClient,
+                "--listen-tls-creds", "in", "--to-tls-creds", "out");
+        assertThat(stats).contains("sections: {START=", "stream: EOF, vmdesc trailer",
+                "commands: {OPEN_RETURN_PATH=1, PING=1}", "return path: {PONG=1, SHUT=1}");
+        byte[] srcRam = pmemsave(src, "src.ram");
+        byte[] dstRam = pmemsave(dst, "dst.ram");
+        assertThat(srcRam[0x8000] | srcRam[0x8001]).as("counter at 0x8000").isNotZero();
+        assertThat(Arrays.mismatch(srcRam, dstRam)).as("first differing byte of guest RAM").isEqualTo(-1);
+        AnalyzeCommandTest.Run recorded = AnalyzeCommandTest.run("analyze", record.toString(), "--dump", "state");
+        assertThat(recorded.status()).as(recorded.err()).isZero();
+        assertThat(recorded.out()).contains("\"ram (");
+    }
+
     // ------------------------------------------------------------------ helpers
 
     /** {@code dst} listens, {@code src} migrates through {@code livemig relay ARGS}; both complete; returns the relay's output. */

@@ -92,6 +92,42 @@ class QmpClientCommandTest {
         assertThat(compact.out().strip()).isEqualTo("{\"status\": \"running\", \"singlestep\": false, \"running\": true}");
     }
 
+    /** {@code livemig qmp --tls}: a monitor listening with tls-creds, reached with the client's X.509 directory. */
+    @Test
+    void tlsWithAClientCertificateDirectory() throws Exception {
+        org.livemig.testing.TlsFixtures.Ca ca = org.livemig.testing.TlsFixtures.ca("cli QMP CA");
+        org.livemig.security.ObjectRegistry objects = new org.livemig.security.ObjectRegistry();
+        objects.add("tls-creds-x509", java.util.Map.of("id", "qmp", "endpoint", "server", "verify-peer", true,
+                "dir", org.livemig.testing.TlsFixtures.serverDir(dir.resolve("srv"), ca, "127.0.0.1", null).toString()));
+        var bound = (java.net.InetSocketAddress) server.listen(org.livemig.monitor.QmpAddress.parse("tcp:127.0.0.1:0"),
+                objects.tls("qmp", null, null, org.livemig.transport.tls.TlsEndpoint.SERVER, java.time.Duration.ofSeconds(10), () -> true));
+        String addr = "tcp:127.0.0.1:" + bound.getPort();
+        java.nio.file.Path client = org.livemig.testing.TlsFixtures.clientDir(dir.resolve("cli"), ca, ca,
+                org.livemig.testing.TlsFixtures.FRIENDLY_CLIENT);
+        Run r = run("", "--tls", "--tls-dir", client.toString(), addr, "query-status");
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(QmpJson.parse(r.out()).get("status").stringValue()).isEqualTo("running");
+        Run noCreds = run("", "--tls", addr, "query-status");
+        assertThat(noCreds.status()).isNotZero();
+        assertThat(noCreds.err()).contains("--tls-dir");
+    }
+
+    /** A plain QMP TCP socket off loopback needs an explicit flag (and only then warns). */
+    @Test
+    void runRefusesAPlainQmpSocketOffLoopback() {
+        StringWriter err = new StringWriter();
+        CommandLine cl = new CommandLine(new Main());
+        cl.setErr(new PrintWriter(err, true));
+        cl.setExecutionExceptionHandler((e, cmd, parsed) -> { // as Main's
+            cmd.getErr().println("livemig: " + e.getMessage());
+            return 1;
+        });
+        int status = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60),
+                () -> cl.execute("run", "--no-warm-up", "--ram", "4M", "--qmp", "tcp:0.0.0.0:0"));
+        assertThat(status).isNotZero();
+        assertThat(err.toString()).contains("--qmp-allow-insecure-tcp");
+    }
+
     @Test
     void mainKnowsTheSubcommand() {
         StringWriter out = new StringWriter();

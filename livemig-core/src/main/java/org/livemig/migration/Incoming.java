@@ -14,6 +14,7 @@ import org.livemig.migration.postcopy.PostcopyIncoming;
 import org.livemig.migration.postcopy.RequestThreads;
 import org.livemig.stream.MigrationFile;
 import org.livemig.trace.Trace;
+import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -106,6 +107,23 @@ public final class Incoming {
         this.decompressThreads = decompressThreads;
     }
 
+    /** TLS (or none) on every connection this migration accepts; set before listening. */
+    private volatile ChannelSecurity security = ChannelSecurity.PLAIN;
+
+    void setChannelSecurity(ChannelSecurity s) {
+        this.security = s;
+    }
+
+    /**
+     * A connection's TLS handshake failed on the accept thread: the migration fails with its
+     * cause (and the process exits with exit-on-error), as a failed load does.
+     */
+    private void tlsFailed(IOException e) {
+        if (!status.get().isFinal()) {
+            fail(e.getMessage());
+        }
+    }
+
     int realTimeRequestThreads() {
         return requestThreads.realTimeThreads();
     }
@@ -136,7 +154,7 @@ public final class Incoming {
         boundAddress = l.boundAddress();
         Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
             try {
-                MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
+                MigrationConnection c = FaultInjectingConnection.wrapIfAny(security.server(l.accept()), faults);
                 MultifdReceiver m = multifdChannels > 0
                         ? new MultifdReceiver(machine.ram(), multifdChannels, multifdCompression, ram.multifdBytes,
                                 this::multifdFailed) : null;
@@ -147,7 +165,7 @@ public final class Incoming {
                 }
                 if (preempt) {
                     // postcopy-preempt: the source's second connection carries requested pages.
-                    MigrationConnection pc = l.accept();
+                    MigrationConnection pc = security.server(l.accept());
                     preemptConnection = pc;
                     PostcopyIncoming pi = postcopy;
                     if (pi != null) {
@@ -156,9 +174,11 @@ public final class Incoming {
                 }
                 if (colo) {
                     // x-colo: after any multifd channels, the channel the secondary's output goes on.
-                    compareConnection.complete(l.accept());
+                    compareConnection.complete(security.server(l.accept()));
                 }
                 closeListener();
+            } catch (org.livemig.transport.tls.TlsHandshakeException e) {
+                tlsFailed(e);
             } catch (IOException e) {
                 if (status.get() == MigrationStatus.NONE && listener != null) {
                     LOG.log(Level.FINE, "incoming listener closed: " + e.getMessage());
@@ -174,9 +194,35 @@ public final class Incoming {
      * fails the migration ({@link #multifdFailed}).
      */
     private void acceptMultifdChannels(MigrationListener l, MultifdReceiver m) throws IOException {
+        if (!security.isPlain()) {
+            acceptSecuredMultifdChannels(l, m);
+            return;
+        }
         boolean all = false;
         while (!all) {
-            all = m.addChannel(l.accept());
+            all = m.addChannel(security.server(l.accept()));
+        }
+    }
+
+    /**
+     * multifd over TLS: each channel's handshake and initial packet run on a thread of its own
+     * ({@code mig/dst/tls_n}), since a source may finish every channel's handshake before it
+     * writes the first initial packet (livemig's does; QEMU's writes each as soon as its
+     * channel is up). A failed handshake fails the migration; a bad initial packet is the
+     * receiver's failure, as without TLS.
+     */
+    private void acceptSecuredMultifdChannels(MigrationListener l, MultifdReceiver m) throws IOException {
+        for (int i = 0; i < multifdChannels; i++) {
+            MigrationConnection c = l.accept();
+            Thread.ofPlatform().name("mig/dst/tls_" + i).daemon(true).start(() -> {
+                try {
+                    m.addChannel(security.server(c));
+                } catch (org.livemig.transport.tls.TlsHandshakeException e) {
+                    tlsFailed(e);
+                } catch (IOException e) {
+                    LOG.log(Level.FINE, "multifd channel refused: " + e.getMessage());
+                }
+            });
         }
     }
 
@@ -601,6 +647,9 @@ public final class Incoming {
         @Override public RamStats ram() { return ram; }
         @Override public RequestThreads requestThreads() { return requestThreads; }
         @Override public boolean traced() { return traced; }
+        @Override public MigrationConnection secure(MigrationConnection accepted) throws IOException {
+            return security.server(accepted);
+        }
         @Override public IncomingReturnPath returnPath() { return returnPath; }
         @Override public boolean preempt() { return preempt; }
         @Override public boolean destroyed() { return destroyed; }

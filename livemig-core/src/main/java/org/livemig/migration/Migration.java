@@ -10,8 +10,15 @@ import org.livemig.memory.ThreadScheduling;
 import org.livemig.migration.colo.ColoSide;
 import org.livemig.migration.colo.ColoState;
 import org.livemig.migration.postcopy.RequestThreads;
+import org.livemig.security.ObjectException;
+import org.livemig.security.ObjectRegistry;
+import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
+import org.livemig.transport.MigrationConnection;
+import org.livemig.transport.tls.TlsChannelSecurity;
+import org.livemig.transport.tls.TlsEndpoint;
+import org.livemig.transport.tls.TlsHandshakeException;
 import tools.jackson.databind.node.JsonNodeFactory;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -51,6 +58,9 @@ public final class Migration {
     /** SCHED_FIFO priority of the postcopy request threads, 0 for normal scheduling. */
     private volatile int postcopyRequestPriority;
 
+    /** This process's credential and authz objects (object-add, --object), which tls-creds and tls-authz name. */
+    private final ObjectRegistry objects = new ObjectRegistry();
+
     /** A quiet migration logs its switch-over account at FINE, not INFO (a warm-up's scratch migrations). */
     private final boolean quiet;
 
@@ -84,6 +94,11 @@ public final class Migration {
 
     public Machine machine() {
         return machine;
+    }
+
+    /** The objects tls-creds and tls-authz are looked up in. */
+    public ObjectRegistry objects() {
+        return objects;
     }
 
     public void addListener(MigrationEvents l) {
@@ -217,6 +232,9 @@ public final class Migration {
         parameters.decompressThreads = p.decompressThreads;
         parameters.compressWaitThread = p.compressWaitThread;
         parameters.zeroPageDetection = p.zeroPageDetection;
+        parameters.tlsCreds = p.tlsCreds;
+        parameters.tlsHostname = p.tlsHostname;
+        parameters.tlsAuthz = p.tlsAuthz;
         Outgoing o = outgoing;
         if (o != null && o.status().isActive()) {
             o.applyParameters(parameters.copy());
@@ -316,9 +334,11 @@ public final class Migration {
         MigrationAddress addr = parse(uri);
         checkMultifd(addr);
         checkColo(addr);
+        checkTls(addr);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, quiet);
         o.setColoState(coloState);
         o.setRequestThreads(new RequestThreads(postcopyRequestPriority));
+        o.setChannelSecurity(channelSecurity(TlsEndpoint.CLIENT, () -> o.status().isActive()));
         outgoing = o;
         o.start();
         return o;
@@ -336,6 +356,7 @@ public final class Migration {
         }
         MigrationAddress addr = parse(uri);
         checkMultifd(addr);
+        checkTls(addr);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT),
                 capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0,
@@ -343,6 +364,7 @@ public final class Migration {
         i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         i.setPageDecoding(parameters.multifdCompressionMethod(),
                 capabilities.contains(Capability.COMPRESS) ? parameters.decompressThreads : 0);
+        i.setChannelSecurity(channelSecurity(TlsEndpoint.SERVER, () -> i.isListening() || i.status().isActive()));
         try {
             i.listen(addr);
         } catch (IOException e) {
@@ -439,6 +461,56 @@ public final class Migration {
         Incoming i = incoming;
         if (i != null) {
             i.abandon();
+        }
+    }
+
+    /**
+     * TLS runs over sockets. QEMU 7.2 runs it over exec: too, whose command carries both
+     * directions there; livemig's exec: carries one, and a file: (which QEMU 7.2 lacks) would
+     * hold the stream in clear, so both are refused with TLS set.
+     */
+    private void checkTls(MigrationAddress addr) throws MigrationException {
+        if (parameters.tlsCreds.isEmpty()) {
+            return;
+        }
+        if (addr instanceof MigrationAddress.File) {
+            throw new MigrationException("TLS (tls-creds) cannot be used with a file: migration: set tls-creds to \"\" or use tcp: or unix:");
+        }
+        if (addr instanceof MigrationAddress.Exec) {
+            throw new MigrationException("TLS (tls-creds) over exec: needs a command that carries both directions, and livemig's"
+                    + " exec: carries one: set tls-creds to \"\" or use tcp: or unix:");
+        }
+    }
+
+    /**
+     * The TLS of a migration starting now, from tls-creds, tls-hostname and tls-authz. As in
+     * QEMU, credentials that cannot be used do not refuse the command: the migration fails at
+     * its first connection, with QEMU's error ("No TLS credentials with id ...").
+     */
+    private ChannelSecurity channelSecurity(TlsEndpoint endpoint, java.util.function.BooleanSupplier inUse) {
+        MigrationParameters p = parameters;
+        try {
+            return objects.tls(p.tlsCreds, p.tlsHostname, p.tlsAuthz, endpoint, TlsChannelSecurity.DEFAULT_HANDSHAKE_TIMEOUT, inUse);
+        } catch (ObjectException e) {
+            String why = e.getMessage();
+            return new ChannelSecurity() {
+                @Override
+                public MigrationConnection client(MigrationConnection plain, MigrationAddress to) throws IOException {
+                    plain.close();
+                    throw new TlsHandshakeException(TlsHandshakeException.Reason.CONFIGURATION, why, null);
+                }
+
+                @Override
+                public MigrationConnection server(MigrationConnection accepted) throws IOException {
+                    accepted.close();
+                    throw new TlsHandshakeException(TlsHandshakeException.Reason.CONFIGURATION, why, null);
+                }
+
+                @Override
+                public boolean isPlain() {
+                    return false;
+                }
+            };
         }
     }
 

@@ -65,6 +65,12 @@ public final class MigrationParameters {
     public boolean detectZeroPages() {
         return !"none".equals(zeroPageDetection);
     }
+    /** Id of the TLS credentials object; empty (JSON null too, as QEMU) for a plain migration. */
+    public String tlsCreds = "";
+    /** Name the server's certificate must carry instead of the connected host; empty for none. */
+    public String tlsHostname = "";
+    /** Id of the authz object a destination checks the client's distinguished name with; empty for none. */
+    public String tlsAuthz = "";
 
     public MigrationParameters copy() {
         MigrationParameters p = new MigrationParameters();
@@ -86,6 +92,9 @@ public final class MigrationParameters {
         p.decompressThreads = decompressThreads;
         p.compressWaitThread = compressWaitThread;
         p.zeroPageDetection = zeroPageDetection;
+        p.tlsCreds = tlsCreds;
+        p.tlsHostname = tlsHostname;
+        p.tlsAuthz = tlsAuthz;
         return p;
     }
 

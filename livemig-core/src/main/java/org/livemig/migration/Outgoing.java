@@ -25,6 +25,7 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.stream.PostcopyAdviseCommand;
 import org.livemig.stream.QemuStream;
 import org.livemig.trace.Trace;
+import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultInjectingConnection;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
@@ -98,6 +99,12 @@ public final class Outgoing {
 
     /** Scheduling of mig/src/rp_thr; set before {@link #start}. */
     private RequestThreads requestThreads = new RequestThreads(0);
+    /** TLS (or none) on every connection this migration makes; set before {@link #start}. */
+    private volatile ChannelSecurity security = ChannelSecurity.PLAIN;
+
+    void setChannelSecurity(ChannelSecurity s) {
+        this.security = s;
+    }
 
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
              MigrationEvents events, FaultSpec faults, boolean quiet) {
@@ -468,7 +475,7 @@ public final class Outgoing {
      */
     private void failed(Throwable e) {
         boolean wasCancel = cancelled();
-        error = wasCancel ? null : describe(e);
+        error = wasCancel ? null : describe(security.explain(e));
         if (!wasCancel) {
             // One line for the operator; the stack trace only at debug level (FINE).
             LOG.log(Level.WARNING, "outgoing migration failed: " + error);
@@ -531,7 +538,7 @@ public final class Outgoing {
     /** Called without the BQL; blocks on IO: a new connection to {@code to}, with test faults. */
     private MigrationConnection connect(MigrationAddress to, FaultSpec withFaults) throws IOException {
         machine.bql().assertNotHeld();
-        return FaultInjectingConnection.wrapIfAny(Transports.connect(to, CONNECT_TIMEOUT), withFaults);
+        return FaultInjectingConnection.wrapIfAny(security.client(Transports.connect(to, CONNECT_TIMEOUT), to), withFaults);
     }
 
     /** The main channel's rate limit for this phase, from the current parameters. */

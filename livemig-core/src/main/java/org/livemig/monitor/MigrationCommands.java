@@ -278,6 +278,9 @@ public final class MigrationCommands {
             r.put("throttle-trigger-threshold", p.throttleTriggerThreshold);
             r.put("cpu-throttle-initial", p.cpuThrottleInitial);
             r.put("cpu-throttle-increment", p.cpuThrottleIncrement);
+            r.put("tls-creds", p.tlsCreds);
+            r.put("tls-hostname", p.tlsHostname);
+            r.put("tls-authz", p.tlsAuthz);
             r.put("max-bandwidth", unsigned(p.maxBandwidth));
             r.put("downtime-limit", unsigned(p.downtimeLimit));
             r.put("max-postcopy-bandwidth", unsigned(p.maxPostcopyBandwidth));
@@ -421,6 +424,17 @@ public final class MigrationCommands {
     }
 
     private static void apply(MigrationParameters p, String name, JsonNode value) {
+        if (name.startsWith("tls-")) {
+            // As QEMU: JSON null means "" (plain); "" for tls-creds turns TLS off.
+            String text = value == null || value.isNull() ? "" : value.asString();
+            switch (name) {
+                case "tls-creds" -> p.tlsCreds = text;
+                case "tls-hostname" -> p.tlsHostname = text;
+                case "tls-authz" -> p.tlsAuthz = text;
+                default -> throw new IllegalStateException(name);
+            }
+            return;
+        }
         switch (name) {
             case "multifd-compression" -> {
                 p.multifdCompression = value.asString();
@@ -466,7 +480,7 @@ public final class MigrationCommands {
             "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold",
             "multifd-channels", "multifd-compression", "multifd-zlib-level", "multifd-zstd-level", "xbzrle-cache-size",
             "compress-level", "compress-threads", "decompress-threads", "compress-wait-thread", "zero-page-detection",
-            "x-checkpoint-delay");
+            "x-checkpoint-delay", "tls-creds", "tls-hostname", "tls-authz");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */
     private static final Map<String, QmpType> QEMU_PARAMETERS;

@@ -96,6 +96,25 @@ public sealed interface QmpAddress permits QmpAddress.Unix, QmpAddress.Tcp {
         return new Unix(Path.of(path));
     }
 
+    /**
+     * The value of chardev option {@code name} in {@code spec} ({@code tcp:HOST:PORT,tls-creds=ID}
+     * gives {@code ID} for {@code tls-creds}), or null.
+     */
+    static String option(String spec, String name) {
+        String[] parts = spec.split(",");
+        for (int i = 1; i < parts.length; i++) {
+            if (parts[i].startsWith(name + "=")) {
+                return parts[i].substring(name.length() + 1);
+            }
+        }
+        return null;
+    }
+
+    /** {@link #option} for callers outside the package: the monitor's tls-creds, or null. */
+    public static String tlsCredsOf(String spec) {
+        return option(spec, "tls-creds");
+    }
+
     private static String stripOptions(String s) {
         int comma = s.indexOf(',');
         return comma < 0 ? s : s.substring(0, comma);

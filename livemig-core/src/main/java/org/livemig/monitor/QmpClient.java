@@ -53,6 +53,10 @@ public final class QmpClient implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(QmpClient.class.getName());
 
     private final SocketChannel channel;
+    /** What is read and written: the socket, or a TLS session over it. */
+    private final java.nio.channels.ReadableByteChannel in;
+    private final java.nio.channels.WritableByteChannel out;
+    private final java.io.Closeable closer;
     private final QmpAddress address;
     private final Thread reader;
     private final CompletableFuture<ObjectNode> greeting = new CompletableFuture<>();
@@ -67,7 +71,15 @@ public final class QmpClient implements AutoCloseable {
     private IOException failure;
 
     private QmpClient(SocketChannel channel, QmpAddress address) {
+        this(channel, address, channel, channel, channel);
+    }
+
+    private QmpClient(SocketChannel channel, QmpAddress address, java.nio.channels.ReadableByteChannel in,
+                      java.nio.channels.WritableByteChannel out, java.io.Closeable closer) {
         this.channel = channel;
+        this.in = in;
+        this.out = out;
+        this.closer = closer;
         this.address = address;
         this.reader = new Thread(this::readLoop, "qmp-client");
         reader.setDaemon(true);
@@ -76,6 +88,38 @@ public final class QmpClient implements AutoCloseable {
     /** Connects to {@code unix:PATH}, {@code tcp:HOST:PORT} or a socket path and reads the greeting. */
     public static QmpClient connect(String address) throws IOException {
         return connect(QmpAddress.parse(address), DEFAULT_TIMEOUT);
+    }
+
+    /**
+     * Connects over TLS ({@code security} from the client's credentials, as QEMU's
+     * {@code tls-creds} on a chardev; the server's certificate must be for the address's host) and
+     * waits up to {@code timeout} for the greeting.
+     */
+    public static QmpClient connect(QmpAddress address, Duration timeout, org.livemig.transport.ChannelSecurity security)
+            throws IOException {
+        if (security.isPlain()) {
+            return connect(address, timeout);
+        }
+        org.livemig.transport.MigrationAddress to = switch (address) {
+            case QmpAddress.Unix u -> new org.livemig.transport.MigrationAddress.Unix(u.path());
+            case QmpAddress.Tcp t -> new org.livemig.transport.MigrationAddress.Tcp(t.host().isEmpty() ? "127.0.0.1" : t.host(), t.port());
+        };
+        org.livemig.transport.MigrationConnection conn;
+        try {
+            conn = security.client(org.livemig.transport.Transports.connect(to, timeout), to);
+        } catch (IOException e) {
+            throw new IOException("cannot connect to QMP at " + address + ": " + e.getMessage(), e);
+        }
+        QmpClient client = new QmpClient(null, address, conn.in(), conn.out(), conn::close);
+        client.timeout = timeout;
+        client.reader.start();
+        try {
+            client.await(client.greeting, "the QMP greeting");
+        } catch (IOException e) {
+            client.close();
+            throw e;
+        }
+        return client;
     }
 
     /** Connects and waits up to {@code timeout} for the greeting. */
@@ -215,7 +259,7 @@ public final class QmpClient implements AutoCloseable {
         ByteBuffer buf = ByteBuffer.wrap(bytes);
         synchronized (writeLock) {
             while (buf.hasRemaining()) {
-                channel.write(buf);
+                out.write(buf);
             }
         }
     }
@@ -294,7 +338,7 @@ public final class QmpClient implements AutoCloseable {
     @Override
     public void close() {
         try {
-            channel.close();
+            closer.close();
         } catch (IOException e) {
             LOG.log(Level.DEBUG, () -> "QMP client close: " + e.getMessage());
         }
@@ -335,7 +379,7 @@ public final class QmpClient implements AutoCloseable {
         try {
             while (true) {
                 buf.clear();
-                int n = channel.read(buf);
+                int n = in.read(buf);
                 if (n < 0) {
                     fail(new IOException("QMP connection to " + address + " closed by the peer"));
                     return;

@@ -100,7 +100,8 @@ public final class QmpServer implements AutoCloseable {
     private final List<Listener> listeners = new ArrayList<>();
 
     /** A listening socket; for unix sockets the file we created and must remove. */
-    private record Listener(ServerSocketChannel channel, Path socketFile, Object fileKey) {
+    private record Listener(ServerSocketChannel channel, Path socketFile, Object fileKey,
+                            org.livemig.transport.ChannelSecurity security) {
     }
 
     private QmpServer(Builder b) throws IOException {
@@ -218,20 +219,28 @@ public final class QmpServer implements AutoCloseable {
 
     /** As {@link #listen(String)}. */
     public SocketAddress listen(QmpAddress address) throws IOException {
+        return listen(address, org.livemig.transport.ChannelSecurity.PLAIN);
+    }
+
+    /**
+     * As {@link #listen(String)}, every session over TLS when {@code security} is not plain
+     * (QEMU's {@code -chardev socket,...,tls-creds=ID}): the greeting follows the handshake.
+     */
+    public SocketAddress listen(QmpAddress address, org.livemig.transport.ChannelSecurity security) throws IOException {
         synchronized (listenLock) {
             if (closing.get()) {
                 throw new IllegalStateException("QMP server is closed");
             }
-            return bindAndRegister(address);
+            return bindAndRegister(address, security.isPlain() ? null : security);
         }
     }
 
-    private SocketAddress bindAndRegister(QmpAddress address) throws IOException {
+    private SocketAddress bindAndRegister(QmpAddress address, org.livemig.transport.ChannelSecurity security) throws IOException {
         Listener listener;
         SocketAddress bound;
         switch (address) {
             case QmpAddress.Unix unix -> {
-                listener = bindUnix(unix.path().toAbsolutePath());
+                listener = bindUnix(unix.path().toAbsolutePath(), security);
                 bound = UnixDomainSocketAddress.of(listener.socketFile());
             }
             case QmpAddress.Tcp tcp -> {
@@ -243,7 +252,7 @@ public final class QmpServer implements AutoCloseable {
                     ch.close();
                     throw new IOException("cannot listen for QMP on " + tcp + ": " + e.getMessage(), e);
                 }
-                listener = new Listener(ch, null, null);
+                listener = new Listener(ch, null, null, security);
                 bound = ch.getLocalAddress();
             }
         }
@@ -451,6 +460,20 @@ public final class QmpServer implements AutoCloseable {
             return;
         }
         QmpSession s = new QmpSession(nextSessionId.getAndIncrement(), ch);
+        if (l.security() != null) {
+            try {
+                s.tls = org.livemig.transport.tls.NonBlockingTlsChannel.server(ch, l.security(), "QMP client " + s.id);
+                s.io = s.tls;
+            } catch (IOException | RuntimeException e) {
+                LOG.log(Level.WARNING, "QMP TLS session could not start: " + e.getMessage());
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // the session never started
+                }
+                return;
+            }
+        }
         s.parser = new JsonStreamParser(new SessionSink(s), maxMessageBytes, JsonStreamParser.DEFAULT_MAX_TOKENS);
         try {
             s.key = ch.register(selector, SelectionKey.OP_READ, s);
@@ -492,7 +515,7 @@ public final class QmpServer implements AutoCloseable {
      */
     private void read(QmpSession s) throws IOException {
         if (s.readBuf.hasRemaining()) {
-            int n = s.channel.read(s.readBuf);
+            int n = s.io.read(s.readBuf);
             if (n < 0) {
                 closeSession(s);
                 return;
@@ -500,6 +523,11 @@ public final class QmpServer implements AutoCloseable {
             if (!s.suspended) {
                 feedBuffered(s);
             }
+        }
+        if (s.tls != null && !s.closed) {
+            // the handshake may just have finished: what waited (the greeting) goes now
+            flush(s);
+            return;
         }
         updateInterest(s);
     }
@@ -610,7 +638,8 @@ public final class QmpServer implements AutoCloseable {
             return;
         }
         boolean readable = !s.suspended || s.readBuf.hasRemaining();
-        int ops = (readable ? SelectionKey.OP_READ : 0) | (s.out.isEmpty() ? 0 : SelectionKey.OP_WRITE);
+        boolean writing = !s.out.isEmpty() || (s.tls != null && s.tls.pendingOutput());
+        int ops = (readable ? SelectionKey.OP_READ : 0) | (writing ? SelectionKey.OP_WRITE : 0);
         if (s.key.interestOps() != ops) {
             s.key.interestOps(ops);
         }
@@ -637,9 +666,12 @@ public final class QmpServer implements AutoCloseable {
     }
 
     private void flush(QmpSession s) throws IOException {
+        if (s.tls != null) {
+            s.tls.flush();
+        }
         while (!s.out.isEmpty()) {
             ByteBuffer head = s.out.peek();
-            int n = s.channel.write(head);
+            int n = s.io.write(head);
             s.outBytes -= n;
             if (head.hasRemaining()) {
                 break;
@@ -733,7 +765,7 @@ public final class QmpServer implements AutoCloseable {
      * fresh 0700 directory, chmod-ed, then renamed into place (replacing a stale socket, as QEMU
      * unlinks one).
      */
-    private static Listener bindUnix(Path target) throws IOException {
+    private static Listener bindUnix(Path target, org.livemig.transport.ChannelSecurity security) throws IOException {
         if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
             BasicFileAttributes attrs = Files.readAttributes(target, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
             if (!attrs.isOther()) {
@@ -754,7 +786,7 @@ public final class QmpServer implements AutoCloseable {
             Files.setPosixFilePermissions(tmp, OWNER_RW);
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             Object fileKey = Files.readAttributes(target, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
-            return new Listener(ch, target, fileKey);
+            return new Listener(ch, target, fileKey, security);
         } catch (IOException e) {
             ch.close();
             throw new IOException("cannot listen for QMP on unix:" + target + ": " + e.getMessage(), e);

@@ -18,6 +18,10 @@ final class QmpSession {
 
     final long id;
     final SocketChannel channel;
+    /** What is read and written: the channel itself, or TLS over it ({@link #tls}). */
+    java.nio.channels.ByteChannel io;
+    /** The session's TLS, or null on a plain listener. */
+    org.livemig.transport.tls.NonBlockingTlsChannel tls;
     SelectionKey key;
     JsonStreamParser parser;
 
@@ -46,6 +50,7 @@ final class QmpSession {
     QmpSession(long id, SocketChannel channel) {
         this.id = id;
         this.channel = channel;
+        this.io = channel;
     }
 
     @Override

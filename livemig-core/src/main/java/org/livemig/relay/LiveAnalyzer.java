@@ -37,12 +37,28 @@ public final class LiveAnalyzer {
      */
     public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
                                   Consumer<String> log) throws IOException {
-        return accept(address, acceptTimeout, options, log, null);
+        return accept(address, acceptTimeout, options, log, org.livemig.transport.ChannelSecurity.PLAIN, null);
     }
 
-    /** As above, with {@code observer} (if not null) also told every record, after the return path's answer. */
+    /** As above, with {@code observer} also told every record, after the return path's answer. */
     public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
                                   Consumer<String> log, StreamVisitor observer) throws IOException {
+        return accept(address, acceptTimeout, options, log, org.livemig.transport.ChannelSecurity.PLAIN, observer);
+    }
+
+    /** As above, the source's connection secured by {@code security} (TLS) before it is read. */
+    public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
+                                  Consumer<String> log, org.livemig.transport.ChannelSecurity security) throws IOException {
+        return accept(address, acceptTimeout, options, log, security, null);
+    }
+
+    /**
+     * As above, the source's connection secured by {@code security} (TLS) before it is read, and
+     * {@code observer} (if not null) also told every record, after the return path's answer.
+     */
+    public static Analysis accept(MigrationAddress address, Duration acceptTimeout, Analyzer.Options options,
+                                  Consumer<String> log, org.livemig.transport.ChannelSecurity security,
+                                  StreamVisitor observer) throws IOException {
         MigrationConnection conn;
         try (MigrationListener listener = Transports.listen(address)) {
             log.accept("listening on " + listener.boundAddress().uri());
@@ -69,10 +85,14 @@ public final class LiveAnalyzer {
             }
         }
         log.accept("accepted " + conn.description());
-        try (conn) {
-            ReturnPathResponder responder = new ReturnPathResponder(conn.out());
+        MigrationConnection secured = security.server(conn);
+        if (!security.isPlain()) {
+            log.accept("TLS established with " + secured.description());
+        }
+        try (secured) {
+            ReturnPathResponder responder = new ReturnPathResponder(secured.out());
             try {
-                return Analyzer.analyze(conn.in(), options,
+                return Analyzer.analyze(secured.in(), options,
                         observer == null ? responder : StreamVisitor.tee(responder, observer));
             } catch (StreamFormatException e) {
                 responder.finishQuietly(1);

@@ -63,6 +63,11 @@ class PackageRulesTest {
     }
 
     @Test
+    void securityKnowsNothingAboveTransport() {
+        forbid("security", "migration", "monitor", "machine", "memory", "vmstate", "stream", "analyze", "relay");
+    }
+
+    @Test
     void migrationDoesNotKnowMonitor() {
         forbid("migration", "monitor");
     }

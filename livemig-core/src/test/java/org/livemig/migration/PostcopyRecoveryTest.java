@@ -42,7 +42,7 @@ class PostcopyRecoveryTest {
     }
 
     /** Statuses one side went through, in order. */
-    private static final class Statuses implements MigrationEvents {
+    static final class Statuses implements MigrationEvents {
         final List<MigrationStatus> seen = new CopyOnWriteArrayList<>();
 
         @Override
@@ -58,7 +58,7 @@ class PostcopyRecoveryTest {
         }
     }
 
-    private record Run(PrecopyTest.Pair p, Statuses src, Statuses dst, Outgoing out) {}
+    record Run(PrecopyTest.Pair p, Statuses src, Statuses dst, Outgoing out) {}
 
     private static void assumeBackend(String backend) {
         if (backend.equals("userfaultfd")) {
@@ -78,6 +78,12 @@ class PostcopyRecoveryTest {
      * pages at 4 MiB/s: postcopy lasts about four seconds and the guest asks for pages.
      */
     private static Run start(String backend, boolean preempt, FaultSpec srcFaults, FaultSpec dstFaults) throws Exception {
+        return start(backend, preempt, srcFaults, dstFaults, p -> { });
+    }
+
+    /** As above, {@code setup} seeing both machines before the migration starts (TLS objects and parameters). */
+    static Run start(String backend, boolean preempt, FaultSpec srcFaults, FaultSpec dstFaults,
+            ThrowingConsumer<PrecopyTest.Pair> setup) throws Exception {
         Machine.Config cfg = TestMachines.small("random-writes:2").withRam(16L << 20).withFill(Machine.Fill.RANDOM);
         PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg);
         Statuses src = new Statuses();
@@ -100,6 +106,7 @@ class PostcopyRecoveryTest {
         p.cap(Capability.POSTCOPY_RAM);
         p.srcMig().setFaultInjection(srcFaults, FaultSpec.NONE);
         p.dstMig().setFaultInjection(FaultSpec.NONE, dstFaults);
+        setup.accept(p);
         Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
         await().atMost(LONG).until(() -> o.status() == MigrationStatus.ACTIVE || o.status().isFinal());
         p.src().mainLoop().call(() -> {
@@ -110,7 +117,12 @@ class PostcopyRecoveryTest {
     }
 
     /** Waits until both sides have paused {@code times} times in all and are paused now. */
-    private static void awaitBothPaused(Run r, int times) {
+    /** A setup step that may throw. */
+    interface ThrowingConsumer<T> {
+        void accept(T t) throws Exception;
+    }
+
+    static void awaitBothPaused(Run r, int times) {
         await().atMost(LONG).until(() -> r.src.count(MigrationStatus.POSTCOPY_PAUSED) >= times
                 && r.dst.count(MigrationStatus.POSTCOPY_PAUSED) >= times
                 && r.out.status() == MigrationStatus.POSTCOPY_PAUSED
@@ -118,7 +130,7 @@ class PostcopyRecoveryTest {
     }
 
     /** migrate-recover on a new port, then migrate resume=true to it. */
-    private static void recover(Run r) throws Exception {
+    static void recover(Run r) throws Exception {
         String uri = r.p.dstMig().incoming().boundAddress().uri();
         r.p.dstMig().recover("tcp:127.0.0.1:0");
         await().atMost(LONG).until(() -> !r.p.dstMig().incoming().boundAddress().uri().equals(uri));
@@ -126,7 +138,7 @@ class PostcopyRecoveryTest {
         r.p.src().mainLoop().call(() -> r.p.srcMig().resume(next), 10_000);
     }
 
-    private static void awaitCompletedAndVerify(Run r) throws Exception {
+    static void awaitCompletedAndVerify(Run r) throws Exception {
         await().atMost(LONG).until(() -> r.out.status().isFinal());
         assertThat(r.out.status()).as(String.valueOf(r.out.error())).isEqualTo(MigrationStatus.COMPLETED);
         Incoming in = r.p.dstMig().incoming();
@@ -156,7 +168,7 @@ class PostcopyRecoveryTest {
         assertThat(checked).isGreaterThan(r.p.src().ram().totalSize() / 4096 / 4);
     }
 
-    private static void assertWentThrough(Statuses s, int pauses) {
+    static void assertWentThrough(Statuses s, int pauses) {
         // Listeners run just after the status changes, on the thread that changed it.
         await().atMost(LONG).until(() -> !s.seen.isEmpty() && s.seen.getLast().isFinal());
         assertThat(s.count(MigrationStatus.POSTCOPY_PAUSED)).isEqualTo(pauses);

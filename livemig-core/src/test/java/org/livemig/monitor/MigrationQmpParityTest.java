@@ -47,6 +47,7 @@ class MigrationQmpParityTest {
         server = QmpServer.builder(MachineMonitor.host(machine)).build();
         RunStateCommands.register(server, MachineMonitor.vm(machine, null));
         MigrationCommands.register(server, migration);
+        ObjectCommands.register(server, migration.objects());
         server.listen("unix:" + dir.resolve("ours.sock"));
         ours = QmpClient.connect("unix:" + dir.resolve("ours.sock"));
         ours.negotiate();
@@ -125,6 +126,70 @@ class MigrationQmpParityTest {
         assertThat(ours.execute("query-migrate").get("ram").size()).isGreaterThan(10);
     }
 
+    /** What each of the two says to {@code command}: its return, or its error class and text. */
+    private String[] both(String command, tools.jackson.databind.node.ObjectNode args) {
+        String[] r = new String[2];
+        int i = 0;
+        for (QmpClient c : List.of(ours, real)) {
+            try {
+                r[i] = String.valueOf(c.execute(command, args));
+            } catch (QmpError e) {
+                r[i] = e.errorClass() + ": " + e.desc();
+            } catch (java.io.IOException e) {
+                r[i] = "IO: " + e.getMessage();
+            }
+            i++;
+        }
+        return r;
+    }
+
+    @Test
+    void tlsParametersAndObjectsAnswerAsQemus() throws Exception {
+        for (String key : List.of("tls-creds", "tls-hostname", "tls-authz")) {
+            assertThat(ours.execute("query-migrate-parameters").get(key)).as(key + " default")
+                    .isEqualTo(real.execute("query-migrate-parameters").get(key));
+        }
+        for (QmpClient c : List.of(ours, real)) {
+            c.execute("migrate-set-parameters", QmpClient.args("tls-creds", "nonexist", "tls-hostname", "qemu.org", "tls-authz", "a0"));
+        }
+        for (String key : List.of("tls-creds", "tls-hostname", "tls-authz")) {
+            assertThat(ours.execute("query-migrate-parameters").get(key)).as(key)
+                    .isEqualTo(real.execute("query-migrate-parameters").get(key));
+        }
+        // JSON null means "" (QEMU's no-tls test sends it)
+        tools.jackson.databind.node.ObjectNode nulls = QmpJson.object();
+        nulls.putNull("tls-creds");
+        nulls.putNull("tls-hostname");
+        nulls.putNull("tls-authz");
+        for (QmpClient c : List.of(ours, real)) {
+            c.execute("migrate-set-parameters", nulls);
+        }
+        for (String key : List.of("tls-creds", "tls-hostname", "tls-authz")) {
+            assertThat(ours.execute("query-migrate-parameters").get(key).asString()).as(key).isEmpty();
+            assertThat(real.execute("query-migrate-parameters").get(key).asString()).as(key).isEmpty();
+        }
+        java.nio.file.Path empty = java.nio.file.Files.createDirectories(dir.resolve("empty"));
+        org.livemig.testing.TlsFixtures.pskDir(dir.resolve("psk"), "qemu");
+        List<tools.jackson.databind.node.ObjectNode> calls = List.of(
+                QmpClient.args("qom-type", "tls-creds-x509", "id", "x0", "endpoint", "server", "dir", empty.toString()),
+                QmpClient.args("qom-type", "tls-creds-psk", "id", "p0", "endpoint", "server", "dir", dir.resolve("psk").toString()),
+                QmpClient.args("qom-type", "tls-creds-psk", "id", "p0", "endpoint", "server", "dir", dir.resolve("psk").toString()),
+                QmpClient.args("qom-type", "tls-creds-psk", "id", "p2", "endpoint", "bogus", "dir", dir.resolve("psk").toString()),
+                QmpClient.args("qom-type", "tls-creds-psk", "id", "p3", "endpoint", "server", "dir", "x", "foo", 1),
+                QmpClient.args("qom-type", "tls-creds-psk", "id", "p4", "endpoint", "server", "dir", "x", "verify-peer", "yes"),
+                QmpClient.args("qom-type", "authz-simple", "id", "a0", "identity", "CN=x"),
+                QmpClient.args("qom-type", "authz-simple", "id", "a1"),
+                QmpClient.args("qom-type", "authz-simple", "id", "bad id!", "identity", "x"));
+        for (var call : calls) {
+            String[] r = both("object-add", call);
+            assertThat(r[0]).as(call.toString()).isEqualTo(r[1]);
+        }
+        for (String id : List.of("nope", "p0", "p0", "a0")) {
+            String[] r = both("object-del", QmpClient.args("id", id));
+            assertThat(r[0]).as("object-del " + id).isEqualTo(r[1]);
+        }
+    }
+
     @Test
     void multifdCapabilityAndParametersAnswerAsQemus() throws Exception {
         assertThat(ours.execute("query-migrate-parameters").get("multifd-channels"))
@@ -156,20 +221,6 @@ class MigrationQmpParityTest {
     }
 
     /** The same request to both; returns both answers, each the result or "Class: desc" of the error. */
-    private String[] both(String command, tools.jackson.databind.node.ObjectNode args) throws Exception {
-        String[] r = new String[2];
-        int i = 0;
-        for (QmpClient c : List.of(ours, real)) {
-            try {
-                r[i] = String.valueOf(c.execute(command, args));
-            } catch (QmpError e) {
-                r[i] = e.errorClass() + ": " + e.desc();
-            }
-            i++;
-        }
-        return r;
-    }
-
     @Test
     void xbzrleAndCompressParametersAnswerAsQemus() throws Exception {
         List<String> keys = List.of("xbzrle-cache-size", "compress-level", "compress-threads", "decompress-threads",

@@ -24,6 +24,10 @@ public interface IncomingHost {
     /** How the request threads ({@code mig/dst/fault}, {@code mig/dst/preempt}) are scheduled. */
     RequestThreads requestThreads();
 
+    /** Called without the BQL; blocks on IO: the migration's TLS (or none) on a connection just accepted. */
+    org.livemig.transport.MigrationConnection secure(org.livemig.transport.MigrationConnection accepted)
+            throws java.io.IOException;
+
     /** Whether this migration emits trace events (a warm-up's scratch migrations do not). */
     boolean traced();
 

@@ -109,10 +109,10 @@ public final class IncomingRecovery {
         }
         Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
             try {
-                MigrationConnection c = FaultInjectingConnection.wrapIfAny(l.accept(), faults);
+                MigrationConnection c = FaultInjectingConnection.wrapIfAny(host.secure(l.accept()), faults);
                 host.machine().mainLoop().schedule(() -> connected(c));
                 if (host.preempt()) {
-                    host.preemptConnected(l.accept());
+                    host.preemptConnected(host.secure(l.accept()));
                 }
             } catch (IOException | RejectedExecutionException e) {
                 LOG.log(Level.FINE, "recovery listener closed: " + e.getMessage());
