@@ -43,9 +43,10 @@ final class ColoDemo {
     }
 
     /** Runs the pair; returns 0 when the survivor verified. */
-    int run(MachineOptions primaryOptions, MachineOptions secondaryOptions, Path dir) throws Exception {
-        try (QmpSide primary = QmpSide.start(primaryOptions, false, dir, "primary", java.util.List.of());
-             QmpSide secondary = QmpSide.start(secondaryOptions, true, dir, "secondary", java.util.List.of())) {
+    int run(MachineOptions primaryOptions, MachineOptions secondaryOptions, Path dir, java.util.List<String> primaryArgs,
+            java.util.List<String> secondaryArgs) throws Exception {
+        try (QmpSide primary = QmpSide.start(primaryOptions, false, dir, "primary", primaryArgs);
+             QmpSide secondary = QmpSide.start(secondaryOptions, true, dir, "secondary", secondaryArgs)) {
             Map<String, Boolean> caps = new LinkedHashMap<>();
             caps.put("x-colo", true);
             caps.put("events", true);

@@ -72,6 +72,28 @@ public final class DemoCommand implements Callable<Integer> {
             description = "Send pages over N multifd channels besides the main one (capability multifd, multifd-channels N; 0: off, the default).")
     int multifd;
 
+    @Option(names = "--trace", paramLabel = "DIR",
+            description = "Record each process's trace events (as `run --trace`) into DIR/<side>.jfr; read them with `livemig trace`.")
+    Path traceDir;
+
+    /** {@code --trace FILE} for the side called {@code name}, or nothing. */
+    private java.util.List<String> traceArgs(String name) throws java.io.IOException {
+        if (traceDir == null) {
+            return java.util.List.of();
+        }
+        Files.createDirectories(traceDir);
+        return java.util.List.of("--trace", traceDir.resolve(name + ".jfr").toAbsolutePath().toString());
+    }
+
+    /** After the run: where the traces are. */
+    private void sayWhereTracesAre(String... sides) {
+        if (traceDir != null) {
+            for (String side : sides) {
+                System.err.println("livemig demo: " + side + "'s trace: livemig trace " + traceDir.resolve(side + ".jfr"));
+            }
+        }
+    }
+
     @Option(names = "--json", description = "Print one JSON object: source and destination query-migrate, verified, checks.")
     boolean json;
 
@@ -111,16 +133,21 @@ public final class DemoCommand implements Callable<Integer> {
         if (!autostart) {
             dstArgs.add("-S");
         }
+        if (inProcess && traceDir != null) {
+            throw new IllegalArgumentException("--trace records the two processes: not with --in-process");
+        }
+        dstArgs.addAll(traceArgs("destination"));
         if (!json) {
             System.out.printf("starting the source and the destination (%s, %s of RAM each; a machine allocates and fills its RAM first)%n",
                     inProcess ? "in this JVM" : "two `livemig run` processes", Sizes.human(src.ramSize()));
             System.out.flush();
         }
-        try (DemoSide source = inProcess ? new InProcessSide(src, false, true, "auto") : QmpSide.start(machine, false, tmp, "source", java.util.List.of());
+        try (DemoSide source = inProcess ? new InProcessSide(src, false, true, "auto") : QmpSide.start(machine, false, tmp, "source", traceArgs("source"));
              DemoSide destination = inProcess ? new InProcessSide(dst, true, autostart, postcopyBackend)
                      : QmpSide.start(destinationOptions(), true, tmp, "destination", dstArgs)) {
             return run(source, destination, tmp);
         } finally {
+            sayWhereTracesAre("source", "destination");
             try (var s = Files.list(tmp)) {
                 s.forEach(p -> p.toFile().delete());
             }
@@ -137,8 +164,10 @@ public final class DemoCommand implements Callable<Integer> {
         try {
             MachineOptions secondary = destinationOptions();
             return new ColoDemo(System.out, coloFailover, checkpointDelay, checkpoints, Sizes.parse(maxBandwidth), multifd,
-                    java.time.Duration.ofSeconds(timeoutSeconds)).run(machine, secondary, tmp);
+                    java.time.Duration.ofSeconds(timeoutSeconds)).run(machine, secondary, tmp, traceArgs("primary"),
+                    traceArgs("secondary"));
         } finally {
+            sayWhereTracesAre("primary", "secondary");
             try (var s = Files.list(tmp)) {
                 s.forEach(p -> p.toFile().delete());
             }

@@ -85,6 +85,34 @@ class TraceCommandTest {
         assertThat(summary.out()).doesNotContain("timeline").contains("summary:");
     }
 
+    /**
+     * The rest of the event types, from a COLO pair over two multifd channels ({@code demo --trace}):
+     * the switchover into COLO, each side's checkpoints, each side's multifd packets.
+     */
+    @Test
+    void aColoPairOverMultifdTracesItsCheckpointsAndPacketsOnEitherSide() throws Exception {
+        Path traces = dir.resolve("traces");
+        Cli.Run demo = Cli.run("demo", "--colo", "--multifd", "2", "--ram", "32M", "--checkpoints", "3",
+                "--checkpoint-delay", "100", "--trace", traces.toString());
+        assertThat(demo.status()).as(demo.all()).isZero();
+        assertThat(demo.err()).contains("primary's trace: livemig trace " + traces.resolve("primary.jfr"));
+        Cli.Run p = Cli.run("trace", traces.resolve("primary.jfr").toString());
+        assertThat(p.status()).as(p.all()).isZero();
+        assertThat(p.out())
+                .contains("source device -> colo")
+                .containsPattern("switchover: downtime [0-9.]+ ms = stop")
+                .containsPattern("COLO primary checkpoint 1: .*, guest paused [0-9.]+ ms")
+                .containsPattern("COLO primary: [3-9]\\d* checkpoints|COLO primary: \\d{2,} checkpoints")
+                .containsPattern("multifd channel 0: [1-9]\\d* packets, \\d+ pages")
+                .containsPattern("multifd channel 1: [1-9]\\d* packets");
+        Cli.Run s = Cli.run("trace", traces.resolve("secondary.jfr").toString());
+        assertThat(s.status()).as(s.all()).isZero();
+        assertThat(s.out())
+                .contains("destination active -> colo")
+                .containsPattern("COLO secondary checkpoint 1: ")
+                .containsPattern("multifd channel 0: [1-9]\\d* packets, [1-9]\\d* pages");
+    }
+
     @Test
     void aMissingFileANonRecordingAndARecordingWithoutLivemigEventsAreTold() throws Exception {
         Cli.Run missing = Cli.run("trace", dir.resolve("nope.jfr").toString());

@@ -158,6 +158,9 @@ public final class Incoming {
                 MultifdReceiver m = multifdChannels > 0
                         ? new MultifdReceiver(machine.ram(), multifdChannels, multifdCompression, ram.multifdBytes,
                                 this::multifdFailed) : null;
+                if (m != null) {
+                    m.setTraced(traced);
+                }
                 multifd = m;
                 machine.mainLoop().schedule(() -> process(c));
                 if (m != null) {

@@ -718,6 +718,7 @@ public final class Outgoing {
             ram.multifdBytes.addAndGet(n);
             f.accountOtherChannel(n);
         });
+        m.setTraced(traced);
         multifd = m;
         if (cancelled()) {
             m.shutdown();

@@ -191,6 +191,14 @@ public final class MultifdReceiver implements AutoCloseable {
     }
 
     /** {@code mig/dst/recv_n}: packets until the source closes the channel at a packet boundary. */
+    /** Trace events per packet (off for a warm-up's scratch migrations). */
+    private volatile boolean traced = true;
+
+    /** Whether each packet read is a trace event ({@link org.livemig.trace.MultifdBatchEvent}); default on. */
+    public void setTraced(boolean on) {
+        traced = on;
+    }
+
     private void run(Channel c) {
         MigrationFile f = c.file;
         int maxPages = MultifdPacket.PAGES_PER_PACKET;
@@ -201,6 +209,7 @@ public final class MultifdReceiver implements AutoCloseable {
             }
             while (!f.atEof()) {
                 MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
+                org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
                 if (h.normalPages() > 0) {
                     if (h.compression() != compression.flag()) {
                         // QEMU 7.2's check, and its words: "flags received %x flags expected %x"
@@ -231,6 +240,7 @@ public final class MultifdReceiver implements AutoCloseable {
                     pages.addAndGet(h.normalPages());
                 }
                 bytes.addAndGet(f.position() - h.at());
+                org.livemig.trace.Trace.end(event, c.id, false, h.normalPages(), f.position() - h.at(), h.sync());
                 if (h.sync()) {
                     c.synced.release();
                     while (!c.proceed.tryAcquire(100, TimeUnit.MILLISECONDS)) {

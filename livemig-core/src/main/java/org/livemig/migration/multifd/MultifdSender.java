@@ -59,6 +59,14 @@ public final class MultifdSender implements AutoCloseable {
         public static final Options DEFAULT = new Options(MultifdCompression.Method.NONE, 0, true);
     }
 
+    /** Trace events per packet (off for a warm-up's scratch migrations); set before the first packet. */
+    private volatile boolean traced = true;
+
+    /** Whether each packet is a trace event ({@link org.livemig.trace.MultifdBatchEvent}); default on. */
+    public void setTraced(boolean on) {
+        traced = on;
+    }
+
     /** Writes one zero page a channel left out of its packet; the migration thread, on the main channel. */
     @FunctionalInterface
     public interface ZeroPageWriter {
@@ -334,6 +342,7 @@ public final class MultifdSender implements AutoCloseable {
      * the number of zero pages left out.
      */
     private int sendPacket(Channel c, MultifdCompression.Encoder encoder) throws IOException {
+        org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
         int count = c.count;
         int zeros = 0;
         if (options.detectZeroPages() && count > 0) {
@@ -368,6 +377,7 @@ public final class MultifdSender implements AutoCloseable {
         }
         c.file.flush();
         unaccounted.addAndGet(c.file.position() - before);
+        org.livemig.trace.Trace.end(event, c.id, true, count, c.file.position() - before, c.syncJob);
         return zeros;
     }
 
