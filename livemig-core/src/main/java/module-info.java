@@ -5,7 +5,6 @@
  * change (the command line and the benchmarks use it from the class path).
  */
 module org.livemig.core {
-    requires java.logging;
     requires java.naming;
     requires jdk.jfr;
     requires tools.jackson.databind;

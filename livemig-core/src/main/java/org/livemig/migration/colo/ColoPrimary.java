@@ -1,11 +1,10 @@
 package org.livemig.migration.colo;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.machine.SerialOutput;
@@ -35,7 +34,7 @@ import org.livemig.transport.MigrationConnection;
  * main loop; {@code colo-compare} reads the secondary's output.
  */
 public final class ColoPrimary implements ColoSide {
-    private static final Logger LOG = Logger.getLogger(ColoPrimary.class.getName());
+    private static final System.Logger LOG = System.getLogger(ColoPrimary.class.getName());
 
     /** What the COLO primary needs of its outgoing migration. */
     public interface Host {
@@ -158,7 +157,7 @@ public final class ColoPrimary implements ColoSide {
             }
             machine.setSerialOutput(original);
             state.leave();
-            LOG.info("COLO primary ended after " + stats.checkpoints() + " checkpoints"
+            LOG.log(Level.INFO, "COLO primary ended after " + stats.checkpoints() + " checkpoints"
                     + (request ? " (failover)" : ""));
         }
     }

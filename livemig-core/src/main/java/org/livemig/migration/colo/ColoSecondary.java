@@ -1,12 +1,11 @@
 package org.livemig.migration.colo;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.machine.SerialOutput;
@@ -34,7 +33,7 @@ import org.livemig.transport.MigrationConnection;
  * <p>Its guest's output goes to the primary for comparison ({@link OutputMirror}), not out.
  */
 public final class ColoSecondary implements ColoSide {
-    private static final Logger LOG = Logger.getLogger(ColoSecondary.class.getName());
+    private static final System.Logger LOG = System.getLogger(ColoSecondary.class.getName());
     public static final String THREAD_NAME = "mig/dst/colo";
 
     /** What the COLO secondary needs of its incoming migration. */
@@ -144,7 +143,7 @@ public final class ColoSecondary implements ColoSide {
                 cache.close();
             }
             state.leave();
-            LOG.info("COLO secondary ended after " + stats.checkpoints() + " checkpoints"
+            LOG.log(Level.INFO, "COLO secondary ended after " + stats.checkpoints() + " checkpoints"
                     + (request ? " (failover)" : ""));
         }
     }
