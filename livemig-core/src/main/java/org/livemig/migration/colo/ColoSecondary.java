@@ -12,7 +12,6 @@ import org.livemig.machine.SerialOutput;
 import org.livemig.migration.LoadVm;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.RamLoader;
-import org.livemig.migration.StatusMachine;
 import org.livemig.stream.ColoMessage;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.StreamFormatException;
@@ -37,13 +36,7 @@ public final class ColoSecondary implements ColoSide {
     public static final String THREAD_NAME = "mig/dst/colo";
 
     /** What the COLO secondary needs of its incoming migration. */
-    public interface Host {
-        Machine machine();
-
-        StatusMachine status();
-
-        /** Shuts the migration's connections down so that blocked IO fails at once. Any thread. */
-        void shutdownChannels();
+    public interface Host extends ColoSide.Host {
     }
 
     private final Host host;
@@ -204,28 +197,7 @@ public final class ColoSecondary implements ColoSide {
      */
     @Override
     public void failover() {
-        machine.bql().assertHeld();
-        if (!state.failoverTransition(ColoState.Failover.REQUIRE, ColoState.Failover.ACTIVE)) {
-            return;
-        }
-        // As QEMU's colo_do_failover, the guest stops while the side changes role (STOP, then
-        // RESUME tell a management stack it happened); unlike QEMU's, which runs it again only
-        // once its COLO thread has ended, it runs again here: nothing of the checkpoint under
-        // way can reach it any more (the connections are shut, and a checkpoint applies only
-        // with no failover requested, under this lock).
-        if (machine.runState().isRunning()) {
-            machine.vmStop(RunState.COLO);
-        }
-        host.status().transition(MigrationStatus.COLO, MigrationStatus.COMPLETED);
-        host.shutdownChannels();
-        state.failoverTransition(ColoState.Failover.ACTIVE, ColoState.Failover.COMPLETED);
-        if (machine.runState() == RunState.COLO) {
-            machine.vmStart();
-        }
-        Thread t = coloThread;
-        if (t != null) {
-            LockSupport.unpark(t);
-        }
+        ColoSide.takeOver(host, state, coloThread);
     }
 
     /** After the loop: waits for the failover to complete (or the migration to be abandoned). */
