@@ -52,6 +52,9 @@ public interface ColoSide {
         host.status().transition(MigrationStatus.COLO, MigrationStatus.COMPLETED);
         host.shutdownChannels();
         state.failoverTransition(ColoState.Failover.ACTIVE, ColoState.Failover.COMPLETED);
+        // QEMU derives the COLO mode from the migration status, which is no longer colo: from
+        // here query-colo-status reports mode none with this side as the last mode.
+        state.leave();
         if (machine.runState() == RunState.COLO) {
             machine.vmStart();
         }
