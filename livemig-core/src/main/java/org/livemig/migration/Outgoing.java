@@ -266,6 +266,8 @@ public final class Outgoing {
             compareConnection = connect(address, FaultSpec.NONE);
         }
         machine.bql().withHeld(false, saver::startDirtyTracking);
+        // As QEMU: the sync that starts dirty logging is pass 1 (MIGRATION_PASS before 'active').
+        events.pass(ram.dirtySyncCount.get());
         SaveVm.writeHeader(f);
         boolean postcopyCap = caps.contains(Capability.POSTCOPY_RAM);
         if (caps.contains(Capability.RETURN_PATH) || postcopyCap) {
@@ -320,6 +322,7 @@ public final class Outgoing {
         long t2 = System.nanoTime();
         f.setRateLimit(0);
         SaveVm.saveCompleteIterative(machine, f);
+        events.pass(ram.dirtySyncCount.get()); // the last sync, with the guest stopped (QEMU sends it too)
         long t3 = System.nanoTime();
         long before = f.position();
         f.putBytes(devices);
