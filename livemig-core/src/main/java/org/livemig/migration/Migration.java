@@ -288,7 +288,24 @@ public final class Migration {
         if (isActive()) {
             throw new MigrationException(IN_PROGRESS);
         }
-        MigrationAddress addr = parse(uri);
+        // QEMU's checks, in its order and words: a machine waiting for its state, or whose guest
+        // has already migrated away ('cont' makes it a source again), is not one.
+        if (machine.runState() == org.livemig.machine.RunState.INMIGRATE) {
+            throw new MigrationException("Guest is waiting for an incoming migration");
+        }
+        if (machine.runState() == org.livemig.machine.RunState.POSTMIGRATE) {
+            throw new MigrationException("Can't migrate the vm that was paused due to previous migration");
+        }
+        MigrationAddress addr;
+        try {
+            addr = parse(uri, false);
+        } catch (MigrationException e) {
+            if (uri.startsWith("tcp:") || uri.startsWith("unix:")) {
+                // QEMU fails the migration itself on a socket address it cannot parse.
+                outgoing = Outgoing.failedAtStart(machine, parameters.copy(), fanOut, e.getMessage());
+            }
+            throw e;
+        }
         checkMultifd(addr);
         checkColo(addr);
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, quiet);
@@ -309,7 +326,7 @@ public final class Migration {
         if (current != null && current.isListening()) {
             throw new MigrationException("The incoming migration has already been started");
         }
-        MigrationAddress addr = parse(uri);
+        MigrationAddress addr = parse(uri, true);
         checkMultifd(addr);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT),
@@ -349,7 +366,7 @@ public final class Migration {
             return;
         }
         Incoming i = incoming;
-        if (i != null && i.pause()) {
+        if (i != null && i.migratePause()) {
             return;
         }
         throw new MigrationException("migrate-pause is currently only supported during postcopy-active state");
@@ -367,6 +384,9 @@ public final class Migration {
 
     /** QMP migrate-start-postcopy. */
     public void startPostcopy() throws MigrationException {
+        if (!capabilities.contains(Capability.POSTCOPY_RAM)) { // QEMU checks this first
+            throw new MigrationException("Enable postcopy with migrate_set_capability before the start of migration");
+        }
         Outgoing o = outgoing;
         if (o == null) {
             throw new MigrationException("Postcopy must be started after migration has been started");
@@ -416,10 +436,30 @@ public final class Migration {
     }
 
     private static MigrationAddress parse(String uri) throws MigrationException {
+        return parse(uri, false);
+    }
+
+    /**
+     * A migration URI from a QMP command; where QEMU 7.2 refuses the same URI its words are used
+     * (an unknown or missing transport, a tcp: address without a port, a unix: address without a
+     * path), livemig's own otherwise. {@code incoming}: QEMU words the unknown transport of
+     * migrate-incoming differently from migrate's.
+     */
+    private static MigrationAddress parse(String uri, boolean incoming) throws MigrationException {
         try {
             return MigrationAddress.parse(uri);
         } catch (IllegalArgumentException e) {
-            throw new MigrationException(e.getMessage());
+            int colon = uri.indexOf(':');
+            String scheme = colon < 0 ? "" : uri.substring(0, colon);
+            String rest = colon < 0 ? "" : uri.substring(colon + 1);
+            String qemu = switch (scheme) {
+                case "tcp" -> rest.isEmpty() || rest.indexOf(':') < 0 ? "error parsing address '" + rest + "'" : null;
+                case "unix" -> rest.isEmpty() ? "invalid Unix socket address" : null;
+                case "file", "exec", "fd", "rdma", "vsock" -> null;
+                default -> incoming ? "unknown migration protocol: " + uri
+                        : "Parameter 'uri' expects a valid migration protocol";
+            };
+            throw new MigrationException(qemu != null ? qemu : e.getMessage());
         }
     }
 

@@ -287,11 +287,20 @@ public final class MigrationCommands {
         }).build();
     }
 
-    /** {@code query-yank} (out of band): the migration instance while one runs. */
+    /**
+     * Whether the yank instance "migration" exists: as in QEMU, from migrate or migrate-incoming
+     * (a destination still listening has it) until the migration ends.
+     */
+    private boolean yankInstanceExists() {
+        Incoming in = migration.incoming();
+        return migration.isActive() || (in != null && in.isListening());
+    }
+
+    /** {@code query-yank} (out of band): the migration instance while one runs or a destination listens. */
     private QmpCommand queryYank() {
         return QmpCommand.builder("query-yank").allowOob().handler(args -> {
             ArrayNode list = QmpJson.NODES.arrayNode();
-            if (migration.isActive()) {
+            if (yankInstanceExists()) {
                 list.addObject().put("type", "migration");
             }
             return list;
@@ -308,17 +317,20 @@ public final class MigrationCommands {
                 .allowOob()
                 .handler(args -> {
                     for (JsonNode i : args.get("instances")) {
-                        if (!i.get("type").asString().equals("migration") || !migration.isActive()) {
-                            throw new QmpError(QmpErrorClass.DeviceNotFound, "Instance '"
-                                    + instanceName(i) + "' not found");
+                        if (!i.get("type").asString().equals("migration") || !yankInstanceExists()) {
+                            throw new QmpError(QmpErrorClass.DeviceNotFound, "Instance not found"); // QEMU's words
                         }
+                    }
+                    if (args.get("instances").isEmpty()) {
+                        return null;
                     }
                     Outgoing o = migration.outgoing();
                     if (o != null && o.status().isActive()) {
                         o.yank();
                     }
                     Incoming in = migration.incoming();
-                    if (in != null) {
+                    // A destination still listening has no channel to yank (QEMU's keeps listening too).
+                    if (in != null && !in.isListening()) {
                         in.shutdown();
                     }
                     return null;
@@ -386,15 +398,6 @@ public final class MigrationCommands {
     /** A uint64 parameter as QEMU prints it: 2^64-1, not -1. */
     private static java.math.BigInteger unsigned(long v) {
         return new java.math.BigInteger(Long.toUnsignedString(v));
-    }
-
-    private static String instanceName(JsonNode i) {
-        String type = i.get("type").asString();
-        return switch (type) {
-            case "block-node" -> "block-node:" + i.path("node-name").asString("");
-            case "chardev" -> "chardev:" + i.path("id").asString("");
-            default -> type;
-        };
     }
 
     private interface MigrationCall {

@@ -281,8 +281,8 @@ class ColoTest {
                 int cut = stream.length;
                 try (var a = org.livemig.analyze.Analyzer.analyze(stream, org.livemig.analyze.Analyzer.Options.DEFAULT.withoutRam())) {
                     assertThat(a.colo()).hasSizeGreaterThanOrEqualTo(3);
-                    assertThat(a.colo().get(0).deviceSections()).isEqualTo(5); // timer, 2 cpus, serial, blob
-                    assertThat(a.undecoded()).as("every checkpoint's devices decoded").isEmpty();
+                    assertThat(a.colo().get(0).deviceSections()).isEqualTo(6); // timer, 2 cpus, serial, blob, globalstate
+                    assertThat(a.undecoded()).as("every checkpoint's devices decoded: %s", a.undecoded()).isEmpty();
                     assertThat(a.commands()).extracting(org.livemig.analyze.StreamEvents.Command::name).contains("ENABLE_COLO");
                 } catch (org.livemig.stream.StreamFormatException e) {
                     assertThat(e.getMessage()).as("only a cut at the end").contains("truncated");
