@@ -71,6 +71,11 @@ final class QmpSide implements DemoSide {
         return child.pid();
     }
 
+    /** The child's log (its stdout and stderr). */
+    java.nio.file.Path log() {
+        return child.log();
+    }
+
     Process process() {
         return child.process();
     }

@@ -153,6 +153,10 @@ final class RunCommand implements Callable<Integer> {
                 Daemon.detached();
             }
             quit.await();
+            // quit's own reply is queued by the main-loop task that asked for the shutdown: let
+            // that task end first, so that closing the server flushes the reply (QEMU answers
+            // quit before it exits; without this the reply was sometimes lost).
+            m.mainLoop().runAndWait(() -> { });
             server.close();
             // Closing the machine ends its migrations first (their threads joined).
         } finally {

@@ -394,7 +394,21 @@ public final class Migration {
         o.startPostcopy();
     }
 
-    /** Cancels the outgoing migration (QMP migrate_cancel); a no-op when none runs. */
+    /**
+     * QMP migrate_cancel: cancels the outgoing migration; a no-op when none runs. Refused once
+     * postcopy has started, as newer QEMU refuses it (7.2 did it, leaving the destination paused
+     * for good and the source unable to run the guest): a cancel must let the source go on, and
+     * the guest now lives on the destination.
+     */
+    public void cancelCommand() throws MigrationException {
+        Outgoing o = outgoing;
+        if (o != null && o.status().isPostcopy()) {
+            throw new MigrationException("Postcopy migration in progress, cannot cancel.");
+        }
+        cancel();
+    }
+
+    /** Cancels the outgoing migration, whatever its phase; a no-op when none runs. */
     public void cancel() {
         Outgoing o = outgoing;
         if (o != null) {

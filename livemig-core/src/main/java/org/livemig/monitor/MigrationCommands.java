@@ -178,7 +178,10 @@ public final class MigrationCommands {
     /** {@code migrate_cancel}: cancels the outgoing migration; the source keeps running. */
     private QmpCommand migrateCancel() {
         return QmpCommand.builder("migrate_cancel").handler(args -> {
-            migration.cancel();
+            call(() -> {
+                migration.cancelCommand();
+                return null;
+            });
             return null;
         }).build();
     }

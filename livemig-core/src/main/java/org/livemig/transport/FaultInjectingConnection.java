@@ -29,6 +29,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * {@link #shutdown()} from any thread also ends a stall or throttle wait at once.
  */
 public final class FaultInjectingConnection implements MigrationConnection {
+    private static final java.util.logging.Logger LOG = java.util.logging.Logger.getLogger(FaultInjectingConnection.class.getName());
 
     /** Time for stalls and throttling; tests pass a virtual clock. */
     public interface Clock {
@@ -113,12 +114,15 @@ public final class FaultInjectingConnection implements MigrationConnection {
         for (FaultSpec.Fault f : spec.faults()) {
             switch (f) {
                 case FaultSpec.CutAt c when c.point().equals(point) -> {
+                    LOG.info("fault point " + point + ": injected cut");
                     if (cut.compareAndSet(null, "injected cut at point " + point)) {
                         delegate.shutdown();
                     }
                     throw new IOException(cut.get());
                 }
                 case FaultSpec.StallAt st when st.point().equals(point) && stalledAt.add(point) -> {
+                    // A line a test can wait for: this side is now held at the point.
+                    LOG.info("fault point " + point + ": injected stall of " + st.duration().toMillis() + " ms");
                     try {
                         clock.park(st.duration().toNanos(), shutdown);
                     } catch (InterruptedException e) {

@@ -21,8 +21,14 @@ public final class FaultPoints {
     /** Destination: the whole stream is loaded; its acknowledgement (SHUT 0) is not yet sent. */
     public static final String LOADED = "loaded";
 
+    /**
+     * Destination of a paused postcopy: the source's recovery connection is accepted; the
+     * handshake (RECV_BITMAP, RESUME) has not begun. The source waits in postcopy-recover.
+     */
+    public static final String RECOVER = "recover";
+
     /** Every point, in the order a migration passes them. */
-    public static final List<String> ALL = List.of(SETUP, DEVICE, COMPLETE, LOADED);
+    public static final List<String> ALL = List.of(SETUP, DEVICE, COMPLETE, LOADED, RECOVER);
 
     private FaultPoints() {}
 
