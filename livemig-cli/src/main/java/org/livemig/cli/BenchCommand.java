@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
-                BenchCommand.Postcopy.class, BenchCommand.Colo.class})
+                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Soak.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.",
@@ -159,6 +159,49 @@ final class BenchCommand {
                 return 0;
             } finally {
                 deleteTree(dir);
+            }
+        }
+    }
+
+    @Command(name = "soak", mixinStandardHelpOptions = true,
+            description = {"N migrations back and forth between two `livemig run` processes, cycling precopy, multifd, postcopy,",
+                    "postcopy with a pause and recovery, and cancels at random points (seeded). After each cycle both machines",
+                    "verify, and each process's threads, open files, RSS and heap after GC are recorded; at the end any growth",
+                    "past the warm-up (the first fifth of the cycles) beyond a small allowance fails the soak."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:every cycle verified and nothing grew", "1:a cycle failed, or a measure grew", ExitCodes.USAGE_TEXT})
+    static final class Soak implements Callable<Integer> {
+        @Option(names = "--count", defaultValue = "500", description = "Cycles (default: ${DEFAULT-VALUE}).")
+        int count;
+
+        @Option(names = "--seed", defaultValue = "1", description = "Seed of the cycles' random choices (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--ram", defaultValue = "64M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--csv", paramLabel = "FILE", description = "Also write every sample (cycle, process, threads, fds, RSS, heap) to FILE.")
+        Path csv;
+
+        @Option(names = "--keep-logs", description = "Keep the children's logs and print where.")
+        boolean keepLogs;
+
+        @Override
+        public Integer call() throws Exception {
+            if (count < 1) {
+                throw new IllegalArgumentException("--count must be at least 1, not " + count);
+            }
+            Path dir = Files.createTempDirectory("livemig-soak");
+            try {
+                var r = new org.livemig.bench.SoakBench(new org.livemig.bench.SoakBench.Options(count, seed, Sizes.parse(ram), dir,
+                        ChildMachine.javaCommand(false), csv), System.out).run();
+                return r.passed() ? 0 : 1;
+            } finally {
+                if (keepLogs) {
+                    System.out.println("children's logs kept in " + dir);
+                } else {
+                    deleteTree(dir);
+                }
             }
         }
     }

@@ -316,6 +316,34 @@ public final class Migration {
         return o;
     }
 
+    /**
+     * Called with the BQL held: QMP x-livemig-become-destination (livemig's own). A machine whose
+     * guest has migrated away (postmigrate), or one still waiting for a migration, waits for an
+     * incoming migration again, as if started with {@code -incoming defer} (and {@code -S} when
+     * {@code autostart} is false; null keeps it): two long-lived processes can then migrate a
+     * guest back and forth (the soak). QEMU has no such command; its processes are started anew.
+     */
+    public void becomeDestination(Boolean autostart) throws MigrationException {
+        machine.bql().assertHeld();
+        if (isActive()) {
+            throw new MigrationException(IN_PROGRESS);
+        }
+        Incoming current = incoming;
+        if (current != null && current.isListening()) {
+            throw new MigrationException("The incoming migration has already been started");
+        }
+        org.livemig.machine.RunState s = machine.runState();
+        if (s != org.livemig.machine.RunState.POSTMIGRATE && s != org.livemig.machine.RunState.INMIGRATE) {
+            throw new MigrationException("only a machine whose guest migrated away (postmigrate) or that waits for one"
+                    + " (inmigrate) can become a destination, not one in " + s.qemuName());
+        }
+        outgoing = null; // query-migrate then reports the incoming migration
+        if (autostart != null) {
+            this.autostart = autostart;
+        }
+        machine.setRunState(org.livemig.machine.RunState.INMIGRATE);
+    }
+
     /** Called with the BQL held. Starts listening for an incoming migration (QMP migrate-incoming). */
     public Incoming migrateIncoming(String uri, boolean exitOnError) throws MigrationException {
         machine.bql().assertHeld();

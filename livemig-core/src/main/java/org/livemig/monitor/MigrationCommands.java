@@ -70,7 +70,7 @@ public final class MigrationCommands {
                 c.migrateContinue(), c.migrateSetCapabilities(), c.queryMigrateCapabilities(),
                 c.migrateSetParameters(), c.queryMigrateParameters(), c.queryYank(), c.yank(),
                 c.migrateStartPostcopy(), c.migratePause(), c.migrateRecover(), c.xColoLostHeartbeat(),
-                c.queryColoStatus(), c.xLivemigFingerprint())) {
+                c.queryColoStatus(), c.xLivemigFingerprint(), c.xLivemigBecomeDestination(), c.xLivemigProcess())) {
             server.register(cmd);
         }
     }
@@ -395,6 +395,41 @@ public final class MigrationCommands {
             } catch (IOException e) {
                 throw QmpError.generic("fingerprint failed: " + e.getMessage());
             }
+        }).build();
+    }
+
+    /**
+     * {@code x-livemig-become-destination} (livemig's own): a machine whose guest migrated away
+     * waits for an incoming migration again, optionally with a new autostart (see
+     * {@link Migration#becomeDestination}); then migrate-incoming as usual.
+     */
+    private QmpCommand xLivemigBecomeDestination() {
+        return QmpCommand.builder("x-livemig-become-destination").optionalArg("autostart", QmpType.BOOL).handler(args -> {
+            call(() -> {
+                migration.becomeDestination(args.has("autostart") ? args.get("autostart").asBoolean() : null);
+                return null;
+            });
+            return null;
+        }).build();
+    }
+
+    /**
+     * {@code x-livemig-process} (livemig's own): what this process holds, for leak checks (the
+     * soak): Java heap in use right after a full GC, committed heap, live threads, direct and
+     * mapped buffer memory. The GC runs here, on the main loop (a short pause).
+     */
+    private QmpCommand xLivemigProcess() {
+        return QmpCommand.builder("x-livemig-process").handler(args -> {
+            System.gc();
+            var heap = java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+            ObjectNode r = QmpJson.object();
+            r.put("heap-used-after-gc", heap.getUsed());
+            r.put("heap-committed", heap.getCommitted());
+            r.put("threads", java.lang.management.ManagementFactory.getThreadMXBean().getThreadCount());
+            for (var pool : java.lang.management.ManagementFactory.getPlatformMXBeans(java.lang.management.BufferPoolMXBean.class)) {
+                r.put(pool.getName() + "-buffers-bytes", pool.getMemoryUsed());
+            }
+            return r;
         }).build();
     }
 
