@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
-                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Soak.class})
+                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Soak.class,
+                BenchCommand.QmpLoad.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.",
@@ -157,6 +158,37 @@ final class BenchCommand {
                         Duration.ofMillis(stallMillis), Duration.ofMillis((long) (idleSeconds * 1000)),
                         Duration.ofSeconds(timeoutSeconds), dir, QmpLatencyBench.childJavaCommand(blob)), System.out).run();
                 return 0;
+            } finally {
+                deleteTree(dir);
+            }
+        }
+    }
+
+    @Command(name = "qmp-load", mixinStandardHelpOptions = true,
+            description = {"The monitor under load: migrations between two `livemig run` processes, alternately unloaded and with",
+                    "--clients QMP clients polling the source's query-migrate as fast as they can; the loaded throughput against",
+                    "the unloaded one (goal: at least 90%), per-client replies and round trips, every request answered."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed (the throughput goal is reported, not enforced)",
+                    "1:a migration failed, a request went unanswered or a client starved", ExitCodes.USAGE_TEXT})
+    static final class QmpLoad implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "512M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--clients", defaultValue = "16", description = "Polling clients (default: ${DEFAULT-VALUE}).")
+        int clients;
+
+        @Option(names = "--repeat", defaultValue = "1",
+                description = "Rounds of unloaded, loaded, loaded, unloaded (default: ${DEFAULT-VALUE}).")
+        int repeat;
+
+        @Override
+        public Integer call() throws Exception {
+            Path dir = Files.createTempDirectory("livemig-bench");
+            try {
+                var r = new org.livemig.bench.QmpLoadBench(new org.livemig.bench.QmpLoadBench.Options(Sizes.parse(ram), clients,
+                        repeat, dir, ChildMachine.javaCommand(false)), System.out).run();
+                return r.allAnswered() && r.noneStarved() ? 0 : 1;
             } finally {
                 deleteTree(dir);
             }
