@@ -185,31 +185,8 @@ public final class MultifdReceiver implements AutoCloseable {
         int maxPages = MultifdPacket.PAGES_PER_PACKET;
         try {
             while (!f.atEof()) {
-                MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
-                if (h.compression() != 0) {
-                    throw new StreamFormatException(String.format(
-                            "multifd packet compressed (flags 0x%x): livemig takes multifd-compression none only",
-                            h.flags()), h.at() + 8);
-                }
-                if (h.normalPages() > 0) {
-                    RamBlock b = ram.block(h.block());
-                    if (b == null) {
-                        throw new StreamFormatException("multifd packet for unknown RAM block '" + h.block() + "'", h.at() + 64);
-                    }
-                    long[] offsets = h.offsets();
-                    for (int i = 0; i < h.normalPages(); i++) {
-                        long off = offsets[i];
-                        if (off < 0 || (off & (RamBlock.PAGE_SIZE - 1)) != 0 || off + RamBlock.PAGE_SIZE > b.usedLength()) {
-                            throw new StreamFormatException(String.format(
-                                    "multifd packet page offset 0x%x outside block '%s' (0x%x bytes) or not page-aligned",
-                                    off, b.name(), b.usedLength()), h.at() + MultifdPacket.FIXED_HEADER_BYTES + 8L * i);
-                        }
-                    }
-                    for (int i = 0; i < h.normalPages(); i++) {
-                        f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
-                    }
-                    pages.addAndGet(h.normalPages());
-                }
+                MultifdPacket.Header h = receivePacket(f, ram, maxPages);
+                pages.addAndGet(h.normalPages());
                 bytes.addAndGet(f.position() - h.at());
                 if (h.sync()) {
                     c.synced.release();
@@ -228,6 +205,41 @@ public final class MultifdReceiver implements AutoCloseable {
         } finally {
             c.ended = true;
         }
+    }
+
+    /**
+     * Reads one packet of a channel and writes its pages into {@code ram}: the header checked
+     * (magic, version, sizes), no compression, the block known, every page offset inside it and
+     * page-aligned, before any page is written. Called on {@code mig/dst/recv_n} without the BQL.
+     *
+     * @throws StreamFormatException naming what is wrong and where
+     */
+    static MultifdPacket.Header receivePacket(MigrationFile f, GuestRam ram, int maxPages) throws IOException {
+        MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
+        if (h.compression() != 0) {
+            throw new StreamFormatException(String.format(
+                    "multifd packet compressed (flags 0x%x): livemig takes multifd-compression none only",
+                    h.flags()), h.at() + 8);
+        }
+        if (h.normalPages() > 0) {
+            RamBlock b = ram.block(h.block());
+            if (b == null) {
+                throw new StreamFormatException("multifd packet for unknown RAM block '" + h.block() + "'", h.at() + 64);
+            }
+            long[] offsets = h.offsets();
+            for (int i = 0; i < h.normalPages(); i++) {
+                long off = offsets[i];
+                if (off < 0 || (off & (RamBlock.PAGE_SIZE - 1)) != 0 || off + RamBlock.PAGE_SIZE > b.usedLength()) {
+                    throw new StreamFormatException(String.format(
+                            "multifd packet page offset 0x%x outside block '%s' (0x%x bytes) or not page-aligned",
+                            off, b.name(), b.usedLength()), h.at() + MultifdPacket.FIXED_HEADER_BYTES + 8L * i);
+                }
+            }
+            for (int i = 0; i < h.normalPages(); i++) {
+                f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
+            }
+        }
+        return h;
     }
 
     private void fail(IOException e) {
