@@ -31,7 +31,7 @@ class ExecMigrationAnalyzeTest {
 
     private static MachineOptions machine() {
         MachineOptions m = new MachineOptions();
-        m.ram = "32M";
+        m.ram = "16M";
         m.vcpus = 2;
         m.workload = "ab:2000";
         m.fill = "random";
