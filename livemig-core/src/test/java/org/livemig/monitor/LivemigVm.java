@@ -36,12 +36,20 @@ final class LivemigVm extends QmpVm {
 
     /** Boots {@code cfg} in {@code state} (INMIGRATE for a destination) and serves QMP on DIR/NAME.qmp. */
     static LivemigVm start(Path dir, Machine.Config cfg, RunState state) throws IOException {
+        return start(dir, cfg, state, 0);
+    }
+
+    /** As above, its monitor paced to {@code pace} in-band commands a second while it migrates out, as {@code livemig run}'s. */
+    static LivemigVm start(Path dir, Machine.Config cfg, RunState state, int pace) throws IOException {
         Machine m = new Machine(cfg);
         AtomicInteger exit = new AtomicInteger(-1);
         m.setExitHandler(exit::set);
         m.mainLoop().runAndWait(() -> m.boot(state));
         Migration mig = new Migration(m);
-        QmpServer server = QmpServer.builder(MachineMonitor.host(m)).build();
+        QmpServer server = QmpServer.builder(MachineMonitor.host(m)).pacing(() -> {
+            var o = mig.outgoing();
+            return o != null && o.status().isActive();
+        }, pace).build();
         RunStateCommands.register(server, MachineMonitor.vm(m, cfg.name()));
         MigrationCommands.register(server, mig);
         String sock = "unix:" + dir.resolve(cfg.name() + ".qmp");

@@ -43,8 +43,25 @@ class MonitorUnderLoadTest {
 
     @Test
     void sixteenClientsPollingQueryMigrateAreAllAnsweredAndNoneStarves() throws Exception {
+        poll(0);
+    }
+
+    /**
+     * With the monitor paced as {@code livemig run}'s is while it migrates out (here 200 commands
+     * a second), the clients take turns: all answered, none starved, and together no faster than
+     * the pace.
+     */
+    @Test
+    void aPacedMonitorServesTheClientsInTurnsAtItsPace() throws Exception {
+        long[] total = poll(200);
+        double seconds = total[1] / 1e9;
+        assertThat(total[0]).as("replies in %.2f s", seconds).isLessThanOrEqualTo((long) (200 * seconds * 1.2) + CLIENTS);
+    }
+
+    /** Polls during a migration; returns the replies while it ran and how long it ran (ns). */
+    private long[] poll(int pace) throws Exception {
         LivemigVm src = LivemigVm.start(dir, LivemigVm.config("src", 64L << 20, "idle").withFill(Machine.Fill.RANDOM),
-                RunState.RUNNING);
+                RunState.RUNNING, pace);
         open.add(src);
         LivemigVm dst = LivemigVm.start(dir, LivemigVm.config("dst", 64L << 20, "idle"), RunState.INMIGRATE);
         open.add(dst);
@@ -63,6 +80,7 @@ class MonitorUnderLoadTest {
         long[] sent = new long[CLIENTS];
         long[] answered = new long[CLIENTS];
         AtomicLong statusesSeen = new AtomicLong();
+        AtomicLong replies = new AtomicLong();
         List<CompletableFuture<Void>> pollers = new ArrayList<>();
         for (int i = 0; i < CLIENTS; i++) {
             int n = i;
@@ -73,6 +91,7 @@ class MonitorUnderLoadTest {
                         sent[n]++;
                         JsonNode q = clients.get(n).execute("query-migrate"); // throws after 10 s unanswered
                         answered[n]++;
+                        replies.incrementAndGet();
                         if (q.has("status")) {
                             statusesSeen.incrementAndGet();
                         }
@@ -84,8 +103,12 @@ class MonitorUnderLoadTest {
         }
         assertThat(started.await(30, TimeUnit.SECONDS)).isTrue();
         dst.cmd("migrate-incoming", "uri", "unix:" + dir.resolve("m.sock"), "exit-on-error", false);
+        long t0 = System.nanoTime();
+        long before = replies.get();
         src.cmd("migrate", "uri", "unix:" + dir.resolve("m.sock"));
         src.awaitStatus("completed", "failed", "cancelled");
+        long during = replies.get() - before;
+        long migrating = System.nanoTime() - t0;
         stop.set(true);
         for (CompletableFuture<Void> p : pollers) {
             p.get(30, TimeUnit.SECONDS);
@@ -103,5 +126,6 @@ class MonitorUnderLoadTest {
         ObjectNode fs = src.fingerprint();
         ObjectNode fd = dst.fingerprint();
         assertThat(fd.get("ram")).isEqualTo(fs.get("ram"));
+        return new long[] {during, migrating};
     }
 }
