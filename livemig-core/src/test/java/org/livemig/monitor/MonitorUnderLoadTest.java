@@ -103,12 +103,26 @@ class MonitorUnderLoadTest {
         }
         assertThat(started.await(30, TimeUnit.SECONDS)).isTrue();
         dst.cmd("migrate-incoming", "uri", "unix:" + dir.resolve("m.sock"), "exit-on-error", false);
+        // The replies while the migration runs, counted up to the moment it ends (the pace stops there).
+        long[] atEnd = new long[2];
+        CountDownLatch ended = new CountDownLatch(1);
+        src.migration.addListener(new org.livemig.migration.MigrationEvents() {
+            @Override
+            public void statusChanged(org.livemig.migration.MigrationStatus status) {
+                if (status.isFinal() && ended.getCount() > 0) {
+                    atEnd[0] = replies.get();
+                    atEnd[1] = System.nanoTime();
+                    ended.countDown();
+                }
+            }
+        });
         long t0 = System.nanoTime();
         long before = replies.get();
         src.cmd("migrate", "uri", "unix:" + dir.resolve("m.sock"));
         src.awaitStatus("completed", "failed", "cancelled");
-        long during = replies.get() - before;
-        long migrating = System.nanoTime() - t0;
+        assertThat(ended.await(10, TimeUnit.SECONDS)).isTrue();
+        long during = atEnd[0] - before;
+        long migrating = atEnd[1] - t0;
         stop.set(true);
         for (CompletableFuture<Void> p : pollers) {
             p.get(30, TimeUnit.SECONDS);

@@ -93,7 +93,8 @@ class PostcopyQmpCasesTest {
 
     @Test
     void doubleFailuresThenARecoveryCompletes() throws Exception {
-        LivemigVm src = LivemigVm.start(dir, LivemigVm.config("src", 16L << 20, "ab:2000"), RunState.RUNNING);
+        LivemigVm src = LivemigVm.start(dir, LivemigVm.config("src", 16L << 20, "ab:2000").withFill(
+                org.livemig.machine.Machine.Fill.RANDOM), RunState.RUNNING);
         open.add(src);
         LivemigVm dst = LivemigVm.start(dir, LivemigVm.config("dst", 16L << 20, "ab:2000"), RunState.INMIGRATE);
         open.add(dst);
@@ -101,7 +102,7 @@ class PostcopyQmpCasesTest {
             v.caps("postcopy-ram", "events");
         }
         // Postcopy's background pages at 512 KiB/s: it lasts long enough for every step below.
-        src.params("max-bandwidth", 8L << 20, "max-postcopy-bandwidth", 512L << 10);
+        src.params("max-bandwidth", 4L << 20, "max-postcopy-bandwidth", 512L << 10);
         String uri = "tcp:127.0.0.1:" + freePort();
         dst.cmd("migrate-incoming", "uri", uri, "exit-on-error", false);
         src.cmd("migrate", "uri", uri);
