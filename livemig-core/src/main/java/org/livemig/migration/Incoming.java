@@ -176,6 +176,12 @@ public final class Incoming {
             closeListener();
         }
         connection = c;
+        MultifdReceiver early = multifd;
+        if (early != null && early.failure() != null) {
+            // A channel failed before this connection was known (multifdFailed found none to
+            // shut): shut it now, or mig/dst/main would wait on a main stream that may never speak.
+            c.shutdown();
+        }
         machine.devices().globalState().forget();
         if (!status.transition(MigrationStatus.NONE, MigrationStatus.SETUP)) {
             closeQuietly(c);

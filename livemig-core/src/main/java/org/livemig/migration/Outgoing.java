@@ -392,12 +392,13 @@ public final class Outgoing {
     private void runColo(MigrationFile f) throws IOException {
         destinationMayRun = false; // COLO runs both guests by design; its end decides, below
         totalTimeMillis = System.currentTimeMillis() - startMillis;
+        ColoPrimary c = new ColoPrimary(new ColoHost(), coloState, f, MigrationFile.forReading(connection.in()), saver,
+                compareConnection); // the mode first, then the status (query-colo-status agrees with query-migrate)
+        colo = c;
         if (!status.transition(MigrationStatus.DEVICE, MigrationStatus.COLO)) {
+            c.notStarted();
             throw new IOException("cancelled at completion");
         }
-        ColoPrimary c = new ColoPrimary(new ColoHost(), coloState, f, MigrationFile.forReading(connection.in()), saver,
-                compareConnection);
-        colo = c;
         c.run();
         saver.stopDirtyTracking();
         machine.bql().withHeld(false, () -> {

@@ -88,6 +88,14 @@ public final class ColoPrimary implements ColoSide {
         this.in = in;
         this.saver = saver;
         this.compareChannel = compareChannel;
+        // Before the migration's status says colo (the caller moves it there next): a client that
+        // sees colo then sees this mode too, as QEMU's, which derives one from the other.
+        state.enter(ColoState.Mode.PRIMARY);
+    }
+
+    /** The migration never reached colo (cancelled first): this side was never a primary. */
+    public void notStarted() {
+        state.enter(ColoState.Mode.NONE);
     }
 
     public ColoStats stats() {
@@ -122,7 +130,6 @@ public final class ColoPrimary implements ColoSide {
     public void run() {
         machine.bql().assertNotHeld();
         loopThread = Thread.currentThread();
-        state.enter(ColoState.Mode.PRIMARY);
         SerialOutput original = machine.serialOutput();
         boolean request = false;
         try {
