@@ -47,6 +47,25 @@ public final class MultifdReceiver implements AutoCloseable {
     private volatile boolean stopping;
     private volatile IOException failure;
     private int added;
+    /** Where device-state packets go; null refuses them. */
+    private volatile DeviceStateSink deviceState;
+
+    /** Largest device-state packet accepted, in data bytes. */
+    public static final int MAX_DEVICE_STATE_BYTES = 64 << 20;
+
+    /**
+     * Takes the data of a device-state packet (QEMU's qemu_loadvm_load_state_buffer), on the
+     * channel's thread without the BQL; may block while the device's load threads catch up.
+     */
+    @FunctionalInterface
+    public interface DeviceStateSink {
+        void accept(String idstr, int instanceId, byte[] data, long at) throws IOException;
+    }
+
+    /** Device-state packets go to {@code sink} from now on (before the channels start). */
+    public void setDeviceStateSink(DeviceStateSink sink) {
+        this.deviceState = sink;
+    }
 
     private final class Channel {
         final int id;
@@ -208,8 +227,22 @@ public final class MultifdReceiver implements AutoCloseable {
                 decoder = MultifdCompression.decoder(compression, maxPages, RamBlock.PAGE_SIZE);
             }
             while (!f.atEof()) {
-                MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
+                MultifdPacket.Packet p = MultifdPacket.readPacket(f, maxPages, RamBlock.PAGE_SIZE, MAX_DEVICE_STATE_BYTES);
                 org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
+                if (p instanceof MultifdPacket.DeviceStateHeader d) {
+                    DeviceStateSink sink = deviceState;
+                    if (sink == null) {
+                        throw new StreamFormatException("multifd device-state packet for '" + d.idstr() + "' instance "
+                                + Integer.toUnsignedString(d.instanceId()) + ", but this destination takes none", d.at());
+                    }
+                    long dataAt = f.position();
+                    byte[] data = f.getBytes(d.size());
+                    bytes.addAndGet(f.position() - d.at());
+                    sink.accept(d.idstr(), d.instanceId(), data, dataAt);
+                    org.livemig.trace.Trace.end(event, c.id, false, 0, f.position() - d.at(), false);
+                    continue;
+                }
+                MultifdPacket.Header h = (MultifdPacket.Header) p;
                 if (h.normalPages() > 0) {
                     if (h.compression() != compression.flag()) {
                         // QEMU 7.2's check, and its words: "flags received %x flags expected %x"
