@@ -111,6 +111,129 @@ class AcceleratorMigrationTest {
         migrateAndVerify(withAccelerator("acc0,size=16M,dirty-rate=32", 32L << 20), channels);
     }
 
+    /** The case: 256 MiB written by the guest at 50 MiB/s, over the main stream, 2 and 4 channels. */
+    @Test
+    void a256MiBAcceleratorWrittenByTheGuestVerifiesOverTheMainStreamAndOver2And4Channels() throws Exception {
+        for (int channels : new int[] {0, 2, 4}) {
+            Outgoing o = migrateAndVerify(withAccelerator("acc0,size=256M,dirty-rate=50", 32L << 20), channels);
+            assertThat(o.passes()).as("%d channels: passes", channels).isGreaterThanOrEqualTo(2);
+        }
+    }
+
+    /** A device dirtied so fast that its final state always has chunks in it. */
+    private static Machine.Config busyDevice() {
+        return withAccelerator("acc0,size=2M,dirty-rate=200", 16L << 20);
+    }
+
+    private static int port(String uri) {
+        return Integer.parseInt(uri.substring(uri.lastIndexOf(':') + 1));
+    }
+
+    @Test
+    void aDamagedChunkOnTheMainStreamFailsBothSidesAndTheSourceKeepsRunning() throws Exception {
+        // An idle guest on zero RAM: RAM goes as ZERO records only, so byte 4 MiB is the device's.
+        Machine.Config cfg = withAccelerator("acc0,size=16M,dirty-rate=0", 16L << 20).withFill(Machine.Fill.ZERO)
+                .withWorkload("idle");
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
+            p.params(m -> m.maxBandwidth = 0);
+            p.cap(Capability.RETURN_PATH);
+            p.srcMig().setFaultInjection(org.livemig.transport.FaultSpec.parse("flip:at=4m,dir=out"),
+                    org.livemig.transport.FaultSpec.NONE);
+            Accelerator src = p.src().devices().accelerators().getFirst();
+            String before = StateDigest.hash(src.memory());
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            await().atMost(LONG).until(() -> o.status().isFinal() && p.dstMig().incoming().status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.FAILED);
+            assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+            assertThat(StateDigest.hash(src.memory())).as("the source's device is untouched").isEqualTo(before);
+            Incoming in = p.dstMig().incoming();
+            assertThat(in.status()).isEqualTo(MigrationStatus.FAILED);
+            // Nearly always the chunk's bytes (its checksum); a flip in a record's header is refused too.
+            assertThat(in.error()).containsPattern("accelerator 'acc0': chunk at 0x[0-9a-f]+ \\(0x10000 bytes\\) is damaged"
+                    + "|accelerator chunk|accelerator state: unknown record marker");
+            assertThat(in.error()).contains("acc0/accel");
+        }
+    }
+
+    @Test
+    void aDamagedChunkInADeviceStatePacketFailsItsLoadThreadAndTheMigrationWithItsMessage() throws Exception {
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(busyDevice())) {
+            p.params(m -> m.maxBandwidth = 0);
+            p.cap(Capability.RETURN_PATH);
+            multifd(p, 2);
+            // Into the first chunk's bytes: packet header 276, its data's header 12, the chunk's header 16.
+            try (var tamper = org.livemig.testing.DeviceStateTamper.flipping(port(p.listen("tcp:127.0.0.1:0")),
+                    276 + 12 + 16 + 100)) {
+                Outgoing o = p.migrate(tamper.uri());
+                await().atMost(LONG).until(() -> o.status().isFinal() && p.dstMig().incoming() != null
+                        && p.dstMig().incoming().status().isFinal());
+                assertThat(tamper.awaitFired(0)).isTrue();
+                assertThat(o.status()).isEqualTo(MigrationStatus.FAILED);
+                assertThat(p.src().runState()).as("the source runs on").isEqualTo(RunState.RUNNING);
+                Incoming in = p.dstMig().incoming();
+                assertThat(in.status()).isEqualTo(MigrationStatus.FAILED);
+                assertThat(in.loadThreads().failure()).containsPattern(
+                        "accelerator 'acc0': chunk at 0x[0-9a-f]+ \\(0x10000 bytes\\) in device-state packet \\d+ is damaged");
+                assertThat(in.error()).startsWith(in.loadThreads().failure());
+                assertThat(p.dstMig().queryMigrate().get("error-desc").asString()).startsWith(in.loadThreads().failure());
+                // The destination takes a new migration, which completes.
+                p.src().mainLoop().call(() -> {
+                    p.srcMig().setCapability(Capability.MULTIFD, false);
+                    return null;
+                }, 10_000);
+                p.dst().mainLoop().call(() -> {
+                    p.dstMig().setCapability(Capability.MULTIFD, false);
+                    return null;
+                }, 10_000);
+                Outgoing again = p.migrate(p.listen("tcp:127.0.0.1:0"));
+                await().atMost(LONG).until(() -> again.status().isFinal());
+                assertThat(again.status()).as(String.valueOf(again.error())).isEqualTo(MigrationStatus.COMPLETED);
+                PrecopyTest.assertVerified(p);
+            }
+        }
+    }
+
+    @Test
+    void mainWaitsForTheLoadThreadsWithoutTheBql() throws Exception {
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(busyDevice())) {
+            p.params(m -> m.maxBandwidth = 0);
+            p.cap(Capability.RETURN_PATH);
+            multifd(p, 2);
+            // The channel with the first device-state packet is held: mig/dst/main reaches EOF first.
+            try (var tamper = org.livemig.testing.DeviceStateTamper.holding(port(p.listen("tcp:127.0.0.1:0")), 3_000)) {
+                Outgoing o = p.migrate(tamper.uri());
+                Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
+                Thread main = in.loadThread();
+                await().atMost(LONG).until(() -> waitsForLoadThreads(main));
+                assertThat(in.loadThreads().busy()).isTrue();
+                // The BQL is free: another thread takes it, and the main loop answers.
+                Thread.ofPlatform().start(() -> {
+                    try {
+                        assertThat(p.dst().bql().tryLock(1_000)).isTrue();
+                        p.dst().bql().unlock();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }).join();
+                assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
+                assertThat(waitsForLoadThreads(main)).as("still waiting when the lock was taken").isTrue();
+                await().atMost(LONG).until(() -> o.status().isFinal());
+                assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+                PrecopyTest.assertVerified(p);
+            }
+        }
+    }
+
+    /** Whether {@code main} (mig/dst/main) is parked in the load-thread pool's wait. */
+    private static boolean waitsForLoadThreads(Thread main) {
+        for (StackTraceElement e : main.getStackTrace()) {
+            if (e.getClassName().equals(LoadThreads.class.getName()) && e.getMethodName().equals("await")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     @Test
     void aMachineWithoutAcceleratorsWritesNoNewSection() throws Exception {
         Machine m = TestMachines.booted(TestMachines.small("idle"), RunState.PAUSED);
