@@ -73,8 +73,10 @@ class AcceleratorMonitorTest {
                 assertThat(q.get("status").asString()).isEqualTo("active");
                 answers++;
             }
+            // With the BQL held across the stalled read, not one answer would come before it ended.
             assertThat(answers).as("answers during the stall").isGreaterThan(10);
-            assertThat(worst / 1_000_000).as("slowest pair of answers, ms").isLessThan(500);
+            assertThat(worst / 1_000_000).as("slowest pair of answers, ms (a busy shared machine may pause a thread)")
+                    .isLessThan(STALL_MILLIS / 2);
             QmpClient c = qmp;
             await().atMost(LONG).until(() -> c.execute("query-migrate").get("status").asString().equals("completed"));
             String want = StateDigest.hash(src.devices().accelerators().getFirst().memory());
