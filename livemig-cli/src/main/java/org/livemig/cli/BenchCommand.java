@@ -40,7 +40,8 @@ final class BenchCommand {
 
     @Command(name = "micro", mixinStandardHelpOptions = true,
             description = {"JMH micro-benchmarks of the page path and the monitor: the zero-page scan, RAM page records,",
-                    "the VMState codec, QMP's JSON; each beside a baseline in the same run (a copy of the same bytes, Jackson)."},
+                    "the VMState codec, QMP's JSON, XBZRLE and compression; each beside a baseline in the same run (a copy of the",
+                    "same bytes, Jackson)."},
             exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:measured and printed", "1:a benchmark failed", ExitCodes.USAGE_TEXT})
     static final class Micro implements Callable<Integer> {

@@ -1,9 +1,9 @@
 package org.livemig.migration;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.List;
 import java.util.function.Supplier;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.vmstate.HookLock;
@@ -21,7 +21,7 @@ import org.livemig.vmstate.SaveStateEntry;
  * come from any thread (synchronized).
  */
 final class DeviceLoadContext implements LoadContext {
-    private static final Logger LOG = Logger.getLogger(DeviceLoadContext.class.getName());
+    private static final System.Logger LOG = System.getLogger(DeviceLoadContext.class.getName());
 
     private final Machine machine;
     private final boolean switchoverAck;
@@ -123,7 +123,7 @@ final class DeviceLoadContext implements LoadContext {
             throw new IOException("switchover-ack: no return path to send SWITCHOVER_ACK on");
         }
         rp.sendSwitchoverAck();
-        LOG.fine("switchover-ack: SWITCHOVER_ACK sent");
+        LOG.log(Level.DEBUG, "switchover-ack: SWITCHOVER_ACK sent");
     }
 
     /** Whether SWITCHOVER_ACK went to the source. */

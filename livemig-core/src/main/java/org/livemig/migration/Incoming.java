@@ -1,8 +1,7 @@
 package org.livemig.migration;
 
 import java.io.IOException;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import java.lang.System.Logger.Level;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.postcopy.PostcopyBackend;
@@ -31,7 +30,7 @@ import org.livemig.transport.Transports;
  * {@link IncomingHost}.
  */
 public final class Incoming {
-    private static final Logger LOG = Logger.getLogger(Incoming.class.getName());
+    private static final System.Logger LOG = System.getLogger(Incoming.class.getName());
     public static final String THREAD_NAME = "mig/dst/main";
     public static final String ACCEPT_THREAD_NAME = "mig/dst/accept";
 
@@ -206,7 +205,7 @@ public final class Incoming {
                 tlsFailed(e);
             } catch (IOException e) {
                 if (status.get() == MigrationStatus.NONE && listener != null) {
-                    LOG.log(Level.FINE, "incoming listener closed: " + e.getMessage());
+                    LOG.log(Level.DEBUG, "incoming listener closed: " + e.getMessage());
                 }
             }
         });
@@ -245,7 +244,7 @@ public final class Incoming {
                 } catch (org.livemig.transport.tls.TlsHandshakeException e) {
                     tlsFailed(e);
                 } catch (IOException e) {
-                    LOG.log(Level.FINE, "multifd channel refused: " + e.getMessage());
+                    LOG.log(Level.DEBUG, "multifd channel refused: " + e.getMessage());
                 }
             });
         }
@@ -394,7 +393,7 @@ public final class Incoming {
         try {
             cmp = compareConnection.get(10, java.util.concurrent.TimeUnit.SECONDS);
         } catch (java.util.concurrent.TimeoutException e) {
-            LOG.warning("COLO: the primary opened no output channel within 10 s; outputs are not compared");
+            LOG.log(Level.WARNING, "COLO: the primary opened no output channel within 10 s; outputs are not compared");
         }
         ColoSecondary s = new ColoSecondary(new ColoHost(), coloState, load, RamHandlers.of(machine).loader(), f,
                 MigrationFile.forWriting(c.out()), cmp);
@@ -591,7 +590,7 @@ public final class Incoming {
     private void destroyAfterFailureBh() {
         machine.bql().assertHeld();
         if (exitOnError) {
-            LOG.severe("load of migration failed: " + error + "; exiting (exit-on-error)");
+            LOG.log(Level.ERROR, "load of migration failed: " + error + "; exiting (exit-on-error)");
             machine.exit(1);
         }
         destroy();
@@ -712,7 +711,7 @@ public final class Incoming {
             try {
                 l.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing listener", e);
+                LOG.log(Level.DEBUG, "closing listener", e);
             }
         }
     }
@@ -722,7 +721,7 @@ public final class Incoming {
             try {
                 c.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing connection", e);
+                LOG.log(Level.DEBUG, "closing connection", e);
             }
         }
     }

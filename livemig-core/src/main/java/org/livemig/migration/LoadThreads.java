@@ -1,13 +1,12 @@
 package org.livemig.migration;
 
+import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.vmstate.LoadContext;
 
 /**
@@ -23,7 +22,7 @@ import org.livemig.vmstate.LoadContext;
  * Threads start with the first task and end when the pool is {@link #close closed}.
  */
 public final class LoadThreads implements AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(LoadThreads.class.getName());
+    private static final System.Logger LOG = System.getLogger(LoadThreads.class.getName());
     public static final String THREAD_PREFIX = "mig/dst/load_";
     private static final long JOIN_MILLIS = 10_000;
 
@@ -120,7 +119,7 @@ public final class LoadThreads implements AutoCloseable {
         quit = true;
         if (first) {
             LOG.log(Level.WARNING, "load thread " + Thread.currentThread().getName() + " (" + what + ") failed: " + why);
-            LOG.log(Level.FINE, "load thread failure", e);
+            LOG.log(Level.DEBUG, "load thread failure", e);
             onFailure.accept(why);
         }
     }
@@ -188,7 +187,7 @@ public final class LoadThreads implements AutoCloseable {
                 Thread.currentThread().interrupt();
             }
             if (t.isAlive()) {
-                LOG.warning(t.getName() + " still running after " + JOIN_MILLIS + " ms");
+                LOG.log(Level.WARNING, t.getName() + " still running after " + JOIN_MILLIS + " ms");
             }
         }
     }

@@ -1,6 +1,7 @@
 package org.livemig.migration;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -10,8 +11,6 @@ import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
@@ -43,7 +42,7 @@ import org.livemig.vmstate.VmDesc;
  * <p>Fields are owned by the migration thread unless marked volatile (read by the monitor).
  */
 public final class Outgoing {
-    private static final Logger LOG = Logger.getLogger(Outgoing.class.getName());
+    private static final System.Logger LOG = System.getLogger(Outgoing.class.getName());
     public static final String THREAD_NAME = "mig/src/main";
     private static final long UPDATE_PERIOD_NANOS = 100_000_000L;
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
@@ -111,7 +110,7 @@ public final class Outgoing {
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
              MigrationEvents events, FaultSpec faults, boolean quiet) {
         this.faults = faults;
-        this.accountLevel = quiet ? Level.FINE : Level.INFO;
+        this.accountLevel = quiet ? Level.DEBUG : Level.INFO;
         this.traced = !quiet;
         this.machine = machine;
         this.params = params;
@@ -489,7 +488,7 @@ public final class Outgoing {
         if (!wasCancel) {
             // One line for the operator; the stack trace only at debug level (FINE).
             LOG.log(Level.WARNING, "outgoing migration failed: " + error);
-            LOG.log(Level.FINE, "outgoing migration failed", e);
+            LOG.log(Level.DEBUG, "outgoing migration failed", e);
         }
         totalTimeMillis = System.currentTimeMillis() - startMillis;
         if (saver != null) {
@@ -540,7 +539,7 @@ public final class Outgoing {
             try {
                 c.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing migration connection", e);
+                LOG.log(Level.DEBUG, "closing migration connection", e);
             }
         }
     }

@@ -207,6 +207,50 @@ public final class QmpServer implements AutoCloseable {
     }
 
     /**
+     * Called without the BQL; waits for the main loop. Runs one command in this process, as a
+     * client in command mode would over a socket: its arguments checked by the same schema, run
+     * on the main loop with the BQL held, its reply returned (an error reply thrown as a
+     * {@link QmpError}). For an application embedding a machine, so that its calls mean exactly
+     * what the same QMP commands mean.
+     *
+     * @throws QmpError the command's error reply, or GenericError when the main loop did not run it in time
+     */
+    public JsonNode executeInProcess(String command, ObjectNode arguments, java.time.Duration timeout) {
+        ObjectNode request = QmpJson.object();
+        request.put("execute", command);
+        if (arguments != null) {
+            request.set("arguments", arguments);
+        }
+        ObjectNode response = switch (dispatch.prepare(request, true, false)) {
+            case QmpDispatch.Reply r -> r.response();
+            case QmpDispatch.Call c -> {
+                java.util.concurrent.CompletableFuture<ObjectNode> done = new java.util.concurrent.CompletableFuture<>();
+                host.schedule(() -> done.complete(dispatch.execute(c)));
+                try {
+                    yield done.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+                } catch (java.util.concurrent.TimeoutException e) {
+                    throw new QmpError(QmpErrorClass.GenericError, command + ": the main loop did not run it within " + timeout);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    throw new QmpError(QmpErrorClass.GenericError, command + ": " + e.getCause(), e.getCause());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new QmpError(QmpErrorClass.GenericError, command + ": interrupted", e);
+                }
+            }
+        };
+        if (response.get("error") instanceof ObjectNode err) {
+            QmpErrorClass cls;
+            try {
+                cls = QmpErrorClass.valueOf(err.path("class").asString());
+            } catch (IllegalArgumentException e) {
+                cls = QmpErrorClass.GenericError;
+            }
+            throw new QmpError(cls, err.path("desc").asString());
+        }
+        return response.get("return");
+    }
+
+    /**
      * Starts listening on {@code unix:PATH} or {@code tcp:HOST:PORT} (see {@link QmpAddress}).
      * A unix socket file is created with mode 0600, replacing a stale socket at that path, and
      * removed on {@link #close()}. TCP binds to loopback unless a host is given.

@@ -1,15 +1,13 @@
 package org.livemig.migration.multifd;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
-import java.util.logging.Level;
-import java.util.logging.Logger;
-
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MigrationFile;
@@ -32,7 +30,7 @@ import org.livemig.transport.MigrationConnection;
  * {@code onError} once, and makes every later {@link #syncMain} throw it.
  */
 public final class MultifdReceiver implements AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(MultifdReceiver.class.getName());
+    private static final System.Logger LOG = System.getLogger(MultifdReceiver.class.getName());
     public static final String THREAD_PREFIX = "mig/dst/recv_";
     private static final long JOIN_MILLIS = 10_000;
 

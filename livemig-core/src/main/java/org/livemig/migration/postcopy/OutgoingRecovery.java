@@ -1,9 +1,9 @@
 package org.livemig.migration.postcopy;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
-import java.util.logging.Logger;
 import org.livemig.memory.RamBlock;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.RamSaver;
@@ -29,7 +29,7 @@ import org.livemig.transport.MigrationConnection;
  * come from the monitor (any thread, migrate-pause out of band without the BQL).
  */
 public final class OutgoingRecovery {
-    private static final Logger LOG = Logger.getLogger(OutgoingRecovery.class.getName());
+    private static final System.Logger LOG = System.getLogger(OutgoingRecovery.class.getName());
     private static final long CONTROL_TIMEOUT_MILLIS = 60_000;
 
     private final OutgoingHost host;
@@ -94,7 +94,7 @@ public final class OutgoingRecovery {
                     || !status.transition(s, MigrationStatus.POSTCOPY_PAUSED)) {
                 throw new IOException("cancelled");
             }
-            LOG.warning("postcopy paused (" + why + "); waiting for migrate with resume=true");
+            LOG.log(Level.WARNING, "postcopy paused (" + why + "); waiting for migrate with resume=true");
             host.shutdownMainConnection(); // first: a writer blocked on the preempt channel lets go of the lock
             postcopy.closePreempt();
             host.closeMainConnection();
@@ -150,7 +150,7 @@ public final class OutgoingRecovery {
         if (!status.transition(MigrationStatus.POSTCOPY_RECOVER, MigrationStatus.POSTCOPY_ACTIVE)) {
             throw new IOException("cancelled during recovery");
         }
-        LOG.info(String.format("postcopy recovered on %s: %d KiB still to send", addr, saver.pendingBytes() >> 10));
+        LOG.log(Level.INFO, String.format("postcopy recovered on %s: %d KiB still to send", addr, saver.pendingBytes() >> 10));
         return new MigrationFile[] {f, preempt};
     }
 }

@@ -1,0 +1,18 @@
+/**
+ * livemig: live migration of machines in the JVM, QEMU's wire format and monitor protocol.
+ *
+ * <p>Exports only {@code org.livemig.api}, the library API; everything else is internal and may
+ * change (the command line and the benchmarks use it from the class path).
+ */
+module org.livemig.core {
+    requires java.naming;
+    requires jdk.jfr;
+    requires tools.jackson.databind;
+    requires com.github.luben.zstd_jni;
+    requires org.bouncycastle.provider;
+    requires org.bouncycastle.util;
+    requires org.bouncycastle.pkix;
+    requires org.bouncycastle.tls;
+
+    exports org.livemig.api;
+}
