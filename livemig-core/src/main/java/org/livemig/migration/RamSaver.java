@@ -6,7 +6,10 @@ import java.util.List;
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
+import org.livemig.memory.postcopy.PageFault;
+import org.livemig.memory.postcopy.WriteTracker;
 import org.livemig.migration.multifd.MultifdSender;
+import org.livemig.migration.ram.MappedRamSaver;
 import org.livemig.migration.ram.TargetPageSaver;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.RamPageRecord;
@@ -54,6 +57,16 @@ public final class RamSaver {
     private final MultifdSender.ZeroPageWriter multifdZeroPages = this::putMultifdZeroPage;
     /** xbzrle, compress, zero-page-detection none: what they do to a page comes first; null without them. */
     private TargetPageSaver pageSaver;
+    /** mapped-ram: pages go to their places in the file, not into the stream; null without it. */
+    private MappedRamSaver mappedRam;
+    /**
+     * background-snapshot: one pass, no dirty tracking; a page goes out before the guest may
+     * change it (faulted pages first), and is released to the guest once it is out. Null otherwise.
+     */
+    private WriteTracker tracker;
+    /** Pages a background snapshot sends and releases together, in address order: 2 MiB. */
+    private static final int RELEASE_CHUNK_PAGES = 512;
+    private final java.util.ArrayList<PageFault> faults = new java.util.ArrayList<>();
 
     public RamSaver(GuestRam ram, RamStats stats) {
         this.ram = ram;
@@ -82,7 +95,27 @@ public final class RamSaver {
         this.pageSaver = saver;
     }
 
+    /**
+     * mapped-ram (QEMU 9.0): the MEM_SIZE record carries each block's header, every page goes to
+     * its place in the file through {@code saver}, and the stream holds no page. Set before
+     * {@link #startDirtyTracking}, instead of multifd or a target page saver.
+     */
+    public void useMappedRam(MappedRamSaver saver) {
+        this.mappedRam = saver;
+    }
+
+    /**
+     * background-snapshot: RAM is saved in one pass as it was when {@code t} started, without
+     * dirty tracking (see {@link #saveIterate}). Set before {@link #startDirtyTracking}.
+     */
+    public void useWriteTracker(WriteTracker t) {
+        this.tracker = t;
+    }
+
     private boolean detectsZeroPages() {
+        if (mappedRam != null) {
+            return mappedRam.detectsZeroPages();
+        }
         if (multifd != null) {
             return multifd.detectsZeroPages();
         }
@@ -95,7 +128,15 @@ public final class RamSaver {
      * this EOS, and the next section's pages cannot go out on them before then.
      */
     private void putEos(MigrationFile f) throws IOException {
-        if (multifd != null) {
+        if (mappedRam != null) {
+            // Every page of the section is in the file before its end; the bitmaps at the very end.
+            if (completing) {
+                mappedRam.writeBitmaps();
+            } else {
+                mappedRam.flush();
+            }
+            RamPageRecord.writeEos(f);
+        } else if (multifd != null) {
             multifd.sync();
             multifd.takeZeroPages(f, multifdZeroPages);
             RamPageRecord.writeEos(f);
@@ -113,10 +154,12 @@ public final class RamSaver {
         for (RamBlock b : blocks) {
             b.dirtyBitmap().clearAll();
         }
-        ram.setDirtyLogging(true);
+        if (tracker == null) {
+            ram.setDirtyLogging(true);
+        }
         // Read after logging is on (see GuestRam.afterWrite): if RAM is still pristine now, every
         // page is zero at this point, and any page written later is dirty and goes again.
-        firstPassAllZero = ram.isPristine() && detectsZeroPages();
+        firstPassAllZero = ram.isPristine() && detectsZeroPages() && tracker == null;
         long pages = 0;
         for (int i = 0; i < blocks.size(); i++) {
             toSend[i].set(0, (int) blocks.get(i).pageCount());
@@ -164,6 +207,11 @@ public final class RamSaver {
     }
 
     public void saveSetup(MigrationFile f) throws IOException {
+        if (mappedRam != null) {
+            mappedRam.writeMemSize(f, ram.totalSize(), blocks);
+            putEos(f);
+            return;
+        }
         List<RamPageRecord.BlockEntry> list = new java.util.ArrayList<>();
         for (RamBlock b : blocks) {
             list.add(new RamPageRecord.BlockEntry(b.name(), b.usedLength(), null, null));
@@ -173,6 +221,9 @@ public final class RamSaver {
     }
 
     public boolean saveIterate(MigrationFile f) throws IOException {
+        if (tracker != null) {
+            return saveIterateTracked(f);
+        }
         long start = System.nanoTime();
         int sent = 0;
         while (!f.rateLimitExceeded()) {
@@ -204,11 +255,107 @@ public final class RamSaver {
         if (!postcopy) {
             phaseBytes = stats.downtimeBytes;
         }
-        syncDirtyBitmap();
+        if (tracker == null) {
+            syncDirtyBitmap(); // a background snapshot saves RAM as it was at its start: nothing dirtied counts
+        }
         while (sendNextDirtyPage(f)) {
             // the guest is stopped: send everything left, without rate limit
         }
         putEos(f);
+    }
+
+    /**
+     * background-snapshot's pass: pages that guest writes wait for first, then the next chunk of
+     * pages in address order; each chunk is flushed and released to the guest as a whole, so a
+     * guest write waits at most for one chunk and the pages it faulted on.
+     */
+    private boolean saveIterateTracked(MigrationFile f) throws IOException {
+        long start = System.nanoTime();
+        while (!f.rateLimitExceeded()) {
+            serveWriteFaults(f, null);
+            if (!sendTrackedChunk(f)) {
+                break;
+            }
+            if (System.nanoTime() - start > MAX_ITERATE_NANOS) {
+                break;
+            }
+        }
+        serveWriteFaults(f, null);
+        putEos(f);
+        return pendingPages == 0;
+    }
+
+    /** The next chunk of pages still to send, out, flushed and released; false when none is left. */
+    private boolean sendTrackedChunk(MigrationFile f) throws IOException {
+        for (int n = 0; n <= blocks.size(); n++) {
+            BitSet bits = toSend[blockCursor];
+            int p = bits.nextSetBit(pageCursor);
+            if (p >= 0) {
+                RamBlock b = blocks.get(blockCursor);
+                int chunkStart = p - p % RELEASE_CHUNK_PAGES;
+                int chunkEnd = (int) Math.min((long) chunkStart + RELEASE_CHUNK_PAGES, b.pageCount());
+                for (int q = p; q >= 0 && q < chunkEnd; q = bits.nextSetBit(q + 1)) {
+                    bits.clear(q);
+                    pendingPages--;
+                    savePage(f, b, q);
+                }
+                pageCursor = chunkEnd;
+                flushPages(f);
+                // Every page of the chunk is out now: those before p went out when a write faulted on them.
+                tracker.saved(b, chunkStart, chunkEnd - chunkStart);
+                return true;
+            }
+            blockCursor = (blockCursor + 1) % blocks.size();
+            pageCursor = 0;
+        }
+        return false;
+    }
+
+    /**
+     * background-snapshot: sends the pages guest writes wait for ({@code first}, when not null,
+     * and every other one reported), flushes them out and releases them. Returns how many faults
+     * were served.
+     */
+    public int serveWriteFaults(MigrationFile f, PageFault first) throws IOException {
+        faults.clear();
+        if (first != null) {
+            faults.add(first);
+        }
+        tracker.drainFaults(faults, 256);
+        if (faults.isEmpty()) {
+            return 0;
+        }
+        for (PageFault pf : faults) {
+            int i = blocks.indexOf(pf.block());
+            int p = (int) pf.page();
+            if (i >= 0 && toSend[i].get(p)) {
+                toSend[i].clear(p);
+                pendingPages--;
+                savePage(f, pf.block(), p);
+            }
+        }
+        flushPages(f);
+        for (PageFault pf : faults) {
+            tracker.saved(pf.block(), pf.page(), 1);
+        }
+        return faults.size();
+    }
+
+    /**
+     * background-snapshot, while the rate limit holds the pass back: a RAM section's body that
+     * holds only the pages guest writes wait for ({@code first} and any other reported), then EOS.
+     */
+    public void saveWriteFaults(MigrationFile f, PageFault first) throws IOException {
+        serveWriteFaults(f, first);
+        putEos(f);
+    }
+
+    /** Everything sent so far has left guest RAM: written to the stream's channel and to mapped-ram's file. */
+    private void flushPages(MigrationFile f) throws IOException {
+        f.flush();
+        if (mappedRam != null) {
+            mappedRam.flush();
+        }
     }
 
     /** From now on pages go out as postcopy pages (statistics). */
@@ -364,7 +511,7 @@ public final class RamSaver {
      */
     private int sendKnownZeroRun(MigrationFile f, int max) throws IOException {
         RamBlock block = blocks.get(blockCursor);
-        if (block != lastSentBlock) {
+        if (block != lastSentBlock && mappedRam == null) {
             return 0;
         }
         BitSet bits = toSend[blockCursor];
@@ -374,12 +521,14 @@ public final class RamSaver {
         }
         int end = Math.min(bits.nextClearBit(first), first + max);
         int n = end - first;
-        RamPageRecord.writeZeroRun(f, (long) first << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE, n);
+        if (mappedRam == null) {
+            RamPageRecord.writeZeroRun(f, (long) first << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE, n);
+            stats.precopyBytes.addAndGet((long) RamPageRecord.ZERO_RECORD_BYTES * n);
+        } // mapped-ram: a page never written is a clear bit already
         bits.clear(first, end);
         pageCursor = end;
         pendingPages -= n;
         stats.zeroPages.addAndGet(n);
-        stats.precopyBytes.addAndGet((long) RamPageRecord.ZERO_RECORD_BYTES * n);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
         return n;
     }
@@ -440,6 +589,18 @@ public final class RamSaver {
     private boolean putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
         long offset = page << RamBlock.PAGE_BITS;
         long before = f.position();
+        if (mappedRam != null) {
+            if (mappedRam.detectsZeroPages() && ZeroPages.isZeroPage(block.memory(), offset)) {
+                mappedRam.zeroPage(block, page);
+                stats.zeroPages.incrementAndGet();
+            } else {
+                mappedRam.writePage(block, page);
+                stats.normalPages.incrementAndGet();
+                phaseBytes.addAndGet(RamBlock.PAGE_SIZE);
+            }
+            stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
+            return false; // nothing in the stream
+        }
         if (multifd != null) {
             // Zero pages are found on the channel threads and come back as ZERO records.
             multifd.queuePage(block, offset);

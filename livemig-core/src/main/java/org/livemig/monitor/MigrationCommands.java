@@ -35,11 +35,12 @@ public final class MigrationCommands {
     public static final String MIGRATION_PASS = "MIGRATION_PASS";
     public static final String COLO_EXIT = "COLO_EXIT";
 
-    /** QEMU 7.2's MigrationCapability values, in its order. */
+    /** QEMU 7.2's MigrationCapability values, in its order, then QEMU 9.0's mapped-ram. */
     public static final List<String> QEMU_CAPABILITIES = List.of("xbzrle", "rdma-pin-all", "auto-converge",
             "zero-blocks", "compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path",
             "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime", "late-block-activate",
-            "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt");
+            "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt",
+            "mapped-ram");
 
     private static final String[] STATUS_NAMES;
 
@@ -297,6 +298,7 @@ public final class MigrationCommands {
             r.put("compress-wait-thread", p.compressWaitThread);
             // QEMU 9.0's (7.2 has no such parameter and always detects zero pages)
             r.put("zero-page-detection", p.zeroPageDetection);
+            r.put("direct-io", p.directIo); // QEMU 9.0's
             return r;
         }).build();
     }
@@ -448,6 +450,10 @@ public final class MigrationCommands {
                 p.compressWaitThread = value.asBoolean();
                 return;
             }
+            case "direct-io" -> {
+                p.directIo = value.asBoolean();
+                return;
+            }
             default -> {
             }
         }
@@ -480,7 +486,7 @@ public final class MigrationCommands {
             "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold",
             "multifd-channels", "multifd-compression", "multifd-zlib-level", "multifd-zstd-level", "xbzrle-cache-size",
             "compress-level", "compress-threads", "decompress-threads", "compress-wait-thread", "zero-page-detection",
-            "x-checkpoint-delay", "tls-creds", "tls-hostname", "tls-authz");
+            "x-checkpoint-delay", "tls-creds", "tls-hostname", "tls-authz", "direct-io");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */
     private static final Map<String, QmpType> QEMU_PARAMETERS;
@@ -513,6 +519,7 @@ public final class MigrationCommands {
         m.put("multifd-compression", QmpType.enumOf("MultiFDCompression", "none", "zlib", "zstd"));
         // Not in QEMU 7.2: QEMU 9.0's ZeroPageDetection, without its "multifd" (9.0's packet layout).
         m.put("zero-page-detection", QmpType.enumOf("ZeroPageDetection", "none", "legacy"));
+        m.put("direct-io", QmpType.BOOL); // QEMU 9.0's: O_DIRECT for mapped-ram's multifd channels
         m.put("block-bitmap-mapping", QmpType.arrayOf(QmpType.ANY));
         QEMU_PARAMETERS = java.util.Collections.unmodifiableMap(m);
     }

@@ -76,7 +76,8 @@ class MigrationQmpParityTest {
     }
 
     /** Keys livemig answers that came after QEMU 7.2 (QEMU 9.0's zero-page-detection): not in its reply. */
-    private static final java.util.Set<String> AFTER_72 = java.util.Set.of("query-migrate-parameters.zero-page-detection");
+    private static final java.util.Set<String> AFTER_72 = java.util.Set.of("query-migrate-parameters.zero-page-detection",
+            "query-migrate-parameters.direct-io");
 
     /** Keys of {@code ours} missing from {@code theirs} or of another JSON type, as paths. */
     private static List<String> shapeDifferences(String path, JsonNode ours, JsonNode theirs) {
