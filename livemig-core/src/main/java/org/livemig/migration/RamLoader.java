@@ -395,7 +395,7 @@ public final class RamLoader {
             }
             if (mappedRam != null) {
                 mappedRam.loadBlock(f, b, written == null);
-            } else if (org.livemig.stream.MappedRamHeader.follows(f, RamBlock.PAGE_SIZE)) {
+            } else if (org.livemig.stream.MappedRamHeader.follows(f)) {
                 throw new StreamFormatException("RAM block '" + name + "' is followed by a mapped-ram header: the stream"
                         + " is in mapped-ram's layout, load it with the mapped-ram capability", f.position());
             }

@@ -74,23 +74,26 @@ public record MappedRamHeader(int version, long pageSize, long bitmapOffset, lon
     }
 
     /**
-     * Whether the next bytes of {@code f} are a mapped-ram header of this version and page size,
-     * reading nothing. After a block entry they can be nothing else: the next entry starts with
-     * its name's length (never 0), the EOS record with seven zero bytes and 0x10.
+     * Whether the next bytes of {@code f} are a mapped-ram header (any version from 1 to 255, a
+     * page size that is a power of two from 1 KiB to 64 KiB), reading nothing. After a block
+     * entry they can be nothing else: the next entry starts with its name's length (never 0),
+     * the EOS record with seven zero bytes and 0x10 (a version 0).
      */
-    public static boolean follows(MigrationFile f, int pageSize) throws IOException {
-        long v = 0;
+    public static boolean follows(MigrationFile f) throws IOException {
+        long version = 0;
+        long pageSize = 0;
         for (int i = 0; i < 12; i++) {
             int b = f.peekByte(i);
             if (b < 0) {
                 return false;
             }
-            v = i == 4 ? b : v << 8 | b;
-            if (i == 3 && v != VERSION) {
-                return false;
+            if (i < 4) {
+                version = version << 8 | b;
+            } else {
+                pageSize = pageSize << 8 | b;
             }
         }
-        return v == pageSize;
+        return version >= 1 && version <= 255 && Long.bitCount(pageSize) == 1 && pageSize >= 1024 && pageSize <= 65536;
     }
 
     /** The bitmap words as the file holds them (little-endian 64-bit words). */

@@ -156,35 +156,36 @@ public final class MappedRamLoader implements AutoCloseable {
         String block = "'" + SectionHeader.display(b.name()) + "'";
         MappedRamHeader h = MappedRamHeader.read(f);
         long afterHeader = fileAt + MappedRamHeader.SIZE;
+        String where = String.format("RAM block %s, mapped-ram header at file offset 0x%x: ", block, fileAt);
         if (h.version() > MappedRamHeader.VERSION) {
-            throw new StreamFormatException(String.format("Migration mapped-ram capability version not supported"
-                    + " (expected <= %d, got %d) in the header of RAM block %s", MappedRamHeader.VERSION, h.version(), block), at);
+            throw new StreamFormatException(where + String.format("Migration mapped-ram capability version not supported"
+                    + " (expected <= %d, got %d)", MappedRamHeader.VERSION, h.version()), at);
         }
         if (h.pageSize() != RamBlock.PAGE_SIZE) {
-            throw new StreamFormatException(String.format("mapped-ram header of RAM block %s has page size %d, this machine's"
-                    + " is %d", block, h.pageSize(), RamBlock.PAGE_SIZE), at);
+            throw new StreamFormatException(where + String.format("page size %d, this machine's is %d", h.pageSize(),
+                    RamBlock.PAGE_SIZE), at);
         }
         if (h.pagesOffset() % RamBlock.PAGE_SIZE != 0) {
-            throw new StreamFormatException(String.format("Error reading ramblock %s pages, region has bad alignment"
+            throw new StreamFormatException(where + String.format("Error reading ramblock %s pages, region has bad alignment"
                     + " (pages offset 0x%x)", block, h.pagesOffset()), at);
         }
         long pages = b.pageCount();
         long bitmapBytes = MappedRamHeader.bitmapBytes(pages);
         long size = main.size();
-        checkRegion(block, "bitmap", h.bitmapOffset(), bitmapBytes, afterHeader, size, at);
-        checkRegion(block, "pages", h.pagesOffset(), b.usedLength(), afterHeader, size, at);
+        checkRegion(where, "bitmap", h.bitmapOffset(), bitmapBytes, afterHeader, size, at);
+        checkRegion(where, "pages", h.pagesOffset(), b.usedLength(), afterHeader, size, at);
         if (h.bitmapOffset() < h.pagesOffset() + b.usedLength() && h.pagesOffset() < h.bitmapOffset() + bitmapBytes) {
-            throw new StreamFormatException(String.format("mapped-ram RAM block %s: its bitmap [0x%x, +0x%x) overlaps its"
-                    + " pages [0x%x, +0x%x)", block, h.bitmapOffset(), bitmapBytes, h.pagesOffset(), b.usedLength()), at);
+            throw new StreamFormatException(where + String.format("its bitmap [0x%x, +0x%x) overlaps its pages [0x%x, +0x%x)",
+                    h.bitmapOffset(), bitmapBytes, h.pagesOffset(), b.usedLength()), at);
         }
-        long[] bitmap = readBitmap(block, h.bitmapOffset(), bitmapBytes, at);
+        long[] bitmap = readBitmap(where, h.bitmapOffset(), bitmapBytes, at);
         long last = pages - 1;
         int lastWord = (int) (last >>> 6);
         long beyond = lastWord < bitmap.length ? bitmap[lastWord] & (-2L << (last & 63)) : 0;
         if (beyond != 0) {
             long bit = ((long) lastWord << 6) + Long.numberOfTrailingZeros(beyond);
-            throw new StreamFormatException(String.format("mapped-ram bitmap of RAM block %s (file offset 0x%x) marks page"
-                    + " %d, beyond the block's %d pages", block, h.bitmapOffset(), bit, pages), at);
+            throw new StreamFormatException(where + String.format("its bitmap at file offset 0x%x marks page %d, beyond the"
+                    + " block's %d pages", h.bitmapOffset(), bit, pages), at);
         }
         java.util.BitSet present = java.util.BitSet.valueOf(bitmap);
         loadPages(b, block, h, present, zeroAbsent);
@@ -192,24 +193,24 @@ public final class MappedRamLoader implements AutoCloseable {
         f.seekForward(main, skip);
     }
 
-    private static void checkRegion(String block, String what, long offset, long length, long afterHeader, long fileSize,
+    private static void checkRegion(String where, String what, long offset, long length, long afterHeader, long fileSize,
                                     long at) throws StreamFormatException {
         if (offset < afterHeader || offset > fileSize || length > fileSize - offset) {
             String why = offset < afterHeader ? String.format("starts before the end of its header at 0x%x", afterHeader)
                     : String.format("does not fit in the file of 0x%x bytes (truncated?)", fileSize);
-            throw new StreamFormatException(String.format("mapped-ram RAM block %s: its %s at file offset 0x%x (+0x%x bytes) %s",
-                    block, what, offset, length, why), at);
+            throw new StreamFormatException(where + String.format("its %s at file offset 0x%x (+0x%x bytes) %s",
+                    what, offset, length, why), at);
         }
     }
 
-    private long[] readBitmap(String block, long offset, long bytes, long at) throws IOException {
+    private long[] readBitmap(String where, long offset, long bytes, long at) throws IOException {
         ByteBuffer buf = ByteBuffer.allocate((int) bytes);
         long pos = offset;
         while (buf.hasRemaining()) {
             int n = main.read(buf, pos);
             if (n < 0) {
-                throw new StreamFormatException(String.format("mapped-ram RAM block %s: Error reading dirty bitmap: the file"
-                        + " ends at 0x%x", block, pos), at);
+                throw new StreamFormatException(where + String.format("Error reading dirty bitmap: the file ends at 0x%x",
+                        pos), at);
             }
             pos += n;
         }
