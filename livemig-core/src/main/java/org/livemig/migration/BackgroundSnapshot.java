@@ -1,12 +1,10 @@
 package org.livemig.migration;
 
 import java.io.IOException;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
-import org.livemig.memory.postcopy.PageFault;
 import org.livemig.memory.postcopy.WriteTracker;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
@@ -44,6 +42,8 @@ final class BackgroundSnapshot {
     private final WriteTracker tracker;
     private final Consumer<Machine> observer;
     private volatile long pauseNanos = -1;
+    /** The pause by phase, in ns: stop, CPU sync, devices, observer, write-protect, start. */
+    private final long[] pausePhases = new long[6];
     private byte[] devices;
     private VmDesc vmdesc;
 
@@ -63,6 +63,16 @@ final class BackgroundSnapshot {
         return pauseNanos;
     }
 
+    /** The pause by phase, for the log: "stop 1.2 + CPU sync 0.3 + ... ms". */
+    String pauseAccount() {
+        String[] names = {"stop", "CPU sync", "devices", "observer", "write-protect", "start"};
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < names.length; i++) {
+            sb.append(i == 0 ? "" : " + ").append(names[i]).append(String.format(" %.1f", pausePhases[i] / 1e6));
+        }
+        return sb.append(" ms").toString();
+    }
+
     /**
      * Called without the BQL; blocks on IO: takes the snapshot's state with the guest stopped,
      * then saves RAM as it was then while the guest runs, then the device state, EOF and vmdesc.
@@ -71,7 +81,7 @@ final class BackgroundSnapshot {
     void run(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
         machine.bql().assertNotHeld();
         tracker.prepare();
-        pause();
+        pause(saver);
         while (!saver.passComplete()) {
             if (host.status().get() != MigrationStatus.ACTIVE) {
                 throw new IOException("cancelled");
@@ -84,6 +94,7 @@ final class BackgroundSnapshot {
             SaveVm.saveIterate(machine, f);
             host.ram().transferred.set(host.sent(f));
         }
+        saver.stopWriteTracking();
         SaveVm.saveCompleteIterative(machine, f);
         f.putBytes(devices);
         SaveVm.writeEofAndVmdesc(f, vmdesc);
@@ -97,26 +108,34 @@ final class BackgroundSnapshot {
      * into memory, RAM is write-protected, and the guest runs again (as it did before). On any
      * failure the guest runs again all the same and the tracking ends.
      */
-    private void pause() throws IOException {
+    private void pause(RamSaver saver) throws IOException {
         long t0 = System.nanoTime();
         boolean[] stopped = new boolean[1];
         try {
             machine.bql().withHeld(false, () -> {
+                long t = System.nanoTime();
                 if (machine.runState().isRunning()) {
                     machine.vmStop(RunState.PAUSED);
                     stopped[0] = true;
                 }
+                t = phase(0, t);
                 machine.cpuSynchronizeAllStates();
+                t = phase(1, t);
                 VmDesc d = new VmDesc(RamBlock.PAGE_SIZE);
                 devices = SaveVm.encodeDevices(machine, d);
                 vmdesc = d;
+                t = phase(2, t);
                 if (observer != null) {
                     observer.accept(machine);
                 }
+                t = phase(3, t);
                 tracker.start();
+                saver.writeTrackingStarted();
+                t = phase(4, t);
                 if (stopped[0]) {
                     machine.vmStart();
                 }
+                phase(5, t);
             });
         } catch (IOException | RuntimeException | Error e) {
             tracker.close();
@@ -132,11 +151,18 @@ final class BackgroundSnapshot {
         pauseNanos = System.nanoTime() - t0;
     }
 
+    private long phase(int i, long since) {
+        long now = System.nanoTime();
+        pausePhases[i] = now - since;
+        return now;
+    }
+
     /**
-     * The rate window's budget is spent: flush, then wait until the window ends, saving the
-     * pages guest writes wait for as they come, so that the limit never holds a guest write up.
+     * The rate window's budget is spent: flush, then wait until the window ends; the copies of
+     * the pages guest writes fault on meanwhile go out as they come (in RAM sections of their
+     * own: between sections a page record would be misread), so that their pool never runs dry.
      */
-    private void waitOutRateWindow(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
+    private void waitOutRateWindow(MigrationFile f, RamSaver saver) throws IOException {
         f.flush();
         long until = System.nanoTime() + f.nanosUntilRateWindowEnds();
         while (true) {
@@ -144,20 +170,22 @@ final class BackgroundSnapshot {
             if (left <= 0 || host.status().get() != MigrationStatus.ACTIVE) {
                 return;
             }
-            PageFault pf = tracker.pollFault(left, TimeUnit.NANOSECONDS);
-            if (pf != null) {
-                // Pages go in a RAM section of their own: between sections a page record would be misread.
+            if (saver.hasFaultedCopies()) {
                 SaveStateEntry ram = RamHandlers.entry(machine);
                 SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ram);
-                saver.saveWriteFaults(f, pf);
+                saver.saveFaultedCopies(f);
                 SaveVm.writeFooter(f, ram);
                 f.flush();
             }
+            java.util.concurrent.locks.LockSupport.parkNanos(Math.min(left, 1_000_000L));
         }
     }
 
-    /** Ends the tracking (a failure or cancel): every waiting guest write goes on. Any thread. */
-    void abort() {
+    /** A failure or cancel: stops the fault thread, then ends the tracking; every waiting guest write goes on. */
+    void abort(RamSaver saver) {
+        if (saver != null) {
+            saver.stopWriteTracking();
+        }
         tracker.close();
     }
 }

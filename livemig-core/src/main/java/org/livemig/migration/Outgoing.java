@@ -126,6 +126,18 @@ public final class Outgoing {
         this.snapshotObserver = observer;
     }
 
+    /** background-snapshot: how long the guest was stopped at its start, in ns, or -1. */
+    public long snapshotPauseNanos() {
+        BackgroundSnapshot b = background;
+        return b == null ? -1 : b.pauseNanos();
+    }
+
+    /** background-snapshot: the pause by phase, for a log line, or null. */
+    public String snapshotPauseAccount() {
+        BackgroundSnapshot b = background;
+        return b == null ? null : b.pauseAccount();
+    }
+
     /** background-snapshot: the write tracking in use, or null (query-migrate, tests, the benchmark). */
     public org.livemig.memory.postcopy.WriteTracker writeTracker() {
         BackgroundSnapshot b = background;
@@ -496,9 +508,9 @@ public final class Outgoing {
         b.run(f, saver);
         downtimeMillis = TimeUnit.NANOSECONDS.toMillis(b.pauseNanos());
         totalTimeMillis = System.currentTimeMillis() - startMillis;
-        LOG.log(accountLevel, String.format("background snapshot: guest stopped %.1f ms at the start; %d guest writes"
+        LOG.log(accountLevel, String.format("background snapshot: guest stopped %.1f ms at the start (%s); %d guest writes"
                         + " waited for their page, the longest %.2f ms (write tracking: %s)", b.pauseNanos() / 1e6,
-                b.tracker().waits(), b.tracker().longestWaitNanos() / 1e6, b.tracker().name()));
+                b.pauseAccount(), b.tracker().waits(), b.tracker().longestWaitNanos() / 1e6, b.tracker().name()));
         saver.stopDirtyTracking();
         boolean done = machine.bql().callWithHeld(false, () -> status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED));
         if (!done) {
@@ -582,7 +594,7 @@ public final class Outgoing {
         }
         BackgroundSnapshot bg = background;
         if (bg != null) {
-            bg.abort(); // every guest write waiting for its page goes on
+            bg.abort(saver); // every guest write waiting for its page goes on
         }
         PostcopySource pc = postcopy;
         boolean packageSent = pc != null && pc.packageSent();
@@ -617,7 +629,7 @@ public final class Outgoing {
         }
         BackgroundSnapshot bg = background;
         if (bg != null) {
-            bg.abort();
+            bg.abort(saver);
         }
         PostcopySource pc = postcopy;
         if (pc != null) {

@@ -6,7 +6,6 @@ import java.util.List;
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
-import org.livemig.memory.postcopy.PageFault;
 import org.livemig.memory.postcopy.WriteTracker;
 import org.livemig.migration.multifd.MultifdSender;
 import org.livemig.migration.ram.MappedRamSaver;
@@ -60,13 +59,11 @@ public final class RamSaver {
     /** mapped-ram: pages go to their places in the file, not into the stream; null without it. */
     private MappedRamSaver mappedRam;
     /**
-     * background-snapshot: one pass, no dirty tracking; a page goes out before the guest may
-     * change it (faulted pages first), and is released to the guest once it is out. Null otherwise.
+     * background-snapshot: one pass, no dirty tracking; each page is copied out and released
+     * before it goes out (see {@link BackgroundRamSaver}). Null otherwise.
      */
     private WriteTracker tracker;
-    /** Pages a background snapshot sends and releases together, in address order: 2 MiB. */
-    private static final int RELEASE_CHUNK_PAGES = 512;
-    private final java.util.ArrayList<PageFault> faults = new java.util.ArrayList<>();
+    private BackgroundRamSaver background;
 
     public RamSaver(GuestRam ram, RamStats stats) {
         this.ram = ram;
@@ -110,6 +107,105 @@ public final class RamSaver {
      */
     public void useWriteTracker(WriteTracker t) {
         this.tracker = t;
+        this.background = new BackgroundRamSaver(this, t, blocks);
+    }
+
+    /** background-snapshot: tracking has started; guest writes' faults are served from now on. */
+    public void writeTrackingStarted() {
+        background.start();
+    }
+
+    /** background-snapshot: stops serving guest writes' faults (before tracking ends). */
+    public void stopWriteTracking() {
+        BackgroundRamSaver b = background;
+        if (b != null) {
+            b.close();
+        }
+    }
+
+    /** background-snapshot: copies of faulted pages wait to go out. */
+    boolean hasFaultedCopies() {
+        return background != null && background.hasCopies();
+    }
+
+    /**
+     * background-snapshot, while the rate limit holds the pass back: a RAM section's body holding
+     * the copies of the pages guest writes faulted on, then EOS.
+     */
+    void saveFaultedCopies(MigrationFile f) throws IOException {
+        background.writeCopies(f);
+        putEos(f);
+    }
+
+    /**
+     * Claims page {@code page} of {@code b} for sending (any thread): true when it was still to
+     * send, and now no other thread sends it.
+     */
+    boolean claimPage(RamBlock b, long page) {
+        int i = blocks.indexOf(b);
+        claimLock.lock();
+        try {
+            if (i < 0 || !toSend[i].get((int) page)) {
+                return false;
+            }
+            toSend[i].clear((int) page);
+            pendingPages--;
+            return true;
+        } finally {
+            claimLock.unlock();
+        }
+    }
+
+    /** The first page of block {@code blockIndex} from {@code from} still to send, or -1. */
+    long nextToSend(int blockIndex, long from) {
+        claimLock.lock();
+        try {
+            return toSend[blockIndex].nextSetBit((int) from);
+        } finally {
+            claimLock.unlock();
+        }
+    }
+
+    /** Whether page {@code page} of {@code b} is to go as a zero page: it is zero and zero pages are detected. */
+    boolean isZero(RamBlock b, long page) {
+        return detectsZeroPages() && ZeroPages.isZeroPage(b.memory(), page << RamBlock.PAGE_BITS);
+    }
+
+    /**
+     * Sends page {@code page} of {@code b} from a copy of it at {@code offset} of {@code copy},
+     * or as a zero page when {@code copy} is null (background-snapshot): a ZERO or PAGE record,
+     * or its place in a mapped-ram file.
+     */
+    void putCopy(MigrationFile f, RamBlock b, long page, java.lang.foreign.MemorySegment copy, long offset)
+            throws IOException {
+        long addr = page << RamBlock.PAGE_BITS;
+        boolean zero = copy == null;
+        if (mappedRam != null) {
+            if (zero) {
+                mappedRam.zeroPage(b, page);
+            } else {
+                mappedRam.writeCopy(b, page, copy, offset);
+            }
+        } else {
+            long before = f.position();
+            String name = b == lastSentBlock ? null : b.name();
+            if (zero) {
+                RamPageRecord.writeZero(f, addr, name, 0);
+            } else {
+                RamPageRecord.writePage(f, addr, name, copy, offset, RamBlock.PAGE_SIZE);
+            }
+            lastSentBlock = b;
+            phaseBytes.addAndGet(f.position() - before);
+        }
+        if (zero) {
+            stats.zeroPages.incrementAndGet();
+        } else {
+            stats.normalPages.incrementAndGet();
+            if (mappedRam != null) {
+                phaseBytes.addAndGet(RamBlock.PAGE_SIZE);
+            }
+        }
+        stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
     }
 
     private boolean detectsZeroPages() {
@@ -203,6 +299,9 @@ public final class RamSaver {
 
     /** True when the current pass over the bitmaps reached the end (a pass is complete). */
     public boolean passComplete() {
+        if (background != null) {
+            return background.done(); // every page's copy is out, the faulted ones' too
+        }
         return pendingPages == 0;
     }
 
@@ -221,8 +320,10 @@ public final class RamSaver {
     }
 
     public boolean saveIterate(MigrationFile f) throws IOException {
-        if (tracker != null) {
-            return saveIterateTracked(f);
+        if (background != null) {
+            boolean done = background.saveIterate(f, MAX_ITERATE_NANOS);
+            putEos(f);
+            return done;
         }
         long start = System.nanoTime();
         int sent = 0;
@@ -264,94 +365,8 @@ public final class RamSaver {
         putEos(f);
     }
 
-    /**
-     * background-snapshot's pass: pages that guest writes wait for first, then the next chunk of
-     * pages in address order; each chunk is flushed and released to the guest as a whole, so a
-     * guest write waits at most for one chunk and the pages it faulted on.
-     */
-    private boolean saveIterateTracked(MigrationFile f) throws IOException {
-        long start = System.nanoTime();
-        while (!f.rateLimitExceeded()) {
-            serveWriteFaults(f, null);
-            if (!sendTrackedChunk(f)) {
-                break;
-            }
-            if (System.nanoTime() - start > MAX_ITERATE_NANOS) {
-                break;
-            }
-        }
-        serveWriteFaults(f, null);
-        putEos(f);
-        return pendingPages == 0;
-    }
-
-    /** The next chunk of pages still to send, out, flushed and released; false when none is left. */
-    private boolean sendTrackedChunk(MigrationFile f) throws IOException {
-        for (int n = 0; n <= blocks.size(); n++) {
-            BitSet bits = toSend[blockCursor];
-            int p = bits.nextSetBit(pageCursor);
-            if (p >= 0) {
-                RamBlock b = blocks.get(blockCursor);
-                int chunkStart = p - p % RELEASE_CHUNK_PAGES;
-                int chunkEnd = (int) Math.min((long) chunkStart + RELEASE_CHUNK_PAGES, b.pageCount());
-                for (int q = p; q >= 0 && q < chunkEnd; q = bits.nextSetBit(q + 1)) {
-                    bits.clear(q);
-                    pendingPages--;
-                    savePage(f, b, q);
-                }
-                pageCursor = chunkEnd;
-                flushPages(f);
-                // Every page of the chunk is out now: those before p went out when a write faulted on them.
-                tracker.saved(b, chunkStart, chunkEnd - chunkStart);
-                return true;
-            }
-            blockCursor = (blockCursor + 1) % blocks.size();
-            pageCursor = 0;
-        }
-        return false;
-    }
-
-    /**
-     * background-snapshot: sends the pages guest writes wait for ({@code first}, when not null,
-     * and every other one reported), flushes them out and releases them. Returns how many faults
-     * were served.
-     */
-    public int serveWriteFaults(MigrationFile f, PageFault first) throws IOException {
-        faults.clear();
-        if (first != null) {
-            faults.add(first);
-        }
-        tracker.drainFaults(faults, 256);
-        if (faults.isEmpty()) {
-            return 0;
-        }
-        for (PageFault pf : faults) {
-            int i = blocks.indexOf(pf.block());
-            int p = (int) pf.page();
-            if (i >= 0 && toSend[i].get(p)) {
-                toSend[i].clear(p);
-                pendingPages--;
-                savePage(f, pf.block(), p);
-            }
-        }
-        flushPages(f);
-        for (PageFault pf : faults) {
-            tracker.saved(pf.block(), pf.page(), 1);
-        }
-        return faults.size();
-    }
-
-    /**
-     * background-snapshot, while the rate limit holds the pass back: a RAM section's body that
-     * holds only the pages guest writes wait for ({@code first} and any other reported), then EOS.
-     */
-    public void saveWriteFaults(MigrationFile f, PageFault first) throws IOException {
-        serveWriteFaults(f, first);
-        putEos(f);
-    }
-
     /** Everything sent so far has left guest RAM: written to the stream's channel and to mapped-ram's file. */
-    private void flushPages(MigrationFile f) throws IOException {
+    void flushPages(MigrationFile f) throws IOException {
         f.flush();
         if (mappedRam != null) {
             mappedRam.flush();

@@ -55,7 +55,8 @@ public final class Snapshots {
             return new SaveOptions(false, false, 0, false, "auto");
         }
 
-        boolean plain() {
+        /** Neither live nor mapped-ram: the guest stopped, the stream written on the main loop. */
+        public boolean plain() {
             return !live && !mappedRam;
         }
     }
@@ -74,11 +75,15 @@ public final class Snapshots {
 
     /** Called with the BQL held. Stops the guest and writes it to {@code file}. */
     public static RamStats save(Machine m, Path file) throws IOException {
+        return save(m, file, new RamStats());
+    }
+
+    /** Called with the BQL held. As {@link #save(Machine, Path)}, counting into {@code stats} as it goes. */
+    public static RamStats save(Machine m, Path file, RamStats stats) throws IOException {
         m.bql().assertHeld();
         if (m.runState().isRunning()) {
             m.vmStop(RunState.SAVE_VM);
         }
-        RamStats stats = new RamStats();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             MigrationFile f = MigrationFile.forWriting(ch);
@@ -100,10 +105,19 @@ public final class Snapshots {
      */
     public static SaveResult save(Machine m, Migration mig, Path file, SaveOptions o, Consumer<Machine> atStart,
                                   long timeoutMillis) throws IOException, InterruptedException {
+        return save(m, mig, file, o, atStart, new RamStats(), timeoutMillis);
+    }
+
+    /**
+     * As above; a plain save counts into {@code plainStats} as it goes (a migration's counts are
+     * in {@code mig.outgoing().ramStats()}).
+     */
+    public static SaveResult save(Machine m, Migration mig, Path file, SaveOptions o, Consumer<Machine> atStart,
+                                  RamStats plainStats, long timeoutMillis) throws IOException, InterruptedException {
         m.bql().assertNotHeld();
         long t0 = System.nanoTime();
         if (o.plain()) {
-            RamStats st = call(m, () -> save(m, file), timeoutMillis);
+            RamStats st = call(m, () -> save(m, file, plainStats), timeoutMillis);
             long dt = System.nanoTime() - t0;
             return new SaveResult(st, dt, dt, null, 0, 0);
         }
@@ -141,7 +155,7 @@ public final class Snapshots {
             }, timeoutMillis);
         }
         var t = out.writeTracker();
-        return new SaveResult(out.ramStats(), dt, o.live() ? out.downtimeMillis() * 1_000_000 : dt,
+        return new SaveResult(out.ramStats(), dt, o.live() ? out.snapshotPauseNanos() : dt,
                 t == null ? null : t.name(), t == null ? 0 : t.waits(), t == null ? 0 : t.longestWaitNanos());
     }
 

@@ -47,6 +47,8 @@ abstract class AbstractWriteTracker implements WriteTracker, GuestAccessHook {
     private final LongAdder waits = new LongAdder();
     private final LongAdder totalWait = new LongAdder();
     private final AtomicLong longestWait = new AtomicLong();
+    /** Waits by length: bucket i counts waits of [2^i, 2^(i+1)) microseconds (bucket 0 also the shorter). */
+    private final java.util.concurrent.atomic.AtomicLongArray waitBuckets = new java.util.concurrent.atomic.AtomicLongArray(32);
 
     AbstractWriteTracker(GuestRam ram) {
         this.ram = ram;
@@ -125,6 +127,17 @@ abstract class AbstractWriteTracker implements WriteTracker, GuestAccessHook {
         waits.increment();
         totalWait.add(waited);
         longestWait.accumulateAndGet(waited, Math::max);
+        long micros = waited / 1000;
+        waitBuckets.incrementAndGet(Math.min(31, micros <= 1 ? 0 : 63 - Long.numberOfLeadingZeros(micros)));
+    }
+
+    @Override
+    public final long[] waitHistogram() {
+        long[] h = new long[waitBuckets.length()];
+        for (int i = 0; i < h.length; i++) {
+            h[i] = waitBuckets.get(i);
+        }
+        return h;
     }
 
     /** Blocks the calling guest thread until page {@code page} of {@code r} may be written (or tracking ends). */

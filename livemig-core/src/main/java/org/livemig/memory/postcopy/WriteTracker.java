@@ -123,6 +123,9 @@ public interface WriteTracker extends AutoCloseable {
     /** The sum of all waits, in nanoseconds. */
     long totalWaitNanos();
 
+    /** The waits by length: element i counts those of 2^i to 2^(i+1) microseconds (element 0: up to 2 us). */
+    long[] waitHistogram();
+
     /**
      * Ends tracking, whatever was saved: every page is writable again and every waiting writer
      * goes on. Idempotent; any thread.

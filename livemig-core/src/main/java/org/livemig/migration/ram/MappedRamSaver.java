@@ -1,6 +1,7 @@
 package org.livemig.migration.ram;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.StandardOpenOption;
@@ -46,9 +47,10 @@ public final class MappedRamSaver implements AutoCloseable {
     private static final int QUEUE_RUNS = 8;
     private static final long SLICE_MILLIS = 100;
 
-    private record Run(RamBlock block, long pagesOffset, long first, int count) {}
+    /** Consecutive pages, from guest RAM or (src not null) from a copy of them at srcOffset of src. */
+    private record Run(RamBlock block, long pagesOffset, long first, int count, MemorySegment src, long srcOffset) {}
 
-    private static final Run STOP = new Run(null, 0, 0, 0);
+    private static final Run STOP = new Run(null, 0, 0, 0, null, 0);
 
     /** A block's layout in the file and which of its pages the file holds. Owned by mig/src/main. */
     private static final class Layout {
@@ -73,6 +75,9 @@ public final class MappedRamSaver implements AutoCloseable {
     private RamBlock runBlock;
     private long runFirst;
     private int runCount;
+    /** The current run's copy, or null when it is guest RAM. */
+    private MemorySegment runSrc;
+    private long runSrcOffset;
 
     /** One multifd channel: its thread, file descriptor and queue. */
     private final class Channel {
@@ -214,12 +219,37 @@ public final class MappedRamSaver implements AutoCloseable {
             throw new IllegalStateException("page of " + b + " before its mapped-ram header");
         }
         l.present.set((int) page);
-        boolean continues = b == runBlock && page == runFirst + runCount && runCount < RUN_PAGES
+        boolean continues = b == runBlock && runSrc == null && page == runFirst + runCount && runCount < RUN_PAGES
                 && page % RUN_PAGES != 0;
         if (!continues) {
             submitRun();
             runBlock = b;
             runFirst = page;
+        }
+        runCount++;
+        onWritten.accept(RamBlock.PAGE_SIZE);
+    }
+
+    /**
+     * A non-zero page from a copy of it (background-snapshot, which copies pages out before they
+     * go anywhere): to its place in the file, from {@code offset} of {@code copy}.
+     */
+    public void writeCopy(RamBlock b, long page, MemorySegment copy, long offset) throws IOException {
+        checkFailure();
+        Layout l = layout(b);
+        if (l.header == null) {
+            throw new IllegalStateException("page of " + b + " before its mapped-ram header");
+        }
+        l.present.set((int) page);
+        boolean continues = b == runBlock && runSrc == copy && page == runFirst + runCount
+                && offset == runSrcOffset + ((long) runCount << RamBlock.PAGE_BITS) && runCount < RUN_PAGES
+                && page % RUN_PAGES != 0;
+        if (!continues) {
+            submitRun();
+            runBlock = b;
+            runFirst = page;
+            runSrc = copy;
+            runSrcOffset = offset;
         }
         runCount++;
         onWritten.accept(RamBlock.PAGE_SIZE);
@@ -235,9 +265,10 @@ public final class MappedRamSaver implements AutoCloseable {
         if (runCount == 0) {
             return;
         }
-        Run r = new Run(runBlock, layout(runBlock).header.pagesOffset(), runFirst, runCount);
+        Run r = new Run(runBlock, layout(runBlock).header.pagesOffset(), runFirst, runCount, runSrc, runSrcOffset);
         runCount = 0;
         runBlock = null;
+        runSrc = null;
         if (channels.length == 0) {
             write(main, r);
             return;
@@ -260,7 +291,9 @@ public final class MappedRamSaver implements AutoCloseable {
 
     private static void write(FileChannel file, Run r) throws IOException {
         long off = r.first() << RamBlock.PAGE_BITS;
-        ByteBuffer src = r.block().memory().asSlice(off, (long) r.count() << RamBlock.PAGE_BITS).asByteBuffer();
+        long len = (long) r.count() << RamBlock.PAGE_BITS;
+        ByteBuffer src = r.src() == null ? r.block().memory().asSlice(off, len).asByteBuffer()
+                : r.src().asSlice(r.srcOffset(), len).asByteBuffer();
         long pos = r.pagesOffset() + off;
         while (src.hasRemaining()) {
             pos += file.write(src, pos);
