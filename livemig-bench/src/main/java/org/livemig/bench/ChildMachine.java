@@ -94,7 +94,12 @@ public final class ChildMachine implements AutoCloseable {
         cmd.add("run");
         cmd.addAll(runArgs);
         cmd.addAll(List.of("--name", name, "--qmp", "unix:" + sock));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
+        String level = System.getProperty("livemig.log.level"); // this process's --log-level, -v or -q
+        if (level != null) {
+            pb.environment().put("LIVEMIG_LOG_LEVEL", level);
+        }
+        Process p = pb.start();
         try {
             long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
             while (!Files.exists(sock)) {

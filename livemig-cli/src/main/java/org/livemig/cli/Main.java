@@ -6,11 +6,7 @@ import java.net.ConnectException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
-import java.util.Locale;
 import java.util.Properties;
-import java.util.logging.ConsoleHandler;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import picocli.CommandLine.Command;
 import picocli.CommandLine;
 
@@ -18,7 +14,8 @@ import picocli.CommandLine;
 @Command(name = "livemig", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Live migration for the JVM, speaking QEMU's stream format and QMP.",
         footerHeading = "%nEnvironment:%n",
-        footer = {"  LIVEMIG_LOG_LEVEL    error | warning | info (default) | debug: how much the log says; debug adds stack traces",
+        footer = {"  LIVEMIG_LOG_LEVEL    error | warning | info (default) | debug | trace: how much the log says, unless --log-level,",
+                "                       -v or -q say; debug adds stack traces",
                 "  LIVEMIG_JAVA_OPTS    JVM options added to the launcher's (./livemig)",
                 "  LIVEMIG_NO_AOT       set: the launcher neither trains nor uses its AOT cache"},
         exitCodeListHeading = ExitCodes.HEADING,
@@ -39,6 +36,9 @@ import picocli.CommandLine;
                 CommandLine.HelpCommand.class,
         })
 public final class Main implements Runnable {
+    @picocli.CommandLine.Mixin
+    LogSetup.Options log = new LogSetup.Options();
+
     @Override
     public void run() {
         CommandLine.usage(this, System.out);
@@ -49,7 +49,7 @@ public final class Main implements Runnable {
         CommandLine cl = new CommandLine(new Main());
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             cmd.getErr().println("livemig: " + describe(e));
-            if (Logger.getLogger("").isLoggable(Level.FINE)) {
+            if (System.getLogger("org.livemig").isLoggable(System.Logger.Level.DEBUG)) {
                 e.printStackTrace(cmd.getErr());
             }
             cmd.getErr().flush();
@@ -65,11 +65,30 @@ public final class Main implements Runnable {
             err.flush();
             return ExitCodes.USAGE;
         });
+        // Logging as the options say (given before or after the sub-command), for this command only.
+        cl.setExecutionStrategy(parsed -> {
+            Main main = cl.getCommand();
+            LogSetup.Saved saved;
+            try {
+                saved = LogSetup.apply(LogSetup.level(main.log.level, main.log.verbose.length, main.log.quiet.length),
+                        main.log.file);
+            } catch (IllegalArgumentException | IOException e) {
+                CommandLine cmd = parsed.subcommands().isEmpty() ? cl : parsed.subcommands().getLast().commandSpec().commandLine();
+                cmd.getErr().println("livemig: " + (e instanceof IOException ? "--log-file " + main.log.file + ": " + e.getMessage()
+                        : e.getMessage()));
+                cmd.getErr().flush();
+                return e instanceof IOException ? ExitCodes.FILE : ExitCodes.USAGE;
+            }
+            try {
+                return new CommandLine.RunLast().execute(parsed);
+            } finally {
+                LogSetup.restore(saved);
+            }
+        });
         return cl;
     }
 
     public static void main(String[] args) {
-        configureLogging();
         // The default job, as the README says: `livemig` alone runs the demo.
         System.exit(commandLine().execute(args.length == 0 ? new String[] {"demo"} : args));
     }
@@ -119,39 +138,6 @@ public final class Main implements Runnable {
         }
         String m = e.getMessage();
         return m == null ? e.toString() : m;
-    }
-
-    /**
-     * Log records on one line each, with a timestamp and the level, as QEMU's {@code -msg
-     * timestamp=on}; the level from {@code LIVEMIG_LOG_LEVEL}. A {@code -Djava.util.logging.*}
-     * setting given to the JVM wins.
-     */
-    static void configureLogging() {
-        if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
-            System.setProperty("java.util.logging.SimpleFormatter.format", "%1$tF %1$tT.%1$tL livemig %4$s: %5$s%6$s%n");
-        }
-        String want = System.getenv("LIVEMIG_LOG_LEVEL");
-        if (want == null || want.isBlank() || System.getProperty("java.util.logging.config.file") != null) {
-            return;
-        }
-        Level level = switch (want.strip().toLowerCase(Locale.ROOT)) {
-            case "error" -> Level.SEVERE;
-            case "warning", "warn" -> Level.WARNING;
-            case "info" -> Level.INFO;
-            case "debug" -> Level.FINE;
-            case "trace" -> Level.FINEST;
-            default -> {
-                System.err.println("livemig: LIVEMIG_LOG_LEVEL must be error, warning, info, debug or trace, not '" + want + "'");
-                yield Level.INFO;
-            }
-        };
-        Logger root = Logger.getLogger("");
-        root.setLevel(level);
-        for (var h : root.getHandlers()) {
-            if (h instanceof ConsoleHandler) {
-                h.setLevel(level);
-            }
-        }
     }
 
     /** The version Maven wrote into {@code version.properties} at build time. */

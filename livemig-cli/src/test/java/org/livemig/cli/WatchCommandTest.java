@@ -133,7 +133,7 @@ class WatchCommandTest {
         // On the run process's terminal (its log here): one line, no stack trace (that is for LIVEMIG_LOG_LEVEL=debug).
         java.util.List<String> log = Files.readAllLines(dir.resolve("lone.log"));
         assertThat(log.stream().filter(l -> l.contains("outgoing migration failed")).toList()).singleElement().asString()
-                .matches("\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3} livemig WARNING: outgoing migration failed: .*Connection refused");
+                .matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z livemig\\[mig/src/main\\] WARNING: outgoing migration failed: .*Connection refused");
         assertThat(log).noneMatch(l -> l.startsWith("\tat ") || l.contains("Exception"));
     }
 }

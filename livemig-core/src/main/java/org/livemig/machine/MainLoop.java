@@ -1,5 +1,6 @@
 package org.livemig.machine;
 
+import java.lang.System.Logger.Level;
 import java.util.ArrayDeque;
 import java.util.PriorityQueue;
 import java.util.concurrent.Callable;
@@ -9,8 +10,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 
 /**
  * The machine's main loop on thread {@code main}: runs bottom halves (BHs) and timers with the
@@ -18,7 +17,7 @@ import java.util.logging.Logger;
  * never by reaching into it.
  */
 public final class MainLoop {
-    private static final Logger LOG = Logger.getLogger(MainLoop.class.getName());
+    private static final System.Logger LOG = System.getLogger(MainLoop.class.getName());
     public static final String THREAD_NAME = "main";
 
     /** A periodic or one-shot timer; cancel from any thread. */
@@ -57,7 +56,7 @@ public final class MainLoop {
         this.bql = bql;
         this.thread = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::loop);
         this.thread.setUncaughtExceptionHandler((t, e) ->
-                LOG.log(Level.SEVERE, "main loop of " + machineName + " died", e));
+                LOG.log(Level.ERROR, "main loop of " + machineName + " died", e));
     }
 
     public void start() {
@@ -243,7 +242,7 @@ public final class MainLoop {
         try {
             r.run();
         } catch (Throwable t) {
-            LOG.log(Level.SEVERE, "bottom half failed", t);
+            LOG.log(Level.ERROR, "bottom half failed", t);
         }
     }
 }

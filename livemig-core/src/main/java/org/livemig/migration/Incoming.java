@@ -1,8 +1,7 @@
 package org.livemig.migration;
 
 import java.io.IOException;
-import java.util.logging.Level;
-import java.util.logging.Logger;
+import java.lang.System.Logger.Level;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.postcopy.PostcopyBackend;
@@ -16,6 +15,7 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.trace.Trace;
 import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultPoints;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -31,7 +31,7 @@ import org.livemig.transport.Transports;
  * {@link IncomingHost}.
  */
 public final class Incoming {
-    private static final Logger LOG = Logger.getLogger(Incoming.class.getName());
+    private static final System.Logger LOG = System.getLogger(Incoming.class.getName());
     public static final String THREAD_NAME = "mig/dst/main";
     public static final String ACCEPT_THREAD_NAME = "mig/dst/accept";
 
@@ -192,7 +192,7 @@ public final class Incoming {
                 tlsFailed(e);
             } catch (IOException e) {
                 if (status.get() == MigrationStatus.NONE && listener != null) {
-                    LOG.log(Level.FINE, "incoming listener closed: " + e.getMessage());
+                    LOG.log(Level.DEBUG, "incoming listener closed: " + e.getMessage());
                 }
             }
         });
@@ -231,7 +231,7 @@ public final class Incoming {
                 } catch (org.livemig.transport.tls.TlsHandshakeException e) {
                     tlsFailed(e);
                 } catch (IOException e) {
-                    LOG.log(Level.FINE, "multifd channel refused: " + e.getMessage());
+                    LOG.log(Level.DEBUG, "multifd channel refused: " + e.getMessage());
                 }
             });
         }
@@ -255,6 +255,13 @@ public final class Incoming {
             closeListener();
         }
         connection = c;
+        MultifdReceiver early = multifd;
+        if (early != null && early.failure() != null) {
+            // A channel failed before this connection was known (multifdFailed found none to
+            // shut): shut it now, or mig/dst/main would wait on a main stream that may never speak.
+            c.shutdown();
+        }
+        machine.devices().globalState().forget();
         if (!status.transition(MigrationStatus.NONE, MigrationStatus.SETUP)) {
             closeQuietly(c);
             return;
@@ -315,8 +322,17 @@ public final class Incoming {
                 machine.mainLoop().schedule(this::completedBh);
                 return;
             }
-            if (returnPath != null) {
-                returnPath.sendShut(0);
+            try {
+                FaultInjectingConnection.reached(c, FaultPoints.LOADED);
+                if (returnPath != null) {
+                    returnPath.sendShut(0);
+                }
+            } catch (IOException e) {
+                // Everything is loaded: as QEMU's, the destination completes even when the source
+                // cannot hear it (a livemig source then keeps its guest paused, since this side
+                // may run it: see Outgoing#failed).
+                LOG.log(Level.WARNING, "incoming migration loaded, but its acknowledgement (SHUT 0) could not be sent: "
+                        + e.getMessage());
             }
             machine.mainLoop().schedule(this::completedBh);
         } catch (Exception | Error e) {
@@ -337,7 +353,7 @@ public final class Incoming {
         try {
             cmp = compareConnection.get(10, java.util.concurrent.TimeUnit.SECONDS);
         } catch (java.util.concurrent.TimeoutException e) {
-            LOG.warning("COLO: the primary opened no output channel within 10 s; outputs are not compared");
+            LOG.log(Level.WARNING, "COLO: the primary opened no output channel within 10 s; outputs are not compared");
         }
         ColoSecondary s = new ColoSecondary(new ColoHost(), coloState, load, RamHandlers.of(machine).loader(), f,
                 MigrationFile.forWriting(c.out()), cmp);
@@ -491,7 +507,23 @@ public final class Incoming {
         pc.recovery().recover(address, recoverFaults);
     }
 
-    /** QMP migrate-pause on the destination: shuts the channel down so that postcopy pauses. */
+    /**
+     * QMP migrate-pause on the destination: {@link #pause}, and as since QEMU 8.2 (7.2 refuses
+     * it) also while a recovery's handshake runs (postcopy-recover): a source that connected and
+     * then went silent would otherwise hold this side there until a yank.
+     */
+    public boolean migratePause() {
+        if (status.get() == MigrationStatus.POSTCOPY_RECOVER) {
+            MigrationConnection c = connection;
+            if (c != null) {
+                c.shutdown();
+            }
+            return true;
+        }
+        return pause();
+    }
+
+    /** The channel of an active postcopy broke or is to be broken: shuts it down so that postcopy pauses. */
     public boolean pause() {
         if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
             return false;
@@ -516,11 +548,15 @@ public final class Incoming {
      */
     private void completedBh() {
         machine.bql().assertHeld();
-        // A COLO secondary that took over runs its guest whatever -S said, as QEMU's does.
-        if (autostart || coloSecondary != null) {
+        // As QEMU's: the guest runs here if the source ran it (the globalstate section says so;
+        // a stream without one counts as running) and -S was not given; a source's stopped guest
+        // arrives in its state ('cont' starts it). A COLO secondary that took over runs its
+        // guest whatever -S said, as QEMU's does.
+        RunState sent = machine.devices().globalState().received();
+        if (coloSecondary != null || (autostart && (sent == null || sent.isRunning()))) {
             machine.vmStart();
         } else {
-            machine.setRunState(RunState.PAUSED);
+            machine.setRunState(sent == null || sent.isRunning() ? RunState.PAUSED : sent);
         }
         // Clean up first: whoever sees completed may tear the machine down.
         destroy();
@@ -534,7 +570,7 @@ public final class Incoming {
     private void destroyAfterFailureBh() {
         machine.bql().assertHeld();
         if (exitOnError) {
-            LOG.severe("load of migration failed: " + error + "; exiting (exit-on-error)");
+            LOG.log(Level.ERROR, "load of migration failed: " + error + "; exiting (exit-on-error)");
             machine.exit(1);
         }
         destroy();
@@ -655,7 +691,7 @@ public final class Incoming {
             try {
                 l.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing listener", e);
+                LOG.log(Level.DEBUG, "closing listener", e);
             }
         }
     }
@@ -665,7 +701,7 @@ public final class Incoming {
             try {
                 c.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing connection", e);
+                LOG.log(Level.DEBUG, "closing connection", e);
             }
         }
     }

@@ -1,6 +1,7 @@
 package org.livemig.migration;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -10,8 +11,6 @@ import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
@@ -27,6 +26,7 @@ import org.livemig.stream.QemuStream;
 import org.livemig.trace.Trace;
 import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultPoints;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -43,7 +43,7 @@ import org.livemig.vmstate.VmDesc;
  * <p>Fields are owned by the migration thread unless marked volatile (read by the monitor).
  */
 public final class Outgoing {
-    private static final Logger LOG = Logger.getLogger(Outgoing.class.getName());
+    private static final System.Logger LOG = System.getLogger(Outgoing.class.getName());
     public static final String THREAD_NAME = "mig/src/main";
     private static final long UPDATE_PERIOD_NANOS = 100_000_000L;
     private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(10);
@@ -105,6 +105,8 @@ public final class Outgoing {
     /** The guest was stopped by this migration, and whether it ran before (what a failure restores). */
     private boolean stoppedByUs;
     private boolean wasRunning;
+    /** The whole precopy stream went out: the destination may be running the guest (see {@link #failed}). */
+    private boolean destinationMayRun;
 
     /** Scheduling of mig/src/rp_thr; set before {@link #start}. */
     private RequestThreads requestThreads = new RequestThreads(0);
@@ -147,7 +149,7 @@ public final class Outgoing {
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
              MigrationEvents events, FaultSpec faults, boolean quiet) {
         this.faults = faults;
-        this.accountLevel = quiet ? Level.FINE : Level.INFO;
+        this.accountLevel = quiet ? Level.DEBUG : Level.INFO;
         this.traced = !quiet;
         this.machine = machine;
         this.params = params;
@@ -161,6 +163,21 @@ public final class Outgoing {
             }
             events.statusChanged(to);
         });
+    }
+
+    /**
+     * Called with the BQL held. A migration that failed as it was asked for, as QEMU's does when
+     * it cannot parse a socket address: no thread, status failed with {@code error}, for
+     * query-migrate and migrate-continue to report as QEMU's do.
+     */
+    static Outgoing failedAtStart(Machine machine, MigrationParameters params, MigrationEvents events, String error) {
+        machine.bql().assertHeld();
+        Outgoing o = new Outgoing(machine, params, EnumSet.noneOf(Capability.class), null, events, FaultSpec.NONE, true);
+        o.startMillis = System.currentTimeMillis();
+        o.totalTimeMillis = 0;
+        o.error = error;
+        o.status.force(MigrationStatus.FAILED);
+        return o;
     }
 
     /** Called with the BQL held: starts {@code mig/src/main}. */
@@ -334,7 +351,7 @@ public final class Outgoing {
         }
         if (caps.contains(Capability.BACKGROUND_SNAPSHOT)) {
             BackgroundSnapshot b = new BackgroundSnapshot(new SnapshotHost(),
-                    org.livemig.memory.postcopy.WriteTracker.of(writeTracking, machine.ram(), LOG::info), snapshotObserver);
+                    org.livemig.memory.postcopy.WriteTracker.of(writeTracking, machine.ram(), msg -> LOG.log(Level.INFO, msg)), snapshotObserver);
             background = b;
             saver.useWriteTracker(b.tracker());
         }
@@ -343,6 +360,8 @@ public final class Outgoing {
             compareConnection = connect(address, FaultSpec.NONE);
         }
         machine.bql().withHeld(false, saver::startDirtyTracking);
+        // As QEMU: the sync that starts dirty logging is pass 1 (MIGRATION_PASS before 'active').
+        events.pass(ram.dirtySyncCount.get());
         SaveVm.writeHeader(f);
         boolean postcopyCap = caps.contains(Capability.POSTCOPY_RAM);
         if (caps.contains(Capability.RETURN_PATH) || postcopyCap) {
@@ -359,6 +378,7 @@ public final class Outgoing {
         }
         SaveVm.saveSetup(machine, f);
         f.flush();
+        FaultInjectingConnection.reached(conn, FaultPoints.SETUP);
         setupTimeMillis = System.currentTimeMillis() - startMillis;
         if (!status.transition(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
             throw new IOException("cancelled during setup");
@@ -387,6 +407,7 @@ public final class Outgoing {
         } else if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
             throw new IOException("cancelled");
         }
+        FaultInjectingConnection.reached(connection, FaultPoints.DEVICE);
         long t1 = System.nanoTime();
         VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
         byte[] devices = machine.bql().callWithHeld(false, () -> {
@@ -397,6 +418,7 @@ public final class Outgoing {
         long t2 = System.nanoTime();
         f.setRateLimit(0);
         SaveVm.saveCompleteIterative(machine, f);
+        events.pass(ram.dirtySyncCount.get()); // the last sync, with the guest stopped (QEMU sends it too)
         long t3 = System.nanoTime();
         long before = f.position();
         f.putBytes(devices);
@@ -411,9 +433,15 @@ public final class Outgoing {
         }
         long t4 = System.nanoTime();
         ReturnPathReader rp = returnPath;
+        // The last byte is out: from here the destination may load it all and run the guest, so
+        // a failure leaves this guest paused (two running copies are worse than a paused one),
+        // unless the return path broke before (the destination was gone by then).
+        destinationMayRun = rp == null || rp.error() == null;
+        FaultInjectingConnection.reached(connection, FaultPoints.COMPLETE);
         if (rp != null) {
             int shut = rp.awaitShut(SHUT_TIMEOUT_MILLIS);
             if (shut != 0) {
+                destinationMayRun = false; // it said it failed: it does not run the guest
                 throw new IOException("destination failed to load the migration (SHUT " + shut + ")");
             }
         }
@@ -440,12 +468,13 @@ public final class Outgoing {
      * primary then goes on alone (its guest runs, as QEMU's does after COLO).
      */
     private void runColo(MigrationFile f) throws IOException {
+        destinationMayRun = false; // COLO runs both guests by design; its end decides, below
         totalTimeMillis = System.currentTimeMillis() - startMillis;
         ColoPrimary c = new ColoPrimary(new ColoHost(), coloState, f, MigrationFile.forReading(connection.in()), saver,
-                compareConnection);
+                compareConnection); // the mode first, then the status (query-colo-status agrees with query-migrate)
         colo = c;
         if (!status.transition(MigrationStatus.DEVICE, MigrationStatus.COLO)) {
-            coloState.leave();
+            c.notStarted();
             throw new IOException("cancelled at completion");
         }
         c.run();
@@ -577,8 +606,8 @@ public final class Outgoing {
 
     /**
      * Called without the BQL: the migration failed or was cancelled. The source runs its guest
-     * again unless the destination may have started it (postcopy's package went out): then it
-     * stays paused.
+     * again unless the destination may have started it (postcopy's package went out, or the
+     * whole precopy stream did and no acknowledgement came back): then it stays paused.
      */
     private void failed(Throwable e) {
         boolean wasCancel = cancelled();
@@ -586,7 +615,7 @@ public final class Outgoing {
         if (!wasCancel) {
             // One line for the operator; the stack trace only at debug level (FINE).
             LOG.log(Level.WARNING, "outgoing migration failed: " + error);
-            LOG.log(Level.FINE, "outgoing migration failed", e);
+            LOG.log(Level.DEBUG, "outgoing migration failed", e);
         }
         totalTimeMillis = System.currentTimeMillis() - startMillis;
         if (saver != null) {
@@ -598,7 +627,11 @@ public final class Outgoing {
         }
         PostcopySource pc = postcopy;
         boolean packageSent = pc != null && pc.packageSent();
-        boolean resume = stoppedByUs && wasRunning && !packageSent;
+        boolean resume = stoppedByUs && wasRunning && !packageSent && !destinationMayRun;
+        if (stoppedByUs && wasRunning && destinationMayRun) {
+            LOG.log(Level.WARNING, "the destination may have loaded the whole migration and run the guest, so this guest stays paused:"
+                    + " 'cont' here only if the destination's is not running");
+        }
         boolean stopped = stoppedByUs;
         machine.bql().withHeld(false, () -> {
             machine.setThrottlePercent(0);
@@ -649,7 +682,7 @@ public final class Outgoing {
             try {
                 c.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing migration connection", e);
+                LOG.log(Level.DEBUG, "closing migration connection", e);
             }
         }
     }
@@ -657,7 +690,23 @@ public final class Outgoing {
     /** Called without the BQL; blocks on IO: a new connection to {@code to}, with test faults. */
     private MigrationConnection connect(MigrationAddress to, FaultSpec withFaults) throws IOException {
         machine.bql().assertNotHeld();
-        return FaultInjectingConnection.wrapIfAny(security.client(Transports.connect(to, CONNECT_TIMEOUT), to), withFaults);
+        MigrationConnection c;
+        try {
+            c = Transports.connect(to, CONNECT_TIMEOUT);
+        } catch (IOException e) {
+            // query-migrate's error-desc in QEMU's words: "Failed to connect to 'HOST:PORT': why".
+            String where = switch (to) {
+                case MigrationAddress.Tcp t -> t.hostPort();
+                case MigrationAddress.Unix u -> u.path().toString();
+                default -> null;
+            };
+            if (where == null) {
+                throw e;
+            }
+            Throwable cause = e.getCause() != null && e.getCause().getMessage() != null ? e.getCause() : e;
+            throw new IOException("Failed to connect to '" + where + "': " + cause.getMessage(), e);
+        }
+        return FaultInjectingConnection.wrapIfAny(security.client(c, to), withFaults);
     }
 
     /** The main channel's rate limit for this phase, from the current parameters. */

@@ -1,15 +1,15 @@
 package org.livemig.migration;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
-import org.livemig.memory.postcopy.PlacementWarmUp;
 import org.livemig.memory.RamBlock;
+import org.livemig.memory.postcopy.PlacementWarmUp;
 
 /**
  * Gets the migration paths compiled before the first real migration needs them.
@@ -30,7 +30,7 @@ import org.livemig.memory.RamBlock;
  * peak memory. It keeps no global state: a process may run several, or none.
  */
 public final class WarmUp {
-    private static final Logger LOG = Logger.getLogger(WarmUp.class.getName());
+    private static final System.Logger LOG = System.getLogger(WarmUp.class.getName());
     /** The thread it runs on (low priority, daemon). */
     public static final String THREAD_NAME = "livemig-warm-up";
     /** Scratch migrations in a default warm-up: each kind at least once, in both transports. */
@@ -149,11 +149,11 @@ public final class WarmUp {
             if (!yielded) {
                 placements = PlacementWarmUp.run(PlacementWarmUp.DEFAULT_PLACEMENTS, () -> yielded);
             }
-            LOG.fine(() -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", sent.size(), rounds.length,
+            LOG.log(Level.DEBUG, () -> String.format("warm-up: %d of %d scratch migrations in %d ms%s", sent.size(), rounds.length,
                     (System.nanoTime() - start) / 1_000_000, yielded ? " (gave way to a real migration)" : ""));
         } catch (IOException | RuntimeException e) {
             failure = e.toString();
-            LOG.fine("warm-up stopped: " + e);
+            LOG.log(Level.DEBUG, "warm-up stopped: " + e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         } finally {

@@ -95,8 +95,15 @@ public final class QmpServer implements AutoCloseable {
     private final AtomicLong droppedReplies = new AtomicLong();
     private final AtomicLong nextSessionId = new AtomicLong(1);
 
+    /** Pacing (see {@link Builder#pacing}): when it applies, and the time between two dispatches. */
+    private final java.util.function.BooleanSupplier pacedWhen;
+    private final long pacedGapNanos;
+
     // Owned by qmp-io.
     private final List<QmpSession> sessions = new ArrayList<>();
+    /** Paced: sessions waiting for their turn to dispatch, oldest first; and when the next turn starts. */
+    private final java.util.ArrayDeque<QmpSession> turns = new java.util.ArrayDeque<>();
+    private long nextTurnNanos;
     private final List<Listener> listeners = new ArrayList<>();
 
     /** A listening socket; for unix sockets the file we created and must remove. */
@@ -110,6 +117,8 @@ public final class QmpServer implements AutoCloseable {
         this.clock = b.clock;
         this.maxMessageBytes = b.maxMessageBytes;
         this.maxOutputBytes = b.maxOutputBytes;
+        this.pacedWhen = b.pacedWhen;
+        this.pacedGapNanos = b.pacedPerSecond == 0 ? 0 : 1_000_000_000L / b.pacedPerSecond;
         this.version = QmpJson.object();
         ObjectNode qemu = version.putObject("qemu");
         qemu.put("major", b.major);
@@ -143,6 +152,8 @@ public final class QmpServer implements AutoCloseable {
         private InstantSource clock = InstantSource.system();
         private int maxMessageBytes = JsonStreamParser.DEFAULT_MAX_MESSAGE_BYTES;
         private long maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES;
+        private java.util.function.BooleanSupplier pacedWhen;
+        private int pacedPerSecond;
 
         private Builder(MonitorHost host) {
             this.host = host;
@@ -184,6 +195,21 @@ public final class QmpServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * While {@code when} says so (asked by qmp-io before each dispatch; a migration running,
+         * say), in-band commands of all sessions together start at most {@code perSecond} a
+         * second, sessions taking turns, so that clients polling as fast as they can leave the
+         * CPU to what matters more; out-of-band commands are never paced. 0 turns it off.
+         */
+        public Builder pacing(java.util.function.BooleanSupplier when, int perSecond) {
+            if (perSecond < 0) {
+                throw new IllegalArgumentException("commands per second must be >= 0, not " + perSecond);
+            }
+            this.pacedWhen = perSecond == 0 ? null : Objects.requireNonNull(when, "when");
+            this.pacedPerSecond = perSecond;
+            return this;
+        }
+
         /** Creates the server and starts its qmp-io thread; it listens once {@link #listen} is called. */
         public QmpServer build() throws IOException {
             return new QmpServer(this);
@@ -204,6 +230,50 @@ public final class QmpServer implements AutoCloseable {
      */
     public void register(QmpCommand command) {
         registry.register(command);
+    }
+
+    /**
+     * Called without the BQL; waits for the main loop. Runs one command in this process, as a
+     * client in command mode would over a socket: its arguments checked by the same schema, run
+     * on the main loop with the BQL held, its reply returned (an error reply thrown as a
+     * {@link QmpError}). For an application embedding a machine, so that its calls mean exactly
+     * what the same QMP commands mean.
+     *
+     * @throws QmpError the command's error reply, or GenericError when the main loop did not run it in time
+     */
+    public JsonNode executeInProcess(String command, ObjectNode arguments, java.time.Duration timeout) {
+        ObjectNode request = QmpJson.object();
+        request.put("execute", command);
+        if (arguments != null) {
+            request.set("arguments", arguments);
+        }
+        ObjectNode response = switch (dispatch.prepare(request, true, false)) {
+            case QmpDispatch.Reply r -> r.response();
+            case QmpDispatch.Call c -> {
+                java.util.concurrent.CompletableFuture<ObjectNode> done = new java.util.concurrent.CompletableFuture<>();
+                host.schedule(() -> done.complete(dispatch.execute(c)));
+                try {
+                    yield done.get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+                } catch (java.util.concurrent.TimeoutException e) {
+                    throw new QmpError(QmpErrorClass.GenericError, command + ": the main loop did not run it within " + timeout);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    throw new QmpError(QmpErrorClass.GenericError, command + ": " + e.getCause(), e.getCause());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new QmpError(QmpErrorClass.GenericError, command + ": interrupted", e);
+                }
+            }
+        };
+        if (response.get("error") instanceof ObjectNode err) {
+            QmpErrorClass cls;
+            try {
+                cls = QmpErrorClass.valueOf(err.path("class").asString());
+            } catch (IllegalArgumentException e) {
+                cls = QmpErrorClass.GenericError;
+            }
+            throw new QmpError(cls, err.path("desc").asString());
+        }
+        return response.get("return");
     }
 
     /**
@@ -392,8 +462,10 @@ public final class QmpServer implements AutoCloseable {
     private void ioLoop() {
         try {
             while (!closing.get()) {
-                selector.select();
+                long wait = turns.isEmpty() ? 0 : Math.max(1, (nextTurnNanos - System.nanoTime() + 999_999) / 1_000_000);
+                selector.select(wait);
                 runTasks();
+                serveTurns();
                 var it = selector.selectedKeys().iterator();
                 while (it.hasNext()) {
                     SelectionKey key = it.next();
@@ -565,9 +637,53 @@ public final class QmpServer implements AutoCloseable {
         updateFlow(s);
     }
 
-    /** Dispatches queued in-band requests, one on the main loop at a time. */
+    /**
+     * Paced: whether {@code s} may dispatch now (its turn has come and the gap since the last
+     * dispatch has passed); if not, it waits in line for {@link #serveTurns}. Always true unpaced.
+     */
+    private boolean takeTurn(QmpSession s) {
+        if (pacedWhen == null || (turns.isEmpty() && !pacedWhen.getAsBoolean())) {
+            return true;
+        }
+        long now = System.nanoTime();
+        if ((turns.isEmpty() || turns.peek() == s) && now >= nextTurnNanos) {
+            turns.remove(s);
+            nextTurnNanos = Math.max(now, nextTurnNanos) + pacedGapNanos;
+            return true;
+        }
+        if (!turns.contains(s)) {
+            turns.add(s);
+        }
+        return false;
+    }
+
+    /** Paced: lets the sessions in line dispatch as their turns come (all of them once pacing no longer applies). */
+    private void serveTurns() {
+        while (!turns.isEmpty()) {
+            QmpSession s = turns.peek();
+            if (s.closed || s.inFlight || s.pending.isEmpty()) {
+                turns.poll();
+                continue;
+            }
+            if (!pacedWhen.getAsBoolean()) {
+                nextTurnNanos = 0;
+            } else if (System.nanoTime() < nextTurnNanos) {
+                return;
+            }
+            pump(s);
+            if (turns.peek() == s) {
+                return; // not served (cannot happen: its turn had come); try again at the next wake-up
+            }
+            updateFlow(s);
+        }
+    }
+
+    /** Dispatches queued in-band requests, one on the main loop at a time (paced, see {@link #takeTurn}). */
     private void pump(QmpSession s) {
         while (!s.inFlight && !s.closed && !s.pending.isEmpty()) {
+            if (!takeTurn(s)) {
+                return;
+            }
             Object request = s.pending.poll();
             QmpDispatch.Prepared prepared = request instanceof QmpSession.ParseError e
                     ? QmpDispatch.error(QmpErrorClass.GenericError, e.desc(), null, !s.commandMode)

@@ -147,6 +147,15 @@ class PackageRulesTest {
     }
 
     @Test
+    void livemigLogsThroughSystemLoggerOnly() {
+        // An embedding application routes System.Logger to its own framework; java.util.logging
+        // is the command line's backend, configured there (cli.LogSetup), never used here.
+        noClasses().that().resideInAPackage("org.livemig..")
+                .should().dependOnClassesThat().resideInAPackage("java.util.logging..")
+                .because("livemig logs through System.Logger").check(classes);
+    }
+
+    @Test
     void topLevelPackagesHaveNoCycles() {
         slices().matching("org.livemig.(*)..").should().beFreeOfCycles().check(classes);
     }

@@ -1,18 +1,16 @@
 package org.livemig.migration.colo;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.machine.SerialOutput;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.RamSaver;
 import org.livemig.migration.SaveVm;
-import org.livemig.migration.StatusMachine;
 import org.livemig.stream.ColoMessage;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.QemuStream;
@@ -35,19 +33,12 @@ import org.livemig.transport.MigrationConnection;
  * main loop; {@code colo-compare} reads the secondary's output.
  */
 public final class ColoPrimary implements ColoSide {
-    private static final Logger LOG = Logger.getLogger(ColoPrimary.class.getName());
+    private static final System.Logger LOG = System.getLogger(ColoPrimary.class.getName());
 
     /** What the COLO primary needs of its outgoing migration. */
-    public interface Host {
-        Machine machine();
-
-        StatusMachine status();
-
+    public interface Host extends ColoSide.Host {
         /** The current x-checkpoint-delay, in ms (migrate-set-parameters applies at once). */
         long checkpointDelayMillis();
-
-        /** Shuts the migration's connections down so that blocked IO fails at once. Any thread. */
-        void shutdownChannels();
     }
 
     private final Host host;
@@ -89,7 +80,14 @@ public final class ColoPrimary implements ColoSide {
         this.in = in;
         this.saver = saver;
         this.compareChannel = compareChannel;
-        state.enter(ColoState.Mode.PRIMARY); // before the status says colo: query-colo-status never lags it
+        // Before the migration's status says colo (the caller moves it there next): a client that
+        // sees colo then sees this mode too, as QEMU's, which derives one from the other.
+        state.enter(ColoState.Mode.PRIMARY);
+    }
+
+    /** The migration never reached colo (cancelled first): this side was never a primary. */
+    public void notStarted() {
+        state.enter(ColoState.Mode.NONE);
     }
 
     public ColoStats stats() {
@@ -158,7 +156,7 @@ public final class ColoPrimary implements ColoSide {
             }
             machine.setSerialOutput(original);
             state.leave();
-            LOG.info("COLO primary ended after " + stats.checkpoints() + " checkpoints"
+            LOG.log(Level.INFO, "COLO primary ended after " + stats.checkpoints() + " checkpoints"
                     + (request ? " (failover)" : ""));
         }
     }
@@ -258,28 +256,7 @@ public final class ColoPrimary implements ColoSide {
      */
     @Override
     public void failover() {
-        machine.bql().assertHeld();
-        if (!state.failoverTransition(ColoState.Failover.REQUIRE, ColoState.Failover.ACTIVE)) {
-            return;
-        }
-        // As QEMU's colo_do_failover, the guest stops while the side changes role (STOP, then
-        // RESUME tell a management stack it happened); unlike QEMU's, which runs it again only
-        // once its COLO thread has ended, it runs again here: nothing of the checkpoint under
-        // way can reach it any more (the connections are shut, and a checkpoint applies only
-        // with no failover requested, under this lock).
-        if (machine.runState().isRunning()) {
-            machine.vmStop(RunState.COLO);
-        }
-        host.status().transition(MigrationStatus.COLO, MigrationStatus.COMPLETED);
-        host.shutdownChannels();
-        state.failoverTransition(ColoState.Failover.ACTIVE, ColoState.Failover.COMPLETED);
-        if (machine.runState() == RunState.COLO) {
-            machine.vmStart();
-        }
-        Thread t = loopThread;
-        if (t != null) {
-            LockSupport.unpark(t);
-        }
+        ColoSide.takeOver(host, state, loopThread);
     }
 
     /** After the loop: waits for the failover to complete (or the migration to be abandoned). */

@@ -1,19 +1,17 @@
 package org.livemig.migration.colo;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.LongConsumer;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.machine.SerialOutput;
 import org.livemig.migration.LoadVm;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.RamLoader;
-import org.livemig.migration.StatusMachine;
 import org.livemig.stream.ColoMessage;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.StreamFormatException;
@@ -34,17 +32,11 @@ import org.livemig.transport.MigrationConnection;
  * <p>Its guest's output goes to the primary for comparison ({@link OutputMirror}), not out.
  */
 public final class ColoSecondary implements ColoSide {
-    private static final Logger LOG = Logger.getLogger(ColoSecondary.class.getName());
+    private static final System.Logger LOG = System.getLogger(ColoSecondary.class.getName());
     public static final String THREAD_NAME = "mig/dst/colo";
 
     /** What the COLO secondary needs of its incoming migration. */
-    public interface Host {
-        Machine machine();
-
-        StatusMachine status();
-
-        /** Shuts the migration's connections down so that blocked IO fails at once. Any thread. */
-        void shutdownChannels();
+    public interface Host extends ColoSide.Host {
     }
 
     private final Host host;
@@ -144,7 +136,7 @@ public final class ColoSecondary implements ColoSide {
                 cache.close();
             }
             state.leave();
-            LOG.info("COLO secondary ended after " + stats.checkpoints() + " checkpoints"
+            LOG.log(Level.INFO, "COLO secondary ended after " + stats.checkpoints() + " checkpoints"
                     + (request ? " (failover)" : ""));
         }
     }
@@ -205,28 +197,7 @@ public final class ColoSecondary implements ColoSide {
      */
     @Override
     public void failover() {
-        machine.bql().assertHeld();
-        if (!state.failoverTransition(ColoState.Failover.REQUIRE, ColoState.Failover.ACTIVE)) {
-            return;
-        }
-        // As QEMU's colo_do_failover, the guest stops while the side changes role (STOP, then
-        // RESUME tell a management stack it happened); unlike QEMU's, which runs it again only
-        // once its COLO thread has ended, it runs again here: nothing of the checkpoint under
-        // way can reach it any more (the connections are shut, and a checkpoint applies only
-        // with no failover requested, under this lock).
-        if (machine.runState().isRunning()) {
-            machine.vmStop(RunState.COLO);
-        }
-        host.status().transition(MigrationStatus.COLO, MigrationStatus.COMPLETED);
-        host.shutdownChannels();
-        state.failoverTransition(ColoState.Failover.ACTIVE, ColoState.Failover.COMPLETED);
-        if (machine.runState() == RunState.COLO) {
-            machine.vmStart();
-        }
-        Thread t = coloThread;
-        if (t != null) {
-            LockSupport.unpark(t);
-        }
+        ColoSide.takeOver(host, state, coloThread);
     }
 
     /** After the loop: waits for the failover to complete (or the migration to be abandoned). */

@@ -1,9 +1,8 @@
 package org.livemig.migration.colo;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.ArrayDeque;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.SerialOutput;
 import org.livemig.stream.MigrationFile;
 import org.livemig.transport.MigrationConnection;
@@ -34,7 +33,7 @@ import org.livemig.transport.MigrationConnection;
  * the real output is written under it too, which keeps its order.
  */
 final class OutputCompare implements SerialOutput {
-    private static final Logger LOG = Logger.getLogger(OutputCompare.class.getName());
+    private static final System.Logger LOG = System.getLogger(OutputCompare.class.getName());
     static final String THREAD_NAME = "colo-compare";
     static final int FRAME_OUTPUT = 1;
     static final int FRAME_CHECKPOINT = 2;
@@ -88,7 +87,7 @@ final class OutputCompare implements SerialOutput {
             }
         } catch (IOException e) {
             if (!closed) {
-                LOG.log(Level.FINE, "colo-compare: the secondary's output channel ended: " + e.getMessage());
+                LOG.log(Level.DEBUG, "colo-compare: the secondary's output channel ended: " + e.getMessage());
             }
         }
     }

@@ -1,10 +1,9 @@
 package org.livemig.migration.colo;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.SerialOutput;
 import org.livemig.stream.MigrationFile;
 import org.livemig.transport.MigrationConnection;
@@ -18,7 +17,7 @@ import org.livemig.transport.MigrationConnection;
  * markers; {@code colo-compare} writes the channel, so that no vCPU ever blocks on the network.
  */
 final class OutputMirror implements SerialOutput {
-    private static final Logger LOG = Logger.getLogger(OutputMirror.class.getName());
+    private static final System.Logger LOG = System.getLogger(OutputMirror.class.getName());
     /** Queue entries: a byte (0..255), or a marker (negative: -1 - checkpoint). */
     private final LinkedBlockingQueue<Long> queue = new LinkedBlockingQueue<>();
     private final MigrationConnection channel;
@@ -77,7 +76,7 @@ final class OutputMirror implements SerialOutput {
             }
         } catch (IOException e) {
             if (!closed) {
-                LOG.log(Level.FINE, "colo-compare: output channel to the primary ended: " + e.getMessage());
+                LOG.log(Level.DEBUG, "colo-compare: output channel to the primary ended: " + e.getMessage());
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();

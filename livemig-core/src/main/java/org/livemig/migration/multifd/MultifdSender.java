@@ -1,6 +1,7 @@
 package org.livemig.migration.multifd;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -10,9 +11,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongConsumer;
-import java.util.logging.Level;
-import java.util.logging.Logger;
-
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.stream.MigrationFile;
@@ -43,7 +41,7 @@ import org.livemig.transport.MigrationConnection;
  * yank). Every wait is bounded by a failed or shut-down channel: it then throws instead of waiting.
  */
 public final class MultifdSender implements AutoCloseable {
-    private static final Logger LOG = Logger.getLogger(MultifdSender.class.getName());
+    private static final System.Logger LOG = System.getLogger(MultifdSender.class.getName());
     public static final String THREAD_PREFIX = "mig/src/send_";
     private static final long JOIN_MILLIS = 10_000;
 
@@ -450,7 +448,7 @@ public final class MultifdSender implements AutoCloseable {
             }
         }
         if (!alive.isEmpty()) {
-            LOG.warning("multifd sender threads still running after " + JOIN_MILLIS + " ms: " + alive);
+            LOG.log(Level.WARNING, "multifd sender threads still running after " + JOIN_MILLIS + " ms: " + alive);
         }
     }
 }

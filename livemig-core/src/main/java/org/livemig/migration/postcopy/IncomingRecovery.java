@@ -1,9 +1,8 @@
 package org.livemig.migration.postcopy;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.memory.RamBlock;
 import org.livemig.migration.IncomingReturnPath;
 import org.livemig.migration.MigrationException;
@@ -13,6 +12,7 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultPoints;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -31,7 +31,7 @@ import org.livemig.transport.Transports;
  * adopted on the main loop; RECV_BITMAP and POSTCOPY_RESUME are read by the listen thread.
  */
 public final class IncomingRecovery {
-    private static final Logger LOG = Logger.getLogger(IncomingRecovery.class.getName());
+    private static final System.Logger LOG = System.getLogger(IncomingRecovery.class.getName());
     /** As {@code Incoming}'s: the thread that takes connections. */
     private static final String ACCEPT_THREAD_NAME = "mig/dst/accept";
 
@@ -71,7 +71,7 @@ public final class IncomingRecovery {
                 return null;
             }
         }
-        LOG.warning("postcopy paused (" + why + "); waiting for migrate-recover");
+        LOG.log(Level.WARNING, "postcopy paused (" + why + "); waiting for migrate-recover");
         synchronized (pauseLock) {
             while (status.get() == MigrationStatus.POSTCOPY_PAUSED && !host.destroyed()) {
                 pauseLock.wait(1000);
@@ -110,12 +110,18 @@ public final class IncomingRecovery {
         Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(host.secure(l.accept()), faults);
+                try {
+                    FaultInjectingConnection.reached(c, FaultPoints.RECOVER);
+                } catch (IOException e) {
+                    c.close(); // a test's cut (or a yank during its stall): this recovery is over
+                    throw e;
+                }
                 host.machine().mainLoop().schedule(() -> connected(c));
                 if (host.preempt()) {
                     host.preemptConnected(host.secure(l.accept()));
                 }
             } catch (IOException | RejectedExecutionException e) {
-                LOG.log(Level.FINE, "recovery listener closed: " + e.getMessage());
+                LOG.log(Level.DEBUG, "recovery listener closed: " + e.getMessage());
             } finally {
                 if (listener == l) {
                     closeListener();
@@ -132,7 +138,7 @@ public final class IncomingRecovery {
                 try {
                     c.close();
                 } catch (IOException e) {
-                    LOG.log(Level.FINE, "closing a late recovery connection", e);
+                    LOG.log(Level.DEBUG, "closing a late recovery connection", e);
                 }
                 return;
             }
@@ -169,7 +175,7 @@ public final class IncomingRecovery {
         IncomingReturnPath rp = host.returnPath();
         rp.sendResumeAck();
         int again = postcopy.requestMissingAgain(rp);
-        LOG.info("postcopy resumed; " + again + " page requests sent again");
+        LOG.log(Level.INFO, "postcopy resumed; " + again + " page requests sent again");
     }
 
     /** The incoming state is being torn down: a paused listen thread stops waiting. Any thread. */
@@ -188,7 +194,7 @@ public final class IncomingRecovery {
             try {
                 l.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing recovery listener", e);
+                LOG.log(Level.DEBUG, "closing recovery listener", e);
             }
         }
     }

@@ -1,7 +1,7 @@
 package org.livemig.migration.postcopy;
 
 import java.io.IOException;
-import java.util.logging.Level;
+import java.lang.System.Logger.Level;
 import org.livemig.machine.Machine;
 import org.livemig.migration.RamSaver;
 import org.livemig.migration.RamStats;

@@ -1,9 +1,9 @@
 package org.livemig.migration.postcopy;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
-import java.util.logging.Logger;
 import org.livemig.memory.RamBlock;
 import org.livemig.migration.MigrationStatus;
 import org.livemig.migration.RamSaver;
@@ -29,7 +29,7 @@ import org.livemig.transport.MigrationConnection;
  * come from the monitor (any thread, migrate-pause out of band without the BQL).
  */
 public final class OutgoingRecovery {
-    private static final Logger LOG = Logger.getLogger(OutgoingRecovery.class.getName());
+    private static final System.Logger LOG = System.getLogger(OutgoingRecovery.class.getName());
     private static final long CONTROL_TIMEOUT_MILLIS = 60_000;
 
     private final OutgoingHost host;
@@ -41,6 +41,8 @@ public final class OutgoingRecovery {
     private volatile FaultSpec resumeFaults = FaultSpec.NONE;
     /** The thread waiting in {@link #pauseUntilRecovered}, woken by {@link #resume}. */
     private volatile Thread waiter;
+    /** migrate-pause came during a recovery: it pauses again even if its connection was not made yet. */
+    private volatile boolean pauseRequested;
 
     OutgoingRecovery(OutgoingHost host, PostcopySource postcopy, RamSaver saver) {
         this.host = host;
@@ -57,6 +59,7 @@ public final class OutgoingRecovery {
     public boolean resume(MigrationAddress address, FaultSpec faults) {
         resumeAddress = address;
         resumeFaults = faults;
+        pauseRequested = false;
         if (!status.transition(MigrationStatus.POSTCOPY_PAUSED, MigrationStatus.POSTCOPY_RECOVER)) {
             return false;
         }
@@ -69,9 +72,16 @@ public final class OutgoingRecovery {
 
     /**
      * QMP migrate-pause: shuts the channels down, as a network failure would, so that postcopy
-     * pauses. Any thread. Returns false when postcopy is not active.
+     * pauses. Any thread. Returns false when postcopy is neither active nor recovering. As since
+     * QEMU 8.2 (7.2 refuses it there), a recovery whose handshake hangs is paused too: its new
+     * connection is shut down, and the source goes back to postcopy-paused.
      */
     public boolean pause() {
+        if (status.get() == MigrationStatus.POSTCOPY_RECOVER) {
+            pauseRequested = true;
+            host.shutdownMainConnection();
+            return true;
+        }
         if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
             return false;
         }
@@ -94,7 +104,7 @@ public final class OutgoingRecovery {
                     || !status.transition(s, MigrationStatus.POSTCOPY_PAUSED)) {
                 throw new IOException("cancelled");
             }
-            LOG.warning("postcopy paused (" + why + "); waiting for migrate with resume=true");
+            LOG.log(Level.WARNING, "postcopy paused (" + why + "); waiting for migrate with resume=true");
             host.shutdownMainConnection(); // first: a writer blocked on the preempt channel lets go of the lock
             postcopy.closePreempt();
             host.closeMainConnection();
@@ -127,6 +137,9 @@ public final class OutgoingRecovery {
         if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
             throw new IOException("cancelled during recovery");
         }
+        if (pauseRequested) {
+            throw new IOException("paused by migrate-pause during the recovery");
+        }
         MigrationFile f = MigrationFile.forWriting(conn.out());
         ReturnPathReader returnPath = host.startReturnPath(conn, saver);
         saver.prepareResume();
@@ -150,7 +163,7 @@ public final class OutgoingRecovery {
         if (!status.transition(MigrationStatus.POSTCOPY_RECOVER, MigrationStatus.POSTCOPY_ACTIVE)) {
             throw new IOException("cancelled during recovery");
         }
-        LOG.info(String.format("postcopy recovered on %s: %d KiB still to send", addr, saver.pendingBytes() >> 10));
+        LOG.log(Level.INFO, String.format("postcopy recovered on %s: %d KiB still to send", addr, saver.pendingBytes() >> 10));
         return new MigrationFile[] {f, preempt};
     }
 }

@@ -1,13 +1,12 @@
 package org.livemig.migration.postcopy;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.postcopy.PageFault;
@@ -31,7 +30,7 @@ import org.livemig.transport.MigrationConnection;
  * starts the guest from a BH on the main loop. The listen thread finishes the migration.
  */
 public final class PostcopyIncoming implements LoadVm.PostcopyHandler {
-    private static final Logger LOG = Logger.getLogger(PostcopyIncoming.class.getName());
+    private static final System.Logger LOG = System.getLogger(PostcopyIncoming.class.getName());
     public static final String LISTEN_THREAD = "mig/dst/listen";
     public static final String FAULT_THREAD = "mig/dst/fault";
     public static final String PREEMPT_THREAD = "mig/dst/preempt";
@@ -121,7 +120,7 @@ public final class PostcopyIncoming implements LoadVm.PostcopyHandler {
         backend = switch (backendChoice) {
             case "checked" -> PostcopyBackend.checked(machine.ram());
             case "userfaultfd" -> PostcopyBackend.userfaultfd(machine.ram());
-            default -> PostcopyBackend.choose(machine.ram(), msg -> LOG.info(msg));
+            default -> PostcopyBackend.choose(machine.ram(), msg -> LOG.log(Level.INFO, msg));
         };
         ram.advise(backend);
         state = State.ADVISE;
@@ -350,7 +349,7 @@ public final class PostcopyIncoming implements LoadVm.PostcopyHandler {
             incoming.returnPath().requestPages(b.name(), page << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE);
         } catch (IOException e) {
             // The request stays recorded and is asked for again after the recovery.
-            LOG.log(Level.FINE, "page request not sent: " + e.getMessage());
+            LOG.log(Level.DEBUG, "page request not sent: " + e.getMessage());
             incoming.pause();
         }
     }

@@ -1,12 +1,11 @@
 package org.livemig.migration.postcopy;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
 import org.livemig.memory.RamBlock;
@@ -37,7 +36,7 @@ import org.livemig.vmstate.SaveStateEntry;
  * {@code mig/src/rp_thr} under {@link #preemptLock}.
  */
 public final class PostcopySource {
-    private static final Logger LOG = Logger.getLogger(PostcopySource.class.getName());
+    private static final System.Logger LOG = System.getLogger(PostcopySource.class.getName());
     /** Pages sent per PART section while postcopy runs, between checks of the request queue. */
     private static final int POSTCOPY_BATCH = 64;
     private static final long SHUT_TIMEOUT_MILLIS = 60_000;
@@ -353,7 +352,7 @@ public final class PostcopySource {
             try {
                 c.close();
             } catch (IOException e) {
-                LOG.log(Level.FINE, "closing a broken preempt channel", e);
+                LOG.log(Level.DEBUG, "closing a broken preempt channel", e);
             }
         }
     }

@@ -1,7 +1,7 @@
 package org.livemig.migration.postcopy;
 
+import java.lang.System.Logger.Level;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.logging.Logger;
 import org.livemig.memory.ThreadScheduling;
 
 /**
@@ -17,7 +17,7 @@ import org.livemig.memory.ThreadScheduling;
  * whose users set it from outside (chrt, libvirt's scheduler settings) when they want it.
  */
 public final class RequestThreads {
-    private static final Logger LOG = Logger.getLogger(RequestThreads.class.getName());
+    private static final System.Logger LOG = System.getLogger(RequestThreads.class.getName());
 
     /** SCHED_FIFO priority, 0 for normal scheduling. */
     private final int priority;
@@ -38,7 +38,7 @@ public final class RequestThreads {
         }
         String why = ThreadScheduling.useFifo(priority);
         if (why != null) {
-            LOG.warning(Thread.currentThread().getName() + " keeps normal scheduling: " + why);
+            LOG.log(Level.WARNING, Thread.currentThread().getName() + " keeps normal scheduling: " + why);
             return;
         }
         realTime.incrementAndGet();

@@ -286,8 +286,8 @@ final class CompressThreads implements AutoCloseable {
             }
         }
         if (!alive.isEmpty()) {
-            java.util.logging.Logger.getLogger(CompressThreads.class.getName())
-                    .warning("compress threads still running after " + JOIN_MILLIS + " ms: " + alive);
+            System.getLogger(CompressThreads.class.getName())
+                    .log(System.Logger.Level.WARNING, "compress threads still running after " + JOIN_MILLIS + " ms: " + alive);
         }
     }
 }

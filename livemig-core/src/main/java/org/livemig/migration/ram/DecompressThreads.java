@@ -231,8 +231,8 @@ final class DecompressThreads implements AutoCloseable {
             }
         }
         if (!alive.isEmpty()) {
-            java.util.logging.Logger.getLogger(DecompressThreads.class.getName())
-                    .warning("decompress threads still running after " + JOIN_MILLIS + " ms: " + alive);
+            System.getLogger(DecompressThreads.class.getName())
+                    .log(System.Logger.Level.WARNING, "decompress threads still running after " + JOIN_MILLIS + " ms: " + alive);
         }
     }
 }

@@ -1,6 +1,7 @@
 package org.livemig.transport.tls;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
 import java.security.cert.X509Certificate;
@@ -9,8 +10,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.Predicate;
-import java.util.logging.Level;
-import java.util.logging.Logger;
 import javax.net.ssl.KeyManager;
 import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
@@ -38,7 +37,7 @@ import org.livemig.transport.MigrationConnection;
  * <p>Immutable and thread-safe: multifd channels handshake from several threads.
  */
 public final class TlsChannelSecurity implements ChannelSecurity {
-    private static final Logger LOG = Logger.getLogger(TlsChannelSecurity.class.getName());
+    private static final System.Logger LOG = System.getLogger(TlsChannelSecurity.class.getName());
     /** As long as a connect may take (the source's connect timeout). */
     public static final Duration DEFAULT_HANDSHAKE_TIMEOUT = Duration.ofSeconds(10);
     private static final String[] PROTOCOLS = {"TLSv1.3", "TLSv1.2"};
@@ -151,7 +150,7 @@ public final class TlsChannelSecurity implements ChannelSecurity {
             throw e;
         }
         lastClient.set(c);
-        LOG.log(Level.FINE, () -> c.description() + ": " + c.negotiated());
+        LOG.log(Level.DEBUG, () -> c.description() + ": " + c.negotiated());
         return c;
     }
 
@@ -165,7 +164,7 @@ public final class TlsChannelSecurity implements ChannelSecurity {
             throw e;
         }
         TlsConnection c = TlsConnection.handshake(accepted, engine, timeoutMillis);
-        LOG.log(Level.FINE, () -> c.description() + ": " + c.negotiated());
+        LOG.log(Level.DEBUG, () -> c.description() + ": " + c.negotiated());
         return c;
     }
 

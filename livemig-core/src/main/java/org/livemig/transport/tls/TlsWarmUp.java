@@ -1,6 +1,7 @@
 package org.livemig.transport.tls;
 
 import java.io.IOException;
+import java.lang.System.Logger.Level;
 import java.math.BigInteger;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
@@ -15,7 +16,6 @@ import java.util.Date;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.logging.Logger;
 import org.bouncycastle.asn1.DEROctetString;
 import org.bouncycastle.asn1.x500.X500Name;
 import org.bouncycastle.asn1.x509.Extension;
@@ -39,7 +39,7 @@ import org.livemig.transport.Transports;
  */
 public final class TlsWarmUp {
     public static final String THREAD_NAME = "livemig-tls-warm-up";
-    private static final Logger LOG = Logger.getLogger(TlsWarmUp.class.getName());
+    private static final System.Logger LOG = System.getLogger(TlsWarmUp.class.getName());
     private static final long BYTES_PER_ROUND = 128L << 20;
     private static final int ROUNDS = 3;
     private static final AtomicBoolean X509_STARTED = new AtomicBoolean();
@@ -75,10 +75,10 @@ public final class TlsWarmUp {
             for (int round = 0; round < ROUNDS; round++) {
                 run(x509);
             }
-            LOG.fine(() -> String.format("TLS warm-up (%s) took %d ms", x509 ? "x509" : "psk",
+            LOG.log(Level.DEBUG, () -> String.format("TLS warm-up (%s) took %d ms", x509 ? "x509" : "psk",
                     (System.nanoTime() - t0) / 1_000_000));
         } catch (Exception e) {
-            LOG.fine("TLS warm-up stopped: " + e);
+            LOG.log(Level.DEBUG, "TLS warm-up stopped: " + e);
         }
     }
 
