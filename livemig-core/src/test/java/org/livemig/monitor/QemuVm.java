@@ -51,7 +51,18 @@ final class QemuVm extends QmpVm {
             Thread.sleep(20); // QEMU creating its socket sends nothing to wait on
         }
         Assumptions.assumeTrue(p.isAlive() && Files.exists(sock), () -> "QEMU did not start: " + HostTools.readQuietly(log));
-        QmpClient c = QmpClient.connect("unix:" + sock);
+        // The socket's file appears at bind, a moment before QEMU listens: refused until then.
+        QmpClient c = null;
+        while (c == null) {
+            try {
+                c = QmpClient.connect("unix:" + sock);
+            } catch (IOException e) {
+                if (!p.isAlive() || System.nanoTime() > deadline) {
+                    throw e;
+                }
+                Thread.sleep(20);
+            }
+        }
         var v = c.greeting().path("QMP").path("version").path("qemu");
         if (v.path("major").asInt() != 7 || v.path("minor").asInt() != 2) {
             c.close();
