@@ -11,7 +11,9 @@
  * checked against the block and the file and its present pages are read from their places.
  *
  * <p>Device sections are decoded with the stream's own vmdesc trailer, or, for streams without
- * one, with QEMU's {@code -dump-vmstate} output; nothing here knows a device. Depends only on
+ * one, with QEMU's {@code -dump-vmstate} output; nothing here knows a device, except that
+ * livemig's accelerators' iterative sections ({@code NAME/accel}) are read record by record
+ * with {@link org.livemig.stream.AcceleratorState}. Depends only on
  * {@code org.livemig.stream} and Jackson (checked by an ArchUnit test).
  *
  * <p>Threads: a reader runs on its caller's thread; there is no machine and no BQL here.

@@ -3,7 +3,7 @@
  * stream to a destination byte for byte while decoding it and carries the return path back;
  * {@link org.livemig.relay.ReturnPathResponder} lets a reader that is itself the end of a
  * migration ({@code livemig analyze --listen}) answer a source that opened a return path.
- * Transports come from {@link org.livemig.transport}, decoding from {@link org.livemig.analyze}.
+ * Device-state packets on multifd channels are passed on undecoded. Transports come from {@link org.livemig.transport}, decoding from {@link org.livemig.analyze}.
  *
  * <p>Threads: the relay's own ({@code relay-return-path}, {@code relay-multifd-n}) beside the
  * caller's; there is no machine and no BQL here. Every wait is bounded by the idle timeout.

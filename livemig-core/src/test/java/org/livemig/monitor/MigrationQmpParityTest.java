@@ -79,14 +79,23 @@ class MigrationQmpParityTest {
     private static final java.util.Set<String> AFTER_72 = java.util.Set.of("query-migrate-parameters.zero-page-detection",
             "query-migrate-parameters.direct-io");
 
-    /** Capabilities livemig has that came after QEMU 7.2 (QEMU 9.0's mapped-ram): not in its reply. */
-    private static final List<String> CAPABILITIES_AFTER_72 = List.of("mapped-ram");
+    /** Capabilities livemig has that came after QEMU 7.2 (8.1's switchover-ack, 9.0's mapped-ram): not in its reply. */
+    private static final List<String> CAPABILITIES_AFTER_72 = List.of("switchover-ack", "mapped-ram");
 
-    /** query-migrate-capabilities of {@code c} without the capabilities that came after QEMU 7.2, as text. */
+    /**
+     * query-migrate-capabilities of {@code c} without the capabilities that came after QEMU 7.2
+     * (each off, and last), as text, to compare with 7.2's.
+     */
     private static String capabilitiesOf72(QmpClient c) throws Exception {
         tools.jackson.databind.node.ArrayNode a = QmpJson.NODES.arrayNode();
+        List<String> after = new ArrayList<>();
         c.execute("query-migrate-capabilities").forEach(e -> {
-            if (!CAPABILITIES_AFTER_72.contains(e.get("capability").asString())) {
+            String name = e.get("capability").asString();
+            if (CAPABILITIES_AFTER_72.contains(name)) {
+                assertThat(e.get("state").asBoolean()).as(name).isFalse();
+                after.add(name);
+            } else {
+                assertThat(after).as("%s after a later QEMU's capability", name).isEmpty();
                 a.add(e);
             }
         });
@@ -308,6 +317,10 @@ class MigrationQmpParityTest {
         assertThat(o.get("xbzrle-cache").get("cache-size")).isEqualTo(t.get("xbzrle-cache").get("cache-size"));
     }
 
+    /**
+     * QEMU 7.2's capabilities and then QEMU 8.1's switchover-ack, where 8.1 lists it (right after
+     * postcopy-preempt, 7.2's last), then QEMU 9.0's mapped-ram.
+     */
     @Test
     void capabilityNamesAreQemus() throws Exception {
         List<String> theirs = new ArrayList<>();
@@ -315,7 +328,8 @@ class MigrationQmpParityTest {
         List<String> mine = new ArrayList<>();
         ours.execute("query-migrate-capabilities").forEach(c -> mine.add(c.get("capability").asString()));
         List<String> want = new ArrayList<>(theirs);
-        want.addAll(CAPABILITIES_AFTER_72); // QEMU 9.0 put them after 7.2's, as livemig does
+        want.addAll(CAPABILITIES_AFTER_72); // QEMU 8.1 and 9.0 put them after 7.2's, as livemig does
+        assertThat(theirs.getLast()).isEqualTo("postcopy-preempt");
         assertThat(mine).containsExactlyElementsOf(want);
     }
 
