@@ -80,6 +80,12 @@ final class BackgroundSnapshot {
      */
     void run(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
         machine.bql().assertNotHeld();
+        var live = SaveVm.devices(machine);
+        if (!live.isEmpty()) {
+            // Their iterative state would be saved as the guest runs on, not as it was at the start.
+            throw new IOException("background-snapshot: device " + live.getFirst().sectionName()
+                    + " saves its state iteratively, which a snapshot of the start cannot hold");
+        }
         tracker.prepare();
         pause(saver);
         while (!saver.passComplete()) {

@@ -163,6 +163,19 @@ class BackgroundSnapshotTest {
     }
 
     @Test
+    void aMachineWithALiveDeviceIsRefusedAndRunsOn() throws Exception {
+        Path file = dir.resolve("accelerator.mig");
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(AcceleratorMigrationTest.withAccelerator("acc0,size=2M,dirty-rate=50",
+                16L << 20))) {
+            Outgoing o = snapshot(p, "auto", file, 0, new AtomicReference<>());
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).isEqualTo(MigrationStatus.FAILED);
+            assertThat(o.error()).contains("background-snapshot: device acc0").contains("saves its state iteratively");
+            assertThat(p.src().runState()).isEqualTo(RunState.RUNNING);
+        }
+    }
+
+    @Test
     void capabilitiesAreCheckedAsQemuDoes() throws Exception {
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(TestMachines.small("idle"))) {
             for (Capability c : new Capability[] {Capability.POSTCOPY_RAM, Capability.RETURN_PATH, Capability.MULTIFD,
