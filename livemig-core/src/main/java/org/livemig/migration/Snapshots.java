@@ -109,8 +109,8 @@ public final class Snapshots {
     }
 
     /**
-     * As above; a plain save counts into {@code plainStats} as it goes (a migration's counts are
-     * in {@code mig.outgoing().ramStats()}).
+     * Called without the BQL; blocks on IO. As above; a plain save counts into
+     * {@code plainStats} as it goes (a migration's counts are in {@code mig.outgoing().ramStats()}).
      */
     public static SaveResult save(Machine m, Migration mig, Path file, SaveOptions o, Consumer<Machine> atStart,
                                   RamStats plainStats, long timeoutMillis) throws IOException, InterruptedException {
