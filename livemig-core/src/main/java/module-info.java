@@ -8,6 +8,7 @@ module org.livemig.core {
     requires java.management; // x-livemig-process: heap after GC, threads, buffer pools
     requires java.naming;
     requires jdk.jfr;
+    requires jdk.unsupported; // direct-io: com.sun.nio.file.ExtendedOpenOption.DIRECT (O_DIRECT)
     requires tools.jackson.databind;
     requires com.github.luben.zstd_jni;
     requires org.bouncycastle.provider;

@@ -12,8 +12,12 @@ import org.livemig.bench.PostcopyBench;
 import org.livemig.bench.PrecopyBench;
 import org.livemig.bench.QmpLatencyBench;
 import org.livemig.bench.SnapshotBench;
+import org.livemig.bench.SnapshotModesBench;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
 
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
@@ -22,7 +26,11 @@ import picocli.CommandLine.Option;
                 BenchCommand.Soak.class, BenchCommand.QmpLoad.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
-            description = "Save/load throughput to a file and to /dev/null against a plain sequential write.",
+            description = {"Save/load throughput to a file and to /dev/null against a plain sequential write (case stream);",
+                    "a running ab guest saved with --live against stop-and-save of the same guest: the guest's pause, its writes'"
+                            + " longest wait and the total time (case live);",
+                    "mapped-ram save and load with 1, 2 and 4 channels, with and without O_DIRECT, against a plain sequential"
+                            + " write and read of the same bytes (case mapped-ram)."},
             exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:measured and printed", "1:a measured migration failed", ExitCodes.USAGE_TEXT})
     static final class Snapshot implements Callable<Integer> {
@@ -32,9 +40,29 @@ final class BenchCommand {
         @Option(names = "--dir", defaultValue = "${java.io.tmpdir}", description = "Where the file goes (default: ${DEFAULT-VALUE}).")
         Path dir;
 
+        @Option(names = "--cases", split = ",", defaultValue = "stream,live,mapped-ram",
+                description = "Which cases to run: stream, live, mapped-ram (default: ${DEFAULT-VALUE}).")
+        List<String> cases;
+
+        @Spec
+        CommandSpec spec;
+
         @Override
         public Integer call() throws Exception {
-            new SnapshotBench(Sizes.parse(ram), dir, System.out).run();
+            for (String c : cases) {
+                if (!List.of("stream", "live", "mapped-ram").contains(c)) {
+                    throw new ParameterException(spec.commandLine(),
+                            "--cases takes stream, live and mapped-ram, not '" + c + "'");
+                }
+            }
+            long bytes = Sizes.parse(ram);
+            if (cases.contains("stream")) {
+                new SnapshotBench(bytes, dir, System.out).run();
+            }
+            if (cases.contains("live") || cases.contains("mapped-ram")) {
+                new SnapshotModesBench(bytes, dir, System.out).run(cases.contains("live"),
+                        cases.contains("mapped-ram"));
+            }
             return 0;
         }
     }

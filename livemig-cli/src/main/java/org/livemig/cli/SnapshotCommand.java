@@ -5,6 +5,8 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import org.livemig.machine.Machine;
 import org.livemig.machine.RunState;
+import java.util.List;
+import org.livemig.migration.Migration;
 import org.livemig.migration.RamStats;
 import org.livemig.migration.Snapshots;
 import org.livemig.migration.StateDigest;
@@ -30,9 +32,14 @@ final class SnapshotCommand {
     }
 
     @Command(name = "save", mixinStandardHelpOptions = true,
-            description = "Run a machine briefly, stop it and save it to FILE (plus FILE.check.json, its fingerprint).",
+            description = {"Run a machine briefly, then save it to FILE (plus FILE.check.json, its fingerprint).",
+                "Without --live the guest is stopped for the save; with --live (QEMU's background-snapshot) it stops only"
+                        + " while its devices are read and its RAM write-protected, and runs on while RAM is saved as it was then.",
+                "--mapped-ram writes QEMU 9.0's mapped-ram layout: every page at a fixed place of FILE, written in parallel"
+                        + " by --channels threads (with O_DIRECT under --direct-io)."},
             exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:saved", ExitCodes.USAGE_TEXT + "; also a --ram this host cannot back",
+                    "1:the save failed (the error says why; the machine is left as it was)",
                     "3:FILE cannot be written (no such directory, permission)"})
     static final class Save implements Callable<Integer> {
         @Parameters(index = "0", description = "Output file.")
@@ -45,34 +52,121 @@ final class SnapshotCommand {
                 defaultValue = "500")
         long runMillis;
 
+        @Option(names = "--live", description = "Save the running guest without stopping it for the save"
+                + " (background-snapshot): FILE holds RAM and devices as they were when the save started.")
+        boolean live;
+
+        @Option(names = "--write-tracking", description = "With --live, how guest writes to pages not yet saved are caught:"
+                + " auto (userfaultfd write-protect where the kernel allows, else checked), checked or userfaultfd"
+                + " (default: ${DEFAULT-VALUE}).", defaultValue = "auto")
+        String writeTracking;
+
+        @Option(names = "--mapped-ram", description = "QEMU 9.0's mapped-ram layout: each page at a fixed offset of FILE.")
+        boolean mappedRam;
+
+        @Option(names = "--channels", description = "With --mapped-ram, threads writing pages in parallel (multifd channels, 1-255).")
+        Integer channels;
+
+        @Option(names = "--direct-io", description = "With --mapped-ram --channels, write pages with O_DIRECT (where the"
+                + " file system allows it).")
+        boolean directIo;
+
+        @Spec
+        CommandSpec spec;
+
+        private Snapshots.SaveOptions options() {
+            if (!List.of("auto", "checked", "userfaultfd").contains(writeTracking)) {
+                throw new ParameterException(spec.commandLine(), "--write-tracking must be auto, checked or userfaultfd, not '"
+                        + writeTracking + "'");
+            }
+            if (!writeTracking.equals("auto") && !live) {
+                throw new ParameterException(spec.commandLine(), "--write-tracking applies to --live saves only");
+            }
+            if (channels != null && !mappedRam) {
+                throw new ParameterException(spec.commandLine(), "--channels needs --mapped-ram: its channels write pages at"
+                        + " their places in the file");
+            }
+            if (channels != null && (channels < 1 || channels > 255)) {
+                throw new ParameterException(spec.commandLine(), "--channels must be 1 to 255, not " + channels);
+            }
+            if (directIo && channels == null) {
+                throw new ParameterException(spec.commandLine(), "--direct-io needs --mapped-ram and --channels: direct IO"
+                        + " is done by mapped-ram's channels, as in QEMU");
+            }
+            if (live && channels != null) {
+                throw new ParameterException(spec.commandLine(), "--live does not go with --channels (QEMU: Background-snapshot"
+                        + " is not compatible with multifd)");
+            }
+            return new Snapshots.SaveOptions(live, mappedRam, channels == null ? 0 : channels, directIo, writeTracking);
+        }
+
         @Override
         public Integer call() throws Exception {
+            Snapshots.SaveOptions o = options();
             checkWritable(file);
             Machine.Config cfg = machine.config("snapshot-source");
             try (Machine m = new Machine(cfg)) {
+                Migration mig = new Migration(m);
                 m.mainLoop().runAndWait(() -> m.boot(RunState.RUNNING));
                 Thread.sleep(runMillis); // the guest runs; this is the point of the command, not a wait for a condition
-                long t0 = System.nanoTime();
                 ObjectNode check = JSON.createObjectNode();
-                RamStats stats = m.mainLoop().call(() -> {
-                    RamStats s = Snapshots.save(m, file);
-                    check.set("fingerprint", StateDigest.of(m));
-                    return s;
-                }, 600_000);
-                double secs = (System.nanoTime() - t0) / 1e9;
+                ObjectNode atStart = JSON.createObjectNode();
+                RamStats plainStats = new RamStats();
+                Snapshots.SaveResult r;
+                try (ProgressDisplay p = ProgressDisplay.start("saving", cfg.ramSize(),
+                        () -> pagesDone(o.plain() ? plainStats : stats(mig)))) {
+                    r = Snapshots.save(m, mig, file, o, live ? machineAt -> {
+                        try {
+                            ObjectNode dev = atStart.putObject("devices");
+                            StateDigest.devices(machineAt).forEach(dev::put);
+                        } catch (java.io.IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    } : null, plainStats, 3_600_000);
+                } catch (java.io.IOException e) {
+                    System.err.println("livemig: save to " + file + " failed: " + Main.describe(e));
+                    return 1;
+                }
+                if (live) {
+                    // RAM ran on during the save: its state at the start is what FILE holds, not RAM now.
+                    ObjectNode fp = check.putObject("fingerprint");
+                    fp.set("devices", atStart.get("devices"));
+                } else {
+                    check.set("fingerprint", m.mainLoop().call(() -> StateDigest.of(m), 600_000));
+                }
                 ObjectNode c = check.putObject("config");
                 c.put("ram", cfg.ramSize());
                 c.put("vcpus", cfg.vcpus());
                 c.put("workload", cfg.workload());
                 c.put("blob-size", cfg.blobSize());
                 c.put("seed", cfg.seed());
+                ObjectNode fmt = check.putObject("format");
+                fmt.put("live", live);
+                fmt.put("mapped-ram", mappedRam);
+                fmt.put("channels", o.channels());
+                fmt.put("direct-io", directIo);
                 Files.writeString(sidecar(file), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(check));
                 System.out.printf("saved %s: %s of RAM (%d normal, %d zero pages), %s written in %.2f s%n",
-                        file, Sizes.human(cfg.ramSize()), stats.normalPages.get(), stats.zeroPages.get(),
-                        Sizes.human(Files.size(file)), secs);
+                        file, Sizes.human(cfg.ramSize()), r.ram().normalPages.get(), r.ram().zeroPages.get(),
+                        Sizes.human(Files.size(file)), r.totalNanos() / 1e9);
+                if (live) {
+                    System.out.printf("live: the guest was stopped %.1f ms at the start and ran on; %d of its writes waited"
+                                    + " for their page to be saved, the longest %.2f ms (write tracking: %s)%n",
+                            r.pauseNanos() / 1e6, r.waits(), r.longestWaitNanos() / 1e6, r.writeTracking());
+                }
                 return 0;
             }
         }
+
+        private static RamStats stats(Migration mig) {
+            var o = mig.outgoing();
+            return o == null ? null : o.ramStats();
+        }
+    }
+
+    /** RAM bytes a save or load has dealt with so far: its pages, sent or loaded, zero or not. */
+    static long pagesDone(RamStats s) {
+        return s == null ? 0 : (s.normalPages.get() + s.zeroPages.get()) * org.livemig.memory.RamBlock.PAGE_SIZE;
     }
 
     @Command(name = "load", mixinStandardHelpOptions = true,
@@ -109,6 +203,13 @@ final class SnapshotCommand {
         @Option(names = "--verify", description = "Check the loaded machine against the fingerprint saved beside the file.")
         boolean verify;
 
+        @Option(names = "--channels", description = "For a mapped-ram FILE, threads reading pages in parallel (1-255;"
+                + " default: the loading thread alone).")
+        Integer channels;
+
+        @Option(names = "--direct-io", description = "For a mapped-ram FILE read with --channels, read pages with O_DIRECT.")
+        boolean directIo;
+
         @Spec
         CommandSpec spec;
 
@@ -117,6 +218,13 @@ final class SnapshotCommand {
             if (fill != null) {
                 throw new ParameterException(spec.commandLine(),
                         "--fill does not apply to snapshot load: the snapshot's RAM contents replace the machine's");
+            }
+            if (channels != null && (channels < 1 || channels > 255)) {
+                throw new ParameterException(spec.commandLine(), "--channels must be 1 to 255, not " + channels);
+            }
+            if (directIo && channels == null) {
+                throw new ParameterException(spec.commandLine(), "--direct-io needs --channels: direct IO is done by"
+                        + " mapped-ram's channels, as in QEMU");
             }
             checkReadable(file);
             Machine.Config cfg = Machine.Config.defaults().withName("snapshot-destination");
@@ -136,11 +244,13 @@ final class SnapshotCommand {
                 m.mainLoop().runAndWait(() -> m.boot(RunState.PAUSED));
                 long t0 = System.nanoTime();
                 ObjectNode got;
-                try {
+                RamStats stats = new RamStats();
+                int readers = channels == null ? 0 : channels;
+                try (ProgressDisplay p = ProgressDisplay.start("loading", cfg.ramSize(), () -> pagesDone(stats))) {
                     got = m.mainLoop().call(() -> {
-                        Snapshots.load(m, file);
+                        Snapshots.load(m, file, readers, directIo, stats);
                         return StateDigest.of(m);
-                    }, 600_000);
+                    }, 3_600_000);
                 } catch (java.io.IOException e) {
                     System.err.println("livemig: load of " + file + " failed: " + Main.describe(e));
                     return ExitCodes.FILE;
@@ -158,9 +268,15 @@ final class SnapshotCommand {
                 }
                 if (check != null) {
                     JsonNode want = check.get("fingerprint");
-                    boolean ramOk = want.get("ram").equals(got.get("ram"));
+                    boolean ramOk;
+                    if (want.has("ram")) {
+                        ramOk = want.get("ram").equals(got.get("ram"));
+                        System.out.println("RAM: " + (ramOk ? "equal to the saved machine's" : "DIFFERS from the saved machine's"));
+                    } else {
+                        ramOk = true;
+                        System.out.println("RAM: saved live (the guest ran on during the save), so only the A-B check speaks for it");
+                    }
                     boolean devOk = want.get("devices").equals(got.get("devices"));
-                    System.out.println("RAM: " + (ramOk ? "equal to the saved machine's" : "DIFFERS from the saved machine's"));
                     System.out.println("devices: " + (devOk ? "all equal to the saved machine's" : "DIFFER: " + got.get("devices")));
                     ok &= ramOk && devOk;
                 } else {

@@ -171,4 +171,27 @@ class BenchSmokeTest {
     void microRefusesNegativeForks() {
         assertThat(run("bench", "micro", "--forks", "-1").exitCode()).isEqualTo(ExitCodes.USAGE);
     }
+
+    @Test
+    void snapshotLiveAndMappedRamCasesPrintTheirTablesBesideTheirBaselines(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        Run r = run("bench", "snapshot", "--ram", "16M", "--dir", dir.toString(), "--cases", "live,mapped-ram");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        assertThat(r.out()).doesNotContain("save to /dev/null"); // the stream case was not asked for
+        assertThat(r.lines()).anyMatch(l -> l.trim().startsWith("--live, checked"));
+        String stop = r.lines().stream().map(String::trim).filter(l -> l.startsWith("stop-and-save")).findFirst()
+                .orElseThrow(() -> new AssertionError("no stop-and-save row in:\n" + r.out()));
+        String[] c = stop.split("\\s+");
+        assertThat(Double.parseDouble(c[1])).as("total s").isPositive();
+        assertThat(r.out()).contains("goal, no vCPU stall over 20 ms");
+        for (String ch : List.of("1 channel ", "2 channels ", "4 channels ")) {
+            String row = r.lines().stream().map(String::trim).filter(l -> l.startsWith(ch)).findFirst()
+                    .orElseThrow(() -> new AssertionError("no " + ch + " row in:\n" + r.out()));
+            String[] v = row.replace(", O_DIRECT", "").split("\\s+");
+            for (int k = 2; k < v.length; k++) {
+                assertThat(Double.parseDouble(v[k])).as(row).isPositive();
+            }
+        }
+        assertThat(java.nio.file.Files.exists(dir.resolve("livemig-bench-modes.mig"))).as("file removed").isFalse();
+    }
 }

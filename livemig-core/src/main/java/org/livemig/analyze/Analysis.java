@@ -68,6 +68,7 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
     private final Map<Integer, String> keys = new LinkedHashMap<>();
     private final Map<Integer, JsonNode> values = new LinkedHashMap<>();
     private final Map<Integer, ObjectNode> ramSizes = new LinkedHashMap<>();
+    private final List<org.livemig.analyze.StreamEvents.MappedRamBlock> mappedRam = new ArrayList<>();
     /** Undecoded sections by the offset of their header. */
     private final Map<Long, Undecoded> undecoded = new LinkedHashMap<>();
     private final List<Command> commands = new ArrayList<>();
@@ -219,6 +220,26 @@ public final class Analysis implements StreamVisitor, AutoCloseable {
                 values.put(h.sectionId(), StateJson.F.objectNode());
             }
         }
+    }
+
+    /** Mapped-ram streams: each block's header and pages, beside the ram section's sizes. */
+    @Override
+    public void mappedRamBlock(SectionHeader h, org.livemig.analyze.StreamEvents.MappedRamBlock b) {
+        mappedRam.add(b);
+        if (values.get(h.sectionId()) instanceof ObjectNode section) {
+            ObjectNode m = section.has("mapped-ram") ? (ObjectNode) section.get("mapped-ram") : section.putObject("mapped-ram");
+            ObjectNode e = m.putObject(SectionHeader.display(b.block()));
+            e.put("version", b.version());
+            e.put("bitmap offset", String.format("0x%016x", b.bitmapOffset()));
+            e.put("pages offset", String.format("0x%016x", b.pagesOffset()));
+            e.put("pages in file", b.pagesInFile());
+            e.put("pages", b.pages());
+        }
+    }
+
+    /** The blocks of a mapped-ram stream, in stream order (empty for any other stream). */
+    public List<org.livemig.analyze.StreamEvents.MappedRamBlock> mappedRam() {
+        return List.copyOf(mappedRam);
     }
 
     @Override

@@ -52,7 +52,7 @@ public final class Analyzer {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             VmDescription trailer = locateTrailer(ch, options.limits());
             ch.position(0);
-            return analyze(ch, trailer, options);
+            return analyze(ch, trailer, options, null, ch);
         }
     }
 
@@ -79,16 +79,25 @@ public final class Analyzer {
 
     private static Analysis analyze(ReadableByteChannel channel, VmDescription trailer, Options options)
             throws IOException {
-        return analyze(channel, trailer, options, null);
+        return analyze(channel, trailer, options, null, null);
     }
 
     private static Analysis analyze(ReadableByteChannel channel, VmDescription trailer, Options options,
                                     StreamVisitor observer) throws IOException {
+        return analyze(channel, trailer, options, observer, null);
+    }
+
+    /** {@code file}: the file {@code channel} reads, from its start (mapped-ram's pages lie in it), or null. */
+    private static Analysis analyze(ReadableByteChannel channel, VmDescription trailer, Options options,
+                                    StreamVisitor observer, FileChannel file) throws IOException {
         Analysis a = new Analysis();
         MigrationFile f = MigrationFile.forReading(channel);
         StreamVisitor visitor = observer == null ? a : StreamVisitor.tee(a, observer);
         try (StreamReader r = new StreamReader(visitor, options.limits(), trailer, options.dump(), options.keepRam(),
                 options.ramDir())) {
+            if (file != null) {
+                r.readMappedRamFrom(file);
+            }
             try {
                 r.read(f);
             } catch (StreamFormatException e) {

@@ -163,6 +163,15 @@ final class Input {
         return new String(b, StandardCharsets.ISO_8859_1);
     }
 
+    /** Moves the stream on by {@code n} bytes over {@code channel}, the file under it (mapped-ram's page regions). */
+    void seekForward(java.nio.channels.FileChannel channel, long n) throws IOException {
+        try {
+            file.seekForward(channel, n);
+        } catch (IOException e) {
+            throw wrap(e);
+        }
+    }
+
     /** A read through a codec of the stream package, on the underlying file. */
     interface Read<T> {
         T read(MigrationFile f) throws IOException;

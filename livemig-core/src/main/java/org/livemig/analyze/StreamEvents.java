@@ -33,6 +33,16 @@ public final class StreamEvents {
     public record Uuid(String name, int version, byte[] uuid) implements ConfigSubsection {
     }
 
+    /**
+     * A RAM block of a mapped-ram stream (QEMU 9.0): its header, where its bitmap and pages lie in
+     * the file, and how many of its pages the file holds (the others are zero).
+     *
+     * @param headerOffset  the header's absolute offset in the file
+     */
+    public record MappedRamBlock(String block, long headerOffset, int version, long bitmapOffset, long pagesOffset,
+                                 long pagesInFile, long pages) {
+    }
+
     /** The configuration section: machine type name and subsections, as in the stream. */
     public record Configuration(String machine, List<ConfigSubsection> subsections, long offset) {
     }

@@ -83,6 +83,8 @@ public final class StreamReader implements AutoCloseable {
     private final List<Pending> pending = new ArrayList<>();
     private MemorySegment scratch;
     private final Arena scratchArena = Arena.ofConfined();
+    /** The file the stream is read from, for mapped-ram's pages beside it; null for a pipe or socket. */
+    private java.nio.channels.FileChannel file;
 
     private record Pending(SectionHeader header, byte[] body, long bodyOffset) {
     }
@@ -119,6 +121,14 @@ public final class StreamReader implements AutoCloseable {
     private RamImage newImage() {
         return ramDir != null ? RamImage.inDirectory(pageSize, ramDir)
                 : RamImage.inMemory(pageSize, keepRam ? limits.maxRamBytes() : 0);
+    }
+
+    /**
+     * The stream is read from the start of {@code channel}, a file: a mapped-ram stream's pages
+     * are read from their places in it, and the stream moves past them.
+     */
+    public void readMappedRamFrom(java.nio.channels.FileChannel channel) {
+        this.file = channel;
     }
 
     /** The RAM the stream left; owned by the reader until {@link #takeRam()}. */
@@ -743,7 +753,7 @@ public final class StreamReader implements AutoCloseable {
             long addr = rec.address();
             RamRecord r;
             switch (rec.kind()) {
-                case MEM_SIZE -> r = memSize(in, at, header, addr);
+                case MEM_SIZE -> r = memSize(in, h, at, header, addr);
                 case ZERO -> {
                     String name = blockName(in, rec, at);
                     RamImage.Block b = pageBlock(in, addr, at);
@@ -877,7 +887,7 @@ public final class StreamReader implements AutoCloseable {
         return imageBlocks.get(currentBlock.name());
     }
 
-    private RamRecord memSize(Input in, long at, long header, long total) throws IOException {
+    private RamRecord memSize(Input in, SectionHeader section, long at, long header, long total) throws IOException {
         List<RamPageRecord.BlockEntry> list = new ArrayList<>();
         long remaining = total;
         java.util.Set<String> seen = new java.util.HashSet<>();
@@ -913,10 +923,85 @@ public final class StreamReader implements AutoCloseable {
                 throw in.errorAt("cannot keep RAM block " + SectionHeader.display(name) + " of " + used + " bytes: "
                         + ex.getMessage(), entryAt);
             }
+            if (in.with(org.livemig.stream.MappedRamHeader::follows)) {
+                mappedRamBlock(in, section, e);
+            }
             list.add(e);
             remaining -= used;
         }
         return new RamRecord(at, header, RamPageRecord.Kind.MEM_SIZE, null, null, 0, 0, null, null, List.copyOf(list));
+    }
+
+    /**
+     * A mapped-ram block (QEMU 9.0): its header, checked against the block and the file; its
+     * pages read from the file when RAM is kept; then the stream moves past its region.
+     */
+    private void mappedRamBlock(Input in, SectionHeader section, RamPageRecord.BlockEntry e) throws IOException {
+        long at = in.pos();
+        String block = SectionHeader.display(e.name());
+        org.livemig.stream.MappedRamHeader h = in.with(org.livemig.stream.MappedRamHeader::read);
+        String where = String.format("RAM block %s, mapped-ram header at byte offset 0x%x: ", block, at);
+        if (file == null) {
+            throw in.errorAt(where + "its pages lie in the file beside the stream, which this reader cannot reach"
+                    + " (a mapped-ram stream is read from its file, not a pipe)", at);
+        }
+        if (h.version() > org.livemig.stream.MappedRamHeader.VERSION) {
+            throw in.errorAt(where + "version " + h.version() + ", only 1 exists", at);
+        }
+        if (h.pageSize() != pageSize) {
+            throw in.errorAt(where + "page size " + h.pageSize() + ", the stream's is " + pageSize, at);
+        }
+        if (h.pagesOffset() % pageSize != 0) {
+            throw in.errorAt(where + String.format("pages offset 0x%x is not page-aligned", h.pagesOffset()), at);
+        }
+        long pages = e.usedLength() / pageSize;
+        long bitmapBytes = org.livemig.stream.MappedRamHeader.bitmapBytes(pages);
+        long size = file.size();
+        long afterHeader = at + org.livemig.stream.MappedRamHeader.SIZE;
+        if (h.bitmapOffset() < afterHeader || h.bitmapOffset() > size || bitmapBytes > size - h.bitmapOffset()) {
+            throw in.errorAt(where + String.format("its bitmap at 0x%x (+0x%x bytes) lies outside the file of 0x%x bytes",
+                    h.bitmapOffset(), bitmapBytes, size), at);
+        }
+        if (h.pagesOffset() < afterHeader || h.pagesOffset() > size || e.usedLength() > size - h.pagesOffset()) {
+            throw in.errorAt(where + String.format("its pages at 0x%x (+0x%x bytes) lie outside the file of 0x%x bytes",
+                    h.pagesOffset(), e.usedLength(), size), at);
+        }
+        if (bitmapBytes > Integer.MAX_VALUE - 8) {
+            throw in.errorAt(where + "its bitmap of " + bitmapBytes + " bytes is beyond this reader", at);
+        }
+        java.nio.ByteBuffer bits = java.nio.ByteBuffer.allocate((int) bitmapBytes);
+        readFully(bits, h.bitmapOffset());
+        java.util.BitSet present = java.util.BitSet.valueOf(org.livemig.stream.MappedRamHeader.decodeBitmap(bits.flip()));
+        if (present.length() > pages) {
+            throw in.errorAt(where + String.format("its bitmap marks page %d, beyond the block's %d pages",
+                    present.length() - 1, pages), at);
+        }
+        if (keepRam) {
+            RamImage.Block b = imageBlocks.get(e.name());
+            MemorySegment page = scratch.asSlice(0, pageSize);
+            for (int p = present.nextSetBit(0); p >= 0; p = present.nextSetBit(p + 1)) {
+                java.nio.ByteBuffer buf = page.asByteBuffer();
+                readFully(buf, h.pagesOffset() + (long) p * pageSize);
+                try {
+                    ram.store(b, (long) p * pageSize, page);
+                } catch (RamImage.RamLimitException ex) {
+                    throw in.errorAt(ex.getMessage(), at);
+                }
+            }
+        }
+        visitor.mappedRamBlock(section, new org.livemig.analyze.StreamEvents.MappedRamBlock(e.name(), at,
+                h.version(), h.bitmapOffset(), h.pagesOffset(), present.cardinality(), pages));
+        in.seekForward(file, h.pagesOffset() + e.usedLength() - in.pos());
+    }
+
+    private void readFully(java.nio.ByteBuffer buf, long pos) throws IOException {
+        while (buf.hasRemaining()) {
+            int n = file.read(buf, pos);
+            if (n < 0) {
+                throw new StreamFormatException(String.format("mapped-ram data at 0x%x: the file ends there", pos), pos);
+            }
+            pos += n;
+        }
     }
 
     static long be64(byte[] b, int i) {

@@ -30,6 +30,9 @@ public interface StreamVisitor {
 
     default void ramRecord(SectionHeader header, RamRecord record) {}
 
+    /** A block of a mapped-ram stream, once its header was read and its pages located (after its MEM_SIZE entry). */
+    default void mappedRamBlock(SectionHeader header, StreamEvents.MappedRamBlock block) {}
+
     /** The body of a non-RAM section. */
     default void deviceSection(SectionHeader header, DeviceBody body) {}
 
@@ -102,6 +105,12 @@ public interface StreamVisitor {
             public void sectionStart(SectionHeader h) {
                 first.sectionStart(h);
                 second.sectionStart(h);
+            }
+
+            @Override
+            public void mappedRamBlock(SectionHeader h, StreamEvents.MappedRamBlock b) {
+                first.mappedRamBlock(h, b);
+                second.mappedRamBlock(h, b);
             }
 
             @Override

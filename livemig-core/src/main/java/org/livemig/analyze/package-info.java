@@ -6,6 +6,10 @@
  * analyze-migration.py's JSON shapes and a sparse {@link org.livemig.analyze.RamImage};
  * {@link org.livemig.analyze.StreamRewriter} writes the decoded form back byte for byte.
  *
+ * <p>A mapped-ram stream (QEMU 9.0) keeps its pages beside the stream in the file, so it is read
+ * only from a file ({@link org.livemig.analyze.Analyzer#analyzeFile}): each block's header is
+ * checked against the block and the file and its present pages are read from their places.
+ *
  * <p>Device sections are decoded with the stream's own vmdesc trailer, or, for streams without
  * one, with QEMU's {@code -dump-vmstate} output; nothing here knows a device, except that
  * livemig's accelerators' iterative sections ({@code NAME/accel}) are read record by record

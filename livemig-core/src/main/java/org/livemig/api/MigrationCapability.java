@@ -3,8 +3,12 @@ package org.livemig.api;
 /** The migration capabilities livemig implements, with QEMU's names ({@link #qemuName()}). */
 public enum MigrationCapability {
     AUTO_CONVERGE("auto-converge"),
+    /** A snapshot of a running guest to a file: RAM as it was when it started, saved while the guest runs. */
+    BACKGROUND_SNAPSHOT("background-snapshot"),
     COMPRESS("compress"),
     EVENTS("events"),
+    /** QEMU 9.0's file layout: every page at a fixed offset of a {@code file:} target. */
+    MAPPED_RAM("mapped-ram"),
     MULTIFD("multifd"),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
     POSTCOPY_RAM("postcopy-ram"),

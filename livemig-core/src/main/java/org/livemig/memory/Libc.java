@@ -41,6 +41,8 @@ public final class Libc {
     public static final int O_CLOEXEC = 0x80000;
 
     public static final int MADV_DONTNEED = 4;
+    /** Maps every page of a range for reading (Linux 5.14); never-written anonymous pages map the zero page. */
+    public static final int MADV_POPULATE_READ = 22;
     public static final int MADV_HUGEPAGE = 14;
     public static final int MADV_NOHUGEPAGE = 15;
 
@@ -68,6 +70,7 @@ public final class Libc {
     private static final MethodHandle POLL;
     private static final MethodHandle MADVISE;
     private static final MethodHandle MEMCHR;
+    private static final MethodHandle MEMSET;
     private static final MethodHandle STRERROR;
     private static final MethodHandle SYSCONF;
     private static final MethodHandle SCHED_SETSCHEDULER;
@@ -89,6 +92,7 @@ public final class Libc {
         MethodHandle poll = null;
         MethodHandle madvise = null;
         MethodHandle memchr = null;
+        MethodHandle memset = null;
         MethodHandle strerror = null;
         MethodHandle sysconf = null;
         MethodHandle schedSet = null;
@@ -121,6 +125,7 @@ public final class Libc {
                         FunctionDescriptor.of(i, a, l, i), err);
                 // No errno capture and not "critical": the call must leave the Java state (see class doc).
                 memchr = linker.downcallHandle(libc.find("memchr").orElseThrow(), FunctionDescriptor.of(a, a, i, l));
+                memset = linker.downcallHandle(libc.find("memset").orElseThrow(), FunctionDescriptor.of(a, a, i, l));
                 strerror = linker.downcallHandle(libc.find("strerror").orElseThrow(), FunctionDescriptor.of(a, i));
                 sysconf = linker.downcallHandle(libc.find("sysconf").orElseThrow(), FunctionDescriptor.of(l, i));
                 schedSet = linker.downcallHandle(libc.find("sched_setscheduler").orElseThrow(),
@@ -142,6 +147,7 @@ public final class Libc {
         POLL = poll;
         MADVISE = madvise;
         MEMCHR = memchr;
+        MEMSET = memset;
         STRERROR = strerror;
         SYSCONF = sysconf;
         SCHED_SETSCHEDULER = schedSet;
@@ -292,6 +298,19 @@ public final class Libc {
     public static void touch(long address) {
         try {
             MemorySegment ignored = (MemorySegment) MEMCHR.invokeExact(MemorySegment.ofAddress(address), 0, 1L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Stores {@code value} in the byte at {@code address} from native code: if the page is
+     * write-protected under userfaultfd, this thread blocks in the kernel, outside the Java
+     * state, until it is unprotected, and the store then completes.
+     */
+    public static void storeByte(long address, byte value) {
+        try {
+            MemorySegment ignored = (MemorySegment) MEMSET.invokeExact(MemorySegment.ofAddress(address), (int) value, 1L);
         } catch (Throwable t) {
             throw rethrow(t);
         }

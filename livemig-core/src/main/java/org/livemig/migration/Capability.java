@@ -6,8 +6,12 @@ package org.livemig.migration;
  */
 public enum Capability {
     AUTO_CONVERGE("auto-converge"),
+    /** A snapshot of a running guest: RAM as it was when the snapshot started ({@link BackgroundSnapshot}). */
+    BACKGROUND_SNAPSHOT("background-snapshot"),
     COMPRESS("compress"),
     EVENTS("events"),
+    /** QEMU 9.0's file layout: every page at a fixed offset of a {@code file:} ({@code migration.ram.MappedRam*}). */
+    MAPPED_RAM("mapped-ram"),
     MULTIFD("multifd"),
     PAUSE_BEFORE_SWITCHOVER("pause-before-switchover"),
     POSTCOPY_RAM("postcopy-ram"),

@@ -75,6 +75,14 @@ public final class Incoming {
     private volatile int decompressThreads;
     /** XBZRLE and COMPRESS_PAGE payloads of this load; made when loading starts. */
     private volatile org.livemig.migration.ram.EncodedPageLoader encodedPages;
+    /** mapped-ram: how the file is read (null without the capability), and its reader once loading. */
+    private volatile org.livemig.migration.ram.MappedRamOptions mappedRamOptions;
+    private volatile org.livemig.migration.ram.MappedRamLoader mappedRam;
+
+    /** mapped-ram's use of the file, or null without the capability; set before listening. */
+    void setMappedRam(org.livemig.migration.ram.MappedRamOptions options) {
+        this.mappedRamOptions = options;
+    }
     /** switchover-ack on this side: devices approve the switchover, SWITCHOVER_ACK goes to the source. */
     private volatile boolean switchoverAck;
     /** mig/dst/load_n, one per multifd channel, for device state that arrives on the channels; null without multifd. */
@@ -362,6 +370,13 @@ public final class Incoming {
             }
             encodedPages = pages;
             RamHandlers.of(machine).loader().useEncodedPages(pages);
+            if (mappedRamOptions != null) {
+                org.livemig.migration.ram.MappedRamLoader mr =
+                        org.livemig.migration.ram.MappedRamLoader.open(mappedRamOptions, c.fileChannel(), ram.normalPages,
+                                ram.zeroPages);
+                mappedRam = mr;
+                RamHandlers.of(machine).loader().useMappedRam(mr);
+            }
             PostcopyIncoming pc = new PostcopyIncoming(new Host(), RamHandlers.of(machine).loader(), postcopyBackend);
             postcopy = pc;
             MigrationConnection early = preemptConnection;
@@ -466,6 +481,10 @@ public final class Incoming {
         org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
         if (pages != null) {
             pages.shutdown();
+        }
+        org.livemig.migration.ram.MappedRamLoader mr = mappedRam;
+        if (mr != null) {
+            mr.shutdown();
         }
         LoadThreads pool = loadThreads;
         if (pool != null) {
@@ -677,6 +696,10 @@ public final class Incoming {
         if (pages != null) {
             pages.close();
         }
+        org.livemig.migration.ram.MappedRamLoader mr = mappedRam;
+        if (mr != null) {
+            mr.close();
+        }
         LoadThreads pool = loadThreads;
         if (pool != null) {
             pool.close();
@@ -743,6 +766,10 @@ public final class Incoming {
         org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
         if (pages != null) {
             pages.shutdown();
+        }
+        org.livemig.migration.ram.MappedRamLoader mr = mappedRam;
+        if (mr != null) {
+            mr.shutdown();
         }
         LoadThreads pool = loadThreads;
         if (pool != null) {

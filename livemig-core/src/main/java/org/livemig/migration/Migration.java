@@ -55,6 +55,10 @@ public final class Migration {
     private volatile FaultSpec outgoingFaults = FaultSpec.NONE;
     private volatile FaultSpec incomingFaults = FaultSpec.NONE;
     private volatile String postcopyBackend = "auto";
+    /** How a background snapshot tracks guest writes: "auto" (userfaultfd where allowed), "checked" or "userfaultfd". */
+    private volatile String writeTracking = "auto";
+    /** Told, with the BQL held and the guest stopped, the moment a background snapshot's state is taken (tests, the CLI). */
+    private volatile java.util.function.Consumer<Machine> backgroundSnapshotObserver;
     /** SCHED_FIFO priority of the postcopy request threads, 0 for normal scheduling. */
     private volatile int postcopyRequestPriority;
 
@@ -128,6 +132,26 @@ public final class Migration {
     }
 
     /**
+     * How later background snapshots track guest writes: "auto" (userfaultfd write-protect where
+     * the kernel allows it, else checked), "checked" or "userfaultfd" (failing the snapshot where
+     * the kernel does not allow it).
+     */
+    public void setWriteTracking(String kind) {
+        if (!kind.equals("auto") && !kind.equals("checked") && !kind.equals("userfaultfd")) {
+            throw new IllegalArgumentException("write tracking must be auto, checked or userfaultfd, not '" + kind + "'");
+        }
+        this.writeTracking = kind;
+    }
+
+    /**
+     * Called with the BQL held, with the guest stopped, at the moment later background snapshots
+     * take the guest's state (its devices are read then; its RAM is saved as it is then).
+     */
+    public void setBackgroundSnapshotObserver(java.util.function.Consumer<Machine> observer) {
+        this.backgroundSnapshotObserver = observer;
+    }
+
+    /**
      * Real-time (SCHED_FIFO) priority, 1 to 99, for the threads a vCPU waiting on a postcopy page
      * depends on ({@code mig/src/rp_thr} on a source, {@code mig/dst/fault} and
      * {@code mig/dst/preempt} on a destination), from the next migration on; 0 (the default)
@@ -187,12 +211,14 @@ public final class Migration {
                 next.remove(c);
             }
         });
+        checkBackgroundSnapshot(next);
         if (next.contains(Capability.MULTIFD) && next.contains(Capability.COMPRESS)) {
             throw new MigrationException("Multifd is not compatible with compress"); // QEMU 7.2's words
         }
         if (next.contains(Capability.SWITCHOVER_ACK) && !next.contains(Capability.RETURN_PATH)) {
             throw new MigrationException("Capability 'switchover-ack' requires capability 'return-path'"); // QEMU 8.1's
         }
+        checkMappedRam(next);
         capabilities.clear();
         capabilities.addAll(next);
     }
@@ -235,6 +261,7 @@ public final class Migration {
         parameters.decompressThreads = p.decompressThreads;
         parameters.compressWaitThread = p.compressWaitThread;
         parameters.zeroPageDetection = p.zeroPageDetection;
+        parameters.directIo = p.directIo;
         parameters.tlsCreds = p.tlsCreds;
         parameters.tlsHostname = p.tlsHostname;
         parameters.tlsAuthz = p.tlsAuthz;
@@ -242,6 +269,66 @@ public final class Migration {
         if (o != null && o.status().isActive()) {
             o.applyParameters(parameters.copy());
         }
+    }
+
+    /**
+     * background-snapshot as QEMU 7.2 checks it, in its order and words. Its "not supported by
+     * host kernel" never applies: without userfaultfd write-protect the checked accessors track writes.
+     */
+    private static void checkBackgroundSnapshot(Set<Capability> next) throws MigrationException {
+        if (!next.contains(Capability.BACKGROUND_SNAPSHOT)) {
+            return;
+        }
+        for (Capability c : List.of(Capability.POSTCOPY_RAM, Capability.RETURN_PATH, Capability.MULTIFD,
+                Capability.PAUSE_BEFORE_SWITCHOVER, Capability.AUTO_CONVERGE, Capability.COMPRESS, Capability.XBZRLE,
+                Capability.X_COLO)) {
+            if (next.contains(c)) {
+                throw new MigrationException("Background-snapshot is not compatible with " + c.qemuName());
+            }
+        }
+    }
+
+    /** mapped-ram as QEMU 9.0 checks it, in its order and words. */
+    private static void checkMappedRam(Set<Capability> next) throws MigrationException {
+        if (!next.contains(Capability.MAPPED_RAM)) {
+            return;
+        }
+        if (next.contains(Capability.XBZRLE)) {
+            throw new MigrationException("Mapped-ram migration is incompatible with xbzrle");
+        }
+        if (next.contains(Capability.COMPRESS)) {
+            throw new MigrationException("Mapped-ram migration is incompatible with compression");
+        }
+        if (next.contains(Capability.POSTCOPY_RAM)) {
+            throw new MigrationException("Mapped-ram migration is incompatible with postcopy");
+        }
+    }
+
+    /**
+     * At migrate and migrate-incoming: mapped-ram needs a file (QEMU 9.0's words), and its
+     * multifd channels take pages uncompressed.
+     */
+    private void checkMappedRamAddress(MigrationAddress addr) throws MigrationException {
+        if (!capabilities.contains(Capability.MAPPED_RAM)) {
+            return;
+        }
+        if (!(addr instanceof MigrationAddress.File)) {
+            throw new MigrationException("Migration requires seekable transport (e.g. file)");
+        }
+        if (capabilities.contains(Capability.MULTIFD) && !"none".equals(parameters.multifdCompression)) {
+            throw new MigrationException("Mapped-ram only available for non-compressed non-TLS multifd migration");
+        }
+    }
+
+    /** What a mapped-ram migration starting now does: its channels (0 without multifd) and direct IO. */
+    private org.livemig.migration.ram.MappedRamOptions mappedRamOptions(MigrationAddress addr) {
+        if (!capabilities.contains(Capability.MAPPED_RAM)) {
+            return null;
+        }
+        boolean multifd = capabilities.contains(Capability.MULTIFD);
+        MigrationAddress.File f = (MigrationAddress.File) addr;
+        return new org.livemig.migration.ram.MappedRamOptions(f.path(), f.offset(), multifd ? parameters.multifdChannels : 0,
+                multifd && parameters.directIo, parameters.detectZeroPages());
     }
 
     private void refuseWhileActive(String what) throws MigrationException {
@@ -254,13 +341,19 @@ public final class Migration {
         return new MigrationException(IN_PROGRESS + "; " + what + " cannot be changed now");
     }
 
-    /** multifd runs over sockets only, and not with postcopy, as in QEMU 7.2. */
+    /**
+     * multifd runs over sockets only, and not with postcopy, as in QEMU 7.2; and over a file: with
+     * mapped-ram, as in QEMU 9.0.
+     */
     private void checkMultifd(MigrationAddress addr) throws MigrationException {
         if (!capabilities.contains(Capability.MULTIFD)) {
             return;
         }
         if (capabilities.contains(Capability.POSTCOPY_RAM)) {
             throw new MigrationException("Postcopy is not yet compatible with multifd");
+        }
+        if (addr instanceof MigrationAddress.File && capabilities.contains(Capability.MAPPED_RAM)) {
+            return;
         }
         if (!(addr instanceof MigrationAddress.Tcp) && !(addr instanceof MigrationAddress.Unix)) {
             throw new MigrationException("multifd needs a tcp: or unix: address, not " + addr);
@@ -371,12 +464,15 @@ public final class Migration {
             }
             throw e;
         }
+        checkMappedRamAddress(addr);
         checkMultifd(addr);
         checkColo(addr);
         checkTls(addr);
         checkAccelerators();
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, quiet);
         o.setColoState(coloState);
+        o.setMappedRam(mappedRamOptions(addr));
+        o.setWriteTracking(writeTracking, backgroundSnapshotObserver);
         o.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         o.setChannelSecurity(channelSecurity(TlsEndpoint.CLIENT, () -> o.status().isActive()));
         outgoing = o;
@@ -423,17 +519,21 @@ public final class Migration {
             throw new MigrationException("The incoming migration has already been started");
         }
         MigrationAddress addr = parse(uri, true);
+        checkMappedRamAddress(addr);
         checkMultifd(addr);
         checkTls(addr);
+        // With mapped-ram the file's channels are the loader's readers, not connections to accept.
+        boolean multifdConnections = capabilities.contains(Capability.MULTIFD) && !capabilities.contains(Capability.MAPPED_RAM);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
                 capabilities.contains(Capability.POSTCOPY_PREEMPT),
-                capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0,
+                multifdConnections ? parameters.multifdChannels : 0,
                 capabilities.contains(Capability.X_COLO), coloState, quiet);
         i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
         i.setSwitchoverAck(capabilities.contains(Capability.SWITCHOVER_ACK));
         i.setPageDecoding(parameters.multifdCompressionMethod(),
                 capabilities.contains(Capability.COMPRESS) ? parameters.decompressThreads : 0);
         i.setChannelSecurity(channelSecurity(TlsEndpoint.SERVER, () -> i.isListening() || i.status().isActive()));
+        i.setMappedRam(mappedRamOptions(addr));
         try {
             i.listen(addr);
         } catch (IOException e) {
@@ -661,6 +761,15 @@ public final class Migration {
             }
             if (s == MigrationStatus.FAILED && o.error() != null) {
                 r.put("error-desc", o.error());
+            }
+            var tracker = o.writeTracker();
+            if (tracker != null) {
+                // livemig's own (x- as QEMU marks experimental members): how guest writes fared
+                ObjectNode b = r.putObject("x-background-snapshot");
+                b.put("write-tracking", tracker.name());
+                b.put("waits", tracker.waits());
+                b.put("longest-wait-ms", tracker.longestWaitNanos() / 1e6);
+                b.put("total-wait-ms", tracker.totalWaitNanos() / 1e6);
             }
             String ack = o.switchoverAckState();
             if (ack != null) {

@@ -50,6 +50,16 @@ public final class MigrationParameters {
      * looks for zero pages and sends them as ZERO records, "none" sends them as any other page.
      */
     public String zeroPageDetection = "legacy";
+    /**
+     * QEMU 9.0's direct-io: the multifd channels of a mapped-ram migration open the file with
+     * O_DIRECT (used only with both capabilities, as in QEMU).
+     */
+    public boolean directIo;
+
+    /** Whether this JVM can open files with O_DIRECT (QEMU: built with O_DIRECT). */
+    public static boolean directIoSupported() {
+        return System.getProperty("os.name", "").toLowerCase(java.util.Locale.ROOT).contains("linux");
+    }
 
     /** multifd-compression as its method. */
     public MultifdCompression.Method multifdCompressionMethod() {
@@ -92,6 +102,7 @@ public final class MigrationParameters {
         p.decompressThreads = decompressThreads;
         p.compressWaitThread = compressWaitThread;
         p.zeroPageDetection = zeroPageDetection;
+        p.directIo = directIo;
         p.tlsCreds = tlsCreds;
         p.tlsHostname = tlsHostname;
         p.tlsAuthz = tlsAuthz;
@@ -153,6 +164,9 @@ public final class MigrationParameters {
         }
         if (xCheckpointDelay < 0 || xCheckpointDelay > 0xFFFF_FFFFL) {
             throw new IllegalArgumentException("Parameter 'x-checkpoint-delay' expects uint32_t");
+        }
+        if (directIo && !directIoSupported()) {
+            throw new IllegalArgumentException("No build-time support for direct-io"); // QEMU 9.0's words
         }
     }
 }

@@ -77,6 +77,15 @@ public final class Outgoing {
     private ColoState coloState = new ColoState();
     /** xbzrle, compress and zero-page-detection on the main channel; null without them. */
     private volatile org.livemig.migration.ram.TargetPageSaver pageSaver;
+    /** mapped-ram: how this migration uses its file (null without the capability), and its page writer. */
+    private org.livemig.migration.ram.MappedRamOptions mappedRamOptions;
+    private volatile org.livemig.migration.ram.MappedRamSaver mappedRam;
+    /** Bytes mapped-ram wrote to the file beside the stream without multifd channels. */
+    private final java.util.concurrent.atomic.AtomicLong fileBytes = new java.util.concurrent.atomic.AtomicLong();
+    /** background-snapshot: how guest writes are tracked, who is told of the pause, and the snapshot once set up. */
+    private String writeTracking = "auto";
+    private java.util.function.Consumer<Machine> snapshotObserver;
+    private volatile BackgroundSnapshot background;
 
     private volatile long startMillis;
     private final long startNanos = System.nanoTime();
@@ -108,6 +117,35 @@ public final class Outgoing {
 
     void setChannelSecurity(ChannelSecurity s) {
         this.security = s;
+    }
+
+    /** mapped-ram's use of the file, or null without the capability; set before {@link #start}. */
+    void setMappedRam(org.livemig.migration.ram.MappedRamOptions options) {
+        this.mappedRamOptions = options;
+    }
+
+    /** background-snapshot's write tracking ("auto", "checked", "userfaultfd") and observer; set before {@link #start}. */
+    void setWriteTracking(String kind, java.util.function.Consumer<Machine> observer) {
+        this.writeTracking = kind;
+        this.snapshotObserver = observer;
+    }
+
+    /** background-snapshot: how long the guest was stopped at its start, in ns, or -1. */
+    public long snapshotPauseNanos() {
+        BackgroundSnapshot b = background;
+        return b == null ? -1 : b.pauseNanos();
+    }
+
+    /** background-snapshot: the pause by phase, for a log line, or null. */
+    public String snapshotPauseAccount() {
+        BackgroundSnapshot b = background;
+        return b == null ? null : b.pauseAccount();
+    }
+
+    /** background-snapshot: the write tracking in use, or null (query-migrate, tests, the benchmark). */
+    public org.livemig.memory.postcopy.WriteTracker writeTracker() {
+        BackgroundSnapshot b = background;
+        return b == null ? null : b.tracker();
     }
 
     Outgoing(Machine machine, MigrationParameters params, Set<Capability> caps, MigrationAddress address,
@@ -235,6 +273,10 @@ public final class Outgoing {
         if (m != null) {
             m.shutdown();
         }
+        org.livemig.migration.ram.MappedRamSaver mr = mappedRam;
+        if (mr != null) {
+            mr.shutdown();
+        }
         MigrationConnection cc = compareConnection;
         if (cc != null) {
             cc.shutdown();
@@ -269,6 +311,10 @@ public final class Outgoing {
         machine.bql().assertNotHeld();
         try {
             MigrationFile f = setup();
+            if (background != null) {
+                completeInBackground(f);
+                return;
+            }
             iterate(f, saver);
             if (postcopyRequested) {
                 completeThroughPostcopy(f, saver);
@@ -298,10 +344,18 @@ public final class Outgoing {
         MigrationFile f = MigrationFile.forWriting(conn.out());
         applyRateLimit(f, false);
         saver = RamHandlers.of(machine).beginSave(ram);
-        if (caps.contains(Capability.MULTIFD)) {
+        if (mappedRamOptions != null) {
+            saver.useMappedRam(openMappedRam(conn, f)); // its channels write the file: no multifd connections
+        } else if (caps.contains(Capability.MULTIFD)) {
             saver.useMultifd(connectMultifd(f));
         } else {
             startTargetPageSaver(saver);
+        }
+        if (caps.contains(Capability.BACKGROUND_SNAPSHOT)) {
+            BackgroundSnapshot b = new BackgroundSnapshot(new SnapshotHost(),
+                    org.livemig.memory.postcopy.WriteTracker.of(writeTracking, machine.ram(), msg -> LOG.log(Level.INFO, msg)), snapshotObserver);
+            background = b;
+            saver.useWriteTracker(b.tracker());
         }
         if (caps.contains(Capability.X_COLO)) {
             // After the multifd channels: the secondary takes its connections in this order.
@@ -484,6 +538,59 @@ public final class Outgoing {
         completed(MigrationStatus.POSTCOPY_ACTIVE);
     }
 
+    /**
+     * Called without the BQL; blocks on IO: a background snapshot's RAM, devices and end
+     * (bg_migration_thread after its setup); the guest keeps its run state.
+     */
+    private void completeInBackground(MigrationFile f) throws IOException, InterruptedException {
+        BackgroundSnapshot b = background;
+        b.run(f, saver);
+        downtimeMillis = TimeUnit.NANOSECONDS.toMillis(b.pauseNanos());
+        totalTimeMillis = System.currentTimeMillis() - startMillis;
+        LOG.log(accountLevel, String.format("background snapshot: guest stopped %.1f ms at the start (%s); %d guest writes"
+                        + " waited for their page, the longest %.2f ms (write tracking: %s)", b.pauseNanos() / 1e6,
+                b.pauseAccount(), b.tracker().waits(), b.tracker().longestWaitNanos() / 1e6, b.tracker().name()));
+        saver.stopDirtyTracking();
+        boolean done = machine.bql().callWithHeld(false, () -> status.transition(MigrationStatus.ACTIVE, MigrationStatus.COMPLETED));
+        if (!done) {
+            throw new IOException("cancelled at completion");
+        }
+    }
+
+    /** This migration as its background snapshot sees it. */
+    private final class SnapshotHost implements BackgroundSnapshot.Host {
+        @Override public Machine machine() { return machine; }
+        @Override public StatusMachine status() { return status; }
+        @Override public RamStats ram() { return ram; }
+
+        @Override
+        public void applyRateLimit(MigrationFile f) {
+            Outgoing.this.applyRateLimit(f, false);
+        }
+
+        @Override
+        public long sent(MigrationFile f) {
+            return Outgoing.this.sent(f);
+        }
+    }
+
+    /**
+     * Called without the BQL: mapped-ram's page writer on the connection's file. Its bytes count
+     * against {@code f}'s rate limit, as multifd's do, and as multifd-bytes when it has channels.
+     */
+    private org.livemig.migration.ram.MappedRamSaver openMappedRam(MigrationConnection conn, MigrationFile f)
+            throws IOException {
+        org.livemig.migration.ram.MappedRamOptions o = mappedRamOptions;
+        java.util.concurrent.atomic.AtomicLong counter = o.channels() > 0 ? ram.multifdBytes : fileBytes;
+        org.livemig.migration.ram.MappedRamSaver m = org.livemig.migration.ram.MappedRamSaver.open(o, conn.fileChannel(),
+                machine.ram().blocks(), n -> {
+                    counter.addAndGet(n);
+                    f.accountOtherChannel(n);
+                });
+        mappedRam = m;
+        return m;
+    }
+
     /** Called without the BQL: stops the guest for the switchover, remembering whether it ran. */
     private void stopGuest() {
         boolean running = machine.bql().callWithHeld(false, () -> {
@@ -524,6 +631,10 @@ public final class Outgoing {
         if (saver != null) {
             saver.stopDirtyTracking();
         }
+        BackgroundSnapshot bg = background;
+        if (bg != null) {
+            bg.abort(saver); // every guest write waiting for its page goes on
+        }
         PostcopySource pc = postcopy;
         boolean packageSent = pc != null && pc.packageSent();
         boolean resume = stoppedByUs && wasRunning && !packageSent && !destinationMayRun;
@@ -554,6 +665,14 @@ public final class Outgoing {
         org.livemig.migration.ram.TargetPageSaver ps = pageSaver;
         if (ps != null) {
             ps.close();
+        }
+        org.livemig.migration.ram.MappedRamSaver mr = mappedRam;
+        if (mr != null) {
+            mr.close();
+        }
+        BackgroundSnapshot bg = background;
+        if (bg != null) {
+            bg.abort(saver);
         }
         PostcopySource pc = postcopy;
         if (pc != null) {
@@ -824,7 +943,9 @@ public final class Outgoing {
 
     /** Bytes put on the wire so far: the main channel's and the multifd channels'. */
     private long sent(MigrationFile f) {
-        return f.position() + ram.multifdBytes.get();
+        org.livemig.migration.ram.MappedRamSaver m = mappedRam;
+        long holes = m == null ? 0 : m.holeBytes(); // mapped-ram's regions are moved over, not sent
+        return f.position() - holes + ram.multifdBytes.get() + fileBytes.get();
     }
 
     /** The precopy loop (migration_iteration_run). Returns when it is time to switch over. */

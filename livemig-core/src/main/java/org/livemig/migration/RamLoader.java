@@ -45,6 +45,8 @@ public final class RamLoader {
     private MultifdReceiver multifd;
     /** XBZRLE and COMPRESS_PAGE payloads (see EncodedPageLoader); made on first use without one given. */
     private EncodedPageLoader encodedPages;
+    /** mapped-ram: each block's pages are read from their places in the file after its entry; null otherwise. */
+    private org.livemig.migration.ram.MappedRamLoader mappedRam;
 
     /** Postcopy: the backend that tracks received pages; null outside postcopy. */
     private volatile PostcopyBackend postcopy;
@@ -111,6 +113,14 @@ public final class RamLoader {
             encodedPages = new EncodedPageLoader();
         }
         return encodedPages;
+    }
+
+    /**
+     * mapped-ram (QEMU 9.0): after each block entry of the MEM_SIZE record come its header and,
+     * in the file, its pages, which {@code loader} reads. Set before loading.
+     */
+    public void useMappedRam(org.livemig.migration.ram.MappedRamLoader loader) {
+        this.mappedRam = loader;
     }
 
     /** POSTCOPY_ADVISE: from now on every page loaded is recorded as received. */
@@ -382,6 +392,12 @@ public final class RamLoader {
             if (length != b.usedLength()) {
                 throw new StreamFormatException(String.format(
                         "RAM block '%s' has size 0x%x in the stream but 0x%x here", name, length, b.usedLength()), entryAt);
+            }
+            if (mappedRam != null) {
+                mappedRam.loadBlock(f, b, written == null);
+            } else if (org.livemig.stream.MappedRamHeader.follows(f)) {
+                throw new StreamFormatException("RAM block '" + name + "' is followed by a mapped-ram header: the stream"
+                        + " is in mapped-ram's layout, load it with the mapped-ram capability", f.position());
             }
             seen += length;
         }

@@ -6,7 +6,9 @@ import java.util.List;
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
+import org.livemig.memory.postcopy.WriteTracker;
 import org.livemig.migration.multifd.MultifdSender;
+import org.livemig.migration.ram.MappedRamSaver;
 import org.livemig.migration.ram.TargetPageSaver;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.RamPageRecord;
@@ -54,6 +56,14 @@ public final class RamSaver {
     private final MultifdSender.ZeroPageWriter multifdZeroPages = this::putMultifdZeroPage;
     /** xbzrle, compress, zero-page-detection none: what they do to a page comes first; null without them. */
     private TargetPageSaver pageSaver;
+    /** mapped-ram: pages go to their places in the file, not into the stream; null without it. */
+    private MappedRamSaver mappedRam;
+    /**
+     * background-snapshot: one pass, no dirty tracking; each page is copied out and released
+     * before it goes out (see {@link BackgroundRamSaver}). Null otherwise.
+     */
+    private WriteTracker tracker;
+    private BackgroundRamSaver background;
 
     public RamSaver(GuestRam ram, RamStats stats) {
         this.ram = ram;
@@ -82,7 +92,126 @@ public final class RamSaver {
         this.pageSaver = saver;
     }
 
+    /**
+     * mapped-ram (QEMU 9.0): the MEM_SIZE record carries each block's header, every page goes to
+     * its place in the file through {@code saver}, and the stream holds no page. Set before
+     * {@link #startDirtyTracking}, instead of multifd or a target page saver.
+     */
+    public void useMappedRam(MappedRamSaver saver) {
+        this.mappedRam = saver;
+    }
+
+    /**
+     * background-snapshot: RAM is saved in one pass as it was when {@code t} started, without
+     * dirty tracking (see {@link #saveIterate}). Set before {@link #startDirtyTracking}.
+     */
+    public void useWriteTracker(WriteTracker t) {
+        this.tracker = t;
+        this.background = new BackgroundRamSaver(this, t, blocks);
+    }
+
+    /** background-snapshot: tracking has started; guest writes' faults are served from now on. */
+    public void writeTrackingStarted() {
+        background.start();
+    }
+
+    /** background-snapshot: stops serving guest writes' faults (before tracking ends). */
+    public void stopWriteTracking() {
+        BackgroundRamSaver b = background;
+        if (b != null) {
+            b.close();
+        }
+    }
+
+    /** background-snapshot: copies of faulted pages wait to go out. */
+    boolean hasFaultedCopies() {
+        return background != null && background.hasCopies();
+    }
+
+    /**
+     * background-snapshot, while the rate limit holds the pass back: a RAM section's body holding
+     * the copies of the pages guest writes faulted on, then EOS.
+     */
+    void saveFaultedCopies(MigrationFile f) throws IOException {
+        background.writeCopies(f);
+        putEos(f);
+    }
+
+    /**
+     * Claims page {@code page} of {@code b} for sending (any thread): true when it was still to
+     * send, and now no other thread sends it.
+     */
+    boolean claimPage(RamBlock b, long page) {
+        int i = blocks.indexOf(b);
+        claimLock.lock();
+        try {
+            if (i < 0 || !toSend[i].get((int) page)) {
+                return false;
+            }
+            toSend[i].clear((int) page);
+            pendingPages--;
+            return true;
+        } finally {
+            claimLock.unlock();
+        }
+    }
+
+    /** The first page of block {@code blockIndex} from {@code from} still to send, or -1. */
+    long nextToSend(int blockIndex, long from) {
+        claimLock.lock();
+        try {
+            return toSend[blockIndex].nextSetBit((int) from);
+        } finally {
+            claimLock.unlock();
+        }
+    }
+
+    /** Whether page {@code page} of {@code b} is to go as a zero page: it is zero and zero pages are detected. */
+    boolean isZero(RamBlock b, long page) {
+        return detectsZeroPages() && ZeroPages.isZeroPage(b.memory(), page << RamBlock.PAGE_BITS);
+    }
+
+    /**
+     * Sends page {@code page} of {@code b} from a copy of it at {@code offset} of {@code copy},
+     * or as a zero page when {@code copy} is null (background-snapshot): a ZERO or PAGE record,
+     * or its place in a mapped-ram file.
+     */
+    void putCopy(MigrationFile f, RamBlock b, long page, java.lang.foreign.MemorySegment copy, long offset)
+            throws IOException {
+        long addr = page << RamBlock.PAGE_BITS;
+        boolean zero = copy == null;
+        if (mappedRam != null) {
+            if (zero) {
+                mappedRam.zeroPage(b, page);
+            } else {
+                mappedRam.writeCopy(b, page, copy, offset);
+            }
+        } else {
+            long before = f.position();
+            String name = b == lastSentBlock ? null : b.name();
+            if (zero) {
+                RamPageRecord.writeZero(f, addr, name, 0);
+            } else {
+                RamPageRecord.writePage(f, addr, name, copy, offset, RamBlock.PAGE_SIZE);
+            }
+            lastSentBlock = b;
+            phaseBytes.addAndGet(f.position() - before);
+        }
+        if (zero) {
+            stats.zeroPages.incrementAndGet();
+        } else {
+            stats.normalPages.incrementAndGet();
+            if (mappedRam != null) {
+                phaseBytes.addAndGet(RamBlock.PAGE_SIZE);
+            }
+        }
+        stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
+    }
+
     private boolean detectsZeroPages() {
+        if (mappedRam != null) {
+            return mappedRam.detectsZeroPages();
+        }
         if (multifd != null) {
             return multifd.detectsZeroPages();
         }
@@ -95,7 +224,15 @@ public final class RamSaver {
      * this EOS, and the next section's pages cannot go out on them before then.
      */
     private void putEos(MigrationFile f) throws IOException {
-        if (multifd != null) {
+        if (mappedRam != null) {
+            // Every page of the section is in the file before its end; the bitmaps at the very end.
+            if (completing) {
+                mappedRam.writeBitmaps();
+            } else {
+                mappedRam.flush();
+            }
+            RamPageRecord.writeEos(f);
+        } else if (multifd != null) {
             multifd.sync();
             multifd.takeZeroPages(f, multifdZeroPages);
             RamPageRecord.writeEos(f);
@@ -113,10 +250,12 @@ public final class RamSaver {
         for (RamBlock b : blocks) {
             b.dirtyBitmap().clearAll();
         }
-        ram.setDirtyLogging(true);
+        if (tracker == null) {
+            ram.setDirtyLogging(true);
+        }
         // Read after logging is on (see GuestRam.afterWrite): if RAM is still pristine now, every
         // page is zero at this point, and any page written later is dirty and goes again.
-        firstPassAllZero = ram.isPristine() && detectsZeroPages();
+        firstPassAllZero = ram.isPristine() && detectsZeroPages() && tracker == null;
         long pages = 0;
         for (int i = 0; i < blocks.size(); i++) {
             toSend[i].set(0, (int) blocks.get(i).pageCount());
@@ -163,10 +302,18 @@ public final class RamSaver {
 
     /** True when the current pass over the bitmaps reached the end (a pass is complete). */
     public boolean passComplete() {
+        if (background != null) {
+            return background.done(); // every page's copy is out, the faulted ones' too
+        }
         return pendingPages == 0;
     }
 
     public void saveSetup(MigrationFile f) throws IOException {
+        if (mappedRam != null) {
+            mappedRam.writeMemSize(f, ram.totalSize(), blocks);
+            putEos(f);
+            return;
+        }
         List<RamPageRecord.BlockEntry> list = new java.util.ArrayList<>();
         for (RamBlock b : blocks) {
             list.add(new RamPageRecord.BlockEntry(b.name(), b.usedLength(), null, null));
@@ -176,6 +323,11 @@ public final class RamSaver {
     }
 
     public boolean saveIterate(MigrationFile f) throws IOException {
+        if (background != null) {
+            boolean done = background.saveIterate(f, MAX_ITERATE_NANOS);
+            putEos(f);
+            return done;
+        }
         long start = System.nanoTime();
         int sent = 0;
         while (!f.rateLimitExceeded()) {
@@ -207,11 +359,21 @@ public final class RamSaver {
         if (!postcopy) {
             phaseBytes = stats.downtimeBytes;
         }
-        syncDirtyBitmap();
+        if (tracker == null) {
+            syncDirtyBitmap(); // a background snapshot saves RAM as it was at its start: nothing dirtied counts
+        }
         while (sendNextDirtyPage(f)) {
             // the guest is stopped: send everything left, without rate limit
         }
         putEos(f);
+    }
+
+    /** Everything sent so far has left guest RAM: written to the stream's channel and to mapped-ram's file. */
+    void flushPages(MigrationFile f) throws IOException {
+        f.flush();
+        if (mappedRam != null) {
+            mappedRam.flush();
+        }
     }
 
     /** From now on pages go out as postcopy pages (statistics). */
@@ -367,7 +529,7 @@ public final class RamSaver {
      */
     private int sendKnownZeroRun(MigrationFile f, int max) throws IOException {
         RamBlock block = blocks.get(blockCursor);
-        if (block != lastSentBlock) {
+        if (block != lastSentBlock && mappedRam == null) {
             return 0;
         }
         BitSet bits = toSend[blockCursor];
@@ -377,12 +539,14 @@ public final class RamSaver {
         }
         int end = Math.min(bits.nextClearBit(first), first + max);
         int n = end - first;
-        RamPageRecord.writeZeroRun(f, (long) first << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE, n);
+        if (mappedRam == null) {
+            RamPageRecord.writeZeroRun(f, (long) first << RamBlock.PAGE_BITS, RamBlock.PAGE_SIZE, n);
+            stats.precopyBytes.addAndGet((long) RamPageRecord.ZERO_RECORD_BYTES * n);
+        } // mapped-ram: a page never written is a clear bit already
         bits.clear(first, end);
         pageCursor = end;
         pendingPages -= n;
         stats.zeroPages.addAndGet(n);
-        stats.precopyBytes.addAndGet((long) RamPageRecord.ZERO_RECORD_BYTES * n);
         stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
         return n;
     }
@@ -443,6 +607,18 @@ public final class RamSaver {
     private boolean putPageRecord(MigrationFile f, RamBlock block, long page, boolean cont) throws IOException {
         long offset = page << RamBlock.PAGE_BITS;
         long before = f.position();
+        if (mappedRam != null) {
+            if (mappedRam.detectsZeroPages() && ZeroPages.isZeroPage(block.memory(), offset)) {
+                mappedRam.zeroPage(block, page);
+                stats.zeroPages.incrementAndGet();
+            } else {
+                mappedRam.writePage(block, page);
+                stats.normalPages.incrementAndGet();
+                phaseBytes.addAndGet(RamBlock.PAGE_SIZE);
+            }
+            stats.remainingBytes = pendingPages * RamBlock.PAGE_SIZE;
+            return false; // nothing in the stream
+        }
         if (multifd != null) {
             // Zero pages are found on the channel threads and come back as ZERO records.
             multifd.queuePage(block, offset);

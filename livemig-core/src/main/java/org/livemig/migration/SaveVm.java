@@ -64,7 +64,7 @@ public final class SaveVm {
     }
 
     /** The live devices: iterative handlers other than RAM, which the migration drives itself. */
-    private static List<SaveStateEntry> devices(Machine m) {
+    static List<SaveStateEntry> devices(Machine m) {
         return iterative(m).stream().filter(e -> !(e.handlers() instanceof RamHandlers)).toList();
     }
 

@@ -43,13 +43,15 @@ public final class MigrationCommands {
 
     /**
      * The MigrationCapability values livemig answers with: QEMU 7.2's, then QEMU 8.1's
-     * {@code switchover-ack} where QEMU 8.1 puts it (right after postcopy-preempt).
+     * {@code switchover-ack} where QEMU 8.1 puts it (right after postcopy-preempt), then QEMU
+     * 9.0's {@code mapped-ram}, after them as in QEMU 9.0.
      */
     public static final List<String> QEMU_CAPABILITIES;
 
     static {
         List<String> caps = new java.util.ArrayList<>(QEMU_7_2_CAPABILITIES);
         caps.add("switchover-ack");
+        caps.add("mapped-ram");
         QEMU_CAPABILITIES = List.copyOf(caps);
     }
 
@@ -312,6 +314,7 @@ public final class MigrationCommands {
             r.put("compress-wait-thread", p.compressWaitThread);
             // QEMU 9.0's (7.2 has no such parameter and always detects zero pages)
             r.put("zero-page-detection", p.zeroPageDetection);
+            r.put("direct-io", p.directIo); // QEMU 9.0's
             return r;
         }).build();
     }
@@ -501,6 +504,10 @@ public final class MigrationCommands {
                 p.compressWaitThread = value.asBoolean();
                 return;
             }
+            case "direct-io" -> {
+                p.directIo = value.asBoolean();
+                return;
+            }
             default -> {
             }
         }
@@ -533,7 +540,7 @@ public final class MigrationCommands {
             "cpu-throttle-initial", "cpu-throttle-increment", "max-cpu-throttle", "throttle-trigger-threshold",
             "multifd-channels", "multifd-compression", "multifd-zlib-level", "multifd-zstd-level", "xbzrle-cache-size",
             "compress-level", "compress-threads", "decompress-threads", "compress-wait-thread", "zero-page-detection",
-            "x-checkpoint-delay", "tls-creds", "tls-hostname", "tls-authz");
+            "x-checkpoint-delay", "tls-creds", "tls-hostname", "tls-authz", "direct-io");
 
     /** QEMU 7.2's migrate-set-parameters members and their types. */
     private static final Map<String, QmpType> QEMU_PARAMETERS;
@@ -566,6 +573,7 @@ public final class MigrationCommands {
         m.put("multifd-compression", QmpType.enumOf("MultiFDCompression", "none", "zlib", "zstd"));
         // Not in QEMU 7.2: QEMU 9.0's ZeroPageDetection, without its "multifd" (9.0's packet layout).
         m.put("zero-page-detection", QmpType.enumOf("ZeroPageDetection", "none", "legacy"));
+        m.put("direct-io", QmpType.BOOL); // QEMU 9.0's: O_DIRECT for mapped-ram's multifd channels
         m.put("block-bitmap-mapping", QmpType.arrayOf(QmpType.ANY));
         QEMU_PARAMETERS = java.util.Collections.unmodifiableMap(m);
     }

@@ -596,6 +596,37 @@ public final class MigrationFile implements AutoCloseable {
         return n;
     }
 
+    // ---------------------------------------------------------------- seeking
+
+    /**
+     * Moves the stream on by {@code n} bytes without writing or reading them, over
+     * {@code channel}, the seekable channel this file reads or writes (mapped-ram leaves each RAM
+     * block's pages a region of the file this way): a writer flushes and seeks past them, a
+     * reader drops what it buffered of them and seeks. The skipped bytes count in {@link #position()}.
+     */
+    public void seekForward(java.nio.channels.SeekableByteChannel channel, long n) throws IOException {
+        checkError();
+        if (n < 0) {
+            throw new IllegalArgumentException("cannot seek backwards (" + n + " bytes)");
+        }
+        try {
+            if (out != null) {
+                flush();
+                channel.position(channel.position() + n);
+            } else {
+                long inBuffer = Math.min(n, buf.remaining());
+                buf.position(buf.position() + (int) inBuffer);
+                if (n > inBuffer) {
+                    channel.position(channel.position() + (n - inBuffer));
+                }
+            }
+        } catch (IOException e) {
+            setError(e);
+            throw e;
+        }
+        position += n;
+    }
+
     // ---------------------------------------------------------------- memory writer
 
     /** The bytes written so far, for a writer made by {@link #toMemory()}. */

@@ -221,14 +221,19 @@ public final class RamPageRecord {
     public static void writeMemSize(MigrationFile f, long total, Iterable<BlockEntry> blocks) throws IOException {
         f.putBe64(total | FLAG_MEM_SIZE);
         for (BlockEntry b : blocks) {
-            SectionHeader.writeName(f, b.name());
-            f.putBe64(b.usedLength());
-            if (b.pageSize() != null) {
-                f.putBe64(b.pageSize());
-            }
-            if (b.mrAddr() != null) {
-                f.putBe64(b.mrAddr());
-            }
+            writeBlockEntry(f, b);
+        }
+    }
+
+    /** One MEM_SIZE entry (what follows it, such as mapped-ram's header, is the caller's). */
+    public static void writeBlockEntry(MigrationFile f, BlockEntry b) throws IOException {
+        SectionHeader.writeName(f, b.name());
+        f.putBe64(b.usedLength());
+        if (b.pageSize() != null) {
+            f.putBe64(b.pageSize());
+        }
+        if (b.mrAddr() != null) {
+            f.putBe64(b.mrAddr());
         }
     }
 

@@ -9,7 +9,8 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * A {@code file:} connection: the source writes the stream into a file (created or truncated),
- * the destination reads it back. One direction only; the other fails with a clear error.
+ * the destination reads it back, both from the address's offset on (QEMU's {@code ,offset=}).
+ * One direction only; the other fails with a clear error.
  *
  * <p>Threads: one reader or writer; {@link #shutdown()} from any thread closes the channel,
  * which wakes a thread blocked in it (a FIFO).
@@ -37,6 +38,7 @@ final class FileConnection extends AbstractConnection {
         try {
             ch = FileChannel.open(path, StandardOpenOption.WRITE, StandardOpenOption.CREATE,
                     StandardOpenOption.TRUNCATE_EXISTING);
+            ch.position(addr.offset());
         } catch (IOException e) {
             throw new IOException("cannot create " + addr.uri() + ": " + Transports.reason(e), e);
         }
@@ -50,7 +52,22 @@ final class FileConnection extends AbstractConnection {
         } catch (IOException e) {
             throw new IOException("cannot open " + addr.uri() + " for reading: " + Transports.reason(e), e);
         }
+        try {
+            if (addr.offset() > ch.size()) {
+                throw new IOException("cannot read " + addr.uri() + ": the offset is beyond the file's end ("
+                        + ch.size() + " bytes)");
+            }
+            ch.position(addr.offset());
+        } catch (IOException e) {
+            ch.close();
+            throw e;
+        }
         return new FileConnection(ch, addr, false);
+    }
+
+    @Override
+    public FileChannel fileChannel() {
+        return channel;
     }
 
     @Override

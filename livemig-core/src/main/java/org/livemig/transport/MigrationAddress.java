@@ -8,7 +8,8 @@ import java.util.Objects;
 /**
  * A parsed migration URI in QEMU's syntax: {@code tcp:HOST:PORT} (IPv6 as {@code tcp:[::1]:4444},
  * an empty host as in {@code tcp::4444} meaning every local address when listening and the
- * loopback address when connecting), {@code unix:PATH}, {@code file:PATH}, {@code exec:COMMAND}.
+ * loopback address when connecting), {@code unix:PATH}, {@code file:PATH[,offset=N]},
+ * {@code exec:COMMAND}.
  *
  * <p>Immutable values; {@link #uri()} gives the canonical form, which {@link #parse} reads back
  * to an equal value.
@@ -39,7 +40,7 @@ public sealed interface MigrationAddress
         return switch (scheme) {
             case "tcp" -> Tcp.parseRest(uri, rest);
             case "unix" -> new Unix(parsePath(uri, rest));
-            case "file" -> new File(parseFilePath(uri, rest));
+            case "file" -> parseFile(uri, rest);
             case "exec" -> {
                 if (rest.isBlank()) {
                     throw new IllegalArgumentException("empty command in '" + uri + "' (expected exec:COMMAND)");
@@ -69,13 +70,76 @@ public sealed interface MigrationAddress
         }
     }
 
-    private static Path parseFilePath(String uri, String rest) {
-        // QEMU reads ",offset=N" after a file path; livemig writes and reads whole files only.
-        if (rest.toLowerCase(Locale.ROOT).contains(",offset=")) {
-            throw new IllegalArgumentException(
-                    "the file: offset option in '" + uri + "' is not supported by livemig (expected file:PATH)");
+    /** {@code file:PATH[,offset=N]}: QEMU takes the offset as qemu_strtosz does, from ",offset=" on. */
+    private static File parseFile(String uri, String rest) {
+        int at = rest.indexOf(OFFSET_OPTION);
+        if (at < 0) {
+            return new File(parsePath(uri, rest), 0);
         }
-        return parsePath(uri, rest);
+        String option = rest.substring(at + OFFSET_OPTION.length());
+        long offset = parseSize(option);
+        if (offset < 0) {
+            throw new IllegalArgumentException("file URI has bad offset " + option + ": "
+                    + (offset == -2 ? "Numerical result out of range" : "Invalid argument")); // QEMU's words
+        }
+        return new File(parsePath(uri, rest.substring(0, at)), offset);
+    }
+
+    String OFFSET_OPTION = ",offset=";
+
+    /**
+     * A size as QEMU's qemu_strtosz reads it: decimal, with an optional fraction and a suffix of
+     * B, K, M, G, T, P or E (powers of 1024, either case), or hexadecimal with 0x and no suffix.
+     * Returns -1 for text it refuses (EINVAL) and -2 for a value beyond 2^63 - 1 (ERANGE).
+     */
+    static long parseSize(String text) {
+        String t = text.stripLeading();
+        if (t.startsWith("0x") || t.startsWith("0X")) {
+            String digits = t.substring(2);
+            if (digits.isEmpty() || !digits.chars().allMatch(c -> Character.digit(c, 16) >= 0)) {
+                return -1;
+            }
+            try {
+                return Long.parseLong(digits, 16);
+            } catch (NumberFormatException e) {
+                return -2;
+            }
+        }
+        int i = 0;
+        while (i < t.length() && Character.isDigit(t.charAt(i))) {
+            i++;
+        }
+        if (i == 0) {
+            return -1;
+        }
+        String whole = t.substring(0, i);
+        String fraction = "";
+        if (i < t.length() && t.charAt(i) == '.') {
+            int j = i + 1;
+            while (j < t.length() && Character.isDigit(t.charAt(j))) {
+                j++;
+            }
+            fraction = t.substring(i + 1, j);
+            if (fraction.isEmpty()) {
+                return -1;
+            }
+            i = j;
+        }
+        long unit = 1;
+        if (i < t.length()) {
+            int shift = "BKMGTPE".indexOf(Character.toUpperCase(t.charAt(i)));
+            if (shift < 0 || i + 1 != t.length()) {
+                return -1;
+            }
+            unit = 1L << (10 * shift);
+        }
+        if (unit == 1 && !fraction.isEmpty() && !fraction.chars().allMatch(c -> c == '0')) {
+            return -1; // a fraction of a byte
+        }
+        java.math.BigDecimal v = new java.math.BigDecimal(whole + (fraction.isEmpty() ? "" : "." + fraction))
+                .multiply(java.math.BigDecimal.valueOf(unit));
+        java.math.BigInteger n = v.setScale(0, java.math.RoundingMode.HALF_UP).toBigInteger();
+        return n.bitLength() > 63 ? -2 : n.longValue();
     }
 
     /**
@@ -195,18 +259,29 @@ public sealed interface MigrationAddress
         }
     }
 
-    /** {@code file:PATH}: the source writes the whole stream to a file, the destination reads it. */
-    record File(Path path) implements MigrationAddress {
+    /**
+     * {@code file:PATH[,offset=N]}: the source writes the whole stream to a file, from byte
+     * {@code offset} on (the bytes before it are left as the truncation leaves them: zero), the
+     * destination reads it from there.
+     */
+    record File(Path path, long offset) implements MigrationAddress {
         public File {
             Objects.requireNonNull(path, "path");
             if (path.toString().isEmpty()) {
                 throw new IllegalArgumentException("empty path (expected file:PATH)");
             }
+            if (offset < 0) {
+                throw new IllegalArgumentException("negative file offset " + offset);
+            }
+        }
+
+        public File(Path path) {
+            this(path, 0);
         }
 
         @Override
         public String uri() {
-            return "file:" + path;
+            return "file:" + path + (offset == 0 ? "" : OFFSET_OPTION + offset);
         }
 
         @Override

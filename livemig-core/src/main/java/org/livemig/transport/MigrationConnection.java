@@ -33,6 +33,15 @@ public interface MigrationConnection extends AutoCloseable {
      */
     void shutdown();
 
+    /**
+     * The file a {@code file:} connection reads or writes, positioned at the stream's current
+     * byte (mapped-ram writes and reads RAM pages at fixed offsets of it, beside the stream);
+     * null for every other transport, and for a connection wrapped by another.
+     */
+    default java.nio.channels.FileChannel fileChannel() {
+        return null;
+    }
+
     /** Where this connection goes, for logs and errors, e.g. {@code tcp:127.0.0.1:4444 <- 127.0.0.1:51234}. */
     String description();
 

@@ -27,6 +27,10 @@ class MigrationAddressTest {
                 Arguments.of("unix:rel/mig.sock", new MigrationAddress.Unix(Path.of("rel/mig.sock")), "unix:rel/mig.sock"),
                 Arguments.of("file:/var/tmp/vm.mig", new MigrationAddress.File(Path.of("/var/tmp/vm.mig")), "file:/var/tmp/vm.mig"),
                 Arguments.of("file:/tmp/a:b", new MigrationAddress.File(Path.of("/tmp/a:b")), "file:/tmp/a:b"),
+                Arguments.of("file:/tmp/vm,offset=4096", new MigrationAddress.File(Path.of("/tmp/vm"), 4096), "file:/tmp/vm,offset=4096"),
+                Arguments.of("file:/tmp/vm,offset=0x1000", new MigrationAddress.File(Path.of("/tmp/vm"), 4096), "file:/tmp/vm,offset=4096"),
+                Arguments.of("file:/tmp/vm,offset=4k", new MigrationAddress.File(Path.of("/tmp/vm"), 4096), "file:/tmp/vm,offset=4096"),
+                Arguments.of("file:/tmp/vm,offset=1.5M", new MigrationAddress.File(Path.of("/tmp/vm"), 3L << 19), "file:/tmp/vm,offset=1572864"),
                 Arguments.of("exec:cat > /tmp/x", new MigrationAddress.Exec("cat > /tmp/x"), "exec:cat > /tmp/x"),
                 Arguments.of("exec:gzip -c | ssh host 'cat > f:1'", new MigrationAddress.Exec("gzip -c | ssh host 'cat > f:1'"),
                         "exec:gzip -c | ssh host 'cat > f:1'"));
@@ -64,7 +68,11 @@ class MigrationAddressTest {
             tcp:ho/st:4444    | bad character '/' in host 'ho/st' of 'tcp:ho/st:4444'
             unix:             | empty path in 'unix:' (expected unix:PATH)
             file:             | empty path in 'file:' (expected file:PATH)
-            file:/x,offset=4096 | the file: offset option in 'file:/x,offset=4096' is not supported
+            file:/x,offset=0x20M | file URI has bad offset 0x20M: Invalid argument
+            file:/x,offset=4k2 | file URI has bad offset 4k2: Invalid argument
+            file:/x,offset=1.5 | file URI has bad offset 1.5: Invalid argument
+            file:/x,offset=9E | file URI has bad offset 9E: Numerical result out of range
+            file:/x,offset=   | file URI has bad offset : Invalid argument
             exec:             | empty command in 'exec:' (expected exec:COMMAND)
             exec:             | empty command
             """)

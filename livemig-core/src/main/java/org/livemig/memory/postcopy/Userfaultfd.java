@@ -21,8 +21,9 @@ import java.util.Locale;
 
 /**
  * One userfaultfd file descriptor (Linux's userfaultfd(2)) driven through FFM: creation, the
- * UFFDIO_API handshake, UFFDIO_REGISTER in missing mode, UFFDIO_COPY / UFFDIO_ZEROPAGE / UFFDIO_WAKE,
- * and reading {@code struct uffd_msg} fault events. Struct layouts and ioctl numbers follow
+ * UFFDIO_API handshake, UFFDIO_REGISTER in missing mode (postcopy) or write-protect mode (a
+ * background snapshot), UFFDIO_COPY / UFFDIO_ZEROPAGE / UFFDIO_WAKE / UFFDIO_WRITEPROTECT, and
+ * reading {@code struct uffd_msg} fault events. Struct layouts and ioctl numbers follow
  * {@code include/uapi/linux/userfaultfd.h}; the numbers are built with the generic {@code _IOC}
  * encoding, valid on x86_64 and aarch64 (other architectures are refused).
  *
@@ -40,11 +41,18 @@ final class Userfaultfd implements AutoCloseable {
     static final int NR_WAKE = 0x02;
     static final int NR_COPY = 0x03;
     static final int NR_ZEROPAGE = 0x04;
+    static final int NR_WRITEPROTECT = 0x06;
     static final int NR_API = 0x3F;
 
     static final long REGISTER_MODE_MISSING = 1L;
+    static final long REGISTER_MODE_WP = 2L;
+    /** uffdio_writeprotect.mode: protect (else unprotect); DONTWAKE leaves blocked threads asleep. */
+    static final long WRITEPROTECT_MODE_WP = 1L;
+    static final long WRITEPROTECT_MODE_DONTWAKE = 2L;
     static final int EVENT_PAGEFAULT = 0x12;
     static final long PAGEFAULT_FLAG_WRITE = 1L;
+    /** uffd_msg.pagefault.flags: the fault was a write to a write-protected page. */
+    static final long PAGEFAULT_FLAG_WP = 2L;
     /** Flag of userfaultfd(2): only faults taken in user mode are reported (allowed unprivileged). */
     static final int USER_MODE_ONLY = 1;
     /** ioctl of /dev/userfaultfd that creates a userfaultfd (Linux 6.1+). */
@@ -68,6 +76,9 @@ final class Userfaultfd implements AutoCloseable {
     /** struct uffdio_zeropage { struct uffdio_range range; __u64 mode; __s64 zeropage; }. */
     static final StructLayout ZEROPAGE = MemoryLayout.structLayout(
             RANGE.withName("range"), ValueLayout.JAVA_LONG.withName("mode"), ValueLayout.JAVA_LONG.withName("zeropage"));
+    /** struct uffdio_writeprotect { struct uffdio_range range; __u64 mode; }. */
+    static final StructLayout WRITEPROTECT = MemoryLayout.structLayout(
+            RANGE.withName("range"), ValueLayout.JAVA_LONG.withName("mode"));
     /** The pagefault arm of uffd_msg's union: { __u64 flags; __u64 address; union { __u32 ptid; } feat; }. */
     static final StructLayout PAGEFAULT = MemoryLayout.structLayout(
             ValueLayout.JAVA_LONG.withName("flags"), ValueLayout.JAVA_LONG.withName("address"),
@@ -94,6 +105,7 @@ final class Userfaultfd implements AutoCloseable {
     static final long COPY_COPY = COPY.byteOffset(groupElement("copy"));
     static final long ZEROPAGE_MODE = ZEROPAGE.byteOffset(groupElement("mode"));
     static final long ZEROPAGE_ZEROPAGE = ZEROPAGE.byteOffset(groupElement("zeropage"));
+    static final long WRITEPROTECT_MODE = WRITEPROTECT.byteOffset(groupElement("mode"));
     static final long MSG_EVENT = MSG.byteOffset(groupElement("event"));
     static final long MSG_PF_FLAGS = MSG.byteOffset(groupElement("arg"), groupElement("pagefault"), groupElement("flags"));
     static final long MSG_PF_ADDRESS = MSG.byteOffset(groupElement("arg"), groupElement("pagefault"), groupElement("address"));
@@ -104,6 +116,7 @@ final class Userfaultfd implements AutoCloseable {
     static final long UFFDIO_WAKE = ioc(2, UFFDIO, NR_WAKE, RANGE.byteSize());
     static final long UFFDIO_COPY = ioc(3, UFFDIO, NR_COPY, COPY.byteSize());
     static final long UFFDIO_ZEROPAGE = ioc(3, UFFDIO, NR_ZEROPAGE, ZEROPAGE.byteSize());
+    static final long UFFDIO_WRITEPROTECT = ioc(3, UFFDIO, NR_WRITEPROTECT, WRITEPROTECT.byteSize());
 
     /** Linux's generic _IOC(dir, type, nr, size): dir 1 = write, 2 = read, 3 = both. */
     static long ioc(int dir, int type, int nr, long size) {
@@ -141,6 +154,14 @@ final class Userfaultfd implements AutoCloseable {
      * may do when vm.unprivileged_userfaultfd is 0), then /dev/userfaultfd.
      */
     static Userfaultfd open() throws IOException {
+        return open(0);
+    }
+
+    /**
+     * As {@link #open()}, asking the handshake for {@code wantFeatures} (UFFD_FEATURE_* bits; the
+     * kernel refuses the handshake when it lacks one).
+     */
+    static Userfaultfd open(long wantFeatures) throws IOException {
         String libc = Libc.unavailableReason();
         if (libc != null) {
             throw new IOException(libc);
@@ -177,7 +198,7 @@ final class Userfaultfd implements AutoCloseable {
         }
         Userfaultfd u = new Userfaultfd((int) fd, how);
         try {
-            u.handshake();
+            u.handshake(wantFeatures);
         } catch (IOException | RuntimeException e) {
             u.close();
             throw e;
@@ -195,14 +216,15 @@ final class Userfaultfd implements AutoCloseable {
         return features;
     }
 
-    private void handshake() throws IOException {
+    private void handshake(long wantFeatures) throws IOException {
         MemorySegment api = Libc.structBuffer();
         api.set(ValueLayout.JAVA_LONG, API_API, UFFD_API);
-        api.set(ValueLayout.JAVA_LONG, API_FEATURES, 0L);
+        api.set(ValueLayout.JAVA_LONG, API_FEATURES, wantFeatures);
         if (Libc.ioctl(fd, UFFDIO_API, api) != 0) {
-            throw new IOException("UFFDIO_API: " + Libc.strerror(Libc.errno()));
+            throw new IOException(String.format("UFFDIO_API with features 0x%x: %s", wantFeatures,
+                    Libc.strerror(Libc.errno())));
         }
-        features = api.get(ValueLayout.JAVA_LONG, API_FEATURES); // asked for none: the kernel answers all it has
+        features = api.get(ValueLayout.JAVA_LONG, API_FEATURES); // the kernel answers all it has
         long ioctls = api.get(ValueLayout.JAVA_LONG, API_IOCTLS);
         long need = (1L << NR_REGISTER) | (1L << NR_UNREGISTER) | (1L << NR_API);
         if ((ioctls & need) != need) {
@@ -225,6 +247,50 @@ final class Userfaultfd implements AutoCloseable {
         if ((ioctls & need) != need) {
             unregister(start, length);
             throw new IOException(String.format("UFFDIO_REGISTER offers ioctls 0x%x, without COPY/ZEROPAGE/WAKE", ioctls));
+        }
+    }
+
+    /**
+     * Registers {@code [start, start + length)} in write-protect mode (the fd must have been opened
+     * with {@link #FEATURE_PAGEFAULT_FLAG_WP}); checks WRITEPROTECT and WAKE are offered. Nothing
+     * is protected yet: {@link #writeProtect} does that.
+     */
+    void registerWriteProtect(long start, long length) throws IOException {
+        MemorySegment r = Libc.structBuffer();
+        r.set(ValueLayout.JAVA_LONG, RANGE_START, start);
+        r.set(ValueLayout.JAVA_LONG, RANGE_LEN, length);
+        r.set(ValueLayout.JAVA_LONG, REGISTER_MODE, REGISTER_MODE_WP);
+        if (Libc.ioctl(fd, UFFDIO_REGISTER, r) != 0) {
+            throw new IOException(String.format("UFFDIO_REGISTER (write-protect) of [0x%x, +0x%x): %s", start, length,
+                    Libc.strerror(Libc.errno())));
+        }
+        long ioctls = r.get(ValueLayout.JAVA_LONG, REGISTER_IOCTLS);
+        long need = (1L << NR_WRITEPROTECT) | (1L << NR_WAKE);
+        if ((ioctls & need) != need) {
+            unregister(start, length);
+            throw new IOException(String.format("UFFDIO_REGISTER offers ioctls 0x%x, without WRITEPROTECT/WAKE", ioctls));
+        }
+    }
+
+    /**
+     * UFFDIO_WRITEPROTECT of a registered range: {@code protect} makes writes to its present pages
+     * fault; otherwise they are allowed again and the threads blocked on them woken. Returns 0
+     * or the errno (EAGAIN and EINTR are retried here).
+     */
+    int writeProtect(long start, long length, boolean protect) {
+        MemorySegment w = Libc.structBuffer();
+        while (true) {
+            w.set(ValueLayout.JAVA_LONG, RANGE_START, start);
+            w.set(ValueLayout.JAVA_LONG, RANGE_LEN, length);
+            w.set(ValueLayout.JAVA_LONG, WRITEPROTECT_MODE, protect ? WRITEPROTECT_MODE_WP : 0L);
+            if (Libc.ioctl(fd, UFFDIO_WRITEPROTECT, w) == 0) {
+                return 0;
+            }
+            int e = Libc.errno();
+            if (e != Libc.EAGAIN && e != Libc.EINTR) {
+                return e;
+            }
+            Thread.onSpinWait();
         }
     }
 
@@ -442,6 +508,41 @@ final class Userfaultfd implements AutoCloseable {
                 return PostcopyBackend.Availability.no(why);
             }
             return PostcopyBackend.Availability.yes("userfaultfd via " + u.how() + " on Linux "
+                    + System.getProperty("os.version"));
+        } catch (IOException | RuntimeException | OutOfMemoryError e) {
+            return PostcopyBackend.Availability.no(e.getMessage() == null ? e.toString() : e.getMessage());
+        }
+    }
+
+    /**
+     * Tries write-protect mode once on a scratch mapping: open with the WP feature, register,
+     * protect and unprotect two pages, unregister.
+     */
+    static PostcopyBackend.Availability probeWriteProtect() {
+        if (!NativeMemory.mmapAvailable()) {
+            return PostcopyBackend.Availability.no("guest RAM is not mmap()ed here");
+        }
+        String libc = Libc.unavailableReason();
+        if (libc != null) {
+            return PostcopyBackend.Availability.no(libc);
+        }
+        if (Libc.sysconf(Libc.SC_PAGESIZE) != RamBlock.PAGE_SIZE) {
+            return PostcopyBackend.Availability.no("host page size differs from the target page size " + RamBlock.PAGE_SIZE);
+        }
+        try (Userfaultfd u = open(FEATURE_PAGEFAULT_FLAG_WP); Arena arena = Arena.ofConfined()) {
+            MemorySegment region = NativeMemory.mapAnonymous(2L * RamBlock.PAGE_SIZE, true, arena);
+            long base = region.address();
+            u.registerWriteProtect(base, region.byteSize());
+            int p = u.writeProtect(base, region.byteSize(), true);
+            int q = u.writeProtect(base, region.byteSize(), false);
+            int un = u.unregister(base, region.byteSize());
+            String why = p != 0 ? "UFFDIO_WRITEPROTECT on probe pages: " + Libc.strerror(p)
+                    : q != 0 ? "UFFDIO_WRITEPROTECT (unprotect) on probe pages: " + Libc.strerror(q)
+                    : un != 0 ? "UFFDIO_UNREGISTER of the probe: " + Libc.strerror(un) : null;
+            if (why != null) {
+                return PostcopyBackend.Availability.no(why);
+            }
+            return PostcopyBackend.Availability.yes("userfaultfd write-protect via " + u.how() + " on Linux "
                     + System.getProperty("os.version"));
         } catch (IOException | RuntimeException | OutOfMemoryError e) {
             return PostcopyBackend.Availability.no(e.getMessage() == null ? e.toString() : e.getMessage());

@@ -1,0 +1,361 @@
+package org.livemig.migration.ram;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import org.livemig.memory.RamBlock;
+import org.livemig.memory.ZeroPages;
+import org.livemig.stream.MappedRamHeader;
+import org.livemig.stream.MigrationFile;
+import org.livemig.stream.SectionHeader;
+import org.livemig.stream.StreamFormatException;
+
+/**
+ * The destination half of mapped-ram (QEMU 9.0's parse_ramblock_mapped_ram): after a RAM block's
+ * entry in the MEM_SIZE record comes its {@link MappedRamHeader}; every field is checked against
+ * the block and the file first (version, page size, alignment, the bitmap and the pages inside the
+ * file, after the header and apart from each other, no bit beyond the block's pages), then the
+ * pages the bitmap marks are read from their places straight into guest RAM, at most
+ * {@link MappedRamHeader#LOAD_BUF_SIZE} at a time, and the stream moves on past the block's
+ * region. Pages the bitmap leaves out are zero; they are made zero only when guest RAM may hold
+ * something else (QEMU does so only for a loadvm into a running machine).
+ *
+ * <p>With multifd, {@code channels} threads ({@code mig/dst/recv_n}, QEMU's multifd receive
+ * threads) read in parallel, each on a file descriptor of its own (O_DIRECT under direct-io);
+ * the loading thread hands them the reads and waits for all of a block's before going on. A
+ * failed or short read fails the load naming the block, the page and the file offset.
+ *
+ * <p>Threads: {@link #loadBlock} runs on the loading thread ({@code mig/dst/main}, or
+ * {@code main} for a snapshot); reads are handed over whole through each channel's queue.
+ */
+public final class MappedRamLoader implements AutoCloseable {
+    public static final String THREAD_PREFIX = "mig/dst/recv_";
+    private static final int QUEUE_READS = 16;
+    private static final long SLICE_MILLIS = 100;
+
+    private record Read(RamBlock block, long offset, long length, long filePos) {}
+
+    private static final Read STOP = new Read(null, 0, 0, 0);
+
+    private final MappedRamOptions opts;
+    private final FileChannel main;
+    private final Channel[] channels;
+    private final AtomicReference<IOException> failure = new AtomicReference<>();
+    private volatile boolean closed;
+    /** Pages read from the file and pages the bitmaps left out, so far (read by progress displays). */
+    private final AtomicLong pagesRead;
+    private final AtomicLong pagesAbsent;
+
+    private final class Channel {
+        final FileChannel file;
+        final ArrayBlockingQueue<Read> queue = new ArrayBlockingQueue<>(QUEUE_READS);
+        final Thread thread;
+        long submitted;
+        final AtomicLong completed = new AtomicLong();
+        final ReentrantLock lock = new ReentrantLock();
+        final Condition done = lock.newCondition();
+
+        Channel(int id, FileChannel file) {
+            this.file = file;
+            this.thread = Thread.ofPlatform().name(THREAD_PREFIX + id).daemon(true).unstarted(this::run);
+        }
+
+        /** Called without the BQL; blocks on IO: {@code mig/dst/recv_n}. */
+        private void run() {
+            while (true) {
+                Read r;
+                try {
+                    r = queue.poll(SLICE_MILLIS, TimeUnit.MILLISECONDS);
+                } catch (InterruptedException e) {
+                    return;
+                }
+                if (r == STOP) {
+                    return;
+                }
+                if (r == null) {
+                    if (closed) {
+                        return;
+                    }
+                    continue;
+                }
+                if (failure.get() == null) {
+                    try {
+                        read(file, r);
+                    } catch (IOException | RuntimeException e) {
+                        failure.compareAndSet(null, e instanceof IOException io ? io : new IOException(e.getMessage(), e));
+                    }
+                }
+                completed.incrementAndGet();
+                lock.lock();
+                try {
+                    done.signalAll();
+                } finally {
+                    lock.unlock();
+                }
+            }
+        }
+    }
+
+    private MappedRamLoader(MappedRamOptions opts, FileChannel main, Channel[] channels, AtomicLong pagesRead,
+                            AtomicLong pagesAbsent) {
+        this.opts = opts;
+        this.main = main;
+        this.channels = channels;
+        this.pagesRead = pagesRead;
+        this.pagesAbsent = pagesAbsent;
+    }
+
+    /**
+     * Opens the channels' file descriptors and starts their threads. {@code main} is the stream's
+     * own file, its position the stream's. {@code pagesRead} and {@code pagesAbsent} count the
+     * pages read from the file and those its bitmaps leave out, as loading goes.
+     */
+    public static MappedRamLoader open(MappedRamOptions opts, FileChannel main, AtomicLong pagesRead,
+                                       AtomicLong pagesAbsent) throws IOException {
+        if (main == null) {
+            throw new IOException("mapped-ram reads pages from fixed places of a file: its migration needs a plain file:"
+                    + " connection");
+        }
+        Channel[] chans = new Channel[opts.channels()];
+        MappedRamLoader l = new MappedRamLoader(opts, main, chans, pagesRead, pagesAbsent);
+        try {
+            for (int i = 0; i < chans.length; i++) {
+                chans[i] = l.new Channel(i, DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.READ));
+            }
+        } catch (IOException e) {
+            l.close();
+            throw e;
+        }
+        for (Channel c : chans) {
+            c.thread.start();
+        }
+        return l;
+    }
+
+    /**
+     * Called on the loading thread right after block {@code b}'s entry: reads its header from
+     * {@code f}, checks it, loads its pages and moves {@code f} past its region. With
+     * {@code zeroAbsent}, pages the bitmap leaves out are made zero.
+     *
+     * @throws StreamFormatException naming the block and the offset when the header, the bitmap
+     *     or the file does not fit the block
+     */
+    public void loadBlock(MigrationFile f, RamBlock b, boolean zeroAbsent) throws IOException {
+        long at = f.position();
+        long fileAt = opts.offset() + at;
+        String block = "'" + SectionHeader.display(b.name()) + "'";
+        MappedRamHeader h = MappedRamHeader.read(f);
+        long afterHeader = fileAt + MappedRamHeader.SIZE;
+        String where = String.format("RAM block %s, mapped-ram header at file offset 0x%x: ", block, fileAt);
+        if (h.version() > MappedRamHeader.VERSION) {
+            throw new StreamFormatException(where + String.format("Migration mapped-ram capability version not supported"
+                    + " (expected <= %d, got %d)", MappedRamHeader.VERSION, h.version()), at);
+        }
+        if (h.pageSize() != RamBlock.PAGE_SIZE) {
+            throw new StreamFormatException(where + String.format("page size %d, this machine's is %d", h.pageSize(),
+                    RamBlock.PAGE_SIZE), at);
+        }
+        if (h.pagesOffset() % RamBlock.PAGE_SIZE != 0) {
+            throw new StreamFormatException(where + String.format("Error reading ramblock %s pages, region has bad alignment"
+                    + " (pages offset 0x%x)", block, h.pagesOffset()), at);
+        }
+        long pages = b.pageCount();
+        long bitmapBytes = MappedRamHeader.bitmapBytes(pages);
+        long size = main.size();
+        checkRegion(where, "bitmap", h.bitmapOffset(), bitmapBytes, afterHeader, size, at);
+        checkRegion(where, "pages", h.pagesOffset(), b.usedLength(), afterHeader, size, at);
+        if (h.bitmapOffset() < h.pagesOffset() + b.usedLength() && h.pagesOffset() < h.bitmapOffset() + bitmapBytes) {
+            throw new StreamFormatException(where + String.format("its bitmap [0x%x, +0x%x) overlaps its pages [0x%x, +0x%x)",
+                    h.bitmapOffset(), bitmapBytes, h.pagesOffset(), b.usedLength()), at);
+        }
+        long[] bitmap = readBitmap(where, h.bitmapOffset(), bitmapBytes, at);
+        long last = pages - 1;
+        int lastWord = (int) (last >>> 6);
+        long beyond = lastWord < bitmap.length ? bitmap[lastWord] & (-2L << (last & 63)) : 0;
+        if (beyond != 0) {
+            long bit = ((long) lastWord << 6) + Long.numberOfTrailingZeros(beyond);
+            throw new StreamFormatException(where + String.format("its bitmap at file offset 0x%x marks page %d, beyond the"
+                    + " block's %d pages", h.bitmapOffset(), bit, pages), at);
+        }
+        java.util.BitSet present = java.util.BitSet.valueOf(bitmap);
+        loadPages(b, block, h, present, zeroAbsent);
+        long skip = h.pagesOffset() + b.usedLength() - (opts.offset() + f.position());
+        f.seekForward(main, skip);
+    }
+
+    private static void checkRegion(String where, String what, long offset, long length, long afterHeader, long fileSize,
+                                    long at) throws StreamFormatException {
+        if (offset < afterHeader || offset > fileSize || length > fileSize - offset) {
+            String why = offset < afterHeader ? String.format("starts before the end of its header at 0x%x", afterHeader)
+                    : String.format("does not fit in the file of 0x%x bytes (truncated?)", fileSize);
+            throw new StreamFormatException(where + String.format("its %s at file offset 0x%x (+0x%x bytes) %s",
+                    what, offset, length, why), at);
+        }
+    }
+
+    private long[] readBitmap(String where, long offset, long bytes, long at) throws IOException {
+        ByteBuffer buf = ByteBuffer.allocate((int) bytes);
+        long pos = offset;
+        while (buf.hasRemaining()) {
+            int n = main.read(buf, pos);
+            if (n < 0) {
+                throw new StreamFormatException(where + String.format("Error reading dirty bitmap: the file ends at 0x%x",
+                        pos), at);
+            }
+            pos += n;
+        }
+        return MappedRamHeader.decodeBitmap(buf.flip());
+    }
+
+    /** Reads every marked page; zeroes the others when asked. */
+    private void loadPages(RamBlock b, String block, MappedRamHeader h, java.util.BitSet present, boolean zeroAbsent)
+            throws IOException {
+        int pages = (int) b.pageCount();
+        int clear = 0;
+        for (int set = present.nextSetBit(0); ; set = present.nextSetBit(clear)) {
+            int runEnd = set < 0 ? pages : set;
+            if (zeroAbsent) {
+                for (int p = clear; p < runEnd; p++) {
+                    if (!ZeroPages.isZeroPage(b.memory(), (long) p << RamBlock.PAGE_BITS)) {
+                        b.page(p).fill((byte) 0);
+                    }
+                }
+            }
+            pagesAbsent.addAndGet(runEnd - clear);
+            if (set < 0) {
+                break;
+            }
+            clear = present.nextClearBit(set);
+            if (clear > pages) {
+                clear = pages;
+            }
+            long offset = (long) set << RamBlock.PAGE_BITS;
+            long end = (long) clear << RamBlock.PAGE_BITS;
+            while (offset < end) {
+                long n = Math.min(MappedRamHeader.LOAD_BUF_SIZE, end - offset);
+                submit(new Read(b, offset, n, h.pagesOffset() + offset), block);
+                pagesRead.addAndGet(n >>> RamBlock.PAGE_BITS);
+                offset += n;
+            }
+            if (clear >= pages) {
+                break;
+            }
+        }
+        awaitReads(block);
+    }
+
+    private int next;
+
+    private void submit(Read r, String block) throws IOException {
+        if (channels.length == 0) {
+            try {
+                read(main, r);
+            } catch (IOException e) {
+                throw new StreamFormatException(e.getMessage(), -1);
+            }
+            return;
+        }
+        Channel c = channels[next];
+        next = (next + 1) % channels.length;
+        try {
+            while (!c.queue.offer(r, SLICE_MILLIS, TimeUnit.MILLISECONDS)) {
+                checkFailure(block);
+                if (closed) {
+                    throw new IOException("mapped-ram loader closed");
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while handing mapped-ram reads to a channel", e);
+        }
+        c.submitted++;
+    }
+
+    private void awaitReads(String block) throws IOException {
+        for (Channel c : channels) {
+            c.lock.lock();
+            try {
+                while (c.completed.get() < c.submitted) {
+                    checkFailure(block);
+                    if (closed) {
+                        throw new IOException("mapped-ram loader closed");
+                    }
+                    c.done.await(SLICE_MILLIS, TimeUnit.MILLISECONDS);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while waiting for mapped-ram channels", e);
+            } finally {
+                c.lock.unlock();
+            }
+        }
+        checkFailure(block);
+    }
+
+    private void checkFailure(String block) throws IOException {
+        IOException e = failure.get();
+        if (e != null) {
+            throw new StreamFormatException(e.getMessage(), -1);
+        }
+    }
+
+    /** One read of consecutive pages straight into guest RAM; a short file names the block, page and offset. */
+    private static void read(FileChannel file, Read r) throws IOException {
+        MemorySegment dst = r.block().memory().asSlice(r.offset(), r.length());
+        ByteBuffer buf = dst.asByteBuffer();
+        long pos = r.filePos();
+        while (buf.hasRemaining()) {
+            int n = file.read(buf, pos);
+            if (n < 0) {
+                long page = r.offset() + buf.position();
+                throw new IOException(String.format("mapped-ram RAM block '%s': failed to read page 0x%x from file offset"
+                        + " 0x%x: the file ends there", SectionHeader.display(r.block().name()), page & -RamBlock.PAGE_SIZE,
+                        pos));
+            }
+            pos += n;
+        }
+    }
+
+    /** Stops the channels (a failed or abandoned load). Any thread. */
+    public void shutdown() {
+        closed = true;
+        failure.compareAndSet(null, new IOException("mapped-ram loader shut down"));
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        for (Channel c : channels) {
+            if (c == null) {
+                continue;
+            }
+            c.queue.clear();
+            c.queue.offer(STOP);
+        }
+        for (Channel c : channels) {
+            if (c == null) {
+                continue;
+            }
+            try {
+                c.thread.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            try {
+                c.file.close();
+            } catch (IOException ignored) {
+                // reads are over
+            }
+        }
+    }
+}
