@@ -10,6 +10,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
+import org.livemig.relay.Fault;
+import org.livemig.relay.FaultChannel;
+import org.livemig.relay.FaultPlan;
 import org.livemig.relay.MigrationRelay;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -36,9 +39,10 @@ import picocli.CommandLine.Spec;
 @Command(name = "relay", mixinStandardHelpOptions = true,
         description = {"Relay one live migration: accept the source on --listen, connect to the destination",
             "on --to, forward every byte both ways unchanged while decoding each section, and print",
-            "statistics at the end."},
+            "statistics at the end. With --fault, inject faults on the way (a chaos relay)."},
         exitCodeListHeading = ExitCodes.HEADING, footer = "",
-        exitCodeList = {"0:relayed and decoded", "1:the relayed migration broke (a peer went away, or --idle-timeout passed)",
+        exitCodeList = {"0:relayed and decoded",
+                "1:the relayed migration broke (a peer went away, --idle-timeout passed, or a --fault cut it)",
                 ExitCodes.USAGE_TEXT, "4:the destination could not be reached", ExitCodes.NOT_DECODED_TEXT})
 public final class RelayCommand implements Callable<Integer> {
     @Spec
@@ -67,6 +71,21 @@ public final class RelayCommand implements Callable<Integer> {
     @Option(names = "--idle-timeout", paramLabel = "SECONDS", defaultValue = "120",
             description = "give up after this long without a byte in either direction (default ${DEFAULT-VALUE})")
     long idleSeconds;
+
+    @Option(names = "--fault", paramLabel = "SPEC", converter = FaultConverter.class,
+            description = {"inject a fault (repeatable): KIND[:key=value,...]",
+                "  cut[:channel=C,at=P,after=N]      shut the channel's connection down, both sides",
+                "  stall:for=D[,channel=C,at=P,after=N]   pass nothing for D, then go on",
+                "  rate:bps=N[,channel=C,at=P,after=N]    at most N bytes per second from there",
+                "  delay:ms=N[,channel=C]             every byte N ms late (no channel: all, each way)",
+                "  flip[:channel=C,at=P,after=N,xor=0xHH] XOR one byte (default 0xff)",
+                "C: main (default), return, preempt, multifdN (the N-th multifd connection, from 0)",
+                "P: start (default), section:IDSTR (just after the header of the first section",
+                "   with that idstr), package (just after the postcopy package), sync[:K]",
+                "   (just after the header of the K-th multifd SYNC packet); after=N counts from P",
+                "N: bytes, with K, M, G, T (binary); D: N ms or N s. Example:",
+                "  --fault cut:at=section:ram,after=1M --fault delay:ms=20"})
+    List<Fault> faults = new ArrayList<>();
 
     @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
             description = "a credential or authz object as QEMU's -object (repeatable), for the TLS options below")
@@ -100,6 +119,12 @@ public final class RelayCommand implements Callable<Integer> {
             err.println("livemig relay: " + e.getMessage());
             return ExitCodes.USAGE;
         }
+        String faultError = checkFaults();
+        if (faultError != null) {
+            err.println("livemig relay: " + faultError);
+            return ExitCodes.USAGE;
+        }
+        FaultPlan plan = new FaultPlan(faults);
         ChannelSecurity sourceSide;
         ChannelSecurity destinationSide;
         try {
@@ -138,8 +163,13 @@ public final class RelayCommand implements Callable<Integer> {
                     channels.add(new MigrationConnection[] {fromSource, toDestination});
                 }
                 listener.close();
-                MigrationRelay.Result r = MigrationRelay.run(source, destination, channels, rec,
-                        Duration.ofSeconds(idleSeconds), Duration.ofSeconds(Math.min(idleSeconds, 60)));
+                MigrationRelay.Result r;
+                try {
+                    r = MigrationRelay.run(source, destination, channels, rec,
+                            Duration.ofSeconds(idleSeconds), Duration.ofSeconds(Math.min(idleSeconds, 60)), plan);
+                } finally {
+                    reportFaults(plan, err);
+                }
                 r.summary().forEach(out::println);
                 out.flush();
                 if (r.decodeError() != null) {
@@ -156,6 +186,36 @@ public final class RelayCommand implements Callable<Integer> {
             err.println("livemig relay: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
             return e instanceof java.net.ConnectException ? ExitCodes.UNREACHABLE : ExitCodes.FAILED;
         }
+    }
+
+    /** What the faults need that this relay's options do not give, or null. */
+    private String checkFaults() {
+        for (Fault f : faults) {
+            FaultChannel c = f.channel();
+            if (c != null && c.type() == FaultChannel.Type.MULTIFD && c.index() >= multifdChannels) {
+                return "--fault " + f + ": channel " + c + " is not relayed (--multifd-channels is "
+                        + multifdChannels + "; multifd channels count from 0)";
+            }
+            if (c != null && c.type() == FaultChannel.Type.PREEMPT) {
+                return "--fault " + f + ": this relay does not carry a postcopy preempt channel";
+            }
+            if (f.kind() == Fault.Kind.STALL && f.duration().toSeconds() >= idleSeconds) {
+                return "--fault " + f + ": a stall of " + f.duration().toMillis() + " ms is not shorter than --idle-timeout "
+                        + idleSeconds + " s, which would end the relay first";
+            }
+        }
+        return null;
+    }
+
+    /** One line per fault that acted, and one per fault that never did. */
+    private static void reportFaults(FaultPlan plan, PrintWriter err) {
+        for (FaultPlan.Event e : plan.events()) {
+            err.println("livemig relay: " + e);
+        }
+        for (Fault f : plan.unfired()) {
+            err.println("livemig relay: --fault " + f + ": never acted (its point or offset did not come)");
+        }
+        err.flush();
     }
 
     private static MigrationConnection acceptWithin(MigrationListener listener, Duration timeout)

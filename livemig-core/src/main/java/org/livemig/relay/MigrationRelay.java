@@ -14,6 +14,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.livemig.analyze.Analysis;
 import org.livemig.analyze.Analyzer;
+import org.livemig.analyze.StreamVisitor;
 import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.ReturnPathCodec;
 import org.livemig.stream.StreamFormatException;
@@ -109,24 +110,64 @@ public final class MigrationRelay {
     public static Result run(MigrationConnection source, MigrationConnection destination,
                              List<MigrationConnection[]> multifd, WritableByteChannel record,
                              Duration idleTimeout, Duration drainTimeout) throws IOException {
+        return run(source, destination, multifd, record, idleTimeout, drainTimeout, FaultPlan.NONE);
+    }
+
+    /**
+     * As above, injecting {@code faults} on the way (see {@link Fault}). A cut ends the relay with
+     * an {@link IOException} saying what was cut where; {@link FaultPlan#events()} says what
+     * every fault did. The recording holds the source's bytes as they came, before any fault.
+     */
+    public static Result run(MigrationConnection source, MigrationConnection destination,
+                             List<MigrationConnection[]> multifd, WritableByteChannel record,
+                             Duration idleTimeout, Duration drainTimeout, FaultPlan faults) throws IOException {
+        try {
+            return relay(source, destination, multifd, record, idleTimeout, drainTimeout, faults);
+        } catch (IOException e) {
+            FaultPlan.Event cut = faults.cut();
+            if (cut != null && !(e instanceof FaultyLink.CutException)) {
+                throw new IOException("cut by --fault " + cut.fault() + ": " + cut.what(), e);
+            }
+            throw e;
+        } finally {
+            faults.close();
+        }
+    }
+
+    private static Result relay(MigrationConnection source, MigrationConnection destination,
+                                List<MigrationConnection[]> multifd, WritableByteChannel record,
+                                Duration idleTimeout, Duration drainTimeout, FaultPlan faults) throws IOException {
         AtomicLong lastProgress = new AtomicLong(System.nanoTime());
         Runnable progress = () -> lastProgress.set(System.nanoTime());
         List<MultifdChannelRelay> channels = new ArrayList<>();
         List<Thread> channelThreads = new ArrayList<>();
         for (MigrationConnection[] pair : multifd) {
-            MultifdChannelRelay c = new MultifdChannelRelay(pair[0], pair[1], progress);
+            FaultChannel fc = FaultChannel.multifd(channels.size());
+            WritableByteChannel out = faults.link(fc, pair[1].out(), () -> {
+                pair[0].shutdown();
+                pair[1].shutdown();
+            });
+            MultifdChannelRelay c = new MultifdChannelRelay(pair[0], pair[1], out, faults.needsPoints(fc), progress);
             channels.add(c);
             channelThreads.add(Thread.ofPlatform().name("relay-multifd-" + channels.size()).daemon().start(c));
         }
+        Runnable cutMain = () -> {
+            source.shutdown();
+            destination.shutdown();
+        };
+        WritableByteChannel toDestination = faults.link(FaultChannel.MAIN, destination.out(), cutMain);
         List<WritableByteChannel> sinks = new ArrayList<>();
-        sinks.add(side(destination.out(), "writing to the destination"));
+        sinks.add(side(toDestination, "writing to the destination"));
         if (record != null) {
             sinks.add(side(record, "writing the recording"));
         }
         ForwardingChannel forward = new ForwardingChannel(side(source.in(), "reading from the source"), sinks,
-                progress);
+                progress, faults.needsPoints(FaultChannel.MAIN));
         RelayStats stats = new RelayStats();
-        ReturnPath back = new ReturnPath(destination.in(), source.out(), progress, stats::colo);
+        StreamVisitor visitor = toDestination instanceof FaultyLink l && faults.needsPoints(FaultChannel.MAIN)
+                ? StreamVisitor.tee(stats, new FaultPoints(l)) : stats;
+        ReturnPath back = new ReturnPath(destination.in(), faults.link(FaultChannel.RETURN, source.out(), cutMain),
+                source.out(), progress, stats::colo);
         Thread backThread = Thread.ofPlatform().name("relay-return-path").daemon().start(back);
         AtomicReference<String> timedOut = new AtomicReference<>();
         Thread watchdog = Thread.ofPlatform().name("relay-watchdog").daemon().start(() -> {
@@ -151,12 +192,14 @@ public final class MigrationRelay {
         });
         String decodeError = null;
         try {
-            try (Analysis ignored = Analyzer.analyze(forward, Analyzer.Options.DEFAULT.withoutRam(), stats)) {
+            try (Analysis ignored = Analyzer.analyze(forward, Analyzer.Options.DEFAULT.withoutRam(), visitor)) {
                 // the stats are what the relay reports; the analysis only drives the decoding
             } catch (StreamFormatException e) {
                 decodeError = forward.forwardRestUndecoded(e, "the source's stream ended after " + forward.bytes()
                         + " bytes, before the migration was complete");
             }
+            forward.flushPending();
+            FaultyLink.flush(toDestination);
             halfClose(destination.out());
             backThread.join(drainTimeout.toMillis());
             if (backThread.isAlive()) {
@@ -226,6 +269,7 @@ public final class MigrationRelay {
         private final ReadableByteChannel from;
         private final WritableByteChannel to;
         private final WritableByteChannel rawTo;
+        private final WritableByteChannel faulty;
         private final Runnable progress;
         final AtomicLong bytes = new AtomicLong();
         volatile IOException error;
@@ -241,11 +285,14 @@ public final class MigrationRelay {
         private final byte[] coloMessage = new byte[4];
         private int coloFill;
 
-        ReturnPath(ReadableByteChannel from, WritableByteChannel to, Runnable progress, java.util.function.BooleanSupplier colo) {
+        /** @param to the source's connection, through a faulty link if faults apply; {@code rawTo} the connection itself */
+        ReturnPath(ReadableByteChannel from, WritableByteChannel to, WritableByteChannel rawTo, Runnable progress,
+                   java.util.function.BooleanSupplier colo) {
             this.colo = colo;
             this.from = side(from, "reading the return path from the destination");
+            this.faulty = to;
             this.to = side(to, "writing the return path to the source");
-            this.rawTo = to;
+            this.rawTo = rawTo;
             this.progress = progress;
         }
 
@@ -262,6 +309,7 @@ public final class MigrationRelay {
                     bytes.addAndGet(buf.limit());
                     progress.run();
                 }
+                FaultyLink.flush(faulty);
                 halfClose(rawTo);
             } catch (IOException e) {
                 error = e;
