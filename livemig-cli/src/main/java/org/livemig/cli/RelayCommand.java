@@ -40,7 +40,27 @@ import picocli.CommandLine.Spec;
         description = {"Relay one live migration: accept the source on --listen, connect to the destination",
             "on --to, forward every byte both ways unchanged while decoding each section, and print",
             "statistics at the end. With --fault, inject faults on the way (a chaos relay)."},
-        exitCodeListHeading = ExitCodes.HEADING, footer = "",
+        exitCodeListHeading = ExitCodes.HEADING,
+        footerHeading = "%nFaults:%n",
+        footer = {"  --fault SPEC (repeatable), SPEC = KIND[:key=value,...]",
+            "  cut[:channel=C,at=P,after=N]     pass what comes before the trigger, then",
+            "                                   shut the channel's connection on both sides",
+            "  stall:for=D[,channel=C,at=P,after=N]  pass nothing for D, then go on",
+            "  rate:bps=N[,channel=C,at=P,after=N]   at most N bytes a second from there",
+            "  delay:ms=N[,channel=C]           every byte N ms late, at full throughput",
+            "                                   (no channel: every channel, each way)",
+            "  flip[:channel=C,at=P,after=N,xor=X]   XOR the byte there with X (0xff)",
+            "  C: main (default), return, preempt, or multifdN (the N-th multifd",
+            "     connection, from 0)",
+            "  P: start (default); section:IDSTR, just after the header of the first",
+            "     section with that idstr (ram, timer, 0000:00:01.3/piix4_pm, ...);",
+            "     package, just after the postcopy package; sync[:K], just after the",
+            "     header of the K-th multifd SYNC packet",
+            "  The trigger is after=N bytes past P (offset=N is the same). N: bytes, with",
+            "  K, M, G or T (binary). D: N ms or N s, below --idle-timeout. The main",
+            "  stream and the return path share a connection: a cut of either cuts both.",
+            "  A cut ends the relay with status 1.",
+            "  e.g. --fault cut:at=section:ram,after=1M --fault delay:ms=20"},
         exitCodeList = {"0:relayed and decoded",
                 "1:the relayed migration broke (a peer went away, --idle-timeout passed, or a --fault cut it)",
                 ExitCodes.USAGE_TEXT, "4:the destination could not be reached", ExitCodes.NOT_DECODED_TEXT})
@@ -73,18 +93,8 @@ public final class RelayCommand implements Callable<Integer> {
     long idleSeconds;
 
     @Option(names = "--fault", paramLabel = "SPEC", converter = FaultConverter.class,
-            description = {"inject a fault (repeatable): KIND[:key=value,...]",
-                "  cut[:channel=C,at=P,after=N]      shut the channel's connection down, both sides",
-                "  stall:for=D[,channel=C,at=P,after=N]   pass nothing for D, then go on",
-                "  rate:bps=N[,channel=C,at=P,after=N]    at most N bytes per second from there",
-                "  delay:ms=N[,channel=C]             every byte N ms late (no channel: all, each way)",
-                "  flip[:channel=C,at=P,after=N,xor=0xHH] XOR one byte (default 0xff)",
-                "C: main (default), return, preempt, multifdN (the N-th multifd connection, from 0)",
-                "P: start (default), section:IDSTR (just after the header of the first section",
-                "   with that idstr), package (just after the postcopy package), sync[:K]",
-                "   (just after the header of the K-th multifd SYNC packet); after=N counts from P",
-                "N: bytes, with K, M, G, T (binary); D: N ms or N s. Example:",
-                "  --fault cut:at=section:ram,after=1M --fault delay:ms=20"})
+            description = {"inject a fault on the way (repeatable): cut, stall, rate, delay or flip, on",
+                "a chosen channel, from a byte offset or a point of the stream; see FAULTS below"})
     List<Fault> faults = new ArrayList<>();
 
     @Option(names = "--object", paramLabel = "TYPE,id=ID,...",
@@ -210,7 +220,10 @@ public final class RelayCommand implements Callable<Integer> {
     /** One line per fault that acted, and one per fault that never did. */
     private static void reportFaults(FaultPlan plan, PrintWriter err) {
         for (FaultPlan.Event e : plan.events()) {
-            err.println("livemig relay: " + e);
+            if (e.fault().kind() != Fault.Kind.CUT) {
+                // a cut ends the relay with an error line that says the same
+                err.println("livemig relay: " + e);
+            }
         }
         for (Fault f : plan.unfired()) {
             err.println("livemig relay: --fault " + f + ": never acted (its point or offset did not come)");

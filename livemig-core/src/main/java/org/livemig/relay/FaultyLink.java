@@ -38,6 +38,7 @@ final class FaultyLink implements WritableByteChannel {
         int seen;
         boolean done;
         String point;
+        long pointEnd;
 
         Armed(Fault fault) {
             this.fault = fault;
@@ -97,10 +98,11 @@ final class FaultyLink implements WritableByteChannel {
                 continue;
             }
             a.trigger = offset + a.fault.after();
+            a.pointEnd = offset;
             a.point = switch (kind) {
-                case SECTION -> "the header of section " + idstr + " (ending at byte " + offset + ")";
-                case PACKAGE -> "the postcopy package (ending at byte " + offset + ")";
-                case SYNC -> "the header of multifd SYNC packet " + p.nth() + " (ending at byte " + offset + ")";
+                case SECTION -> "the header of section " + idstr;
+                case PACKAGE -> "the postcopy package";
+                case SYNC -> "the header of multifd SYNC packet " + p.nth();
                 case START -> "the start";
             };
         }
@@ -146,13 +148,20 @@ final class FaultyLink implements WritableByteChannel {
     private void fire(Armed a) throws IOException {
         a.done = true;
         Fault f = a.fault;
-        String where = "at byte " + pos + " of " + describe() + ", " + (f.after() > 0 ? f.after() + " bytes after " : "at ")
-                + a.point + (a.trigger < pos ? " (already forwarded up to here when the point was seen)" : "");
+        String where = "at byte " + pos + " of " + describe();
+        if (f.at().kind() != FaultPoint.Kind.START) {
+            where += ", " + (f.after() > 0 ? f.after() + " bytes after " : "just after ") + a.point;
+            if (a.trigger < pos) {
+                where += " (which ended at byte " + a.pointEnd + ", already forwarded when the relay saw it)";
+            } else if (f.after() > 0) {
+                where += " (which ended at byte " + a.pointEnd + ")";
+            }
+        }
         switch (f.kind()) {
             case CUT -> {
                 flush();
                 cut = true;
-                cutMessage = "cut by --fault " + f + ": " + describe() + " cut " + where;
+                cutMessage = "cut by --fault " + f + ": cut " + where;
                 plan.fired(new FaultPlan.Event(f, channel, pos, "cut " + where));
                 cutAction.run();
                 throw new CutException(cutMessage);
