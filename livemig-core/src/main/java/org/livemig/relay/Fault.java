@@ -88,7 +88,7 @@ public record Fault(Kind kind, FaultChannel channel, FaultPoint at, long after, 
         }
         StringBuilder b = new StringBuilder(kind.name().toLowerCase(java.util.Locale.ROOT));
         b.append(':');
-        if (channel != null) {
+        if (channel != null && (kind == Kind.DELAY || !channel.equals(FaultChannel.MAIN))) {
             b.append("channel=").append(channel).append(',');
         }
         if (at.kind() != FaultPoint.Kind.START) {

@@ -204,7 +204,8 @@ final class FaultyLink implements WritableByteChannel {
         int slice = (int) Math.max(1, Math.min(piece.remaining(), rateBps / 20));
         while (piece.hasRemaining()) {
             int k = Math.min(slice, piece.remaining());
-            long due = rateStart + (long) (rateBytes * 1e9 / rateBps);
+            // sent once the cap allows all of it, so that by any time t at most bps * t have gone
+            long due = rateStart + (long) ((rateBytes + k) * 1e9 / rateBps);
             sleep(due - System.nanoTime());
             ByteBuffer part = piece.slice(piece.position(), k);
             piece.position(piece.position() + k);
