@@ -1,0 +1,136 @@
+package org.livemig.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+import org.junit.jupiter.api.Test;
+import org.livemig.machine.Machine;
+
+import picocli.CommandLine;
+
+/**
+ * livemig to livemig through {@code livemig relay --fault}: a precopy cut at a named section
+ * fails both sides with the section named and leaves the source running with its RAM as it was;
+ * a postcopy cut just after the package pauses both sides, and a recovery through a new relay
+ * without faults completes with the destination's RAM equal to the source's.
+ */
+class RelayFaultTest {
+    private static final Duration WAIT = Duration.ofSeconds(60);
+
+    record Relay(CompletableFuture<Integer> status, StringWriter out, StringWriter err) {}
+
+    private static Relay relay(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CompletableFuture<Integer> status = new CompletableFuture<>();
+        Thread.ofPlatform().name("relay-under-test").daemon().start(() -> {
+            CommandLine cl = new CommandLine(new Main());
+            cl.setOut(new PrintWriter(out, true));
+            cl.setErr(new PrintWriter(err, true));
+            status.complete(cl.execute(args));
+        });
+        await().atMost(Duration.ofSeconds(20)).until(() -> err.toString().contains("listening on") || status.isDone());
+        assertThat(status).as(err::toString).isNotDone();
+        return new Relay(status, out, err);
+    }
+
+    private static Relay relay(int port, String to, String... faults) {
+        List<String> args = new ArrayList<>(List.of("relay", "--listen", "tcp:127.0.0.1:" + port, "--to", to,
+                "--idle-timeout", "30", "--timeout", "30"));
+        for (String f : faults) {
+            args.add("--fault");
+            args.add(f);
+        }
+        return relay(args.toArray(String[]::new));
+    }
+
+    private static int freePort() throws Exception {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static String status(InProcessSide side) {
+        return side.queryMigrate().path("status").asString();
+    }
+
+    private static Machine.Config config() {
+        return Machine.Config.defaults().withRam(32L << 20).withVcpus(1).withWorkload("idle").withBlobSize(8192);
+    }
+
+    @Test
+    void aPrecopyCutAtANamedSectionFailsBothSidesNamingItAndTheSourceRunsOnIntact() throws Exception {
+        try (InProcessSide src = new InProcessSide(config().withName("src").withFill(Machine.Fill.RANDOM), false, true, "auto");
+             InProcessSide dst = new InProcessSide(config().withName("dst").withFill(Machine.Fill.ZERO), true, false, "auto")) {
+            for (InProcessSide side : List.of(src, dst)) {
+                side.setCapabilities(Map.of("return-path", true));
+            }
+            String ramBefore = src.fingerprint(false).get("ram").toString();
+            String dstUri = dst.migrateIncoming("tcp:127.0.0.1:0");
+            int port = freePort();
+            // serial's state goes after the source has stopped its guest: the source must start it again
+            Relay r = relay(port, dstUri, "cut:at=section:serial");
+            src.migrate("tcp:127.0.0.1:" + port);
+            await().atMost(WAIT).until(() -> status(src).equals("failed") && status(dst).equals("failed"));
+            assertThat(r.status().get(30, TimeUnit.SECONDS)).isEqualTo(1);
+            assertThat(r.err().toString()).containsPattern(
+                    "livemig relay: cut by --fault cut:at=section:serial: cut at byte \\d+ of the main stream, "
+                            + "just after the header of section serial");
+            long cutAt = Long.parseLong(r.err().toString().replaceAll("(?s).*cut at byte (\\d+) .*", "$1"));
+            // the destination's error names the section and the very byte where its stream stopped
+            assertThat(dst.queryMigrate().path("error-desc").asString()).as(dst.queryMigrate()::toString)
+                    .contains("stream truncated", "at byte offset " + cutAt + ", in section 'serial' instance 0");
+            assertThat(src.queryMigrate().path("error-desc").asString()).as(src.queryMigrate()::toString)
+                    .startsWith("return path failed: ");
+            await().atMost(WAIT).until(() -> src.status().equals("running"));
+            assertThat(src.fingerprint(false).get("ram").toString()).isEqualTo(ramBefore);
+        }
+    }
+
+    @Test
+    void aPostcopyCutPausesBothSidesAndARecoveryThroughANewRelayCompletes() throws Exception {
+        try (InProcessSide src = new InProcessSide(config().withName("src").withFill(Machine.Fill.RANDOM), false, true, "auto");
+             InProcessSide dst = new InProcessSide(config().withName("dst").withFill(Machine.Fill.ZERO), true, true, "checked")) {
+            for (InProcessSide side : List.of(src, dst)) {
+                side.setCapabilities(Map.of("postcopy-ram", true));
+            }
+            // slow enough that most of the RAM goes after the package, and the cut lands in postcopy
+            src.machine.mainLoop().call(() -> {
+                src.migration.setParameters(p -> {
+                    p.maxBandwidth = 4L << 20;
+                    p.maxPostcopyBandwidth = 8L << 20;
+                });
+                return null;
+            }, 10_000);
+            String dstUri = dst.migrateIncoming("tcp:127.0.0.1:0");
+            int port = freePort();
+            Relay cut = relay(port, dstUri, "cut:at=package,after=2M");
+            src.migrate("tcp:127.0.0.1:" + port);
+            src.startPostcopy();
+            await().atMost(WAIT).until(() -> status(src).equals("postcopy-paused") && status(dst).equals("postcopy-paused"));
+            assertThat(cut.status().get(30, TimeUnit.SECONDS)).isEqualTo(1);
+            assertThat(cut.err().toString()).containsPattern("cut by --fault cut:at=package,after=2M: cut at byte \\d+ of "
+                    + "the main stream, 2097152 bytes after the postcopy package \\(which ended at byte \\d+\\)");
+
+            String recoverUri = dst.recover("tcp:127.0.0.1:0");
+            int port2 = freePort();
+            Relay clean = relay(port2, recoverUri);
+            src.resume("tcp:127.0.0.1:" + port2);
+            await().atMost(WAIT).until(() -> status(src).equals("completed") && status(dst).equals("completed"));
+            // a resumed stream has no header (it starts with RECV_BITMAP): forwarded whole, not decoded
+            assertThat(clean.status().get(30, TimeUnit.SECONDS)).as(clean.err()::toString).isEqualTo(6);
+            assertThat(clean.err().toString()).contains("magic 0x08000a00");
+            assertThat(dst.fingerprint(false).get("ram").toString()).isEqualTo(src.fingerprint(false).get("ram").toString());
+        }
+    }
+}
