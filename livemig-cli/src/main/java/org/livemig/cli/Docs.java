@@ -112,7 +112,8 @@ public final class Docs {
             b.append(".SH ").append(heading.isEmpty() ? "ENVIRONMENT" : escape(heading.toUpperCase(java.util.Locale.ROOT)))
                     .append("\n.nf\n");
             for (String f : footer) {
-                b.append(escape(f.strip())).append('\n');
+                // .nf keeps the lines as they are: keep continuation lines indented under their item
+                b.append(escape(f.replaceFirst("^  ", "").stripTrailing())).append('\n');
             }
             b.append(".fi\n");
         }
