@@ -5,6 +5,7 @@
  * change (the command line and the benchmarks use it from the class path).
  */
 module org.livemig.core {
+    requires java.management; // x-livemig-process: heap after GC, threads, buffer pools
     requires java.naming;
     requires jdk.jfr;
     requires tools.jackson.databind;

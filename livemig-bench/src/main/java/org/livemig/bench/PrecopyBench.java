@@ -416,7 +416,8 @@ public final class PrecopyBench {
             }
             return new Result(c, ram, run, error != null && status.equals("cancelled") ? "no-conv" : status,
                     q.path("total-time").asLong(-1), q.path("downtime").asLong(-1), q.path("setup-time").asLong(-1),
-                    ramInfo.path("dirty-sync-count").asLong(), ramInfo.path("transferred").asLong(),
+                    Math.max(0, ramInfo.path("dirty-sync-count").asLong() - 1), // the setup sync ends no pass
+                    ramInfo.path("transferred").asLong(),
                     done == 0 ? -1 : (done - t0) / 1_000_000, src.peakRssBytes(), dst.peakRssBytes(),
                     srcCpu0.isEmpty() ? "" : busiest, error, encoded);
         }

@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
-                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Micro.class})
+                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Micro.class,
+                BenchCommand.Soak.class, BenchCommand.QmpLoad.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = "Save/load throughput to a file and to /dev/null against a plain sequential write.",
@@ -196,6 +197,80 @@ final class BenchCommand {
                 return 0;
             } finally {
                 deleteTree(dir);
+            }
+        }
+    }
+
+    @Command(name = "qmp-load", mixinStandardHelpOptions = true,
+            description = {"The monitor under load: migrations between two `livemig run` processes, alternately unloaded and with",
+                    "--clients QMP clients polling the source's query-migrate as fast as they can; the loaded throughput against",
+                    "the unloaded one (goal: at least 90%), per-client replies and round trips, every request answered."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed (the throughput goal is reported, not enforced)",
+                    "1:a migration failed, a request went unanswered or a client starved", ExitCodes.USAGE_TEXT})
+    static final class QmpLoad implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "512M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--clients", defaultValue = "16", description = "Polling clients (default: ${DEFAULT-VALUE}).")
+        int clients;
+
+        @Option(names = "--repeat", defaultValue = "1",
+                description = "Rounds of unloaded, loaded, loaded, unloaded (default: ${DEFAULT-VALUE}).")
+        int repeat;
+
+        @Override
+        public Integer call() throws Exception {
+            Path dir = Files.createTempDirectory("livemig-bench");
+            try {
+                var r = new org.livemig.bench.QmpLoadBench(new org.livemig.bench.QmpLoadBench.Options(Sizes.parse(ram), clients,
+                        repeat, dir, ChildMachine.javaCommand(false)), System.out).run();
+                return r.allAnswered() && r.noneStarved() ? 0 : 1;
+            } finally {
+                deleteTree(dir);
+            }
+        }
+    }
+
+    @Command(name = "soak", mixinStandardHelpOptions = true,
+            description = {"N migrations back and forth between two `livemig run` processes, cycling precopy, multifd, postcopy,",
+                    "postcopy with a pause and recovery, and cancels at random points (seeded). After each cycle both machines",
+                    "verify, and each process's threads, open files, RSS and heap after GC are recorded; at the end any growth",
+                    "past the warm-up (the first fifth of the cycles) beyond a small allowance fails the soak."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:every cycle verified and nothing grew", "1:a cycle failed, or a measure grew", ExitCodes.USAGE_TEXT})
+    static final class Soak implements Callable<Integer> {
+        @Option(names = "--count", defaultValue = "500", description = "Cycles (default: ${DEFAULT-VALUE}).")
+        int count;
+
+        @Option(names = "--seed", defaultValue = "1", description = "Seed of the cycles' random choices (default: ${DEFAULT-VALUE}).")
+        long seed;
+
+        @Option(names = "--ram", defaultValue = "64M", description = "Guest RAM (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--csv", paramLabel = "FILE", description = "Also write every sample (cycle, process, threads, fds, RSS, heap) to FILE.")
+        Path csv;
+
+        @Option(names = "--keep-logs", description = "Keep the children's logs and print where.")
+        boolean keepLogs;
+
+        @Override
+        public Integer call() throws Exception {
+            if (count < 1) {
+                throw new IllegalArgumentException("--count must be at least 1, not " + count);
+            }
+            Path dir = Files.createTempDirectory("livemig-soak");
+            try {
+                var r = new org.livemig.bench.SoakBench(new org.livemig.bench.SoakBench.Options(count, seed, Sizes.parse(ram), dir,
+                        ChildMachine.javaCommand(false), csv), System.out).run();
+                return r.passed() ? 0 : 1;
+            } finally {
+                if (keepLogs) {
+                    System.out.println("children's logs kept in " + dir);
+                } else {
+                    deleteTree(dir);
+                }
             }
         }
     }

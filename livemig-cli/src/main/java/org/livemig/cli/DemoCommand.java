@@ -434,7 +434,8 @@ public final class DemoCommand implements Callable<Integer> {
      */
     private int timedOut(ObjectNode last) {
         JsonNode ram = last.path("ram");
-        long passes = ram.path("dirty-sync-count").asLong();
+        // QEMU's dirty-sync-count counts the sync at setup too: each later one ended a pass.
+        long passes = Math.max(0, ram.path("dirty-sync-count").asLong() - 1);
         long dirtyPages = ram.path("dirty-pages-rate").asLong();
         long dirtyBytes = dirtyPages * ram.path("page-size").asLong(4096);
         double mbps = ram.path("mbps").asDouble();
@@ -492,7 +493,7 @@ public final class DemoCommand implements Callable<Integer> {
             if (ram.path("multifd-bytes").asLong() > 0) {
                 System.out.printf("  multifd: %s of it on %d channels%n", Sizes.human(ram.path("multifd-bytes").asLong()), multifd);
             }
-            System.out.printf("  passes %d, %s, setup %d ms%n", ram.path("dirty-sync-count").asLong(),
+            System.out.printf("  passes %d, %s, setup %d ms%n", Math.max(0, ram.path("dirty-sync-count").asLong() - 1),
                     q.has("downtime") ? "downtime " + q.path("downtime").asLong() + " ms (limit " + downtimeLimit + " ms)"
                             : "the guest did not stop", q.path("setup-time").asLong());
         }

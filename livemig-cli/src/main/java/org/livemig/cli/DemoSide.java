@@ -32,8 +32,9 @@ interface DemoSide extends AutoCloseable {
     ObjectNode fingerprint(boolean pages) throws Exception;
 
     /**
-     * Waits for the end of the outgoing migration's first precopy pass (its first MIGRATION_PASS
-     * event); false when {@code timeout} passed or the migration ended first.
+     * Waits for the end of the outgoing migration's first precopy pass (MIGRATION_PASS 2: as
+     * QEMU's, pass 1 is the sync at setup); false when {@code timeout} passed or the migration
+     * ended first.
      */
     boolean awaitFirstPass(java.time.Duration timeout) throws Exception;
 

@@ -26,7 +26,9 @@ final class InProcessSide implements DemoSide {
         migration.addListener(new org.livemig.migration.MigrationEvents() {
             @Override
             public void pass(long pass) {
-                firstPass.countDown();
+                if (pass >= 2) { // pass 1 is the sync at setup, as in QEMU
+                    firstPass.countDown();
+                }
             }
         });
         migration.setAutostart(autostart);

@@ -71,6 +71,11 @@ final class QmpSide implements DemoSide {
         return child.pid();
     }
 
+    /** The child's log (its stdout and stderr). */
+    java.nio.file.Path log() {
+        return child.log();
+    }
+
     Process process() {
         return child.process();
     }
@@ -127,7 +132,9 @@ final class QmpSide implements DemoSide {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (System.nanoTime() < deadline) {
             try {
-                qmp.waitForEvent(org.livemig.monitor.MigrationCommands.MIGRATION_PASS, Duration.ofMillis(250));
+                // pass 1 is the sync at setup (as QEMU's); pass 2 ends the first pass over RAM
+                qmp.waitForEvent(org.livemig.monitor.MigrationCommands.MIGRATION_PASS,
+                        e -> e.path("data").path("pass").asLong() >= 2, Duration.ofMillis(250));
                 return true;
             } catch (java.util.concurrent.TimeoutException notYet) {
                 String s = queryMigrate().path("status").asString();

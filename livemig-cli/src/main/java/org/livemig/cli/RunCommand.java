@@ -95,6 +95,11 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--serial", paramLabel = "file:PATH|stdio|none", defaultValue = "none",
             description = "Where the guest's serial output goes, as QEMU's -serial (default: ${DEFAULT-VALUE}).")
     String serial;
+    @Option(names = "--monitor-pace", defaultValue = "1000", paramLabel = "N",
+            description = "While this machine migrates out, in-band QMP commands start at most N a second, all clients together"
+                    + " taking turns, so that clients polling as fast as they can leave the CPU to the migration (default:"
+                    + " ${DEFAULT-VALUE}; 0: no limit). Out-of-band commands are never paced.")
+    int monitorPace;
 
     @Option(names = "--warm-up", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "At startup, in the background, run seven small scratch migrations (precopy, postcopy, multifd) so the first real one "
@@ -131,6 +136,10 @@ final class RunCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (qmp.isEmpty() && (daemonize || daemonChild)) {
             throw new IllegalArgumentException("--daemonize needs --qmp: a machine in the background is driven over QMP");
+        }
+        if (monitorPace < 0) {
+            throw new IllegalArgumentException("--monitor-pace must be 0 (no limit) or a number of commands per second, not "
+                    + monitorPace);
         }
         if (daemonize) {
             return Daemon.start(spec, pidfile);
@@ -172,7 +181,10 @@ final class RunCommand implements Callable<Integer> {
                     quit.countDown();
                 }
             });
-            QmpServer server = QmpServer.builder(MachineMonitor.host(m)).build();
+            QmpServer server = QmpServer.builder(MachineMonitor.host(m)).pacing(() -> {
+                org.livemig.migration.Outgoing o = mig.outgoing();
+                return o != null && o.status().isActive();
+            }, monitorPace).build();
             RunStateCommands.register(server, MachineMonitor.vm(m, name));
             MigrationCommands.register(server, mig);
             for (String spec : objects) {

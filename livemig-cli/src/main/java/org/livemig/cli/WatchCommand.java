@@ -182,8 +182,9 @@ final class WatchCommand implements Callable<Integer> {
             long bytes = ram.path("transferred").asLong();
             out.printf("  total time %d ms, setup %d ms, %s%n", total, q.path("setup-time").asLong(),
                     q.has("downtime") ? "downtime " + q.path("downtime").asLong() + " ms" : "no downtime reported");
+            // dirty-sync-count counts the sync at setup too (QEMU's and livemig's): each later one ended a pass.
             out.printf("  %s sent (%.0f MB/s), %d passes%n", Sizes.human(bytes), total > 0 ? bytes / 1e3 / total : 0.0,
-                    ram.path("dirty-sync-count").asLong());
+                    Math.max(0, ram.path("dirty-sync-count").asLong() - 1));
         }
         if (!ram.isMissingNode()) {
             out.printf("  RAM %s: %d normal pages, %d zero pages%s%n", Sizes.human(ram.path("total").asLong()),

@@ -135,7 +135,9 @@ class LiveQemuColoRelayTest {
         processes.add(p);
         await().atMost(Duration.ofSeconds(30)).until(() -> Files.exists(sock) || !p.isAlive());
         assertThat(p.isAlive()).as(() -> name + " QEMU died").isTrue();
-        QmpClient c = QmpClient.connect("unix:" + sock);
+        // The socket's file appears at bind, a moment before QEMU listens: refused until then.
+        QmpClient c = await().atMost(Duration.ofSeconds(30)).ignoreExceptions()
+                .until(() -> QmpClient.connect("unix:" + sock), q -> q != null);
         clients.add(c);
         c.negotiateOob(); // QEMU's monitor takes one client: yank goes out of band on this one
         return new Qemu(p, c, log, serial);

@@ -10,7 +10,7 @@ import org.livemig.vmstate.VmStateException;
  * The built-in devices of a livemig machine, each described declaratively with VMState and
  * registered with the machine's {@link org.livemig.vmstate.SaveStateRegistry} in a fixed order
  * (so section ids match on both sides): {@code timer}, one {@code cpu} per vCPU, {@code serial},
- * {@code blob}. Device state is guarded by the BQL.
+ * {@code blob}, {@code globalstate}. Device state is guarded by the BQL.
  */
 public final class Devices {
     // ------------------------------------------------------------ timer
@@ -161,12 +161,76 @@ public final class Devices {
             .varUint8Array("data", "size", b -> b.data, (b, d) -> b.data = d)
             .build();
 
+    // ------------------------------------------------------------ globalstate
+
+    /**
+     * The run state a migration carries (QEMU's "globalstate" section, with its name and layout):
+     * the source's state just before it stopped the guest for the switchover, so that, as with
+     * QEMU, a destination runs the guest after a migration only if the source ran it (a stopped
+     * source's guest arrives stopped, and {@code cont} starts it). Not guest state: a machine's
+     * fingerprint leaves it out. Guarded by the BQL.
+     */
+    public static final class GlobalState {
+        static final int RUNSTATE_BYTES = 100;
+        private final Machine machine;
+        final byte[] runstate = new byte[RUNSTATE_BYTES];
+        long size;
+        private RunState received;
+
+        GlobalState(Machine machine) {
+            this.machine = machine;
+        }
+
+        /** The state to carry: before the stop for a migration, else the current one (QEMU's global_state_store). */
+        void prepare() {
+            RunState s = machine.runState() == RunState.FINISH_MIGRATE ? machine.runStateBeforeMigrationStop() : machine.runState();
+            byte[] name = s.qemuName().getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+            java.util.Arrays.fill(runstate, (byte) 0);
+            System.arraycopy(name, 0, runstate, 0, name.length);
+            size = name.length + 1;
+        }
+
+        void loaded() throws VmStateException {
+            if (size > RUNSTATE_BYTES || size == 0 || runstate[(int) size - 1] != 0) {
+                throw new VmStateException("globalstate: size " + size + " is not that of a run state name of at most "
+                        + (RUNSTATE_BYTES - 1) + " bytes and its NUL");
+            }
+            String name = new String(runstate, 0, (int) size - 1, java.nio.charset.StandardCharsets.US_ASCII);
+            try {
+                received = RunState.fromQemuName(name);
+            } catch (IllegalArgumentException e) {
+                throw new VmStateException("globalstate: invalid run state '" + name + "'");
+            }
+        }
+
+        /** Called with the BQL held. The run state the last loaded section carried, or null when none came since {@link #forget}. */
+        public RunState received() {
+            machine.bql().assertHeld();
+            return received;
+        }
+
+        /** Called with the BQL held: a new incoming migration starts; what an earlier one carried no longer counts. */
+        public void forget() {
+            machine.bql().assertHeld();
+            received = null;
+        }
+    }
+
+    public static final VMStateDescription<GlobalState> GLOBALSTATE_VMSD = VMStateDescription.<GlobalState>builder("globalstate")
+            .version(1)
+            .uint32("size", g -> g.size, (g, v) -> g.size = v)
+            .buffer("runstate", GlobalState.RUNSTATE_BYTES, g -> g.runstate)
+            .preSave(GlobalState::prepare)
+            .postLoad((g, version) -> g.loaded())
+            .build();
+
     // ------------------------------------------------------------ the set
 
     private final Machine machine;
     private final Timer timer = new Timer();
     private final Serial serial = new Serial();
     private final Blob blob;
+    private final GlobalState globalState;
     private final List<MainLoop.Timer> activity = new ArrayList<>();
 
     Devices(Machine machine) {
@@ -179,6 +243,8 @@ public final class Devices {
         }
         registry.registerDevice("serial", 0, SERIAL_VMSD, serial);
         registry.registerDevice("blob", 0, BLOB_VMSD, blob);
+        this.globalState = new GlobalState(machine);
+        registry.registerDevice("globalstate", 0, GLOBALSTATE_VMSD, globalState);
         // Device activity while the guest runs, on the main loop as a real device model's would be.
         activity.add(machine.mainLoop().addPeriodicTimer(10, () -> {
             if (machine.runState().isRunning()) {
@@ -195,6 +261,7 @@ public final class Devices {
     public Timer timer() { return timer; }
     public Serial serial() { return serial; }
     public Blob blob() { return blob; }
+    public GlobalState globalState() { return globalState; }
 
     void close() {
         activity.forEach(MainLoop.Timer::cancel);

@@ -68,6 +68,8 @@ public final class Machine implements AutoCloseable {
     private final List<Vcpu> vcpus = new ArrayList<>();
     private final SaveStateRegistry registry = new SaveStateRegistry();
     private final Devices devices;
+    /** Guarded by the BQL. */
+    private RunState runStateBeforeMigrationStop = RunState.RUNNING;
     private final Condition pauseCond = bql.newCondition();
     private final Condition workDone = bql.newCondition();
     private final List<MachineListener> listeners = new CopyOnWriteArrayList<>();
@@ -186,7 +188,15 @@ public final class Machine implements AutoCloseable {
             waitAllPaused();
         }
         devices.timer().stopClock();
+        if (reason == RunState.FINISH_MIGRATE) {
+            runStateBeforeMigrationStop = runState; // what the globalstate section carries
+        }
         setRunState(reason);
+    }
+
+    /** The run state before the last stop for a migration's switchover (QEMU's global_state_store). */
+    RunState runStateBeforeMigrationStop() {
+        return runStateBeforeMigrationStop;
     }
 
     /** Called with the BQL held. Resumes the guest. */

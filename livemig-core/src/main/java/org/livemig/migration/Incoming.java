@@ -15,6 +15,7 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.trace.Trace;
 import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultPoints;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -246,6 +247,13 @@ public final class Incoming {
             closeListener();
         }
         connection = c;
+        MultifdReceiver early = multifd;
+        if (early != null && early.failure() != null) {
+            // A channel failed before this connection was known (multifdFailed found none to
+            // shut): shut it now, or mig/dst/main would wait on a main stream that may never speak.
+            c.shutdown();
+        }
+        machine.devices().globalState().forget();
         if (!status.transition(MigrationStatus.NONE, MigrationStatus.SETUP)) {
             closeQuietly(c);
             return;
@@ -299,8 +307,17 @@ public final class Incoming {
                 machine.mainLoop().schedule(this::completedBh);
                 return;
             }
-            if (returnPath != null) {
-                returnPath.sendShut(0);
+            try {
+                FaultInjectingConnection.reached(c, FaultPoints.LOADED);
+                if (returnPath != null) {
+                    returnPath.sendShut(0);
+                }
+            } catch (IOException e) {
+                // Everything is loaded: as QEMU's, the destination completes even when the source
+                // cannot hear it (a livemig source then keeps its guest paused, since this side
+                // may run it: see Outgoing#failed).
+                LOG.log(Level.WARNING, "incoming migration loaded, but its acknowledgement (SHUT 0) could not be sent: "
+                        + e.getMessage());
             }
             machine.mainLoop().schedule(this::completedBh);
         } catch (Exception | Error e) {
@@ -471,7 +488,23 @@ public final class Incoming {
         pc.recovery().recover(address, recoverFaults);
     }
 
-    /** QMP migrate-pause on the destination: shuts the channel down so that postcopy pauses. */
+    /**
+     * QMP migrate-pause on the destination: {@link #pause}, and as since QEMU 8.2 (7.2 refuses
+     * it) also while a recovery's handshake runs (postcopy-recover): a source that connected and
+     * then went silent would otherwise hold this side there until a yank.
+     */
+    public boolean migratePause() {
+        if (status.get() == MigrationStatus.POSTCOPY_RECOVER) {
+            MigrationConnection c = connection;
+            if (c != null) {
+                c.shutdown();
+            }
+            return true;
+        }
+        return pause();
+    }
+
+    /** The channel of an active postcopy broke or is to be broken: shuts it down so that postcopy pauses. */
     public boolean pause() {
         if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
             return false;
@@ -496,11 +529,15 @@ public final class Incoming {
      */
     private void completedBh() {
         machine.bql().assertHeld();
-        // A COLO secondary that took over runs its guest whatever -S said, as QEMU's does.
-        if (autostart || coloSecondary != null) {
+        // As QEMU's: the guest runs here if the source ran it (the globalstate section says so;
+        // a stream without one counts as running) and -S was not given; a source's stopped guest
+        // arrives in its state ('cont' starts it). A COLO secondary that took over runs its
+        // guest whatever -S said, as QEMU's does.
+        RunState sent = machine.devices().globalState().received();
+        if (coloSecondary != null || (autostart && (sent == null || sent.isRunning()))) {
             machine.vmStart();
         } else {
-            machine.setRunState(RunState.PAUSED);
+            machine.setRunState(sent == null || sent.isRunning() ? RunState.PAUSED : sent);
         }
         // Clean up first: whoever sees completed may tear the machine down.
         destroy();

@@ -331,7 +331,24 @@ public final class Migration {
         if (isActive()) {
             throw new MigrationException(IN_PROGRESS);
         }
-        MigrationAddress addr = parse(uri);
+        // QEMU's checks, in its order and words: a machine waiting for its state, or whose guest
+        // has already migrated away ('cont' makes it a source again), is not one.
+        if (machine.runState() == org.livemig.machine.RunState.INMIGRATE) {
+            throw new MigrationException("Guest is waiting for an incoming migration");
+        }
+        if (machine.runState() == org.livemig.machine.RunState.POSTMIGRATE) {
+            throw new MigrationException("Can't migrate the vm that was paused due to previous migration");
+        }
+        MigrationAddress addr;
+        try {
+            addr = parse(uri, false);
+        } catch (MigrationException e) {
+            if (uri.startsWith("tcp:") || uri.startsWith("unix:")) {
+                // QEMU fails the migration itself on a socket address it cannot parse.
+                outgoing = Outgoing.failedAtStart(machine, parameters.copy(), fanOut, e.getMessage());
+            }
+            throw e;
+        }
         checkMultifd(addr);
         checkColo(addr);
         checkTls(addr);
@@ -344,6 +361,34 @@ public final class Migration {
         return o;
     }
 
+    /**
+     * Called with the BQL held: QMP x-livemig-become-destination (livemig's own). A machine whose
+     * guest has migrated away (postmigrate), or one still waiting for a migration, waits for an
+     * incoming migration again, as if started with {@code -incoming defer} (and {@code -S} when
+     * {@code autostart} is false; null keeps it): two long-lived processes can then migrate a
+     * guest back and forth (the soak). QEMU has no such command; its processes are started anew.
+     */
+    public void becomeDestination(Boolean autostart) throws MigrationException {
+        machine.bql().assertHeld();
+        if (isActive()) {
+            throw new MigrationException(IN_PROGRESS);
+        }
+        Incoming current = incoming;
+        if (current != null && current.isListening()) {
+            throw new MigrationException("The incoming migration has already been started");
+        }
+        org.livemig.machine.RunState s = machine.runState();
+        if (s != org.livemig.machine.RunState.POSTMIGRATE && s != org.livemig.machine.RunState.INMIGRATE) {
+            throw new MigrationException("only a machine whose guest migrated away (postmigrate) or that waits for one"
+                    + " (inmigrate) can become a destination, not one in " + s.qemuName());
+        }
+        outgoing = null; // query-migrate then reports the incoming migration
+        if (autostart != null) {
+            this.autostart = autostart;
+        }
+        machine.setRunState(org.livemig.machine.RunState.INMIGRATE);
+    }
+
     /** Called with the BQL held. Starts listening for an incoming migration (QMP migrate-incoming). */
     public Incoming migrateIncoming(String uri, boolean exitOnError) throws MigrationException {
         machine.bql().assertHeld();
@@ -354,7 +399,7 @@ public final class Migration {
         if (current != null && current.isListening()) {
             throw new MigrationException("The incoming migration has already been started");
         }
-        MigrationAddress addr = parse(uri);
+        MigrationAddress addr = parse(uri, true);
         checkMultifd(addr);
         checkTls(addr);
         Incoming i = new Incoming(machine, exitOnError, autostart, fanOut, incomingFaults, postcopyBackend,
@@ -398,7 +443,7 @@ public final class Migration {
             return;
         }
         Incoming i = incoming;
-        if (i != null && i.pause()) {
+        if (i != null && i.migratePause()) {
             return;
         }
         throw new MigrationException("migrate-pause is currently only supported during postcopy-active state");
@@ -416,6 +461,9 @@ public final class Migration {
 
     /** QMP migrate-start-postcopy. */
     public void startPostcopy() throws MigrationException {
+        if (!capabilities.contains(Capability.POSTCOPY_RAM)) { // QEMU checks this first
+            throw new MigrationException("Enable postcopy with migrate_set_capability before the start of migration");
+        }
         Outgoing o = outgoing;
         if (o == null) {
             throw new MigrationException("Postcopy must be started after migration has been started");
@@ -423,7 +471,21 @@ public final class Migration {
         o.startPostcopy();
     }
 
-    /** Cancels the outgoing migration (QMP migrate_cancel); a no-op when none runs. */
+    /**
+     * QMP migrate_cancel: cancels the outgoing migration; a no-op when none runs. Refused once
+     * postcopy has started, as newer QEMU refuses it (7.2 did it, leaving the destination paused
+     * for good and the source unable to run the guest): a cancel must let the source go on, and
+     * the guest now lives on the destination.
+     */
+    public void cancelCommand() throws MigrationException {
+        Outgoing o = outgoing;
+        if (o != null && o.status().isPostcopy()) {
+            throw new MigrationException("Postcopy migration in progress, cannot cancel.");
+        }
+        cancel();
+    }
+
+    /** Cancels the outgoing migration, whatever its phase; a no-op when none runs. */
     public void cancel() {
         Outgoing o = outgoing;
         if (o != null) {
@@ -515,10 +577,30 @@ public final class Migration {
     }
 
     private static MigrationAddress parse(String uri) throws MigrationException {
+        return parse(uri, false);
+    }
+
+    /**
+     * A migration URI from a QMP command; where QEMU 7.2 refuses the same URI its words are used
+     * (an unknown or missing transport, a tcp: address without a port, a unix: address without a
+     * path), livemig's own otherwise. {@code incoming}: QEMU words the unknown transport of
+     * migrate-incoming differently from migrate's.
+     */
+    private static MigrationAddress parse(String uri, boolean incoming) throws MigrationException {
         try {
             return MigrationAddress.parse(uri);
         } catch (IllegalArgumentException e) {
-            throw new MigrationException(e.getMessage());
+            int colon = uri.indexOf(':');
+            String scheme = colon < 0 ? "" : uri.substring(0, colon);
+            String rest = colon < 0 ? "" : uri.substring(colon + 1);
+            String qemu = switch (scheme) {
+                case "tcp" -> rest.isEmpty() || rest.indexOf(':') < 0 ? "error parsing address '" + rest + "'" : null;
+                case "unix" -> rest.isEmpty() ? "invalid Unix socket address" : null;
+                case "file", "exec", "fd", "rdma", "vsock" -> null;
+                default -> incoming ? "unknown migration protocol: " + uri
+                        : "Parameter 'uri' expects a valid migration protocol";
+            };
+            throw new MigrationException(qemu != null ? qemu : e.getMessage());
         }
     }
 

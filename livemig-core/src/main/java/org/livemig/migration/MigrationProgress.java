@@ -34,7 +34,8 @@ public final class MigrationProgress implements MigrationEvents {
     @Override
     public void pass(long pass) {
         synchronized (lock) {
-            passes = Math.max(passes, pass);
+            // Sync 1 is at setup (QEMU's numbering); sync n + 1 ends pass n.
+            passes = Math.max(passes, pass - 1);
             lock.notifyAll();
         }
     }

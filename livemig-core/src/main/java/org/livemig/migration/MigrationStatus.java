@@ -33,6 +33,12 @@ public enum MigrationStatus {
         return this == COMPLETED || this == FAILED || this == CANCELLED;
     }
 
+    /** True once postcopy has started, until the migration ends (QEMU's migration_in_postcopy). */
+    public boolean isPostcopy() {
+        return this == POSTCOPY_ACTIVE || this == POSTCOPY_PAUSED || this == POSTCOPY_RECOVER_SETUP
+                || this == POSTCOPY_RECOVER;
+    }
+
     /** True while a migration is in progress (capabilities and parameters are frozen). */
     public boolean isActive() {
         return this != NONE && !isFinal();

@@ -26,6 +26,7 @@ import org.livemig.stream.QemuStream;
 import org.livemig.trace.Trace;
 import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultPoints;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -95,6 +96,8 @@ public final class Outgoing {
     /** The guest was stopped by this migration, and whether it ran before (what a failure restores). */
     private boolean stoppedByUs;
     private boolean wasRunning;
+    /** The whole precopy stream went out: the destination may be running the guest (see {@link #failed}). */
+    private boolean destinationMayRun;
 
     /** Scheduling of mig/src/rp_thr; set before {@link #start}. */
     private RequestThreads requestThreads = new RequestThreads(0);
@@ -122,6 +125,21 @@ public final class Outgoing {
             }
             events.statusChanged(to);
         });
+    }
+
+    /**
+     * Called with the BQL held. A migration that failed as it was asked for, as QEMU's does when
+     * it cannot parse a socket address: no thread, status failed with {@code error}, for
+     * query-migrate and migrate-continue to report as QEMU's do.
+     */
+    static Outgoing failedAtStart(Machine machine, MigrationParameters params, MigrationEvents events, String error) {
+        machine.bql().assertHeld();
+        Outgoing o = new Outgoing(machine, params, EnumSet.noneOf(Capability.class), null, events, FaultSpec.NONE, true);
+        o.startMillis = System.currentTimeMillis();
+        o.totalTimeMillis = 0;
+        o.error = error;
+        o.status.force(MigrationStatus.FAILED);
+        return o;
     }
 
     /** Called with the BQL held: starts {@code mig/src/main}. */
@@ -288,6 +306,8 @@ public final class Outgoing {
             compareConnection = connect(address, FaultSpec.NONE);
         }
         machine.bql().withHeld(false, saver::startDirtyTracking);
+        // As QEMU: the sync that starts dirty logging is pass 1 (MIGRATION_PASS before 'active').
+        events.pass(ram.dirtySyncCount.get());
         SaveVm.writeHeader(f);
         boolean postcopyCap = caps.contains(Capability.POSTCOPY_RAM);
         if (caps.contains(Capability.RETURN_PATH) || postcopyCap) {
@@ -304,6 +324,7 @@ public final class Outgoing {
         }
         SaveVm.saveSetup(machine, f);
         f.flush();
+        FaultInjectingConnection.reached(conn, FaultPoints.SETUP);
         setupTimeMillis = System.currentTimeMillis() - startMillis;
         if (!status.transition(MigrationStatus.SETUP, MigrationStatus.ACTIVE)) {
             throw new IOException("cancelled during setup");
@@ -332,6 +353,7 @@ public final class Outgoing {
         } else if (!status.transition(MigrationStatus.ACTIVE, MigrationStatus.DEVICE)) {
             throw new IOException("cancelled");
         }
+        FaultInjectingConnection.reached(connection, FaultPoints.DEVICE);
         long t1 = System.nanoTime();
         VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
         byte[] devices = machine.bql().callWithHeld(false, () -> {
@@ -342,6 +364,7 @@ public final class Outgoing {
         long t2 = System.nanoTime();
         f.setRateLimit(0);
         SaveVm.saveCompleteIterative(machine, f);
+        events.pass(ram.dirtySyncCount.get()); // the last sync, with the guest stopped (QEMU sends it too)
         long t3 = System.nanoTime();
         long before = f.position();
         f.putBytes(devices);
@@ -356,9 +379,15 @@ public final class Outgoing {
         }
         long t4 = System.nanoTime();
         ReturnPathReader rp = returnPath;
+        // The last byte is out: from here the destination may load it all and run the guest, so
+        // a failure leaves this guest paused (two running copies are worse than a paused one),
+        // unless the return path broke before (the destination was gone by then).
+        destinationMayRun = rp == null || rp.error() == null;
+        FaultInjectingConnection.reached(connection, FaultPoints.COMPLETE);
         if (rp != null) {
             int shut = rp.awaitShut(SHUT_TIMEOUT_MILLIS);
             if (shut != 0) {
+                destinationMayRun = false; // it said it failed: it does not run the guest
                 throw new IOException("destination failed to load the migration (SHUT " + shut + ")");
             }
         }
@@ -385,12 +414,13 @@ public final class Outgoing {
      * primary then goes on alone (its guest runs, as QEMU's does after COLO).
      */
     private void runColo(MigrationFile f) throws IOException {
+        destinationMayRun = false; // COLO runs both guests by design; its end decides, below
         totalTimeMillis = System.currentTimeMillis() - startMillis;
         ColoPrimary c = new ColoPrimary(new ColoHost(), coloState, f, MigrationFile.forReading(connection.in()), saver,
-                compareConnection);
+                compareConnection); // the mode first, then the status (query-colo-status agrees with query-migrate)
         colo = c;
         if (!status.transition(MigrationStatus.DEVICE, MigrationStatus.COLO)) {
-            coloState.leave();
+            c.notStarted();
             throw new IOException("cancelled at completion");
         }
         c.run();
@@ -469,8 +499,8 @@ public final class Outgoing {
 
     /**
      * Called without the BQL: the migration failed or was cancelled. The source runs its guest
-     * again unless the destination may have started it (postcopy's package went out): then it
-     * stays paused.
+     * again unless the destination may have started it (postcopy's package went out, or the
+     * whole precopy stream did and no acknowledgement came back): then it stays paused.
      */
     private void failed(Throwable e) {
         boolean wasCancel = cancelled();
@@ -486,7 +516,11 @@ public final class Outgoing {
         }
         PostcopySource pc = postcopy;
         boolean packageSent = pc != null && pc.packageSent();
-        boolean resume = stoppedByUs && wasRunning && !packageSent;
+        boolean resume = stoppedByUs && wasRunning && !packageSent && !destinationMayRun;
+        if (stoppedByUs && wasRunning && destinationMayRun) {
+            LOG.log(Level.WARNING, "the destination may have loaded the whole migration and run the guest, so this guest stays paused:"
+                    + " 'cont' here only if the destination's is not running");
+        }
         boolean stopped = stoppedByUs;
         machine.bql().withHeld(false, () -> {
             machine.setThrottlePercent(0);
@@ -537,7 +571,23 @@ public final class Outgoing {
     /** Called without the BQL; blocks on IO: a new connection to {@code to}, with test faults. */
     private MigrationConnection connect(MigrationAddress to, FaultSpec withFaults) throws IOException {
         machine.bql().assertNotHeld();
-        return FaultInjectingConnection.wrapIfAny(security.client(Transports.connect(to, CONNECT_TIMEOUT), to), withFaults);
+        MigrationConnection c;
+        try {
+            c = Transports.connect(to, CONNECT_TIMEOUT);
+        } catch (IOException e) {
+            // query-migrate's error-desc in QEMU's words: "Failed to connect to 'HOST:PORT': why".
+            String where = switch (to) {
+                case MigrationAddress.Tcp t -> t.hostPort();
+                case MigrationAddress.Unix u -> u.path().toString();
+                default -> null;
+            };
+            if (where == null) {
+                throw e;
+            }
+            Throwable cause = e.getCause() != null && e.getCause().getMessage() != null ? e.getCause() : e;
+            throw new IOException("Failed to connect to '" + where + "': " + cause.getMessage(), e);
+        }
+        return FaultInjectingConnection.wrapIfAny(security.client(c, to), withFaults);
     }
 
     /** The main channel's rate limit for this phase, from the current parameters. */

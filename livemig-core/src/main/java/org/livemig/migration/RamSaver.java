@@ -125,6 +125,9 @@ public final class RamSaver {
         pendingPages = pages;
         stats.totalBytes = ram.totalSize();
         stats.remainingBytes = pages * RamBlock.PAGE_SIZE;
+        // QEMU counts the sync that starts dirty logging (its setup) as the first: its
+        // dirty-sync-count is 1 during the first pass and 2 at its end; so is livemig's.
+        stats.dirtySyncCount.incrementAndGet();
     }
 
     public void stopDirtyTracking() {

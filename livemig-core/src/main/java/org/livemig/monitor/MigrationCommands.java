@@ -70,7 +70,7 @@ public final class MigrationCommands {
                 c.migrateContinue(), c.migrateSetCapabilities(), c.queryMigrateCapabilities(),
                 c.migrateSetParameters(), c.queryMigrateParameters(), c.queryYank(), c.yank(),
                 c.migrateStartPostcopy(), c.migratePause(), c.migrateRecover(), c.xColoLostHeartbeat(),
-                c.queryColoStatus(), c.xLivemigFingerprint())) {
+                c.queryColoStatus(), c.xLivemigFingerprint(), c.xLivemigBecomeDestination(), c.xLivemigProcess())) {
             server.register(cmd);
         }
     }
@@ -178,7 +178,10 @@ public final class MigrationCommands {
     /** {@code migrate_cancel}: cancels the outgoing migration; the source keeps running. */
     private QmpCommand migrateCancel() {
         return QmpCommand.builder("migrate_cancel").handler(args -> {
-            migration.cancel();
+            call(() -> {
+                migration.cancelCommand();
+                return null;
+            });
             return null;
         }).build();
     }
@@ -301,11 +304,20 @@ public final class MigrationCommands {
         }).build();
     }
 
-    /** {@code query-yank} (out of band): the migration instance while one runs. */
+    /**
+     * Whether the yank instance "migration" exists: as in QEMU, from migrate or migrate-incoming
+     * (a destination still listening has it) until the migration ends.
+     */
+    private boolean yankInstanceExists() {
+        Incoming in = migration.incoming();
+        return migration.isActive() || (in != null && in.isListening());
+    }
+
+    /** {@code query-yank} (out of band): the migration instance while one runs or a destination listens. */
     private QmpCommand queryYank() {
         return QmpCommand.builder("query-yank").allowOob().handler(args -> {
             ArrayNode list = QmpJson.NODES.arrayNode();
-            if (migration.isActive()) {
+            if (yankInstanceExists()) {
                 list.addObject().put("type", "migration");
             }
             return list;
@@ -322,17 +334,20 @@ public final class MigrationCommands {
                 .allowOob()
                 .handler(args -> {
                     for (JsonNode i : args.get("instances")) {
-                        if (!i.get("type").asString().equals("migration") || !migration.isActive()) {
-                            throw new QmpError(QmpErrorClass.DeviceNotFound, "Instance '"
-                                    + instanceName(i) + "' not found");
+                        if (!i.get("type").asString().equals("migration") || !yankInstanceExists()) {
+                            throw new QmpError(QmpErrorClass.DeviceNotFound, "Instance not found"); // QEMU's words
                         }
+                    }
+                    if (args.get("instances").isEmpty()) {
+                        return null;
                     }
                     Outgoing o = migration.outgoing();
                     if (o != null && o.status().isActive()) {
                         o.yank();
                     }
                     Incoming in = migration.incoming();
-                    if (in != null) {
+                    // A destination still listening has no channel to yank (QEMU's keeps listening too).
+                    if (in != null && !in.isListening()) {
                         in.shutdown();
                     }
                     return null;
@@ -397,18 +412,44 @@ public final class MigrationCommands {
         }).build();
     }
 
+    /**
+     * {@code x-livemig-become-destination} (livemig's own): a machine whose guest migrated away
+     * waits for an incoming migration again, optionally with a new autostart (see
+     * {@link Migration#becomeDestination}); then migrate-incoming as usual.
+     */
+    private QmpCommand xLivemigBecomeDestination() {
+        return QmpCommand.builder("x-livemig-become-destination").optionalArg("autostart", QmpType.BOOL).handler(args -> {
+            call(() -> {
+                migration.becomeDestination(args.has("autostart") ? args.get("autostart").asBoolean() : null);
+                return null;
+            });
+            return null;
+        }).build();
+    }
+
+    /**
+     * {@code x-livemig-process} (livemig's own): what this process holds, for leak checks (the
+     * soak): Java heap in use right after a full GC, committed heap, live threads, direct and
+     * mapped buffer memory. The GC runs here, on the main loop (a short pause).
+     */
+    private QmpCommand xLivemigProcess() {
+        return QmpCommand.builder("x-livemig-process").handler(args -> {
+            System.gc();
+            var heap = java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+            ObjectNode r = QmpJson.object();
+            r.put("heap-used-after-gc", heap.getUsed());
+            r.put("heap-committed", heap.getCommitted());
+            r.put("threads", java.lang.management.ManagementFactory.getThreadMXBean().getThreadCount());
+            for (var pool : java.lang.management.ManagementFactory.getPlatformMXBeans(java.lang.management.BufferPoolMXBean.class)) {
+                r.put(pool.getName() + "-buffers-bytes", pool.getMemoryUsed());
+            }
+            return r;
+        }).build();
+    }
+
     /** A uint64 parameter as QEMU prints it: 2^64-1, not -1. */
     private static java.math.BigInteger unsigned(long v) {
         return new java.math.BigInteger(Long.toUnsignedString(v));
-    }
-
-    private static String instanceName(JsonNode i) {
-        String type = i.get("type").asString();
-        return switch (type) {
-            case "block-node" -> "block-node:" + i.path("node-name").asString("");
-            case "chardev" -> "chardev:" + i.path("id").asString("");
-            default -> type;
-        };
     }
 
     private interface MigrationCall {

@@ -95,8 +95,15 @@ public final class QmpServer implements AutoCloseable {
     private final AtomicLong droppedReplies = new AtomicLong();
     private final AtomicLong nextSessionId = new AtomicLong(1);
 
+    /** Pacing (see {@link Builder#pacing}): when it applies, and the time between two dispatches. */
+    private final java.util.function.BooleanSupplier pacedWhen;
+    private final long pacedGapNanos;
+
     // Owned by qmp-io.
     private final List<QmpSession> sessions = new ArrayList<>();
+    /** Paced: sessions waiting for their turn to dispatch, oldest first; and when the next turn starts. */
+    private final java.util.ArrayDeque<QmpSession> turns = new java.util.ArrayDeque<>();
+    private long nextTurnNanos;
     private final List<Listener> listeners = new ArrayList<>();
 
     /** A listening socket; for unix sockets the file we created and must remove. */
@@ -110,6 +117,8 @@ public final class QmpServer implements AutoCloseable {
         this.clock = b.clock;
         this.maxMessageBytes = b.maxMessageBytes;
         this.maxOutputBytes = b.maxOutputBytes;
+        this.pacedWhen = b.pacedWhen;
+        this.pacedGapNanos = b.pacedPerSecond == 0 ? 0 : 1_000_000_000L / b.pacedPerSecond;
         this.version = QmpJson.object();
         ObjectNode qemu = version.putObject("qemu");
         qemu.put("major", b.major);
@@ -143,6 +152,8 @@ public final class QmpServer implements AutoCloseable {
         private InstantSource clock = InstantSource.system();
         private int maxMessageBytes = JsonStreamParser.DEFAULT_MAX_MESSAGE_BYTES;
         private long maxOutputBytes = DEFAULT_MAX_OUTPUT_BYTES;
+        private java.util.function.BooleanSupplier pacedWhen;
+        private int pacedPerSecond;
 
         private Builder(MonitorHost host) {
             this.host = host;
@@ -181,6 +192,21 @@ public final class QmpServer implements AutoCloseable {
                 throw new IllegalArgumentException("maxOutputBytes too small: " + bytes);
             }
             this.maxOutputBytes = bytes;
+            return this;
+        }
+
+        /**
+         * While {@code when} says so (asked by qmp-io before each dispatch; a migration running,
+         * say), in-band commands of all sessions together start at most {@code perSecond} a
+         * second, sessions taking turns, so that clients polling as fast as they can leave the
+         * CPU to what matters more; out-of-band commands are never paced. 0 turns it off.
+         */
+        public Builder pacing(java.util.function.BooleanSupplier when, int perSecond) {
+            if (perSecond < 0) {
+                throw new IllegalArgumentException("commands per second must be >= 0, not " + perSecond);
+            }
+            this.pacedWhen = perSecond == 0 ? null : Objects.requireNonNull(when, "when");
+            this.pacedPerSecond = perSecond;
             return this;
         }
 
@@ -436,8 +462,10 @@ public final class QmpServer implements AutoCloseable {
     private void ioLoop() {
         try {
             while (!closing.get()) {
-                selector.select();
+                long wait = turns.isEmpty() ? 0 : Math.max(1, (nextTurnNanos - System.nanoTime() + 999_999) / 1_000_000);
+                selector.select(wait);
                 runTasks();
+                serveTurns();
                 var it = selector.selectedKeys().iterator();
                 while (it.hasNext()) {
                     SelectionKey key = it.next();
@@ -609,9 +637,53 @@ public final class QmpServer implements AutoCloseable {
         updateFlow(s);
     }
 
-    /** Dispatches queued in-band requests, one on the main loop at a time. */
+    /**
+     * Paced: whether {@code s} may dispatch now (its turn has come and the gap since the last
+     * dispatch has passed); if not, it waits in line for {@link #serveTurns}. Always true unpaced.
+     */
+    private boolean takeTurn(QmpSession s) {
+        if (pacedWhen == null || (turns.isEmpty() && !pacedWhen.getAsBoolean())) {
+            return true;
+        }
+        long now = System.nanoTime();
+        if ((turns.isEmpty() || turns.peek() == s) && now >= nextTurnNanos) {
+            turns.remove(s);
+            nextTurnNanos = Math.max(now, nextTurnNanos) + pacedGapNanos;
+            return true;
+        }
+        if (!turns.contains(s)) {
+            turns.add(s);
+        }
+        return false;
+    }
+
+    /** Paced: lets the sessions in line dispatch as their turns come (all of them once pacing no longer applies). */
+    private void serveTurns() {
+        while (!turns.isEmpty()) {
+            QmpSession s = turns.peek();
+            if (s.closed || s.inFlight || s.pending.isEmpty()) {
+                turns.poll();
+                continue;
+            }
+            if (!pacedWhen.getAsBoolean()) {
+                nextTurnNanos = 0;
+            } else if (System.nanoTime() < nextTurnNanos) {
+                return;
+            }
+            pump(s);
+            if (turns.peek() == s) {
+                return; // not served (cannot happen: its turn had come); try again at the next wake-up
+            }
+            updateFlow(s);
+        }
+    }
+
+    /** Dispatches queued in-band requests, one on the main loop at a time (paced, see {@link #takeTurn}). */
     private void pump(QmpSession s) {
         while (!s.inFlight && !s.closed && !s.pending.isEmpty()) {
+            if (!takeTurn(s)) {
+                return;
+            }
             Object request = s.pending.poll();
             QmpDispatch.Prepared prepared = request instanceof QmpSession.ParseError e
                     ? QmpDispatch.error(QmpErrorClass.GenericError, e.desc(), null, !s.commandMode)

@@ -12,6 +12,7 @@ import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
+import java.lang.System.Logger.Level;
 
 /**
  * Wraps a {@link MigrationConnection} and injects the faults of a {@link FaultSpec} at exact
@@ -29,6 +30,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * {@link #shutdown()} from any thread also ends a stall or throttle wait at once.
  */
 public final class FaultInjectingConnection implements MigrationConnection {
+    private static final System.Logger LOG = System.getLogger(FaultInjectingConnection.class.getName());
 
     /** Time for stalls and throttling; tests pass a virtual clock. */
     public interface Clock {
@@ -57,6 +59,8 @@ public final class FaultInjectingConnection implements MigrationConnection {
     private final CountDownLatch shutdown = new CountDownLatch(1);
     /** The message of the cut once one fired; then both directions fail with it. */
     private final AtomicReference<String> cut = new AtomicReference<>();
+    /** Points whose stall has fired (each stalls once). */
+    private final java.util.Set<String> stalledAt = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final Flow inFlow;
     private final Flow outFlow;
     private final ReadableByteChannel in;
@@ -97,6 +101,51 @@ public final class FaultInjectingConnection implements MigrationConnection {
     /** Bytes written through {@link #out()} so far. Any thread. */
     public long bytesWritten() {
         return outFlow.count;
+    }
+
+    /**
+     * The migration on this connection reached the named point {@code point} (see
+     * {@link FaultPoints}): a {@code cut:point} fires now (later IO in either direction fails and
+     * the peer sees the stream end), a {@code stall:point} makes the calling thread wait its time
+     * once (a {@link #shutdown()} ends the wait). A no-op when no fault names the point.
+     *
+     * @throws IOException when the point's fault ended the wait through a shutdown or cut the connection
+     */
+    public void reached(String point) throws IOException {
+        for (FaultSpec.Fault f : spec.faults()) {
+            switch (f) {
+                case FaultSpec.CutAt c when c.point().equals(point) -> {
+                    LOG.log(Level.INFO, "fault point " + point + ": injected cut");
+                    if (cut.compareAndSet(null, "injected cut at point " + point)) {
+                        delegate.shutdown();
+                    }
+                    throw new IOException(cut.get());
+                }
+                case FaultSpec.StallAt st when st.point().equals(point) && stalledAt.add(point) -> {
+                    // A line a test can wait for: this side is now held at the point.
+                    LOG.log(Level.INFO, "fault point " + point + ": injected stall of " + st.duration().toMillis() + " ms");
+                    try {
+                        clock.park(st.duration().toNanos(), shutdown);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                        InterruptedIOException ie = new InterruptedIOException("interrupted during an injected stall at " + point);
+                        ie.initCause(e);
+                        throw ie;
+                    }
+                    if (shutdown.getCount() == 0) {
+                        throw shutdownError();
+                    }
+                }
+                default -> { }
+            }
+        }
+    }
+
+    /** {@link #reached} on {@code c} when it injects faults; nothing for any other connection. */
+    public static void reached(MigrationConnection c, String point) throws IOException {
+        if (c instanceof FaultInjectingConnection f) {
+            f.reached(point);
+        }
     }
 
     /** True once a cut has fired. Any thread. */
@@ -170,6 +219,8 @@ public final class FaultInjectingConnection implements MigrationConnection {
                     case FaultSpec.Cut c -> cuts.add(c);
                     case FaultSpec.Flip fl -> flips.add(fl.at());
                     case FaultSpec.Throttle t -> bps = bps == 0 ? t.bytesPerSecond() : Math.min(bps, t.bytesPerSecond());
+                    case FaultSpec.StallAt st -> { } // acted on in reached()
+                    case FaultSpec.CutAt c -> { }
                 }
             }
             this.bytesPerSecond = bps;

@@ -26,6 +26,11 @@ import java.util.StringJoiner;
  *   <li>{@code throttle:bps=B} — at most B bytes per second, as a link of that speed: waiting
  *       for data earns no credit for a later burst, and no more than a tenth of a second's
  *       worth passes in one call.
+ *   <li>{@code stall:point=P,ms=T} — once, when the migration reaches its named point P (see
+ *       {@link FaultPoints}), the thread that reached it waits T ms (a shutdown, as by yank or
+ *       migrate_cancel, ends the wait at once).
+ *   <li>{@code cut:point=P} — when the migration reaches point P, cut the connection there, as
+ *       {@code cut:after} does ("injected cut at point P").
  * </ul>
  *
  * Each fault takes {@code dir=in}, {@code dir=out} or {@code dir=both} (the default): the
@@ -57,7 +62,7 @@ public record FaultSpec(List<Fault> faults) {
     }
 
     /** One fault. */
-    public sealed interface Fault permits Stall, Cut, Flip, Throttle {
+    public sealed interface Fault permits Stall, Cut, Flip, Throttle, StallAt, CutAt {
         Direction direction();
     }
 
@@ -99,6 +104,34 @@ public record FaultSpec(List<Fault> faults) {
             if (bytesPerSecond <= 0) {
                 throw new IllegalArgumentException("throttle needs bytes per second > 0");
             }
+        }
+    }
+
+    /** Once, when the migration reaches {@code point}, the thread reaching it waits {@code duration}. */
+    public record StallAt(String point, Duration duration) implements Fault {
+        public StallAt {
+            FaultPoints.check(point);
+            Objects.requireNonNull(duration, "duration");
+            if (duration.isNegative()) {
+                throw new IllegalArgumentException("stall needs a duration >= 0");
+            }
+        }
+
+        @Override
+        public Direction direction() {
+            return Direction.BOTH;
+        }
+    }
+
+    /** When the migration reaches {@code point}, the connection is cut there. */
+    public record CutAt(String point) implements Fault {
+        public CutAt {
+            FaultPoints.check(point);
+        }
+
+        @Override
+        public Direction direction() {
+            return Direction.BOTH;
         }
     }
 
@@ -152,6 +185,18 @@ public record FaultSpec(List<Fault> faults) {
             return this;
         }
 
+        /** At the migration's named point (see {@link FaultPoints}), the thread reaching it waits {@code duration}. */
+        public Builder stallAt(String point, Duration duration) {
+            faults.add(new StallAt(point, duration));
+            return this;
+        }
+
+        /** At the migration's named point, the connection is cut. */
+        public Builder cutAt(String point) {
+            faults.add(new CutAt(point));
+            return this;
+        }
+
         public FaultSpec build() {
             return new FaultSpec(faults);
         }
@@ -179,11 +224,21 @@ public record FaultSpec(List<Fault> faults) {
             Map<String, String> args = parseArgs(spec, name, colon < 0 ? "" : part.substring(colon + 1));
             switch (name) {
                 case "stall" -> {
+                    if (args.containsKey("point")) {
+                        checkKeys(spec, name, args, Set.of("ms", "point"));
+                        b.stallAt(point(spec, name, args), Duration.ofMillis(number(spec, name, args, "ms", false)));
+                        continue;
+                    }
                     checkKeys(spec, name, args, Set.of("ms", "after", "dir"));
                     b.stall(direction(spec, name, args), Duration.ofMillis(number(spec, name, args, "ms", false)),
                             number(spec, name, args, "after", true));
                 }
                 case "cut" -> {
+                    if (args.containsKey("point")) {
+                        checkKeys(spec, name, args, Set.of("point"));
+                        b.cutAt(point(spec, name, args));
+                        continue;
+                    }
                     checkKeys(spec, name, args, Set.of("after", "dir"));
                     b.cut(direction(spec, name, args), number(spec, name, args, "after", true));
                 }
@@ -231,6 +286,14 @@ public record FaultSpec(List<Fault> faults) {
                         + String.join(", ", allowed.stream().sorted().toList()) + ")");
             }
         }
+    }
+
+    private static String point(String spec, String name, Map<String, String> args) {
+        String p = args.get("point").toLowerCase(Locale.ROOT);
+        if (!FaultPoints.ALL.contains(p)) {
+            throw bad(spec, name + ": unknown point '" + args.get("point") + "' (expected " + String.join(", ", FaultPoints.ALL) + ")");
+        }
+        return p;
     }
 
     private static Direction direction(String spec, String name, Map<String, String> args) {
@@ -288,6 +351,8 @@ public record FaultSpec(List<Fault> faults) {
                 case Cut c -> "cut:after=" + c.after();
                 case Flip fl -> "flip:at=" + fl.at();
                 case Throttle t -> "throttle:bps=" + t.bytesPerSecond();
+                case StallAt st -> "stall:point=" + st.point() + ",ms=" + st.duration().toMillis();
+                case CutAt c -> "cut:point=" + c.point();
             };
             if (f.direction() != Direction.BOTH) {
                 s += ",dir=" + f.direction().name().toLowerCase(Locale.ROOT);

@@ -287,7 +287,7 @@ class ColoTest {
                 int cut = stream.length;
                 try (var a = org.livemig.analyze.Analyzer.analyze(stream, org.livemig.analyze.Analyzer.Options.DEFAULT.withoutRam())) {
                     assertThat(a.colo()).hasSizeGreaterThanOrEqualTo(3);
-                    assertThat(a.colo().get(0).deviceSections()).isEqualTo(5); // timer, 2 cpus, serial, blob
+                    assertThat(a.colo().get(0).deviceSections()).isEqualTo(6); // timer, 2 cpus, serial, blob, globalstate
                     // A checkpoint's device may carry a subsection its initial copy did not (the serial
                     // port's fifo_timeout, say): the trailer never described it, so that section is
                     // carried as bytes, framed and named; every other one is decoded.

@@ -33,11 +33,15 @@ class MultifdMigrationTest {
         }, 10_000);
     }
 
-    /** Names of the live threads that start with one of the prefixes, sampled until the migration ends. */
-    private static Set<String> sampleThreads(Outgoing o) {
+    /**
+     * Names of the live threads that start with one of the prefixes, sampled from now (before the
+     * migration starts: a fast one could otherwise end before the first sample) until the
+     * migration {@code o} will hold has ended.
+     */
+    private static Set<String> sampleThreads(java.util.concurrent.atomic.AtomicReference<Outgoing> o) {
         Set<String> seen = ConcurrentHashMap.newKeySet();
         Thread.ofPlatform().daemon(true).start(() -> {
-            while (!o.status().isFinal()) {
+            while (o.get() == null || !o.get().status().isFinal()) {
                 for (Thread t : Thread.getAllStackTraces().keySet()) {
                     String n = t.getName();
                     if (n.startsWith(MultifdSender.THREAD_PREFIX) || n.startsWith(MultifdReceiver.THREAD_PREFIX)) {
@@ -60,8 +64,10 @@ class MultifdMigrationTest {
             multifd(p.src(), p.srcMig(), channels);
             multifd(p.dst(), p.dstMig(), channels);
             String uri = p.listen(transport.equals("tcp") ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m.sock"));
+            var started = new java.util.concurrent.atomic.AtomicReference<Outgoing>();
+            Set<String> threads = sampleThreads(started);
             Outgoing o = p.migrate(uri);
-            Set<String> threads = sampleThreads(o);
+            started.set(o);
             await().atMost(LONG).until(() -> o.status().isFinal());
             assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
             PrecopyTest.assertVerified(p);
@@ -103,7 +109,9 @@ class MultifdMigrationTest {
     void aDestinationWaitingForChannelsThatNeverComeIsYankable() throws Exception {
         Machine.Config cfg = TestMachines.small("idle").withRam(16L << 20).withFill(Machine.Fill.RANDOM);
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(cfg)) {
-            p.params(m -> m.maxBandwidth = 0);
+            // 1 MiB/s: the yank comes long before the source's last byte (after it, see
+            // Outgoing#failed, the source would keep its guest paused).
+            p.params(m -> m.maxBandwidth = 1L << 20);
             // With a return path the source learns of the destination's failure (else it may finish).
             p.cap(Capability.RETURN_PATH);
             multifd(p.dst(), p.dstMig(), 2);

@@ -115,7 +115,7 @@ class PrecopyTest {
             var block = src.ram().blocks().get(0);
             await().atMost(LONG).until(() -> block.dirtyBitmap().count() >= 64);
             src.mainLoop().runAndWait(() -> src.vmStop(RunState.PAUSED));
-            assertThat(o.ramStats().dirtySyncCount.get()).as("still in the first pass").isZero();
+            assertThat(o.ramStats().dirtySyncCount.get()).as("still in the first pass (QEMU counts the setup sync)").isEqualTo(1);
             long written = block.dirtyBitmap().count();
             // ...then the link opens up (migrate-set-parameters during the migration) and it converges.
             p.params(m -> m.maxBandwidth = 0);

@@ -201,6 +201,45 @@ class FaultInjectingConnectionTest {
     }
 
     @Test
+    void aCutAtANamedPointFiresThereAndOnlyThere() throws Exception {
+        byte[] data = data(72);
+        MemoryConnection mem = new MemoryConnection(data, 1000);
+        var c = FaultInjectingConnection.wrap(mem, FaultSpec.parse("cut:point=complete"));
+        c.out().write(ByteBuffer.wrap(data, 0, 500));
+        c.reached(FaultPoints.DEVICE); // another point: nothing
+        assertThatThrownBy(() -> c.reached(FaultPoints.COMPLETE)).isInstanceOf(IOException.class)
+                .hasMessage("injected cut at point complete");
+        assertThat(c.isCut()).isTrue();
+        assertThat(mem.shutdowns).isEqualTo(1);
+        assertThatThrownBy(() -> c.out().write(ByteBuffer.wrap(data, 500, 10))).hasMessage("injected cut at point complete");
+        assertThatThrownBy(() -> c.in().read(ByteBuffer.allocate(10))).hasMessage("injected cut at point complete");
+        assertThat(mem.written()).isEqualTo(Arrays.copyOf(data, 500));
+        // Any other connection reaching a point is left alone.
+        FaultInjectingConnection.reached(new MemoryConnection(data, 1), FaultPoints.COMPLETE);
+    }
+
+    @Test
+    void aStallAtANamedPointHoldsTheThreadThatReachedItOnceAndAShutdownEndsIt() throws Exception {
+        FakeClock clock = new FakeClock();
+        var once = FaultInjectingConnection.wrap(new MemoryConnection(new byte[0], 1),
+                FaultSpec.parse("stall:point=setup,ms=250"), clock);
+        once.reached(FaultPoints.SETUP);
+        once.reached(FaultPoints.SETUP);
+        assertThat(clock.parks).hasSize(1);
+        assertThat(clock.parks.getFirst()[0]).isEqualTo(250_000_000L);
+
+        MemoryConnection mem = new MemoryConnection(new byte[0], 1);
+        var c = FaultInjectingConnection.wrap(mem, FaultSpec.parse("stall:point=device,ms=600000"));
+        var held = TestThreads.start("test-held-at-point", () -> {
+            c.reached(FaultPoints.DEVICE);
+            return null;
+        });
+        await().atMost(TestThreads.BOUND).until(() -> held.thread().getState() == Thread.State.TIMED_WAITING);
+        c.shutdown();
+        assertThat(held.awaitFailure()).isInstanceOf(IOException.class).hasMessageContaining("was shut down");
+    }
+
+    @Test
     void shutdownEndsAStallAtOnce() throws Exception {
         byte[] data = data(71);
         MemoryConnection mem = new MemoryConnection(data, 1000);

@@ -35,6 +35,20 @@ class FaultSpecTest {
         assertThat(FaultSpec.parse(s.toString())).isEqualTo(s);
     }
 
+    @Test
+    void namedPointsParseAndPrintBack() {
+        FaultSpec s = FaultSpec.parse("stall:point=device,ms=3000;cut:point=Complete");
+        assertThat(s.faults()).containsExactly(new FaultSpec.StallAt("device", Duration.ofMillis(3000)),
+                new FaultSpec.CutAt("complete"));
+        assertThat(s).isEqualTo(FaultSpec.builder().stallAt("device", Duration.ofSeconds(3)).cutAt("complete").build());
+        assertThat(s.toString()).isEqualTo("stall:point=device,ms=3000;cut:point=complete");
+        assertThat(FaultSpec.parse(s.toString())).isEqualTo(s);
+        assertThatThrownBy(() -> FaultSpec.parse("cut:point=nowhere")).hasMessage("bad fault spec 'cut:point=nowhere':"
+                + " cut: unknown point 'nowhere' (expected setup, device, complete, loaded, recover)");
+        assertThatThrownBy(() -> FaultSpec.parse("cut:point=setup,after=5")).hasMessageContaining("unknown key 'after'");
+        assertThatThrownBy(() -> FaultSpec.parse("stall:point=setup")).hasMessageContaining("stall: missing 'ms'");
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"", "  ", "none", "NONE"})
     void emptyMeansNoFault(String spec) {

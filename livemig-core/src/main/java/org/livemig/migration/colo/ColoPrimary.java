@@ -80,7 +80,14 @@ public final class ColoPrimary implements ColoSide {
         this.in = in;
         this.saver = saver;
         this.compareChannel = compareChannel;
-        state.enter(ColoState.Mode.PRIMARY); // before the status says colo: query-colo-status never lags it
+        // Before the migration's status says colo (the caller moves it there next): a client that
+        // sees colo then sees this mode too, as QEMU's, which derives one from the other.
+        state.enter(ColoState.Mode.PRIMARY);
+    }
+
+    /** The migration never reached colo (cancelled first): this side was never a primary. */
+    public void notStarted() {
+        state.enter(ColoState.Mode.NONE);
     }
 
     public ColoStats stats() {

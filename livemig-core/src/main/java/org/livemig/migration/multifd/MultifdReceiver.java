@@ -206,37 +206,9 @@ public final class MultifdReceiver implements AutoCloseable {
                 decoder = MultifdCompression.decoder(compression, maxPages, RamBlock.PAGE_SIZE);
             }
             while (!f.atEof()) {
-                MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
                 org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
-                if (h.normalPages() > 0) {
-                    if (h.compression() != compression.flag()) {
-                        // QEMU 7.2's check, and its words: "flags received %x flags expected %x"
-                        throw new StreamFormatException(String.format(
-                                "multifd packet %d: flags received 0x%x flags expected 0x%x (multifd-compression %s here)",
-                                h.packetNum(), h.compression(), compression.flag(), compression.qemuName()), h.at() + 8);
-                    }
-                    RamBlock b = ram.block(h.block());
-                    if (b == null) {
-                        throw new StreamFormatException("multifd packet for unknown RAM block '" + h.block() + "'", h.at() + 64);
-                    }
-                    long[] offsets = h.offsets();
-                    for (int i = 0; i < h.normalPages(); i++) {
-                        long off = offsets[i];
-                        if (off < 0 || (off & (RamBlock.PAGE_SIZE - 1)) != 0 || off + RamBlock.PAGE_SIZE > b.usedLength()) {
-                            throw new StreamFormatException(String.format(
-                                    "multifd packet page offset 0x%x outside block '%s' (0x%x bytes) or not page-aligned",
-                                    off, b.name(), b.usedLength()), h.at() + MultifdPacket.FIXED_HEADER_BYTES + 8L * i);
-                        }
-                    }
-                    if (decoder == null) {
-                        for (int i = 0; i < h.normalPages(); i++) {
-                            f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
-                        }
-                    } else {
-                        readCompressed(f, h, b, decoder);
-                    }
-                    pages.addAndGet(h.normalPages());
-                }
+                MultifdPacket.Header h = receivePacket(f, ram, maxPages, compression, decoder);
+                pages.addAndGet(h.normalPages());
                 bytes.addAndGet(f.position() - h.at());
                 org.livemig.trace.Trace.end(event, c.id, false, h.normalPages(), f.position() - h.at(), h.sync());
                 if (h.sync()) {
@@ -283,6 +255,55 @@ public final class MultifdReceiver implements AutoCloseable {
                     b.name(), i) : String.format("its %d pages of block '%s'", h.normalPages(), b.name());
             throw new StreamFormatException(String.format("multifd packet %d, %s: %s", h.packetNum(), page, err), dataAt);
         }
+    }
+
+    /** As below, for a channel without multifd-compression. */
+    static MultifdPacket.Header receivePacket(MigrationFile f, GuestRam ram, int maxPages) throws IOException {
+        return receivePacket(f, ram, maxPages, MultifdCompression.Method.NONE, null);
+    }
+
+    /**
+     * Reads one packet of a channel and writes its pages into {@code ram}: the header checked
+     * (magic, version, sizes), its compression flag the one agreed on, the block known, every
+     * page offset inside it and page-aligned, before any page is written; compressed data is
+     * inflated by {@code decoder} (null without compression). Called on {@code mig/dst/recv_n}
+     * without the BQL.
+     *
+     * @throws StreamFormatException naming what is wrong and where
+     */
+    static MultifdPacket.Header receivePacket(MigrationFile f, GuestRam ram, int maxPages,
+                                              MultifdCompression.Method compression,
+                                              MultifdCompression.Decoder decoder) throws IOException {
+        MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
+        if (h.normalPages() > 0) {
+            if (h.compression() != compression.flag()) {
+                // QEMU 7.2's check, and its words: "flags received %x flags expected %x"
+                throw new StreamFormatException(String.format(
+                        "multifd packet %d: flags received 0x%x flags expected 0x%x (multifd-compression %s here)",
+                        h.packetNum(), h.compression(), compression.flag(), compression.qemuName()), h.at() + 8);
+            }
+            RamBlock b = ram.block(h.block());
+            if (b == null) {
+                throw new StreamFormatException("multifd packet for unknown RAM block '" + h.block() + "'", h.at() + 64);
+            }
+            long[] offsets = h.offsets();
+            for (int i = 0; i < h.normalPages(); i++) {
+                long off = offsets[i];
+                if (off < 0 || (off & (RamBlock.PAGE_SIZE - 1)) != 0 || off + RamBlock.PAGE_SIZE > b.usedLength()) {
+                    throw new StreamFormatException(String.format(
+                            "multifd packet page offset 0x%x outside block '%s' (0x%x bytes) or not page-aligned",
+                            off, b.name(), b.usedLength()), h.at() + MultifdPacket.FIXED_HEADER_BYTES + 8L * i);
+                }
+            }
+            if (decoder == null) {
+                for (int i = 0; i < h.normalPages(); i++) {
+                    f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
+                }
+            } else {
+                readCompressed(f, h, b, decoder);
+            }
+        }
+        return h;
     }
 
     private void fail(IOException e) {

@@ -12,6 +12,7 @@ import org.livemig.stream.MigrationFile;
 import org.livemig.stream.RecvBitmapCommand;
 import org.livemig.stream.StreamFormatException;
 import org.livemig.transport.FaultInjectingConnection;
+import org.livemig.transport.FaultPoints;
 import org.livemig.transport.FaultSpec;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -109,6 +110,12 @@ public final class IncomingRecovery {
         Thread.ofPlatform().name(ACCEPT_THREAD_NAME).daemon(true).start(() -> {
             try {
                 MigrationConnection c = FaultInjectingConnection.wrapIfAny(host.secure(l.accept()), faults);
+                try {
+                    FaultInjectingConnection.reached(c, FaultPoints.RECOVER);
+                } catch (IOException e) {
+                    c.close(); // a test's cut (or a yank during its stall): this recovery is over
+                    throw e;
+                }
                 host.machine().mainLoop().schedule(() -> connected(c));
                 if (host.preempt()) {
                     host.preemptConnected(host.secure(l.accept()));

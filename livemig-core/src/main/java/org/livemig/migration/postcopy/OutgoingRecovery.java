@@ -41,6 +41,8 @@ public final class OutgoingRecovery {
     private volatile FaultSpec resumeFaults = FaultSpec.NONE;
     /** The thread waiting in {@link #pauseUntilRecovered}, woken by {@link #resume}. */
     private volatile Thread waiter;
+    /** migrate-pause came during a recovery: it pauses again even if its connection was not made yet. */
+    private volatile boolean pauseRequested;
 
     OutgoingRecovery(OutgoingHost host, PostcopySource postcopy, RamSaver saver) {
         this.host = host;
@@ -57,6 +59,7 @@ public final class OutgoingRecovery {
     public boolean resume(MigrationAddress address, FaultSpec faults) {
         resumeAddress = address;
         resumeFaults = faults;
+        pauseRequested = false;
         if (!status.transition(MigrationStatus.POSTCOPY_PAUSED, MigrationStatus.POSTCOPY_RECOVER)) {
             return false;
         }
@@ -69,9 +72,16 @@ public final class OutgoingRecovery {
 
     /**
      * QMP migrate-pause: shuts the channels down, as a network failure would, so that postcopy
-     * pauses. Any thread. Returns false when postcopy is not active.
+     * pauses. Any thread. Returns false when postcopy is neither active nor recovering. As since
+     * QEMU 8.2 (7.2 refuses it there), a recovery whose handshake hangs is paused too: its new
+     * connection is shut down, and the source goes back to postcopy-paused.
      */
     public boolean pause() {
+        if (status.get() == MigrationStatus.POSTCOPY_RECOVER) {
+            pauseRequested = true;
+            host.shutdownMainConnection();
+            return true;
+        }
         if (status.get() != MigrationStatus.POSTCOPY_ACTIVE) {
             return false;
         }
@@ -126,6 +136,9 @@ public final class OutgoingRecovery {
         host.replaceMainConnection(conn);
         if (status.get() != MigrationStatus.POSTCOPY_RECOVER) {
             throw new IOException("cancelled during recovery");
+        }
+        if (pauseRequested) {
+            throw new IOException("paused by migrate-pause during the recovery");
         }
         MigrationFile f = MigrationFile.forWriting(conn.out());
         ReturnPathReader returnPath = host.startReturnPath(conn, saver);

@@ -1,12 +1,7 @@
 package org.livemig.migration.ram;
 
 import java.io.IOException;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.stream.CompressedPageCodec;
@@ -25,35 +20,23 @@ import org.livemig.stream.RamPageRecord;
  * every pass boundary and block change flushes.
  *
  * <p>Threads: {@link #submit} and {@link #flush} belong to the migration thread; the records are
- * handed over through each slot's {@code busy} flag under {@link #lock} (a slot's buffers belong to
- * its thread while busy, to the migration thread otherwise). Waits are 100 ms slices that end on
- * {@link #close}.
+ * handed over as {@link PageWorkerPool} hands its jobs over (a slot's buffers belong to its thread
+ * while busy, to the migration thread otherwise).
  */
-final class CompressThreads implements AutoCloseable {
+final class CompressThreads extends PageWorkerPool<CompressThreads.Slot> {
     static final String THREAD_PREFIX = "mig/src/compress_";
-    private static final long JOIN_MILLIS = 10_000;
     /** be64 header, be32 length, data. */
     private static final int MAX_RECORD = 8 + CompressedPageCodec.PAYLOAD_HEADER_BYTES
             + CompressedPageCodec.compressBound(RamBlock.PAGE_SIZE);
 
-    private final Slot[] slots;
     private final boolean wait;
     private final boolean detectZeroPages;
     private final CompressionStats stats;
     private final AtomicLong zeroPages;
-    private final ReentrantLock lock = new ReentrantLock();
-    /** Signalled when a slot gets a job, when one finishes, and on close. */
-    private final Condition changed = lock.newCondition();
-    private volatile boolean closed;
-    private volatile RuntimeException failure;
 
-    private final class Slot {
-        final int id;
+    static final class Slot extends PageWorkerPool.Worker {
         final CompressedPageCodec.Compressor compressor;
         final byte[] record = new byte[MAX_RECORD];
-        Thread thread;
-        // guarded by lock
-        boolean busy;
         // the job and its result: the thread's while busy, the migration thread's otherwise
         RamBlock block;
         long offset;
@@ -61,7 +44,7 @@ final class CompressThreads implements AutoCloseable {
         boolean zero;
 
         Slot(int id, int level) {
-            this.id = id;
+            super(id);
             this.compressor = new CompressedPageCodec.Compressor(level, RamBlock.PAGE_SIZE);
         }
     }
@@ -75,20 +58,12 @@ final class CompressThreads implements AutoCloseable {
      */
     CompressThreads(int threads, int level, boolean wait, boolean detectZeroPages, CompressionStats stats,
                     AtomicLong zeroPages) {
-        if (threads < 1 || threads > 255) {
-            throw new IllegalArgumentException("compress-threads must be 1..255, not " + threads);
-        }
+        super("compress", workers("compress", threads, id -> new Slot(id, level)));
         this.wait = wait;
         this.detectZeroPages = detectZeroPages;
         this.stats = stats;
         this.zeroPages = zeroPages;
-        this.slots = new Slot[threads];
-        for (int i = 0; i < threads; i++) {
-            slots[i] = new Slot(i, level);
-        }
-        for (Slot s : slots) {
-            s.thread = Thread.ofPlatform().name(THREAD_PREFIX + s.id).daemon(true).start(() -> run(s));
-        }
+        start(THREAD_PREFIX);
     }
 
     /**
@@ -98,78 +73,22 @@ final class CompressThreads implements AutoCloseable {
      * then sends the page itself. The migration thread.
      */
     boolean submit(MigrationFile f, RamBlock block, long offset) throws IOException {
-        Slot s = idleSlot(wait);
+        Slot s = idle(wait);
         if (s == null) {
             return false;
         }
         writeRecord(f, s);
-        lock.lock();
-        try {
-            s.block = block;
-            s.offset = offset;
-            s.busy = true;
-            changed.signalAll();
-        } finally {
-            lock.unlock();
-        }
+        s.block = block;
+        s.offset = offset;
+        handOver(s);
         return true;
     }
 
     /** Waits for every thread and writes their finished records to {@code f}. The migration thread. */
     void flush(MigrationFile f) throws IOException {
-        for (Slot s : slots) {
-            lock.lock();
-            try {
-                while (s.busy) {
-                    awaitChange();
-                }
-            } finally {
-                lock.unlock();
-            }
+        for (Slot s : workers) {
+            awaitDone(s);
             writeRecord(f, s);
-        }
-    }
-
-    /** An idle slot, waiting for one when {@code block} is set; null when none is idle and not waiting. */
-    private Slot idleSlot(boolean block) throws IOException {
-        lock.lock();
-        try {
-            while (true) {
-                check();
-                for (Slot s : slots) {
-                    if (!s.busy) {
-                        return s;
-                    }
-                }
-                if (!block) {
-                    return null;
-                }
-                awaitChange();
-            }
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Lock held: a bounded wait that ends early on a change, a failure or close. */
-    private void awaitChange() throws IOException {
-        check();
-        try {
-            changed.await(100, TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted waiting for a compress thread", e);
-        }
-        check();
-    }
-
-    private void check() throws IOException {
-        RuntimeException f = failure;
-        if (f != null) {
-            throw new IOException("compress thread failed: " + f.getMessage(), f);
-        }
-        if (closed) {
-            throw new IOException("compress threads were shut down");
         }
     }
 
@@ -189,50 +108,9 @@ final class CompressThreads implements AutoCloseable {
         }
     }
 
-    /** {@code mig/src/compress_n}: one page per job until closed. */
-    private void run(Slot s) {
-        try {
-            while (true) {
-                lock.lock();
-                try {
-                    while (!s.busy && !closed) {
-                        changed.await(100, TimeUnit.MILLISECONDS);
-                    }
-                    if (!s.busy) {
-                        return;
-                    }
-                } finally {
-                    lock.unlock();
-                }
-                buildRecord(s);
-                lock.lock();
-                try {
-                    s.busy = false;
-                    changed.signalAll();
-                } finally {
-                    lock.unlock();
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (RuntimeException e) {
-            // The migration thread sees it at its next call rather than waiting for this slot.
-            lock.lock();
-            try {
-                if (failure == null) {
-                    failure = e;
-                }
-                changed.signalAll();
-            } finally {
-                lock.unlock();
-            }
-        } finally {
-            s.compressor.close();
-        }
-    }
-
-    /** The job's record: ZERO for a zero page, else COMPRESS_PAGE with the deflated page. */
-    private void buildRecord(Slot s) {
+    /** {@code mig/src/compress_n}: the job's record, ZERO for a zero page, else COMPRESS_PAGE with the deflated page. */
+    @Override
+    void work(Slot s) {
         byte[] r = s.record;
         boolean zero = detectZeroPages && ZeroPages.isZeroPage(s.block.memory(), s.offset);
         int flag = zero ? RamPageRecord.FLAG_ZERO : RamPageRecord.FLAG_COMPRESS_PAGE;
@@ -250,6 +128,11 @@ final class CompressThreads implements AutoCloseable {
         s.recordLength = n;
     }
 
+    @Override
+    void release(Slot s) {
+        s.compressor.close();
+    }
+
     private static void putBe64(byte[] b, int at, long v) {
         for (int i = 7; i >= 0; i--) {
             b[at + i] = (byte) v;
@@ -262,32 +145,5 @@ final class CompressThreads implements AutoCloseable {
         b[at + 1] = (byte) (v >>> 16);
         b[at + 2] = (byte) (v >>> 8);
         b[at + 3] = (byte) v;
-    }
-
-    /** Ends the threads (bounded joins); records not yet written are dropped. Any thread. */
-    @Override
-    public void close() {
-        closed = true;
-        lock.lock();
-        try {
-            changed.signalAll();
-        } finally {
-            lock.unlock();
-        }
-        List<Thread> alive = new ArrayList<>();
-        for (Slot s : slots) {
-            try {
-                s.thread.join(JOIN_MILLIS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            if (s.thread.isAlive()) {
-                alive.add(s.thread);
-            }
-        }
-        if (!alive.isEmpty()) {
-            System.getLogger(CompressThreads.class.getName())
-                    .log(System.Logger.Level.WARNING, "compress threads still running after " + JOIN_MILLIS + " ms: " + alive);
-        }
     }
 }
