@@ -14,13 +14,15 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.livemig.machine.Machine;
 
 import picocli.CommandLine;
 
 /**
  * livemig to livemig through {@code livemig relay --fault}: a precopy cut at a named section
- * fails both sides with the section named and leaves the source running with its RAM as it was;
+ * fails both sides with the section named and leaves the source's RAM as it was;
  * a postcopy cut just after the package pauses both sides, and a recovery through a new relay
  * without faults completes with the destination's RAM equal to the source's.
  */
@@ -68,8 +70,19 @@ class RelayFaultTest {
         return Machine.Config.defaults().withRam(32L << 20).withVcpus(1).withWorkload("idle").withBlobSize(8192);
     }
 
-    @Test
-    void aPrecopyCutAtANamedSectionFailsBothSidesNamingItAndTheSourceRunsOnIntact() throws Exception {
+    /**
+     * A precopy cut at a named section, with the return path on: both sides fail, the
+     * destination's error names the section and the byte where its stream stopped, and the
+     * source's RAM is as it was. A cut the source sees while still sending (in ram) leaves its
+     * guest running; a cut after its last byte was written (serial's state goes after the guest
+     * stopped) reaches it only through the return path, and then the destination may have loaded
+     * the whole stream, so the source keeps its guest paused (livemig's rule since issue 18
+     * part 2; QEMU 7.2 starts it again).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {"cut:at=section:ram,after=1M | ram | running", "cut:at=section:serial | serial | paused"})
+    void aPrecopyCutAtANamedSectionFailsBothSidesNamingItAndTheSourcesRamIsIntact(String fault, String section,
+                                                                                   String sourceAfter) throws Exception {
         try (InProcessSide src = new InProcessSide(config().withName("src").withFill(Machine.Fill.RANDOM), false, true, "auto");
              InProcessSide dst = new InProcessSide(config().withName("dst").withFill(Machine.Fill.ZERO), true, false, "auto")) {
             for (InProcessSide side : List.of(src, dst)) {
@@ -78,21 +91,18 @@ class RelayFaultTest {
             String ramBefore = src.fingerprint(false).get("ram").toString();
             String dstUri = dst.migrateIncoming("tcp:127.0.0.1:0");
             int port = freePort();
-            // serial's state goes after the source has stopped its guest: the source must start it again
-            Relay r = relay(port, dstUri, "cut:at=section:serial");
+            Relay r = relay(port, dstUri, fault);
             src.migrate("tcp:127.0.0.1:" + port);
             await().atMost(WAIT).until(() -> status(src).equals("failed") && status(dst).equals("failed"));
             assertThat(r.status().get(30, TimeUnit.SECONDS)).isEqualTo(1);
-            assertThat(r.err().toString()).containsPattern(
-                    "livemig relay: cut by --fault cut:at=section:serial: cut at byte \\d+ of the main stream, "
-                            + "just after the header of section serial");
+            assertThat(r.err().toString()).containsPattern("livemig relay: cut by --fault " + fault
+                    + ": cut at byte \\d+ of the main stream, (just|\\d+ bytes) after the header of section " + section);
             long cutAt = Long.parseLong(r.err().toString().replaceAll("(?s).*cut at byte (\\d+) .*", "$1"));
             // the destination's error names the section and the very byte where its stream stopped
             assertThat(dst.queryMigrate().path("error-desc").asString()).as(dst.queryMigrate()::toString)
-                    .contains("stream truncated", "at byte offset " + cutAt + ", in section 'serial' instance 0");
-            assertThat(src.queryMigrate().path("error-desc").asString()).as(src.queryMigrate()::toString)
-                    .startsWith("return path failed: ");
-            await().atMost(WAIT).until(() -> src.status().equals("running"));
+                    .contains("stream truncated", "at byte offset " + cutAt + ", in section '" + section + "' instance 0");
+            assertThat(src.queryMigrate().path("error-desc").asString()).as(src.queryMigrate()::toString).isNotBlank();
+            await().atMost(WAIT).until(() -> src.status().equals(sourceAfter));
             assertThat(src.fingerprint(false).get("ram").toString()).isEqualTo(ramBefore);
         }
     }
