@@ -143,4 +143,34 @@ class RelayFaultTest {
             assertThat(dst.fingerprint(false).get("ram").toString()).isEqualTo(src.fingerprint(false).get("ram").toString());
         }
     }
+
+    /**
+     * multifd over 2 channels, the second cut just after the header of its first SYNC packet:
+     * both sides fail, the relay names the channel and the packet, and the source's RAM is as it
+     * was.
+     */
+    @Test
+    void aMultifdChannelCutAtItsFirstSyncFailsBothSides() throws Exception {
+        try (InProcessSide src = new InProcessSide(config().withName("src").withFill(Machine.Fill.RANDOM), false, true, "auto");
+             InProcessSide dst = new InProcessSide(config().withName("dst").withFill(Machine.Fill.ZERO), true, false, "auto")) {
+            for (InProcessSide side : List.of(src, dst)) {
+                side.setCapabilities(Map.of("multifd", true, "return-path", true));
+                side.setParameters(tools.jackson.databind.json.JsonMapper.builder().build().createObjectNode()
+                        .put("multifd-channels", 2));
+            }
+            String ramBefore = src.fingerprint(false).get("ram").toString();
+            String dstUri = dst.migrateIncoming("tcp:127.0.0.1:0");
+            int port = freePort();
+            Relay r = relay("relay", "--listen", "tcp:127.0.0.1:" + port, "--to", dstUri, "--multifd-channels", "2",
+                    "--idle-timeout", "30", "--timeout", "30", "--fault", "cut:channel=multifd1,at=sync");
+            src.migrate("tcp:127.0.0.1:" + port);
+            await().atMost(WAIT).until(() -> status(src).equals("failed") && status(dst).equals("failed"));
+            assertThat(r.status().get(30, TimeUnit.SECONDS)).isEqualTo(1);
+            assertThat(r.err().toString()).containsPattern("cut by --fault cut:channel=multifd1,at=sync: cut at byte \\d+ "
+                    + "of multifd channel 1, just after the header of multifd SYNC packet 1");
+            assertThat(dst.queryMigrate().path("error-desc").asString()).as(dst.queryMigrate()::toString).isNotBlank();
+            assertThat(src.queryMigrate().path("error-desc").asString()).as(src.queryMigrate()::toString).isNotBlank();
+            assertThat(src.fingerprint(false).get("ram").toString()).isEqualTo(ramBefore);
+        }
+    }
 }
