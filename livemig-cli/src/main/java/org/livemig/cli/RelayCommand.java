@@ -88,6 +88,11 @@ public final class RelayCommand implements Callable<Integer> {
                 "connection and forward each to a connection of its own (default ${DEFAULT-VALUE}: none)"})
     int multifdChannels;
 
+    @Option(names = "--postcopy-preempt",
+            description = {"the source migrates with postcopy-preempt: take one more connection whenever it comes",
+                "(QEMU 7.2 opens it at once, livemig at the switch to postcopy) and forward it to one of its own"})
+    boolean postcopyPreempt;
+
     @Option(names = "--idle-timeout", paramLabel = "SECONDS", defaultValue = "120",
             description = "give up after this long without a byte in either direction (default ${DEFAULT-VALUE})")
     long idleSeconds;
@@ -172,11 +177,18 @@ public final class RelayCommand implements Callable<Integer> {
                     opened.add(toDestination);
                     channels.add(new MigrationConnection[] {fromSource, toDestination});
                 }
-                listener.close();
+                java.util.concurrent.CompletableFuture<MigrationConnection[]> preempt = null;
+                if (postcopyPreempt) {
+                    // the listener stays open for it; closing it (at the end) ends the wait
+                    preempt = new java.util.concurrent.CompletableFuture<>();
+                    acceptPreempt(listener, sourceSide, destinationSide, dst, opened, preempt);
+                } else {
+                    listener.close();
+                }
                 MigrationRelay.Result r;
                 try {
                     r = MigrationRelay.run(source, destination, channels, rec,
-                            Duration.ofSeconds(idleSeconds), Duration.ofSeconds(Math.min(idleSeconds, 60)), plan);
+                            Duration.ofSeconds(idleSeconds), Duration.ofSeconds(Math.min(idleSeconds, 60)), plan, preempt);
                 } finally {
                     reportFaults(plan, err);
                 }
@@ -188,14 +200,42 @@ public final class RelayCommand implements Callable<Integer> {
                 }
                 return 0;
             } finally {
-                for (MigrationConnection c : opened) {
-                    c.close();
+                listener.close();
+                synchronized (opened) {
+                    for (MigrationConnection c : opened) {
+                        c.close();
+                    }
                 }
             }
         } catch (IOException | RuntimeException e) {
             err.println("livemig relay: " + (e.getMessage() != null ? e.getMessage() : e.toString()));
             return e instanceof java.net.ConnectException ? ExitCodes.UNREACHABLE : ExitCodes.FAILED;
         }
+    }
+
+    /**
+     * Accepts the preempt channel on a thread of its own ({@code relay-preempt-accept}) and
+     * connects it to the destination (after the main connection, as QEMU 7.2 expects).
+     */
+    private static void acceptPreempt(MigrationListener listener, ChannelSecurity sourceSide, ChannelSecurity destinationSide,
+                                      MigrationAddress dst, List<MigrationConnection> opened,
+                                      java.util.concurrent.CompletableFuture<MigrationConnection[]> preempt) {
+        Thread.ofPlatform().name("relay-preempt-accept").daemon().start(() -> {
+            try {
+                MigrationConnection fromSource = sourceSide.server(listener.accept());
+                synchronized (opened) {
+                    opened.add(fromSource);
+                }
+                MigrationConnection toDestination = destinationSide.client(Transports.connect(dst, Duration.ofSeconds(30)), dst);
+                synchronized (opened) {
+                    opened.add(toDestination);
+                }
+                preempt.complete(new MigrationConnection[] {fromSource, toDestination});
+            } catch (IOException | RuntimeException e) {
+                // the relay ended (the listener closed) before a preempt channel came, or it failed
+                preempt.completeExceptionally(e);
+            }
+        });
     }
 
     /** What the faults need that this relay's options do not give, or null. */
@@ -206,8 +246,8 @@ public final class RelayCommand implements Callable<Integer> {
                 return "--fault " + f + ": channel " + c + " is not relayed (--multifd-channels is "
                         + multifdChannels + "; multifd channels count from 0)";
             }
-            if (c != null && c.type() == FaultChannel.Type.PREEMPT) {
-                return "--fault " + f + ": this relay does not carry a postcopy preempt channel";
+            if (c != null && c.type() == FaultChannel.Type.PREEMPT && !postcopyPreempt) {
+                return "--fault " + f + ": channel preempt is relayed only with --postcopy-preempt";
             }
             if (f.kind() == Fault.Kind.STALL && f.duration().toSeconds() >= idleSeconds) {
                 return "--fault " + f + ": a stall of " + f.duration().toMillis() + " ms is not shorter than --idle-timeout "

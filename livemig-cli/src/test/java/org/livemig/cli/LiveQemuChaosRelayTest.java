@@ -23,6 +23,8 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.livemig.monitor.QmpClient;
 import org.livemig.monitor.QmpJson;
 
@@ -85,26 +87,38 @@ class LiveQemuChaosRelayTest {
         }
     }
 
-    @Test
-    void aPostcopyCutPausesBothQemusAndRecoveryThroughANewRelayCompletesWithTheSourcesRam() throws Exception {
+    /**
+     * The main stream cut 4 MiB into postcopy, or, with postcopy-preempt, the preempt channel cut
+     * at its first byte (the first page a vCPU asked for): QEMU pauses both sides either way, and
+     * recovers through a new relay (QEMU 7.2 opens a new preempt channel for it).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {
+        "cut:at=package,after=4M | false | cut at byte \\d+ of the main stream, 4194304 bytes after the postcopy package",
+        "cut:channel=preempt     | true  | cut at byte 0 of the preempt channel"})
+    void aPostcopyCutPausesBothQemusAndRecoveryThroughANewRelayCompletesWithTheSourcesRam(String fault, boolean preempt,
+                                                                                         String said) throws Exception {
         Qemu src = source();
         Qemu dst = destination();
         for (Qemu q : List.of(src, dst)) {
             q.qmp().execute("migrate-set-capabilities", capability("postcopy-ram"));
+            if (preempt) {
+                q.qmp().execute("migrate-set-capabilities", capability("postcopy-preempt"));
+            }
         }
+        String[] extra = preempt ? new String[] {"--postcopy-preempt"} : new String[0];
         // postcopy at 16 MiB/s: about 4 s for the RAM, so the cut 4 MiB after the package lands in it
         src.qmp().execute("migrate-set-parameters", QmpClient.args("max-bandwidth", 8 << 20, "max-postcopy-bandwidth", 16 << 20));
         int dstPort = freePort();
         dst.qmp().execute("migrate-incoming", QmpClient.args("uri", "tcp:127.0.0.1:" + dstPort));
         int relayPort = freePort();
-        Relay cut = relay(relayPort, dstPort, "cut:at=package,after=4M");
+        Relay cut = relay(relayPort, dstPort, concat(extra, "--fault", fault));
         src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort));
         src.qmp().execute("migrate-start-postcopy");
         await().atMost(WAIT).pollInterval(Duration.ofMillis(100))
                 .until(() -> status(src).equals("postcopy-paused") && status(dst).equals("postcopy-paused"));
         assertThat(cut.status().get(30, TimeUnit.SECONDS)).isEqualTo(1);
-        assertThat(cut.err().toString()).containsPattern("cut by --fault cut:at=package,after=4M: cut at byte \\d+ of the "
-                + "main stream, 4194304 bytes after the postcopy package");
+        assertThat(cut.err().toString()).containsPattern("cut by --fault " + fault + ": " + said);
         assertThat(read(src.log())).contains("Detected IO failure for postcopy. Migration paused.");
         assertThat(read(dst.log())).contains("Detected IO failure for postcopy. Migration paused.");
         assertThat(src.qmp().execute("query-migrate").path("ram").path("remaining").asLong())
@@ -112,7 +126,7 @@ class LiveQemuChaosRelayTest {
 
         int recoverPort = freePort();
         int relayPort2 = freePort();
-        Relay clean = relay(relayPort2, recoverPort);
+        Relay clean = relay(relayPort2, recoverPort, extra);
         dst.qmp().execute("migrate-recover", QmpClient.args("uri", "tcp:127.0.0.1:" + recoverPort));
         src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort2, "resume", true));
         await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).until(() -> {
@@ -122,6 +136,9 @@ class LiveQemuChaosRelayTest {
         });
         // the resumed stream has no header (it starts with RECV_BITMAP): forwarded whole, undecoded
         assertThat(clean.status().get(30, TimeUnit.SECONDS)).as(clean.err()::toString).isEqualTo(6);
+        if (preempt) {
+            assertThat(clean.out().toString()).as("the recovery's new preempt channel was relayed").contains("preempt: ");
+        }
 
         src.qmp().execute("stop");
         dst.qmp().execute("stop");
@@ -147,7 +164,7 @@ class LiveQemuChaosRelayTest {
         int dstPort = freePort();
         dst.qmp().execute("migrate-incoming", QmpClient.args("uri", "tcp:127.0.0.1:" + dstPort));
         int relayPort = freePort();
-        Relay cut = relay(relayPort, dstPort, "cut:at=section:ram,after=1M");
+        Relay cut = relay(relayPort, dstPort, "--fault", "cut:at=section:ram,after=1M");
         src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort));
         tools.jackson.databind.JsonNode m = awaitFailed(src);
         assertThat(m.path("error-desc").asString()).as(m::toString).startsWith("Unable to write to socket: ");
@@ -175,7 +192,7 @@ class LiveQemuChaosRelayTest {
         int dstPort = freePort();
         dst.qmp().execute("migrate-incoming", QmpClient.args("uri", "tcp:127.0.0.1:" + dstPort));
         int relayPort = freePort();
-        Relay cut = relay(relayPort, dstPort, "cut:at=section:0000:00:01.3/piix4_pm");
+        Relay cut = relay(relayPort, dstPort, "--fault", "cut:at=section:0000:00:01.3/piix4_pm");
         src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort));
         awaitFailed(src);
         assertDestinationExitedLoading(dst, "error while loading state for instance 0x0 of device '0000:00:01.3/piix4_pm'");
@@ -227,13 +244,16 @@ class LiveQemuChaosRelayTest {
         return q.qmp().execute("query-migrate").path("status").asString();
     }
 
-    private Relay relay(int port, int dstPort, String... faults) {
+    private static String[] concat(String[] a, String... b) {
+        List<String> l = new ArrayList<>(List.of(a));
+        l.addAll(List.of(b));
+        return l.toArray(String[]::new);
+    }
+
+    private Relay relay(int port, int dstPort, String... options) {
         List<String> args = new ArrayList<>(List.of("relay", "--listen", "tcp:127.0.0.1:" + port,
                 "--to", "tcp:127.0.0.1:" + dstPort, "--timeout", "30", "--idle-timeout", "30"));
-        for (String f : faults) {
-            args.add("--fault");
-            args.add(f);
-        }
+        args.addAll(List.of(options));
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         CompletableFuture<Integer> status = new CompletableFuture<>();

@@ -45,9 +45,10 @@ public final class MigrationRelay {
      * @param returnBytes    bytes destination to source
      * @param returnMessages return-path messages by type name (complete messages only)
      * @param decodeError    why decoding stopped early (the rest was still forwarded), or null
+     * @param preemptBytes   bytes on the postcopy preempt channel, or -1 when none came
      */
     public record Result(RelayStats stats, long forwardBytes, long returnBytes, Map<String, Integer> returnMessages,
-                         String decodeError, List<MultifdChannel> multifd) {
+                         String decodeError, List<MultifdChannel> multifd, long preemptBytes) {
         /** Lines for a person: sections, RAM records, commands, bytes. */
         public List<String> summary() {
             List<String> l = new ArrayList<>();
@@ -75,6 +76,9 @@ public final class MigrationRelay {
                             + c.syncs() + " syncs, " + c.bytes() + " bytes"
                             + (c.decodeError() == null ? "" : "; not decoded further: " + c.decodeError()));
                 }
+            }
+            if (preemptBytes >= 0) {
+                l.add("preempt: " + preemptBytes + " bytes source -> destination");
             }
             if (decodeError != null) {
                 l.add("decoding stopped early (the rest was forwarded undecoded): " + decodeError);
@@ -121,8 +125,21 @@ public final class MigrationRelay {
     public static Result run(MigrationConnection source, MigrationConnection destination,
                              List<MigrationConnection[]> multifd, WritableByteChannel record,
                              Duration idleTimeout, Duration drainTimeout, FaultPlan faults) throws IOException {
+        return run(source, destination, multifd, record, idleTimeout, drainTimeout, faults, null);
+    }
+
+    /**
+     * As above, with a postcopy preempt channel: {@code preempt} completes with its {source,
+     * destination} pair whenever the source opens it (QEMU 7.2 right after the main connection,
+     * livemig at the switch to postcopy), and it is then forwarded on its own thread; it may
+     * never come. Its faults are those on {@link FaultChannel#PREEMPT}.
+     */
+    public static Result run(MigrationConnection source, MigrationConnection destination,
+                             List<MigrationConnection[]> multifd, WritableByteChannel record,
+                             Duration idleTimeout, Duration drainTimeout, FaultPlan faults,
+                             java.util.concurrent.CompletionStage<MigrationConnection[]> preempt) throws IOException {
         try {
-            return relay(source, destination, multifd, record, idleTimeout, drainTimeout, faults);
+            return relay(source, destination, multifd, record, idleTimeout, drainTimeout, faults, preempt);
         } catch (IOException e) {
             FaultPlan.Event cut = faults.cut();
             if (cut != null && !(e instanceof FaultyLink.CutException)) {
@@ -136,9 +153,14 @@ public final class MigrationRelay {
 
     private static Result relay(MigrationConnection source, MigrationConnection destination,
                                 List<MigrationConnection[]> multifd, WritableByteChannel record,
-                                Duration idleTimeout, Duration drainTimeout, FaultPlan faults) throws IOException {
+                                Duration idleTimeout, Duration drainTimeout, FaultPlan faults,
+                                java.util.concurrent.CompletionStage<MigrationConnection[]> preempt) throws IOException {
         AtomicLong lastProgress = new AtomicLong(System.nanoTime());
         Runnable progress = () -> lastProgress.set(System.nanoTime());
+        Preempt pre = new Preempt();
+        if (preempt != null) {
+            preempt.thenAccept(pair -> pre.start(pair, faults, progress));
+        }
         List<MultifdChannelRelay> channels = new ArrayList<>();
         List<Thread> channelThreads = new ArrayList<>();
         for (MigrationConnection[] pair : multifd) {
@@ -177,6 +199,7 @@ public final class MigrationRelay {
                     timedOut.set("no data in either direction for " + idleTimeout.toSeconds() + " s");
                     source.shutdown();
                     destination.shutdown();
+                    pre.end();
                     for (MigrationConnection[] pair : multifd) {
                         pair[0].shutdown();
                         pair[1].shutdown();
@@ -219,9 +242,11 @@ public final class MigrationRelay {
                     throw channels.get(i).error;
                 }
             }
+            pre.join(drainTimeout);
         } catch (IOException | RuntimeException e) {
             source.shutdown();
             destination.shutdown();
+            pre.end();
             for (MigrationConnection[] pair : multifd) {
                 pair[0].shutdown();
                 pair[1].shutdown();
@@ -234,6 +259,7 @@ public final class MigrationRelay {
             Thread.currentThread().interrupt();
             source.shutdown();
             destination.shutdown();
+            pre.end();
             throw new IOException("interrupted", e);
         } finally {
             watchdog.interrupt();
@@ -242,7 +268,59 @@ public final class MigrationRelay {
         for (MultifdChannelRelay c : channels) {
             mfd.add(new MultifdChannel(c.channelId, c.packets.get(), c.pages.get(), c.syncs.get(), c.bytes(), c.decodeError));
         }
-        return new Result(stats, forward.bytes(), back.bytes.get(), back.messages(), decodeError, mfd);
+        return new Result(stats, forward.bytes(), back.bytes.get(), back.messages(), decodeError, mfd, pre.bytes());
+    }
+
+    /** The preempt channel, once it comes; one that comes after the relay ended is shut down at once. */
+    private static final class Preempt {
+        private PreemptChannelRelay relay;
+        private Thread thread;
+        private boolean ended;
+
+        synchronized void start(MigrationConnection[] pair, FaultPlan faults, Runnable progress) {
+            if (ended) {
+                pair[0].shutdown();
+                pair[1].shutdown();
+                return;
+            }
+            WritableByteChannel out = faults.link(FaultChannel.PREEMPT, pair[1].out(), () -> {
+                pair[0].shutdown();
+                pair[1].shutdown();
+            });
+            relay = new PreemptChannelRelay(pair[0], pair[1], out, progress);
+            thread = Thread.ofPlatform().name("relay-preempt").daemon().start(relay);
+        }
+
+        /** Waits for the channel to end once the main stream has; throws its error. */
+        void join(Duration drainTimeout) throws IOException, InterruptedException {
+            Thread t;
+            synchronized (this) {
+                ended = true;
+                t = thread;
+            }
+            if (t == null) {
+                return;
+            }
+            t.join(drainTimeout.toMillis());
+            if (t.isAlive()) {
+                throw new IOException("the source's preempt channel did not end within " + drainTimeout.toSeconds()
+                        + " s of the end of the main stream");
+            }
+            if (relay.error != null) {
+                throw relay.error;
+            }
+        }
+
+        synchronized void end() {
+            ended = true;
+            if (relay != null) {
+                relay.shutdown();
+            }
+        }
+
+        synchronized long bytes() {
+            return relay == null ? -1 : relay.bytes();
+        }
     }
 
     private static void joinQuietly(Thread t) {
