@@ -173,4 +173,35 @@ class RelayFaultTest {
             assertThat(src.fingerprint(false).get("ram").toString()).isEqualTo(ramBefore);
         }
     }
+
+    /**
+     * postcopy-preempt, livemig to livemig: livemig opens the preempt channel at the switch to
+     * postcopy, long after the main connection, and the relay takes it then; a delay on every
+     * channel each way slows nothing into failure; the destination's RAM is the source's.
+     */
+    @Test
+    void aPostcopyPreemptMigrationPassesWithItsLateChannelAndADelayEachWay() throws Exception {
+        try (InProcessSide src = new InProcessSide(config().withName("src").withFill(Machine.Fill.RANDOM), false, true, "auto");
+             InProcessSide dst = new InProcessSide(config().withName("dst").withFill(Machine.Fill.ZERO), true, true, "checked")) {
+            for (InProcessSide side : List.of(src, dst)) {
+                side.setCapabilities(Map.of("postcopy-ram", true, "postcopy-preempt", true));
+            }
+            src.machine.mainLoop().call(() -> {
+                src.migration.setParameters(p -> p.maxBandwidth = 8L << 20);
+                return null;
+            }, 10_000);
+            String dstUri = dst.migrateIncoming("tcp:127.0.0.1:0");
+            int port = freePort();
+            Relay r = relay("relay", "--listen", "tcp:127.0.0.1:" + port, "--to", dstUri, "--postcopy-preempt",
+                    "--idle-timeout", "30", "--timeout", "30", "--fault", "delay:ms=5");
+            src.migrate("tcp:127.0.0.1:" + port);
+            src.startPostcopy();
+            await().atMost(WAIT).until(() -> status(src).equals("completed") && status(dst).equals("completed"));
+            assertThat(r.status().get(30, TimeUnit.SECONDS)).as(r.err()::toString).isZero();
+            assertThat(r.out().toString()).contains("preempt: ");
+            assertThat(r.err().toString()).contains("every byte of the main stream delayed by 5 ms",
+                    "every byte of the return path delayed by 5 ms", "every byte of the preempt channel delayed by 5 ms");
+            assertThat(dst.fingerprint(false).get("ram").toString()).isEqualTo(src.fingerprint(false).get("ram").toString());
+        }
+    }
 }
