@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
 /** {@code livemig bench ...}: end-to-end benchmarks; numbers are ratios against a baseline measured in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
-                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Micro.class,
+                BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Micro.class, BenchCommand.Device.class,
                 BenchCommand.Soak.class, BenchCommand.QmpLoad.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
@@ -197,6 +197,52 @@ final class BenchCommand {
                 return 0;
             } finally {
                 deleteTree(dir);
+            }
+        }
+    }
+
+    @Command(name = "device", mixinStandardHelpOptions = true,
+            description = {"Downtime of a machine whose accelerator (--device) the guest writes: its final state on the main",
+                    "stream against over multifd channels with load threads, same run; the destination monitor's p99 meanwhile."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed", "1:a measured migration failed or did not verify", ExitCodes.USAGE_TEXT})
+    static final class Device implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "256M", description = "Guest RAM, random, idle guest (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--device-size", defaultValue = "256M", description = "The accelerator's memory (default: ${DEFAULT-VALUE}).")
+        String deviceSize;
+
+        @Option(names = "--dirty-rate", defaultValue = "50", description = "MiB/s the guest writes it (default: ${DEFAULT-VALUE}).")
+        double dirtyRate;
+
+        @Option(names = "--channels", defaultValue = "2", description = "multifd channels of the multifd case (default: ${DEFAULT-VALUE}).")
+        int channels;
+
+        @Option(names = "--repeat", defaultValue = "3", description = "Runs of each case, alternating (default: ${DEFAULT-VALUE}).")
+        int repeat;
+
+        @Option(names = "--timeout", defaultValue = "120", description = "Seconds a migration may take (default: ${DEFAULT-VALUE}).")
+        long timeoutSeconds;
+
+        @Option(names = "--keep-logs", description = "Keep the children's logs and print where.")
+        boolean keepLogs;
+
+        @Override
+        public Integer call() throws Exception {
+            Path dir = Files.createTempDirectory("livemig-bench");
+            try {
+                List<org.livemig.bench.DeviceBench.Result> results = new org.livemig.bench.DeviceBench(
+                        new org.livemig.bench.DeviceBench.Options(Sizes.parse(ram), Sizes.parse(deviceSize), dirtyRate,
+                                channels, repeat, Duration.ofSeconds(timeoutSeconds), dir, ChildMachine.javaCommand(false)),
+                        System.out).run();
+                return results.stream().allMatch(r -> r.verified() && "completed".equals(r.status())) ? 0 : 1;
+            } finally {
+                if (keepLogs) {
+                    System.out.println("children's logs kept in " + dir);
+                } else {
+                    deleteTree(dir);
+                }
             }
         }
     }

@@ -72,6 +72,10 @@ public final class DemoCommand implements Callable<Integer> {
             description = "Send pages over N multifd channels besides the main one (capability multifd, multifd-channels N; 0: off, the default).")
     int multifd;
 
+    @Option(names = "--switchover-ack", description = {"Capability switchover-ack (with return-path) on both sides: the source switches",
+            "over only once the destination's devices have loaded their initial data (QEMU 8.1)."})
+    boolean switchoverAck;
+
     @Option(names = "--trace", paramLabel = "DIR",
             description = "Record each process's trace events (as `run --trace`) into DIR/<side>.jfr; read them with `livemig trace`.")
     Path traceDir;
@@ -183,6 +187,7 @@ public final class DemoCommand implements Callable<Integer> {
         d.fill = "zero";
         d.blobSize = machine.blobSize;
         d.seed = machine.seed + 7919;
+        d.devices = new java.util.ArrayList<>(machine.devices);
         return d;
     }
 
@@ -206,6 +211,12 @@ public final class DemoCommand implements Callable<Integer> {
             dstCaps.put("multifd", true);
             ObjectNode channels = JSON.createObjectNode().put("multifd-channels", multifd);
             destination.setParameters(channels);
+        }
+        if (switchoverAck) {
+            for (Map<String, Boolean> c : java.util.List.of(caps, dstCaps)) {
+                c.put("return-path", true);
+                c.put("switchover-ack", true);
+            }
         }
         source.setCapabilities(caps);
         destination.setCapabilities(dstCaps);

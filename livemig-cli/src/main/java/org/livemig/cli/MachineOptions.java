@@ -25,13 +25,26 @@ final class MachineOptions {
     @Option(names = "--seed", description = "Seed of the random fill and workloads (default: ${DEFAULT-VALUE}).", defaultValue = "1")
     long seed;
 
+    @Option(names = "--device", paramLabel = "NAME,size=SIZE,dirty-rate=MIB_PER_SEC",
+            description = {"An accelerator with SIZE of on-board memory (a multiple of 64K) that the guest writes at",
+                    "MIB_PER_SEC while it runs: a device whose state migrates iteratively, as QEMU's VFIO devices'. Repeatable;",
+                    "source and destination need the same devices."})
+    java.util.List<String> devices = new java.util.ArrayList<>();
+
     /**
      * Refuses, before any memory is touched, a {@code --ram} that this host cannot back for
      * {@code machines} machines (a demo runs two).
      */
     void requireHostMemory(int machines) {
-        long bytes = Sizes.parse(ram);
-        HostMemory.read().ifPresent(h -> h.require(bytes, machines, "--ram " + ram));
+        long devicesBytes = accelerators().stream().mapToLong(org.livemig.machine.Accelerator.Spec::size).sum();
+        long bytes = Sizes.parse(ram) + devicesBytes;
+        HostMemory.read().ifPresent(h -> h.require(bytes, machines,
+                "--ram " + ram + (devicesBytes > 0 ? " and the --device memory" : "")));
+    }
+
+    /** The {@code --device} accelerators. */
+    java.util.List<org.livemig.machine.Accelerator.Spec> accelerators() {
+        return devices.stream().map(org.livemig.machine.Accelerator.Spec::parse).toList();
     }
 
     /** The machine's configuration, after {@link #requireHostMemory} for one machine. */
@@ -53,12 +66,17 @@ final class MachineOptions {
         if (blob > Integer.MAX_VALUE - 64) {
             throw new IllegalArgumentException("--blob-size too large: " + blobSize);
         }
-        return new Machine.Config(name, Sizes.parse(ram), vcpus, workload, f, (int) blob, seed, true);
+        return new Machine.Config(name, Sizes.parse(ram), vcpus, workload, f, (int) blob, seed, true, accelerators());
     }
 
     /** The same options as command-line arguments, to start a child process with them. */
     java.util.List<String> asArgs() {
-        return java.util.List.of("--ram", ram, "--vcpus", String.valueOf(vcpus), "--workload", workload,
-                "--fill", fill, "--blob-size", blobSize, "--seed", String.valueOf(seed));
+        java.util.List<String> a = new java.util.ArrayList<>(java.util.List.of("--ram", ram, "--vcpus", String.valueOf(vcpus),
+                "--workload", workload, "--fill", fill, "--blob-size", blobSize, "--seed", String.valueOf(seed)));
+        for (String d : devices) {
+            a.add("--device");
+            a.add(d);
+        }
+        return a;
     }
 }

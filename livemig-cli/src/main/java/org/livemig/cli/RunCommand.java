@@ -146,7 +146,7 @@ final class RunCommand implements Callable<Integer> {
         }
         // Started first, so that it runs while the machine pre-faults its RAM; it gives way to
         // this process's own migrations (giveWayTo below).
-        WarmUp warm = warmUp ? WarmUp.start(WarmUp.DEFAULT_ROUNDS) : null;
+        WarmUp warm = warmUp ? WarmUp.start(WarmUp.DEFAULT_ROUNDS, !machine.devices.isEmpty()) : null;
         Machine.Config cfg = machine.config(name == null ? "livemig" : name);
         Daemon.PidFile pid = pidfile == null ? null : Daemon.PidFile.lock(pidfile);
         CountDownLatch quit = new CountDownLatch(1);

@@ -70,6 +70,25 @@ class BenchSmokeTest {
     }
 
     @Test
+    void deviceRunsTheMainStreamAndTheMultifdCaseAndVerifiesBoth() {
+        Run r = run("bench", "device", "--ram", "16M", "--device-size", "8M", "--dirty-rate", "16", "--repeat", "1",
+                "--timeout", "60");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        assertThat(r.lines()).anyMatch(l -> l.startsWith("case") && l.contains("down ms") && l.contains("swo p99"));
+        for (String c : List.of("main", "mfd2")) {
+            String[] row = r.row(c).orElseThrow(() -> new AssertionError("no " + c + " row in:\n" + r.out()));
+            assertThat(row[2]).as(c + " status").isEqualTo("completed");
+            assertThat(Long.parseLong(row[3])).as(c + " downtime").isNotNegative();
+            assertThat(Double.parseDouble(row[6])).as(c + " device MiB sent").isGreaterThanOrEqualTo(8);
+            assertThat(row[7]).as(c + " verified").isEqualTo("ok");
+            assertThat(row[8]).as(c + " final state").isEqualTo(c.equals("main") ? "main" : "multifd");
+        }
+        assertThat(r.out()).contains("goal: downtime <= 100 ms with multifd and load threads: ")
+                .contains("every run completed and verified: yes").contains("load average at the end: ");
+    }
+
+    @Test
     void precopyRejectsAnUnknownCase() {
         Run r = run("bench", "precopy", "--ram", "32M", "--cases", "random-tcp,bogus");
         assertThat(r.exitCode()).isNotZero();

@@ -77,6 +77,27 @@ class TwoProcessTest {
         assertThat(r.get("destination").get("status").asString()).isEqualTo("completed");
     }
 
+    /**
+     * demo --device with --switchover-ack over 2 multifd channels: both processes get the
+     * accelerator, the source waits for the destination's ack, the device's final state goes in
+     * device-state packets, and the fingerprints (the device's memory among them) agree.
+     */
+    @Test
+    void demoWithAnAcceleratorSwitchoverAckAndMultifdVerifies() {
+        int[] rc = new int[1];
+        JsonNode r = demoJson(rc, "demo", "--ram", "32M", "--device", "acc0,size=16M,dirty-rate=16", "--multifd", "2",
+                "--switchover-ack", "--json", "--run-before-ms", "300", "--timeout", "120");
+        assertThat(rc[0]).as(r.toString()).isZero();
+        assertThat(r.get("verified").asBoolean()).as(r.toString()).isTrue();
+        JsonNode src = r.get("source");
+        assertThat(src.get("x-switchover-ack").asString()).as(r.toString()).isEqualTo("acked");
+        JsonNode dev = src.get("x-iterative-devices").get(0);
+        assertThat(dev.get("name").asString()).isEqualTo("acc0");
+        assertThat(dev.get("transferred").asLong()).as(r.toString()).isGreaterThanOrEqualTo(16L << 20);
+        assertThat(dev.get("final-state-over-multifd").asBoolean()).as(r.toString()).isTrue();
+        assertThat(r.get("checks").get("devices-equal").asBoolean()).isTrue();
+    }
+
     /** demo --colo: two processes reach colo, take checkpoints, one side fails over and verifies. */
     @org.junit.jupiter.params.ParameterizedTest(name = "{0} survives")
     @org.junit.jupiter.params.provider.ValueSource(strings = {"secondary", "primary"})

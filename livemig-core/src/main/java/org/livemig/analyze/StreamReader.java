@@ -22,6 +22,7 @@ import org.livemig.analyze.StreamEvents.RamRecord;
 import org.livemig.analyze.StreamEvents.Raw;
 import org.livemig.analyze.StreamEvents.TargetPageBits;
 import org.livemig.analyze.StreamEvents.Uuid;
+import org.livemig.stream.AcceleratorState;
 import org.livemig.stream.ColoMessage;
 import org.livemig.stream.MigrationFile;
 import org.livemig.stream.RamPageRecord;
@@ -306,6 +307,10 @@ public final class StreamReader implements AutoCloseable {
     // ------------------------------------------------------------------ device sections
 
     private void device(Input in, SectionHeader h) throws IOException {
+        if (h.type() != SECTION_FULL && h.idstr().endsWith(ACCELERATOR_SUFFIX)) {
+            visitor.deviceSection(h, accelerator(in, h));
+            return;
+        }
         VmsdLayout layout = null;
         if (vmdesc != null && h.type() == SECTION_FULL && !inColoCheckpoint) {
             layout = vmdesc.layout(h.displayName(), h.instanceId());
@@ -327,6 +332,75 @@ public final class StreamReader implements AutoCloseable {
             }
         }
         visitor.deviceSection(h, result);
+    }
+
+    /** idstr suffix of livemig's accelerators' iterative sections. */
+    private static final String ACCELERATOR_SUFFIX = "/accel";
+
+    /**
+     * An accelerator's START, PART or END body (livemig's layout, {@link AcceleratorState}),
+     * decoded record by record into leaves that hold the stream's bytes, so that rewriting it
+     * gives the same bytes. A chunk's data is kept only with {@code keepRam} (a pass may send
+     * hundreds of MiB in one section); without, its leaf is empty, as RAM pages are not kept.
+     */
+    private DeviceBody accelerator(Input in, SectionHeader h) throws IOException {
+        List<StreamValue.Field> fields = new ArrayList<>();
+        int chunk = 0;
+        while (true) {
+            long m = in.with(AcceleratorState::readMarker);
+            fields.add(leaf("marker", -1, "uint64", be(m, 8)));
+            if (m == AcceleratorState.END_OF_STATE) {
+                break;
+            } else if (m == AcceleratorState.SETUP) {
+                fields.add(leaf("size", -1, "uint64", be(in.be64(), 8)));
+                fields.add(leaf("chunk_size", -1, "uint32", be(in.be32(), 4)));
+            } else if (m == AcceleratorState.DATA) {
+                fields.add(leaf("offset", chunk, "uint64", be(in.be64(), 8)));
+                int len = in.be32();
+                fields.add(leaf("length", chunk, "uint32", be(len, 4)));
+                fields.add(leaf("crc32c", chunk, "uint32", be(in.be32(), 4)));
+                long n = len & 0xFFFF_FFFFL;
+                byte[] data;
+                if (keepRam) {
+                    data = in.bytes(n, Integer.MAX_VALUE - 8, "accelerator chunk");
+                } else {
+                    in.with(f -> {
+                        f.skip(n);
+                        return null;
+                    });
+                    data = new byte[0];
+                }
+                fields.add(new StreamValue.Field("data", chunk, new StreamValue.Leaf("buffer", StreamValue.Kind.BYTES, data)));
+                chunk++;
+            } else if (m == AcceleratorState.MULTIFD) {
+                fields.add(leaf("packets", -1, "uint32", be(in.be32(), 4)));
+            } else if (m == AcceleratorState.CONFIG) {
+                // the register state (a VMSD no trailer describes), then END_OF_STATE, up to the footer
+                byte[] rest = splitAtFooter(in, h);
+                if (rest.length < 8 || java.nio.ByteBuffer.wrap(rest, rest.length - 8, 8).getLong()
+                        != AcceleratorState.END_OF_STATE) {
+                    throw in.error("accelerator section " + h.describe() + ": CONFIG not followed by END_OF_STATE");
+                }
+                fields.add(new StreamValue.Field("config", -1, new StreamValue.Leaf("buffer", StreamValue.Kind.BYTES,
+                        java.util.Arrays.copyOf(rest, rest.length - 8))));
+                fields.add(leaf("marker", -1, "uint64", java.util.Arrays.copyOfRange(rest, rest.length - 8, rest.length)));
+                break;
+            }
+        }
+        return new Decoded(new StreamValue.Struct(fields, List.of()), "accelerator layout");
+    }
+
+    private static StreamValue.Field leaf(String name, int index, String type, byte[] raw) {
+        return new StreamValue.Field(name, index, new StreamValue.Leaf(type, StreamValue.Kind.ofType(type), raw));
+    }
+
+    private static byte[] be(long v, int bytes) {
+        byte[] b = new byte[bytes];
+        for (int i = bytes - 1; i >= 0; i--) {
+            b[i] = (byte) v;
+            v >>>= 8;
+        }
+        return b;
     }
 
     /** Decodes a split-off body with the trailer (if known now) or the dump, else says why not. */

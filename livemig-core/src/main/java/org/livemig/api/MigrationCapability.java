@@ -10,6 +10,8 @@ public enum MigrationCapability {
     POSTCOPY_RAM("postcopy-ram"),
     POSTCOPY_PREEMPT("postcopy-preempt"),
     RETURN_PATH("return-path"),
+    /** QEMU 8.1's: the source switches over only after the destination's devices have loaded their initial data; needs return-path. */
+    SWITCHOVER_ACK("switchover-ack"),
     X_COLO("x-colo"),
     XBZRLE("xbzrle");
 

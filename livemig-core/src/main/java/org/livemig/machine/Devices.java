@@ -10,7 +10,9 @@ import org.livemig.vmstate.VmStateException;
  * The built-in devices of a livemig machine, each described declaratively with VMState and
  * registered with the machine's {@link org.livemig.vmstate.SaveStateRegistry} in a fixed order
  * (so section ids match on both sides): {@code timer}, one {@code cpu} per vCPU, {@code serial},
- * {@code blob}, {@code globalstate}. Device state is guarded by the BQL.
+ * {@code blob}, {@code globalstate}. Device state is guarded by the BQL. The {@link Accelerator}s
+ * ({@code --device}) are here too; their state is their own, and the migration side registers
+ * their sections.
  */
 public final class Devices {
     // ------------------------------------------------------------ timer
@@ -232,9 +234,14 @@ public final class Devices {
     private final Blob blob;
     private final GlobalState globalState;
     private final List<MainLoop.Timer> activity = new ArrayList<>();
+    /** The iterative devices, in configuration order (their sections are registered by the migration side). */
+    private final List<Accelerator> accelerators = new ArrayList<>();
 
     Devices(Machine machine) {
         this.machine = machine;
+        for (Accelerator.Spec a : machine.config().accelerators()) {
+            accelerators.add(new Accelerator(machine, a, machine.config().seed()));
+        }
         this.blob = new Blob(machine.config().blobSize(), machine.config().seed());
         var registry = machine.registry();
         registry.registerDevice("timer", 0, TIMER_VMSD, timer);
@@ -263,7 +270,27 @@ public final class Devices {
     public Blob blob() { return blob; }
     public GlobalState globalState() { return globalState; }
 
+    /** The iterative devices ({@code --device}), in configuration order. */
+    public List<Accelerator> accelerators() {
+        return List.copyOf(accelerators);
+    }
+
+    /** Called with the BQL held: every accelerator's engine stops (vmStop). */
+    void pauseAccelerators() {
+        for (Accelerator a : accelerators) {
+            a.pauseEngine();
+        }
+    }
+
+    /** Called with the BQL held: every accelerator's engine runs again (vmStart). */
+    void resumeAccelerators() {
+        for (Accelerator a : accelerators) {
+            a.resumeEngine();
+        }
+    }
+
     void close() {
         activity.forEach(MainLoop.Timer::cancel);
+        accelerators.forEach(Accelerator::close);
     }
 }

@@ -29,9 +29,12 @@ public final class Machine implements AutoCloseable {
      */
     public enum Fill { ZERO, RANDOM, TEXT, MIXED }
 
-    /** How to build a machine. */
+    /**
+     * How to build a machine. {@code accelerators} are the iterative devices ({@code --device}),
+     * each with a name of its own, none by default.
+     */
     public record Config(String name, long ramSize, int vcpus, String workload, Fill fill,
-                         int blobSize, long seed, boolean prefault) {
+                         int blobSize, long seed, boolean prefault, List<Accelerator.Spec> accelerators) {
         public Config {
             Objects.requireNonNull(name);
             if (vcpus < 1 || vcpus > 64) {
@@ -41,19 +44,33 @@ public final class Machine implements AutoCloseable {
                 throw new IllegalArgumentException("blob size must not be negative");
             }
             Workload.parse(workload); // validates
+            accelerators = List.copyOf(accelerators);
+            java.util.Set<String> names = new java.util.HashSet<>();
+            for (Accelerator.Spec a : accelerators) {
+                if (!names.add(a.name())) {
+                    throw new IllegalArgumentException("two devices named " + a.name());
+                }
+            }
+        }
+
+        /** A machine without iterative devices. */
+        public Config(String name, long ramSize, int vcpus, String workload, Fill fill, int blobSize, long seed,
+                      boolean prefault) {
+            this(name, ramSize, vcpus, workload, fill, blobSize, seed, prefault, List.of());
         }
 
         public static Config defaults() {
             return new Config("livemig", 1L << 30, 2, "ab", Fill.ZERO, 64 * 1024, 1, true);
         }
 
-        public Config withName(String n) { return new Config(n, ramSize, vcpus, workload, fill, blobSize, seed, prefault); }
-        public Config withRam(long bytes) { return new Config(name, bytes, vcpus, workload, fill, blobSize, seed, prefault); }
-        public Config withVcpus(int n) { return new Config(name, ramSize, n, workload, fill, blobSize, seed, prefault); }
-        public Config withWorkload(String w) { return new Config(name, ramSize, vcpus, w, fill, blobSize, seed, prefault); }
-        public Config withFill(Fill f) { return new Config(name, ramSize, vcpus, workload, f, blobSize, seed, prefault); }
-        public Config withBlobSize(int b) { return new Config(name, ramSize, vcpus, workload, fill, b, seed, prefault); }
-        public Config withSeed(long s) { return new Config(name, ramSize, vcpus, workload, fill, blobSize, s, prefault); }
+        public Config withName(String n) { return new Config(n, ramSize, vcpus, workload, fill, blobSize, seed, prefault, accelerators); }
+        public Config withRam(long bytes) { return new Config(name, bytes, vcpus, workload, fill, blobSize, seed, prefault, accelerators); }
+        public Config withVcpus(int n) { return new Config(name, ramSize, n, workload, fill, blobSize, seed, prefault, accelerators); }
+        public Config withWorkload(String w) { return new Config(name, ramSize, vcpus, w, fill, blobSize, seed, prefault, accelerators); }
+        public Config withFill(Fill f) { return new Config(name, ramSize, vcpus, workload, f, blobSize, seed, prefault, accelerators); }
+        public Config withBlobSize(int b) { return new Config(name, ramSize, vcpus, workload, fill, b, seed, prefault, accelerators); }
+        public Config withSeed(long s) { return new Config(name, ramSize, vcpus, workload, fill, blobSize, s, prefault, accelerators); }
+        public Config withAccelerators(List<Accelerator.Spec> a) { return new Config(name, ramSize, vcpus, workload, fill, blobSize, seed, prefault, a); }
     }
 
     public static final String MAIN_BLOCK = "pc.ram";
@@ -188,6 +205,7 @@ public final class Machine implements AutoCloseable {
             waitAllPaused();
         }
         devices.timer().stopClock();
+        devices.pauseAccelerators();
         if (reason == RunState.FINISH_MIGRATE) {
             runStateBeforeMigrationStop = runState; // what the globalstate section carries
         }
@@ -203,6 +221,7 @@ public final class Machine implements AutoCloseable {
     public void vmStart() {
         bql.assertHeld();
         devices.timer().startClock();
+        devices.resumeAccelerators();
         setRunState(RunState.RUNNING);
         for (Vcpu v : vcpus) {
             v.requestStop(false);

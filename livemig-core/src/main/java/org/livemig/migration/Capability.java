@@ -13,6 +13,11 @@ public enum Capability {
     POSTCOPY_RAM("postcopy-ram"),
     POSTCOPY_PREEMPT("postcopy-preempt"),
     RETURN_PATH("return-path"),
+    /**
+     * QEMU 8.1's: the source switches over only after the destination's SWITCHOVER_ACK, sent once
+     * its devices have loaded their initial data. Needs return-path.
+     */
+    SWITCHOVER_ACK("switchover-ack"),
     /** COLO: after the initial migration, checkpoints between a primary and a secondary ({@code migration.colo}). */
     X_COLO("x-colo"),
     XBZRLE("xbzrle");

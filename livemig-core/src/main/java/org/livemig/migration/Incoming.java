@@ -75,6 +75,11 @@ public final class Incoming {
     private volatile int decompressThreads;
     /** XBZRLE and COMPRESS_PAGE payloads of this load; made when loading starts. */
     private volatile org.livemig.migration.ram.EncodedPageLoader encodedPages;
+    /** switchover-ack on this side: devices approve the switchover, SWITCHOVER_ACK goes to the source. */
+    private volatile boolean switchoverAck;
+    /** mig/dst/load_n, one per multifd channel, for device state that arrives on the channels; null without multifd. */
+    private volatile LoadThreads loadThreads;
+    private volatile LoadVm load;
 
     Incoming(Machine machine, boolean exitOnError, boolean autostart, MigrationEvents events,
              FaultSpec faults, String postcopyBackend, boolean preempt, int multifdChannels, boolean colo,
@@ -105,6 +110,22 @@ public final class Incoming {
     void setPageDecoding(org.livemig.stream.MultifdCompression.Method compression, int decompressThreads) {
         this.multifdCompression = compression;
         this.decompressThreads = decompressThreads;
+    }
+
+    /** The switchover-ack capability on this side; set before listening. */
+    void setSwitchoverAck(boolean on) {
+        this.switchoverAck = on;
+    }
+
+    /** The load-thread pool of this load, or null (tests). */
+    public LoadThreads loadThreads() {
+        return loadThreads;
+    }
+
+    /** Whether this load has sent SWITCHOVER_ACK to the source. */
+    public boolean switchoverAckSent() {
+        LoadVm l = load;
+        return l != null && l.switchoverAckSent();
     }
 
     /** TLS (or none) on every connection this migration accepts; set before listening. */
@@ -160,6 +181,7 @@ public final class Incoming {
                                 this::multifdFailed) : null;
                 if (m != null) {
                     m.setTraced(traced);
+                    m.setDeviceStateSink(this::deviceStateBuffer);
                 }
                 multifd = m;
                 machine.mainLoop().schedule(() -> process(c));
@@ -240,6 +262,46 @@ public final class Incoming {
         }
     }
 
+    /**
+     * A multifd channel thread, without the BQL: a device-state packet goes to its device
+     * (QEMU's qemu_loadvm_load_state_buffer, with its error texts).
+     */
+    private void deviceStateBuffer(String idstr, int instanceId, byte[] data, long at) throws IOException {
+        var e = machine.registry().find(idstr, instanceId).orElseThrow(() -> new org.livemig.stream.StreamFormatException(
+                "Unknown idstr " + idstr + " or instance id " + Integer.toUnsignedString(instanceId)
+                        + " for load state buffer", at));
+        if (!e.isIterative()) {
+            throw new org.livemig.stream.StreamFormatException("idstr " + idstr + " / instance "
+                    + Integer.toUnsignedString(instanceId) + " has no load state buffer operation", at);
+        }
+        e.handlers().loadStateBuffer(data, at);
+    }
+
+    /**
+     * A load thread failed: the main stream is shut so that {@code mig/dst/main} stops at once,
+     * and the migration fails with the thread's message. SHUT 1 goes first, while the return path
+     * still works, so that a source that has sent everything hears that this side will not run
+     * the guest, and runs its own again.
+     */
+    private void loadThreadFailed(String message) {
+        IncomingReturnPath rp = returnPath;
+        if (rp != null) {
+            try {
+                rp.sendShut(1);
+            } catch (IOException ignored) {
+                // the source is gone too
+            }
+        }
+        MigrationConnection c = connection;
+        if (c != null) {
+            c.shutdown();
+        }
+        MultifdReceiver m = multifd;
+        if (m != null) {
+            m.shutdown();
+        }
+    }
+
     /** Called with the BQL held, on the main loop: a source connected; starts {@code mig/dst/main}. */
     private void process(MigrationConnection c) {
         machine.bql().assertHeld();
@@ -273,9 +335,23 @@ public final class Incoming {
             MigrationFile f = MigrationFile.forReading(c.in());
             LoadVm load = new LoadVm(machine, ram, () -> {
                 returnPath = new IncomingReturnPath(MigrationFile.forWriting(c.out()));
-                // PONGs go to the current return path: a recovered postcopy has a new one.
-                return value -> returnPath.sendPong(value);
+                // Messages go to the current return path: a recovered postcopy has a new one.
+                return new LoadVm.ReturnPath() {
+                    @Override
+                    public void sendPong(int value) throws IOException {
+                        returnPath.sendPong(value);
+                    }
+
+                    @Override
+                    public void sendSwitchoverAck() throws IOException {
+                        returnPath.sendSwitchoverAck();
+                    }
+                };
             });
+            this.load = load;
+            LoadThreads pool = multifdChannels > 0 ? new LoadThreads(multifdChannels, this::loadThreadFailed) : null;
+            loadThreads = pool;
+            load.useLiveDevices(switchoverAck, pool);
             MultifdReceiver m = multifd;
             if (m != null) {
                 RamHandlers.of(machine).loader().useMultifd(m);
@@ -322,10 +398,16 @@ public final class Incoming {
             machine.mainLoop().schedule(this::completedBh);
         } catch (Exception | Error e) {
             String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            LoadThreads pool = loadThreads;
+            String loadFailure = pool == null ? null : pool.failure();
             MultifdReceiver m = multifd;
             IOException channel = m == null ? null : m.failure();
-            fail(channel != null && !why.contains(channel.getMessage())
-                    ? channel.getMessage() + " (main stream: " + why + ")" : why);
+            if (loadFailure != null) {
+                fail(why.equals(loadFailure) ? why : loadFailure + " (main stream: " + why + ")");
+            } else {
+                fail(channel != null && !why.contains(channel.getMessage())
+                        ? channel.getMessage() + " (main stream: " + why + ")" : why);
+            }
         }
     }
 
@@ -384,6 +466,10 @@ public final class Incoming {
         org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
         if (pages != null) {
             pages.shutdown();
+        }
+        LoadThreads pool = loadThreads;
+        if (pool != null) {
+            pool.shutdown();
         }
         status.force(MigrationStatus.FAILED);
         machine.mainLoop().schedule(this::destroyAfterFailureBh);
@@ -591,6 +677,10 @@ public final class Incoming {
         if (pages != null) {
             pages.close();
         }
+        LoadThreads pool = loadThreads;
+        if (pool != null) {
+            pool.close();
+        }
         closeListener();
         if (pc != null) {
             pc.recovery().abandon();
@@ -653,6 +743,10 @@ public final class Incoming {
         org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
         if (pages != null) {
             pages.shutdown();
+        }
+        LoadThreads pool = loadThreads;
+        if (pool != null) {
+            pool.shutdown();
         }
         closeListener();
     }

@@ -7,7 +7,7 @@ import org.livemig.stream.ReturnPathCodec;
 import org.livemig.stream.ReturnPathMessage;
 
 /**
- * The destination's end of the return path: PONG and SHUT from {@code mig/dst/main} or
+ * The destination's end of the return path: PONG, SHUT and SWITCHOVER_ACK from {@code mig/dst/main} or
  * {@code mig/dst/listen}, page requests from {@code mig/dst/fault} or (checked postcopy) from
  * the faulting vCPU thread itself. Writers take turns on the one stream (synchronized); each
  * message is flushed at once.
@@ -34,6 +34,13 @@ public final class IncomingReturnPath implements LoadVm.ReturnPath {
     /** RECV_BITMAP for postcopy recovery: what this side holds of {@code block}. */
     public synchronized void sendRecvBitmap(String block, long[] words) throws IOException {
         ReturnPathCodec.write(out, new ReturnPathMessage.RecvBitmap(block, words));
+        out.flush();
+    }
+
+    /** SWITCHOVER_ACK (switchover-ack): the devices here have loaded their initial data. */
+    @Override
+    public synchronized void sendSwitchoverAck() throws IOException {
+        ReturnPathCodec.write(out, new ReturnPathMessage.SwitchoverAck());
         out.flush();
     }
 

@@ -39,6 +39,11 @@ public final class LoadVm {
     /** Writes return-path messages to the source; opened on OPEN_RETURN_PATH. */
     public interface ReturnPath {
         void sendPong(int value) throws IOException;
+
+        /** SWITCHOVER_ACK: the destination's devices have loaded their initial data (switchover-ack). */
+        default void sendSwitchoverAck() throws IOException {
+            throw new IOException("this return path cannot send SWITCHOVER_ACK");
+        }
     }
 
     /** The destination's postcopy side, which the postcopy commands drive (null: no postcopy). */
@@ -84,6 +89,11 @@ public final class LoadVm {
     private volatile boolean coloEnabled;
     /** Whether this side allows ENABLE_COLO (its x-colo capability). */
     private boolean coloAllowed;
+    /** This side's switchover-ack capability, and the load threads of this load (null: none). */
+    private boolean switchoverAck;
+    private LoadThreads loadThreads;
+    /** The live devices' side of the current whole-stream load; null outside one. */
+    private volatile DeviceLoadContext devices;
 
     public LoadVm(Machine machine, RamStats stats, Supplier<ReturnPath> returnPathOpener) {
         this.machine = machine;
@@ -99,6 +109,22 @@ public final class LoadVm {
     /** True once the stream said ENABLE_COLO: the source will go on with COLO checkpoints. */
     public boolean coloEnabled() {
         return coloEnabled;
+    }
+
+    /**
+     * Live devices: {@code switchoverAck} is this side's capability (devices that need to
+     * approve the switchover do, and SWITCHOVER_ACK goes on the return path); {@code threads}
+     * runs the devices' load threads, which {@code mig/dst/main} waits for at EOF (null: none).
+     */
+    public void useLiveDevices(boolean switchoverAck, LoadThreads threads) {
+        this.switchoverAck = switchoverAck;
+        this.loadThreads = threads;
+    }
+
+    /** Whether SWITCHOVER_ACK went to the source during this load. */
+    public boolean switchoverAckSent() {
+        DeviceLoadContext d = devices;
+        return d != null && d.ackSent();
     }
 
     /** Lets the postcopy commands through to {@code handler}. */
@@ -117,9 +143,14 @@ public final class LoadVm {
         }
         mainStream = f;
         readHeader(f);
+        DeviceLoadContext d = new DeviceLoadContext(machine, switchoverAck, loadThreads, bqlHeld, () -> returnPath);
+        devices = d;
+        d.setup(machine.registry().entries());
         machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPreLoadvm);
         Result r = loadvmStateMain(f, bqlHeld);
         if (r == Result.EOF) {
+            // Device state still loading on the load threads: wait for it with the BQL released.
+            d.awaitLoadThreads();
             machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPostInit);
         }
         return r;
@@ -221,12 +252,17 @@ public final class LoadVm {
         VmValue.Struct staged = bqlHeld
                 ? VmStateCodec.decode(f, e.vmsd(), version)
                 : decodeUnlocked(f, e, version);
-        // Apply under the lock, briefly.
+        // Apply, with the lock for the steps the device says need it, briefly each.
         try {
-            machine.bql().withHeld(bqlHeld, () -> e.applyState(staged));
+            e.applyState(staged, hookLock(bqlHeld));
         } catch (VmStateException ex) {
             throw new StreamFormatException("device refused its state: " + ex.getMessage(), at, currentSection.get(), ex);
         }
+    }
+
+    /** The BQL around each load step that needs it: held throughout when the caller holds it, else taken per step. */
+    private org.livemig.vmstate.HookLock hookLock(boolean bqlHeld) {
+        return DeviceLoadContext.hookLock(machine, bqlHeld);
     }
 
     /** Called without the BQL. */
@@ -317,6 +353,10 @@ public final class LoadVm {
                     throw new StreamFormatException("OPEN_RETURN_PATH on a stream that has no return path", at);
                 }
                 returnPath = returnPathOpener.get();
+                DeviceLoadContext d = devices;
+                if (d != null) {
+                    d.returnPathOpened();
+                }
             }
             case QemuStream.CMD_PING -> {
                 expectLength(cmd, len, 4, at);
@@ -347,6 +387,14 @@ public final class LoadVm {
                             + " is not set", at);
                 }
                 coloEnabled = true;
+            }
+            case QemuStream.CMD_SWITCHOVER_START -> {
+                // QEMU 10: the source has stopped; devices start loading their final state.
+                expectLength(cmd, len, 0, at);
+                DeviceLoadContext d = devices;
+                if (d != null) {
+                    d.switchoverStart(machine.registry().entries());
+                }
             }
             case QemuStream.CMD_POSTCOPY_RESUME -> {
                 expectLength(cmd, len, 0, at);

@@ -190,6 +190,9 @@ public final class Migration {
         if (next.contains(Capability.MULTIFD) && next.contains(Capability.COMPRESS)) {
             throw new MigrationException("Multifd is not compatible with compress"); // QEMU 7.2's words
         }
+        if (next.contains(Capability.SWITCHOVER_ACK) && !next.contains(Capability.RETURN_PATH)) {
+            throw new MigrationException("Capability 'switchover-ack' requires capability 'return-path'"); // QEMU 8.1's
+        }
         capabilities.clear();
         capabilities.addAll(next);
     }
@@ -286,6 +289,25 @@ public final class Migration {
         }
     }
 
+    /**
+     * The accelerators ({@code --device}) migrate in precopy only, as QEMU's VFIO devices did
+     * before postcopy support: their final state must be loaded before the destination runs, and
+     * a COLO checkpoint would need a cache of their memory.
+     */
+    private void checkAccelerators() throws MigrationException {
+        if (machine.devices().accelerators().isEmpty()) {
+            return;
+        }
+        String name = machine.devices().accelerators().getFirst().name();
+        if (capabilities.contains(Capability.POSTCOPY_RAM)) {
+            throw new MigrationException("device " + name + " (an accelerator) migrates in precopy only:"
+                    + " postcopy-ram cannot be used with it");
+        }
+        if (capabilities.contains(Capability.X_COLO)) {
+            throw new MigrationException("device " + name + " (an accelerator) cannot take part in COLO");
+        }
+    }
+
     /** COLO's mode, last mode and failover state (query-colo-status). */
     public ColoState coloState() {
         return coloState;
@@ -352,6 +374,7 @@ public final class Migration {
         checkMultifd(addr);
         checkColo(addr);
         checkTls(addr);
+        checkAccelerators();
         Outgoing o = new Outgoing(machine, parameters.copy(), capabilities, addr, fanOut, outgoingFaults, quiet);
         o.setColoState(coloState);
         o.setRequestThreads(new RequestThreads(postcopyRequestPriority));
@@ -407,6 +430,7 @@ public final class Migration {
                 capabilities.contains(Capability.MULTIFD) ? parameters.multifdChannels : 0,
                 capabilities.contains(Capability.X_COLO), coloState, quiet);
         i.setRequestThreads(new RequestThreads(postcopyRequestPriority));
+        i.setSwitchoverAck(capabilities.contains(Capability.SWITCHOVER_ACK));
         i.setPageDecoding(parameters.multifdCompressionMethod(),
                 capabilities.contains(Capability.COMPRESS) ? parameters.decompressThreads : 0);
         i.setChannelSecurity(channelSecurity(TlsEndpoint.SERVER, () -> i.isListening() || i.status().isActive()));
@@ -638,6 +662,15 @@ public final class Migration {
             if (s == MigrationStatus.FAILED && o.error() != null) {
                 r.put("error-desc", o.error());
             }
+            String ack = o.switchoverAckState();
+            if (ack != null) {
+                // livemig's own (x- as QEMU marks experimental members): QEMU shows no such state
+                r.put("x-switchover-ack", ack);
+            }
+            var devices = iterativeDevices();
+            if (devices != null) {
+                r.set("x-iterative-devices", devices);
+            }
             var colo = o.colo();
             if (colo != null) {
                 // livemig's own (x- as QEMU marks experimental members): the primary's checkpoints
@@ -660,8 +693,31 @@ public final class Migration {
             if (s == MigrationStatus.FAILED && i.error() != null) {
                 r.put("error-desc", i.error());
             }
+            if (capabilities.contains(Capability.SWITCHOVER_ACK)) {
+                r.put("x-switchover-ack", i.switchoverAckSent() ? "sent" : "pending");
+            }
         }
         return r;
+    }
+
+    /** Each accelerator's share of the migration (pending and sent bytes), or null without any. */
+    private tools.jackson.databind.node.ArrayNode iterativeDevices() {
+        var list = machine.devices().accelerators();
+        if (list.isEmpty()) {
+            return null;
+        }
+        tools.jackson.databind.node.ArrayNode a = JsonNodeFactory.instance.arrayNode();
+        for (var acc : list) {
+            AcceleratorHandlers h = AcceleratorHandlers.of(machine, acc.name());
+            ObjectNode d = a.addObject();
+            d.put("name", acc.name());
+            d.put("idstr", acc.idstr());
+            d.put("size", acc.spec().size());
+            d.put("pending", h == null ? 0 : h.pendingBytes());
+            d.put("transferred", h == null ? 0 : h.transferredBytes());
+            d.put("final-state-over-multifd", h != null && h.finalStateOverMultifd());
+        }
+        return a;
     }
 
     /** QEMU's XBZRLECacheStats. */

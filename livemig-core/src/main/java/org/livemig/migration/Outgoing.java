@@ -90,6 +90,8 @@ public final class Outgoing {
     private volatile int throttlePercent;
     private volatile ReturnPathReader returnPath;
     private volatile boolean postcopyRequested;
+    /** switchover-ack: the migration is ready to switch over and holds for the destination's ack. */
+    private volatile boolean awaitingSwitchoverAck;
     private int dirtyRateHighCount;
     /** The RAM half of the stream, made once connected. */
     private RamSaver saver;
@@ -322,6 +324,8 @@ public final class Outgoing {
             // The destination becomes a COLO secondary after the initial migration.
             SaveVm.writeCommand(f, QemuStream.CMD_ENABLE_COLO, new byte[0]);
         }
+        SaveVm.savePrepare(machine, new org.livemig.vmstate.SaveOptions(caps.contains(Capability.SWITCHOVER_ACK),
+                multifd == null ? null : deviceStateChannels(multifd)));
         SaveVm.saveSetup(machine, f);
         f.flush();
         FaultInjectingConnection.reached(conn, FaultPoints.SETUP);
@@ -338,7 +342,7 @@ public final class Outgoing {
      * devices, EOF and the vmdesc without it, and completes once the destination says it loaded.
      */
     private void complete(MigrationFile f, RamSaver saver) throws IOException, InterruptedException {
-        long pendingAtSwitch = saver.pendingBytes();
+        long pendingAtSwitch = SaveVm.pendingBytes(machine);
         long downtimeStart = System.nanoTime();
         stopGuest();
         if (caps.contains(Capability.PAUSE_BEFORE_SWITCHOVER)) {
@@ -354,6 +358,12 @@ public final class Outgoing {
             throw new IOException("cancelled");
         }
         FaultInjectingConnection.reached(connection, FaultPoints.DEVICE);
+        awaitingSwitchoverAck = false;
+        if (SaveVm.completesOverMultifd(machine)) {
+            // QEMU 10: the destination's devices start their load threads now, while we go on.
+            SaveVm.writeCommand(f, QemuStream.CMD_SWITCHOVER_START, new byte[0]);
+            f.flush();
+        }
         long t1 = System.nanoTime();
         VmDesc vmdesc = new VmDesc(RamBlock.PAGE_SIZE);
         byte[] devices = machine.bql().callWithHeld(false, () -> {
@@ -796,6 +806,22 @@ public final class Outgoing {
         saver.useTargetPageSaver(ps);
     }
 
+    /** The multifd channels as the live devices see them at the switchover (device-state packets). */
+    private static org.livemig.vmstate.DeviceStateChannels deviceStateChannels(MultifdSender m) {
+        return new org.livemig.vmstate.DeviceStateChannels() {
+            @Override
+            public void queue(String idstr, int instanceId, org.livemig.stream.MultifdPacket.DeviceStatePayload payload)
+                    throws IOException {
+                m.queueDeviceState(idstr, instanceId, payload);
+            }
+
+            @Override
+            public int channels() {
+                return m.channelCount();
+            }
+        };
+    }
+
     /** Bytes put on the wire so far: the main channel's and the multifd channels'. */
     private long sent(MigrationFile f) {
         return f.position() + ram.multifdBytes.get();
@@ -828,14 +854,21 @@ public final class Outgoing {
             // A pass over RAM ended: sync the dirty bitmap and decide on switchover. Deciding only
             // at the end of a pass, with what the guest dirtied during it, keeps an idle guest's
             // downtime near zero instead of near the limit.
-            if (saver.passComplete()) {
-                long dirtied = machine.bql().callWithHeld(false, saver::syncDirtyBitmap);
+            // Live devices (iterative handlers besides RAM) take part: a pass ends when theirs has too.
+            if (saver.passComplete() && SaveVm.devicePassesComplete(machine)) {
+                long dirtied = machine.bql().callWithHeld(false, () -> {
+                    SaveVm.syncDevices(machine);
+                    return saver.syncDirtyBitmap();
+                });
                 afterSync(f, saver, dirtied, syncStart, syncBytes);
                 syncStart = System.nanoTime();
                 syncBytes = sent(f);
-                long pending = saver.pendingBytes();
+                long pending = SaveVm.pendingBytes(machine);
                 if (pending <= threshold && switchNow(pending, lastPassPending)) {
-                    return;
+                    if (switchoverAllowed()) {
+                        return;
+                    }
+                    awaitSwitchoverAck();
                 }
                 lastPassPending = pending;
             }
@@ -854,6 +887,46 @@ public final class Outgoing {
                 }
             }
         }
+    }
+
+    /**
+     * QEMU's migration_can_switchover: without switchover-ack, or with the guest stopped (nothing
+     * to wait for then), always; else once the destination's SWITCHOVER_ACK has arrived.
+     */
+    private boolean switchoverAllowed() {
+        if (!caps.contains(Capability.SWITCHOVER_ACK) || !machine.runState().isRunning()) {
+            return true;
+        }
+        ReturnPathReader rp = returnPath;
+        return rp != null && rp.switchoverAcked();
+    }
+
+    /**
+     * Ready to switch over but the destination has not acked: iterate on, parking a little each
+     * time so that an idle guest does not spin (a cancel, a failed return path or the ack ends
+     * the wait at once). query-migrate shows the wait.
+     */
+    private void awaitSwitchoverAck() throws InterruptedException {
+        awaitingSwitchoverAck = true;
+        ReturnPathReader rp = returnPath;
+        if (rp != null) {
+            rp.awaitSwitchoverAck(UPDATE_PERIOD_NANOS / 1_000_000);
+        }
+    }
+
+    /**
+     * switchover-ack: "acked" once the destination's SWITCHOVER_ACK arrived, "waiting" while the
+     * migration is ready to switch over and holds for it, "pending" before; null without the capability.
+     */
+    public String switchoverAckState() {
+        if (!caps.contains(Capability.SWITCHOVER_ACK)) {
+            return null;
+        }
+        ReturnPathReader rp = returnPath;
+        if (rp != null && rp.switchoverAcked()) {
+            return "acked";
+        }
+        return awaitingSwitchoverAck ? "waiting" : "pending";
     }
 
     /** Passes run beyond the point where the downtime limit was already met, at most. */
@@ -884,7 +957,7 @@ public final class Outgoing {
         long bw = (long) (bytes / Math.max(1e-9, nanos / 1e9));
         bandwidthBytesPerSec = bw;
         ram.mbps = bw * 8 / 1e6;
-        expectedDowntimeMillis = bw > 0 ? saver.pendingBytes() * 1000 / bw : -1;
+        expectedDowntimeMillis = bw > 0 ? SaveVm.pendingBytes(machine) * 1000 / bw : -1;
         long sent = ram.normalPages.get() + ram.zeroPages.get();
         ram.pagesPerSecond = (long) (sent / Math.max(1e-3, (System.nanoTime() - startNanos) / 1e9));
         return switchoverThreshold(bw);

@@ -23,7 +23,7 @@ public final class RamHandlers implements SaveVmHandlers {
         this.machine = machine;
     }
 
-    /** The machine's ram handlers, registering them the first time. */
+    /** The machine's ram handlers, registering them (and then the accelerators' sections) the first time. */
     public static synchronized RamHandlers of(Machine machine) {
         var existing = machine.registry().find(IDSTR, 0);
         if (existing.isPresent()) {
@@ -31,6 +31,8 @@ public final class RamHandlers implements SaveVmHandlers {
         }
         RamHandlers h = new RamHandlers(machine);
         machine.registry().registerHandlers(IDSTR, 0, QemuStream.RAM_SECTION_VERSION, h);
+        // The live devices' sections come after "ram", as QEMU's VFIO sections after its RAM.
+        AcceleratorHandlers.registerAll(machine);
         return h;
     }
 

@@ -15,7 +15,7 @@ import org.livemig.stream.StreamFormatException;
 
 /**
  * Thread {@code mig/src/rp_thr}: reads the return path on the source (QEMU's
- * source_return_path_thread): PONG, SHUT, and in postcopy the page requests, which it checks
+ * source_return_path_thread): PONG, SHUT, SWITCHOVER_ACK, and in postcopy the page requests, which it checks
  * and queues for {@code mig/src/main}. A request for an unknown block or outside a block is
  * refused: the return path fails with an error naming it, and the migration with it.
  * In postcopy recovery it also takes the destination's RECV_BITMAP answers and its RESUME_ACK.
@@ -49,6 +49,8 @@ public final class ReturnPathReader implements Runnable {
     /** Postcopy recovery: the destination's received bitmaps, by block, and its RESUME_ACK. */
     private final ConcurrentHashMap<String, long[]> recvBitmaps = new ConcurrentHashMap<>();
     private volatile boolean resumeAcked;
+    /** switchover-ack: the destination's SWITCHOVER_ACK arrived. */
+    private volatile boolean switchoverAcked;
 
     public ReturnPathReader(MigrationFile in, RamSaver saver) {
         this.in = in;
@@ -98,6 +100,14 @@ public final class ReturnPathReader implements Runnable {
                     case ReturnPathMessage.ResumeAck a -> {
                         resumeAcked = true;
                         wakeWaiters();
+                    }
+                    case ReturnPathMessage.SwitchoverAck a -> {
+                        switchoverAcked = true;
+                        wakeWaiters();
+                        Thread c = consumer;
+                        if (c != null) {
+                            LockSupport.unpark(c);
+                        }
                     }
                     default -> throw new StreamFormatException("unexpected return-path message " + m, at);
                 }
@@ -206,6 +216,29 @@ public final class ReturnPathReader implements Runnable {
     public long[] awaitRecvBitmap(String block, long timeoutMillis) throws IOException, InterruptedException {
         long[] w = awaitControl(() -> recvBitmaps.remove(block), timeoutMillis, "RECV_BITMAP for block '" + block + "'");
         return w;
+    }
+
+    /** Whether SWITCHOVER_ACK has arrived (switchover-ack). */
+    public boolean switchoverAcked() {
+        return switchoverAcked;
+    }
+
+    /**
+     * Waits up to {@code timeoutMillis} for SWITCHOVER_ACK; returns whether it has arrived. Ends
+     * early when the return path fails or ends (then the caller's next check finds out).
+     */
+    public boolean awaitSwitchoverAck(long timeoutMillis) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+        synchronized (this) {
+            while (!switchoverAcked && error == null && shut.getCount() > 0) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    break;
+                }
+                TimeUnit.NANOSECONDS.timedWait(this, left);
+            }
+        }
+        return switchoverAcked;
     }
 
     /** Postcopy recovery: waits for RESUME_ACK. */

@@ -56,6 +56,57 @@ public final class SaveVm {
                 .filter(e -> e.handlers().isActive()).toList();
     }
 
+    /** Every iterative handler learns what this migration does (QEMU's save_prepare); before {@link #saveSetup}. */
+    public static void savePrepare(Machine m, org.livemig.vmstate.SaveOptions options) {
+        for (SaveStateEntry e : iterative(m)) {
+            e.handlers().savePrepare(options);
+        }
+    }
+
+    /** The live devices: iterative handlers other than RAM, which the migration drives itself. */
+    private static List<SaveStateEntry> devices(Machine m) {
+        return iterative(m).stream().filter(e -> !(e.handlers() instanceof RamHandlers)).toList();
+    }
+
+    /** True when every live device's current pass is done (always, without any). */
+    public static boolean devicePassesComplete(Machine m) {
+        for (SaveStateEntry e : devices(m)) {
+            if (!e.handlers().passComplete()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Called with the BQL held: each live device's dirty state becomes pending; returns the bytes newly pending. */
+    public static long syncDevices(Machine m) {
+        m.bql().assertHeld();
+        long n = 0;
+        for (SaveStateEntry e : devices(m)) {
+            n += e.handlers().syncDirty();
+        }
+        return n;
+    }
+
+    /** Bytes still to send, RAM and live devices together: what the switchover decision weighs. */
+    public static long pendingBytes(Machine m) {
+        long n = 0;
+        for (SaveStateEntry e : iterative(m)) {
+            n += e.handlers().pendingBytes();
+        }
+        return n;
+    }
+
+    /** Whether some handler sends its final state over multifd (then SWITCHOVER_START precedes the END sections). */
+    public static boolean completesOverMultifd(Machine m) {
+        for (SaveStateEntry e : iterative(m)) {
+            if (e.handlers().completesOverMultifd()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** START sections of every iterative handler (qemu_savevm_state_setup). */
     public static void saveSetup(Machine m, MigrationFile f) throws IOException {
         for (SaveStateEntry e : iterative(m)) {
@@ -132,6 +183,7 @@ public final class SaveVm {
         RamHandlers ram = RamHandlers.of(m);
         RamSaver saver = ram.beginSave(stats);
         saver.startDirtyTracking();
+        savePrepare(m, org.livemig.vmstate.SaveOptions.PLAIN);
         try {
             m.cpuSynchronizeAllStates();
             writeHeader(f);

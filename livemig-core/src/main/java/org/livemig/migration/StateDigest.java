@@ -9,6 +9,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.livemig.machine.AbChecker;
+import org.livemig.machine.Accelerator;
 import org.livemig.machine.Machine;
 import org.livemig.machine.Workload;
 import org.livemig.memory.RamBlock;
@@ -19,7 +20,8 @@ import tools.jackson.databind.node.ObjectNode;
 
 /**
  * Fingerprints of a stopped machine, to prove a migration moved everything: a 64-bit hash of
- * every RAM block, a SHA-256 of every device's encoded state, and the A-B check of an {@code ab}
+ * every RAM block, a SHA-256 of every device's encoded state (an accelerator's: a hash of its
+ * memory and of its register state), and the A-B check of an {@code ab}
  * guest. Compare a source's fingerprint taken after switchover with the destination's taken
  * before it resumes.
  */
@@ -38,12 +40,17 @@ public final class StateDigest {
             e.saveState(f, null);
             out.put(e.idstr() + "/" + e.instanceId(), sha256(f.toByteArray()));
         }
+        for (Accelerator a : m.devices().accelerators()) {
+            // its memory (as RAM is hashed) and its register state
+            MigrationFile f = MigrationFile.toMemory();
+            org.livemig.vmstate.VmStateCodec.save(f, Accelerator.VMSD, a, null);
+            out.put(a.idstr() + "/0", hash(a.memory()) + "/" + sha256(f.toByteArray()));
+        }
         return out;
     }
 
-    /** A hash of one block's contents (not cryptographic; position-dependent, fast). */
-    public static String ram(RamBlock b) {
-        MemorySegment s = b.memory();
+    /** A hash of a device's memory, as {@link #ram} hashes a block. */
+    public static String hash(MemorySegment s) {
         long n = s.byteSize() / 8;
         long h = 0x9E3779B97F4A7C15L ^ n;
         for (long i = 0; i < n; i++) {
@@ -53,6 +60,11 @@ public final class StateDigest {
             }
         }
         return String.format("%016x", mix(h));
+    }
+
+    /** A hash of one block's contents (not cryptographic; position-dependent, fast). */
+    public static String ram(RamBlock b) {
+        return hash(b.memory());
     }
 
     /** One 64-bit hash per page of {@code b}, as hex (16 digits a page). */

@@ -39,6 +39,8 @@ public final class WarmUp {
     private static final long STEP_TIMEOUT_MILLIS = 30_000;
 
     private final Kind[] rounds;
+    /** The random and multifd rounds carry an accelerator too (the real machine has some). */
+    private final boolean accelerators;
     private final Thread thread;
     private final CountDownLatch done = new CountDownLatch(1);
     private volatile boolean yielded;
@@ -49,24 +51,37 @@ public final class WarmUp {
     /** The postcopy placement warm-up's results, once it has run (after the scratch migrations). */
     private volatile java.util.List<PlacementWarmUp.Result> placements = java.util.List.of();
 
-    private WarmUp(Kind[] rounds) {
+    private WarmUp(Kind[] rounds, boolean accelerators) {
         this.rounds = rounds;
+        this.accelerators = accelerators;
         this.thread = Thread.ofPlatform().name(THREAD_NAME).daemon(true).unstarted(this::run);
         thread.setPriority(Thread.MIN_PRIORITY);
     }
 
     /** Starts a warm-up of {@code rounds} scratch migrations in the background. */
     public static WarmUp start(int rounds) {
+        return start(rounds, false);
+    }
+
+    /**
+     * As {@link #start(int)}; with {@code accelerators} (the real machine has {@code --device}s)
+     * the random and multifd rounds carry a small accelerator with switchover-ack, so that its
+     * paths (chunks in passes, the final state on the main stream and in device-state packets,
+     * the load threads) are compiled before a real switchover needs them.
+     */
+    public static WarmUp start(int rounds, boolean accelerators) {
         Kind[] kinds = new Kind[rounds];
         for (int i = 0; i < rounds; i++) {
             kinds[i] = ORDER[i % ORDER.length];
         }
-        return start(kinds);
+        WarmUp w = new WarmUp(kinds, accelerators);
+        w.thread.start();
+        return w;
     }
 
     /** Starts a warm-up of these scratch migrations, in this order (tests). */
     static WarmUp start(Kind... rounds) {
-        WarmUp w = new WarmUp(rounds.clone());
+        WarmUp w = new WarmUp(rounds.clone(), false);
         w.thread.start();
         return w;
     }
@@ -174,8 +189,13 @@ public final class WarmUp {
     /** What a scratch migration moves. */
     public enum Kind { RANDOM, ZERO, POSTCOPY, MULTIFD }
 
-    /** One completed scratch migration: its kind and the page records its source sent. */
-    public record Round(Kind kind, long normalPages, long zeroPages, long postcopyBytes) {
+    /**
+     * One completed scratch migration: its kind, the page records its source sent, and the bytes
+     * of its accelerator's state ({@code deviceBytes}; 0 without one), whose final state went over
+     * multifd ({@code deviceFinalOverMultifd}) or not.
+     */
+    public record Round(Kind kind, long normalPages, long zeroPages, long postcopyBytes, long deviceBytes,
+                        boolean deviceFinalOverMultifd) {
     }
 
     /**
@@ -195,6 +215,10 @@ public final class WarmUp {
             case POSTCOPY -> "random-writes:64"; // faster than the 32 MiB/s precopy below: it never converges
         };
         boolean postcopy = kind == Kind.POSTCOPY;
+        boolean device = accelerators && (kind == Kind.RANDOM || kind == Kind.MULTIFD);
+        if (device) {
+            base = base.withAccelerators(java.util.List.of(new org.livemig.machine.Accelerator.Spec("warm-up", 4L << 20, 64)));
+        }
         // A postcopy destination runs the guest (and its faults) as soon as it has the devices.
         try (Machine src = new Machine(base.withName("warm-up-src").withWorkload(workload)
                      .withFill(kind == Kind.ZERO ? Machine.Fill.ZERO : Machine.Fill.RANDOM));
@@ -225,6 +249,16 @@ public final class WarmUp {
                 enableMultifd(src, sm);
                 enableMultifd(d, dm);
             }
+            if (device) {
+                for (Machine m : new Machine[] {src, d}) {
+                    Migration mig = m == src ? sm : dm;
+                    m.mainLoop().call(() -> {
+                        mig.setCapability(Capability.RETURN_PATH, true);
+                        mig.setCapability(Capability.SWITCHOVER_ACK, true);
+                        return null;
+                    }, STEP_TIMEOUT_MILLIS);
+                }
+            }
             String bound = d.mainLoop().call(() -> dm.migrateIncoming(uri, false), STEP_TIMEOUT_MILLIS)
                     .boundAddress().uri();
             MigrationProgress srcProgress = MigrationProgress.watch(sm);
@@ -251,7 +285,9 @@ public final class WarmUp {
             boolean dstDone = dstProgress.awaitEnd(STEP_TIMEOUT_MILLIS);
             if (o.status() == MigrationStatus.COMPLETED && dstDone) {
                 RamStats r = o.ramStats();
-                sent.add(new Round(kind, r.normalPages.get(), r.zeroPages.get(), r.postcopyBytes.get()));
+                AcceleratorHandlers acc = device ? AcceleratorHandlers.of(src, "warm-up") : null;
+                sent.add(new Round(kind, r.normalPages.get(), r.zeroPages.get(), r.postcopyBytes.get(),
+                        acc == null ? 0 : acc.transferredBytes(), acc != null && acc.finalStateOverMultifd()));
             }
         } catch (Exception e) {
             if (e instanceof InterruptedException ie) {

@@ -36,10 +36,22 @@ public final class MigrationCommands {
     public static final String COLO_EXIT = "COLO_EXIT";
 
     /** QEMU 7.2's MigrationCapability values, in its order. */
-    public static final List<String> QEMU_CAPABILITIES = List.of("xbzrle", "rdma-pin-all", "auto-converge",
+    public static final List<String> QEMU_7_2_CAPABILITIES = List.of("xbzrle", "rdma-pin-all", "auto-converge",
             "zero-blocks", "compress", "events", "postcopy-ram", "x-colo", "release-ram", "block", "return-path",
             "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime", "late-block-activate",
             "x-ignore-shared", "validate-uuid", "background-snapshot", "zero-copy-send", "postcopy-preempt");
+
+    /**
+     * The MigrationCapability values livemig answers with: QEMU 7.2's, then QEMU 8.1's
+     * {@code switchover-ack} where QEMU 8.1 puts it (right after postcopy-preempt).
+     */
+    public static final List<String> QEMU_CAPABILITIES;
+
+    static {
+        List<String> caps = new java.util.ArrayList<>(QEMU_7_2_CAPABILITIES);
+        caps.add("switchover-ack");
+        QEMU_CAPABILITIES = List.copyOf(caps);
+    }
 
     private static final String[] STATUS_NAMES;
 

@@ -55,7 +55,15 @@ final class MultifdChannelRelay implements Runnable {
             try {
                 channelId = MultifdPacket.readInit(f).channelId();
                 while (!f.atEof()) {
-                    MultifdPacket.Header h = MultifdPacket.readHeader(f, MAX_SLOTS, QemuStream.TARGET_PAGE_SIZE);
+                    MultifdPacket.Packet p = MultifdPacket.readPacket(f, MAX_SLOTS, QemuStream.TARGET_PAGE_SIZE,
+                            Integer.MAX_VALUE);
+                    if (p instanceof MultifdPacket.DeviceStateHeader d) {
+                        // a device's state (QEMU 10 VFIO, livemig's accelerators): passed on, not decoded
+                        f.skip(d.size());
+                        packets.incrementAndGet();
+                        continue;
+                    }
+                    MultifdPacket.Header h = (MultifdPacket.Header) p;
                     long headerEnd = f.position();
                     if (h.normalPages() > 0) {
                         f.skip(Integer.toUnsignedLong(h.nextPacketSize()));

@@ -13,6 +13,19 @@ import java.util.Arrays;
  * 256 NUL-padded bytes, then pages_alloc be64 page offsets of which the first normal_pages
  * count. QEMU 7.2 also sends packets with no pages whose other fields are stale; a reader looks
  * at the block and offsets only when {@code normalPages > 0}.
+ *
+ * <p>Device-state packets (QEMU 10's MultiFDPacketDeviceState_t, flag
+ * {@link #FLAG_DEVICE_STATE}) travel on the same channels: a device's opaque state for the
+ * destination's device to load, in place of page offsets and pages.
+ * <pre>
+ *  0      4        8      12             268           272              276
+ *  +------+--------+------+--------------+-------------+----------------+----------------------+
+ *  |magic |version |flags | idstr[256]   | instance_id | next_packet_   | data[next_packet_    |
+ *  |      |   1    | 0x40 | NUL-padded   |   be32      |  size be32     |  size]               |
+ *  +------+--------+------+--------------+-------------+----------------+----------------------+
+ * </pre>
+ * A reader that takes only RAM ({@link #readHeader}) refuses the flag as an unknown bit, as QEMU
+ * 7.2 does; {@link #readPacket} takes both kinds.
  */
 public final class MultifdPacket {
     public static final int MAGIC = 0x11223344;
@@ -23,6 +36,13 @@ public final class MultifdPacket {
     public static final int FLAG_COMPRESSION_MASK = 0xE;
     public static final int FLAG_ZLIB = 1 << 1;
     public static final int FLAG_ZSTD = 2 << 1;
+    /** The packet carries a device's state, not pages (QEMU 10's MULTIFD_FLAG_DEVICE_STATE, {@code 32 << 1}). */
+    public static final int FLAG_DEVICE_STATE = 32 << 1;
+    /** Bytes of a device-state packet's header: magic, version, flags, idstr, instance id, size. */
+    public static final int DEVICE_STATE_HEADER_BYTES = 3 * 4 + 256 + 4 + 4;
+    public static final int DEVICE_STATE_IDSTR_OFFSET = 12;
+    public static final int DEVICE_STATE_INSTANCE_OFFSET = 268;
+    public static final int DEVICE_STATE_SIZE_OFFSET = 272;
     /** Offset slots per packet in QEMU 7.2: 512 KiB of 4 KiB pages. */
     public static final int PAGES_PER_PACKET = 128;
     public static final int INIT_PACKET_BYTES = 64;
@@ -123,9 +143,15 @@ public final class MultifdPacket {
         }
     }
 
+    /** What a channel reads next: a page packet's header, or a device-state packet's. */
+    public sealed interface Packet permits Header, DeviceStateHeader {
+        /** Offset of the packet's first byte in its channel. */
+        long at();
+    }
+
     /** A page packet's header as read; {@code block} and {@code offsets} mean something only with pages. */
     public record Header(long at, int flags, int pagesAlloc, int normalPages, int nextPacketSize, long packetNum,
-                         String block, long[] offsets) {
+                         String block, long[] offsets) implements Packet {
         public boolean sync() {
             return (flags & FLAG_SYNC) != 0;
         }
@@ -145,7 +171,83 @@ public final class MultifdPacket {
     public static Header readHeader(MigrationFile f, int maxPagesAlloc, int pageSize) throws IOException {
         long at = f.position();
         readMagicAndVersion(f, "multifd packet");
+        return readPageHeader(f, at, f.getBe32(), maxPagesAlloc, pageSize);
+    }
+
+    /**
+     * Reads the next packet's header, of either kind: a page packet's as {@link #readHeader}, or
+     * a device-state packet's, whose data ({@code size} bytes) the caller reads next. A
+     * device-state packet must have no other flag (QEMU sends it uncompressed and never with
+     * SYNC), a NUL-terminated idstr and a size of at most {@code maxDeviceStateBytes}.
+     *
+     * @throws StreamFormatException naming the field, its value and the packet's offset
+     */
+    public static Packet readPacket(MigrationFile f, int maxPagesAlloc, int pageSize, int maxDeviceStateBytes)
+            throws IOException {
+        long at = f.position();
+        readMagicAndVersion(f, "multifd packet");
         int flags = f.getBe32();
+        if ((flags & FLAG_DEVICE_STATE) == 0) {
+            return readPageHeader(f, at, flags, maxPagesAlloc, pageSize);
+        }
+        if (flags != FLAG_DEVICE_STATE) {
+            throw new StreamFormatException(String.format("multifd device-state packet flags 0x%x: only 0x%x"
+                    + " (device state, uncompressed, no SYNC) is valid", flags, FLAG_DEVICE_STATE), at + 8);
+        }
+        byte[] name = f.getBytes(IDSTR_BYTES);
+        int len = 0;
+        while (len < IDSTR_BYTES && name[len] != 0) {
+            len++;
+        }
+        if (len == 0 || len == IDSTR_BYTES) {
+            throw new StreamFormatException("multifd device-state packet idstr is "
+                    + (len == 0 ? "empty" : "not NUL-terminated"), at + DEVICE_STATE_IDSTR_OFFSET);
+        }
+        String idstr = new String(name, 0, len, StandardCharsets.UTF_8);
+        int instance = f.getBe32();
+        int size = f.getBe32();
+        if (size < 0 || size > maxDeviceStateBytes) {
+            throw new StreamFormatException("multifd device-state packet for '" + idstr + "' instance "
+                    + Integer.toUnsignedString(instance) + " says " + Integer.toUnsignedString(size)
+                    + " data bytes follow, more than the " + maxDeviceStateBytes + " allowed", at + DEVICE_STATE_SIZE_OFFSET);
+        }
+        return new DeviceStateHeader(at, idstr, instance, size);
+    }
+
+    /** A device-state packet's header as read: whose state it is, and how many bytes of it follow. */
+    public record DeviceStateHeader(long at, String idstr, int instanceId, int size) implements Packet {}
+
+    /** A device's state for one device-state packet, written by a channel thread straight after the header. */
+    public interface DeviceStatePayload {
+        /** Bytes {@link #write} puts (the packet's next_packet_size). */
+        int size();
+
+        /** Writes exactly {@link #size} bytes; called on a multifd channel thread, without the BQL. */
+        void write(MigrationFile f) throws IOException;
+    }
+
+    /** Writes a device-state packet's header; {@code size} bytes of the device's data must follow. */
+    public static void writeDeviceStateHeader(MigrationFile f, String idstr, int instanceId, int size)
+            throws IOException {
+        byte[] b = idstr.getBytes(StandardCharsets.UTF_8);
+        if (b.length == 0 || b.length >= IDSTR_BYTES) {
+            throw new IllegalArgumentException("idstr of a device-state packet must be 1..255 bytes: " + idstr);
+        }
+        if (size < 0) {
+            throw new IllegalArgumentException("negative device-state size " + size);
+        }
+        f.putBe32(MAGIC);
+        f.putBe32(VERSION);
+        f.putBe32(FLAG_DEVICE_STATE);
+        byte[] name = new byte[IDSTR_BYTES];
+        System.arraycopy(b, 0, name, 0, b.length);
+        f.putBytes(name);
+        f.putBe32(instanceId);
+        f.putBe32(size);
+    }
+
+    private static Header readPageHeader(MigrationFile f, long at, int flags, int maxPagesAlloc, int pageSize)
+            throws IOException {
         if ((flags & ~(FLAG_SYNC | FLAG_COMPRESSION_MASK)) != 0) {
             throw new StreamFormatException(String.format("multifd packet flags 0x%x: unknown bits", flags), at + 8);
         }

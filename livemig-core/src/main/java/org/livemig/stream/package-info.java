@@ -6,7 +6,8 @@
  * layout drawn: section headers and footers ({@link org.livemig.stream.SectionHeader}), the RAM
  * section's records ({@link org.livemig.stream.RamPageRecord}), the postcopy commands, the
  * return-path messages ({@link org.livemig.stream.ReturnPathCodec}), multifd packets
- * ({@link org.livemig.stream.MultifdPacket}); and JSON string quoting as QEMU and Python write it
+ * ({@link org.livemig.stream.MultifdPacket}, with QEMU 10's device-state packets), an accelerator's
+ * records ({@link org.livemig.stream.AcceleratorState}); and JSON string quoting as QEMU and Python write it
  * ({@link org.livemig.stream.JsonText}).
  *
  * <p>Codecs frame and check; they decide nothing about what a record means to a machine, and

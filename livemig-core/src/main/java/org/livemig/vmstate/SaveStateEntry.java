@@ -77,9 +77,17 @@ public final class SaveStateEntry {
     }
 
     /** Called with the BQL held: {@link VmStateCodec#apply} of a staged tree to this device entry. */
-    @SuppressWarnings({"unchecked", "rawtypes"})
     public void applyState(VmValue.Struct staged) throws VmStateException {
-        VmStateCodec.apply((VMStateDescription) deviceVmsd(), opaque, staged);
+        applyState(staged, HookLock.HELD);
+    }
+
+    /**
+     * {@link VmStateCodec#apply(VMStateDescription, Object, VmValue.Struct, HookLock)} of a staged
+     * tree to this device entry, called with or without the BQL as {@code lock} says.
+     */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    public void applyState(VmValue.Struct staged, HookLock lock) throws VmStateException {
+        VmStateCodec.apply((VMStateDescription) deviceVmsd(), opaque, staged, lock);
     }
 
     /** Called with the BQL held: {@link VmStateCodec#capture} of this device entry. */

@@ -36,4 +36,58 @@ public interface SaveVmHandlers {
     default void saveCleanup() {}
 
     default void loadCleanup() {}
+
+    // ------------------------------------------------------------------ live devices (QEMU's later hooks)
+
+    /** Source, before {@link #saveSetup}: what this migration does (QEMU's handlers ask the migration). */
+    default void savePrepare(SaveOptions options) {}
+
+    /**
+     * Source: whether the current pass over this handler's state has sent everything that was
+     * pending at its start. The migration syncs dirty state and decides on the switchover only
+     * when every handler's pass is complete.
+     */
+    default boolean passComplete() {
+        return pendingBytes() == 0;
+    }
+
+    /**
+     * Source, at the end of a pass: moves what was dirtied since the last sync into what is
+     * pending (QEMU's state_pending_exact); returns the bytes newly pending. Called with the BQL held.
+     */
+    default long syncDirty() {
+        return 0;
+    }
+
+    /**
+     * Source: true when this handler sends its final state over the multifd channels at the
+     * switchover (QEMU 10's save_live_complete_precopy_thread); a SWITCHOVER_START command then
+     * precedes the END sections.
+     */
+    default boolean completesOverMultifd() {
+        return false;
+    }
+
+    /** Destination, before the first section (QEMU's load_setup). Called without the BQL. */
+    default void loadSetup(LoadContext context) throws IOException {}
+
+    /**
+     * Destination: this handler approves the switchover itself once it has loaded its initial
+     * data (QEMU's switchover_ack_needed), with {@link LoadContext#approveSwitchover}.
+     */
+    default boolean switchoverAckNeeded() {
+        return false;
+    }
+
+    /** Destination: SWITCHOVER_START was read: the source has stopped (QEMU's switchover_start). Called without the BQL. */
+    default void switchoverStart() throws IOException {}
+
+    /**
+     * Destination, on a multifd channel thread without the BQL: the data of one device-state
+     * packet for this handler (QEMU's load_state_buffer); {@code at} is where it starts in its
+     * channel, for errors. May block while the handler's load threads catch up.
+     */
+    default void loadStateBuffer(byte[] data, long at) throws IOException {
+        throw new java.io.IOException("this section takes no device-state packets");
+    }
 }

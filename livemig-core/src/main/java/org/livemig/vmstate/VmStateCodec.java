@@ -62,15 +62,29 @@ public final class VmStateCodec {
      * refuse the state.
      */
     public static <T> void apply(VMStateDescription<T> vmsd, T obj, VmValue.Struct staged) throws VmStateException {
+        apply(vmsd, obj, staged, HookLock.HELD);
+    }
+
+    /**
+     * As {@link #apply(VMStateDescription, Object, VmValue.Struct)}, called with or without the
+     * BQL as {@code lock} says: each step (preLoad, the fields with the check that precedes them,
+     * each subsection's steps, postLoad) runs through {@code lock}, which takes the BQL only for
+     * the steps the description {@linkplain VMStateDescription#needsBql says need it}.
+     */
+    public static <T> void apply(VMStateDescription<T> vmsd, T obj, VmValue.Struct staged, HookLock lock)
+            throws VmStateException {
         Objects.requireNonNull(obj, "obj");
         Objects.requireNonNull(staged, "staged");
-        try {
-            vmsd.bind(obj);
-        } catch (IllegalStateException e) {
-            throw new VmStateException(vmsd.name() + ": " + e.getMessage(), e);
-        }
-        checkBody(vmsd, obj, staged, vmsd.name());
-        applyBody(vmsd, obj, staged, vmsd.name());
+        Objects.requireNonNull(lock, "lock");
+        lock.run(vmsd.needsBql(LoadHook.FIELDS), () -> {
+            try {
+                vmsd.bind(obj);
+            } catch (IllegalStateException e) {
+                throw new VmStateException(vmsd.name() + ": " + e.getMessage(), e);
+            }
+            checkBody(vmsd, obj, staged, vmsd.name());
+        });
+        applyBody(vmsd, obj, staged, vmsd.name(), lock);
     }
 
     /**
@@ -294,18 +308,26 @@ public final class VmStateCodec {
         }
     }
 
+    /** Applies a checked body within a step that already holds what it needs (a nested struct's fields). */
     static <T> void applyBody(VMStateDescription<T> vmsd, T obj, VmValue.Struct staged, String path)
             throws VmStateException {
-        vmsd.runPreLoad(obj);
-        for (VmField<T> field : vmsd.fields()) {
-            VmValue v = field.hasValue() ? staged.fields().get(field.name) : null;
-            if (v != null) {
-                field.apply(obj, v, path + "." + field.name);
+        applyBody(vmsd, obj, staged, path, HookLock.HELD);
+    }
+
+    private static <T> void applyBody(VMStateDescription<T> vmsd, T obj, VmValue.Struct staged, String path,
+                                      HookLock lock) throws VmStateException {
+        lock.run(vmsd.needsBql(LoadHook.PRE_LOAD), () -> vmsd.runPreLoad(obj));
+        lock.run(vmsd.needsBql(LoadHook.FIELDS), () -> {
+            for (VmField<T> field : vmsd.fields()) {
+                VmValue v = field.hasValue() ? staged.fields().get(field.name) : null;
+                if (v != null) {
+                    field.apply(obj, v, path + "." + field.name);
+                }
             }
-        }
+        });
         for (VmValue.Struct s : staged.subsections()) {
-            applyBody(vmsd.subsection(s.vmsdName()), obj, s, s.vmsdName());
+            applyBody(vmsd.subsection(s.vmsdName()), obj, s, s.vmsdName(), lock);
         }
-        vmsd.runPostLoad(obj, staged.version());
+        lock.run(vmsd.needsBql(LoadHook.POST_LOAD), () -> vmsd.runPostLoad(obj, staged.version()));
     }
 }

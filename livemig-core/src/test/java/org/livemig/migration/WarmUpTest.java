@@ -35,6 +35,25 @@ class WarmUpTest {
     }
 
     @Test
+    void withAcceleratorsItsRandomAndMultifdRoundsCarryOneOverBothFinalPaths() throws Exception {
+        WarmUp w = WarmUp.start(5, true); // random, zero, postcopy, random, multifd
+        assertThat(w.await(LONG.toMillis())).isTrue();
+        assertThat(w.failure()).isNull();
+        assertThat(w.rounds()).hasSize(5);
+        for (WarmUp.Round r : w.rounds()) {
+            boolean device = r.kind() == WarmUp.Kind.RANDOM || r.kind() == WarmUp.Kind.MULTIFD;
+            assertThat(r.deviceBytes()).as(r.kind() + ": accelerator bytes")
+                    .isGreaterThanOrEqualTo(device ? 4L << 20 : 0).isLessThanOrEqualTo(device ? Long.MAX_VALUE : 0);
+            assertThat(r.deviceFinalOverMultifd()).as(r.kind() + ": final state over multifd")
+                    .isEqualTo(r.kind() == WarmUp.Kind.MULTIFD);
+        }
+        await().atMost(LONG).until(() -> !warmUpThreadAlive());
+        assertThat(Thread.getAllStackTraces().keySet().stream().map(Thread::getName))
+                .noneMatch(n -> n.startsWith(org.livemig.machine.Accelerator.ENGINE_THREAD_PREFIX + "warm-up")
+                        || n.startsWith(LoadThreads.THREAD_PREFIX));
+    }
+
+    @Test
     void eachScratchMigrationTakesThePathsItIsThereFor() throws Exception {
         WarmUp w = WarmUp.start(WarmUp.Kind.RANDOM, WarmUp.Kind.ZERO, WarmUp.Kind.POSTCOPY, WarmUp.Kind.MULTIFD);
         assertThat(w.await(LONG.toMillis())).isTrue();

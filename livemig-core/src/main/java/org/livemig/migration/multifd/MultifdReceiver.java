@@ -45,6 +45,25 @@ public final class MultifdReceiver implements AutoCloseable {
     private volatile boolean stopping;
     private volatile IOException failure;
     private int added;
+    /** Where device-state packets go; null refuses them. */
+    private volatile DeviceStateSink deviceState;
+
+    /** Largest device-state packet accepted, in data bytes. */
+    public static final int MAX_DEVICE_STATE_BYTES = 64 << 20;
+
+    /**
+     * Takes the data of a device-state packet (QEMU's qemu_loadvm_load_state_buffer), on the
+     * channel's thread without the BQL; may block while the device's load threads catch up.
+     */
+    @FunctionalInterface
+    public interface DeviceStateSink {
+        void accept(String idstr, int instanceId, byte[] data, long at) throws IOException;
+    }
+
+    /** Device-state packets go to {@code sink} from now on (before the channels start). */
+    public void setDeviceStateSink(DeviceStateSink sink) {
+        this.deviceState = sink;
+    }
 
     private final class Channel {
         final int id;
@@ -207,9 +226,14 @@ public final class MultifdReceiver implements AutoCloseable {
             }
             while (!f.atEof()) {
                 org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
-                MultifdPacket.Header h = receivePacket(f, ram, maxPages, compression, decoder);
+                MultifdPacket.Packet p = receivePacket(f, ram, maxPages, compression, decoder, deviceState);
+                bytes.addAndGet(f.position() - p.at());
+                if (!(p instanceof MultifdPacket.Header h)) {
+                    // a device-state packet, handed to its device
+                    org.livemig.trace.Trace.end(event, c.id, false, 0, f.position() - p.at(), false);
+                    continue;
+                }
                 pages.addAndGet(h.normalPages());
-                bytes.addAndGet(f.position() - h.at());
                 org.livemig.trace.Trace.end(event, c.id, false, h.normalPages(), f.position() - h.at(), h.sync());
                 if (h.sync()) {
                     c.synced.release();
@@ -257,24 +281,36 @@ public final class MultifdReceiver implements AutoCloseable {
         }
     }
 
-    /** As below, for a channel without multifd-compression. */
+    /** As below, for a channel without multifd-compression that takes no device-state packets. */
     static MultifdPacket.Header receivePacket(MigrationFile f, GuestRam ram, int maxPages) throws IOException {
-        return receivePacket(f, ram, maxPages, MultifdCompression.Method.NONE, null);
+        return (MultifdPacket.Header) receivePacket(f, ram, maxPages, MultifdCompression.Method.NONE, null, null);
     }
 
     /**
      * Reads one packet of a channel and writes its pages into {@code ram}: the header checked
      * (magic, version, sizes), its compression flag the one agreed on, the block known, every
      * page offset inside it and page-aligned, before any page is written; compressed data is
-     * inflated by {@code decoder} (null without compression). Called on {@code mig/dst/recv_n}
-     * without the BQL.
+     * inflated by {@code decoder} (null without compression). A device-state packet's data goes
+     * to {@code deviceState} (refused when null). Called on {@code mig/dst/recv_n} without the BQL.
      *
      * @throws StreamFormatException naming what is wrong and where
      */
-    static MultifdPacket.Header receivePacket(MigrationFile f, GuestRam ram, int maxPages,
+    static MultifdPacket.Packet receivePacket(MigrationFile f, GuestRam ram, int maxPages,
                                               MultifdCompression.Method compression,
-                                              MultifdCompression.Decoder decoder) throws IOException {
-        MultifdPacket.Header h = MultifdPacket.readHeader(f, maxPages, RamBlock.PAGE_SIZE);
+                                              MultifdCompression.Decoder decoder,
+                                              DeviceStateSink deviceState) throws IOException {
+        MultifdPacket.Packet p = MultifdPacket.readPacket(f, maxPages, RamBlock.PAGE_SIZE, MAX_DEVICE_STATE_BYTES);
+        if (p instanceof MultifdPacket.DeviceStateHeader d) {
+            if (deviceState == null) {
+                throw new StreamFormatException("multifd device-state packet for '" + d.idstr() + "' instance "
+                        + Integer.toUnsignedString(d.instanceId()) + ", but this destination takes none", d.at());
+            }
+            long dataAt = f.position();
+            byte[] data = f.getBytes(d.size());
+            deviceState.accept(d.idstr(), d.instanceId(), data, dataAt);
+            return d;
+        }
+        MultifdPacket.Header h = (MultifdPacket.Header) p;
         if (h.normalPages() > 0) {
             if (h.compression() != compression.flag()) {
                 // QEMU 7.2's check, and its words: "flags received %x flags expected %x"

@@ -110,6 +110,10 @@ public final class MultifdSender implements AutoCloseable {
         long num;
         /** The channel thread's own: zero pages of the current packet. */
         final long[] zeros = new long[MultifdPacket.PAGES_PER_PACKET];
+        /** A device-state job instead of pages: whose state, and what to write. */
+        MultifdPacket.DeviceStatePayload deviceState;
+        String deviceIdstr;
+        int deviceInstance;
 
         Channel(int id, MigrationConnection connection) {
             this.id = id;
@@ -159,6 +163,39 @@ public final class MultifdSender implements AutoCloseable {
         }
         batchBlock = block;
         batchOffsets[batchCount++] = offset;
+    }
+
+    /** How many channels there are. */
+    public int channelCount() {
+        return channels.length;
+    }
+
+    /**
+     * Hands a device's state to the next idle channel as one device-state packet (QEMU 10's
+     * multifd_queue_device_state), waiting for one if all are busy; the channel thread writes
+     * the header and {@code payload}. The migration thread, at the switchover; {@link #finish}
+     * waits for every queued packet to be written.
+     */
+    public void queueDeviceState(String idstr, int instanceId, MultifdPacket.DeviceStatePayload payload)
+            throws IOException {
+        lock.lock();
+        try {
+            Channel c;
+            while ((c = idleChannel()) == null) {
+                awaitChange();
+            }
+            c.deviceState = payload;
+            c.deviceIdstr = idstr;
+            c.deviceInstance = instanceId;
+            c.count = 0;
+            c.syncJob = false;
+            c.num = packetNum++;
+            c.busy = true;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        account();
     }
 
     /** Sends the partial packet, then a SYNC on every channel; returns once all are written. */
@@ -341,6 +378,22 @@ public final class MultifdSender implements AutoCloseable {
      */
     private int sendPacket(Channel c, MultifdCompression.Encoder encoder) throws IOException {
         org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
+        MultifdPacket.DeviceStatePayload ds = c.deviceState;
+        if (ds != null) {
+            c.deviceState = null;
+            long before = c.file.position();
+            MultifdPacket.writeDeviceStateHeader(c.file, c.deviceIdstr, c.deviceInstance, ds.size());
+            ds.write(c.file);
+            long written = c.file.position() - before;
+            if (written != MultifdPacket.DEVICE_STATE_HEADER_BYTES + (long) ds.size()) {
+                throw new IOException("device-state packet for '" + c.deviceIdstr + "' wrote " + written
+                        + " bytes, its header says " + (MultifdPacket.DEVICE_STATE_HEADER_BYTES + (long) ds.size()));
+            }
+            c.file.flush();
+            unaccounted.addAndGet(written);
+            org.livemig.trace.Trace.end(event, c.id, true, 0, written, false);
+            return 0;
+        }
         int count = c.count;
         int zeros = 0;
         if (options.detectZeroPages() && count > 0) {
