@@ -179,8 +179,8 @@ final class FaultyLink implements WritableByteChannel {
             }
             case FLIP -> {
                 pendingXor ^= f.xor();
-                plan.fired(new FaultPlan.Event(f, channel, pos, "flipped (xor 0x" + Integer.toHexString(f.xor())
-                        + ") the byte " + where));
+                plan.fired(new FaultPlan.Event(f, channel, pos, "flipped a byte (xor 0x" + Integer.toHexString(f.xor())
+                        + ") " + where));
             }
             case DELAY -> throw new AssertionError("a delay is not armed");
         }
