@@ -46,8 +46,9 @@ final class DeviceLoadContext implements LoadContext {
     }
 
     /**
-     * The BQL around each load step a device says needs it: with {@code bqlHeld} the caller
-     * holds it throughout; without, each such step takes it briefly and the others run without it.
+     * Called with the BQL held or not, as {@code bqlHeld} says: the BQL around each load step a
+     * device says needs it. Held, the caller holds it throughout; not, each such step takes it
+     * briefly and the others run without it.
      */
     static HookLock hookLock(Machine machine, boolean bqlHeld) {
         if (bqlHeld) {

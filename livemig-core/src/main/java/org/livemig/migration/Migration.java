@@ -172,8 +172,8 @@ public final class Migration {
     }
 
     /**
-     * Sets capabilities together (QMP migrate-set-capabilities): the resulting set is checked as
-     * QEMU checks it before any of them changes. Called with the BQL held; refused while a
+     * Called with the BQL held. Sets capabilities together (QMP migrate-set-capabilities): the
+     * resulting set is checked as QEMU checks it before any of them changes; refused while a
      * migration runs.
      */
     public void setCapabilities(java.util.Map<Capability, Boolean> changes) throws MigrationException {

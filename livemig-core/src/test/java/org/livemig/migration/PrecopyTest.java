@@ -171,7 +171,10 @@ class PrecopyTest {
 
     @Test
     void autoConvergeThrottlesTheGuestUntilItConverges() throws Exception {
-        try (Pair p = Pair.of(TestMachines.small("random-writes:200").withRam(16L << 20))) {
+        // Random RAM: the first pass takes about 2 s at 8 MiB/s, so the guest has dirtied more than
+        // a pass can send by its end however slowly a busy host runs its vCPUs (a zero-filled
+        // guest's first pass went by in 0.2 s and sometimes converged with nothing to throttle).
+        try (Pair p = Pair.of(TestMachines.small("random-writes:200").withRam(16L << 20).withFill(Machine.Fill.RANDOM))) {
             p.params(m -> {
                 m.maxBandwidth = 8L << 20;
                 m.cpuThrottleInitial = 60;
