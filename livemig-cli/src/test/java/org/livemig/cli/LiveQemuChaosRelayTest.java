@@ -202,6 +202,50 @@ class LiveQemuChaosRelayTest {
         assertSourceRunsOnIntact(src);
     }
 
+    /**
+     * A stall, a rate cap and a delay each way slow a QEMU precopy down without breaking it: it
+     * takes at least the stall plus the capped part at the cap, completes, and the destination's
+     * RAM is the source's.
+     */
+    @Test
+    void aStallARateCapAndADelaySlowAQemuMigrationButItCompletesWhole() throws Exception {
+        Qemu src = source();
+        Qemu dst = destination();
+        for (Qemu q : List.of(src, dst)) {
+            q.qmp().execute("migrate-set-capabilities", capability("return-path"));
+        }
+        src.qmp().execute("migrate-set-parameters", QmpClient.args("max-bandwidth", 1L << 30));
+        int dstPort = freePort();
+        dst.qmp().execute("migrate-incoming", QmpClient.args("uri", "tcp:127.0.0.1:" + dstPort));
+        int relayPort = freePort();
+        Relay slow = relay(relayPort, dstPort, "--fault", "stall:at=section:ram,after=1M,for=1500ms",
+                "--fault", "rate:at=section:ram,after=8M,bps=64M", "--fault", "delay:ms=10");
+        long t0 = System.nanoTime();
+        src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + relayPort));
+        await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).until(() -> {
+            String s = status(src);
+            assertThat(s).as(() -> "source: " + read(src.log())).isNotIn("failed", "cancelled");
+            return s.equals("completed");
+        });
+        long tookMs = (System.nanoTime() - t0) / 1_000_000;
+        assertThat(slow.status().get(30, TimeUnit.SECONDS)).as(slow.err()::toString).isZero();
+        // 1.5 s of stall, and at least the 56 MiB after the cap's trigger at 64 MiB/s (0.875 s)
+        assertThat(tookMs).isGreaterThanOrEqualTo(1500 + 875);
+        // with the return path, OPEN_RETURN_PATH and PING come first: ram's header ends at byte 57
+        assertThat(slow.err().toString()).contains("stalled 1500 ms at byte 1048633 of the main stream",
+                "capped at 67108864 bytes/s from byte 8388665 of the main stream",
+                "every byte of the main stream delayed by 10 ms", "every byte of the return path delayed by 10 ms");
+        await().atMost(WAIT).until(() -> status(dst).equals("completed"));
+        src.qmp().execute("stop");
+        dst.qmp().execute("stop");
+        byte[] srcRam = pmemsave(src, "src.ram");
+        byte[] dstRam = pmemsave(dst, "dst.ram");
+        for (int at : COUNTERS) {
+            srcRam[at] = dstRam[at] = 0;
+        }
+        assertThat(Arrays.mismatch(srcRam, dstRam)).as("first differing byte of guest RAM").isEqualTo(-1);
+    }
+
     // ------------------------------------------------------------------ helpers
 
     private Qemu source() throws Exception {

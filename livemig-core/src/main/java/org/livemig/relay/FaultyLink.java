@@ -175,7 +175,7 @@ final class FaultyLink implements WritableByteChannel {
                 rateBps = f.bytesPerSecond();
                 rateStart = System.nanoTime();
                 rateBytes = 0;
-                plan.fired(new FaultPlan.Event(f, channel, pos, "capped at " + rateBps + " bytes/s from " + where));
+                plan.fired(new FaultPlan.Event(f, channel, pos, "capped at " + rateBps + " bytes/s " + where.replaceFirst("^at ", "from ")));
             }
             case FLIP -> {
                 pendingXor ^= f.xor();
