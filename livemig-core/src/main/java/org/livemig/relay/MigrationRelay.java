@@ -120,7 +120,8 @@ public final class MigrationRelay {
     /**
      * As above, injecting {@code faults} on the way (see {@link Fault}). A cut ends the relay with
      * an {@link IOException} saying what was cut where; {@link FaultPlan#events()} says what
-     * every fault did. The recording holds the source's bytes as they came, before any fault.
+     * every fault did. The recording holds the source's bytes as they came (no flip in it), up to
+     * the last chunk forwarded whole before a cut.
      */
     public static Result run(MigrationConnection source, MigrationConnection destination,
                              List<MigrationConnection[]> multifd, WritableByteChannel record,
