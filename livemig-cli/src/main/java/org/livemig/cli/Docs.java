@@ -107,9 +107,13 @@ public final class Docs {
         }
         String[] footer = spec.usageMessage().footer();
         if (footer.length > 0 && !String.join("", footer).isBlank()) {
-            b.append(".SH ENVIRONMENT\n.nf\n");
+            // a footer is the environment unless its heading names it (relay: its faults)
+            String heading = spec.usageMessage().footerHeading().replace("%n", "").replace(":", "").strip();
+            b.append(".SH ").append(heading.isEmpty() ? "ENVIRONMENT" : escape(heading.toUpperCase(java.util.Locale.ROOT)))
+                    .append("\n.nf\n");
             for (String f : footer) {
-                b.append(escape(f.strip())).append('\n');
+                // .nf keeps the lines as they are: keep continuation lines indented under their item
+                b.append(escape(f.replaceFirst("^  ", "").stripTrailing())).append('\n');
             }
             b.append(".fi\n");
         }

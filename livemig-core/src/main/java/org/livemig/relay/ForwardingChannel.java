@@ -12,6 +12,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * returning it, so the sinks get exactly the source's bytes as soon as they arrive, whatever the
  * reader on top does with them (it may block for more without holding anything back).
  *
+ * <p>Holding back ({@code holdBack}), a chunk is forwarded only when the reader asks for more
+ * (or at {@link #flushPending()}), so that what the reader decoded from it can still decide what
+ * of it passes: a reader that buffers only what it needs has then seen every record ending in
+ * the chunk before the chunk is forwarded (how a relay cuts exactly at a section header).
+ *
  * <p>Not thread-safe: one reading thread. {@link #bytes()} may be read from any thread.
  */
 final class ForwardingChannel implements ReadableByteChannel {
@@ -19,16 +24,43 @@ final class ForwardingChannel implements ReadableByteChannel {
     private final List<WritableByteChannel> sinks;
     private final AtomicLong bytes = new AtomicLong();
     private final Runnable onProgress;
+    private final boolean holdBack;
+    private ByteBuffer pending;
     private boolean eof;
 
     ForwardingChannel(ReadableByteChannel source, List<WritableByteChannel> sinks, Runnable onProgress) {
+        this(source, sinks, onProgress, false);
+    }
+
+    ForwardingChannel(ReadableByteChannel source, List<WritableByteChannel> sinks, Runnable onProgress,
+                      boolean holdBack) {
         this.source = source;
         this.sinks = List.copyOf(sinks);
         this.onProgress = onProgress;
+        this.holdBack = holdBack;
+    }
+
+    /** Forwards the chunk held back, if any. */
+    void flushPending() throws IOException {
+        if (pending != null) {
+            ByteBuffer p = pending;
+            pending = null;
+            forward(p);
+        }
+    }
+
+    private void forward(ByteBuffer chunk) throws IOException {
+        for (WritableByteChannel sink : sinks) {
+            ByteBuffer c = chunk.duplicate();
+            while (c.hasRemaining()) {
+                sink.write(c);
+            }
+        }
     }
 
     @Override
     public int read(ByteBuffer dst) throws IOException {
+        flushPending();
         int start = dst.position();
         int n = source.read(dst);
         if (n < 0) {
@@ -36,11 +68,11 @@ final class ForwardingChannel implements ReadableByteChannel {
             return n;
         }
         if (n > 0) {
-            for (WritableByteChannel sink : sinks) {
-                ByteBuffer chunk = dst.duplicate().position(start).limit(start + n);
-                while (chunk.hasRemaining()) {
-                    sink.write(chunk);
-                }
+            ByteBuffer chunk = dst.duplicate().position(start).limit(start + n);
+            if (holdBack) {
+                pending = ByteBuffer.allocate(n).put(chunk).flip();
+            } else {
+                forward(chunk);
             }
             bytes.addAndGet(n);
             onProgress.run();

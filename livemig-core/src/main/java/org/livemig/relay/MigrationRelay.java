@@ -14,6 +14,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import org.livemig.analyze.Analysis;
 import org.livemig.analyze.Analyzer;
+import org.livemig.analyze.StreamVisitor;
 import org.livemig.stream.RamPageRecord;
 import org.livemig.stream.ReturnPathCodec;
 import org.livemig.stream.StreamFormatException;
@@ -44,9 +45,10 @@ public final class MigrationRelay {
      * @param returnBytes    bytes destination to source
      * @param returnMessages return-path messages by type name (complete messages only)
      * @param decodeError    why decoding stopped early (the rest was still forwarded), or null
+     * @param preemptBytes   bytes on the postcopy preempt channel, or -1 when none came
      */
     public record Result(RelayStats stats, long forwardBytes, long returnBytes, Map<String, Integer> returnMessages,
-                         String decodeError, List<MultifdChannel> multifd) {
+                         String decodeError, List<MultifdChannel> multifd, long preemptBytes) {
         /** Lines for a person: sections, RAM records, commands, bytes. */
         public List<String> summary() {
             List<String> l = new ArrayList<>();
@@ -74,6 +76,9 @@ public final class MigrationRelay {
                             + c.syncs() + " syncs, " + c.bytes() + " bytes"
                             + (c.decodeError() == null ? "" : "; not decoded further: " + c.decodeError()));
                 }
+            }
+            if (preemptBytes >= 0) {
+                l.add("preempt: " + preemptBytes + " bytes source -> destination");
             }
             if (decodeError != null) {
                 l.add("decoding stopped early (the rest was forwarded undecoded): " + decodeError);
@@ -109,24 +114,83 @@ public final class MigrationRelay {
     public static Result run(MigrationConnection source, MigrationConnection destination,
                              List<MigrationConnection[]> multifd, WritableByteChannel record,
                              Duration idleTimeout, Duration drainTimeout) throws IOException {
+        return run(source, destination, multifd, record, idleTimeout, drainTimeout, FaultPlan.NONE);
+    }
+
+    /**
+     * As above, injecting {@code faults} on the way (see {@link Fault}). A cut ends the relay with
+     * an {@link IOException} saying what was cut where; {@link FaultPlan#events()} says what
+     * every fault did. The recording holds the source's bytes as they came (no flip in it), up to
+     * the last chunk forwarded whole before a cut.
+     */
+    public static Result run(MigrationConnection source, MigrationConnection destination,
+                             List<MigrationConnection[]> multifd, WritableByteChannel record,
+                             Duration idleTimeout, Duration drainTimeout, FaultPlan faults) throws IOException {
+        return run(source, destination, multifd, record, idleTimeout, drainTimeout, faults, null);
+    }
+
+    /**
+     * As above, with a postcopy preempt channel: {@code preempt} completes with its {source,
+     * destination} pair whenever the source opens it (QEMU 7.2 right after the main connection,
+     * livemig at the switch to postcopy), and it is then forwarded on its own thread; it may
+     * never come. Its faults are those on {@link FaultChannel#PREEMPT}.
+     */
+    public static Result run(MigrationConnection source, MigrationConnection destination,
+                             List<MigrationConnection[]> multifd, WritableByteChannel record,
+                             Duration idleTimeout, Duration drainTimeout, FaultPlan faults,
+                             java.util.concurrent.CompletionStage<MigrationConnection[]> preempt) throws IOException {
+        try {
+            return relay(source, destination, multifd, record, idleTimeout, drainTimeout, faults, preempt);
+        } catch (IOException e) {
+            FaultPlan.Event cut = faults.cut();
+            if (cut != null && !(e instanceof FaultyLink.CutException)) {
+                throw new IOException("cut by --fault " + cut.fault() + ": " + cut.what(), e);
+            }
+            throw e;
+        } finally {
+            faults.close();
+        }
+    }
+
+    private static Result relay(MigrationConnection source, MigrationConnection destination,
+                                List<MigrationConnection[]> multifd, WritableByteChannel record,
+                                Duration idleTimeout, Duration drainTimeout, FaultPlan faults,
+                                java.util.concurrent.CompletionStage<MigrationConnection[]> preempt) throws IOException {
         AtomicLong lastProgress = new AtomicLong(System.nanoTime());
         Runnable progress = () -> lastProgress.set(System.nanoTime());
+        Preempt pre = new Preempt();
+        if (preempt != null) {
+            preempt.thenAccept(pair -> pre.start(pair, faults, progress));
+        }
         List<MultifdChannelRelay> channels = new ArrayList<>();
         List<Thread> channelThreads = new ArrayList<>();
         for (MigrationConnection[] pair : multifd) {
-            MultifdChannelRelay c = new MultifdChannelRelay(pair[0], pair[1], progress);
+            FaultChannel fc = FaultChannel.multifd(channels.size());
+            WritableByteChannel out = faults.link(fc, pair[1].out(), () -> {
+                pair[0].shutdown();
+                pair[1].shutdown();
+            });
+            MultifdChannelRelay c = new MultifdChannelRelay(pair[0], pair[1], out, faults.needsPoints(fc), progress);
             channels.add(c);
             channelThreads.add(Thread.ofPlatform().name("relay-multifd-" + channels.size()).daemon().start(c));
         }
+        Runnable cutMain = () -> {
+            source.shutdown();
+            destination.shutdown();
+        };
+        WritableByteChannel toDestination = faults.link(FaultChannel.MAIN, destination.out(), cutMain);
         List<WritableByteChannel> sinks = new ArrayList<>();
-        sinks.add(side(destination.out(), "writing to the destination"));
+        sinks.add(side(toDestination, "writing to the destination"));
         if (record != null) {
             sinks.add(side(record, "writing the recording"));
         }
         ForwardingChannel forward = new ForwardingChannel(side(source.in(), "reading from the source"), sinks,
-                progress);
+                progress, faults.needsPoints(FaultChannel.MAIN));
         RelayStats stats = new RelayStats();
-        ReturnPath back = new ReturnPath(destination.in(), source.out(), progress, stats::colo);
+        StreamVisitor visitor = toDestination instanceof FaultyLink l && faults.needsPoints(FaultChannel.MAIN)
+                ? StreamVisitor.tee(stats, new FaultPoints(l)) : stats;
+        ReturnPath back = new ReturnPath(destination.in(), faults.link(FaultChannel.RETURN, source.out(), cutMain),
+                source.out(), progress, stats::colo);
         Thread backThread = Thread.ofPlatform().name("relay-return-path").daemon().start(back);
         AtomicReference<String> timedOut = new AtomicReference<>();
         Thread watchdog = Thread.ofPlatform().name("relay-watchdog").daemon().start(() -> {
@@ -136,6 +200,7 @@ public final class MigrationRelay {
                     timedOut.set("no data in either direction for " + idleTimeout.toSeconds() + " s");
                     source.shutdown();
                     destination.shutdown();
+                    pre.end();
                     for (MigrationConnection[] pair : multifd) {
                         pair[0].shutdown();
                         pair[1].shutdown();
@@ -151,12 +216,14 @@ public final class MigrationRelay {
         });
         String decodeError = null;
         try {
-            try (Analysis ignored = Analyzer.analyze(forward, Analyzer.Options.DEFAULT.withoutRam(), stats)) {
+            try (Analysis ignored = Analyzer.analyze(forward, Analyzer.Options.DEFAULT.withoutRam(), visitor)) {
                 // the stats are what the relay reports; the analysis only drives the decoding
             } catch (StreamFormatException e) {
                 decodeError = forward.forwardRestUndecoded(e, "the source's stream ended after " + forward.bytes()
                         + " bytes, before the migration was complete");
             }
+            forward.flushPending();
+            FaultyLink.flush(toDestination);
             halfClose(destination.out());
             backThread.join(drainTimeout.toMillis());
             if (backThread.isAlive()) {
@@ -176,9 +243,11 @@ public final class MigrationRelay {
                     throw channels.get(i).error;
                 }
             }
+            pre.join(drainTimeout);
         } catch (IOException | RuntimeException e) {
             source.shutdown();
             destination.shutdown();
+            pre.end();
             for (MigrationConnection[] pair : multifd) {
                 pair[0].shutdown();
                 pair[1].shutdown();
@@ -191,6 +260,7 @@ public final class MigrationRelay {
             Thread.currentThread().interrupt();
             source.shutdown();
             destination.shutdown();
+            pre.end();
             throw new IOException("interrupted", e);
         } finally {
             watchdog.interrupt();
@@ -199,7 +269,59 @@ public final class MigrationRelay {
         for (MultifdChannelRelay c : channels) {
             mfd.add(new MultifdChannel(c.channelId, c.packets.get(), c.pages.get(), c.syncs.get(), c.bytes(), c.decodeError));
         }
-        return new Result(stats, forward.bytes(), back.bytes.get(), back.messages(), decodeError, mfd);
+        return new Result(stats, forward.bytes(), back.bytes.get(), back.messages(), decodeError, mfd, pre.bytes());
+    }
+
+    /** The preempt channel, once it comes; one that comes after the relay ended is shut down at once. */
+    private static final class Preempt {
+        private PreemptChannelRelay relay;
+        private Thread thread;
+        private boolean ended;
+
+        synchronized void start(MigrationConnection[] pair, FaultPlan faults, Runnable progress) {
+            if (ended) {
+                pair[0].shutdown();
+                pair[1].shutdown();
+                return;
+            }
+            WritableByteChannel out = faults.link(FaultChannel.PREEMPT, pair[1].out(), () -> {
+                pair[0].shutdown();
+                pair[1].shutdown();
+            });
+            relay = new PreemptChannelRelay(pair[0], pair[1], out, progress);
+            thread = Thread.ofPlatform().name("relay-preempt").daemon().start(relay);
+        }
+
+        /** Waits for the channel to end once the main stream has; throws its error. */
+        void join(Duration drainTimeout) throws IOException, InterruptedException {
+            Thread t;
+            synchronized (this) {
+                ended = true;
+                t = thread;
+            }
+            if (t == null) {
+                return;
+            }
+            t.join(drainTimeout.toMillis());
+            if (t.isAlive()) {
+                throw new IOException("the source's preempt channel did not end within " + drainTimeout.toSeconds()
+                        + " s of the end of the main stream");
+            }
+            if (relay.error != null) {
+                throw relay.error;
+            }
+        }
+
+        synchronized void end() {
+            ended = true;
+            if (relay != null) {
+                relay.shutdown();
+            }
+        }
+
+        synchronized long bytes() {
+            return relay == null ? -1 : relay.bytes();
+        }
     }
 
     private static void joinQuietly(Thread t) {
@@ -226,6 +348,7 @@ public final class MigrationRelay {
         private final ReadableByteChannel from;
         private final WritableByteChannel to;
         private final WritableByteChannel rawTo;
+        private final WritableByteChannel faulty;
         private final Runnable progress;
         final AtomicLong bytes = new AtomicLong();
         volatile IOException error;
@@ -241,11 +364,14 @@ public final class MigrationRelay {
         private final byte[] coloMessage = new byte[4];
         private int coloFill;
 
-        ReturnPath(ReadableByteChannel from, WritableByteChannel to, Runnable progress, java.util.function.BooleanSupplier colo) {
+        /** @param to the source's connection, through a faulty link if faults apply; {@code rawTo} the connection itself */
+        ReturnPath(ReadableByteChannel from, WritableByteChannel to, WritableByteChannel rawTo, Runnable progress,
+                   java.util.function.BooleanSupplier colo) {
             this.colo = colo;
             this.from = side(from, "reading the return path from the destination");
+            this.faulty = to;
             this.to = side(to, "writing the return path to the source");
-            this.rawTo = to;
+            this.rawTo = rawTo;
             this.progress = progress;
         }
 
@@ -262,6 +388,7 @@ public final class MigrationRelay {
                     bytes.addAndGet(buf.limit());
                     progress.run();
                 }
+                FaultyLink.flush(faulty);
                 halfClose(rawTo);
             } catch (IOException e) {
                 error = e;

@@ -29,11 +29,19 @@ final class MultifdChannelRelay implements Runnable {
     volatile String decodeError;
     volatile IOException error;
 
-    MultifdChannelRelay(MigrationConnection source, MigrationConnection destination, Runnable progress) {
+    private final java.nio.channels.WritableByteChannel out;
+
+    /**
+     * @param out      the destination's connection, through a faulty link if faults apply
+     * @param holdBack whether a fault waits for a SYNC packet (see {@link ForwardingChannel})
+     */
+    MultifdChannelRelay(MigrationConnection source, MigrationConnection destination,
+                        java.nio.channels.WritableByteChannel out, boolean holdBack, Runnable progress) {
         this.source = source;
         this.destination = destination;
         this.progress = progress;
-        this.forward = new ForwardingChannel(source.in(), List.of(destination.out()), progress);
+        this.out = out;
+        this.forward = new ForwardingChannel(source.in(), List.of(out), progress, holdBack);
     }
 
     long bytes() {
@@ -56,6 +64,7 @@ final class MultifdChannelRelay implements Runnable {
                         continue;
                     }
                     MultifdPacket.Header h = (MultifdPacket.Header) p;
+                    long headerEnd = f.position();
                     if (h.normalPages() > 0) {
                         f.skip(Integer.toUnsignedLong(h.nextPacketSize()));
                         pages.addAndGet(h.normalPages());
@@ -63,12 +72,17 @@ final class MultifdChannelRelay implements Runnable {
                     packets.incrementAndGet();
                     if (h.sync()) {
                         syncs.incrementAndGet();
+                        if (out instanceof FaultyLink l) {
+                            l.reached(FaultPoint.Kind.SYNC, null, headerEnd);
+                        }
                     }
                 }
             } catch (IOException e) {
                 decodeError = forward.forwardRestUndecoded(e, "multifd channel from " + source.description()
                         + " ended in the middle of a packet");
             }
+            forward.flushPending();
+            FaultyLink.flush(out);
             MigrationRelay.halfClose(destination.out());
             progress.run();
         } catch (IOException e) {
