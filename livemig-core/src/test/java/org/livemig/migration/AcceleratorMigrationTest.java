@@ -161,6 +161,18 @@ class AcceleratorMigrationTest {
 
     @Test
     void aDamagedChunkInADeviceStatePacketFailsItsLoadThreadAndTheMigrationWithItsMessage() throws Exception {
+        // On a starved host the device's engine may dirty nothing between the last pass and the
+        // stop: the final state then has no chunk for the flip to land in, and the migration
+        // rightly completes. Such an attempt is tried again (a fresh pair), at most twice.
+        for (int attempt = 1; ; attempt++) {
+            if (damagedChunkAttempt(attempt == 3)) {
+                return;
+            }
+        }
+    }
+
+    /** One attempt; false when the final state carried no chunk to damage (and {@code last} is false). */
+    private boolean damagedChunkAttempt(boolean last) throws Exception {
         try (PrecopyTest.Pair p = PrecopyTest.Pair.of(busyDevice())) {
             p.params(m -> m.maxBandwidth = 0);
             p.cap(Capability.RETURN_PATH);
@@ -172,9 +184,13 @@ class AcceleratorMigrationTest {
                 await().atMost(LONG).until(() -> o.status().isFinal() && p.dstMig().incoming() != null
                         && p.dstMig().incoming().status().isFinal());
                 assertThat(tamper.awaitFired(0)).isTrue();
-                assertThat(o.status()).isEqualTo(MigrationStatus.FAILED);
-                assertThat(p.src().runState()).as("the source runs on").isEqualTo(RunState.RUNNING);
                 Incoming in = p.dstMig().incoming();
+                if (o.status() == MigrationStatus.COMPLETED && !last) {
+                    return false;
+                }
+                assertThat(o.status()).as("source: %s; destination: %s", o.error(), in.error())
+                        .isEqualTo(MigrationStatus.FAILED);
+                assertThat(p.src().runState()).as("the source runs on").isEqualTo(RunState.RUNNING);
                 assertThat(in.status()).isEqualTo(MigrationStatus.FAILED);
                 assertThat(in.loadThreads().failure()).containsPattern(
                         "accelerator 'acc0': chunk at 0x[0-9a-f]+ \\(0x10000 bytes\\) in device-state packet \\d+ is damaged");
@@ -193,6 +209,7 @@ class AcceleratorMigrationTest {
                 await().atMost(LONG).until(() -> again.status().isFinal());
                 assertThat(again.status()).as(String.valueOf(again.error())).isEqualTo(MigrationStatus.COMPLETED);
                 PrecopyTest.assertVerified(p);
+                return true;
             }
         }
     }
