@@ -230,8 +230,8 @@ final class BenchCommand {
     }
 
     @Command(name = "device", mixinStandardHelpOptions = true,
-            description = {"Downtime of a machine whose accelerator (--device) the guest writes: its final state on the main",
-                    "stream against over multifd channels with load threads, same run; the destination monitor's p99 meanwhile."},
+            description = "Downtime of a machine whose accelerator (--device) the guest writes: its final state on the main"
+                    + " stream against over multifd channels with load threads, same run; the destination monitor's p99 meanwhile.",
             exitCodeListHeading = ExitCodes.HEADING, footer = "",
             exitCodeList = {"0:measured and printed", "1:a measured migration failed or did not verify", ExitCodes.USAGE_TEXT})
     static final class Device implements Callable<Integer> {
