@@ -256,8 +256,10 @@ class LiveQemuRelayTest {
 
     private void awaitCompleted(Qemu q) {
         await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).until(() -> {
-            String status = q.qmp().execute("query-migrate").path("status").asString();
-            assertThat(status).as(() -> "migration failed: " + read(q.log())).isNotIn("failed", "cancelled");
+            JsonNode info = q.qmp().execute("query-migrate");
+            String status = info.path("status").asString();
+            assertThat(status).as(() -> "migration failed: " + info + "; QEMU's log: " + read(q.log()))
+                    .isNotIn("failed", "cancelled");
             return status.equals("completed");
         });
     }
