@@ -40,12 +40,24 @@ public final class MicroBench {
     }
 
     public List<Line> run() throws RunnerException {
+        out.println("JMH micro-benchmarks" + (options.quick() ? " (quick: too short to trust, a smoke test)" : "")
+                + ", forks " + options.forks() + "; each beside its baseline in the same run");
+        Collection<RunResult> results = new Runner(jmhOptions(options)).run();
+        List<Line> lines = lines(results);
+        print(lines);
+        return lines;
+    }
+
+    /** JMH's options for {@code options}. */
+    static org.openjdk.jmh.runner.options.Options jmhOptions(Options options) {
         ChainedOptionsBuilder b = new OptionsBuilder()
                 .include(PACKAGE.replace(".", "\\.") + (options.include() == null ? ".*" : ".*(" + options.include() + ").*"))
                 .forks(options.forks())
                 .shouldFailOnError(true)
                 .verbosity(options.verbose() ? VerboseMode.NORMAL : VerboseMode.SILENT)
-                .jvmArgsAppend("-XX:+UseParallelGC", "--enable-native-access=ALL-UNNAMED",
+                // The forks' own options, not the host JVM's: the launcher's (a serial collector,
+                // its AOT cache, -ea) would clash with these or skew what is measured.
+                .jvmArgs("-Xmx1g", "-XX:+UseParallelGC", "--enable-native-access=ALL-UNNAMED",
                         "--sun-misc-unsafe-memory-access=allow");
         if (options.quick()) {
             b.warmupIterations(1).warmupTime(TimeValue.milliseconds(100))
@@ -54,12 +66,7 @@ public final class MicroBench {
             b.warmupIterations(3).warmupTime(TimeValue.seconds(1))
                     .measurementIterations(5).measurementTime(TimeValue.seconds(1));
         }
-        out.println("JMH micro-benchmarks" + (options.quick() ? " (quick: too short to trust, a smoke test)" : "")
-                + ", forks " + options.forks() + "; each beside its baseline in the same run");
-        Collection<RunResult> results = new Runner(b.build()).run();
-        List<Line> lines = lines(results);
-        print(lines);
-        return lines;
+        return b.build();
     }
 
     static List<Line> lines(Collection<RunResult> results) {

@@ -349,10 +349,12 @@ final class BenchCommand {
         }
     }
 
+    /** Removes a benchmark's scratch directory and everything under it (TLS cases leave credential directories). */
     private static void deleteTree(Path dir) throws java.io.IOException {
-        try (var s = Files.list(dir)) {
-            s.forEach(p -> p.toFile().delete());
+        try (var s = Files.walk(dir)) {
+            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
         }
-        Files.deleteIfExists(dir);
     }
 }
