@@ -292,14 +292,7 @@ public final class Incoming {
      * the guest, and runs its own again.
      */
     private void loadThreadFailed(String message) {
-        IncomingReturnPath rp = returnPath;
-        if (rp != null) {
-            try {
-                rp.sendShut(1);
-            } catch (IOException ignored) {
-                // the source is gone too
-            }
-        }
+        sendShutFailed();
         MigrationConnection c = connection;
         if (c != null) {
             c.shutdown();
@@ -462,34 +455,12 @@ public final class Incoming {
     private void fail(String message) {
         error = message;
         LOG.log(Level.WARNING, "incoming migration failed: " + error);
-        IncomingReturnPath rp = returnPath;
-        if (rp != null) {
-            try {
-                rp.sendShut(1);
-            } catch (IOException ignored) {
-                // the source is gone too
-            }
-        }
+        sendShutFailed();
         PostcopyIncoming pc = postcopy;
         if (pc != null) {
             pc.shutdown();
         }
-        MultifdReceiver m = multifd;
-        if (m != null) {
-            m.shutdown();
-        }
-        org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
-        if (pages != null) {
-            pages.shutdown();
-        }
-        org.livemig.migration.ram.MappedRamLoader mr = mappedRam;
-        if (mr != null) {
-            mr.shutdown();
-        }
-        LoadThreads pool = loadThreads;
-        if (pool != null) {
-            pool.shutdown();
-        }
+        shutdownLoaders();
         status.force(MigrationStatus.FAILED);
         machine.mainLoop().schedule(this::destroyAfterFailureBh);
     }
@@ -755,13 +726,19 @@ public final class Incoming {
         if (pc != null) {
             pc.shutdown();
         }
-        MultifdReceiver m = multifd;
-        if (m != null) {
-            m.shutdown();
-        }
         MigrationConnection cc = compareConnection.getNow(null);
         if (cc != null) {
             cc.shutdown();
+        }
+        shutdownLoaders();
+        closeListener();
+    }
+
+    /** Ends every wait of the loading side's helpers: multifd channels, page decoders, mapped-ram, load threads. Any thread. */
+    private void shutdownLoaders() {
+        MultifdReceiver m = multifd;
+        if (m != null) {
+            m.shutdown();
         }
         org.livemig.migration.ram.EncodedPageLoader pages = encodedPages;
         if (pages != null) {
@@ -775,7 +752,18 @@ public final class Incoming {
         if (pool != null) {
             pool.shutdown();
         }
-        closeListener();
+    }
+
+    /** SHUT 1 on the return path, if there is one: this side will not run the guest. Blocks on IO briefly. */
+    private void sendShutFailed() {
+        IncomingReturnPath rp = returnPath;
+        if (rp != null) {
+            try {
+                rp.sendShut(1);
+            } catch (IOException ignored) {
+                // the source is gone too
+            }
+        }
     }
 
     private void closeListener() {

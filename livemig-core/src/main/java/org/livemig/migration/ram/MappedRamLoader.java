@@ -7,12 +7,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
-import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
 import org.livemig.stream.MappedRamHeader;
@@ -41,72 +36,17 @@ import org.livemig.stream.StreamFormatException;
 public final class MappedRamLoader implements AutoCloseable {
     public static final String THREAD_PREFIX = "mig/dst/recv_";
     private static final int QUEUE_READS = 16;
-    private static final long SLICE_MILLIS = 100;
 
     private record Read(RamBlock block, long offset, long length, long filePos) {}
 
-    private static final Read STOP = new Read(null, 0, 0, 0);
-
     private final MappedRamOptions opts;
     private final FileChannel main;
-    private final Channel[] channels;
-    private final AtomicReference<IOException> failure = new AtomicReference<>();
-    private volatile boolean closed;
+    private final FileChannelWorkers<Read> channels;
     /** Pages read from the file and pages the bitmaps left out, so far (read by progress displays). */
     private final AtomicLong pagesRead;
     private final AtomicLong pagesAbsent;
 
-    private final class Channel {
-        final FileChannel file;
-        final ArrayBlockingQueue<Read> queue = new ArrayBlockingQueue<>(QUEUE_READS);
-        final Thread thread;
-        long submitted;
-        final AtomicLong completed = new AtomicLong();
-        final ReentrantLock lock = new ReentrantLock();
-        final Condition done = lock.newCondition();
-
-        Channel(int id, FileChannel file) {
-            this.file = file;
-            this.thread = Thread.ofPlatform().name(THREAD_PREFIX + id).daemon(true).unstarted(this::run);
-        }
-
-        /** Called without the BQL; blocks on IO: {@code mig/dst/recv_n}. */
-        private void run() {
-            while (true) {
-                Read r;
-                try {
-                    r = queue.poll(SLICE_MILLIS, TimeUnit.MILLISECONDS);
-                } catch (InterruptedException e) {
-                    return;
-                }
-                if (r == STOP) {
-                    return;
-                }
-                if (r == null) {
-                    if (closed) {
-                        return;
-                    }
-                    continue;
-                }
-                if (failure.get() == null) {
-                    try {
-                        read(file, r);
-                    } catch (IOException | RuntimeException e) {
-                        failure.compareAndSet(null, e instanceof IOException io ? io : new IOException(e.getMessage(), e));
-                    }
-                }
-                completed.incrementAndGet();
-                lock.lock();
-                try {
-                    done.signalAll();
-                } finally {
-                    lock.unlock();
-                }
-            }
-        }
-    }
-
-    private MappedRamLoader(MappedRamOptions opts, FileChannel main, Channel[] channels, AtomicLong pagesRead,
+    private MappedRamLoader(MappedRamOptions opts, FileChannel main, FileChannelWorkers<Read> channels, AtomicLong pagesRead,
                             AtomicLong pagesAbsent) {
         this.opts = opts;
         this.main = main;
@@ -126,19 +66,9 @@ public final class MappedRamLoader implements AutoCloseable {
             throw new IOException("mapped-ram reads pages from fixed places of a file: its migration needs a plain file:"
                     + " connection");
         }
-        Channel[] chans = new Channel[opts.channels()];
+        FileChannelWorkers<Read> chans = FileChannelWorkers.start("mapped-ram loader", THREAD_PREFIX, opts.channels(),
+                QUEUE_READS, i -> DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.READ), MappedRamLoader::read);
         MappedRamLoader l = new MappedRamLoader(opts, main, chans, pagesRead, pagesAbsent);
-        try {
-            for (int i = 0; i < chans.length; i++) {
-                chans[i] = l.new Channel(i, DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.READ));
-            }
-        } catch (IOException e) {
-            l.close();
-            throw e;
-        }
-        for (Channel c : chans) {
-            c.thread.start();
-        }
         return l;
     }
 
@@ -257,7 +187,7 @@ public final class MappedRamLoader implements AutoCloseable {
     private int next;
 
     private void submit(Read r, String block) throws IOException {
-        if (channels.length == 0) {
+        if (channels.size() == 0) {
             try {
                 read(main, r);
             } catch (IOException e) {
@@ -265,48 +195,26 @@ public final class MappedRamLoader implements AutoCloseable {
             }
             return;
         }
-        Channel c = channels[next];
-        next = (next + 1) % channels.length;
         try {
-            while (!c.queue.offer(r, SLICE_MILLIS, TimeUnit.MILLISECONDS)) {
-                checkFailure(block);
-                if (closed) {
-                    throw new IOException("mapped-ram loader closed");
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while handing mapped-ram reads to a channel", e);
+            channels.submit(next, r);
+        } catch (IOException e) {
+            throw failed(e);
         }
-        c.submitted++;
+        next = (next + 1) % channels.size();
     }
 
     private void awaitReads(String block) throws IOException {
-        for (Channel c : channels) {
-            c.lock.lock();
-            try {
-                while (c.completed.get() < c.submitted) {
-                    checkFailure(block);
-                    if (closed) {
-                        throw new IOException("mapped-ram loader closed");
-                    }
-                    c.done.await(SLICE_MILLIS, TimeUnit.MILLISECONDS);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IOException("interrupted while waiting for mapped-ram channels", e);
-            } finally {
-                c.lock.unlock();
-            }
+        try {
+            channels.awaitAll();
+        } catch (IOException e) {
+            throw failed(e);
         }
-        checkFailure(block);
     }
 
-    private void checkFailure(String block) throws IOException {
-        IOException e = failure.get();
-        if (e != null) {
-            throw new StreamFormatException(e.getMessage(), -1);
-        }
+    /** A channel's read failure as the load's error (it names the block, page and offset); else {@code e}. */
+    private IOException failed(IOException e) {
+        IOException f = channels.failure();
+        return f != null ? new StreamFormatException(f.getMessage(), -1) : e;
     }
 
     /** One read of consecutive pages straight into guest RAM; a short file names the block, page and offset. */
@@ -328,34 +236,11 @@ public final class MappedRamLoader implements AutoCloseable {
 
     /** Stops the channels (a failed or abandoned load). Any thread. */
     public void shutdown() {
-        closed = true;
-        failure.compareAndSet(null, new IOException("mapped-ram loader shut down"));
+        channels.shutdown();
     }
 
     @Override
     public void close() {
-        closed = true;
-        for (Channel c : channels) {
-            if (c == null) {
-                continue;
-            }
-            c.queue.clear();
-            c.queue.offer(STOP);
-        }
-        for (Channel c : channels) {
-            if (c == null) {
-                continue;
-            }
-            try {
-                c.thread.join(10_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            try {
-                c.file.close();
-            } catch (IOException ignored) {
-                // reads are over
-            }
-        }
+        channels.close();
     }
 }

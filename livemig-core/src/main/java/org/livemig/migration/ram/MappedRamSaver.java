@@ -9,11 +9,6 @@ import java.util.BitSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongConsumer;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MappedRamHeader;
@@ -45,12 +40,10 @@ public final class MappedRamSaver implements AutoCloseable {
     public static final int RUN_PAGES = 512;
     public static final String THREAD_PREFIX = "mig/src/send_";
     private static final int QUEUE_RUNS = 8;
-    private static final long SLICE_MILLIS = 100;
 
     /** Consecutive pages, from guest RAM or (src not null) from a copy of them at srcOffset of src. */
     private record Run(RamBlock block, long pagesOffset, long first, int count, MemorySegment src, long srcOffset) {}
 
-    private static final Run STOP = new Run(null, 0, 0, 0, null, 0);
 
     /** A block's layout in the file and which of its pages the file holds. Owned by mig/src/main. */
     private static final class Layout {
@@ -68,9 +61,7 @@ public final class MappedRamSaver implements AutoCloseable {
     private final FileChannel main;
     private final Map<RamBlock, Layout> layouts = new IdentityHashMap<>();
     private final LongConsumer onWritten;
-    private final Channel[] channels;
-    private volatile IOException failure;
-    private volatile boolean closed;
+    private final FileChannelWorkers<Run> channels;
     private long holeBytes;
     private RamBlock runBlock;
     private long runFirst;
@@ -79,61 +70,8 @@ public final class MappedRamSaver implements AutoCloseable {
     private MemorySegment runSrc;
     private long runSrcOffset;
 
-    /** One multifd channel: its thread, file descriptor and queue. */
-    private final class Channel {
-        final FileChannel file;
-        final ArrayBlockingQueue<Run> queue = new ArrayBlockingQueue<>(QUEUE_RUNS);
-        final Thread thread;
-        /** Runs handed over by mig/src/main. */
-        long submitted;
-        /** Runs written (or dropped after a failure), by the channel thread. */
-        final AtomicLong completed = new AtomicLong();
-        final ReentrantLock lock = new ReentrantLock();
-        final Condition done = lock.newCondition();
-
-        Channel(int id, FileChannel file) {
-            this.file = file;
-            this.thread = Thread.ofPlatform().name(THREAD_PREFIX + id).daemon(true).unstarted(this::run);
-        }
-
-        /** Called without the BQL; blocks on IO: {@code mig/src/send_n}. */
-        private void run() {
-            while (true) {
-                Run r;
-                try {
-                    r = queue.poll(SLICE_MILLIS, TimeUnit.MILLISECONDS);
-                } catch (InterruptedException e) {
-                    return;
-                }
-                if (r == STOP) {
-                    return;
-                }
-                if (r == null) {
-                    if (closed) {
-                        return;
-                    }
-                    continue;
-                }
-                if (failure == null) {
-                    try {
-                        write(file, r);
-                    } catch (IOException | RuntimeException e) {
-                        fail(new IOException("mapped-ram " + Thread.currentThread().getName() + ": " + e.getMessage(), e));
-                    }
-                }
-                completed.incrementAndGet();
-                lock.lock();
-                try {
-                    done.signalAll();
-                } finally {
-                    lock.unlock();
-                }
-            }
-        }
-    }
-
     private MappedRamSaver(MappedRamOptions opts, FileChannel main, List<RamBlock> blocks, LongConsumer onWritten,
-                           Channel[] channels) {
+                           FileChannelWorkers<Run> channels) {
         this.opts = opts;
         this.main = main;
         this.onWritten = onWritten;
@@ -154,19 +92,15 @@ public final class MappedRamSaver implements AutoCloseable {
             throw new IOException("mapped-ram writes pages at fixed places of a file: its migration needs a plain file:"
                     + " connection");
         }
-        Channel[] chans = new Channel[opts.channels()];
+        FileChannelWorkers<Run> chans = FileChannelWorkers.start("mapped-ram saver", THREAD_PREFIX, opts.channels(),
+                QUEUE_RUNS, i -> DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.WRITE), (file, r) -> {
+                    try {
+                        write(file, r);
+                    } catch (IOException e) {
+                        throw new IOException("mapped-ram " + Thread.currentThread().getName() + ": " + e.getMessage(), e);
+                    }
+                });
         MappedRamSaver s = new MappedRamSaver(opts, main, blocks, onWritten, chans);
-        try {
-            for (int i = 0; i < chans.length; i++) {
-                chans[i] = s.new Channel(i, DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.WRITE));
-            }
-        } catch (IOException e) {
-            s.close();
-            throw e;
-        }
-        for (Channel c : chans) {
-            c.thread.start();
-        }
         return s;
     }
 
@@ -269,24 +203,12 @@ public final class MappedRamSaver implements AutoCloseable {
         runCount = 0;
         runBlock = null;
         runSrc = null;
-        if (channels.length == 0) {
+        if (channels.size() == 0) {
             write(main, r);
             return;
         }
-        int ci = (int) (((long) layout(r.block()).index * 1_000_003L + r.first() / RUN_PAGES) % channels.length);
-        Channel c = channels[ci];
-        try {
-            while (!c.queue.offer(r, SLICE_MILLIS, TimeUnit.MILLISECONDS)) {
-                checkFailure();
-                if (closed) {
-                    throw new IOException("mapped-ram saver closed");
-                }
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while handing mapped-ram pages to a channel", e);
-        }
-        c.submitted++;
+        int ci = (int) (((long) layout(r.block()).index * 1_000_003L + r.first() / RUN_PAGES) % channels.size());
+        channels.submit(ci, r);
     }
 
     private static void write(FileChannel file, Run r) throws IOException {
@@ -306,24 +228,7 @@ public final class MappedRamSaver implements AutoCloseable {
      */
     public void flush() throws IOException {
         submitRun();
-        for (Channel c : channels) {
-            c.lock.lock();
-            try {
-                while (c.completed.get() < c.submitted) {
-                    checkFailure();
-                    if (closed) {
-                        throw new IOException("mapped-ram saver closed");
-                    }
-                    c.done.await(SLICE_MILLIS, TimeUnit.MILLISECONDS);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IOException("interrupted while waiting for mapped-ram channels", e);
-            } finally {
-                c.lock.unlock();
-            }
-        }
-        checkFailure();
+        channels.awaitAll();
     }
 
     /** Called on {@code mig/src/main} at the end: every block's bitmap at its place (QEMU's ram_save_file_bmap). */
@@ -353,14 +258,8 @@ public final class MappedRamSaver implements AutoCloseable {
         return n;
     }
 
-    private void fail(IOException e) {
-        if (failure == null) {
-            failure = e;
-        }
-    }
-
     private void checkFailure() throws IOException {
-        IOException f = failure;
+        IOException f = channels.failure();
         if (f != null) {
             throw new IOException(f.getMessage(), f);
         }
@@ -368,34 +267,11 @@ public final class MappedRamSaver implements AutoCloseable {
 
     /** Stops the channels (a cancel or failure too: nothing queued is written after). Any thread. */
     public void shutdown() {
-        closed = true;
-        fail(new IOException("mapped-ram saver shut down"));
+        channels.shutdown();
     }
 
     @Override
     public void close() {
-        closed = true;
-        for (Channel c : channels) {
-            if (c == null) {
-                continue;
-            }
-            c.queue.clear();
-            c.queue.offer(STOP);
-        }
-        for (Channel c : channels) {
-            if (c == null) {
-                continue;
-            }
-            try {
-                c.thread.join(10_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            try {
-                c.file.close();
-            } catch (IOException ignored) {
-                // closing after the writes: nothing left to lose
-            }
-        }
+        channels.close();
     }
 }
