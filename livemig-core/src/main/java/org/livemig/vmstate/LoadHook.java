@@ -1,7 +1,7 @@
 package org.livemig.vmstate;
 
 /**
- * The steps of applying a device's loaded state that may need the BQL (the seed's TODO: QEMU's
+ * The steps of applying a device's loaded state that may need the BQL (the seed's open to-do: QEMU's
  * {@code pre_load}, a field's {@code get}, {@code post_load}). A description says which of them
  * need the lock ({@link VMStateDescription.Builder#bqlOnlyFor}); the load path takes it for those
  * steps only, and never while bytes are read from the stream, which livemig does before any of

@@ -351,7 +351,7 @@ public final class VMStateDescription<T> {
 
         /**
          * The load steps that need the BQL, and no others: the load path applies the rest without
-         * it (the seed's TODO, closed per device). By default every step takes it, as QEMU holds
+         * it (the seed's open to-do, closed per device). By default every step takes it, as QEMU holds
          * the lock for a whole section; a device whose fields and pre-load touch nothing the
          * lock guards (state owned by the device, like guest RAM) says {@code bqlOnlyFor(POST_LOAD)},
          * or nothing at all.

@@ -401,6 +401,24 @@ final class Userfaultfd implements AutoCloseable {
         return revents == 0 ? 0 : readNow(buf);
     }
 
+    /** Told of each page fault of a batch of events: the faulting address, and whether it was a write. */
+    interface PageFaultSink {
+        void fault(long address, boolean write) throws IOException;
+    }
+
+    /** Hands the page faults among the first {@code n} events of {@code buf} to {@code sink}; other events are skipped. */
+    static void forEachPageFault(MemorySegment buf, int n, PageFaultSink sink) throws IOException {
+        for (int i = 0; i < n; i++) {
+            long at = i * MSG.byteSize();
+            int event = buf.get(ValueLayout.JAVA_BYTE, at + MSG_EVENT) & 0xFF;
+            if (event != EVENT_PAGEFAULT) {
+                continue; // no other event is asked for
+            }
+            long flags = buf.get(ValueLayout.JAVA_LONG, at + MSG_PF_FLAGS);
+            sink.fault(buf.get(ValueLayout.JAVA_LONG, at + MSG_PF_ADDRESS), (flags & PAGEFAULT_FLAG_WRITE) != 0);
+        }
+    }
+
     private int readNow(MemorySegment buf) throws IOException {
         while (true) {
             long r = Libc.read(fd, buf, buf.byteSize());

@@ -12,7 +12,6 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.BitSet;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -53,7 +52,9 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
 
     private final Userfaultfd uffd;
     /** Regions sorted by base address, to map a fault address to its block. Read-only. */
-    private final Region[] byAddress;
+    private final RegionIndex<Region> index;
+    /** The regions in address order. */
+    private final List<Region> byAddress;
     /**
      * For each block whose every page was mapped when this backend was made, the pages this
      * backend has given back to the kernel since (see {@link #prepare}); other blocks are not in
@@ -81,9 +82,8 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
                 throw new IOException("RAM block " + r.block + " is not page-aligned at 0x" + Long.toHexString(r.base));
             }
         }
-        List<Region> sorted = new ArrayList<>(regions.values());
-        sorted.sort(Comparator.comparingLong(r -> r.base));
-        this.byAddress = sorted.toArray(new Region[0]);
+        this.index = new RegionIndex<>(regions.values(), r -> r.base, r -> r.length);
+        this.byAddress = index.all();
         for (Region r : byAddress) {
             // Small pages from here on (advise), before any discard, as QEMU does at advise: pages
             // are placed 4 KiB at a time, and khugepaged must not collapse a range with dropped
@@ -308,48 +308,24 @@ final class UserfaultfdPostcopy extends AbstractPostcopyBackend {
             }
             int n = uffd.readEvents(events, waitMillis);
             long now = System.nanoTime();
-            for (int i = 0; i < n; i++) {
-                long at = i * Userfaultfd.MSG.byteSize();
-                int event = events.get(ValueLayout.JAVA_BYTE, at + Userfaultfd.MSG_EVENT) & 0xFF;
-                if (event != Userfaultfd.EVENT_PAGEFAULT) {
-                    continue; // no other event was asked for
-                }
-                long flags = events.get(ValueLayout.JAVA_LONG, at + Userfaultfd.MSG_PF_FLAGS);
-                long address = events.get(ValueLayout.JAVA_LONG, at + Userfaultfd.MSG_PF_ADDRESS);
-                Region r = regionAt(address);
+            Userfaultfd.forEachPageFault(events, n, (address, write) -> {
+                Region r = index.at(address);
                 if (r == null) {
                     uffd.wake(address & -RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE);
-                    continue;
+                    return;
                 }
                 long page = (address - r.base) >>> RamBlock.PAGE_BITS;
                 if (r.received.isReceived(page)) {
                     // Placed between the fault and this read: the placement woke it; be sure.
                     uffd.wake(r.base + (page << RamBlock.PAGE_BITS), RamBlock.PAGE_SIZE);
-                    continue;
+                    return;
                 }
-                pending.add(new PageFault(r.block, page, (flags & Userfaultfd.PAGEFAULT_FLAG_WRITE) != 0, now));
-            }
+                pending.add(new PageFault(r.block, page, write, now));
+            });
             return true;
         } finally {
             lifecycle.readLock().unlock();
         }
-    }
-
-    private Region regionAt(long address) {
-        int lo = 0;
-        int hi = byAddress.length - 1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            Region r = byAddress[mid];
-            if (address < r.base) {
-                hi = mid - 1;
-            } else if (address - r.base >= r.length) {
-                lo = mid + 1;
-            } else {
-                return r;
-            }
-        }
-        return null;
     }
 
     @Override

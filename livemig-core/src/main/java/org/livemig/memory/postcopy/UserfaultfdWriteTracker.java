@@ -7,7 +7,6 @@ import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.ReentrantLock;
@@ -37,7 +36,9 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
 
     private final Userfaultfd uffd;
     /** Regions sorted by base address, to map a fault address to its block. Read-only. */
-    private final Region[] byAddress;
+    private final RegionIndex<Region> index;
+    /** The regions in address order. */
+    private final List<Region> byAddress;
     /** Held by the one thread reading faults. */
     private final ReentrantLock faultReader = new ReentrantLock();
     /** Guarded by {@link #faultReader}. */
@@ -75,9 +76,8 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
             u = Userfaultfd.open(Userfaultfd.FEATURE_PAGEFAULT_FLAG_WP);
         }
         this.uffd = u;
-        List<Region> sorted = new ArrayList<>(regions.values());
-        sorted.sort(Comparator.comparingLong(r -> r.base));
-        this.byAddress = sorted.toArray(Region[]::new);
+        this.index = new RegionIndex<>(regions.values(), r -> r.base, r -> r.length);
+        this.byAddress = index.all();
     }
 
     @Override
@@ -120,12 +120,12 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
 
     @Override
     void startBackend() throws IOException {
-        for (int i = 0; i < byAddress.length; i++) {
-            Region r = byAddress[i];
+        for (int i = 0; i < byAddress.size(); i++) {
+            Region r = byAddress.get(i);
             int e = uffd.writeProtect(r.base, r.length, true);
             if (e != 0) {
                 for (int j = 0; j < i; j++) {
-                    uffd.writeProtect(byAddress[j].base, byAddress[j].length, false);
+                    uffd.writeProtect(byAddress.get(j).base, byAddress.get(j).length, false);
                 }
                 throw new IOException(String.format("UFFDIO_WRITEPROTECT of %s: %s", r.block, Libc.strerror(e)));
             }
@@ -213,48 +213,25 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
             }
             int n = uffd.readEvents(events, waitMillis);
             long now = System.nanoTime();
-            for (int i = 0; i < n; i++) {
-                long at = i * Userfaultfd.MSG.byteSize();
-                int event = events.get(ValueLayout.JAVA_BYTE, at + Userfaultfd.MSG_EVENT) & 0xFF;
-                if (event != Userfaultfd.EVENT_PAGEFAULT) {
-                    continue; // no other event was asked for
-                }
-                long address = events.get(ValueLayout.JAVA_LONG, at + Userfaultfd.MSG_PF_ADDRESS);
-                Region r = regionAt(address);
+            Userfaultfd.forEachPageFault(events, n, (address, write) -> {
+                Region r = index.at(address);
                 long pageStart = address & -RamBlock.PAGE_SIZE;
                 if (r == null) {
                     uffd.writeProtect(pageStart, RamBlock.PAGE_SIZE, false);
-                    continue;
+                    return;
                 }
                 long page = (address - r.base) >>> RamBlock.PAGE_BITS;
                 if (r.saved.isReceived(page)) {
                     // Saved between the fault and this read; unprotecting again wakes it for sure.
                     uffd.writeProtect(pageStart, RamBlock.PAGE_SIZE, false);
-                    continue;
+                    return;
                 }
                 pending.add(new PageFault(r.block, page, true, now));
-            }
+            });
             return true;
         } finally {
             lifecycle.readLock().unlock();
         }
-    }
-
-    private Region regionAt(long address) {
-        int lo = 0;
-        int hi = byAddress.length - 1;
-        while (lo <= hi) {
-            int mid = (lo + hi) >>> 1;
-            Region r = byAddress[mid];
-            if (address < r.base) {
-                hi = mid - 1;
-            } else if (address - r.base >= r.length) {
-                lo = mid + 1;
-            } else {
-                return r;
-            }
-        }
-        return null;
     }
 
     @Override
