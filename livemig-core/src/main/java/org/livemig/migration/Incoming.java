@@ -667,14 +667,18 @@ public final class Incoming {
         if (pages != null) {
             pages.close();
         }
+        // Their threads are joined without the BQL: a load thread may be waiting for it to run a
+        // device's post-load (the seed waits for its pool WITHOUT_BQL_HELD too).
         org.livemig.migration.ram.MappedRamLoader mr = mappedRam;
-        if (mr != null) {
-            mr.close();
-        }
         LoadThreads pool = loadThreads;
-        if (pool != null) {
-            pool.close();
-        }
+        machine.bql().withoutHeld(true, () -> {
+            if (mr != null) {
+                mr.close();
+            }
+            if (pool != null) {
+                pool.close();
+            }
+        });
         closeListener();
         if (pc != null) {
             pc.recovery().abandon();

@@ -80,6 +80,19 @@ public final class VMStateDescription<T> {
         return bqlHooks.contains(hook);
     }
 
+    /** Whether every step of applying this description and its subsections takes the BQL (the default). */
+    public boolean needsBqlThroughout() {
+        if (bqlHooks.size() < LoadHook.values().length) {
+            return false;
+        }
+        for (VMStateDescription<T> sub : subsections()) {
+            if (!sub.needsBqlThroughout()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** For subsections: whether {@code obj} needs it written. True when no predicate was given. */
     public boolean isNeeded(T obj) {
         return needed == null || needed.test(obj);

@@ -69,13 +69,19 @@ public final class VmStateCodec {
      * As {@link #apply(VMStateDescription, Object, VmValue.Struct)}, called with or without the
      * BQL as {@code lock} says: each step (preLoad, the fields with the check that precedes them,
      * each subsection's steps, postLoad) runs through {@code lock}, which takes the BQL only for
-     * the steps the description {@linkplain VMStateDescription#needsBql says need it}.
+     * the steps the description {@linkplain VMStateDescription#needsBql says need it} — once for
+     * the whole apply when every step needs it.
      */
     public static <T> void apply(VMStateDescription<T> vmsd, T obj, VmValue.Struct staged, HookLock lock)
             throws VmStateException {
         Objects.requireNonNull(obj, "obj");
         Objects.requireNonNull(staged, "staged");
         Objects.requireNonNull(lock, "lock");
+        if (lock != HookLock.HELD && vmsd.needsBqlThroughout()) {
+            // Every step needs the lock: take it once, so that no one sees the device half-applied.
+            lock.run(true, () -> apply(vmsd, obj, staged, HookLock.HELD));
+            return;
+        }
         lock.run(vmsd.needsBql(LoadHook.FIELDS), () -> {
             try {
                 vmsd.bind(obj);
