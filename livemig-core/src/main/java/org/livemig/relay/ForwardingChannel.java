@@ -26,6 +26,8 @@ final class ForwardingChannel implements ReadableByteChannel {
     private final Runnable onProgress;
     private final boolean holdBack;
     private ByteBuffer pending;
+    /** Reused for held-back chunks (one at a time). */
+    private ByteBuffer holdBuffer;
     private boolean eof;
 
     ForwardingChannel(ReadableByteChannel source, List<WritableByteChannel> sinks, Runnable onProgress) {
@@ -70,7 +72,11 @@ final class ForwardingChannel implements ReadableByteChannel {
         if (n > 0) {
             ByteBuffer chunk = dst.duplicate().position(start).limit(start + n);
             if (holdBack) {
-                pending = ByteBuffer.allocate(n).put(chunk).flip();
+                // One buffer, grown as needed: flushPending() empties it before the next read.
+                if (holdBuffer == null || holdBuffer.capacity() < n) {
+                    holdBuffer = ByteBuffer.allocate(Math.max(n, 64 * 1024));
+                }
+                pending = holdBuffer.clear().put(chunk).flip();
             } else {
                 forward(chunk);
             }

@@ -176,6 +176,23 @@ public final class MigrationFile implements AutoCloseable {
         }
     }
 
+    /**
+     * Copies {@code length} bytes of {@code src} at {@code offset} into the stream now, straight
+     * into the write buffer: for bytes that change right after (a cache slot, a scratch page),
+     * which {@link #putRam} must not be given.
+     */
+    public void putCopy(MemorySegment src, long offset, int length) throws IOException {
+        while (length > 0) {
+            ensureRoom(1);
+            int n = Math.min(length, buf.remaining());
+            MemorySegment.copy(src, offset, MemorySegment.ofBuffer(buf), 0, n);
+            buf.position(buf.position() + n);
+            offset += n;
+            length -= n;
+            position += n;
+        }
+    }
+
     /** Writes a counted string: u8 length, then the bytes (at most 255). */
     public void putCountedString(String s) throws IOException {
         byte[] b = s.getBytes(StandardCharsets.UTF_8);

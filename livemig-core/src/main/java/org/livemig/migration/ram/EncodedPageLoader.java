@@ -27,6 +27,7 @@ public final class EncodedPageLoader implements AutoCloseable {
     private volatile DecompressThreads threads;
     /** For pages placed whole in postcopy: inflated here, not by the threads. */
     private CompressedPageCodec.Decompressor inline;
+    private byte[] inlineData;
 
     /** With the compress capability: COMPRESS_PAGE records are taken, inflated on {@code decompressThreads} threads. */
     public void acceptCompressedPages(int decompressThreads) {
@@ -71,10 +72,12 @@ public final class EncodedPageLoader implements AutoCloseable {
             throws IOException {
         requireCompress(block, offset, recordAt);
         int len = CompressedPageCodec.readLength(f, RamBlock.PAGE_SIZE);
-        byte[] data = f.getBytes(len);
         if (inline == null) {
             inline = new CompressedPageCodec.Decompressor(RamBlock.PAGE_SIZE);
+            inlineData = new byte[CompressedPageCodec.compressBound(RamBlock.PAGE_SIZE)];
         }
+        byte[] data = inlineData;
+        f.getBytes(data, 0, len);
         String err = inline.decompress(data, 0, len);
         if (err != null) {
             throw new StreamFormatException(String.format("compressed page 0x%x of block '%s': %s",

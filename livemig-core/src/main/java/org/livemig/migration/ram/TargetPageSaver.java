@@ -3,7 +3,6 @@ package org.livemig.migration.ram;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
@@ -66,7 +65,6 @@ public final class TargetPageSaver implements AutoCloseable {
     /** The page as it was when encoded: what the delta and the cache describe. */
     private final MemorySegment current;
     private final byte[] encoded = new byte[RamBlock.PAGE_SIZE];
-    private final byte[] pageBytes = new byte[RamBlock.PAGE_SIZE];
     private XbzrleCache cache;
     private long cacheSize;
     private volatile long requestedCacheSize;
@@ -196,12 +194,19 @@ public final class TargetPageSaver implements AutoCloseable {
         return cache;
     }
 
-    /** A PAGE record whose bytes are copied now from {@code src} (a cached or snapshot copy must not change under the write). */
+    /**
+     * A PAGE record of the page at {@code srcOffset} of {@code src}: guest RAM joins the write as
+     * it is (a page dirtied again is sent again later); a cache slot or scratch copy, which
+     * changes before the write, is copied into the stream's buffer now.
+     */
     private void putPage(MigrationFile f, RamBlock block, long offset, boolean cont, MemorySegment src, long srcOffset)
             throws IOException {
         RamPageRecord.writePageHeader(f, offset, RamPageRecord.FLAG_PAGE, cont ? null : block.name());
-        MemorySegment.copy(src, ValueLayout.JAVA_BYTE, srcOffset, pageBytes, 0, RamBlock.PAGE_SIZE);
-        f.putBytes(pageBytes, 0, RamBlock.PAGE_SIZE);
+        if (src == block.memory()) {
+            f.putRam(src, srcOffset, RamBlock.PAGE_SIZE);
+        } else {
+            f.putCopy(src, srcOffset, RamBlock.PAGE_SIZE);
+        }
         normalPages.incrementAndGet();
     }
 
