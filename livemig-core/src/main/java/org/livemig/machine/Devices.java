@@ -218,7 +218,10 @@ public final class Devices {
         }
     }
 
-    public static final VMStateDescription<GlobalState> GLOBALSTATE_VMSD = VMStateDescription.<GlobalState>builder("globalstate")
+    /** The idstr of QEMU's globalstate section: the run state, not guest state. */
+    public static final String GLOBALSTATE_IDSTR = "globalstate";
+
+    public static final VMStateDescription<GlobalState> GLOBALSTATE_VMSD = VMStateDescription.<GlobalState>builder(GLOBALSTATE_IDSTR)
             .version(1)
             .uint32("size", g -> g.size, (g, v) -> g.size = v)
             .buffer("runstate", GlobalState.RUNSTATE_BYTES, g -> g.runstate)
@@ -251,7 +254,7 @@ public final class Devices {
         registry.registerDevice("serial", 0, SERIAL_VMSD, serial);
         registry.registerDevice("blob", 0, BLOB_VMSD, blob);
         this.globalState = new GlobalState(machine);
-        registry.registerDevice("globalstate", 0, GLOBALSTATE_VMSD, globalState);
+        registry.registerDevice(GLOBALSTATE_IDSTR, 0, GLOBALSTATE_VMSD, globalState);
         // Device activity while the guest runs, on the main loop as a real device model's would be.
         activity.add(machine.mainLoop().addPeriodicTimer(10, () -> {
             if (machine.runState().isRunning()) {

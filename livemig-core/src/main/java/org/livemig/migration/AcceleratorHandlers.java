@@ -61,7 +61,6 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
 
     // ---- destination
     private volatile LoadContext load;
-    private volatile Incoming loading;
     /** Test hook: the destination holds its approval, as a device still loading its initial data would. */
     private volatile boolean holdApproval;
     private volatile boolean approvalDue;

@@ -243,28 +243,7 @@ public final class Migration {
         } catch (IllegalArgumentException e) {
             throw new MigrationException(e.getMessage());
         }
-        parameters.maxBandwidth = p.maxBandwidth;
-        parameters.downtimeLimit = p.downtimeLimit;
-        parameters.maxPostcopyBandwidth = p.maxPostcopyBandwidth;
-        parameters.cpuThrottleInitial = p.cpuThrottleInitial;
-        parameters.cpuThrottleIncrement = p.cpuThrottleIncrement;
-        parameters.maxCpuThrottle = p.maxCpuThrottle;
-        parameters.throttleTriggerThreshold = p.throttleTriggerThreshold;
-        parameters.multifdChannels = p.multifdChannels;
-        parameters.multifdCompression = p.multifdCompression;
-        parameters.xCheckpointDelay = p.xCheckpointDelay;
-        parameters.multifdZlibLevel = p.multifdZlibLevel;
-        parameters.multifdZstdLevel = p.multifdZstdLevel;
-        parameters.xbzrleCacheSize = p.xbzrleCacheSize;
-        parameters.compressLevel = p.compressLevel;
-        parameters.compressThreads = p.compressThreads;
-        parameters.decompressThreads = p.decompressThreads;
-        parameters.compressWaitThread = p.compressWaitThread;
-        parameters.zeroPageDetection = p.zeroPageDetection;
-        parameters.directIo = p.directIo;
-        parameters.tlsCreds = p.tlsCreds;
-        parameters.tlsHostname = p.tlsHostname;
-        parameters.tlsAuthz = p.tlsAuthz;
+        parameters.assignFrom(p);
         Outgoing o = outgoing;
         if (o != null && o.status().isActive()) {
             o.applyParameters(parameters.copy());

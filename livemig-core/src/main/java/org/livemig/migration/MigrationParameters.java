@@ -83,30 +83,34 @@ public final class MigrationParameters {
     public String tlsAuthz = "";
 
     public MigrationParameters copy() {
-        MigrationParameters p = new MigrationParameters();
-        p.maxBandwidth = maxBandwidth;
-        p.downtimeLimit = downtimeLimit;
-        p.maxPostcopyBandwidth = maxPostcopyBandwidth;
-        p.cpuThrottleInitial = cpuThrottleInitial;
-        p.cpuThrottleIncrement = cpuThrottleIncrement;
-        p.maxCpuThrottle = maxCpuThrottle;
-        p.throttleTriggerThreshold = throttleTriggerThreshold;
-        p.multifdChannels = multifdChannels;
-        p.multifdCompression = multifdCompression;
-        p.xCheckpointDelay = xCheckpointDelay;
-        p.multifdZlibLevel = multifdZlibLevel;
-        p.multifdZstdLevel = multifdZstdLevel;
-        p.xbzrleCacheSize = xbzrleCacheSize;
-        p.compressLevel = compressLevel;
-        p.compressThreads = compressThreads;
-        p.decompressThreads = decompressThreads;
-        p.compressWaitThread = compressWaitThread;
-        p.zeroPageDetection = zeroPageDetection;
-        p.directIo = directIo;
-        p.tlsCreds = tlsCreds;
-        p.tlsHostname = tlsHostname;
-        p.tlsAuthz = tlsAuthz;
-        return p;
+        return new MigrationParameters().assignFrom(this);
+    }
+
+    /** Takes every value of {@code o} (the one list of the parameters' fields); returns this. */
+    public MigrationParameters assignFrom(MigrationParameters o) {
+        maxBandwidth = o.maxBandwidth;
+        downtimeLimit = o.downtimeLimit;
+        maxPostcopyBandwidth = o.maxPostcopyBandwidth;
+        cpuThrottleInitial = o.cpuThrottleInitial;
+        cpuThrottleIncrement = o.cpuThrottleIncrement;
+        maxCpuThrottle = o.maxCpuThrottle;
+        throttleTriggerThreshold = o.throttleTriggerThreshold;
+        multifdChannels = o.multifdChannels;
+        multifdCompression = o.multifdCompression;
+        xCheckpointDelay = o.xCheckpointDelay;
+        multifdZlibLevel = o.multifdZlibLevel;
+        multifdZstdLevel = o.multifdZstdLevel;
+        xbzrleCacheSize = o.xbzrleCacheSize;
+        compressLevel = o.compressLevel;
+        compressThreads = o.compressThreads;
+        decompressThreads = o.decompressThreads;
+        compressWaitThread = o.compressWaitThread;
+        zeroPageDetection = o.zeroPageDetection;
+        directIo = o.directIo;
+        tlsCreds = o.tlsCreds;
+        tlsHostname = o.tlsHostname;
+        tlsAuthz = o.tlsAuthz;
+        return this;
     }
 
     /**

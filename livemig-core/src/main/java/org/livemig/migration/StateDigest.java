@@ -33,7 +33,7 @@ public final class StateDigest {
         m.bql().assertHeld();
         Map<String, String> out = new LinkedHashMap<>();
         for (SaveStateEntry e : m.registry().entries()) {
-            if (e.isIterative() || e.idstr().equals("globalstate")) {
+            if (e.isIterative() || e.idstr().equals(org.livemig.machine.Devices.GLOBALSTATE_IDSTR)) {
                 continue; // RAM is hashed apart; the run state a migration carries is not the guest's
             }
             MigrationFile f = MigrationFile.toMemory();

@@ -9,7 +9,7 @@ import org.livemig.stream.SectionHeader;
  * Called on the relay's stream reader thread. Tells the main stream's {@link FaultyLink} where
  * the points its faults wait for end: each section's header, and the postcopy package.
  */
-final class FaultPoints implements StreamVisitor {
+final class FaultPointVisitor implements StreamVisitor {
     /** Type byte, section id, then for START and FULL: idstr length and idstr, instance id, version. */
     private static final int NAMED_HEADER = 1 + 4 + 1 + 4 + 4;
     private static final int SHORT_HEADER = 1 + 4;
@@ -18,7 +18,7 @@ final class FaultPoints implements StreamVisitor {
 
     private final FaultyLink link;
 
-    FaultPoints(FaultyLink link) {
+    FaultPointVisitor(FaultyLink link) {
         this.link = link;
     }
 

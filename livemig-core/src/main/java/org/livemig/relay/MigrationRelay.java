@@ -188,7 +188,7 @@ public final class MigrationRelay {
                 progress, faults.needsPoints(FaultChannel.MAIN));
         RelayStats stats = new RelayStats();
         StreamVisitor visitor = toDestination instanceof FaultyLink l && faults.needsPoints(FaultChannel.MAIN)
-                ? StreamVisitor.tee(stats, new FaultPoints(l)) : stats;
+                ? StreamVisitor.tee(stats, new FaultPointVisitor(l)) : stats;
         ReturnPath back = new ReturnPath(destination.in(), faults.link(FaultChannel.RETURN, source.out(), cutMain),
                 source.out(), progress, stats::colo);
         Thread backThread = Thread.ofPlatform().name("relay-return-path").daemon().start(back);

@@ -1,6 +1,7 @@
 package org.livemig.stream;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -290,6 +291,26 @@ public final class RamPageRecord {
         writePageHeader(f, offset, FLAG_COMPRESS_PAGE, block);
         f.putBe32(length);
         f.putBytes(zlib, 0, length);
+    }
+
+    /** Bytes before a COMPRESS_PAGE record's deflated data: be64 header, be32 length. */
+    public static final int COMPRESSED_PREFIX_BYTES = 12;
+
+    /**
+     * Encodes a CONTINUE record into {@code into} at 0, for a thread that builds records apart
+     * from the stream (the compress threads): a ZERO record (header, fill 0) when {@code zero},
+     * else a COMPRESS_PAGE record whose {@code compressedLength} bytes of data the caller has put
+     * at {@link #COMPRESSED_PREFIX_BYTES}. Returns the record's length.
+     */
+    public static int encodeContinued(byte[] into, long offset, boolean zero, int compressedLength) {
+        ByteBuffer b = ByteBuffer.wrap(into); // big-endian, as the stream
+        b.putLong(offset | (zero ? FLAG_ZERO : FLAG_COMPRESS_PAGE) | FLAG_CONTINUE);
+        if (zero) {
+            b.put((byte) 0);
+            return 9;
+        }
+        b.putInt(compressedLength);
+        return COMPRESSED_PREFIX_BYTES + compressedLength;
     }
 
     /** The end of the section's body. */

@@ -79,7 +79,7 @@ public final class ColoState {
     }
 
     /** COLO ended (after a failover or for good): the mode becomes the last mode. Any thread. */
-    public void leave() {
+    void leave() {
         Mode m = mode;
         if (m != Mode.NONE) {
             lastMode = m;

@@ -207,7 +207,6 @@ public final class MultifdReceiver implements AutoCloseable {
         ChannelState.check(failure, stopping);
     }
 
-    /** {@code mig/dst/recv_n}: packets until the source closes the channel at a packet boundary. */
     /** Trace events per packet (off for a warm-up's scratch migrations). */
     private volatile boolean traced = true;
 
@@ -216,6 +215,7 @@ public final class MultifdReceiver implements AutoCloseable {
         traced = on;
     }
 
+    /** {@code mig/dst/recv_n}: packets until the source closes the channel at a packet boundary. */
     private void run(Channel c) {
         MigrationFile f = c.file;
         int maxPages = MultifdPacket.PAGES_PER_PACKET;

@@ -111,39 +111,15 @@ final class CompressThreads extends PageWorkerPool<CompressThreads.Slot> {
     /** {@code mig/src/compress_n}: the job's record, ZERO for a zero page, else COMPRESS_PAGE with the deflated page. */
     @Override
     void work(Slot s) {
-        byte[] r = s.record;
         boolean zero = detectZeroPages && ZeroPages.isZeroPage(s.block.memory(), s.offset);
-        int flag = zero ? RamPageRecord.FLAG_ZERO : RamPageRecord.FLAG_COMPRESS_PAGE;
-        putBe64(r, 0, s.offset | flag | RamPageRecord.FLAG_CONTINUE);
-        int n;
-        if (zero) {
-            r[8] = 0;
-            n = 9;
-        } else {
-            int len = s.compressor.compress(s.block.memory(), s.offset, r, 12);
-            putBe32(r, 8, len);
-            n = 12 + len;
-        }
+        int len = zero ? 0 : s.compressor.compress(s.block.memory(), s.offset, s.record,
+                RamPageRecord.COMPRESSED_PREFIX_BYTES);
+        s.recordLength = RamPageRecord.encodeContinued(s.record, s.offset, zero, len);
         s.zero = zero;
-        s.recordLength = n;
     }
 
     @Override
     void release(Slot s) {
         s.compressor.close();
-    }
-
-    private static void putBe64(byte[] b, int at, long v) {
-        for (int i = 7; i >= 0; i--) {
-            b[at + i] = (byte) v;
-            v >>>= 8;
-        }
-    }
-
-    private static void putBe32(byte[] b, int at, int v) {
-        b[at] = (byte) (v >>> 24);
-        b[at + 1] = (byte) (v >>> 16);
-        b[at + 2] = (byte) (v >>> 8);
-        b[at + 3] = (byte) v;
     }
 }

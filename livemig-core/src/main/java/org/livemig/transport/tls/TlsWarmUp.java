@@ -123,7 +123,6 @@ public final class TlsWarmUp {
             });
             try (MigrationConnection c = client.client(Transports.connect(l.boundAddress(), timeout), l.boundAddress())) {
                 ByteBuffer pages = ByteBuffer.allocateDirect(1 << 20);
-                new SecureRandom().nextBytes(new byte[0]);
                 ByteBuffer[] iov = new ByteBuffer[512];
                 ByteBuffer header = ByteBuffer.allocateDirect(256 * 8);
                 for (long sent = 0; sent < BYTES_PER_ROUND; ) {
