@@ -77,10 +77,14 @@ class RelayFaultTest {
      * guest running; a cut after its last byte was written (serial's state goes after the guest
      * stopped) reaches it only through the return path, and then the destination may have loaded
      * the whole stream, so the source keeps its guest paused (livemig's rule since issue 18
-     * part 2; QEMU 7.2 starts it again).
+     * part 2; QEMU 7.2 starts it again). Serial's state is a few KiB from the end: on a busy
+     * host the relay's close can still reach the source before its last write, which then fails
+     * while sending and runs the guest again — both are the rule applied, so either is taken
+     * there (the source's run state is a pattern).
      */
     @ParameterizedTest(name = "{0}")
-    @CsvSource(delimiter = '|', value = {"cut:at=section:ram,after=1M | ram | running", "cut:at=section:serial | serial | paused"})
+    @CsvSource(delimiter = '|', value = {"cut:at=section:ram,after=1M | ram | running",
+            "cut:at=section:serial | serial | 'paused|running'"})
     void aPrecopyCutAtANamedSectionFailsBothSidesNamingItAndTheSourcesRamIsIntact(String fault, String section,
                                                                                    String sourceAfter) throws Exception {
         try (InProcessSide src = new InProcessSide(config().withName("src").withFill(Machine.Fill.RANDOM), false, true, "auto");
@@ -102,7 +106,7 @@ class RelayFaultTest {
             assertThat(dst.queryMigrate().path("error-desc").asString()).as(dst.queryMigrate()::toString)
                     .contains("stream truncated", "at byte offset " + cutAt + ", in section '" + section + "' instance 0");
             assertThat(src.queryMigrate().path("error-desc").asString()).as(src.queryMigrate()::toString).isNotBlank();
-            await().atMost(WAIT).until(() -> src.status().equals(sourceAfter));
+            await().atMost(WAIT).until(() -> src.status().matches(sourceAfter));
             assertThat(src.fingerprint(false).get("ram").toString()).isEqualTo(ramBefore);
         }
     }
