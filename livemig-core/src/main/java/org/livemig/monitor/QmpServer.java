@@ -45,9 +45,11 @@ import tools.jackson.databind.node.ObjectNode;
  * <p>Threads. One thread, {@code qmp-io}, does all socket IO for all sessions with a
  * non-blocking {@link Selector}: it accepts, reads and parses requests, writes replies and
  * events, and runs out-of-band commands itself (without the BQL). Ordinary commands are handed
- * to {@link MonitorHost#schedule} — the main loop, BQL held — one at a time per session; their
- * replies come back to qmp-io through its task queue and are written in order. Other threads talk
- * to qmp-io only through that queue ({@link #post}).
+ * to {@link MonitorHost#schedule} — the main loop, BQL held — one at a time per session; the main
+ * loop writes each reply itself, as QEMU's does, and events are written by the thread that emits
+ * them, both under the session's output lock and in order with what qmp-io writes; what the
+ * socket does not take at once is left to qmp-io. Otherwise other threads talk to qmp-io only
+ * through its task queue ({@link #post}). TLS sessions leave all writing to qmp-io.
  *
  * <p>Flow control as QEMU's: a session queues at most {@value #MAX_PENDING_REQUESTS} in-band
  * requests (one without OOB); then qmp-io stops reading it until the queue drains. Input is
@@ -99,8 +101,9 @@ public final class QmpServer implements AutoCloseable {
     private final java.util.function.BooleanSupplier pacedWhen;
     private final long pacedGapNanos;
 
+    /** Changed by qmp-io only; read by threads emitting events. */
+    private final List<QmpSession> sessions = new java.util.concurrent.CopyOnWriteArrayList<>();
     // Owned by qmp-io.
-    private final List<QmpSession> sessions = new ArrayList<>();
     /** Paced: sessions waiting for their turn to dispatch, oldest first; and when the next turn starts. */
     private final java.util.ArrayDeque<QmpSession> turns = new java.util.ArrayDeque<>();
     private long nextTurnNanos;
@@ -357,13 +360,17 @@ public final class QmpServer implements AutoCloseable {
             event.set("data", data);
         }
         byte[] bytes = QmpJson.wire(event);
-        post(() -> {
-            for (QmpSession s : List.copyOf(sessions)) {
-                if (s.commandMode && !s.closed) {
-                    send(s, bytes);
-                }
+        for (QmpSession s : sessions) {
+            if (s.tls != null || Thread.currentThread() == ioThread) {
+                post(() -> {
+                    if (s.commandMode) {
+                        send(s, bytes);
+                    }
+                });
+            } else if (s.commandMode) {
+                sendDirect(s, bytes);
             }
-        });
+        }
     }
 
     /** Sessions currently connected. */
@@ -692,10 +699,20 @@ public final class QmpServer implements AutoCloseable {
                 case QmpDispatch.Reply r -> send(s, QmpJson.wire(r.response()));
                 case QmpDispatch.Call c -> {
                     s.inFlight = true;
+                    // qmp_capabilities changes the session's mode on qmp-io before its reply goes out.
+                    boolean direct = s.tls == null
+                            && !(c.negotiating() && c.command().name().equals(QmpDispatch.CAPABILITIES));
                     try {
                         host.schedule(() -> {
                             ObjectNode response = dispatch.execute(c);
-                            post(() -> complete(s, c, response));
+                            if (direct) {
+                                if (!sendDirect(s, QmpJson.wire(response))) {
+                                    droppedReplies.incrementAndGet();
+                                }
+                                post(() -> replied(s));
+                            } else {
+                                post(() -> complete(s, c, response));
+                            }
                         });
                     } catch (RuntimeException e) {
                         s.inFlight = false;
@@ -705,6 +722,16 @@ public final class QmpServer implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /** The main loop finished an in-band command and wrote its reply: go on with the session's queue. */
+    private void replied(QmpSession s) {
+        if (s.closed) {
+            return;
+        }
+        s.inFlight = false;
+        pump(s);
+        updateFlow(s);
     }
 
     /** The main loop finished an in-band command: reply, then go on with the session's queue. */
@@ -754,25 +781,31 @@ public final class QmpServer implements AutoCloseable {
             return;
         }
         boolean readable = !s.suspended || s.readBuf.hasRemaining();
-        boolean writing = !s.out.isEmpty() || (s.tls != null && s.tls.pendingOutput());
+        boolean writing = hasOutput(s) || (s.tls != null && s.tls.pendingOutput());
         int ops = (readable ? SelectionKey.OP_READ : 0) | (writing ? SelectionKey.OP_WRITE : 0);
         if (s.key.interestOps() != ops) {
             s.key.interestOps(ops);
         }
     }
 
+    private boolean hasOutput(QmpSession s) {
+        s.outLock.lock();
+        try {
+            return !s.out.isEmpty();
+        } finally {
+            s.outLock.unlock();
+        }
+    }
+
+    /** Queues {@code bytes} for {@code s} and writes what the socket takes; on qmp-io. */
     private void send(QmpSession s, byte[] bytes) {
         if (s.closed) {
             return;
         }
-        if (s.outBytes + bytes.length > maxOutputBytes) {
-            LOG.log(Level.WARNING, s + " does not read its replies and events (" + s.outBytes
-                    + " bytes queued); closing it");
-            closeSession(s);
+        if (!enqueue(s, bytes)) {
+            closeOverflowing(s);
             return;
         }
-        s.out.add(ByteBuffer.wrap(bytes));
-        s.outBytes += bytes.length;
         try {
             flush(s);
         } catch (IOException e) {
@@ -781,18 +814,97 @@ public final class QmpServer implements AutoCloseable {
         }
     }
 
-    private void flush(QmpSession s) throws IOException {
-        if (s.tls != null) {
-            s.tls.flush();
+    /**
+     * Queues {@code bytes} for a plain (not TLS) session and writes what the socket takes now,
+     * from the calling thread (the main loop's reply, an event); what is left, an error or an
+     * overflow is handed to qmp-io. Never blocks on the socket.
+     *
+     * @return false when the session is closed (the bytes are dropped)
+     */
+    private boolean sendDirect(QmpSession s, byte[] bytes) {
+        boolean rest;
+        s.outLock.lock();
+        try {
+            if (s.closed) {
+                return false;
+            }
+            if (!enqueue(s, bytes)) {
+                post(() -> closeOverflowing(s));
+                return true;
+            }
+            rest = !writeQueued(s);
+        } catch (IOException e) {
+            post(() -> {
+                LOG.log(Level.DEBUG, () -> s + ": " + e.getMessage());
+                closeSession(s);
+            });
+            return true;
+        } finally {
+            s.outLock.unlock();
         }
+        if (rest) {
+            post(() -> {
+                try {
+                    flush(s);
+                } catch (IOException e) {
+                    LOG.log(Level.DEBUG, () -> s + ": " + e.getMessage());
+                    closeSession(s);
+                }
+            });
+        }
+        return true;
+    }
+
+    /** Adds {@code bytes} to the session's output; false (nothing added) past {@code maxOutputBytes}. */
+    private boolean enqueue(QmpSession s, byte[] bytes) {
+        s.outLock.lock();
+        try {
+            if (s.outBytes + bytes.length > maxOutputBytes) {
+                return false;
+            }
+            s.out.add(ByteBuffer.wrap(bytes));
+            s.outBytes += bytes.length;
+            return true;
+        } finally {
+            s.outLock.unlock();
+        }
+    }
+
+    private void closeOverflowing(QmpSession s) {
+        if (s.closed) {
+            return;
+        }
+        LOG.log(Level.WARNING, s + " does not read its replies and events (" + s.outBytes
+                + " bytes queued); closing it");
+        closeSession(s);
+    }
+
+    /** Writes queued output until the socket takes no more; true when all of it went. Output lock held. */
+    private static boolean writeQueued(QmpSession s) throws IOException {
         while (!s.out.isEmpty()) {
             ByteBuffer head = s.out.peek();
             int n = s.io.write(head);
             s.outBytes -= n;
             if (head.hasRemaining()) {
-                break;
+                return false;
             }
             s.out.poll();
+        }
+        return true;
+    }
+
+    private void flush(QmpSession s) throws IOException {
+        if (s.closed) {
+            return;
+        }
+        s.outLock.lock();
+        try {
+            if (s.tls != null) {
+                s.tls.flush();
+            }
+            writeQueued(s);
+        } finally {
+            s.outLock.unlock();
         }
         updateInterest(s);
     }
@@ -801,10 +913,15 @@ public final class QmpServer implements AutoCloseable {
         if (s.closed) {
             return;
         }
-        s.closed = true;
+        s.outLock.lock();
+        try {
+            s.closed = true;
+            s.out.clear();
+            s.outBytes = 0;
+        } finally {
+            s.outLock.unlock();
+        }
         s.pending.clear();
-        s.out.clear();
-        s.outBytes = 0;
         if (s.key != null) {
             s.key.cancel();
         }
@@ -826,7 +943,7 @@ public final class QmpServer implements AutoCloseable {
             }
         }
         long deadline = System.nanoTime() + CLOSE_FLUSH_NANOS;
-        while (sessions.stream().anyMatch(s -> !s.out.isEmpty())) {
+        while (sessions.stream().anyMatch(this::hasOutput)) {
             long left = deadline - System.nanoTime();
             if (left <= 0) {
                 break;

@@ -4,12 +4,16 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayDeque;
+import java.util.concurrent.locks.ReentrantLock;
 
 import tools.jackson.databind.JsonNode;
 
 /**
- * One QMP connection. Every field is owned by the {@code qmp-io} thread: other threads reach a
- * session only by posting a task to that thread.
+ * One QMP connection. Every field is owned by the {@code qmp-io} thread, except the output
+ * ({@link #out}, {@link #outBytes} and writes to a plain socket), guarded by {@link #outLock} so
+ * that the main loop writes its replies and any thread its events without a hand-off to qmp-io
+ * (as QEMU's monitor writes under its mon_lock); {@link #closed} and {@link #commandMode} are
+ * read by those threads too.
  */
 final class QmpSession {
     /** A parse error waiting in the in-band queue (QEMU answers those in order too). */
@@ -30,6 +34,8 @@ final class QmpSession {
      * mode between uses. Its size bounds what is read ahead of a suspended session.
      */
     final ByteBuffer readBuf = ByteBuffer.allocate(8 * 1024);
+    /** Guards {@link #out}, {@link #outBytes}, writes to the channel and setting {@link #closed}. */
+    final ReentrantLock outLock = new ReentrantLock();
     /** Replies and events not yet written. */
     final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
     long outBytes;
@@ -43,9 +49,9 @@ final class QmpSession {
     /** Inside {@link QmpServer}'s feed loop (guards against re-entry). */
     boolean feeding;
     /** Capabilities negotiated: commands other than qmp_capabilities allowed, events delivered. */
-    boolean commandMode;
+    volatile boolean commandMode;
     boolean oobEnabled;
-    boolean closed;
+    volatile boolean closed;
 
     QmpSession(long id, SocketChannel channel) {
         this.id = id;
