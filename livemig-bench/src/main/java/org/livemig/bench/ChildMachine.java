@@ -32,13 +32,15 @@ public final class ChildMachine implements AutoCloseable {
     private final QmpClient qmp;
     private final Path socket;
     private final Path log;
+    private final long startToGreetingNanos;
 
-    private ChildMachine(String name, Process process, QmpClient qmp, Path socket, Path log) {
+    private ChildMachine(String name, Process process, QmpClient qmp, Path socket, Path log, long startToGreetingNanos) {
         this.name = name;
         this.process = process;
         this.qmp = qmp;
         this.socket = socket;
         this.log = log;
+        this.startToGreetingNanos = startToGreetingNanos;
     }
 
     /**
@@ -74,13 +76,16 @@ public final class ChildMachine implements AutoCloseable {
             cmd.add("-Xlog:aot=off");
             cmd.add("-Xlog:cds=off");
         }
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), MAIN_CLASS));
+        // LIVEMIG_CHILD_JAR runs the children from another build (an A/B against a baseline's jar).
+        String jar = System.getenv("LIVEMIG_CHILD_JAR");
+        cmd.addAll(List.of("-cp", jar != null && !jar.isBlank() ? jar : System.getProperty("java.class.path"), MAIN_CLASS));
         return cmd;
     }
 
     /**
      * Starts {@code <java> run <runArgs> --name NAME --qmp unix:DIR/NAME.qmp}, waits for its QMP
-     * socket, connects and negotiates. The child's output goes to {@code DIR/NAME.log}.
+     * socket, times its greeting on a first connection, then connects and negotiates. The child's
+     * output goes to {@code DIR/NAME.log}.
      *
      * @throws IOException when the child exits or gives no socket within the start timeout (with
      *                     the tail of its log)
@@ -99,9 +104,10 @@ public final class ChildMachine implements AutoCloseable {
         if (level != null) {
             pb.environment().put("LIVEMIG_LOG_LEVEL", level);
         }
+        long t0 = System.nanoTime();
         Process p = pb.start();
         try {
-            long deadline = System.nanoTime() + START_TIMEOUT.toNanos();
+            long deadline = t0 + START_TIMEOUT.toNanos();
             while (!Files.exists(sock)) {
                 if (!p.isAlive()) {
                     throw new IOException(name + " process " + describeExit(p.exitValue()) + ": " + tail(log));
@@ -110,11 +116,16 @@ public final class ChildMachine implements AutoCloseable {
                     throw new IOException(name + " process did not open its QMP socket within "
                             + START_TIMEOUT.toSeconds() + " s: " + tail(log));
                 }
-                Thread.sleep(20); // a child creating its socket sends no event to wait on
+                Thread.sleep(2); // a child creating its socket sends no event to wait on
+            }
+            long greeted;
+            try (var ch = QmpPinger.connectRetrying(sock, START_TIMEOUT)) {
+                QmpPinger.readGreeting(ch);
+                greeted = System.nanoTime();
             }
             QmpClient c = QmpClient.connect("unix:" + sock);
             c.negotiate();
-            return new ChildMachine(name, p, c, sock, log);
+            return new ChildMachine(name, p, c, sock, log, greeted - t0);
         } catch (IOException | InterruptedException | RuntimeException e) {
             p.destroyForcibly();
             throw e;
@@ -164,6 +175,11 @@ public final class ChildMachine implements AutoCloseable {
         return name;
     }
 
+    /** Process start to the monitor's greeting on a first connection, in nanoseconds (polled every 2 ms). */
+    public long startToGreetingNanos() {
+        return startToGreetingNanos;
+    }
+
     public long pid() {
         return process.pid();
     }
@@ -187,6 +203,11 @@ public final class ChildMachine implements AutoCloseable {
             throw e;
         }
         return c;
+    }
+
+    /** Opens a bare QMP session for timing round trips (negotiated). The caller closes it. */
+    QmpPinger pinger() throws IOException, InterruptedException {
+        return QmpPinger.connect(socket, Duration.ofSeconds(10));
     }
 
     /** Opens another QMP session to the child (negotiated). The caller closes it. */

@@ -23,7 +23,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Run a benchmark.",
         subcommands = {BenchCommand.Snapshot.class, BenchCommand.Precopy.class, BenchCommand.QmpLatency.class,
                 BenchCommand.Postcopy.class, BenchCommand.Colo.class, BenchCommand.Micro.class, BenchCommand.Device.class,
-                BenchCommand.Soak.class, BenchCommand.QmpLoad.class})
+                BenchCommand.Soak.class, BenchCommand.QmpLoad.class, BenchCommand.Startup.class})
 final class BenchCommand {
     @Command(name = "snapshot", mixinStandardHelpOptions = true,
             description = {"Save/load throughput to a file and to /dev/null against a plain sequential write (case stream);",
@@ -214,14 +214,84 @@ final class BenchCommand {
         @Option(names = "--timeout", defaultValue = "120", description = "Seconds a migration may take (default: ${DEFAULT-VALUE}).")
         long timeoutSeconds;
 
+        @Option(names = "--qemu", paramLabel = "BINARY", defaultValue = "",
+                description = "The QEMU measured beside livemig (default: qemu-system-x86_64 on PATH, skipped when there is none;"
+                        + " 'none' to skip).")
+        String qemu;
+
+        @Spec
+        CommandSpec spec;
+
         @Override
         public Integer call() throws Exception {
+            String qemuBinary = qemuBinary(spec, qemu);
             Path dir = Files.createTempDirectory("livemig-bench");
             try {
                 long blob = Sizes.parse(blobSize);
                 new QmpLatencyBench(new QmpLatencyBench.Options(Sizes.parse(ram), blob,
                         Duration.ofMillis(stallMillis), Duration.ofMillis((long) (idleSeconds * 1000)),
-                        Duration.ofSeconds(timeoutSeconds), dir, QmpLatencyBench.childJavaCommand(blob)), System.out).run();
+                        Duration.ofSeconds(timeoutSeconds), dir, QmpLatencyBench.childJavaCommand(blob), qemuBinary),
+                        System.out).run();
+                return 0;
+            } finally {
+                deleteTree(dir);
+            }
+        }
+    }
+
+    @Command(name = "startup", mixinStandardHelpOptions = true,
+            description = {"A destination's start to its QMP greeting and resident memory beyond guest RAM idle, and the peak",
+                    "resident memory of both ends of precopy, multifd and postcopy migrations (livemig's with Native Memory",
+                    "Tracking's accounting), beside a real QEMU 7.2 in the same run when qemu-system-x86_64 is installed."},
+            exitCodeListHeading = ExitCodes.HEADING, footer = "",
+            exitCodeList = {"0:measured and printed (the goals are reported, not enforced)", "1:a measured migration failed",
+                    ExitCodes.USAGE_TEXT})
+    static final class Startup implements Callable<Integer> {
+        @Option(names = "--ram", defaultValue = "1G", description = "Guest RAM of every machine (default: ${DEFAULT-VALUE}).")
+        String ram;
+
+        @Option(names = "--repeat", defaultValue = "3", description = "Start-ups of each (medians; default: ${DEFAULT-VALUE}).")
+        int repeat;
+
+        @Option(names = "--cases", split = ",", defaultValue = "precopy,multifd,postcopy",
+                description = "Migrations whose peaks are measured: precopy, multifd, postcopy (default: ${DEFAULT-VALUE}).")
+        List<String> cases;
+
+        @Option(names = "--idle-seconds", defaultValue = "3",
+                description = "How long a started machine idles before its resident memory is read (default: ${DEFAULT-VALUE}).")
+        double idleSeconds;
+
+        @Option(names = "--timeout", defaultValue = "120", description = "Seconds a migration may take (default: ${DEFAULT-VALUE}).")
+        long timeoutSeconds;
+
+        @Option(names = "--qemu", paramLabel = "BINARY", defaultValue = "",
+                description = "The QEMU measured beside livemig (default: qemu-system-x86_64 on PATH, skipped when there is none;"
+                        + " 'none' to skip).")
+        String qemu;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            for (String c : cases) {
+                if (!org.livemig.bench.StartupBench.CASES.contains(c)) {
+                    throw new ParameterException(spec.commandLine(), "--cases takes "
+                            + String.join(", ", org.livemig.bench.StartupBench.CASES) + ", not '" + c + "'");
+                }
+            }
+            if (repeat < 1) {
+                throw new ParameterException(spec.commandLine(), "--repeat must be at least 1, not " + repeat);
+            }
+            if (idleSeconds < 0) {
+                throw new ParameterException(spec.commandLine(), "--idle-seconds must not be negative, not " + idleSeconds);
+            }
+            String qemuBinary = qemuBinary(spec, qemu);
+            Path dir = Files.createTempDirectory("livemig-bench");
+            try {
+                new org.livemig.bench.StartupBench(new org.livemig.bench.StartupBench.Options(Sizes.parse(ram), repeat, cases,
+                        Duration.ofMillis((long) (idleSeconds * 1000)), Duration.ofSeconds(timeoutSeconds), dir,
+                        ChildMachine.javaCommand(false), qemuBinary), System.out).run();
                 return 0;
             } finally {
                 deleteTree(dir);
@@ -347,6 +417,23 @@ final class BenchCommand {
                 }
             }
         }
+    }
+
+    /**
+     * The QEMU binary of a {@code --qemu} option: the one on PATH for "" (null when none is
+     * installed), null for "none", else the given path, which must be executable.
+     */
+    static String qemuBinary(CommandSpec spec, String option) {
+        if (option.isEmpty()) {
+            return org.livemig.bench.QemuMachine.binary();
+        }
+        if (option.equals("none")) {
+            return null;
+        }
+        if (!Files.isExecutable(Path.of(option))) {
+            throw new ParameterException(spec.commandLine(), "--qemu: '" + option + "' is not an executable file");
+        }
+        return option;
     }
 
     /** Removes a benchmark's scratch directory and everything under it (TLS cases leave credential directories). */
