@@ -23,8 +23,18 @@ import org.livemig.monitor.QmpClient;
 public final class ChildMachine implements AutoCloseable {
     /** The CLI entry point the child runs. */
     public static final String MAIN_CLASS = "org.livemig.cli.Main";
-    /** Heap of a child JVM unless {@code LIVEMIG_CHILD_JAVA_OPTS} says otherwise; guest RAM is off-heap. */
-    public static final String DEFAULT_CHILD_JAVA_OPTS = "-Xmx256m";
+    /**
+     * The JVM options of a machine process ({@code ./livemig run} adds the same): the serial
+     * collector, a heap that starts at 16 MiB with an 8 MiB young generation (a machine's heap
+     * holds little; a large eden is all touched between two collections and stays resident), no
+     * per-thread cache of temporary direct buffers beyond 256 KiB, and freed native memory given
+     * back every 5 s. With {@code MALLOC_ARENA_MAX=2} in the environment: resident memory beyond
+     * guest RAM at about a third of what the JVM's defaults gave (issue 21).
+     */
+    public static final String RUN_JAVA_OPTS = "-XX:+UseSerialGC -Xms16m -Xmn8m -Djdk.nio.maxCachedBufferSize=262144"
+            + " -XX:TrimNativeHeapInterval=5000";
+    /** Heap of a child JVM unless {@code LIVEMIG_CHILD_JAVA_OPTS} says otherwise (guest RAM is off-heap), with {@link #RUN_JAVA_OPTS}. */
+    public static final String DEFAULT_CHILD_JAVA_OPTS = "-Xmx256m " + RUN_JAVA_OPTS;
     private static final Duration START_TIMEOUT = Duration.ofSeconds(180);
 
     private final String name;
@@ -104,6 +114,9 @@ public final class ChildMachine implements AutoCloseable {
         if (level != null) {
             pb.environment().put("LIVEMIG_LOG_LEVEL", level);
         }
+        // glibc's malloc keeps an arena per thread that ever allocated (the JIT's, mostly), each
+        // keeping what it freed: two are enough for a machine process.
+        pb.environment().putIfAbsent("MALLOC_ARENA_MAX", "2");
         long t0 = System.nanoTime();
         Process p = pb.start();
         try {

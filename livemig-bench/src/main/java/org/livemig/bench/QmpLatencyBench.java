@@ -83,10 +83,11 @@ public final class QmpLatencyBench {
     /**
      * The child command for a blob of {@code blobBytes}: unless {@code LIVEMIG_CHILD_JAVA_OPTS}
      * says otherwise, a heap of 256 MiB plus five times the blob, because the source encodes all
-     * device state into one heap buffer at switchover (the blob, a growing buffer and its copy).
+     * device state into one heap buffer at switchover (the blob, a growing buffer and its copy),
+     * and {@link ChildMachine#RUN_JAVA_OPTS}.
      */
     public static List<String> childJavaCommand(long blobBytes) {
-        return ChildMachine.javaCommand(false, "-Xmx" + (256 + 5 * (blobBytes >> 20)) + "m");
+        return ChildMachine.javaCommand(false, "-Xmx" + (256 + 5 * (blobBytes >> 20)) + "m " + ChildMachine.RUN_JAVA_OPTS);
     }
 
     public QmpLatencyBench(Options options, PrintStream out) {
