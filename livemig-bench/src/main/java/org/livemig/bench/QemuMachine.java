@@ -20,7 +20,9 @@ import org.livemig.monitor.QmpClient;
  * RAM pre-allocated ({@code memory-backend-*,prealloc=on}, as livemig pre-faults its own), a
  * destination with {@code -incoming defer}, a source whose RAM is a private mapping of a file of
  * random bytes (so that it migrates the same kind of RAM as livemig's {@code --fill random}).
- * KVM when the host has it, TCG otherwise (neither runs: the guest stays paused).
+ * KVM when the host has it, TCG otherwise (neither runs: the guest stays paused). A QEMU monitor
+ * serves one client at a time, so there are two: {@link #qmp} for control, {@link #pingSocket}
+ * for a benchmark's sampler.
  *
  * <p>Thread-safety: as {@link ChildMachine}.
  */
@@ -92,7 +94,7 @@ public final class QemuMachine implements AutoCloseable {
     /**
      * The command line of a QEMU with {@code ramBytes} of pre-allocated RAM: backed by a private
      * mapping of {@code ramFile} when not null, else anonymous; {@code -incoming defer} when
-     * {@code incoming}; QMP on {@code socket}.
+     * {@code incoming}; QMP on {@code socket} and on {@link #pingSocketOf its ping socket}.
      */
     static List<String> command(String binary, long ramBytes, Path ramFile, boolean incoming, Path socket) {
         String backend = ramFile == null
@@ -100,7 +102,8 @@ public final class QemuMachine implements AutoCloseable {
                 : "memory-backend-file,id=mem0,size=" + ramBytes + ",mem-path=" + ramFile + ",share=off,prealloc=on";
         List<String> cmd = new ArrayList<>(List.of(binary, "-accel", "kvm", "-accel", "tcg",
                 "-machine", "pc,memory-backend=mem0", "-m", (ramBytes >> 20) + "M", "-object", backend,
-                "-nodefaults", "-display", "none", "-S", "-qmp", "unix:" + socket + ",server=on,wait=off"));
+                "-nodefaults", "-display", "none", "-S", "-qmp", "unix:" + socket + ",server=on,wait=off",
+                "-qmp", "unix:" + pingSocketOf(socket) + ",server=on,wait=off"));
         if (incoming) {
             cmd.addAll(List.of("-incoming", "defer"));
         }
@@ -152,9 +155,13 @@ public final class QemuMachine implements AutoCloseable {
         return qmp;
     }
 
-    /** Where its QMP socket is, for more sessions. */
-    public Path socket() {
-        return socket;
+    /** The second monitor's socket, free for one more client (QEMU's monitors serve one each). */
+    public Path pingSocket() {
+        return pingSocketOf(socket);
+    }
+
+    static Path pingSocketOf(Path socket) {
+        return socket.resolveSibling(socket.getFileName() + "-ping");
     }
 
     /** Process start to the monitor's greeting, in nanoseconds. */

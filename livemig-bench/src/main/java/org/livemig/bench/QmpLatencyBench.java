@@ -347,7 +347,7 @@ public final class QmpLatencyBench {
         Path ramFile = options.dir().resolve("qemu-src.ram");
         QemuMachine.writeRandomRam(ramFile, options.ramBytes(), 1);
         try (QemuMachine dst = QemuMachine.start(qemu, options.ramBytes(), null, true, options.dir(), "qemu-dst");
-             QmpPinger sampler = QmpPinger.connect(dst.socket(), Duration.ofSeconds(10))) {
+             QmpPinger sampler = QmpPinger.connect(dst.pingSocket(), Duration.ofSeconds(10))) {
             warmUp(sampler);
             Samples idle = sampleFor(sampler, options.idle());
             rows.add(row("qemu-idle", idle.histogram(), "QEMU destination in -incoming defer, paused, nothing happening"));

@@ -14,18 +14,40 @@ import java.time.Duration;
  * tree; a request is written and lines are read until its reply. It measures livemig and QEMU
  * the same way, and adds no thread hand-off of its own to what it measures.
  *
+ * <p>A server that does not answer within {@value #TIMEOUT_SECONDS} s has its connection closed
+ * by a watchdog, so that the blocked read fails instead of hanging the benchmark.
+ *
  * <p>Not thread-safe: one thread owns it.
  */
 final class QmpPinger implements AutoCloseable {
+    static final int TIMEOUT_SECONDS = 30;
+    private static final java.util.concurrent.ScheduledExecutorService WATCHDOG =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon()
+                    .name("qmp-pinger-watchdog").unstarted(r));
     private static final byte[] QUERY_STATUS = "{\"execute\": \"query-status\"}\n".getBytes(StandardCharsets.US_ASCII);
     private static final byte[] CAPABILITIES = "{\"execute\": \"qmp_capabilities\"}\n".getBytes(StandardCharsets.US_ASCII);
 
     private final SocketChannel channel;
     private final ByteBuffer in = ByteBuffer.allocate(64 * 1024);
     private final byte[] line = new byte[64 * 1024];
+    /** When the read now blocked started (System.nanoTime), or 0 when none is. */
+    private volatile long waitingSince;
+    private final java.util.concurrent.ScheduledFuture<?> watchdog;
 
     private QmpPinger(SocketChannel channel) {
         this.channel = channel;
+        this.watchdog = WATCHDOG.scheduleWithFixedDelay(this::check, 1, 1, java.util.concurrent.TimeUnit.SECONDS);
+    }
+
+    private void check() {
+        long since = waitingSince;
+        if (since != 0 && System.nanoTime() - since > java.util.concurrent.TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS)) {
+            try {
+                channel.close(); // the blocked read throws AsynchronousCloseException
+            } catch (IOException e) {
+                // closing anyway
+            }
+        }
     }
 
     /**
@@ -79,7 +101,11 @@ final class QmpPinger implements AutoCloseable {
      */
     static String readGreeting(SocketChannel ch) throws IOException {
         QmpPinger p = new QmpPinger(ch);
-        return p.readLine();
+        try {
+            return p.readLine();
+        } finally {
+            p.watchdog.cancel(false);
+        }
     }
 
     /** One {@code query-status} round trip in nanoseconds. */
@@ -113,6 +139,15 @@ final class QmpPinger implements AutoCloseable {
 
     /** One line without its end (the server's CR LF or LF). */
     private String readLine() throws IOException {
+        waitingSince = System.nanoTime() | 1;
+        try {
+            return readLineBlocking();
+        } finally {
+            waitingSince = 0;
+        }
+    }
+
+    private String readLineBlocking() throws IOException {
         int n = 0;
         while (true) {
             in.flip();
@@ -129,14 +164,19 @@ final class QmpPinger implements AutoCloseable {
                 line[n++] = b;
             }
             in.clear();
-            if (channel.read(in) < 0) {
-                throw new IOException("QMP connection closed");
+            try {
+                if (channel.read(in) < 0) {
+                    throw new IOException("QMP connection closed");
+                }
+            } catch (java.nio.channels.AsynchronousCloseException e) {
+                throw new IOException("no QMP reply within " + TIMEOUT_SECONDS + " s", e);
             }
         }
     }
 
     @Override
     public void close() throws IOException {
+        watchdog.cancel(false);
         channel.close();
     }
 }

@@ -95,10 +95,15 @@ class BenchSmokeTest {
         assertThat(r.out()).doesNotContain("baseline");
     }
 
+    /** Where qemu-system-x86_64 is on PATH, or null (the QEMU rows are then skipped). */
+    private static String qemu() {
+        return org.livemig.bench.QemuMachine.binary();
+    }
+
     @Test
     void qmpLatencyRunsIdleLoadingAndStalledAndPrintsTheTable() {
         Run r = run("bench", "qmp-latency", "--ram", "32M", "--blob-size", "4M", "--stall-ms", "300",
-                "--idle-seconds", "0.3", "--timeout", "60");
+                "--idle-seconds", "0.3", "--timeout", "60", "--qemu", "none");
 
         assertThat(r.exitCode()).as(r.out()).isZero();
         assertThat(r.lines()).anyMatch(l -> l.startsWith("case") && l.contains("count") && l.contains("p50 ms")
@@ -113,7 +118,76 @@ class BenchSmokeTest {
             assertThat(p99).as(c + " p99").isLessThanOrEqualTo(max);
         }
         assertThat(r.out()).contains("p99 loading/idle:").contains("p99 stalled/idle:")
-                .contains("the source stalls 300 ms after byte").contains("idle p99 0.84 ms");
+                .contains("the source stalls 300 ms after byte")
+                .contains("QEMU: skipped (qemu-system-x86_64 not installed, or --qemu none)")
+                .containsPattern("idle: p99 [0-9.]+ ms \\(goal <= 0.5 ms: (met|NOT met)\\)")
+                .doesNotContain("qemu-idle").doesNotContain("livemig/QEMU");
+    }
+
+    /** With QEMU installed, its idle and loading cases run in the same run and are compared. */
+    @Test
+    void qmpLatencyMeasuresQemuBesideLivemigWhereItIsInstalled() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(qemu() != null, "qemu-system-x86_64 is not installed");
+        Run r = run("bench", "qmp-latency", "--ram", "32M", "--blob-size", "4M", "--stall-ms", "300",
+                "--idle-seconds", "0.3", "--timeout", "60");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        for (String c : List.of("idle", "loading", "stalled", "qemu-idle", "qemu-loading")) {
+            String[] row = r.row(c).orElseThrow(() -> new AssertionError("no " + c + " row in:\n" + r.out()));
+            assertThat(Long.parseLong(row[1])).as(c + " count").isPositive();
+            assertThat(Double.parseDouble(row[2])).as(c + " p50").isPositive().isLessThanOrEqualTo(Double.parseDouble(row[3]));
+        }
+        assertThat(r.out()).contains("QEMU emulator version").containsPattern("loading: p99 .* livemig/QEMU p50 [0-9.]+x, p99 [0-9.]+x")
+                .containsPattern("peak RSS beyond guest RAM over idle and loading: livemig -?[0-9.]+ MiB, QEMU [0-9.]+ MiB")
+                .doesNotContain("QEMU: skipped");
+    }
+
+    @Test
+    void qmpLatencyRefusesAQemuThatIsNotAnExecutable() {
+        Run r = run("bench", "qmp-latency", "--qemu", "/nonexistent/qemu-system-x86_64");
+
+        assertThat(r.exitCode()).isEqualTo(ExitCodes.USAGE);
+        assertThat(r.out()).doesNotContain("query-status round trips");
+    }
+
+    /** Without QEMU (--qemu none, as where it is not installed) only livemig is measured, and the output says so. */
+    @Test
+    void startupMeasuresLivemigAloneAndSaysQemuWasSkipped() {
+        Run r = run("bench", "startup", "--ram", "32M", "--repeat", "1", "--idle-seconds", "0.2", "--cases", "precopy",
+                "--qemu", "none");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        assertThat(r.out()).containsPattern("start to QMP greeting ms +[0-9.]+ +- +-")
+                .containsPattern("RSS beyond guest RAM, idle, MiB +[0-9.]+ +- +- +\\(goal <= 100 MiB: (met|NOT met)\\)")
+                .containsPattern("\nprecopy +[0-9.]+ +[0-9.]+ +- +- +(met|NOT met)")
+                .contains("QEMU: skipped (qemu-system-x86_64 not installed, or --qemu none)")
+                .doesNotContain("\nmultifd ").doesNotContain("\npostcopy ");
+        // the NMT accounting of both livemig ends, idle and after the migration
+        assertThat(r.out()).containsPattern("  Java Heap +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+")
+                .containsPattern("  Total +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+");
+    }
+
+    @Test
+    void startupMeasuresQemuBesideLivemigWhereItIsInstalled() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(qemu() != null, "qemu-system-x86_64 is not installed");
+        Run r = run("bench", "startup", "--ram", "32M", "--repeat", "1", "--idle-seconds", "0.2", "--cases", "precopy,postcopy");
+
+        assertThat(r.exitCode()).as(r.out()).isZero();
+        assertThat(r.out()).contains("QEMU emulator version")
+                .containsPattern("start to QMP greeting ms +[0-9.]+ +[0-9.]+ +[0-9.]+x")
+                .containsPattern("RSS beyond guest RAM, idle, MiB +[0-9.]+ +[0-9.]+ +[0-9.]+x")
+                .containsPattern("\nprecopy +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +(met|NOT met)")
+                .containsPattern("\npostcopy +[0-9.]+ +[0-9.]+ +- +- +(met|NOT met)")
+                .doesNotContain("QEMU: skipped");
+    }
+
+    @Test
+    void startupRefusesAnUnknownCaseAZeroRepeatAndAMissingQemu() {
+        Run unknown = run("bench", "startup", "--cases", "precopy,colo");
+        assertThat(unknown.exitCode()).isEqualTo(ExitCodes.USAGE);
+        assertThat(unknown.out()).doesNotContain("start to QMP greeting");
+        assertThat(run("bench", "startup", "--repeat", "0").exitCode()).isEqualTo(ExitCodes.USAGE);
+        assertThat(run("bench", "startup", "--qemu", "/nonexistent/qemu").exitCode()).isEqualTo(ExitCodes.USAGE);
     }
 
     @Test
