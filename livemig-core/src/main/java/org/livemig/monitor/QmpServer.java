@@ -466,11 +466,31 @@ public final class QmpServer implements AutoCloseable {
         selector.wakeup();
     }
 
+    /**
+     * Queues {@code task} for qmp-io and wakes it only when {@code s} has requests waiting; else
+     * the task runs at qmp-io's next wake-up, which comes before it reads anything more of
+     * {@code s}. (Saves a wake-up per command; qmp-io checks the queue before it blocks, and
+     * whichever of the two happens last sees the other: the queue, or {@link QmpSession#backlog}.)
+     */
+    private void postLazily(Runnable task, QmpSession s) {
+        if (terminated) {
+            return;
+        }
+        tasks.add(task);
+        if (s.backlog) {
+            selector.wakeup();
+        }
+    }
+
     private void ioLoop() {
         try {
             while (!closing.get()) {
                 long wait = turns.isEmpty() ? 0 : Math.max(1, (nextTurnNanos - System.nanoTime() + 999_999) / 1_000_000);
-                selector.select(wait);
+                if (tasks.isEmpty()) {
+                    selector.select(wait);
+                } else {
+                    selector.selectNow();
+                }
                 runTasks();
                 serveTurns();
                 var it = selector.selectedKeys().iterator();
@@ -709,7 +729,7 @@ public final class QmpServer implements AutoCloseable {
                                 if (!sendDirect(s, QmpJson.wire(response))) {
                                     droppedReplies.incrementAndGet();
                                 }
-                                post(() -> replied(s));
+                                postLazily(() -> replied(s), s);
                             } else {
                                 post(() -> complete(s, c, response));
                             }
@@ -780,6 +800,7 @@ public final class QmpServer implements AutoCloseable {
         if (s.closed || !s.key.isValid()) {
             return;
         }
+        s.backlog = !s.pending.isEmpty() || (s.suspended && s.readBuf.position() > 0);
         boolean readable = !s.suspended || s.readBuf.hasRemaining();
         boolean writing = hasOutput(s) || (s.tls != null && s.tls.pendingOutput());
         int ops = (readable ? SelectionKey.OP_READ : 0) | (writing ? SelectionKey.OP_WRITE : 0);

@@ -50,6 +50,11 @@ final class QmpSession {
     boolean feeding;
     /** Capabilities negotiated: commands other than qmp_capabilities allowed, events delivered. */
     volatile boolean commandMode;
+    /**
+     * Requests wait here (queued, or read while suspended): the end of an in-band command must
+     * wake qmp-io to dispatch them. Written by qmp-io after each turn on the session.
+     */
+    volatile boolean backlog;
     boolean oobEnabled;
     volatile boolean closed;
 
