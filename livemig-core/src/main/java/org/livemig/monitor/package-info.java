@@ -15,8 +15,10 @@
  * server.emitEvent("MIGRATION", QmpJson.object().put("status", "setup"));       // any thread
  * server.close();
  * }</pre>
- * One thread, {@code qmp-io}, does all socket IO and runs out-of-band commands ({@code exec-oob},
- * declared with {@link org.livemig.monitor.QmpCommand.Builder#allowOob()}) without the BQL;
+ * One thread, {@code qmp-io}, reads and parses every session and runs out-of-band commands ({@code exec-oob},
+ * declared with {@link org.livemig.monitor.QmpCommand.Builder#allowOob()}) without the BQL; the main
+ * loop writes the replies of the commands it ran, and events are written by the thread that emits
+ * them (a plain session's output is guarded by its own lock; TLS sessions are written by qmp-io only);
  * ordinary commands run on the main loop with the BQL held, one at a time per session, through
  * {@link org.livemig.monitor.MonitorHost}. Handlers take the checked {@code arguments} as an
  * {@code ObjectNode} and return a {@code JsonNode} or throw {@link org.livemig.monitor.QmpError}.
