@@ -134,6 +134,61 @@ class QmpServerTest extends QmpServerFixture {
         }
     }
 
+    /** As QEMU's: the main loop writes the reply of the command it ran; qmp-io need not be free for it. */
+    @Test
+    void theMainLoopWritesItsReplyWhileQmpIoIsBusy() throws Exception {
+        CountDownLatch entered = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        server.register(QmpCommand.builder("x-hold").handler(args -> {
+            entered.countDown();
+            try {
+                release.await(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return QmpJson.object().put("done", true);
+        }).build());
+        CountDownLatch ioHeld = new CountDownLatch(1);
+        CountDownLatch ioRelease = new CountDownLatch(1);
+        try (RawQmp q = RawQmp.negotiated(address, false)) {
+            q.send("{\"execute\": \"x-hold\", \"id\": 1}\n");
+            assertThat(entered.await(10, TimeUnit.SECONDS)).isTrue();
+            server.post(() -> {
+                ioHeld.countDown();
+                try {
+                    ioRelease.await(30, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            assertThat(ioHeld.await(10, TimeUnit.SECONDS)).isTrue();
+            release.countDown();
+            assertThat(q.nextLine()).as("written by the main loop while qmp-io is held")
+                    .isEqualTo("{\"return\": {\"done\": true}, \"id\": 1}");
+            ioRelease.countDown();
+            // qmp-io picks the session up again: the next command is read, run and answered
+            assertThat(q.exchange("{\"execute\": \"query-name\"}")).isEqualTo("{\"return\": {}}");
+        } finally {
+            ioRelease.countDown();
+        }
+    }
+
+    /** An event a command emits is written before the command's reply, as QEMU writes both in order. */
+    @Test
+    void anEventEmittedByACommandPrecedesItsReply() throws Exception {
+        server.register(QmpCommand.builder("x-emit").handler(args -> {
+            server.emitEvent("X-EVENT", QmpJson.object().put("n", 1));
+            return null;
+        }).build());
+        try (RawQmp q = RawQmp.negotiated(address, false)) {
+            for (int i = 0; i < 50; i++) {
+                q.send("{\"execute\": \"x-emit\", \"id\": " + i + "}\n");
+                assertThat(q.nextLine()).isEqualTo("{" + TS + ", \"event\": \"X-EVENT\", \"data\": {\"n\": 1}}");
+                assertThat(q.nextLine()).isEqualTo("{\"return\": {}, \"id\": " + i + "}");
+            }
+        }
+    }
+
     @Test
     void eventsGoToEveryNegotiatedSessionWithATimestamp() throws Exception {
         try (RawQmp a = RawQmp.negotiated(address, false);
