@@ -31,16 +31,23 @@ import org.livemig.stream.MigrationFile;
  * A page is claimed once (its to-send bit, under the saver's claim lock), so exactly one thread
  * copies it; a page is released only by the thread that copied it, after the copy. A write to a
  * page the main thread has claimed waits for its chunk's copy (a memcpy); one to a page nobody has
- * claimed waits for the fault thread's copy; the fault thread waits for a pool page only when the
- * main thread is {@link #POOL_PAGES} faulted pages behind.
+ * claimed waits for the fault thread's copy. The pool grows while the main thread is behind (held
+ * in a write), so the fault thread waits for a pool page only when it is {@link #MAX_POOL_PAGES}
+ * faulted pages behind. The main thread claims a chunk's pages under one hold of the claim lock.
  */
 final class BackgroundRamSaver implements AutoCloseable {
     static final String FAULT_THREAD = "mig/src/bg_fault";
 
     /** Pages copied and released together by the main thread: 2 MiB. */
     static final int CHUNK_PAGES = 512;
-    /** Copies of faulted pages that may wait for the main thread: 16 MiB. */
+    /** Copies of faulted pages that may wait for the main thread: 16 MiB at first. */
     static final int POOL_PAGES = 4096;
+    /**
+     * The most the pool grows to (256 MiB, and at most a sixteenth of RAM) while mig/src/main is
+     * held in a write (a disk's writeback throttles the writer for tens of ms): a faulting guest
+     * write then waits for a memcpy, not for the file.
+     */
+    static final int MAX_POOL_PAGES = 65536;
     private static final long SLICE_NANOS = 10_000_000L;
 
     private record Copy(RamBlock block, long page, MemorySegment data) {}
@@ -52,7 +59,13 @@ final class BackgroundRamSaver implements AutoCloseable {
     /** mig/src/main's copy of the current chunk. */
     private final MemorySegment chunk;
     /** Pool pages free for the fault thread; returned by mig/src/main once their copy is out. */
-    private final ArrayBlockingQueue<MemorySegment> free = new ArrayBlockingQueue<>(POOL_PAGES);
+    private final ArrayBlockingQueue<MemorySegment> free;
+    /** Pool pages there are (the fault thread adds to them); at most {@link #maxPoolPages}. */
+    private int poolPages;
+    private final int maxPoolPages;
+    /** The chunk's pages claimed by mig/src/main, and those of them to copy (not zero). */
+    private final BitSet mine = new BitSet(CHUNK_PAGES);
+    private final BitSet data = new BitSet(CHUNK_PAGES);
     /** Copies of faulted pages, from the fault thread to mig/src/main. */
     private final ConcurrentLinkedQueue<Copy> copies = new ConcurrentLinkedQueue<>();
     /** Pool pages whose copy went into the stream, returned after the next flush. Owned by mig/src/main. */
@@ -71,15 +84,14 @@ final class BackgroundRamSaver implements AutoCloseable {
         this.tracker = tracker;
         this.blocks = blocks;
         this.chunk = arena.allocate((long) CHUNK_PAGES * RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE);
-        MemorySegment pool = arena.allocate((long) POOL_PAGES * RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE);
-        for (int i = 0; i < POOL_PAGES; i++) {
-            free.add(pool.asSlice((long) i * RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE));
-        }
         long pages = 0;
         for (RamBlock b : blocks) {
             pages += b.pageCount();
         }
         this.totalPages = pages;
+        this.maxPoolPages = (int) Math.max(POOL_PAGES, Math.min(MAX_POOL_PAGES, pages / 16));
+        this.free = new ArrayBlockingQueue<>(maxPoolPages);
+        growPool();
     }
 
     /** Called once tracking has started: the fault thread takes guest writes' faults from now on. */
@@ -90,6 +102,16 @@ final class BackgroundRamSaver implements AutoCloseable {
     /** Every page's copy has gone out. */
     boolean done() {
         return pagesOut == totalPages;
+    }
+
+    /** Adds {@link #POOL_PAGES} pages to the pool, up to its most (the constructor, then only mig/src/bg_fault). */
+    private void growPool() {
+        int n = Math.min(POOL_PAGES, maxPoolPages - poolPages);
+        MemorySegment slab = arena.allocate((long) n * RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE);
+        for (int i = 0; i < n; i++) {
+            free.add(slab.asSlice((long) i * RamBlock.PAGE_SIZE, RamBlock.PAGE_SIZE));
+        }
+        poolPages += n;
     }
 
     // ---------------------------------------------------------------- mig/src/bg_fault
@@ -128,7 +150,11 @@ final class BackgroundRamSaver implements AutoCloseable {
             copies.add(new Copy(pf.block(), pf.page(), null));
             return;
         }
-        MemorySegment page = null;
+        MemorySegment page = free.poll();
+        if (page == null && poolPages < maxPoolPages) {
+            growPool();
+            page = free.poll();
+        }
         while (page == null) {
             if (stopping) {
                 return;
@@ -193,15 +219,12 @@ final class BackgroundRamSaver implements AutoCloseable {
             if (p >= 0) {
                 long chunkStart = p - p % CHUNK_PAGES;
                 long chunkEnd = Math.min(chunkStart + CHUNK_PAGES, b.pageCount());
-                BitSet mine = new BitSet(CHUNK_PAGES);
-                BitSet data = new BitSet(CHUNK_PAGES);
-                for (long q = p; q < chunkEnd; q++) {
-                    if (saver.claimPage(b, q)) {
-                        int i = (int) (q - chunkStart);
-                        mine.set(i);
-                        if (!saver.isZero(b, q)) { // claimed, it cannot change: zero pages need no copy
-                            data.set(i);
-                        }
+                // One claim for the chunk: the fault thread's claims wait for it once, not per page.
+                saver.claimRange(blockCursor, chunkStart, chunkEnd, mine);
+                data.clear();
+                for (int i = mine.nextSetBit(0); i >= 0; i = mine.nextSetBit(i + 1)) {
+                    if (!saver.isZero(b, chunkStart + i)) { // claimed, it cannot change: zero pages need no copy
+                        data.set(i);
                     }
                 }
                 pageCursor = chunkEnd;

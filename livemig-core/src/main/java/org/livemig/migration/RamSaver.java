@@ -156,6 +156,29 @@ public final class RamSaver {
         }
     }
 
+    /**
+     * Claims every page of block {@code blockIndex} from {@code from} to {@code to - 1} still to
+     * send, under one hold of the claim lock (background-snapshot's chunks): their bits relative
+     * to {@code from} are set in {@code into} (cleared first). Returns how many.
+     */
+    int claimRange(int blockIndex, long from, long to, BitSet into) {
+        into.clear();
+        claimLock.lock();
+        try {
+            BitSet bits = toSend[blockIndex];
+            int n = 0;
+            for (int p = bits.nextSetBit((int) from); p >= 0 && p < to; p = bits.nextSetBit(p + 1)) {
+                into.set(p - (int) from);
+                n++;
+            }
+            bits.clear((int) from, (int) to);
+            pendingPages -= n;
+            return n;
+        } finally {
+            claimLock.unlock();
+        }
+    }
+
     /** The first page of block {@code blockIndex} from {@code from} still to send, or -1. */
     long nextToSend(int blockIndex, long from) {
         claimLock.lock();
