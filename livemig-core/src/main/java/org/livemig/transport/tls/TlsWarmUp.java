@@ -4,8 +4,9 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.math.BigInteger;
 import java.net.InetAddress;
-import java.nio.ByteBuffer;
-import java.nio.channels.GatheringByteChannel;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.security.KeyPair;
 import java.security.KeyPairGenerator;
 import java.security.SecureRandom;
@@ -24,6 +25,7 @@ import org.bouncycastle.asn1.x509.GeneralNames;
 import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
 import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
+import org.livemig.stream.MigrationFile;
 import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.MigrationAddress;
 import org.livemig.transport.MigrationConnection;
@@ -33,15 +35,19 @@ import org.livemig.transport.Transports;
 /**
  * Compiles the TLS paths before a migration needs them: once TLS credentials exist in a process,
  * a background thread ({@value #THREAD_NAME}, lowest priority) sends some hundreds of MiB over
- * loopback TLS with throwaway credentials of the same kind, written as a migration writes them
- * (gathered headers and pages). Cold, the JDK's AES-GCM runs interpreted until C2 compiles its
- * intrinsics, and a first TLS migration of 1 GiB ran at a tenth of its warm speed here.
+ * loopback TLS with throwaway credentials of the same kind, written and read as a migration's
+ * stream is (headers and pages through {@link MigrationFile}). Cold, the JDK's AES-GCM runs
+ * interpreted until C2 compiles its intrinsics, and a first TLS migration of 1 GiB ran at a tenth
+ * of its warm speed here.
  */
 public final class TlsWarmUp {
     public static final String THREAD_NAME = "livemig-tls-warm-up";
     private static final System.Logger LOG = System.getLogger(TlsWarmUp.class.getName());
     private static final long BYTES_PER_ROUND = 128L << 20;
     private static final int ROUNDS = 3;
+    private static final int PAGE = 4096;
+    private static final long RAM_BYTES = 4L << 20;
+    private static final byte FILL = 0x5a;
     private static final AtomicBoolean X509_STARTED = new AtomicBoolean();
     private static final AtomicBoolean PSK_STARTED = new AtomicBoolean();
 
@@ -82,7 +88,8 @@ public final class TlsWarmUp {
         }
     }
 
-    private static void run(boolean x509) throws Exception {
+    /** One round: the bytes of pages that arrived intact (the sender's {@value #BYTES_PER_ROUND} when all did). */
+    static long run(boolean x509) throws Exception {
         ChannelSecurity server;
         ChannelSecurity client;
         Duration timeout = Duration.ofSeconds(30);
@@ -111,29 +118,41 @@ public final class TlsWarmUp {
                     null, null, timeout);
         }
         try (MigrationListener l = Transports.listen(MigrationAddress.parse("tcp:127.0.0.1:0"))) {
+            // Through MigrationFile, as a migration's streams go: its writes and reads then have
+            // met TLS channels as well as the plain sockets of the scratch migrations, and stay
+            // compiled for both when a TLS migration comes (else they deoptimize and C2 compiles
+            // them again during the migration).
+            java.util.concurrent.atomic.AtomicLong received = new java.util.concurrent.atomic.AtomicLong();
             Thread reader = Thread.ofPlatform().name(THREAD_NAME + "-reader").daemon(true).start(() -> {
-                try (MigrationConnection c = server.server(l.accept())) {
-                    ByteBuffer b = ByteBuffer.allocateDirect(1 << 20);
-                    while (c.in().read(b.clear()) >= 0) {
-                        // drain
+                try (MigrationConnection c = server.server(l.accept()); Arena arena = Arena.ofConfined()) {
+                    MigrationFile f = MigrationFile.forReading(c.in());
+                    MemorySegment ram = arena.allocate(RAM_BYTES, PAGE);
+                    for (long expected = 0; !f.atEof(); expected += PAGE) {
+                        long offset = f.getBe64();
+                        f.readInto(ram, offset & (RAM_BYTES - 1), PAGE);
+                        if (offset != (expected & (RAM_BYTES - 1)) || ram.get(ValueLayout.JAVA_BYTE, offset & (RAM_BYTES - 1)) != FILL) {
+                            return;
+                        }
+                        received.addAndGet(PAGE);
                     }
                 } catch (IOException e) {
                     // the writer closed
                 }
             });
-            try (MigrationConnection c = client.client(Transports.connect(l.boundAddress(), timeout), l.boundAddress())) {
-                ByteBuffer pages = ByteBuffer.allocateDirect(1 << 20);
-                ByteBuffer[] iov = new ByteBuffer[512];
-                ByteBuffer header = ByteBuffer.allocateDirect(256 * 8);
-                for (long sent = 0; sent < BYTES_PER_ROUND; ) {
-                    for (int i = 0; i < 256; i++) {
-                        iov[2 * i] = header.slice(i * 8, 8);
-                        iov[2 * i + 1] = pages.slice(i * 4096, 4096);
-                    }
-                    sent += ((GatheringByteChannel) c.out()).write(iov);
+            try (MigrationConnection c = client.client(Transports.connect(l.boundAddress(), timeout), l.boundAddress());
+                 Arena arena = Arena.ofConfined()) {
+                MemorySegment ram = arena.allocate(RAM_BYTES, PAGE);
+                ram.fill(FILL);
+                MigrationFile f = MigrationFile.forWriting(c.out());
+                for (long sent = 0; sent < BYTES_PER_ROUND; sent += PAGE) {
+                    long offset = sent & (RAM_BYTES - 1);
+                    f.putBe64(offset);
+                    f.putRam(ram, offset, PAGE);
                 }
+                f.flush();
             }
             reader.join(30_000);
+            return received.get();
         }
     }
 }
