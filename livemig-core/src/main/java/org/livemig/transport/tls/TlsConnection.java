@@ -206,10 +206,12 @@ public final class TlsConnection implements MigrationConnection {
 
     /**
      * Decrypts from netIn into {@code app} (write mode). Read lock held. A post-handshake reply
-     * (a TLS 1.3 key update) goes out now only if the writer's lock is free: a writer may hold it
-     * blocked on a peer that waits for this reader, so a busy writer sends the reply instead, ahead
-     * of its next record (the engine queues it first; RFC 8446 asks no more) or after its current
-     * write ({@link #flushPostHandshakeReply}).
+     * (Bouncy Castle's answer to a TLS 1.3 key update request, queued as output) goes out now
+     * only if the writer's lock is free: a writer may hold it blocked on a peer that waits for
+     * this reader, so a busy writer sends the reply instead, ahead of its next record (RFC 8446
+     * asks no more) or after its current write ({@link #flushPostHandshakeReply}). The JDK's
+     * engine reports its pending reply as handshaking (NEED_WRAP), so its replies always go out
+     * with the writer's next wrap.
      */
     private int decryptInto(ByteBuffer app) throws IOException {
         int n = engine.decrypt(netIn, app);

@@ -28,13 +28,20 @@ import org.livemig.transport.MigrationListener;
 import org.livemig.transport.Transports;
 
 /**
- * TLS 1.3 key updates in the middle of a stream while a writer is blocked on the peer: a reader
- * that must answer one may not wait for the writer's lock (the writer waits for the peer, the
- * peer's writer for this reader). The key limit that makes the JDK update its keys is a security
- * property read once per JVM, so the exchange runs in a child JVM with it lowered to 1 MiB.
+ * TLS 1.3 key updates in the middle of a stream, both ways at once, while a writer is blocked on
+ * the peer: no reader may stall on one (a key update record carries no data; a reader that then
+ * went to the socket with whole records still buffered waited for bytes the peer had already
+ * sent, and both ends hung), nor wait for a writer's lock to answer one. The key limit that makes
+ * the JDK update its keys is a security property read once per JVM, so the exchange runs in a
+ * child JVM with it lowered to 1 MiB.
  */
 class TlsKeyUpdateTest {
-    private static final int BYTES = 24 << 20;
+    /**
+     * Each more than loopback's socket buffers hold here (up to 32 MiB received, 4 MiB sent): the
+     * server's writer blocks on the client, which reads only once its own writes are through.
+     */
+    private static final int SERVER_BYTES = 64 << 20;
+    private static final int CLIENT_BYTES = 96 << 20;
 
     @TempDir
     Path dir;
@@ -42,7 +49,7 @@ class TlsKeyUpdateTest {
     @Test
     void keyUpdatesWhileTheWritersAreBlockedNeitherStallNorCorruptTheStream() throws Exception {
         Path log = dir.resolve("child.log");
-        List<String> cmd = List.of(ProcessHandle.current().info().command().orElse("java"), "-ea",
+        List<String> cmd = List.of(ProcessHandle.current().info().command().orElse("java"), "-ea", "-Xmx1g",
                 "-cp", System.getProperty("java.class.path"), Child.class.getName(), dir.toString());
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         if (!p.waitFor(120, TimeUnit.SECONDS)) {
@@ -52,7 +59,7 @@ class TlsKeyUpdateTest {
         String out = Files.readString(log);
         assertThat(p.exitValue()).as(out).isZero();
         assertThat(out).contains("intact");
-        // 24 MiB at a limit of 1 MiB: the client asked for an answer many times, and the server's
+        // 96 MiB at a limit of 1 MiB: the client asked for an answer many times, and the server's
         // reader met those requests (the JDK's debug log: a thread name, then the message)
         Matcher m = Pattern.compile("\\|test-server-reader\\|[^\n]*Consuming KeyUpdate post-handshake message \\(\n"
                 + "\"KeyUpdate\": \\{\n  \"request_update\": update_requested").matcher(out);
@@ -64,7 +71,7 @@ class TlsKeyUpdateTest {
     }
 
     /**
-     * Both ends write 24 MiB at once; the client reads only after it has written everything, so
+     * Both ends write at once, the server more than the socket buffers hold; the client reads only after it has written everything, so
      * the server's writer is blocked on it all along while the server's reader meets the client's
      * key updates. Exits 0 when every byte arrived intact, 1 on a failure, 2 on a stall.
      */
@@ -81,8 +88,8 @@ class TlsKeyUpdateTest {
                     + TlsFixtures.clientDir(dir.resolve("c"), ca, ca, TlsFixtures.FRIENDLY_CLIENT));
             ChannelSecurity server = r.tls("s", null, null, TlsEndpoint.SERVER, Duration.ofSeconds(10), () -> true);
             ChannelSecurity client = r.tls("c", null, null, TlsEndpoint.CLIENT, Duration.ofSeconds(10), () -> true);
-            byte[] fromServer = random(1, BYTES);
-            byte[] fromClient = random(2, BYTES);
+            byte[] fromServer = random(1, SERVER_BYTES);
+            byte[] fromClient = random(2, CLIENT_BYTES);
             try (MigrationListener l = Transports.listen(MigrationAddress.parse("tcp:127.0.0.1:0"))) {
                 CompletableFuture<MigrationConnection> accepted = CompletableFuture.supplyAsync(() -> {
                     try {
@@ -95,16 +102,24 @@ class TlsKeyUpdateTest {
                         l.boundAddress());
                      MigrationConnection s = accepted.get(30, TimeUnit.SECONDS)) {
                     CompletableFuture<Void> serverWriter = run("test-server-writer", () -> write(s, fromServer));
-                    CompletableFuture<byte[]> serverReader = supply("test-server-reader", () -> read(s));
+                    CompletableFuture<byte[]> serverReader = supply("test-server-reader", () -> read(s, CLIENT_BYTES));
                     CompletableFuture<byte[]> clientSide = supply("test-client", () -> {
                         write(c, fromClient);
-                        return read(c);
+                        return read(c, SERVER_BYTES);
                     });
                     try {
                         CompletableFuture.allOf(serverWriter, serverReader, clientSide).get(60, TimeUnit.SECONDS);
                     } catch (java.util.concurrent.TimeoutException e) {
                         System.out.println("stalled: server writer done " + serverWriter.isDone() + ", server reader done "
                                 + serverReader.isDone() + ", client done " + clientSide.isDone());
+                        Thread.getAllStackTraces().forEach((t, stack) -> {
+                            if (t.getName().startsWith("test-")) {
+                                System.out.println(t.getName() + ":");
+                                for (StackTraceElement frame : stack) {
+                                    System.out.println("    at " + frame);
+                                }
+                            }
+                        });
                         System.out.flush();
                         Runtime.getRuntime().halt(2);
                     }
@@ -139,8 +154,8 @@ class TlsKeyUpdateTest {
             }
         }
 
-        private static byte[] read(MigrationConnection c) throws IOException {
-            ByteBuffer b = ByteBuffer.allocate(BYTES);
+        private static byte[] read(MigrationConnection c, int bytes) throws IOException {
+            ByteBuffer b = ByteBuffer.allocate(bytes);
             ByteBuffer chunk = ByteBuffer.allocateDirect(256 << 10);
             while (b.hasRemaining()) {
                 chunk.clear().limit(Math.min(chunk.capacity(), b.remaining()));
