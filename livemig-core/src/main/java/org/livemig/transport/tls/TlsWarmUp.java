@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.math.BigInteger;
 import java.net.InetAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -46,6 +48,8 @@ public final class TlsWarmUp {
     private static final long BYTES_PER_ROUND = 128L << 20;
     private static final int ROUNDS = 3;
     private static final int HANDSHAKES = 16;
+    private static final long QUIET_WAIT_MILLIS = 3000;
+    private static final long QUIET_WINDOW_MILLIS = 100;
     private static final int PAGE = 4096;
     private static final long RAM_BYTES = 4L << 20;
     private static final byte FILL = 0x5a;
@@ -90,11 +94,61 @@ public final class TlsWarmUp {
             for (int i = 0; i < HANDSHAKES; i++) {
                 round(sides, PAGE);
             }
+            awaitCompilersQuiet();
             LOG.log(Level.DEBUG, () -> String.format("TLS warm-up (%s) took %d ms", like instanceof TlsCredentials.X509 ? "x509" : "psk",
                     (System.nanoTime() - t0) / 1_000_000));
         } catch (Exception e) {
+            if (e instanceof InterruptedException) {
+                Thread.currentThread().interrupt();
+            }
             LOG.log(Level.DEBUG, "TLS warm-up stopped: " + e);
         }
+    }
+
+    /**
+     * Waits, at most {@value #QUIET_WAIT_MILLIS} ms, until the JIT compilers' threads have used
+     * no more than a clock tick of CPU in each of two windows of {@value #QUIET_WINDOW_MILLIS} ms:
+     * C2 compiles the warm-up's hottest methods (the record ciphers) for up to a second each after
+     * their last use, and a migration started meanwhile shared the CPU with it (the machine
+     * process opens its monitor after the warm-up). Returns at once without Linux's /proc.
+     */
+    static void awaitCompilersQuiet() throws InterruptedException {
+        long deadline = System.nanoTime() + QUIET_WAIT_MILLIS * 1_000_000L;
+        long last = compilerTicks();
+        int quiet = 0;
+        while (last >= 0 && quiet < 2 && System.nanoTime() < deadline) {
+            Thread.sleep(QUIET_WINDOW_MILLIS);
+            long now = compilerTicks();
+            quiet = now >= last && now - last <= 1 ? quiet + 1 : 0;
+            last = now;
+        }
+    }
+
+    /** CPU clock ticks the compiler threads of this process have used, or -1 without /proc. */
+    static long compilerTicks() {
+        Path tasks = Path.of("/proc/self/task");
+        long ticks = 0;
+        try (var dirs = Files.list(tasks)) {
+            for (Path t : (Iterable<Path>) dirs::iterator) {
+                try {
+                    String stat = Files.readString(t.resolve("stat"));
+                    int open = stat.indexOf('(');
+                    int close = stat.lastIndexOf(')');
+                    String name = stat.substring(open + 1, close);
+                    if (!name.startsWith("C1 Compiler") && !name.startsWith("C2 Compiler")) {
+                        continue;
+                    }
+                    // after the name: state, then fields 4..; utime and stime are fields 14 and 15
+                    String[] f = stat.substring(close + 2).split(" ");
+                    ticks += Long.parseLong(f[11]) + Long.parseLong(f[12]);
+                } catch (IOException | RuntimeException e) {
+                    // a thread that ended meanwhile
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+        return ticks;
     }
 
     /** The two ends of a throwaway TLS connection. */

@@ -24,4 +24,14 @@ class TlsWarmUpTest {
     void aRoundOverPskMovesEveryPage() throws Exception {
         assertThat(TlsWarmUp.round(TlsWarmUp.pskSides(), 64L << 20)).isEqualTo(64L << 20);
     }
+
+    @Test
+    void theCompilersThreadsAreFoundAndTheWaitForThemIsBounded() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isDirectory(java.nio.file.Path.of("/proc/self/task")));
+        TlsWarmUp.round(TlsWarmUp.pskSides(), 16L << 20); // something compiled
+        assertThat(TlsWarmUp.compilerTicks()).isPositive();
+        long t0 = System.nanoTime();
+        TlsWarmUp.awaitCompilersQuiet();
+        assertThat(java.time.Duration.ofNanos(System.nanoTime() - t0)).isLessThan(java.time.Duration.ofSeconds(5));
+    }
 }
