@@ -3,7 +3,10 @@ package org.livemig.transport.tls;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.security.GeneralSecurityException;
+import java.net.Socket;
 import java.security.KeyStore;
+import java.security.Principal;
+import java.security.PrivateKey;
 import java.security.cert.X509Certificate;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -11,12 +14,12 @@ import java.util.List;
 import java.util.Objects;
 import java.util.function.Predicate;
 import javax.net.ssl.KeyManager;
-import javax.net.ssl.KeyManagerFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.TrustManager;
 import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509ExtendedKeyManager;
 import javax.net.ssl.X509ExtendedTrustManager;
 import org.livemig.transport.ChannelSecurity;
 import org.livemig.transport.MigrationAddress;
@@ -217,14 +220,6 @@ public final class TlsChannelSecurity implements ChannelSecurity {
 
     private static SSLContext context(TlsCredentials.X509 x, Predicate<String> authz) throws IOException {
         try {
-            char[] password = "in-memory".toCharArray();
-            KeyStore keys = KeyStore.getInstance("PKCS12");
-            keys.load(null, null);
-            if (x.key() != null) {
-                keys.setKeyEntry("self", x.key(), password, x.chain().toArray(X509Certificate[]::new));
-            }
-            KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-            kmf.init(keys, password);
             KeyStore trust = KeyStore.getInstance("PKCS12");
             trust.load(null, null);
             int i = 0;
@@ -246,11 +241,96 @@ public final class TlsChannelSecurity implements ChannelSecurity {
                 throw new IOException("the JDK has no X.509 trust manager");
             }
             SSLContext ctx = SSLContext.getInstance("TLS");
-            KeyManager[] kms = kmf.getKeyManagers();
+            // The key as it is: a PKCS#12 key store would encrypt it and the key manager decrypt
+            // it, 10,000 rounds of PBKDF2 each way, in every TLS migration's setup.
+            KeyManager[] kms = x.key() == null ? new KeyManager[0]
+                    : new KeyManager[] {new OwnKey(x.key(), x.chain().toArray(X509Certificate[]::new))};
             ctx.init(kms, new TrustManager[] {new PeerChecks(pkix, x.verifyPeer(), authz)}, null);
             return ctx;
         } catch (GeneralSecurityException e) {
             throw new IOException("cannot use the X.509 credentials: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * This side's one key and certificate chain, offered for the key types it has and, when the
+     * peer names the CAs it takes, only if the chain has one of them as an issuer (as the JDK's
+     * SunX509 key manager does).
+     */
+    private static final class OwnKey extends X509ExtendedKeyManager {
+        private static final String ALIAS = "self";
+        private final PrivateKey key;
+        private final X509Certificate[] chain;
+
+        OwnKey(PrivateKey key, X509Certificate[] chain) {
+            this.key = key;
+            this.chain = chain.clone();
+        }
+
+        private String alias(String keyType, Principal[] issuers) {
+            if (keyType == null || !keyType.equals(key.getAlgorithm())) {
+                return null;
+            }
+            if (issuers == null || issuers.length == 0) {
+                return ALIAS;
+            }
+            for (X509Certificate c : chain) {
+                for (Principal p : issuers) {
+                    if (c.getIssuerX500Principal().equals(p)) {
+                        return ALIAS;
+                    }
+                }
+            }
+            return null;
+        }
+
+        private String alias(String[] keyTypes, Principal[] issuers) {
+            for (String t : keyTypes == null ? new String[0] : keyTypes) {
+                if (alias(t, issuers) != null) {
+                    return ALIAS;
+                }
+            }
+            return null;
+        }
+
+        @Override
+        public String[] getClientAliases(String keyType, Principal[] issuers) {
+            return alias(keyType, issuers) == null ? null : new String[] {ALIAS};
+        }
+
+        @Override
+        public String chooseClientAlias(String[] keyType, Principal[] issuers, Socket socket) {
+            return alias(keyType, issuers);
+        }
+
+        @Override
+        public String chooseEngineClientAlias(String[] keyType, Principal[] issuers, SSLEngine engine) {
+            return alias(keyType, issuers);
+        }
+
+        @Override
+        public String[] getServerAliases(String keyType, Principal[] issuers) {
+            return alias(keyType, issuers) == null ? null : new String[] {ALIAS};
+        }
+
+        @Override
+        public String chooseServerAlias(String keyType, Principal[] issuers, Socket socket) {
+            return alias(keyType, issuers);
+        }
+
+        @Override
+        public String chooseEngineServerAlias(String keyType, Principal[] issuers, SSLEngine engine) {
+            return alias(keyType, issuers);
+        }
+
+        @Override
+        public X509Certificate[] getCertificateChain(String alias) {
+            return ALIAS.equals(alias) ? chain.clone() : null;
+        }
+
+        @Override
+        public PrivateKey getPrivateKey(String alias) {
+            return ALIAS.equals(alias) ? key : null;
         }
     }
 

@@ -20,7 +20,8 @@ import org.livemig.transport.MigrationConnection;
  *
  * <p>Threads: one reader and one writer at a time, as for any connection (the engine lets its
  * read and write sides run at once). A reader that meets a post-handshake message needing an
- * answer takes the writer's lock to send it. {@link #shutdown()} from any thread shuts the plain
+ * answer sends it only if the writer's lock is free, never waiting for it (a writer blocked on
+ * the peer may hold it while the peer waits for this reader); otherwise the writer sends it. {@link #shutdown()} from any thread shuts the plain
  * connection down, which wakes both; later calls fail. Buffers are owned by their side's lock.
  */
 public final class TlsConnection implements MigrationConnection {
@@ -203,12 +204,18 @@ public final class TlsConnection implements MigrationConnection {
         }
     }
 
-    /** Decrypts from netIn into {@code app} (write mode). Read lock held. */
+    /**
+     * Decrypts from netIn into {@code app} (write mode). Read lock held. A post-handshake reply
+     * (Bouncy Castle's answer to a TLS 1.3 key update request, queued as output) goes out now
+     * only if the writer's lock is free: a writer may hold it blocked on a peer that waits for
+     * this reader, so a busy writer sends the reply instead, ahead of its next record (RFC 8446
+     * asks no more) or after its current write ({@link #flushPostHandshakeReply}). The JDK's
+     * engine reports its pending reply as handshaking (NEED_WRAP), so its replies always go out
+     * with the writer's next wrap.
+     */
     private int decryptInto(ByteBuffer app) throws IOException {
         int n = engine.decrypt(netIn, app);
-        if (engine.wantsWrite() && !engine.handshaking()) {
-            // a post-handshake reply (a key update): the writer's lock, then send it
-            writeLock.lock();
+        if (engine.wantsWrite() && !engine.handshaking() && writeLock.tryLock()) {
             try {
                 flushProtocolOutput();
             } finally {
@@ -216,6 +223,21 @@ public final class TlsConnection implements MigrationConnection {
             }
         }
         return n;
+    }
+
+    /**
+     * After a write, with the writer's lock released: sends a post-handshake reply a reader left
+     * because the lock was held (its tryLock failed while this writer held it, so the reply is
+     * visible here). Called without the BQL; blocks on IO.
+     */
+    private void flushPostHandshakeReply() throws IOException {
+        if (engine.wantsWrite() && !engine.handshaking() && writeLock.tryLock()) {
+            try {
+                flushProtocolOutput();
+            } finally {
+                writeLock.unlock();
+            }
+        }
     }
 
     /** Sends whatever protocol output the engine has. Write lock held. */
@@ -260,6 +282,7 @@ public final class TlsConnection implements MigrationConnection {
                     }
                     if (netIn.hasRemaining() || engine.hasBufferedPlaintext()) {
                         int n;
+                        int before = netIn.remaining();
                         if (dst.remaining() >= engine.maxPlaintext()) {
                             n = decryptInto(dst); // straight into the caller's buffer
                             if (n != 0) {
@@ -279,6 +302,9 @@ public final class TlsConnection implements MigrationConnection {
                             if (n > 0) {
                                 continue;
                             }
+                        }
+                        if (netIn.remaining() != before) {
+                            continue; // a record without data (a key update): more may be buffered
                         }
                     }
                     if (peerClosed || readNet() < 0) {
@@ -342,20 +368,20 @@ public final class TlsConnection implements MigrationConnection {
             if (shutdown.get()) {
                 throw shutdownError(null);
             }
+            long total = 0;
             writeLock.lock();
             try {
-                long total = 0;
                 while (true) {
                     netOut.clear();
                     long n = engine.encrypt(srcs, offset, length, netOut);
                     total += n;
                     netOut.flip();
                     if (!netOut.hasRemaining()) {
-                        return total;
+                        break;
                     }
                     writeNet();
                     if (n == 0 && !anyRemaining(srcs, offset, length)) {
-                        return total;
+                        break;
                     }
                 }
             } catch (IOException e) {
@@ -363,6 +389,12 @@ public final class TlsConnection implements MigrationConnection {
             } finally {
                 writeLock.unlock();
             }
+            try {
+                flushPostHandshakeReply();
+            } catch (IOException e) {
+                throw failure(explainWriteFailure(e));
+            }
+            return total;
         }
 
         @Override
