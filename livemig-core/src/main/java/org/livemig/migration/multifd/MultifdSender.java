@@ -91,6 +91,8 @@ public final class MultifdSender implements AutoCloseable {
     private long packetNum;
     private int nextChannel;
     private volatile boolean stopping;
+    /** {@link #finish}: the channels end once their queued jobs are written (a failure then still counts). */
+    private volatile boolean draining;
     private volatile IOException failure;
 
     /** The packet being filled by the migration thread. */
@@ -232,7 +234,13 @@ public final class MultifdSender implements AutoCloseable {
         account();
     }
 
-    /** Sends the partial packet, then a SYNC on every channel; returns once all are written. */
+    /**
+     * Sends the partial packet, then a SYNC on every channel; returns once every packet queued
+     * before the SYNCs is written (so {@link #takeZeroPages} has all their zero pages). The SYNC
+     * packets may still be going out: the destination waits for them at the section's EOS, and
+     * the migration thread need not wait for a second wakeup per channel (at the switchover the
+     * device state goes on behind them).
+     */
     public void sync() throws IOException {
         if (batchCount > 0) {
             dispatch();
@@ -251,7 +259,8 @@ public final class MultifdSender implements AutoCloseable {
                 c.push();
             }
             for (Channel c : channels) {
-                while (checkFailureAnd(c.queued > 0)) {
+                // Nothing is queued after the SYNC: one job left is the SYNC itself.
+                while (checkFailureAnd(c.queued > 1)) {
                     awaitChange();
                 }
             }
@@ -379,7 +388,7 @@ public final class MultifdSender implements AutoCloseable {
                 Job job;
                 lock.lock();
                 try {
-                    while (c.queued == 0 && !stopping) {
+                    while (c.queued == 0 && !stopping && !draining) {
                         c.work.await(100, TimeUnit.MILLISECONDS);
                     }
                     if (c.queued == 0) {
@@ -524,7 +533,7 @@ public final class MultifdSender implements AutoCloseable {
     public void finish() throws IOException {
         checkFailure();
         account();
-        stopping = true;
+        draining = true;
         lock.lock();
         try {
             wakeAll();
@@ -532,6 +541,19 @@ public final class MultifdSender implements AutoCloseable {
             lock.unlock();
         }
         joinAndClose();
+        account();
+        // A channel that failed writing its last packets (a SYNC, device state) fails the end too.
+        checkFailure();
+        lock.lock();
+        try {
+            for (Channel c : channels) {
+                if (c.queued > 0) {
+                    throw new IOException("multifd channel " + c.id + " ended with " + c.queued + " packet(s) unwritten");
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Shuts down, then joins the threads (bounded) and closes the connections. */
