@@ -20,9 +20,12 @@ import org.livemig.transport.MigrationConnection;
 
 /**
  * The source side of multifd (QEMU 7.2's multifd_send_*): the migration thread fills a packet
- * of up to 128 pages of one block with {@link #queuePage}, and hands each full packet to an
- * idle channel thread ({@code mig/src/send_n}), which writes its header and the pages straight
- * from guest RAM. A page may change while it is written; it is then dirty and goes again, and
+ * of up to 128 pages of one block with {@link #queuePage}, and hands each full packet to a
+ * channel thread ({@code mig/src/send_n}), which writes its header and the pages straight from
+ * guest RAM. Each channel holds two jobs, the one it writes and the next, so that it goes on
+ * from one packet to the next without sleeping until the migration thread wakes and refills it
+ * (on two cores that round of wakeups cost more than the channel saved); a channel thread is
+ * signalled only when it had nothing, the migration thread only when it waits. A page may change while it is written; it is then dirty and goes again, and
  * the last copy goes with the guest stopped, as in QEMU.
  *
  * <p>{@link #sync} ends a round: the partial packet goes, every channel sends a SYNC packet,
