@@ -219,16 +219,42 @@ public final class MigrationFile implements AutoCloseable {
     public void putRam(MemorySegment ram, long offset, int length) throws IOException {
         checkError();
         queueBuffered();
-        if (iovCount == MAX_IOV) {
-            flushQueued();
+        if (!extendLastRamView(ram, offset, length)) {
+            if (iovCount == MAX_IOV) {
+                flushQueued();
+            }
+            iov[iovCount] = ramView(iovCount, ram, offset, length);
+            iovCount++;
         }
-        iov[iovCount] = ramView(iovCount, ram, offset, length);
-        iovCount++;
         iovBytes += length;
         position += length;
         if (iovBytes >= MAX_PENDING || iovCount == MAX_IOV) {
             flushQueued();
         }
+    }
+
+    /**
+     * Grows the last queued entry over the next {@code length} bytes when it is a view of the
+     * same RAM window ending at {@code offset}: a multifd packet's adjacent pages go to the
+     * kernel as one range instead of one per page.
+     */
+    private boolean extendLastRamView(MemorySegment ram, long offset, int length) {
+        int last = iovCount - 1;
+        if (last < 0 || iov[last] != ramViews[last]) {
+            return false;
+        }
+        ByteBuffer[] windows = ramWindows.get(ram);
+        long index = offset >>> RAM_WINDOW_BITS;
+        if (windows == null || windows[(int) index] != ramViewWindows[last]) {
+            return false;
+        }
+        int at = (int) (offset & ((1L << RAM_WINDOW_BITS) - 1));
+        ByteBuffer v = ramViews[last];
+        if (v.limit() != at || at + length > v.capacity()) {
+            return false;
+        }
+        v.limit(at + length);
+        return true;
     }
 
     private ByteBuffer ramView(int slot, MemorySegment ram, long offset, int length) {
