@@ -8,12 +8,16 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
+import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.ScatteringByteChannel;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
-/** {@code bufferUpTo}, {@code peekBe32} and {@code readPages}: a multifd packet's pages read straight into RAM. */
+/**
+ * {@code bufferUpTo}, {@code peekBe32} and {@code readPages}: a multifd packet's pages read straight into RAM;
+ * and adjacent pages queued with {@code putRam} written as one range.
+ */
 class MigrationFilePagesTest {
     private static final int PAGE = 4096;
 
@@ -168,5 +172,69 @@ class MigrationFilePagesTest {
         assertThat(shortOne.bufferUpTo(16)).isEqualTo(5);
         assertThatThrownBy(() -> shortOne.peekBe32(4)).isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("only 5 bytes buffered");
+    }
+
+    @Test
+    void adjacentPagesGoToTheKernelAsOneRange() throws IOException {
+        java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+        java.util.List<Integer> buffersPerWrite = new java.util.ArrayList<>();
+        GatheringByteChannel sink = new GatheringByteChannel() {
+            @Override
+            public long write(ByteBuffer[] srcs, int offset, int length) {
+                buffersPerWrite.add(length);
+                long n = 0;
+                for (int i = offset; i < offset + length; i++) {
+                    while (srcs[i].hasRemaining()) {
+                        got.write(srcs[i].get());
+                        n++;
+                    }
+                }
+                return n;
+            }
+
+            @Override
+            public long write(ByteBuffer[] srcs) {
+                return write(srcs, 0, srcs.length);
+            }
+
+            @Override
+            public int write(ByteBuffer src) {
+                return (int) write(new ByteBuffer[] {src}, 0, 1);
+            }
+
+            @Override
+            public boolean isOpen() {
+                return true;
+            }
+
+            @Override
+            public void close() {}
+        };
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ram = arena.allocate(16L * PAGE, PAGE);
+            for (long i = 0; i < ram.byteSize(); i++) {
+                ram.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 31 + i / PAGE));
+            }
+            MigrationFile f = MigrationFile.forWriting(sink);
+            f.putBe32(0xCAFE);
+            long[] offsets = {0, PAGE, 2L * PAGE, 3L * PAGE, 7L * PAGE, 8L * PAGE, 3L * PAGE};
+            for (long off : offsets) {
+                f.putRam(ram, off, PAGE);
+            }
+            f.putBe32(0xBEEF);
+            f.putRam(ram, 9L * PAGE, PAGE);
+            f.flush();
+            // header, pages 0-3, pages 7-8, page 3 again (not adjacent), trailer, page 9 (after a header: its own)
+            assertThat(buffersPerWrite).containsExactly(6);
+            ByteBuffer expect = ByteBuffer.allocate(4 + 8 * PAGE + 4);
+            expect.putInt(0xCAFE);
+            for (long off : offsets) {
+                expect.put(ram.asSlice(off, PAGE).toArray(ValueLayout.JAVA_BYTE));
+            }
+            expect.putInt(0xBEEF);
+            expect.put(ram.asSlice(9L * PAGE, PAGE).toArray(ValueLayout.JAVA_BYTE));
+            assertThat(got.toByteArray()).isEqualTo(expect.array());
+            assertThat(f.position()).isEqualTo(expect.capacity());
+        }
     }
 }
