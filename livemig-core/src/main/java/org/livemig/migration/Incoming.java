@@ -351,6 +351,9 @@ public final class Incoming {
             });
             this.load = load;
             LoadThreads pool = multifdChannels > 0 ? new LoadThreads(multifdChannels, this::loadThreadFailed) : null;
+            if (pool != null && !SaveVm.devices(machine).isEmpty()) {
+                pool.start(); // before the switchover, not inside its downtime
+            }
             loadThreads = pool;
             load.useLiveDevices(switchoverAck, pool);
             MultifdReceiver m = multifd;

@@ -19,7 +19,8 @@ import org.livemig.vmstate.LoadContext;
  *
  * <p>A task that throws fails the load: its message is kept (the first one), {@code onFailure}
  * is told at once (the migration then ends its channels), and every other task is asked to quit.
- * Threads start with the first task and end when the pool is {@link #close closed}.
+ * Threads start with the first task, or all at once with {@link #start}, and end when the pool
+ * is {@link #close closed}.
  */
 public final class LoadThreads implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(LoadThreads.class.getName());
@@ -54,6 +55,21 @@ public final class LoadThreads implements AutoCloseable {
 
     public int size() {
         return size;
+    }
+
+    /**
+     * Starts every thread of the pool now, idle until a task comes: called as the incoming
+     * migration starts, so that no thread is created inside the switchover's downtime. Any thread.
+     */
+    public void start() {
+        lock.lock();
+        try {
+            while (!closed && threads.size() < size) {
+                threads.add(Thread.ofPlatform().name(THREAD_PREFIX + threads.size()).daemon(true).start(this::work));
+            }
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Queues {@code task}; a thread takes it at once if one is free. Any thread. */

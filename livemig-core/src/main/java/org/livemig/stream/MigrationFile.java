@@ -8,6 +8,7 @@ import java.nio.ByteOrder;
 import java.nio.channels.Channels;
 import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.ScatteringByteChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.IdentityHashMap;
@@ -218,16 +219,42 @@ public final class MigrationFile implements AutoCloseable {
     public void putRam(MemorySegment ram, long offset, int length) throws IOException {
         checkError();
         queueBuffered();
-        if (iovCount == MAX_IOV) {
-            flushQueued();
+        if (!extendLastRamView(ram, offset, length)) {
+            if (iovCount == MAX_IOV) {
+                flushQueued();
+            }
+            iov[iovCount] = ramView(iovCount, ram, offset, length);
+            iovCount++;
         }
-        iov[iovCount] = ramView(iovCount, ram, offset, length);
-        iovCount++;
         iovBytes += length;
         position += length;
         if (iovBytes >= MAX_PENDING || iovCount == MAX_IOV) {
             flushQueued();
         }
+    }
+
+    /**
+     * Grows the last queued entry over the next {@code length} bytes when it is a view of the
+     * same RAM window ending at {@code offset}: a multifd packet's adjacent pages go to the
+     * kernel as one range instead of one per page.
+     */
+    private boolean extendLastRamView(MemorySegment ram, long offset, int length) {
+        int last = iovCount - 1;
+        if (last < 0 || iov[last] != ramViews[last]) {
+            return false;
+        }
+        ByteBuffer[] windows = ramWindows.get(ram);
+        long index = offset >>> RAM_WINDOW_BITS;
+        if (windows == null || windows[(int) index] != ramViewWindows[last]) {
+            return false;
+        }
+        int at = (int) (offset & ((1L << RAM_WINDOW_BITS) - 1));
+        ByteBuffer v = ramViews[last];
+        if (v.limit() != at || at + length > v.capacity()) {
+            return false;
+        }
+        v.limit(at + length);
+        return true;
     }
 
     private ByteBuffer ramView(int slot, MemorySegment ram, long offset, int length) {
@@ -600,6 +627,111 @@ public final class MigrationFile implements AutoCloseable {
             throw e;
         }
         position += length - done;
+    }
+
+    /**
+     * Buffers up to {@code n} bytes (at most the buffer's size) without reading past them: the
+     * bytes after stay in the channel, for {@link #readPages} to read straight into place.
+     * Returns how many are buffered, fewer than {@code n} only at the end of the stream.
+     */
+    public int bufferUpTo(int n) throws IOException {
+        checkError();
+        if (in == null) {
+            throw new IllegalStateException("MigrationFile opened for writing");
+        }
+        if (n > buf.capacity()) {
+            throw new IllegalArgumentException(n + " bytes do not fit the " + buf.capacity() + "-byte read buffer");
+        }
+        if (buf.remaining() >= n || eof) {
+            return buf.remaining();
+        }
+        buf.compact();
+        try {
+            buf.limit(n);
+            while (buf.position() < n) {
+                int r;
+                try {
+                    r = in.read(buf);
+                } catch (IOException e) {
+                    setError(e);
+                    throw e;
+                }
+                if (r < 0) {
+                    eof = true;
+                    break;
+                }
+            }
+        } finally {
+            buf.limit(buf.position());
+            buf.position(0);
+        }
+        return buf.remaining();
+    }
+
+    /** The big-endian 32-bit value {@code at} bytes into what is buffered, without consuming it; it must be buffered. */
+    public int peekBe32(int at) {
+        if (at < 0 || at + 4 > buf.remaining()) {
+            throw new IllegalStateException("peek at " + at + ": only " + buf.remaining() + " bytes buffered");
+        }
+        return buf.getInt(buf.position() + at);
+    }
+
+    /**
+     * Fills {@code count} pages of {@code pageSize} bytes at {@code offsets} of {@code ram}, in
+     * order, from the stream: buffered bytes first, then straight from the channel into RAM with
+     * scattering reads (adjacent pages as one range), so the pages are not copied in user space.
+     */
+    public void readPages(MemorySegment ram, long[] offsets, int count, int pageSize) throws IOException {
+        checkError();
+        int i = 0;
+        while (i < count && buf.hasRemaining()) {
+            readInto(ram, offsets[i++], pageSize);
+        }
+        if (i == count) {
+            return;
+        }
+        if (!(in instanceof ScatteringByteChannel sc)) {
+            for (; i < count; i++) {
+                readInto(ram, offsets[i], pageSize);
+            }
+            return;
+        }
+        ByteBuffer[] ranges = new ByteBuffer[count - i];
+        int n = 0;
+        long total = 0;
+        while (i < count) {
+            long start = offsets[i];
+            int len = pageSize;
+            i++;
+            while (i < count && offsets[i] == start + len && len <= Integer.MAX_VALUE - pageSize) {
+                len += pageSize;
+                i++;
+            }
+            ranges[n++] = ram.asSlice(start, len).asByteBuffer();
+            total += len;
+        }
+        long done = 0;
+        int first = 0;
+        try {
+            while (done < total) {
+                long r = sc.read(ranges, first, n - first);
+                if (r < 0) {
+                    eof = true;
+                    position += done;
+                    throw truncated(total - done);
+                }
+                done += r;
+                while (first < n && !ranges[first].hasRemaining()) {
+                    first++;
+                }
+            }
+        } catch (StreamFormatException e) {
+            throw e;
+        } catch (IOException e) {
+            setError(e);
+            throw e;
+        }
+        position += total;
     }
 
     /** Copies up to {@code length} buffered bytes to {@code dst} at {@code offset}; returns how many. */

@@ -5,6 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.ScatteringByteChannel;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -64,7 +65,7 @@ abstract class AbstractConnection implements MigrationConnection {
 
     /** The incoming channel of this connection, failing after shutdown instead of reporting end of stream. */
     final ReadableByteChannel input(ReadableByteChannel raw) {
-        return new Input(raw);
+        return raw instanceof ScatteringByteChannel sc ? new ScatteringInput(sc) : new Input(raw);
     }
 
     /** A channel for a direction this transport does not carry: every read and write fails with {@code why}. */
@@ -72,7 +73,7 @@ abstract class AbstractConnection implements MigrationConnection {
         return new OneWay(why);
     }
 
-    private final class Input implements ReadableByteChannel {
+    private class Input implements ReadableByteChannel {
         private final ReadableByteChannel raw;
 
         Input(ReadableByteChannel raw) {
@@ -107,6 +108,41 @@ abstract class AbstractConnection implements MigrationConnection {
         @Override
         public void close() throws IOException {
             AbstractConnection.this.close();
+        }
+    }
+
+    /** {@link Input} over a channel that reads into several buffers at once (TCP, Unix sockets): multifd reads pages straight into RAM. */
+    private final class ScatteringInput extends Input implements ScatteringByteChannel {
+        private final ScatteringByteChannel raw;
+
+        ScatteringInput(ScatteringByteChannel raw) {
+            super(raw);
+            this.raw = raw;
+        }
+
+        @Override
+        public long read(ByteBuffer[] dsts, int offset, int length) throws IOException {
+            if (isShutdown()) {
+                throw shutdownError(null);
+            }
+            long n;
+            try {
+                n = raw.read(dsts, offset, length);
+            } catch (IOException e) {
+                if (isShutdown()) {
+                    throw shutdownError(e);
+                }
+                throw e;
+            }
+            if (n < 0 && isShutdown()) {
+                throw shutdownError(null);
+            }
+            return n;
+        }
+
+        @Override
+        public long read(ByteBuffer[] dsts) throws IOException {
+            return read(dsts, 0, dsts.length);
         }
     }
 

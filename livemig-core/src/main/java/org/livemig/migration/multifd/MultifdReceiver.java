@@ -224,7 +224,7 @@ public final class MultifdReceiver implements AutoCloseable {
             if (compression != MultifdCompression.Method.NONE) {
                 decoder = MultifdCompression.decoder(compression, maxPages, RamBlock.PAGE_SIZE);
             }
-            while (!f.atEof()) {
+            while (bufferHeader(f)) {
                 org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
                 MultifdPacket.Packet p = receivePacket(f, ram, maxPages, compression, decoder, deviceState);
                 bytes.addAndGet(f.position() - p.at());
@@ -255,6 +255,27 @@ public final class MultifdReceiver implements AutoCloseable {
                 decoder.close();
             }
         }
+    }
+
+    /**
+     * Buffers the next packet's header and no more, so that its pages are read from the channel
+     * straight into RAM ({@link MigrationFile#readPages}); false at the end of the channel's
+     * stream, at a packet boundary. What does not look like a header is left for
+     * {@link MultifdPacket#readPacket} to refuse.
+     */
+    private static boolean bufferHeader(MigrationFile f) throws IOException {
+        int have = f.bufferUpTo(MultifdPacket.DEVICE_STATE_HEADER_BYTES);
+        if (have == 0) {
+            return false;
+        }
+        if (have == MultifdPacket.DEVICE_STATE_HEADER_BYTES
+                && (f.peekBe32(8) & MultifdPacket.FLAG_DEVICE_STATE) == 0) {
+            int pagesAlloc = f.peekBe32(12);
+            if (pagesAlloc >= 0 && pagesAlloc <= MultifdPacket.PAGES_PER_PACKET) {
+                f.bufferUpTo(MultifdPacket.headerBytes(pagesAlloc));
+            }
+        }
+        return true;
     }
 
     /**
@@ -332,9 +353,7 @@ public final class MultifdReceiver implements AutoCloseable {
                 }
             }
             if (decoder == null) {
-                for (int i = 0; i < h.normalPages(); i++) {
-                    f.readInto(b.memory(), offsets[i], RamBlock.PAGE_SIZE);
-                }
+                f.readPages(b.memory(), offsets, h.normalPages(), RamBlock.PAGE_SIZE);
             } else {
                 readCompressed(f, h, b, decoder);
             }

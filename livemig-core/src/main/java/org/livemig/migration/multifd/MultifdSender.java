@@ -20,9 +20,12 @@ import org.livemig.transport.MigrationConnection;
 
 /**
  * The source side of multifd (QEMU 7.2's multifd_send_*): the migration thread fills a packet
- * of up to 128 pages of one block with {@link #queuePage}, and hands each full packet to an
- * idle channel thread ({@code mig/src/send_n}), which writes its header and the pages straight
- * from guest RAM. A page may change while it is written; it is then dirty and goes again, and
+ * of up to 128 pages of one block with {@link #queuePage}, and hands each full packet to a
+ * channel thread ({@code mig/src/send_n}), which writes its header and the pages straight from
+ * guest RAM. Each channel holds two jobs, the one it writes and the next, so that it goes on
+ * from one packet to the next without sleeping until the migration thread wakes and refills it
+ * (on two cores that round of wakeups cost more than the channel saved); a channel thread is
+ * signalled only when it had nothing, the migration thread only when it waits. A page may change while it is written; it is then dirty and goes again, and
  * the last copy goes with the guest stopped, as in QEMU.
  *
  * <p>{@link #sync} ends a round: the partial packet goes, every channel sends a SYNC packet,
@@ -84,11 +87,15 @@ public final class MultifdSender implements AutoCloseable {
     private volatile boolean zeroBatchesWaiting;
     private final AtomicLong pages = new AtomicLong();
     private final ReentrantLock lock = new ReentrantLock();
-    /** Signalled when a channel has a job, when one becomes idle, and on failure or shutdown. */
+    /** Signalled to the migration thread when a job slot frees up, and on failure or shutdown. */
     private final Condition changed = lock.newCondition();
+    /** Whether the migration thread waits on {@link #changed}: channels signal only then. Guarded by {@link #lock}. */
+    private boolean mainWaiting;
     private long packetNum;
     private int nextChannel;
     private volatile boolean stopping;
+    /** {@link #finish}: the channels end once their queued jobs are written (a failure then still counts). */
+    private volatile boolean draining;
     private volatile IOException failure;
 
     /** The packet being filled by the migration thread. */
@@ -96,29 +103,61 @@ public final class MultifdSender implements AutoCloseable {
     private long[] batchOffsets = new long[MultifdPacket.PAGES_PER_PACKET];
     private int batchCount;
 
-    /** One channel: its connection, its thread, and one job slot. Guarded by {@link #lock}. */
-    private final class Channel {
-        final int id;
-        final MigrationConnection connection;
-        final MigrationFile file;
-        Thread thread;
-        boolean busy;
+    /**
+     * One packet to send: pages of one block, a SYNC, or a device's state. Filled by the
+     * migration thread in a free slot, then owned by the channel thread until the slot is freed.
+     */
+    private static final class Job {
         boolean syncJob;
         RamBlock block;
         long[] offsets = new long[MultifdPacket.PAGES_PER_PACKET];
         int count;
         long num;
-        /** The channel thread's own: zero pages of the current packet. */
-        final long[] zeros = new long[MultifdPacket.PAGES_PER_PACKET];
         /** A device-state job instead of pages: whose state, and what to write. */
         MultifdPacket.DeviceStatePayload deviceState;
         String deviceIdstr;
         int deviceInstance;
+    }
+
+    /** Jobs a channel holds: the one it writes and the next, so it goes on without waiting for the migration thread. */
+    private static final int SLOTS = 2;
+
+    /**
+     * One channel: its connection, its thread, and a ring of {@link #SLOTS} jobs. The ring's
+     * indices are guarded by {@link #lock}; a job's fields belong to whoever the ring says.
+     */
+    private final class Channel {
+        final int id;
+        final MigrationConnection connection;
+        final MigrationFile file;
+        Thread thread;
+        final Job[] jobs = new Job[SLOTS];
+        int head;
+        int queued;
+        /** Signalled to this channel's thread when it gets a job while it has none. */
+        final Condition work = lock.newCondition();
+        /** The channel thread's own: zero pages of the current packet. */
+        final long[] zeros = new long[MultifdPacket.PAGES_PER_PACKET];
 
         Channel(int id, MigrationConnection connection) {
             this.id = id;
             this.connection = connection;
             this.file = MigrationFile.forWriting(connection.out());
+            for (int i = 0; i < SLOTS; i++) {
+                jobs[i] = new Job();
+            }
+        }
+
+        /** The free slot a new job goes in. Lock held, queued < SLOTS. */
+        Job tail() {
+            return jobs[(head + queued) % SLOTS];
+        }
+
+        /** Makes the job filled in {@link #tail()} the channel's, waking its thread if it had none. Lock held. */
+        void push() {
+            if (queued++ == 0) {
+                work.signal();
+            }
         }
     }
 
@@ -181,24 +220,30 @@ public final class MultifdSender implements AutoCloseable {
         lock.lock();
         try {
             Channel c;
-            while ((c = idleChannel()) == null) {
+            while ((c = freeChannel()) == null) {
                 awaitChange();
             }
-            c.deviceState = payload;
-            c.deviceIdstr = idstr;
-            c.deviceInstance = instanceId;
-            c.count = 0;
-            c.syncJob = false;
-            c.num = packetNum++;
-            c.busy = true;
-            changed.signalAll();
+            Job j = c.tail();
+            j.deviceState = payload;
+            j.deviceIdstr = idstr;
+            j.deviceInstance = instanceId;
+            j.count = 0;
+            j.syncJob = false;
+            j.num = packetNum++;
+            c.push();
         } finally {
             lock.unlock();
         }
         account();
     }
 
-    /** Sends the partial packet, then a SYNC on every channel; returns once all are written. */
+    /**
+     * Sends the partial packet, then a SYNC on every channel; returns once every packet queued
+     * before the SYNCs is written (so {@link #takeZeroPages} has all their zero pages). The SYNC
+     * packets may still be going out: the destination waits for them at the section's EOS, and
+     * the migration thread need not wait for a second wakeup per channel (at the switchover the
+     * device state goes on behind them).
+     */
     public void sync() throws IOException {
         if (batchCount > 0) {
             dispatch();
@@ -206,15 +251,21 @@ public final class MultifdSender implements AutoCloseable {
         lock.lock();
         try {
             for (Channel c : channels) {
-                Channel idle = awaitIdle(c);
-                idle.syncJob = true;
-                idle.count = 0;
-                idle.num = packetNum++;
-                idle.busy = true;
+                while (checkFailureAnd(c.queued == SLOTS)) {
+                    awaitChange();
+                }
+                Job j = c.tail();
+                j.syncJob = true;
+                j.count = 0;
+                j.deviceState = null;
+                j.num = packetNum++;
+                c.push();
             }
-            changed.signalAll();
             for (Channel c : channels) {
-                awaitIdle(c);
+                // Nothing is queued after the SYNC: one job left is the SYNC itself.
+                while (checkFailureAnd(c.queued > 1)) {
+                    awaitChange();
+                }
             }
         } finally {
             lock.unlock();
@@ -262,18 +313,19 @@ public final class MultifdSender implements AutoCloseable {
         lock.lock();
         try {
             Channel c;
-            while ((c = idleChannel()) == null) {
+            while ((c = freeChannel()) == null) {
                 awaitChange();
             }
-            long[] spare = c.offsets;
-            c.offsets = batchOffsets;
+            Job j = c.tail();
+            long[] spare = j.offsets;
+            j.offsets = batchOffsets;
             batchOffsets = spare;
-            c.block = batchBlock;
-            c.count = n;
-            c.syncJob = false;
-            c.num = packetNum++;
-            c.busy = true;
-            changed.signalAll();
+            j.block = batchBlock;
+            j.count = n;
+            j.syncJob = false;
+            j.deviceState = null;
+            j.num = packetNum++;
+            c.push();
         } finally {
             lock.unlock();
         }
@@ -282,36 +334,41 @@ public final class MultifdSender implements AutoCloseable {
         account();
     }
 
-    /** An idle channel, taking turns; null when all are busy. Lock held. */
-    private Channel idleChannel() throws IOException {
+    /**
+     * The channel the next job goes to: an idle one first (taking turns), else one with a free
+     * slot behind its current job; null when every slot is taken. Lock held.
+     */
+    private Channel freeChannel() throws IOException {
         checkFailure();
+        Channel best = null;
         for (int i = 0; i < channels.length; i++) {
             Channel c = channels[(nextChannel + i) % channels.length];
-            if (!c.busy) {
-                nextChannel = (c.id + 1) % channels.length;
-                return c;
+            if (c.queued < SLOTS && (best == null || c.queued < best.queued)) {
+                best = c;
             }
         }
-        return null;
-    }
-
-    private Channel awaitIdle(Channel c) throws IOException {
-        while (true) {
-            checkFailure();
-            if (!c.busy) {
-                return c;
-            }
-            awaitChange();
+        if (best != null) {
+            nextChannel = (best.id + 1) % channels.length;
         }
+        return best;
     }
 
-    /** Waits for a change, in slices, so a lost signal cannot hang the caller. Lock held. */
+    /** Throws a channel's failure or the shutdown, else returns {@code waitMore}. Lock held. */
+    private boolean checkFailureAnd(boolean waitMore) throws IOException {
+        checkFailure();
+        return waitMore;
+    }
+
+    /** Waits for a slot to free up, in slices, so a lost signal cannot hang the caller. Lock held. */
     private void awaitChange() throws IOException {
+        mainWaiting = true;
         try {
             changed.await(100, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted waiting for a multifd channel", e);
+        } finally {
+            mainWaiting = false;
         }
     }
 
@@ -331,28 +388,33 @@ public final class MultifdSender implements AutoCloseable {
             c.file.flush();
             unaccounted.addAndGet(MultifdPacket.INIT_PACKET_BYTES);
             while (true) {
+                Job job;
                 lock.lock();
                 try {
-                    while (!c.busy && !stopping) {
-                        changed.await(100, TimeUnit.MILLISECONDS);
+                    while (c.queued == 0 && !stopping && !draining) {
+                        c.work.await(100, TimeUnit.MILLISECONDS);
                     }
-                    if (!c.busy) {
+                    if (c.queued == 0) {
                         return;
                     }
+                    job = c.jobs[c.head];
                 } finally {
                     lock.unlock();
                 }
-                // The job's fields are not touched by the migration thread while busy is set.
-                int zeros = sendPacket(c, encoder);
-                ZeroBatch batch = zeros > 0 ? new ZeroBatch(c.block, Arrays.copyOf(c.zeros, zeros)) : null;
+                // The job's fields are not touched by the migration thread until its slot is freed.
+                int zeros = sendPacket(c, job, encoder);
+                ZeroBatch batch = zeros > 0 ? new ZeroBatch(job.block, Arrays.copyOf(c.zeros, zeros)) : null;
                 lock.lock();
                 try {
                     if (batch != null) {
                         zeroBatches.add(batch);
                         zeroBatchesWaiting = true;
                     }
-                    c.busy = false;
-                    changed.signalAll();
+                    c.head = (c.head + 1) % SLOTS;
+                    c.queued--;
+                    if (mainWaiting) {
+                        changed.signal();
+                    }
                 } finally {
                     lock.unlock();
                 }
@@ -376,17 +438,17 @@ public final class MultifdSender implements AutoCloseable {
      * if asked to, writes the packet. A job of zero pages only and no SYNC sends nothing. Returns
      * the number of zero pages left out.
      */
-    private int sendPacket(Channel c, MultifdCompression.Encoder encoder) throws IOException {
+    private int sendPacket(Channel c, Job j, MultifdCompression.Encoder encoder) throws IOException {
         org.livemig.trace.MultifdBatchEvent event = traced ? org.livemig.trace.Trace.multifdBegin() : null;
-        MultifdPacket.DeviceStatePayload ds = c.deviceState;
+        MultifdPacket.DeviceStatePayload ds = j.deviceState;
         if (ds != null) {
-            c.deviceState = null;
+            j.deviceState = null;
             long before = c.file.position();
-            MultifdPacket.writeDeviceStateHeader(c.file, c.deviceIdstr, c.deviceInstance, ds.size());
+            MultifdPacket.writeDeviceStateHeader(c.file, j.deviceIdstr, j.deviceInstance, ds.size());
             ds.write(c.file);
             long written = c.file.position() - before;
             if (written != MultifdPacket.DEVICE_STATE_HEADER_BYTES + (long) ds.size()) {
-                throw new IOException("device-state packet for '" + c.deviceIdstr + "' wrote " + written
+                throw new IOException("device-state packet for '" + j.deviceIdstr + "' wrote " + written
                         + " bytes, its header says " + (MultifdPacket.DEVICE_STATE_HEADER_BYTES + (long) ds.size()));
             }
             c.file.flush();
@@ -394,41 +456,41 @@ public final class MultifdSender implements AutoCloseable {
             org.livemig.trace.Trace.end(event, c.id, true, 0, written, false);
             return 0;
         }
-        int count = c.count;
+        int count = j.count;
         int zeros = 0;
         if (options.detectZeroPages() && count > 0) {
             int kept = 0;
             for (int i = 0; i < count; i++) {
-                long off = c.offsets[i];
-                if (ZeroPages.isZeroPage(c.block.memory(), off)) {
+                long off = j.offsets[i];
+                if (ZeroPages.isZeroPage(j.block.memory(), off)) {
                     c.zeros[zeros++] = off;
                 } else {
-                    c.offsets[kept++] = off;
+                    j.offsets[kept++] = off;
                 }
             }
             count = kept;
         }
-        if (count == 0 && !c.syncJob) {
+        if (count == 0 && !j.syncJob) {
             return zeros;
         }
         long before = c.file.position();
-        int flags = c.syncJob ? MultifdPacket.FLAG_SYNC : 0;
-        String block = count > 0 ? c.block.name() : null;
+        int flags = j.syncJob ? MultifdPacket.FLAG_SYNC : 0;
+        String block = count > 0 ? j.block.name() : null;
         if (count > 0 && encoder != null) {
-            int len = encoder.encode(c.block.memory(), c.offsets, count, RamBlock.PAGE_SIZE);
+            int len = encoder.encode(j.block.memory(), j.offsets, count, RamBlock.PAGE_SIZE);
             MultifdPacket.writeHeaderWithDataSize(c.file, flags | options.compression().flag(),
-                    MultifdPacket.PAGES_PER_PACKET, c.num, block, c.offsets, count, len);
+                    MultifdPacket.PAGES_PER_PACKET, j.num, block, j.offsets, count, len);
             c.file.putRam(encoder.output(), 0, len);
         } else {
-            MultifdPacket.writeHeader(c.file, flags, MultifdPacket.PAGES_PER_PACKET, c.num, block, c.offsets,
+            MultifdPacket.writeHeader(c.file, flags, MultifdPacket.PAGES_PER_PACKET, j.num, block, j.offsets,
                     count, RamBlock.PAGE_SIZE);
             for (int i = 0; i < count; i++) {
-                c.file.putRam(c.block.memory(), c.offsets[i], RamBlock.PAGE_SIZE);
+                c.file.putRam(j.block.memory(), j.offsets[i], RamBlock.PAGE_SIZE);
             }
         }
         c.file.flush();
         unaccounted.addAndGet(c.file.position() - before);
-        org.livemig.trace.Trace.end(event, c.id, true, count, c.file.position() - before, c.syncJob);
+        org.livemig.trace.Trace.end(event, c.id, true, count, c.file.position() - before, j.syncJob);
         return zeros;
     }
 
@@ -439,9 +501,17 @@ public final class MultifdSender implements AutoCloseable {
                 failure = e;
                 LOG.log(Level.WARNING, e.getMessage());
             }
-            changed.signalAll();
+            wakeAll();
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** Wakes the migration thread and every channel thread. Lock held. */
+    private void wakeAll() {
+        changed.signalAll();
+        for (Channel c : channels) {
+            c.work.signalAll();
         }
     }
 
@@ -453,7 +523,7 @@ public final class MultifdSender implements AutoCloseable {
         }
         lock.lock();
         try {
-            changed.signalAll();
+            wakeAll();
         } finally {
             lock.unlock();
         }
@@ -466,14 +536,27 @@ public final class MultifdSender implements AutoCloseable {
     public void finish() throws IOException {
         checkFailure();
         account();
-        stopping = true;
+        draining = true;
         lock.lock();
         try {
-            changed.signalAll();
+            wakeAll();
         } finally {
             lock.unlock();
         }
         joinAndClose();
+        account();
+        // A channel that failed writing its last packets (a SYNC, device state) fails the end too.
+        checkFailure();
+        lock.lock();
+        try {
+            for (Channel c : channels) {
+                if (c.queued > 0) {
+                    throw new IOException("multifd channel " + c.id + " ended with " + c.queued + " packet(s) unwritten");
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Shuts down, then joins the threads (bounded) and closes the connections. */
