@@ -153,6 +153,7 @@ public final class WarmUp {
         Path dir = null;
         try {
             dir = Files.createTempDirectory("livemig-warm-up");
+            PlacementWarmUp.loadBackendClasses();
             for (int i = 0; i < rounds.length && !yielded; i++) {
                 // Random pages with a dirtying guest (normal pages, passes, syncs), zero RAM (the
                 // zero runs), postcopy with demand paging and the preempt channel, and random
