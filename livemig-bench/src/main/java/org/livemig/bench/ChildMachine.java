@@ -36,6 +36,19 @@ public final class ChildMachine implements AutoCloseable {
     /** Heap of a child JVM unless {@code LIVEMIG_CHILD_JAVA_OPTS} says otherwise (guest RAM is off-heap), with {@link #RUN_JAVA_OPTS}. */
     public static final String DEFAULT_CHILD_JAVA_OPTS = "-Xmx256m " + RUN_JAVA_OPTS;
     private static final Duration START_TIMEOUT = Duration.ofSeconds(180);
+    /**
+     * The launcher's JIT options (as {@code ./livemig} gives its own JVM): the per-page methods
+     * are not inlined into the long loops that call them (RamSaver.saveIterate, RamLoader.load).
+     * Those loops run once per 50 ms section, too few times for a warm-up to compile them, so a
+     * real migration compiles them on-stack; with their callees inlined that took C2 0.05-0.2
+     * CPU-s per process during every migration, recompiling the page path the warm-up had
+     * compiled already. Kept out of the loops, the callees stay the warm-up's compiled code and
+     * the loops' own compilation is small.
+     */
+    public static final List<String> JIT_OPTIONS = List.of("-XX:CompileCommand=quiet",
+            "-XX:CompileCommand=dontinline,org.livemig.migration.RamSaver::sendNextDirtyPage",
+            "-XX:CompileCommand=dontinline,org.livemig.migration.RamSaver::sendKnownZeroRun",
+            "-XX:CompileCommand=dontinline,org.livemig.migration.RamLoader::loadRecord");
 
     private final String name;
     private final Process process;
@@ -55,7 +68,7 @@ public final class ChildMachine implements AutoCloseable {
 
     /**
      * The command that starts a child JVM running {@value #MAIN_CLASS}: this process's java binary,
-     * {@code --enable-native-access}, the options of {@code LIVEMIG_CHILD_JAVA_OPTS} (default
+     * {@code --enable-native-access}, {@link #JIT_OPTIONS}, the options of {@code LIVEMIG_CHILD_JAVA_OPTS} (default
      * {@value #DEFAULT_CHILD_JAVA_OPTS}), {@code -ea} when asked, and this process's class path.
      */
     public static List<String> javaCommand(boolean assertions) {
@@ -72,6 +85,7 @@ public final class ChildMachine implements AutoCloseable {
         if (assertions) {
             cmd.add("-ea");
         }
+        cmd.addAll(JIT_OPTIONS);
         String opts = System.getenv("LIVEMIG_CHILD_JAVA_OPTS");
         for (String o : (opts == null ? defaultOptions : opts).trim().split("\\s+")) {
             if (!o.isEmpty()) {

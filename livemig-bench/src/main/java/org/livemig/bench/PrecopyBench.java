@@ -123,7 +123,7 @@ public final class PrecopyBench {
     /** The outcome of one run of one case. */
     public record Result(Case c, long ramBytes, int run, String status, long totalMs, long downtimeMs, long setupMs,
                          long passes, long transferred, long dstDoneMs, long srcPeakRss, long dstPeakRss,
-                         String busiestThreads, String error, String encoding) {
+                         String busiestThreads, String error, String encoding, String startup) {
         boolean completed() {
             return "completed".equals(status);
         }
@@ -190,7 +190,8 @@ public final class PrecopyBench {
                 options.ramBytes() >> 20, options.repeat(), DOWNTIME_LIMIT_MS);
         out.println("  source and destination: two `livemig run` child JVMs driven over QMP (java "
                 + ChildMachine.jvmOptions(options.javaCommand()) + "), "
-                + (options.warmUp() ? "each warming up at startup (scratch migrations) while its RAM is pre-faulted and filled"
+                + (options.warmUp() ? "each warming up at startup (scratch migrations) while its RAM is pre-faulted and filled;"
+                        + " `migrate` is sent once both have finished warming up"
                         : "cold (--no-warm-up)"));
         out.println("  times are the source's query-migrate at completion: total-time from `migrate` to completion, downtime;");
         out.println("  guest RAM is allocated, pre-faulted and filled before `migrate` and is not timed");
@@ -228,6 +229,9 @@ public final class PrecopyBench {
                 }
                 if (!r.busiestThreads().isEmpty()) {
                     out.println("    busiest threads, CPU s (% of migrate -> dst done): " + r.busiestThreads());
+                }
+                if (!r.startup().isEmpty()) {
+                    out.println("    " + r.startup());
                 }
                 out.flush();
             }
@@ -337,6 +341,7 @@ public final class PrecopyBench {
         try (ChildMachine dst = ChildMachine.start(options.javaCommand(), dstArgs, options.dir(), "dst-" + tag);
              ChildMachine src = ChildMachine.start(options.javaCommand(), srcArgs, options.dir(),
                      "src-" + tag)) {
+            String startup = startup(src, dst);
             setCapabilities(src.qmp(), c.multifd(), c.encoding().xbzrleCacheSize() > 0);
             setCapabilities(dst.qmp(), c.multifd(), false);
             if (!c.tls().isEmpty()) {
@@ -419,8 +424,57 @@ public final class PrecopyBench {
                     Math.max(0, ramInfo.path("dirty-sync-count").asLong() - 1), // the setup sync ends no pass
                     ramInfo.path("transferred").asLong(),
                     done == 0 ? -1 : (done - t0) / 1_000_000, src.peakRssBytes(), dst.peakRssBytes(),
-                    srcCpu0.isEmpty() ? "" : busiest, error, encoded);
+                    srcCpu0.isEmpty() ? "" : busiest + "; C2 share of process CPU: src " + c2Share(srcCpu0, cpuSnapshot(src.pid()))
+                            + ", dst " + c2Share(dstCpu0, cpuSnapshot(dst.pid())), error, encoded, startup);
         }
+    }
+
+    /** The thread name (as /proc shows it, cut to 15 characters) of the warm-up a child runs at startup. */
+    private static final String WARM_UP_THREAD = "livemig-warm-up";
+    /** Longest wait for the children's warm-up to end before `migrate` is sent anyway. */
+    private static final long WARM_UP_WAIT_NANOS = 60_000_000_000L;
+    /** C2's compiler threads, as /proc names them. */
+    private static final String C2_THREADS = "C2 CompilerThre";
+
+    /**
+     * Each child's process CPU when its QMP socket opened (JVM start, RAM filled, and the part of
+     * the warm-up that ran meanwhile), and, with warm children, after waiting for both warm-ups to
+     * end: what the warm-up cost beyond that, and how long it ran past the socket. A migration
+     * started before the warm-up ends runs beside it and cancels it, which measures neither.
+     */
+    private String startup(ChildMachine src, ChildMachine dst) throws InterruptedException {
+        long srcReady = ProcessStats.processCpuNanos(src.pid());
+        long dstReady = ProcessStats.processCpuNanos(dst.pid());
+        if (srcReady < 0 || dstReady < 0) {
+            return "";
+        }
+        if (!options.warmUp()) {
+            return String.format("process CPU s at QMP ready (cold): src %.2f, dst %.2f", srcReady / 1e9, dstReady / 1e9);
+        }
+        long t0 = System.nanoTime();
+        long deadline = t0 + WARM_UP_WAIT_NANOS;
+        while ((warmingUp(src) || warmingUp(dst)) && System.nanoTime() < deadline) {
+            Thread.sleep(20); // a warm-up ending sends no event over QMP
+        }
+        boolean ended = !warmingUp(src) && !warmingUp(dst);
+        return String.format("process CPU s at QMP ready: src %.2f, dst %.2f; then %s %.0f ms later: src +%.2f, dst +%.2f",
+                srcReady / 1e9, dstReady / 1e9, ended ? "warm-ups ended" : "warm-ups still running", (System.nanoTime() - t0) / 1e6,
+                (ProcessStats.processCpuNanos(src.pid()) - srcReady) / 1e9,
+                (ProcessStats.processCpuNanos(dst.pid()) - dstReady) / 1e9);
+    }
+
+    private static boolean warmingUp(ChildMachine m) {
+        return ProcessStats.threadCpuNanos(m.pid()).containsKey(WARM_UP_THREAD);
+    }
+
+    /** C2's CPU between two snapshots as a share of the whole process's, e.g. "3% (0.01 of 0.40 s)". */
+    private static String c2Share(Map<String, Long> before, Map<String, Long> after) {
+        if (before.isEmpty() || after.isEmpty()) {
+            return "-";
+        }
+        long c2 = after.getOrDefault(C2_THREADS, 0L) - before.getOrDefault(C2_THREADS, 0L);
+        long all = after.get(PROCESS) - before.get(PROCESS);
+        return String.format("%.0f%% (%.2f of %.2f s)", 100.0 * c2 / Math.max(1, all), c2 / 1e9, all / 1e9);
     }
 
     /** Key of the whole process's CPU time in a {@link #cpuSnapshot}. */

@@ -18,12 +18,12 @@ class WarmUpTest {
 
     @Test
     void itsScratchMigrationsCompleteAndLeaveNothingRunning() throws Exception {
-        WarmUp w = WarmUp.start(4); // random, zero, postcopy, random
+        WarmUp w = WarmUp.start(4); // random, multifd, zero, postcopy
         assertThat(w.await(LONG.toMillis())).isTrue();
         assertThat(w.failure()).isNull();
         assertThat(w.completed()).isEqualTo(4);
         assertThat(w.rounds()).extracting(WarmUp.Round::kind).containsExactly(
-                WarmUp.Kind.RANDOM, WarmUp.Kind.ZERO, WarmUp.Kind.POSTCOPY, WarmUp.Kind.RANDOM);
+                WarmUp.Kind.RANDOM, WarmUp.Kind.MULTIFD, WarmUp.Kind.ZERO, WarmUp.Kind.POSTCOPY);
         assertThat(w.yielded()).isFalse();
         // Then the postcopy backends' placement paths, checked at least (userfaultfd where allowed).
         assertThat(w.placements()).isNotEmpty().allSatisfy(r ->
@@ -36,7 +36,7 @@ class WarmUpTest {
 
     @Test
     void withAcceleratorsItsRandomAndMultifdRoundsCarryOneOverBothFinalPaths() throws Exception {
-        WarmUp w = WarmUp.start(5, true); // random, zero, postcopy, random, multifd
+        WarmUp w = WarmUp.start(5, true); // random, multifd, zero, postcopy, random
         assertThat(w.await(LONG.toMillis())).isTrue();
         assertThat(w.failure()).isNull();
         assertThat(w.rounds()).hasSize(5);

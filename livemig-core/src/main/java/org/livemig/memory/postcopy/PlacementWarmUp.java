@@ -38,6 +38,20 @@ public final class PlacementWarmUp {
 
     private PlacementWarmUp() {}
 
+    /**
+     * Loads every postcopy backend and write tracker class, without using any. Called before the
+     * page paths are compiled: C2 code that inlined a call on the one subclass loaded so far is
+     * thrown away when a second one is loaded (class hierarchy analysis), and a backend loaded
+     * first by the placement warm-up, after the scratch migrations, took RamLoader's compiled
+     * page path with it, to be compiled again during the real migration.
+     */
+    public static void loadBackendClasses() {
+        for (Class<?> c : new Class<?>[] {CheckedPostcopy.class, UserfaultfdPostcopy.class, CheckedWriteTracker.class,
+            UserfaultfdWriteTracker.class}) {
+            c.getName(); // loading is enough: the hierarchy is what compiled code depends on
+        }
+    }
+
     /** What one backend went through: pages placed, placements refused (already there), faults served. */
     public record Result(String backend, long placed, long refused, long faults) {}
 
