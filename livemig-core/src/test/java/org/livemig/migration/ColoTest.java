@@ -202,6 +202,15 @@ class ColoTest {
     }
 
     @Test
+    void closingThePrimaryMachineEndsItsColoThreadWithoutWaitingForTheNextCheckpoint() throws Exception {
+        ColoPair c = new ColoPair("ab:20000", false, 600_000).start();
+        Outgoing o = c.outgoing;
+        c.close();
+        // No checkpoint is due for 10 minutes; the machine is gone, so the COLO loop must end now.
+        assertThat(o.join(10_000)).as("mig/src/main ended after the machine closed").isTrue();
+    }
+
+    @Test
     void divergingOutputTriggersACheckpointAndReleasesThePrimarysOutput() throws Exception {
         try (ColoPair c = new ColoPair("ab:20000,print-clock", false, 600_000).start()) {
             // Each side writes the digit of its own clock after its 'B': they differ within a few

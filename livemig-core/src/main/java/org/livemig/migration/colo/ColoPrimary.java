@@ -161,10 +161,15 @@ public final class ColoPrimary implements ColoSide {
         }
     }
 
-    /** Parks until the delay since {@code lastNanos} has passed, a checkpoint is asked for, or COLO ends. */
+    /**
+     * Parks until the delay since {@code lastNanos} has passed, a checkpoint is asked for, or COLO
+     * ends (a failover, or the migration abandoned as the machine closes: with a long delay the
+     * loop must not outlive the machine whose RAM it would copy).
+     */
     private boolean awaitNextCheckpoint(long lastNanos) {
         while (true) {
-            if (host.status().get() != MigrationStatus.COLO || state.failover() != ColoState.Failover.NONE) {
+            if (abandoned || host.status().get() != MigrationStatus.COLO
+                    || state.failover() != ColoState.Failover.NONE) {
                 return false;
             }
             if (checkpointAsked) {
