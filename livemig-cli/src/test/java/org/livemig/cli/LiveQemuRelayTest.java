@@ -83,19 +83,32 @@ class LiveQemuRelayTest {
      */
     @Test
     void analyzeListenSeesWhatTheFileHolds() throws Exception {
+        // Once in a few dozen full-suite runs on a busy 2-core host, one of the two QEMU 7.2
+        // migrations ended "failed" with no error-desc and nothing in QEMU's log (CI, 2026-12-07;
+        // not reproduced in 41 runs of this test alone, idle or loaded): such a run is tried
+        // again once with fresh QEMUs, saying which migration it was. Any other failure fails.
+        try {
+            analyzeListenOnce("1");
+        } catch (FailedWithoutReason e) {
+            System.err.println("LiveQemuRelayTest: " + e.getMessage() + "; trying again with fresh QEMUs");
+            analyzeListenOnce("2");
+        }
+    }
+
+    private void analyzeListenOnce(String attempt) throws Exception {
         // QEMU migrates a paused VM only once, so two identical ones; the RTC runs on VM time
-        Qemu first = start("first", "-S", "-rtc", "base=2020-01-01T00:00:00,clock=vm");
-        Qemu src = start("src", "-S", "-rtc", "base=2020-01-01T00:00:00,clock=vm");
-        Path file = dir.resolve("paused.mig");
+        Qemu first = start("first" + attempt, "-S", "-rtc", "base=2020-01-01T00:00:00,clock=vm");
+        Qemu src = start("src" + attempt, "-S", "-rtc", "base=2020-01-01T00:00:00,clock=vm");
+        Path file = dir.resolve("paused" + attempt + ".mig");
         first.qmp().execute("migrate", QmpClient.args("uri", "exec:cat > " + file));
-        awaitCompleted(first);
+        awaitCompleted(first, () -> "the migration to exec:cat");
 
         src.qmp().execute("migrate-set-capabilities", capability("return-path"));
         int port = freePort();
         Cli live = cli("analyze", "--listen", "tcp:127.0.0.1:" + port, "--dump", "state", "--timeout", "60");
         awaitListening(live);
         src.qmp().execute("migrate", QmpClient.args("uri", "tcp:127.0.0.1:" + port));
-        awaitCompleted(src);
+        awaitCompleted(src, () -> "the migration to analyze --listen (its stderr: " + live.err() + ")");
         assertThat(live.status().get(WAIT.toSeconds(), TimeUnit.SECONDS)).as(live.err().toString()).isZero();
 
         AnalyzeCommandTest.Run fromFile = AnalyzeCommandTest.run("analyze", file.toString(), "--dump", "state");
@@ -105,6 +118,13 @@ class LiveQemuRelayTest {
         JsonNode b = json.readTree(fromFile.out());
         assertThat(a.size()).isGreaterThan(10);
         assertThat(a).isEqualTo(b);
+    }
+
+    /** A QEMU migration that ended failed without an error-desc (see analyzeListenSeesWhatTheFileHolds). */
+    private static final class FailedWithoutReason extends Exception {
+        FailedWithoutReason(String message) {
+            super(message);
+        }
     }
 
     /**
@@ -262,6 +282,26 @@ class LiveQemuRelayTest {
                     .isNotIn("failed", "cancelled");
             return status.equals("completed");
         });
+    }
+
+    /** As {@link #awaitCompleted(Qemu)}; a failure without an error-desc is thrown as {@link FailedWithoutReason}. */
+    private void awaitCompleted(Qemu q, java.util.function.Supplier<String> what) throws FailedWithoutReason {
+        java.util.concurrent.atomic.AtomicReference<JsonNode> silent = new java.util.concurrent.atomic.AtomicReference<>();
+        await().atMost(WAIT).pollInterval(Duration.ofMillis(100)).until(() -> {
+            JsonNode info = q.qmp().execute("query-migrate");
+            String status = info.path("status").asString();
+            if (status.equals("failed") && !info.has("error-desc")) {
+                silent.set(info);
+                return true;
+            }
+            assertThat(status).as(() -> what.get() + " failed: " + info + "; QEMU's log: " + read(q.log()))
+                    .isNotIn("failed", "cancelled");
+            return status.equals("completed");
+        });
+        if (silent.get() != null) {
+            throw new FailedWithoutReason(what.get() + " failed without a reason: " + silent.get() + "; QEMU's log: "
+                    + read(q.log()));
+        }
     }
 
     private byte[] pmemsave(Qemu q, String name) throws Exception {
