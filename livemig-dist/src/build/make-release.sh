@@ -15,6 +15,7 @@ modules="$modules,jdk.charsets"
 "$java_home/bin/jlink" --add-modules "$modules" --strip-debug --no-header-files --no-man-pages \
   --compress=zip-6 --output "$stage/runtime"
 cp "$jar" "$stage/lib/livemig.jar"
+cp "$root/livemig-core/src/main/resources/META-INF/livemig/run.jvmopts" "$stage/lib/run.jvmopts"
 cp "$root/livemig-dist/src/build/livemig" "$stage/bin/livemig"
 chmod 755 "$stage/bin/livemig"
 cp -r "$cli/completion" "$stage/share/completion"

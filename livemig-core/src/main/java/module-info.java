@@ -6,6 +6,7 @@
  */
 module org.livemig.core {
     requires java.management; // x-livemig-process: heap after GC, threads, buffer pools
+    requires jdk.management; // JitDirectives: HotSpot's flags (HotSpotDiagnosticMXBean)
     requires java.naming;
     requires jdk.jfr;
     requires jdk.unsupported; // direct-io: com.sun.nio.file.ExtendedOpenOption.DIRECT (O_DIRECT)

@@ -24,31 +24,18 @@ public final class ChildMachine implements AutoCloseable {
     /** The CLI entry point the child runs. */
     public static final String MAIN_CLASS = "org.livemig.cli.Main";
     /**
-     * The JVM options of a machine process ({@code ./livemig run} adds the same): the serial
-     * collector, a heap that starts at 16 MiB with an 8 MiB young generation (a machine's heap
-     * holds little; a large eden is all touched between two collections and stays resident), no
-     * per-thread cache of temporary direct buffers beyond 256 KiB, and freed native memory given
-     * back every 5 s. With {@code MALLOC_ARENA_MAX=2} in the environment: resident memory beyond
-     * guest RAM at about a third of what the JVM's defaults gave (issue 21).
+     * The JVM options of a machine process: the serial collector and {@value #RUN_OPTIONS_RESOURCE},
+     * the list {@code ./livemig run} and the release launcher read too (a heap that starts at 16 MiB
+     * with an 8 MiB young generation, no per-thread cache of large temporary direct buffers, freed
+     * native memory given back). With {@code MALLOC_ARENA_MAX=2} in the environment: resident memory
+     * beyond guest RAM at about a third of what the JVM's defaults gave (issue 21).
      */
-    public static final String RUN_JAVA_OPTS = "-XX:+UseSerialGC -Xms16m -Xmn8m -Djdk.nio.maxCachedBufferSize=262144"
-            + " -XX:TrimNativeHeapInterval=5000";
+    public static final String RUN_JAVA_OPTS = "-XX:+UseSerialGC " + runOptions();
     /** Heap of a child JVM unless {@code LIVEMIG_CHILD_JAVA_OPTS} says otherwise (guest RAM is off-heap), with {@link #RUN_JAVA_OPTS}. */
     public static final String DEFAULT_CHILD_JAVA_OPTS = "-Xmx256m " + RUN_JAVA_OPTS;
     private static final Duration START_TIMEOUT = Duration.ofSeconds(180);
-    /**
-     * The launcher's JIT options (as {@code ./livemig} gives its own JVM): the per-page methods
-     * are not inlined into the long loops that call them (RamSaver.saveIterate, RamLoader.load).
-     * Those loops run once per 50 ms section, too few times for a warm-up to compile them, so a
-     * real migration compiles them on-stack; with their callees inlined that took C2 0.05-0.2
-     * CPU-s per process during every migration, recompiling the page path the warm-up had
-     * compiled already. Kept out of the loops, the callees stay the warm-up's compiled code and
-     * the loops' own compilation is small.
-     */
-    public static final List<String> JIT_OPTIONS = List.of("-XX:CompileCommand=quiet",
-            "-XX:CompileCommand=dontinline,org.livemig.migration.RamSaver::sendNextDirtyPage",
-            "-XX:CompileCommand=dontinline,org.livemig.migration.RamSaver::sendKnownZeroRun",
-            "-XX:CompileCommand=dontinline,org.livemig.migration.RamLoader::loadRecord");
+    /** Where {@link #RUN_JAVA_OPTS} come from on the class path (livemig-core; a java @argument file). */
+    public static final String RUN_OPTIONS_RESOURCE = "META-INF/livemig/run.jvmopts";
 
     private final String name;
     private final Process process;
@@ -68,8 +55,8 @@ public final class ChildMachine implements AutoCloseable {
 
     /**
      * The command that starts a child JVM running {@value #MAIN_CLASS}: this process's java binary,
-     * {@code --enable-native-access}, {@link #JIT_OPTIONS}, the options of {@code LIVEMIG_CHILD_JAVA_OPTS} (default
-     * {@value #DEFAULT_CHILD_JAVA_OPTS}), {@code -ea} when asked, and this process's class path.
+     * {@code --enable-native-access}, the options of {@code LIVEMIG_CHILD_JAVA_OPTS} (default
+     * {@link #DEFAULT_CHILD_JAVA_OPTS}), {@code -ea} when asked, and this process's class path.
      */
     public static List<String> javaCommand(boolean assertions) {
         return javaCommand(assertions, DEFAULT_CHILD_JAVA_OPTS);
@@ -77,7 +64,7 @@ public final class ChildMachine implements AutoCloseable {
 
     /**
      * As {@link #javaCommand(boolean)}, with {@code defaultOptions} in place of
-     * {@value #DEFAULT_CHILD_JAVA_OPTS} when {@code LIVEMIG_CHILD_JAVA_OPTS} is not set.
+     * {@link #DEFAULT_CHILD_JAVA_OPTS} when {@code LIVEMIG_CHILD_JAVA_OPTS} is not set.
      */
     public static List<String> javaCommand(boolean assertions, String defaultOptions) {
         String java = ProcessHandle.current().info().command().orElse("java");
@@ -85,7 +72,6 @@ public final class ChildMachine implements AutoCloseable {
         if (assertions) {
             cmd.add("-ea");
         }
-        cmd.addAll(JIT_OPTIONS);
         String opts = System.getenv("LIVEMIG_CHILD_JAVA_OPTS");
         for (String o : (opts == null ? defaultOptions : opts).trim().split("\\s+")) {
             if (!o.isEmpty()) {
@@ -156,6 +142,22 @@ public final class ChildMachine implements AutoCloseable {
         } catch (IOException | InterruptedException | RuntimeException e) {
             p.destroyForcibly();
             throw e;
+        }
+    }
+
+    /** The options of {@value #RUN_OPTIONS_RESOURCE}, one line: its words, without its comments. */
+    static String runOptions() {
+        try (var in = ChildMachine.class.getClassLoader().getResourceAsStream(RUN_OPTIONS_RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException(RUN_OPTIONS_RESOURCE + " is not on the class path (livemig-core's jar holds it)");
+            }
+            return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).lines()
+                    .filter(l -> !l.strip().startsWith("#"))
+                    .flatMap(l -> java.util.Arrays.stream(l.trim().split("\\s+")))
+                    .filter(w -> !w.isEmpty())
+                    .collect(java.util.stream.Collectors.joining(" "));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException("cannot read " + RUN_OPTIONS_RESOURCE, e);
         }
     }
 

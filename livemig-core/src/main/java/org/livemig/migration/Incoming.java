@@ -329,6 +329,7 @@ public final class Incoming {
     /** Called without the BQL; blocks on IO: {@code mig/dst/main} (migration_incoming_thread). */
     private void run() {
         machine.bql().assertNotHeld();
+        JitDirectives.install(); // once per process; the warm-up, when there is one, did it already
         long start = System.nanoTime();
         MigrationConnection c = connection;
         try {

@@ -309,6 +309,7 @@ public final class Outgoing {
      */
     private void run() {
         machine.bql().assertNotHeld();
+        JitDirectives.install(); // once per process; the warm-up, when there is one, did it already
         try {
             MigrationFile f = setup();
             if (background != null) {

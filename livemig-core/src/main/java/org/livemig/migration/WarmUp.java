@@ -152,6 +152,7 @@ public final class WarmUp {
         long start = System.nanoTime();
         Path dir = null;
         try {
+            JitDirectives.install(); // before anything compiles the page loops
             dir = Files.createTempDirectory("livemig-warm-up");
             PlacementWarmUp.loadBackendClasses();
             for (int i = 0; i < rounds.length && !yielded; i++) {
