@@ -61,7 +61,7 @@ class ReleaseArchiveTest {
     @Test
     void itHoldsItsOwnRuntimeJarCacheLauncherCompletionAndManPages() throws Exception {
         assertThat(home.getFileName().toString()).matches("livemig-\\d+\\.\\d+\\.\\d+(-SNAPSHOT)?");
-        for (String f : List.of("bin/livemig", "lib/livemig.jar", "lib/livemig.aot", "runtime/bin/java",
+        for (String f : List.of("bin/livemig", "lib/livemig.jar", "lib/livemig.aot", "lib/run.jvmopts", "runtime/bin/java",
                 "share/completion/livemig.bash", "share/man/man1/livemig-run.1", "LICENSE", "README.md")) {
             assertThat(home.resolve(f)).as(f).exists();
         }
