@@ -68,6 +68,7 @@ public final class JitDirectives {
         if (outcome != null) {
             return outcome;
         }
+        long start = System.nanoTime();
         Path file = null;
         String why;
         try {
@@ -81,7 +82,8 @@ public final class JitDirectives {
                 throw new IOException("the JVM answered: " + reply.strip());
             }
             String how = why == null ? "through the attach listener" : "through the DiagnosticCommand MBean (" + why + ")";
-            LOG.log(Level.DEBUG, () -> "page path compiler directive installed " + how);
+            LOG.log(Level.DEBUG, () -> "page path compiler directive installed " + how + " in "
+                    + (System.nanoTime() - start) / 1_000_000 + " ms");
         } catch (IOException | RuntimeException | LinkageError e) {
             outcome = Outcome.UNAVAILABLE;
             LOG.log(Level.INFO, "the page path's compiler directive could not be installed (" + e
