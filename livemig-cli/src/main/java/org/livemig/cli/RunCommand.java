@@ -220,14 +220,10 @@ final class RunCommand implements Callable<Integer> {
             if (pid != null) {
                 pid.write();
             }
-            // One line for people and scripts: the machine can be driven now.
-            System.err.println("livemig run: ready: pid " + ProcessHandle.current().pid() + ", QMP on " + String.join(", ", qmp)
-                    + (incoming == null ? ", guest " + (noAutostart ? "stopped (-S; 'cont' starts it)" : "running")
-                    : incoming.equals("defer") ? ", waiting for migrate-incoming" : ", waiting for a migration on " + incoming));
-            System.err.flush();
             if (warm != null) {
-                // After the greeting is possible: the warm-ups only share the CPU with a monitor
-                // that already answers (issue 21), and give way to a real migration.
+                // The monitor listens: the warm-ups only share the CPU with a monitor that already
+                // answers (issue 21), and give way to a real migration. Started before the ready
+                // line, so a script that read it sees their threads.
                 java.util.List<org.livemig.transport.tls.TlsCredentials> tls = new java.util.ArrayList<>();
                 for (var o : mig.objects().list()) {
                     var creds = org.livemig.security.ObjectRegistry.credentialsOf(o);
@@ -237,6 +233,11 @@ final class RunCommand implements Callable<Integer> {
                 }
                 warm.start(tls, () -> WarmUp.start(WarmUp.DEFAULT_ROUNDS, !machine.devices.isEmpty()));
             }
+            // One line for people and scripts: the machine can be driven now.
+            System.err.println("livemig run: ready: pid " + ProcessHandle.current().pid() + ", QMP on " + String.join(", ", qmp)
+                    + (incoming == null ? ", guest " + (noAutostart ? "stopped (-S; 'cont' starts it)" : "running")
+                    : incoming.equals("defer") ? ", waiting for migrate-incoming" : ", waiting for a migration on " + incoming));
+            System.err.flush();
             if (daemonChild) {
                 Daemon.detached();
             }
