@@ -6,6 +6,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -431,6 +432,8 @@ public final class PrecopyBench {
 
     /** The thread name (as /proc shows it, cut to 15 characters) of the warm-up a child runs at startup. */
     private static final String WARM_UP_THREAD = "livemig-warm-up";
+    /** The TLS warm-up's thread, as /proc shows it (a child with TLS credentials runs it first). */
+    private static final String TLS_WARM_UP_THREAD = "livemig-tls-war";
     /** Longest wait for the children's warm-up to end before `migrate` is sent anyway. */
     private static final long WARM_UP_WAIT_NANOS = 60_000_000_000L;
     /** C2's compiler threads, as /proc names them. */
@@ -463,8 +466,21 @@ public final class PrecopyBench {
                 (ProcessStats.processCpuNanos(dst.pid()) - dstReady) / 1e9);
     }
 
+    /**
+     * Whether a child's warm-ups run: its TLS warm-up or its scratch migrations, which start
+     * after its monitor opens and before its ready line (until that line, it counts as warming up).
+     */
     private static boolean warmingUp(ChildMachine m) {
-        return ProcessStats.threadCpuNanos(m.pid()).containsKey(WARM_UP_THREAD);
+        Map<String, Long> threads = ProcessStats.threadCpuNanos(m.pid());
+        return threads.containsKey(WARM_UP_THREAD) || threads.containsKey(TLS_WARM_UP_THREAD) || !saidReady(m);
+    }
+
+    private static boolean saidReady(ChildMachine m) {
+        try {
+            return Files.readString(m.log()).contains("livemig run: ready");
+        } catch (java.io.IOException e) {
+            return true; // no log to read: the thread check alone
+        }
     }
 
     /** C2's CPU between two snapshots as a share of the whole process's, e.g. "3% (0.01 of 0.40 s)". */

@@ -144,9 +144,6 @@ final class RunCommand implements Callable<Integer> {
         if (daemonize) {
             return Daemon.start(spec, pidfile);
         }
-        // Started first, so that it runs while the machine pre-faults its RAM; it gives way to
-        // this process's own migrations (giveWayTo below).
-        WarmUp warm = warmUp ? WarmUp.start(WarmUp.DEFAULT_ROUNDS, !machine.devices.isEmpty()) : null;
         Machine.Config cfg = machine.config(name == null ? "livemig" : name);
         Daemon.PidFile pid = pidfile == null ? null : Daemon.PidFile.lock(pidfile);
         CountDownLatch quit = new CountDownLatch(1);
@@ -155,9 +152,8 @@ final class RunCommand implements Callable<Integer> {
         try (Machine m = new Machine(cfg)) {
             m.setSerialOutput(sink);
             Migration mig = new Migration(m);
-            if (warm != null) {
-                warm.giveWayTo(mig);
-            }
+            // Before the monitor opens: a migration its clients start gives way to nothing later.
+            StartupWarmUp warm = warmUp ? StartupWarmUp.givingWayTo(mig) : null;
             mig.setAutostart(!noAutostart);
             mig.setPostcopyBackend(postcopyBackend);
             mig.setPostcopyRequestPriority(postcopyRequestPriority);
@@ -196,16 +192,6 @@ final class RunCommand implements Callable<Integer> {
                 }
             }
             org.livemig.monitor.ObjectCommands.register(server, mig.objects());
-            if (warmUp) {
-                // Before the monitor opens: the first TLS migration then runs compiled AES-GCM
-                // (cold, 1 GiB went at a tenth of the warm speed). About a second per kind.
-                for (var o : mig.objects().list()) {
-                    var creds = org.livemig.security.ObjectRegistry.credentialsOf(o);
-                    if (creds != null) {
-                        org.livemig.transport.tls.TlsWarmUp.runOnce(creds);
-                    }
-                }
-            }
             for (String addr : qmp) {
                 checkQmpAddress(addr);
                 String creds = org.livemig.monitor.QmpAddress.tlsCredsOf(addr);
@@ -233,6 +219,19 @@ final class RunCommand implements Callable<Integer> {
             }, 60_000);
             if (pid != null) {
                 pid.write();
+            }
+            if (warm != null) {
+                // The monitor listens: the warm-ups only share the CPU with a monitor that already
+                // answers (issue 21), and give way to a real migration. Started before the ready
+                // line, so a script that read it sees their threads.
+                java.util.List<org.livemig.transport.tls.TlsCredentials> tls = new java.util.ArrayList<>();
+                for (var o : mig.objects().list()) {
+                    var creds = org.livemig.security.ObjectRegistry.credentialsOf(o);
+                    if (creds != null) {
+                        tls.add(creds);
+                    }
+                }
+                warm.start(tls, () -> WarmUp.start(WarmUp.DEFAULT_ROUNDS, !machine.devices.isEmpty()));
             }
             // One line for people and scripts: the machine can be driven now.
             System.err.println("livemig run: ready: pid " + ProcessHandle.current().pid() + ", QMP on " + String.join(", ", qmp)

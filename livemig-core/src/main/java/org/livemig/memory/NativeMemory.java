@@ -143,8 +143,10 @@ public final class NativeMemory {
         try {
             java.nio.channels.Pipe pipe = java.nio.channels.Pipe.open();
             Thread drain = Thread.ofPlatform().name("ram-prefault-drain").daemon(true).start(() -> {
-                java.nio.ByteBuffer scratch = java.nio.ByteBuffer.allocateDirect(1 << 20);
-                try (var in = pipe.source()) {
+                // Freed as the thread ends: a direct ByteBuffer per 64 MiB chunk stayed resident
+                // until a collection, which an idle machine process may not have (16 MiB per GiB).
+                try (Arena a = Arena.ofConfined(); var in = pipe.source()) {
+                    java.nio.ByteBuffer scratch = a.allocate(1 << 20).asByteBuffer();
                     while (in.read(scratch) >= 0) {
                         scratch.clear();
                     }

@@ -74,7 +74,8 @@ public final class TlsWarmUp {
 
     /**
      * The warm-up for {@code credentials}' kind now, on the calling thread (a machine process
-     * starting with TLS credentials, before its monitor opens), once per kind and process.
+     * starting with TLS credentials runs it in the background once its monitor listens, before
+     * its scratch migrations), once per kind and process.
      */
     public static void runOnce(TlsCredentials credentials) {
         boolean x509 = credentials instanceof TlsCredentials.X509;
@@ -109,8 +110,8 @@ public final class TlsWarmUp {
      * Waits, at most {@value #QUIET_WAIT_MILLIS} ms, until the JIT compilers' threads have used
      * no more than a clock tick of CPU in each of two windows of {@value #QUIET_WINDOW_MILLIS} ms:
      * C2 compiles the warm-up's hottest methods (the record ciphers) for up to a second each after
-     * their last use, and a migration started meanwhile shared the CPU with it (the machine
-     * process opens its monitor after the warm-up). Returns at once without Linux's /proc.
+     * their last use, and a migration started meanwhile shared the CPU with it (the scratch
+     * migrations start after this). Returns at once without Linux's /proc.
      */
     static void awaitCompilersQuiet() throws InterruptedException {
         long deadline = System.nanoTime() + QUIET_WAIT_MILLIS * 1_000_000L;
