@@ -27,7 +27,6 @@ import org.bouncycastle.tls.TlsProtocol;
 import org.bouncycastle.tls.TlsServerProtocol;
 import org.bouncycastle.tls.TlsUtils;
 import org.bouncycastle.tls.crypto.TlsCrypto;
-import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
 
 /**
  * TLS with pre-shared keys (QEMU's {@code tls-creds-psk}) through Bouncy Castle's TLS protocol
@@ -43,7 +42,7 @@ import org.bouncycastle.tls.crypto.impl.jcajce.JcaTlsCryptoProvider;
  */
 final class PskTlsEngine extends TlsEngine {
     /** One crypto for every session: the JDK's JCA providers (AES-GCM intrinsics), BC's protocol code. */
-    private static final TlsCrypto CRYPTO = new JcaTlsCryptoProvider().create(new SecureRandom());
+    private static final TlsCrypto CRYPTO = JdkGcmTlsCrypto.create(new SecureRandom());
     private static final int[] SUITES = {
         CipherSuite.TLS_AES_128_GCM_SHA256,
         CipherSuite.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
@@ -243,8 +242,15 @@ final class PskTlsEngine extends TlsEngine {
         synchronized (lock) {
             while (protocol.getAvailableInputBytes() == 0 && net.hasRemaining()) {
                 int n = Math.min(net.remaining(), in.length);
-                net.get(in, 0, n);
-                protocol.offerInput(in, 0, n);
+                if (net.hasArray()) {
+                    // offerInput copies what it keeps: no copy of ours in between
+                    int at = net.position();
+                    net.position(at + n);
+                    protocol.offerInput(net.array(), net.arrayOffset() + at, n);
+                } else {
+                    net.get(in, 0, n);
+                    protocol.offerInput(in, 0, n);
+                }
             }
             int avail = protocol.getAvailableInputBytes();
             if (avail > 0) {
