@@ -36,8 +36,8 @@ import org.livemig.stream.RamPageRecord;
  * a channel sticks and fails the next call.
  */
 public final class MappedRamSaver implements AutoCloseable {
-    /** Pages in one write at most: 2 MiB. */
-    public static final int RUN_PAGES = 512;
+    /** Pages in one write at most: 8 MiB (fewer hand-overs and system calls; a plain write's size). */
+    public static final int RUN_PAGES = 2048;
     public static final String THREAD_PREFIX = "mig/src/send_";
     private static final int QUEUE_RUNS = 8;
 
