@@ -232,15 +232,15 @@ public final class SnapshotModesBench {
         out.printf("mapped-ram: %d MiB guest (random RAM, paused), file in %s; O_DIRECT %s%n", ramBytes >> 20, dir,
                 direct ? "allowed" : "not allowed by this file system (those rows left out)");
         out.printf("  every save and plain write goes to a file removed beforehand (outside the timing); the plain write"
-                + " writes guest RAM itself, the plain read reads into it, 8 MiB a call; medians of %d rounds; the 8 MiB"
-                + " buffer columns: the older baseline, one buffer written or read again and again%n", MAPPED_RAM_ROUNDS);
+                + " writes guest RAM itself, the plain read reads into it, 8 MiB a call; medians of %d rounds; the 8MiB-buf"
+                + " columns: the older baseline, one buffer written or read again and again%n", MAPPED_RAM_ROUNDS);
         Machine.Config cfg = Machine.Config.defaults().withName("bench-mapped").withRam(ramBytes).withVcpus(1)
                 .withWorkload("idle").withFill(Machine.Fill.RANDOM).withBlobSize(64 << 10);
         try (Machine m = new Machine(cfg)) {
             Migration mig = new Migration(m);
             m.mainLoop().runAndWait(() -> m.boot(RunState.PAUSED));
             List<RamBlock> blocks = m.ram().blocks();
-            out.println("  case                       save GiB/s  plain write  ratio (8 MiB buf)   load GiB/s  plain read  ratio (8 MiB buf)");
+            out.println("  case                       save GiB/s  plain write  ratio  8MiB-buf ratio   load GiB/s  plain read  ratio  8MiB-buf ratio");
             List<String> accounts = new ArrayList<>();
             for (boolean dio : direct ? new boolean[] {false, true} : new boolean[] {false}) {
                 plainWriteFrom(blocks, plain, dio); // warm-up
@@ -266,7 +266,8 @@ public final class SnapshotModesBench {
                         Files.deleteIfExists(file);
                         save[i] = Snapshots.save(m, mig, file, o, null, 3_600_000).totalNanos();
                         if (i == MAPPED_RAM_ROUNDS - 1) {
-                            accounts.add(String.format("  %d ch%s: %s", ch, dio ? ", O_DIRECT" : "",
+                            accounts.add(String.format("  %d ch%s: save %.1f ms (plain write %.1f ms): %s", ch,
+                                    dio ? ", O_DIRECT" : "", save[i] / 1e6, write[i] / 1e6,
                                     mig.outgoing().mappedRamAccount()));
                         }
                         load[i] = m.mainLoop().call(() -> {
@@ -282,7 +283,7 @@ public final class SnapshotModesBench {
                     double rd = gibPerSec(ramBytes, median(read));
                     double rd8 = gibPerSec(ramBytes, median(read8));
                     String label = ch + (ch == 1 ? " channel" : " channels") + (dio ? ", O_DIRECT" : "");
-                    out.printf("  %-26s %6.2f      %6.2f     %.2f  (%5.2f: %.2f)    %6.2f      %6.2f     %.2f  (%5.2f: %.2f)%n",
+                    out.printf("  %-26s %6.2f      %6.2f     %.2f   %6.2f  %.2f    %6.2f      %6.2f     %.2f   %6.2f  %.2f%n",
                             label, s, w, s / w, w8, s / w8, l, rd, l / rd, rd8, l / rd8);
                 }
             }
