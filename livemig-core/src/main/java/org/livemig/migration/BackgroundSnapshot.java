@@ -70,9 +70,7 @@ final class BackgroundSnapshot {
         for (int i = 0; i < names.length; i++) {
             sb.append(i == 0 ? "" : " + ").append(names[i]).append(String.format(" %.1f", pausePhases[i] / 1e6));
         }
-        sb.append(" ms");
-        String more = tracker.startAccount();
-        return more.isEmpty() ? sb.toString() : sb.append(" (write-protect: ").append(more).append(')').toString();
+        return sb.append(" ms").toString();
     }
 
     /**

@@ -18,11 +18,7 @@ import org.livemig.memory.RamBlock;
  * The userfaultfd write tracker (Linux, FFM), as QEMU's background snapshot does it: guest RAM
  * is registered with a userfaultfd in write-protect mode ({@link #prepare}, while the guest runs;
  * every page is first mapped for reading, so that a never-written page holds the shared zero
- * page and can be protected). Protecting all of RAM takes milliseconds per GiB, so it is done in
- * {@link #prepare} already, while the guest runs: until {@link #start}, thread
- * {@value #EARLY_THREAD} lets each write that faults go on at once (unprotects its page) and
- * notes the page; {@link #start}, with the guest stopped, then protects only the pages noted, in
- * ranges, and the guest's pause no longer grows with its RAM. The kernel then blocks a
+ * page and can be protected), and protected whole at {@link #start}. The kernel then blocks a
  * thread that writes a protected page and queues a fault event; {@link #saved} unprotects pages
  * with UFFDIO_WRITEPROTECT, which wakes the threads blocked on them.
  *
@@ -37,10 +33,6 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
     private static final int POLL_SLICE_MILLIS = 20;
     /** UFFD_FEATURE_WP_UNPOPULATED (Linux 6.4): protect pages not mapped yet as well. */
     private static final long FEATURE_WP_UNPOPULATED = 1L << 13;
-    /** The thread that serves writes between the early protection and {@link #start}. */
-    static final String EARLY_THREAD = "mig/src/bg_wp";
-    /** Its poll slice: how long {@link #start} may wait for it to see that it must end. */
-    private static final int EARLY_POLL_MILLIS = 1;
 
     private final Userfaultfd uffd;
     /** Regions sorted by base address, to map a fault address to its block. Read-only. */
@@ -56,16 +48,6 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
     /** Keeps population loads alive when the madvise fallback touches pages from Java. */
     @SuppressWarnings("unused")
     private volatile long touchSink;
-    /** Pages written since the early protection, by region: the early thread's, then start's once it ended. */
-    private final java.util.Map<Region, java.util.BitSet> earlyWritten = new java.util.IdentityHashMap<>();
-    private final MemorySegment earlyEvents = Arena.ofAuto().allocate(Userfaultfd.MSG.byteSize() * MAX_EVENTS, 8);
-    private volatile boolean earlyStop;
-    private Thread earlyThread;
-    private volatile Throwable earlyFailure;
-    /** Writes the early thread let go on, and the pages start protected again (statistics). */
-    private volatile long earlyFaults;
-    private long reprotectedPages;
-    private int reprotectedRanges;
 
     private static final class Holder {
         static final PostcopyBackend.Availability AVAILABILITY = Userfaultfd.probeWriteProtect();
@@ -112,16 +94,6 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
                 uffd.registerWriteProtect(r.base, r.length);
                 registered.add(r);
             }
-            for (Region r : byAddress) {
-                earlyWritten.put(r, new java.util.BitSet((int) r.block.pageCount()));
-            }
-            earlyThread = Thread.ofPlatform().name(EARLY_THREAD).daemon(true).start(this::serveEarlyWrites);
-            try {
-                protectAll();
-            } catch (IOException e) {
-                stopEarlyThread();
-                throw e;
-            }
         } catch (IOException | RuntimeException e) {
             for (Region r : registered) {
                 uffd.unregister(r.base, r.length);
@@ -146,50 +118,8 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
         touchSink = sum;
     }
 
-    /**
-     * Called without the BQL; blocks on IO: thread {@value #EARLY_THREAD} until {@link #start}.
-     * A write to a page protected early goes on at once; its page is noted, for start to protect again.
-     */
-    private void serveEarlyWrites() {
-        try {
-            while (!earlyStop) {
-                int n = uffd.readEvents(earlyEvents, EARLY_POLL_MILLIS);
-                letEarlyWritesGoOn(n);
-            }
-        } catch (IOException | RuntimeException e) {
-            earlyFailure = e;
-            // A writer blocked now would stay blocked until start or close unprotects its page.
-        }
-    }
-
-    private void letEarlyWritesGoOn(int n) throws IOException {
-        Userfaultfd.forEachPageFault(earlyEvents, n, (address, write) -> {
-            long pageStart = address & -RamBlock.PAGE_SIZE;
-            Region r = index.at(address);
-            if (r != null) {
-                earlyWritten.get(r).set((int) ((address - r.base) >>> RamBlock.PAGE_BITS));
-            }
-            uffd.writeProtect(pageStart, RamBlock.PAGE_SIZE, false);
-            earlyFaults++;
-        });
-    }
-
-    /** Ends thread {@value #EARLY_THREAD} (bounded); after it, its notes are this thread's. */
-    private void stopEarlyThread() {
-        Thread t = earlyThread;
-        if (t == null) {
-            return;
-        }
-        earlyStop = true;
-        try {
-            t.join(10_000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        earlyThread = null;
-    }
-
-    private void protectAll() throws IOException {
+    @Override
+    void startBackend() throws IOException {
         for (int i = 0; i < byAddress.size(); i++) {
             Region r = byAddress.get(i);
             int e = uffd.writeProtect(r.base, r.length, true);
@@ -200,50 +130,6 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
                 throw new IOException(String.format("UFFDIO_WRITEPROTECT of %s: %s", r.block, Libc.strerror(e)));
             }
         }
-    }
-
-    /**
-     * With the guest stopped: RAM was protected in {@link #prepare}; the pages written since are
-     * protected again, in ranges of consecutive pages, once the early thread has ended and the
-     * faults it had not read yet are let go on and noted too.
-     */
-    @Override
-    void startBackend() throws IOException {
-        stopEarlyThread();
-        if (earlyThread != null) {
-            throw new IOException(EARLY_THREAD + " did not end within 10 s");
-        }
-        Throwable f = earlyFailure;
-        if (f != null) {
-            throw new IOException(EARLY_THREAD + " failed: " + f.getMessage(), f);
-        }
-        int n;
-        while ((n = uffd.readEvents(earlyEvents, 0)) > 0) {
-            letEarlyWritesGoOn(n);
-        }
-        for (Region r : byAddress) {
-            java.util.BitSet w = earlyWritten.get(r);
-            for (int first = w.nextSetBit(0); first >= 0; first = w.nextSetBit(first)) {
-                int end = w.nextClearBit(first);
-                long at = (long) first << RamBlock.PAGE_BITS;
-                int e = uffd.writeProtect(r.base + at, (long) (end - first) << RamBlock.PAGE_BITS, true);
-                if (e != 0) {
-                    throw new IOException(String.format("UFFDIO_WRITEPROTECT of pages [0x%x, +0x%x) of %s: %s", at,
-                            (long) (end - first) << RamBlock.PAGE_BITS, r.block, Libc.strerror(e)));
-                }
-                reprotectedPages += end - first;
-                reprotectedRanges++;
-                first = end;
-            }
-            w.clear();
-        }
-    }
-
-    /** The early protection's account: writes let go on before the pause, pages and ranges protected again in it. */
-    @Override
-    public String startAccount() {
-        return String.format("%d early writes, %d pages in %d ranges protected again", earlyFaults, reprotectedPages,
-                reprotectedRanges);
     }
 
     /** Called on guest threads: the native store blocks in the kernel until the page is unprotected. */
@@ -350,7 +236,6 @@ final class UserfaultfdWriteTracker extends AbstractWriteTracker {
 
     @Override
     void releaseAll(State was) {
-        stopEarlyThread();
         if (was == State.TRACKING || was == State.PREPARED) {
             for (Region r : byAddress) {
                 uffd.writeProtect(r.base, r.length, false); // wakes every blocked writer

@@ -95,11 +95,6 @@ public interface WriteTracker extends AutoCloseable {
      */
     void start() throws IOException;
 
-    /** What {@link #start} did beyond protecting, for the pause's log line; empty when nothing. */
-    default String startAccount() {
-        return "";
-    }
-
     /** Whether page {@code page} of {@code block} has been saved (any thread). */
     boolean isSaved(RamBlock block, long page);
 
