@@ -86,6 +86,9 @@ public final class Outgoing {
     private String writeTracking = "auto";
     private java.util.function.Consumer<Machine> snapshotObserver;
     private volatile BackgroundSnapshot background;
+    /** How long connecting took (for file:, the open and truncate of the file), and mapped-ram's account once saved. */
+    private volatile long connectNanos;
+    private volatile String mappedRamAccount;
 
     private volatile long startMillis;
     private final long startNanos = System.nanoTime();
@@ -140,6 +143,11 @@ public final class Outgoing {
     public String snapshotPauseAccount() {
         BackgroundSnapshot b = background;
         return b == null ? null : b.pauseAccount();
+    }
+
+    /** mapped-ram: where the save's time went (the open, channel waits and writes, bitmaps), once complete; else null. */
+    public String mappedRamAccount() {
+        return mappedRamAccount;
     }
 
     /** background-snapshot: the write tracking in use, or null (query-migrate, tests, the benchmark). */
@@ -337,7 +345,9 @@ public final class Outgoing {
      * Returns the main channel.
      */
     private MigrationFile setup() throws IOException {
+        long c0 = System.nanoTime();
         MigrationConnection conn = connect(address, faults);
+        connectNanos = System.nanoTime() - c0;
         connection = conn;
         if (cancelled()) {
             throw new IOException("cancelled");
@@ -465,6 +475,12 @@ public final class Outgoing {
         LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
                 downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
                 pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
+        org.livemig.migration.ram.MappedRamSaver mr = mappedRam;
+        if (mr != null) {
+            mappedRamAccount = String.format("open %.1f ms, setup %d ms, %s", connectNanos / 1e6, setupTimeMillis,
+                    mr.account());
+            LOG.log(accountLevel, "mapped-ram save: " + mappedRamAccount);
+        }
         if (caps.contains(Capability.X_COLO)) {
             runColo(f);
             return;

@@ -248,11 +248,11 @@ public final class RamSaver {
      */
     private void putEos(MigrationFile f) throws IOException {
         if (mappedRam != null) {
-            // Every page of the section is in the file before its end; the bitmaps at the very end.
+            // Every page is in the file before the bitmaps go at the very end; a section's end waits for nothing.
             if (completing) {
                 mappedRam.writeBitmaps();
             } else {
-                mappedRam.flush();
+                mappedRam.endSection();
             }
             RamPageRecord.writeEos(f);
         } else if (multifd != null) {

@@ -37,6 +37,8 @@ final class FileChannelWorkers<J> implements AutoCloseable {
         final ArrayBlockingQueue<Object> queue;
         final Thread thread;
         long submitted; // the owner's
+        /** Time in this channel's IO jobs (the channel's thread writes, the owner reads after awaitAll). */
+        volatile long busyNanos;
         final AtomicLong completed = new AtomicLong();
         final ReentrantLock lock = new ReentrantLock();
         final Condition done = lock.newCondition();
@@ -67,8 +69,10 @@ final class FileChannelWorkers<J> implements AutoCloseable {
                     continue;
                 }
                 if (failure.get() == null) {
+                    long t0 = System.nanoTime();
                     try {
                         io.run(file, (J) job);
+                        busyNanos += System.nanoTime() - t0;
                     } catch (IOException e) {
                         fail(e);
                     } catch (RuntimeException e) {
@@ -91,6 +95,8 @@ final class FileChannelWorkers<J> implements AutoCloseable {
     private final java.util.List<Worker> workers = new java.util.ArrayList<>();
     private final AtomicReference<IOException> failure = new AtomicReference<>();
     private volatile boolean closed;
+    /** The owner's time waiting in {@link #submit} for a full queue. */
+    private long submitWaitNanos;
 
     private FileChannelWorkers(String what, Io<J> io) {
         this.what = what;
@@ -132,8 +138,12 @@ final class FileChannelWorkers<J> implements AutoCloseable {
     void submit(int channel, J job) throws IOException {
         Worker w = workers.get(channel);
         try {
-            while (!w.queue.offer(job, SLICE_MILLIS, TimeUnit.MILLISECONDS)) {
-                check();
+            if (!w.queue.offer(job)) {
+                long t0 = System.nanoTime();
+                while (!w.queue.offer(job, SLICE_MILLIS, TimeUnit.MILLISECONDS)) {
+                    check();
+                }
+                submitWaitNanos += System.nanoTime() - t0;
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -159,6 +169,20 @@ final class FileChannelWorkers<J> implements AutoCloseable {
             }
         }
         check();
+    }
+
+    /** The owner: its time waiting for full queues so far. */
+    long submitWaitNanos() {
+        return submitWaitNanos;
+    }
+
+    /** The owner, after {@link #awaitAll}: each channel's time in its IO jobs so far. */
+    long[] busyNanos() {
+        long[] b = new long[workers.size()];
+        for (int i = 0; i < b.length; i++) {
+            b[i] = workers.get(i).busyNanos;
+        }
+        return b;
     }
 
     /** The first failure, or null. Any thread. */

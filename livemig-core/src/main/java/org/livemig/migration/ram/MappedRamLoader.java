@@ -21,7 +21,7 @@ import org.livemig.stream.StreamFormatException;
  * the block and the file first (version, page size, alignment, the bitmap and the pages inside the
  * file, after the header and apart from each other, no bit beyond the block's pages), then the
  * pages the bitmap marks are read from their places straight into guest RAM, at most
- * {@link MappedRamHeader#LOAD_BUF_SIZE} at a time, and the stream moves on past the block's
+ * {@link #READ_BYTES} at a time, and the stream moves on past the block's
  * region. Pages the bitmap leaves out are zero; they are made zero only when guest RAM may hold
  * something else (QEMU does so only for a loadvm into a running machine).
  *
@@ -36,6 +36,11 @@ import org.livemig.stream.StreamFormatException;
 public final class MappedRamLoader implements AutoCloseable {
     public static final String THREAD_PREFIX = "mig/dst/recv_";
     private static final int QUEUE_READS = 16;
+    /**
+     * The most one read takes: 8 MiB, a plain sequential read's size (QEMU reads
+     * {@link MappedRamHeader#LOAD_BUF_SIZE}, 1 MiB; the file's layout does not depend on it).
+     */
+    static final int READ_BYTES = 8 << 20;
 
     private record Read(RamBlock block, long offset, long length, long filePos) {}
 
@@ -172,7 +177,7 @@ public final class MappedRamLoader implements AutoCloseable {
             long offset = (long) set << RamBlock.PAGE_BITS;
             long end = (long) clear << RamBlock.PAGE_BITS;
             while (offset < end) {
-                long n = Math.min(MappedRamHeader.LOAD_BUF_SIZE, end - offset);
+                long n = Math.min(READ_BYTES, end - offset);
                 submit(new Read(b, offset, n, h.pagesOffset() + offset), block);
                 pagesRead.addAndGet(n >>> RamBlock.PAGE_BITS);
                 offset += n;
