@@ -436,6 +436,7 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
             }
         }
         fs.queue.add(new Packet(h.idx(), h.config(), b.slice(), at + AcceleratorState.PACKET_HEADER_BYTES));
+        mark("queued " + h.idx());
     }
 
     /** A load thread: applies packets until the register state is applied (after every data packet). */
@@ -454,6 +455,7 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
                     fs.config = p;
                 } else {
                     applyData(p);
+                    mark("applied " + p.idx());
                     fs.applied.incrementAndGet();
                     fs.room.release();
                 }
@@ -462,13 +464,22 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
                     MigrationFile body = MigrationFile.ofBytes(toArray(cfg.data()));
                     applyConfig(VmStateCodec.decode(body, Accelerator.VMSD, Accelerator.VMSD.versionId()), cfg.at(), load);
                     fs.done = true;
+                    mark("config");
                     wake(fs);
                 }
             }
+            mark("task end");
         } catch (Exception | Error e) {
             fs.failed = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
             wake(fs);
             throw e;
+        }
+    }
+
+    private void mark(String step) {
+        LoadContext c = load;
+        if (c != null) {
+            c.mark(step);
         }
     }
 

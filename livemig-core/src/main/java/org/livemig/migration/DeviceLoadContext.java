@@ -30,13 +30,15 @@ final class DeviceLoadContext implements LoadContext {
     private final boolean bqlHeld;
     private final Supplier<LoadVm.ReturnPath> returnPath;
     private final HookLock hookLock;
+    private final SwitchoverTimeline timeline;
     // Guarded by this.
     private int ackPending;
     private boolean ackSent;
     private boolean returnPathOpen;
 
     DeviceLoadContext(Machine machine, boolean switchoverAck, LoadThreads threads, boolean bqlHeld,
-                      Supplier<LoadVm.ReturnPath> returnPath) {
+                      Supplier<LoadVm.ReturnPath> returnPath, SwitchoverTimeline timeline) {
+        this.timeline = timeline;
         this.machine = machine;
         this.switchoverAck = switchoverAck;
         this.threads = threads;
@@ -152,6 +154,11 @@ final class DeviceLoadContext implements LoadContext {
             throw new IllegalStateException(what + ": this load has no load threads");
         }
         threads.submit(what, task);
+    }
+
+    @Override
+    public void mark(String step) {
+        timeline.mark(step);
     }
 
     @Override

@@ -36,4 +36,8 @@ public interface LoadContext {
 
     /** Takes the BQL for the load steps that need it, from a thread that does not hold it. */
     HookLock hookLock();
+
+    /** Notes that {@code step} of the switchover's load happened now (the destination's timeline); any thread. */
+    default void mark(String step) {
+    }
 }
