@@ -157,6 +157,22 @@ final class DeviceLoadContext implements LoadContext {
     }
 
     @Override
+    public Runnable holdLoad(String what) {
+        if (threads == null) {
+            throw new IllegalStateException(what + ": this load has no load threads");
+        }
+        return threads.hold();
+    }
+
+    @Override
+    public void startLoadStep(String what, LoadTask step) {
+        if (threads == null) {
+            throw new IllegalStateException(what + ": this load has no load threads");
+        }
+        threads.submitStep(what, step);
+    }
+
+    @Override
     public void mark(String step) {
         timeline.mark(step);
     }

@@ -245,6 +245,53 @@ class AcceleratorMigrationTest {
         }
     }
 
+    @Test
+    void aDamagedPacketArrivingWhileMainWaitsForTheLoadThreadsFailsCleanlyAndTheBqlStaysFree() throws Exception {
+        // The damaged packet comes late: mig/dst/main is already waiting for the load threads and
+        // may apply it itself (a step of the device's held load); either way the failure is clean.
+        for (int attempt = 1; ; attempt++) {
+            if (lateDamagedPacketAttempt(attempt == 3)) {
+                return;
+            }
+        }
+    }
+
+    /** One attempt; false when the final state carried no chunk to damage (and {@code last} is false). */
+    private boolean lateDamagedPacketAttempt(boolean last) throws Exception {
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(busyDevice())) {
+            p.params(m -> m.maxBandwidth = 0);
+            p.cap(Capability.RETURN_PATH);
+            multifd(p, 2);
+            try (var tamper = org.livemig.testing.DeviceStateTamper.holdingThenFlipping(
+                    port(p.listen("tcp:127.0.0.1:0")), 2_000, 276 + 12 + 16 + 100)) {
+                Outgoing o = p.migrate(tamper.uri());
+                Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
+                Thread main = in.loadThread();
+                await().atMost(LONG).until(() -> waitsForLoadThreads(main) || in.status().isFinal());
+                if (!in.status().isFinal()) {
+                    assertThat(in.loadThreads().busy()).as("the device's load is held open").isTrue();
+                    assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
+                }
+                await().atMost(LONG).until(() -> o.status().isFinal() && in.status().isFinal());
+                if (o.status() == MigrationStatus.COMPLETED && !last) {
+                    return false;
+                }
+                assertThat(o.status()).as("source: %s; destination: %s", o.error(), in.error())
+                        .isEqualTo(MigrationStatus.FAILED);
+                assertThat(p.src().runState()).as("the source runs on").isEqualTo(RunState.RUNNING);
+                assertThat(in.status()).isEqualTo(MigrationStatus.FAILED);
+                assertThat(in.loadThreads().failure()).containsPattern(
+                        "accelerator 'acc0': chunk at 0x[0-9a-f]+ \\(0x10000 bytes\\) in device-state packet \\d+ is damaged");
+                assertThat(in.error()).startsWith(in.loadThreads().failure());
+                assertThat(p.dst().bql().tryLock(1_000)).as("nobody kept the BQL").isTrue();
+                p.dst().bql().unlock();
+                // mig/dst/main ended: it did not stay in the wait.
+                await().atMost(LONG).until(() -> !main.isAlive() || !waitsForLoadThreads(main));
+                return true;
+            }
+        }
+    }
+
     /** Whether {@code main} (mig/dst/main) is parked in the load-thread pool's wait. */
     private static boolean waitsForLoadThreads(Thread main) {
         for (StackTraceElement e : main.getStackTrace()) {
