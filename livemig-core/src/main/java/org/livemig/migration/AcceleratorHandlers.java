@@ -59,12 +59,16 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
     private volatile long pendingChunks;
     private final AtomicLong transferred = new AtomicLong();
     private volatile boolean multifdFinal;
+    /** Packets of the final state queued by saveCompleteMultifd; -1 before. */
+    private int queuedPackets = -1;
 
     // ---- destination
     private volatile LoadContext load;
     /** Test hook: the destination holds its approval, as a device still loading its initial data would. */
     private volatile boolean holdApproval;
     private volatile boolean approvalDue;
+    /** Test hook: while set, the final state's steps wait for it to open before applying a packet. */
+    private volatile java.util.concurrent.CountDownLatch finalStateGate;
 
     private AcceleratorHandlers(Accelerator device) {
         this.device = device;
@@ -112,6 +116,7 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         initDataSent = false;
         cursor = 0;
         multifdFinal = false;
+        queuedPackets = -1;
         transferred.set(0);
         device.clearDirty(); // everything goes once anyway; later writes mark their chunks again
         pendingChunks = n;
@@ -198,18 +203,28 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         return options.multifd() != null;
     }
 
+    /** With the guest stopped, without the BQL, before RAM's END: the final state onto the channels. */
+    @Override
+    public void saveCompleteMultifd() throws IOException {
+        if (options.multifd() != null && queuedPackets < 0) {
+            device.harvestDirty(toSend);
+            queuedPackets = queueFinalState(encodeConfig());
+        }
+    }
+
     /** With the guest stopped, without the BQL: the chunks still dirty and the register state. */
     @Override
     public void saveComplete(MigrationFile f) throws IOException {
-        device.harvestDirty(toSend);
         long before = f.position();
-        byte[] config = encodeConfig();
         if (options.multifd() != null) {
-            int packets = queueFinalState(config);
+            saveCompleteMultifd(); // queued already unless called alone
+            int packets = queuedPackets;
             f.putBe64(AcceleratorState.MULTIFD);
             f.putBe32(packets);
             multifdFinal = true;
         } else {
+            device.harvestDirty(toSend);
+            byte[] config = encodeConfig();
             for (int c = toSend.nextSetBit(0); c >= 0; c = toSend.nextSetBit(c + 1)) {
                 sendChunk(f, c, true);
             }
@@ -315,6 +330,14 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
             approvalDue = false;
             load.approveSwitchover();
         }
+    }
+
+    /**
+     * Test hook: while {@code gate} is closed, this destination device applies no packet of its
+     * final state (each step waits for it, without the BQL, as a slow device would); null lifts it.
+     */
+    public void gateFinalStateLoad(java.util.concurrent.CountDownLatch gate) {
+        finalStateGate = gate;
     }
 
     /** Called without the BQL on {@code mig/dst/main} (or with it, for a snapshot): one START/PART/END body. */
@@ -464,6 +487,10 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         try {
             if (quit.getAsBoolean() || fs.failed != null || fs.done) {
                 return; // the migration is ending or another step failed: that failure is the reason
+            }
+            java.util.concurrent.CountDownLatch gate = finalStateGate;
+            while (gate != null && !gate.await(100, TimeUnit.MILLISECONDS) && !quit.getAsBoolean()) {
+                gate = finalStateGate;
             }
             Packet p = fs.queue.poll();
             if (p == null) {

@@ -220,35 +220,36 @@ class AcceleratorMigrationTest {
             p.params(m -> m.maxBandwidth = 0);
             p.cap(Capability.RETURN_PATH);
             multifd(p, 2);
-            // The channel with the first device-state packet is held: mig/dst/main reaches EOF first.
-            try (var tamper = org.livemig.testing.DeviceStateTamper.holding(port(p.listen("tcp:127.0.0.1:0")), 3_000)) {
-                Outgoing o = p.migrate(tamper.uri());
-                Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
-                Thread main = in.loadThread();
-                await().atMost(LONG).until(() -> waitsForLoadThreads(main));
-                assertThat(in.loadThreads().busy()).isTrue();
-                // The BQL is free: another thread takes it, and the main loop answers.
-                Thread.ofPlatform().start(() -> {
-                    try {
-                        assertThat(p.dst().bql().tryLock(1_000)).isTrue();
-                        p.dst().bql().unlock();
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }).join();
-                assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
-                assertThat(waitsForLoadThreads(main)).as("still waiting when the lock was taken").isTrue();
-                await().atMost(LONG).until(() -> o.status().isFinal());
-                assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
-                PrecopyTest.assertVerified(p);
-            }
+            // The device's final state is not applied until the gate opens: mig/dst/main reaches EOF first.
+            java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+            AcceleratorHandlers.of(p.dst(), "acc0").gateFinalStateLoad(gate);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
+            Thread main = in.loadThread();
+            await().atMost(LONG).until(() -> waitsForLoadThreads(main));
+            assertThat(in.loadThreads().busy()).isTrue();
+            // The BQL is free: another thread takes it, and the main loop answers.
+            Thread.ofPlatform().start(() -> {
+                try {
+                    assertThat(p.dst().bql().tryLock(1_000)).isTrue();
+                    p.dst().bql().unlock();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }).join();
+            assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
+            assertThat(waitsForLoadThreads(main)).as("still waiting when the lock was taken").isTrue();
+            gate.countDown();
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            PrecopyTest.assertVerified(p);
         }
     }
 
     @Test
-    void aDamagedPacketArrivingWhileMainWaitsForTheLoadThreadsFailsCleanlyAndTheBqlStaysFree() throws Exception {
-        // The damaged packet comes late: mig/dst/main is already waiting for the load threads and
-        // may apply it itself (a step of the device's held load); either way the failure is clean.
+    void aDamagedPacketAppliedWhileMainWaitsForTheLoadThreadsFailsCleanlyAndTheBqlStaysFree() throws Exception {
+        // The final state is applied only once mig/dst/main waits for the load threads, which may
+        // then apply the damaged packet itself (a step of the device's held load): a clean failure.
         for (int attempt = 1; ; attempt++) {
             if (lateDamagedPacketAttempt(attempt == 3)) {
                 return;
@@ -262,16 +263,17 @@ class AcceleratorMigrationTest {
             p.params(m -> m.maxBandwidth = 0);
             p.cap(Capability.RETURN_PATH);
             multifd(p, 2);
-            try (var tamper = org.livemig.testing.DeviceStateTamper.holdingThenFlipping(
-                    port(p.listen("tcp:127.0.0.1:0")), 2_000, 276 + 12 + 16 + 100)) {
+            java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+            AcceleratorHandlers.of(p.dst(), "acc0").gateFinalStateLoad(gate);
+            try (var tamper = org.livemig.testing.DeviceStateTamper.flipping(port(p.listen("tcp:127.0.0.1:0")),
+                    276 + 12 + 16 + 100)) {
                 Outgoing o = p.migrate(tamper.uri());
                 Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
                 Thread main = in.loadThread();
-                await().atMost(LONG).until(() -> waitsForLoadThreads(main) || in.status().isFinal());
-                if (!in.status().isFinal()) {
-                    assertThat(in.loadThreads().busy()).as("the device's load is held open").isTrue();
-                    assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
-                }
+                await().atMost(LONG).until(() -> waitsForLoadThreads(main));
+                assertThat(in.loadThreads().busy()).as("the device's load is held open").isTrue();
+                assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
+                gate.countDown();
                 await().atMost(LONG).until(() -> o.status().isFinal() && in.status().isFinal());
                 if (o.status() == MigrationStatus.COMPLETED && !last) {
                     return false;
