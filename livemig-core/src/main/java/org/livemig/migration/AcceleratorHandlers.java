@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.BitSet;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -68,7 +69,7 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
     private volatile boolean holdApproval;
     private volatile boolean approvalDue;
     /** Test hook: while set, the final state's steps wait for it to open before applying a packet. */
-    private volatile java.util.concurrent.CountDownLatch finalStateGate;
+    private volatile CountDownLatch finalStateGate;
 
     private AcceleratorHandlers(Accelerator device) {
         this.device = device;
@@ -336,7 +337,7 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
      * Test hook: while {@code gate} is closed, this destination device applies no packet of its
      * final state (each step waits for it, without the BQL, as a slow device would); null lifts it.
      */
-    public void gateFinalStateLoad(java.util.concurrent.CountDownLatch gate) {
+    public void gateFinalStateLoad(CountDownLatch gate) {
         finalStateGate = gate;
     }
 
@@ -488,7 +489,7 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
             if (quit.getAsBoolean() || fs.failed != null || fs.done) {
                 return; // the migration is ending or another step failed: that failure is the reason
             }
-            java.util.concurrent.CountDownLatch gate = finalStateGate;
+            CountDownLatch gate = finalStateGate;
             while (gate != null && !gate.await(100, TimeUnit.MILLISECONDS) && !quit.getAsBoolean()) {
                 gate = finalStateGate;
             }
