@@ -3,7 +3,8 @@ package org.livemig.migration;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.BitSet;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -33,7 +34,8 @@ import org.livemig.vmstate.VmValue;
  *
  * <p>Source state is owned by {@code mig/src/main} (pending bytes and counters are read by the
  * monitor); destination state is used by {@code mig/dst/main}, the multifd channel threads that
- * hand packets in, and the load threads that apply them (the queue and counters are thread-safe).
+ * hand packets in, and the steps that apply them on the load threads or on {@code mig/dst/main}
+ * while it waits for those (the queue and counters are thread-safe).
  * Device memory is written without the BQL, as guest RAM; the register state's post-load takes it.
  */
 public final class AcceleratorHandlers implements SaveVmHandlers {
@@ -58,12 +60,16 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
     private volatile long pendingChunks;
     private final AtomicLong transferred = new AtomicLong();
     private volatile boolean multifdFinal;
+    /** Packets of the final state queued by saveCompleteMultifd; -1 before. */
+    private int queuedPackets = -1;
 
     // ---- destination
     private volatile LoadContext load;
     /** Test hook: the destination holds its approval, as a device still loading its initial data would. */
     private volatile boolean holdApproval;
     private volatile boolean approvalDue;
+    /** Test hook: while set, the final state's steps wait for it to open before applying a packet. */
+    private volatile CountDownLatch finalStateGate;
 
     private AcceleratorHandlers(Accelerator device) {
         this.device = device;
@@ -111,6 +117,7 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         initDataSent = false;
         cursor = 0;
         multifdFinal = false;
+        queuedPackets = -1;
         transferred.set(0);
         device.clearDirty(); // everything goes once anyway; later writes mark their chunks again
         pendingChunks = n;
@@ -197,18 +204,28 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         return options.multifd() != null;
     }
 
+    /** With the guest stopped, without the BQL, before RAM's END: the final state onto the channels. */
+    @Override
+    public void saveCompleteMultifd() throws IOException {
+        if (options.multifd() != null && queuedPackets < 0) {
+            device.harvestDirty(toSend);
+            queuedPackets = queueFinalState(encodeConfig());
+        }
+    }
+
     /** With the guest stopped, without the BQL: the chunks still dirty and the register state. */
     @Override
     public void saveComplete(MigrationFile f) throws IOException {
-        device.harvestDirty(toSend);
         long before = f.position();
-        byte[] config = encodeConfig();
         if (options.multifd() != null) {
-            int packets = queueFinalState(config);
+            saveCompleteMultifd(); // queued already unless called alone
+            int packets = queuedPackets;
             f.putBe64(AcceleratorState.MULTIFD);
             f.putBe32(packets);
             multifdFinal = true;
         } else {
+            device.harvestDirty(toSend);
+            byte[] config = encodeConfig();
             for (int c = toSend.nextSetBit(0); c >= 0; c = toSend.nextSetBit(c + 1)) {
                 sendChunk(f, c, true);
             }
@@ -266,9 +283,12 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
 
     // ------------------------------------------------------------------ destination
 
-    /** What the load threads share: packets in, how many applied, and the config's turn. */
+    /**
+     * What the steps that apply the final state share: packets in (each one step), how many data
+     * packets are applied, and the config's turn (after the last of them).
+     */
     private final class FinalState {
-        final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
+        final ConcurrentLinkedQueue<Packet> queue = new ConcurrentLinkedQueue<>();
         final Semaphore room = new Semaphore(QUEUED_PACKETS);
         final BitSet seen = new BitSet();
         final AtomicInteger applied = new AtomicInteger();
@@ -279,12 +299,11 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         volatile boolean done;
         volatile String failed;
         volatile boolean started;
-        int workers;
+        /** Keeps mig/dst/main's wait for the load threads open until the config is applied. */
+        volatile Runnable hold;
     }
 
     private record Packet(int idx, boolean config, ByteBuffer data, long at) {}
-
-    private static final Object WAKE = new Object();
 
     private volatile FinalState finalState;
 
@@ -312,6 +331,14 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
             approvalDue = false;
             load.approveSwitchover();
         }
+    }
+
+    /**
+     * Test hook: while {@code gate} is closed, this destination device applies no packet of its
+     * final state (each step waits for it, without the BQL, as a slow device would); null lifts it.
+     */
+    public void gateFinalStateLoad(CountDownLatch gate) {
+        finalStateGate = gate;
     }
 
     /** Called without the BQL on {@code mig/dst/main} (or with it, for a snapshot): one START/PART/END body. */
@@ -373,7 +400,12 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         }
     }
 
-    /** SWITCHOVER_START: the load threads begin taking this device's packets (as many tasks as threads). */
+    /**
+     * SWITCHOVER_START: the load stays open until this device's final state is applied, and each
+     * packet (one that came early too) becomes a step for the load threads, or for
+     * {@code mig/dst/main} once it waits for them: no thread sits waiting for packets, and the
+     * last packet is applied by whichever thread is free rather than handed on.
+     */
     @Override
     public void switchoverStart() {
         LoadContext ctx = load;
@@ -381,11 +413,15 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
         if (ctx == null || fs == null || ctx.loadThreads() == 0 || fs.started) {
             return;
         }
+        fs.hold = ctx.holdLoad("accel '" + device.name() + "' final state");
         fs.started = true;
-        fs.workers = ctx.loadThreads();
-        for (int i = 0; i < fs.workers; i++) {
-            ctx.startLoadThread("accel '" + device.name() + "' final state", quit -> loadPackets(fs, quit));
+        for (int i = fs.queue.size(); i > 0; i--) {
+            startStep(ctx, fs);
         }
+    }
+
+    private void startStep(LoadContext ctx, FinalState fs) {
+        ctx.startLoadStep("accel '" + device.name() + "' final state", quit -> applyNext(fs, quit));
     }
 
     /**
@@ -436,45 +472,65 @@ public final class AcceleratorHandlers implements SaveVmHandlers {
             }
         }
         fs.queue.add(new Packet(h.idx(), h.config(), b.slice(), at + AcceleratorState.PACKET_HEADER_BYTES));
+        mark("queued " + h.idx());
+        LoadContext ctx = load;
+        if (fs.started && ctx != null) {
+            startStep(ctx, fs); // one that came before SWITCHOVER_START has its step from there
+        }
     }
 
-    /** A load thread: applies packets until the register state is applied (after every data packet). */
-    private void loadPackets(FinalState fs, BooleanSupplier quit) throws Exception {
+    /**
+     * A step, on a load thread or on {@code mig/dst/main} waiting for them, without the BQL: one
+     * queued packet applied (a step may find none: another took it), then the register state
+     * when every data packet is in; applying it ends the device's hold on the load.
+     */
+    private void applyNext(FinalState fs, BooleanSupplier quit) throws Exception {
         try {
-            while (!fs.done) {
-                if (quit.getAsBoolean() || fs.failed != null) {
-                    return; // the migration is ending or another thread failed: that failure is the reason
-                }
-                Object o = fs.queue.poll(100, TimeUnit.MILLISECONDS);
-                if (o == null || o == WAKE) {
-                    continue;
-                }
-                Packet p = (Packet) o;
-                if (p.config()) {
-                    fs.config = p;
-                } else {
-                    applyData(p);
-                    fs.applied.incrementAndGet();
-                    fs.room.release();
-                }
-                Packet cfg = fs.config;
-                if (cfg != null && fs.applied.get() == cfg.idx() && fs.configClaimed.compareAndSet(false, true)) {
-                    MigrationFile body = MigrationFile.ofBytes(toArray(cfg.data()));
-                    applyConfig(VmStateCodec.decode(body, Accelerator.VMSD, Accelerator.VMSD.versionId()), cfg.at(), load);
-                    fs.done = true;
-                    wake(fs);
-                }
+            if (quit.getAsBoolean() || fs.failed != null || fs.done) {
+                return; // the migration is ending or another step failed: that failure is the reason
+            }
+            CountDownLatch gate = finalStateGate;
+            while (gate != null && !gate.await(100, TimeUnit.MILLISECONDS) && !quit.getAsBoolean()) {
+                gate = finalStateGate;
+            }
+            Packet p = fs.queue.poll();
+            if (p == null) {
+                return;
+            }
+            if (p.config()) {
+                fs.config = p;
+            } else {
+                applyData(p);
+                mark("applied " + p.idx());
+                fs.applied.incrementAndGet();
+                fs.room.release();
+            }
+            Packet cfg = fs.config;
+            if (cfg != null && fs.applied.get() == cfg.idx() && fs.configClaimed.compareAndSet(false, true)) {
+                MigrationFile body = MigrationFile.ofBytes(toArray(cfg.data()));
+                applyConfig(VmStateCodec.decode(body, Accelerator.VMSD, Accelerator.VMSD.versionId()), cfg.at(), load);
+                fs.done = true;
+                mark("config");
+                release(fs);
             }
         } catch (Exception | Error e) {
             fs.failed = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-            wake(fs);
+            release(fs);
             throw e;
         }
     }
 
-    private static void wake(FinalState fs) {
-        for (int i = 0; i < fs.workers; i++) {
-            fs.queue.add(WAKE);
+    private void mark(String step) {
+        LoadContext c = load;
+        if (c != null) {
+            c.mark(step);
+        }
+    }
+
+    private static void release(FinalState fs) {
+        Runnable h = fs.hold;
+        if (h != null) {
+            h.run();
         }
     }
 

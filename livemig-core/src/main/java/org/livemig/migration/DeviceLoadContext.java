@@ -30,13 +30,15 @@ final class DeviceLoadContext implements LoadContext {
     private final boolean bqlHeld;
     private final Supplier<LoadVm.ReturnPath> returnPath;
     private final HookLock hookLock;
+    private final SwitchoverTimeline timeline;
     // Guarded by this.
     private int ackPending;
     private boolean ackSent;
     private boolean returnPathOpen;
 
     DeviceLoadContext(Machine machine, boolean switchoverAck, LoadThreads threads, boolean bqlHeld,
-                      Supplier<LoadVm.ReturnPath> returnPath) {
+                      Supplier<LoadVm.ReturnPath> returnPath, SwitchoverTimeline timeline) {
+        this.timeline = timeline;
         this.machine = machine;
         this.switchoverAck = switchoverAck;
         this.threads = threads;
@@ -152,6 +154,27 @@ final class DeviceLoadContext implements LoadContext {
             throw new IllegalStateException(what + ": this load has no load threads");
         }
         threads.submit(what, task);
+    }
+
+    @Override
+    public Runnable holdLoad(String what) {
+        if (threads == null) {
+            throw new IllegalStateException(what + ": this load has no load threads");
+        }
+        return threads.hold();
+    }
+
+    @Override
+    public void startLoadStep(String what, LoadTask step) {
+        if (threads == null) {
+            throw new IllegalStateException(what + ": this load has no load threads");
+        }
+        threads.submitStep(what, step);
+    }
+
+    @Override
+    public void mark(String step) {
+        timeline.mark(step);
     }
 
     @Override

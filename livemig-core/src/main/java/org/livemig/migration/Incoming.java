@@ -400,6 +400,13 @@ public final class Incoming {
                 if (returnPath != null) {
                     returnPath.sendShut(0);
                 }
+                if (traced) {
+                    load.timeline().mark("shut");
+                    String steps = load.timeline().format();
+                    if (!steps.isEmpty()) {
+                        LOG.log(Level.INFO, "switchover (destination): " + steps);
+                    }
+                }
             } catch (IOException e) {
                 // Everything is loaded: as QEMU's, the destination completes even when the source
                 // cannot hear it (a livemig source then keeps its guest paused, since this side

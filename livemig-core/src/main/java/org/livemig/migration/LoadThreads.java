@@ -4,6 +4,7 @@ import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
@@ -17,6 +18,11 @@ import org.livemig.vmstate.LoadContext;
  * what needs it. {@code mig/dst/main} waits for them ({@link #await}) with the BQL released,
  * as the seed's qemu_loadvm_thread_pool_wait does.
  *
+ * <p>A device may also {@link #hold} the load open while its state is still arriving and hand the
+ * pool short {@link #submitStep steps} as pieces come in: {@code mig/dst/main}, once it waits,
+ * runs such steps itself instead of waking a load thread and then waiting to be woken by it
+ * (two hand-offs fewer at the end of a small final state), without the BQL as the threads do.
+ *
  * <p>A task that throws fails the load: its message is kept (the first one), {@code onFailure}
  * is told at once (the migration then ends its channels), and every other task is asked to quit.
  * Threads start with the first task, or all at once with {@link #start}, and end when the pool
@@ -27,16 +33,22 @@ public final class LoadThreads implements AutoCloseable {
     public static final String THREAD_PREFIX = "mig/dst/load_";
     private static final long JOIN_MILLIS = 10_000;
 
-    private record Job(String what, LoadContext.LoadTask task) {}
+    private record Job(String what, LoadContext.LoadTask task, boolean step) {}
 
     private final int size;
     private final Consumer<String> onFailure;
     private final ReentrantLock lock = new ReentrantLock();
+    /** Signalled when a task ends, a hold is released or a step is queued while mig/dst/main waits idle. */
     private final Condition changed = lock.newCondition();
+    /** Signalled (one thread) when a job is queued. */
+    private final Condition work = lock.newCondition();
     // Guarded by lock.
     private final List<Job> queue = new ArrayList<>();
     private final List<Thread> threads = new ArrayList<>();
     private int running;
+    private int holds;
+    /** A thread waits in {@link #await} with nothing in hand: a step queued now goes to it. */
+    private boolean helperIdle;
     private boolean closed;
     private volatile boolean quit;
     private volatile String failure;
@@ -74,21 +86,63 @@ public final class LoadThreads implements AutoCloseable {
 
     /** Queues {@code task}; a thread takes it at once if one is free. Any thread. */
     public void submit(String what, LoadContext.LoadTask task) {
+        enqueue(new Job(what, task, false));
+    }
+
+    /**
+     * Queues a short step of a held load ({@link #hold}): a load thread runs it, or the thread
+     * waiting in {@link #await} when it waits with nothing in hand. Any thread.
+     */
+    public void submitStep(String what, LoadContext.LoadTask step) {
+        enqueue(new Job(what, step, true));
+    }
+
+    private void enqueue(Job job) {
         lock.lock();
         try {
             if (closed) {
-                throw new IllegalStateException("load threads closed; cannot run " + what);
+                throw new IllegalStateException("load threads closed; cannot run " + job.what());
             }
-            queue.add(new Job(what, task));
+            queue.add(job);
             running++;
             if (threads.size() < size && threads.size() < running) {
                 int n = threads.size();
                 threads.add(Thread.ofPlatform().name(THREAD_PREFIX + n).daemon(true).start(this::work));
             }
-            changed.signalAll();
+            if (job.step() && helperIdle) {
+                helperIdle = false; // it takes this one; a load thread the next
+                changed.signalAll();
+            } else {
+                work.signal();
+            }
         } finally {
             lock.unlock();
         }
+    }
+
+    /**
+     * Keeps the load open ({@link #await} waits, {@link #busy} is true) until the returned
+     * release runs (once; later runs do nothing), or the pool is told to quit. Any thread.
+     */
+    public Runnable hold() {
+        lock.lock();
+        try {
+            holds++;
+        } finally {
+            lock.unlock();
+        }
+        AtomicBoolean released = new AtomicBoolean();
+        return () -> {
+            if (released.compareAndSet(false, true)) {
+                lock.lock();
+                try {
+                    holds--;
+                    changed.signalAll();
+                } finally {
+                    lock.unlock();
+                }
+            }
+        };
     }
 
     /** {@code mig/dst/load_n}: runs queued tasks until the pool closes. */
@@ -98,29 +152,47 @@ public final class LoadThreads implements AutoCloseable {
             lock.lock();
             try {
                 while (queue.isEmpty() && !closed) {
-                    changed.awaitUninterruptibly();
+                    work.awaitUninterruptibly();
                 }
                 if (queue.isEmpty()) {
                     return;
                 }
                 job = queue.removeFirst();
+                if (!queue.isEmpty()) {
+                    work.signal(); // more queued: the next thread goes on with it
+                }
             } finally {
                 lock.unlock();
             }
+            run(job);
+        }
+    }
+
+    /** Runs {@code job} on this thread (without the BQL) and counts it ended. */
+    private void run(Job job) {
+        try {
+            job.task().run(() -> quit);
+        } catch (Exception | Error e) {
+            fail(job.what(), e);
+        } finally {
+            lock.lock();
             try {
-                job.task().run(() -> quit);
-            } catch (Exception | Error e) {
-                fail(job.what(), e);
+                running--;
+                changed.signalAll();
             } finally {
-                lock.lock();
-                try {
-                    running--;
-                    changed.signalAll();
-                } finally {
-                    lock.unlock();
-                }
+                lock.unlock();
             }
         }
+    }
+
+    /** The first queued step, removed; null when none. Called with the lock held. */
+    private Job takeStep() {
+        for (int i = 0; i < queue.size(); i++) {
+            if (queue.get(i).step()) {
+                return queue.remove(i);
+            }
+        }
+        return null;
     }
 
     private void fail(String what, Throwable e) {
@@ -141,15 +213,31 @@ public final class LoadThreads implements AutoCloseable {
     }
 
     /**
-     * Called without the BQL; blocks until every submitted task has ended, a task has failed and
-     * the others have ended, or the pool was told to quit. Returns the first failure's message,
-     * or null when all succeeded.
+     * Called without the BQL; blocks until every submitted task has ended and every hold is
+     * released (a task has failed and the others have ended, or the pool was told to quit, ends
+     * the holds' wait). Meanwhile it runs queued steps itself rather than wait for a load thread
+     * to take them. Returns the first failure's message, or null when all succeeded.
      */
     public String await() throws InterruptedException {
         lock.lock();
         try {
-            while (running > 0) {
-                changed.await(100, TimeUnit.MILLISECONDS);
+            while (running > 0 || (holds > 0 && !quit && failure == null)) {
+                Job step = quit ? null : takeStep();
+                if (step != null) {
+                    lock.unlock();
+                    try {
+                        run(step);
+                    } finally {
+                        lock.lock();
+                    }
+                    continue;
+                }
+                helperIdle = true;
+                try {
+                    changed.await(100, TimeUnit.MILLISECONDS);
+                } finally {
+                    helperIdle = false;
+                }
             }
         } finally {
             lock.unlock();
@@ -165,7 +253,7 @@ public final class LoadThreads implements AutoCloseable {
     public boolean busy() {
         lock.lock();
         try {
-            return running > 0;
+            return running > 0 || holds > 0;
         } finally {
             lock.unlock();
         }
@@ -191,7 +279,9 @@ public final class LoadThreads implements AutoCloseable {
             closed = true;
             running -= queue.size(); // never started
             queue.clear();
+            holds = 0;
             changed.signalAll();
+            work.signalAll();
             ts = List.copyOf(threads);
         } finally {
             lock.unlock();

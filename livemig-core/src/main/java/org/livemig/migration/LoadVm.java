@@ -92,6 +92,8 @@ public final class LoadVm {
     /** This side's switchover-ack capability, and the load threads of this load (null: none). */
     private boolean switchoverAck;
     private LoadThreads loadThreads;
+    /** The switchover's steps on this side (END sections, EOF, the load threads), for the destination's log line. */
+    private final SwitchoverTimeline timeline = new SwitchoverTimeline();
     /** The live devices' side of the current whole-stream load; null outside one. */
     private volatile DeviceLoadContext devices;
 
@@ -121,6 +123,11 @@ public final class LoadVm {
         this.loadThreads = threads;
     }
 
+    /** The steps of the last load's switchover on this side. */
+    public SwitchoverTimeline timeline() {
+        return timeline;
+    }
+
     /** Whether SWITCHOVER_ACK went to the source during this load. */
     public boolean switchoverAckSent() {
         DeviceLoadContext d = devices;
@@ -143,7 +150,9 @@ public final class LoadVm {
         }
         mainStream = f;
         readHeader(f);
-        DeviceLoadContext d = new DeviceLoadContext(machine, switchoverAck, loadThreads, bqlHeld, () -> returnPath);
+        timeline.clear();
+        DeviceLoadContext d = new DeviceLoadContext(machine, switchoverAck, loadThreads, bqlHeld, () -> returnPath,
+                timeline);
         devices = d;
         d.setup(machine.registry().entries());
         machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPreLoadvm);
@@ -151,6 +160,7 @@ public final class LoadVm {
         if (r == Result.EOF) {
             // Device state still loading on the load threads: wait for it with the BQL released.
             d.awaitLoadThreads();
+            timeline.mark("loaded");
             machine.bql().withHeld(bqlHeld, machine::cpuSynchronizeAllPostInit);
         }
         return r;
@@ -200,13 +210,19 @@ public final class LoadVm {
             try {
                 switch (type) {
                     case QemuStream.SECTION_START, QemuStream.SECTION_FULL -> loadStartFull(f, type, bqlHeld);
-                    case QemuStream.SECTION_PART, QemuStream.SECTION_END -> loadPartEnd(f, at);
+                    case QemuStream.SECTION_PART -> loadPartEnd(f, at);
+                    case QemuStream.SECTION_END -> {
+                        timeline.mark("end");
+                        loadPartEnd(f, at);
+                        timeline.mark("/end:" + currentSection.get());
+                    }
                     case QemuStream.SECTION_COMMAND -> {
                         if (processCommand(f, at, bqlHeld) == Result.QUIT) {
                             return Result.QUIT;
                         }
                     }
                     case QemuStream.SECTION_EOF -> {
+                        timeline.mark("eof");
                         return Result.EOF;
                     }
                     default -> throw new StreamFormatException(String.format("unknown section type 0x%02x", type), at);
@@ -391,6 +407,7 @@ public final class LoadVm {
             case QemuStream.CMD_SWITCHOVER_START -> {
                 // QEMU 10: the source has stopped; devices start loading their final state.
                 expectLength(cmd, len, 0, at);
+                timeline.mark("switchover-start");
                 DeviceLoadContext d = devices;
                 if (d != null) {
                     d.switchoverStart(machine.registry().entries());

@@ -18,6 +18,7 @@ import org.livemig.migration.colo.ColoPrimary;
 import org.livemig.migration.colo.ColoState;
 import org.livemig.migration.multifd.MultifdSender;
 import org.livemig.migration.postcopy.OutgoingHost;
+import org.livemig.migration.ram.MappedRamSaver;
 import org.livemig.migration.postcopy.PostcopySource;
 import org.livemig.migration.postcopy.RequestThreads;
 import org.livemig.stream.MigrationFile;
@@ -79,7 +80,7 @@ public final class Outgoing {
     private volatile org.livemig.migration.ram.TargetPageSaver pageSaver;
     /** mapped-ram: how this migration uses its file (null without the capability), and its page writer. */
     private org.livemig.migration.ram.MappedRamOptions mappedRamOptions;
-    private volatile org.livemig.migration.ram.MappedRamSaver mappedRam;
+    private volatile MappedRamSaver mappedRam;
     /** Bytes mapped-ram wrote to the file beside the stream without multifd channels. */
     private final java.util.concurrent.atomic.AtomicLong fileBytes = new java.util.concurrent.atomic.AtomicLong();
     /** background-snapshot: how guest writes are tracked, who is told of the pause, and the snapshot once set up. */
@@ -281,7 +282,7 @@ public final class Outgoing {
         if (m != null) {
             m.shutdown();
         }
-        org.livemig.migration.ram.MappedRamSaver mr = mappedRam;
+        MappedRamSaver mr = mappedRam;
         if (mr != null) {
             mr.shutdown();
         }
@@ -472,10 +473,10 @@ public final class Outgoing {
         if (traced) {
             Trace.switchover(t1 - downtimeStart, t2 - t1, t3 - t2, t4 - t3, t5 - t4, pendingAtSwitch, bandwidthBytesPerSec);
         }
-        LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms",
+        LOG.log(accountLevel, String.format("switchover: downtime %d ms = stop %.1f + devices %.1f + RAM %.1f (%d KiB pending, estimate %d MB/s) + rest %.1f + ack %.1f ms (clock %d)",
                 downtimeMillis, (t1 - downtimeStart) / 1e6, (t2 - t1) / 1e6, (t3 - t2) / 1e6,
-                pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6));
-        org.livemig.migration.ram.MappedRamSaver mr = mappedRam;
+                pendingAtSwitch >> 10, bandwidthBytesPerSec / 1_000_000, (t4 - t3) / 1e6, (t5 - t4) / 1e6, downtimeStart));
+        MappedRamSaver mr = mappedRam;
         if (mr != null) {
             mappedRamAccount = String.format("open %.1f ms, setup %d ms, %s", connectNanos / 1e6, setupTimeMillis,
                     mr.account());
@@ -595,11 +596,11 @@ public final class Outgoing {
      * Called without the BQL: mapped-ram's page writer on the connection's file. Its bytes count
      * against {@code f}'s rate limit, as multifd's do, and as multifd-bytes when it has channels.
      */
-    private org.livemig.migration.ram.MappedRamSaver openMappedRam(MigrationConnection conn, MigrationFile f)
+    private MappedRamSaver openMappedRam(MigrationConnection conn, MigrationFile f)
             throws IOException {
         org.livemig.migration.ram.MappedRamOptions o = mappedRamOptions;
         java.util.concurrent.atomic.AtomicLong counter = o.channels() > 0 ? ram.multifdBytes : fileBytes;
-        org.livemig.migration.ram.MappedRamSaver m = org.livemig.migration.ram.MappedRamSaver.open(o, conn.fileChannel(),
+        MappedRamSaver m = MappedRamSaver.open(o, conn.fileChannel(),
                 machine.ram().blocks(), n -> {
                     counter.addAndGet(n);
                     f.accountOtherChannel(n);
@@ -683,7 +684,7 @@ public final class Outgoing {
         if (ps != null) {
             ps.close();
         }
-        org.livemig.migration.ram.MappedRamSaver mr = mappedRam;
+        MappedRamSaver mr = mappedRam;
         if (mr != null) {
             mr.close();
         }
@@ -960,7 +961,7 @@ public final class Outgoing {
 
     /** Bytes put on the wire so far: the main channel's and the multifd channels'. */
     private long sent(MigrationFile f) {
-        org.livemig.migration.ram.MappedRamSaver m = mappedRam;
+        MappedRamSaver m = mappedRam;
         long holes = m == null ? 0 : m.holeBytes(); // mapped-ram's regions are moved over, not sent
         return f.position() - holes + ram.multifdBytes.get() + fileBytes.get();
     }

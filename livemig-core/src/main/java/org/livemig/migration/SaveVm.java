@@ -130,6 +130,11 @@ public final class SaveVm {
     /** END sections of every iterative handler. The guest is stopped; no BQL needed for RAM. */
     public static void saveCompleteIterative(Machine m, MigrationFile f) throws IOException {
         for (SaveStateEntry e : iterative(m)) {
+            if (e.handlers().completesOverMultifd()) {
+                e.handlers().saveCompleteMultifd();
+            }
+        }
+        for (SaveStateEntry e : iterative(m)) {
             writeShortHeader(f, QemuStream.SECTION_END, e);
             e.handlers().saveComplete(f);
             writeFooter(f, e);

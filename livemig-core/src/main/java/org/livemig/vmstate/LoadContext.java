@@ -34,6 +34,24 @@ public interface LoadContext {
      */
     void startLoadThread(String what, LoadTask task);
 
+    /**
+     * Keeps the load open while this handler's state still arrives in pieces: {@code mig/dst/main}
+     * waits (as for a task) until the returned release runs or the migration ends. With
+     * {@link #startLoadStep} for the pieces, instead of a task that waits for them.
+     */
+    Runnable holdLoad(String what);
+
+    /**
+     * Runs a short step of a held load (one piece of state to apply) on a load thread, or on
+     * {@code mig/dst/main} when it already waits for the load threads; either way without the
+     * BQL. A step that throws fails the migration with its message.
+     */
+    void startLoadStep(String what, LoadTask step);
+
     /** Takes the BQL for the load steps that need it, from a thread that does not hold it. */
     HookLock hookLock();
+
+    /** Notes that {@code step} of the switchover's load happened now (the destination's timeline); any thread. */
+    default void mark(String step) {
+    }
 }

@@ -68,6 +68,15 @@ public interface SaveVmHandlers {
         return false;
     }
 
+    /**
+     * Source, with the guest stopped, without the BQL, before any END section: a handler that
+     * {@link #completesOverMultifd completes over multifd} queues its final state on the channels
+     * now, ahead of RAM's last pages, so that the destination loads it while those still arrive
+     * (QEMU 10 starts its save_live_complete_precopy_thread here too); its END section then only
+     * refers to it. Default: nothing.
+     */
+    default void saveCompleteMultifd() throws IOException {}
+
     /** Destination, before the first section (QEMU's load_setup). Called without the BQL. */
     default void loadSetup(LoadContext context) throws IOException {}
 

@@ -220,27 +220,76 @@ class AcceleratorMigrationTest {
             p.params(m -> m.maxBandwidth = 0);
             p.cap(Capability.RETURN_PATH);
             multifd(p, 2);
-            // The channel with the first device-state packet is held: mig/dst/main reaches EOF first.
-            try (var tamper = org.livemig.testing.DeviceStateTamper.holding(port(p.listen("tcp:127.0.0.1:0")), 3_000)) {
+            // The device's final state is not applied until the gate opens: mig/dst/main reaches EOF first.
+            java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+            AcceleratorHandlers.of(p.dst(), "acc0").gateFinalStateLoad(gate);
+            Outgoing o = p.migrate(p.listen("tcp:127.0.0.1:0"));
+            Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
+            Thread main = in.loadThread();
+            await().atMost(LONG).until(() -> waitsForLoadThreads(main));
+            assertThat(in.loadThreads().busy()).isTrue();
+            // The BQL is free: another thread takes it, and the main loop answers.
+            Thread.ofPlatform().start(() -> {
+                try {
+                    assertThat(p.dst().bql().tryLock(1_000)).isTrue();
+                    p.dst().bql().unlock();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }).join();
+            assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
+            assertThat(waitsForLoadThreads(main)).as("still waiting when the lock was taken").isTrue();
+            gate.countDown();
+            await().atMost(LONG).until(() -> o.status().isFinal());
+            assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
+            PrecopyTest.assertVerified(p);
+        }
+    }
+
+    @Test
+    void aDamagedPacketAppliedWhileMainWaitsForTheLoadThreadsFailsCleanlyAndTheBqlStaysFree() throws Exception {
+        // The final state is applied only once mig/dst/main waits for the load threads, which may
+        // then apply the damaged packet itself (a step of the device's held load): a clean failure.
+        for (int attempt = 1; ; attempt++) {
+            if (lateDamagedPacketAttempt(attempt == 3)) {
+                return;
+            }
+        }
+    }
+
+    /** One attempt; false when the final state carried no chunk to damage (and {@code last} is false). */
+    private boolean lateDamagedPacketAttempt(boolean last) throws Exception {
+        try (PrecopyTest.Pair p = PrecopyTest.Pair.of(busyDevice())) {
+            p.params(m -> m.maxBandwidth = 0);
+            p.cap(Capability.RETURN_PATH);
+            multifd(p, 2);
+            java.util.concurrent.CountDownLatch gate = new java.util.concurrent.CountDownLatch(1);
+            AcceleratorHandlers.of(p.dst(), "acc0").gateFinalStateLoad(gate);
+            try (var tamper = org.livemig.testing.DeviceStateTamper.flipping(port(p.listen("tcp:127.0.0.1:0")),
+                    276 + 12 + 16 + 100)) {
                 Outgoing o = p.migrate(tamper.uri());
                 Incoming in = await().atMost(LONG).until(() -> p.dstMig().incoming(), i -> i != null && i.loadThread() != null);
                 Thread main = in.loadThread();
                 await().atMost(LONG).until(() -> waitsForLoadThreads(main));
-                assertThat(in.loadThreads().busy()).isTrue();
-                // The BQL is free: another thread takes it, and the main loop answers.
-                Thread.ofPlatform().start(() -> {
-                    try {
-                        assertThat(p.dst().bql().tryLock(1_000)).isTrue();
-                        p.dst().bql().unlock();
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                    }
-                }).join();
+                assertThat(in.loadThreads().busy()).as("the device's load is held open").isTrue();
                 assertThat(p.dst().mainLoop().call(() -> "answered", 1_000)).isEqualTo("answered");
-                assertThat(waitsForLoadThreads(main)).as("still waiting when the lock was taken").isTrue();
-                await().atMost(LONG).until(() -> o.status().isFinal());
-                assertThat(o.status()).as(String.valueOf(o.error())).isEqualTo(MigrationStatus.COMPLETED);
-                PrecopyTest.assertVerified(p);
+                gate.countDown();
+                await().atMost(LONG).until(() -> o.status().isFinal() && in.status().isFinal());
+                if (o.status() == MigrationStatus.COMPLETED && !last) {
+                    return false;
+                }
+                assertThat(o.status()).as("source: %s; destination: %s", o.error(), in.error())
+                        .isEqualTo(MigrationStatus.FAILED);
+                assertThat(p.src().runState()).as("the source runs on").isEqualTo(RunState.RUNNING);
+                assertThat(in.status()).isEqualTo(MigrationStatus.FAILED);
+                assertThat(in.loadThreads().failure()).containsPattern(
+                        "accelerator 'acc0': chunk at 0x[0-9a-f]+ \\(0x10000 bytes\\) in device-state packet \\d+ is damaged");
+                assertThat(in.error()).startsWith(in.loadThreads().failure());
+                assertThat(p.dst().bql().tryLock(1_000)).as("nobody kept the BQL").isTrue();
+                p.dst().bql().unlock();
+                // mig/dst/main ended: it did not stay in the wait.
+                await().atMost(LONG).until(() -> !main.isAlive() || !waitsForLoadThreads(main));
+                return true;
             }
         }
     }
