@@ -47,8 +47,13 @@ public final class PostcopyBench {
         this.out = out;
     }
 
-    /** One case's run: its switch pause, its p99, and every request's latency (us). */
-    private record Measured(long switchMillis, long p99Micros, Histogram latencies) {}
+    /** One case's run: its switch pause, its p99, every request's latency (us), and its floor's p99 (-1: none). */
+    private record Measured(long switchMillis, long p99Micros, Histogram latencies, long floorP99) {
+        /** p99 over the floor's, -1 without a floor. */
+        double ratio() {
+            return floorP99 > 0 && p99Micros >= 0 ? (double) p99Micros / floorP99 : -1;
+        }
+    }
 
     /** Runs every case {@code repeat} times (each run with its own baselines) and prints the medians. */
     public void run(int repeat) throws Exception {
@@ -82,7 +87,8 @@ public final class PostcopyBench {
         // The first relay of a JVM runs interpreted code and pays for its first connections.
         RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, false);
         RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, true);
-        out.println("backend      preempt  switch ms  requests  by vCPU   p50 us   p99 us   max us  postcopy ms   total ms");
+        out.println("backend      preempt  switch ms  requests  by vCPU   p50 us   p99 us   max us  postcopy ms   total ms"
+                + "  p99 / floor's (the loaded relay's just before)");
         Map<String, List<Measured>> byCase = new LinkedHashMap<>();
         boolean userfaultfd = PostcopyBackend.userfaultfdAvailability().available();
         for (int run = 1; run <= repeat; run++) {
@@ -116,8 +122,14 @@ public final class PostcopyBench {
         Histogram h = RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, background);
         out.printf("%-20s  %9s  %8d  %7s  %7d  %7d  %7d%n", name, "-", h.getTotalCount(), "-",
                 h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue());
-        byCase.computeIfAbsent(name, k -> new ArrayList<>()).add(new Measured(-1, h.getValueAtPercentile(99), h));
+        byCase.computeIfAbsent(name, k -> new ArrayList<>()).add(new Measured(-1, h.getValueAtPercentile(99), h, -1));
+        if (background) {
+            floorP99 = h.getValueAtPercentile(99);
+        }
     }
+
+    /** The p99 of the loaded relay measured last: the floor of the case that follows it. */
+    private long floorP99 = -1;
 
     /** Medians over the runs: each case's p99 and switch pause, and p99 with preempt against the loaded relay's. */
     private void summarize(Map<String, List<Measured>> byCase, int repeat) {
@@ -137,9 +149,10 @@ public final class PostcopyBench {
             out.printf("  %-26s p99 %6d us%s%s%n", e.getKey(), p99, pause >= 0 ? String.format(", switch pause %d ms", pause) : "",
                     repeat > 1 ? String.format("; all %d requests: p99 %d us", pooled.getTotalCount(), pooled.getValueAtPercentile(99)) : "");
             if (e.getKey().endsWith(" with preempt") && p99 > 0) {
-                preemptP99.append(String.format("%s%s %d us (%.1f x the loaded raw relay's median p99 %d us; all requests"
-                                + " pooled %.1f x)", preemptP99.isEmpty() ? "" : ", ",
-                        e.getKey().substring(0, e.getKey().indexOf(' ')), p99, (double) p99 / Math.max(1, relayP99), relayP99,
+                double ratio = Medians.of(e.getValue().stream().mapToDouble(Measured::ratio).filter(x -> x >= 0));
+                preemptP99.append(String.format("%s%s %d us (median of the runs' p99 / the floor's just before: %.1f x;"
+                                + " against the median floor %d us %.1f x; all requests pooled %.1f x)", preemptP99.isEmpty() ? "" : ", ",
+                        e.getKey().substring(0, e.getKey().indexOf(' ')), p99, ratio, relayP99, (double) p99 / Math.max(1, relayP99),
                         (double) pooled.getValueAtPercentile(99) / Math.max(1, relayPooled.getValueAtPercentile(99))));
             }
         }
@@ -225,9 +238,10 @@ public final class PostcopyBench {
         }
         // Requests the faulting vCPU sent itself (checked), not through mig/dst/fault.
         long byVcpu = in.postcopyRequestSenders()[0];
-        out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %7d  %11d  %9d%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
-                byVcpu, h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), postcopyMillis, o.totalTimeMillis());
-        return new Measured(o.downtimeMillis(), h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(99), h);
+        out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %7d  %11d  %9d  %6.1f%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
+                byVcpu, h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), postcopyMillis, o.totalTimeMillis(),
+                (double) h.getValueAtPercentile(99) / Math.max(1, floorP99));
+        return new Measured(o.downtimeMillis(), h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(99), h, floorP99);
     }
 
     private static long millisUntil(long deadlineNanos) {
