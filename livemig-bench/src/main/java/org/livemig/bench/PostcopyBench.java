@@ -47,8 +47,13 @@ public final class PostcopyBench {
         this.out = out;
     }
 
-    /** One case's run: its switch pause, its p99, and every request's latency (us). */
-    private record Measured(long switchMillis, long p99Micros, Histogram latencies) {}
+    /** One case's run: its switch pause, its p99, every request's latency (us), and its floor's p99 (-1: none). */
+    private record Measured(long switchMillis, long p99Micros, Histogram latencies, long floorP99) {
+        /** p99 over the floor's, -1 without a floor. */
+        double ratio() {
+            return floorP99 > 0 && p99Micros >= 0 ? (double) p99Micros / floorP99 : -1;
+        }
+    }
 
     /** Runs every case {@code repeat} times (each run with its own baselines) and prints the medians. */
     public void run(int repeat) throws Exception {
@@ -71,28 +76,33 @@ public final class PostcopyBench {
                 + " in %d ms%s%n", w.completed(), WarmUp.DEFAULT_ROUNDS,
                 w.placements().stream().map(r -> r.backend() + " " + r.placed()).toList(),
                 (System.nanoTime() - w0) / 1_000_000, w.failure() == null ? "" : "; " + w.failure());
-        out.println("baseline: the two socket hops of a preempt request with no migration code (RequestRelay: request ->"
-                + " relay thread -> 4 KiB page -> placing thread) over loopback TCP, alone and beside a full-speed background copy");
-        out.println("backend      preempt  switch ms  requests  by vCPU   p50 us   p99 us   max us  postcopy ms   total ms");
+        out.println("baseline (raw relay): a preempt request's two socket hops with no migration code (RequestRelay: request"
+                + " -> relay thread -> 8-byte header + 4 KiB page -> placing thread) over loopback TCP; 'loaded' beside a"
+                + " full-speed background copy on two more threads (as mig/src/main and mig/dst/listen). It is the floor of"
+                + " checked (the vCPU sends its own request: the same two hops); userfaultfd adds one hop (mig/dst/fault)."
+                + " Warmed by one discarded run of each; the loaded relay runs again right before every postcopy case, so"
+                + " that each case has a floor measured under the load of its moment (other processes' load varies");
+        out.printf("from second to second here); %d requests %d us apart each time, as the guest's faults come%n",
+                BASELINE_REQUESTS, BASELINE_SPACING_NANOS / 1000);
+        // The first relay of a JVM runs interpreted code and pays for its first connections.
+        RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, false);
+        RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, true);
+        out.println("backend      preempt  switch ms  requests  by vCPU   p50 us   p99 us   max us  postcopy ms   total ms"
+                + "  p99 / floor's (the loaded relay's just before)");
         Map<String, List<Measured>> byCase = new LinkedHashMap<>();
         boolean userfaultfd = PostcopyBackend.userfaultfdAvailability().available();
         for (int run = 1; run <= repeat; run++) {
             if (repeat > 1) {
                 out.printf("run %d of %d%n", run, repeat);
             }
-            for (boolean background : new boolean[] {false, true}) {
-                String name = background ? "raw relay, loaded" : "raw relay, idle";
-                Histogram h = RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, background);
-                out.printf("%-20s  %9s  %8d  %7s  %7d  %7d  %7d%n", name, "-", h.getTotalCount(), "-",
-                        h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue());
-                byCase.computeIfAbsent(name, k -> new ArrayList<>()).add(new Measured(-1, h.getValueAtPercentile(99), h));
-            }
+            relay(byCase, false, "raw relay, idle");
             for (String backend : new String[] {"checked", "userfaultfd"}) {
                 if (backend.equals("userfaultfd") && !userfaultfd) {
                     out.printf("%-12s skipped: %s%n", backend, PostcopyBackend.userfaultfdAvailability().reason());
                     continue;
                 }
                 for (boolean preempt : new boolean[] {false, true}) {
+                    relay(byCase, true, RELAY_LOADED);
                     Measured m = runOne(backend, preempt);
                     if (m != null) {
                         byCase.computeIfAbsent(backend + (preempt ? " with preempt" : ""), k -> new ArrayList<>()).add(m);
@@ -105,10 +115,29 @@ public final class PostcopyBench {
                 + " QEMU 7.2 here: 56-79 ms pause; QEMU's preempt work reported 10.7 ms -> 0.57 ms per 4 KiB request.");
     }
 
+    private static final String RELAY_LOADED = "raw relay, loaded";
+
+    /** Runs the raw relay once, prints its row and keeps its figures under {@code name}. */
+    private void relay(Map<String, List<Measured>> byCase, boolean background, String name) throws Exception {
+        Histogram h = RequestRelay.run(BASELINE_REQUESTS, BASELINE_SPACING_NANOS, background);
+        out.printf("%-20s  %9s  %8d  %7s  %7d  %7d  %7d%n", name, "-", h.getTotalCount(), "-",
+                h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue());
+        byCase.computeIfAbsent(name, k -> new ArrayList<>()).add(new Measured(-1, h.getValueAtPercentile(99), h, -1));
+        if (background) {
+            floorP99 = h.getValueAtPercentile(99);
+        }
+    }
+
+    /** The p99 of the loaded relay measured last: the floor of the case that follows it. */
+    private long floorP99 = -1;
+
     /** Medians over the runs: each case's p99 and switch pause, and p99 with preempt against the loaded relay's. */
     private void summarize(Map<String, List<Measured>> byCase, int repeat) {
         out.printf("%s:%n", repeat > 1 ? "medians of " + repeat + " runs" : "summary");
-        long relayP99 = median(byCase.getOrDefault("raw relay, loaded", List.of()), Measured::p99Micros);
+        List<Measured> relays = byCase.getOrDefault(RELAY_LOADED, List.of());
+        long relayP99 = median(relays, Measured::p99Micros);
+        Histogram relayPooled = new Histogram(3);
+        relays.forEach(m -> relayPooled.add(m.latencies()));
         StringBuilder preemptP99 = new StringBuilder();
         for (var e : byCase.entrySet()) {
             long p99 = median(e.getValue(), Measured::p99Micros);
@@ -120,8 +149,11 @@ public final class PostcopyBench {
             out.printf("  %-26s p99 %6d us%s%s%n", e.getKey(), p99, pause >= 0 ? String.format(", switch pause %d ms", pause) : "",
                     repeat > 1 ? String.format("; all %d requests: p99 %d us", pooled.getTotalCount(), pooled.getValueAtPercentile(99)) : "");
             if (e.getKey().endsWith(" with preempt") && p99 > 0) {
-                preemptP99.append(String.format("%s%s %d us (%.1f x the loaded raw relay's)", preemptP99.isEmpty() ? "" : ", ",
-                        e.getKey().substring(0, e.getKey().indexOf(' ')), p99, (double) p99 / Math.max(1, relayP99)));
+                double ratio = Medians.of(e.getValue().stream().mapToDouble(Measured::ratio).filter(x -> x >= 0));
+                preemptP99.append(String.format("%s%s %d us (median of the runs' p99 / the floor's just before: %.1f x;"
+                                + " against the median floor %d us %.1f x; all requests pooled %.1f x)", preemptP99.isEmpty() ? "" : ", ",
+                        e.getKey().substring(0, e.getKey().indexOf(' ')), p99, ratio, relayP99, (double) p99 / Math.max(1, relayP99),
+                        (double) pooled.getValueAtPercentile(99) / Math.max(1, relayPooled.getValueAtPercentile(99))));
             }
         }
         out.println("page-request p99 with preempt: " + (preemptP99.isEmpty() ? "not measured" : preemptP99));
@@ -133,7 +165,7 @@ public final class PostcopyBench {
     }
 
     /** The baseline's requests, at about the rate the guest here faults in postcopy. */
-    private static final int BASELINE_REQUESTS = 2000;
+    private static final int BASELINE_REQUESTS = 4000;
     private static final long BASELINE_SPACING_NANOS = 150_000;
 
     /** Runs one case and prints its row; returns its figures, or null when it measured no postcopy. */
@@ -206,9 +238,10 @@ public final class PostcopyBench {
         }
         // Requests the faulting vCPU sent itself (checked), not through mig/dst/fault.
         long byVcpu = in.postcopyRequestSenders()[0];
-        out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %7d  %11d  %9d%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
-                byVcpu, h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), postcopyMillis, o.totalTimeMillis());
-        return new Measured(o.downtimeMillis(), h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(99), h);
+        out.printf("%-12s %-7s  %9d  %8d  %7d  %7d  %7d  %7d  %11d  %9d  %6.1f%n", backend, preempt, o.downtimeMillis(), h.getTotalCount(),
+                byVcpu, h.getValueAtPercentile(50), h.getValueAtPercentile(99), h.getMaxValue(), postcopyMillis, o.totalTimeMillis(),
+                (double) h.getValueAtPercentile(99) / Math.max(1, floorP99));
+        return new Measured(o.downtimeMillis(), h.getTotalCount() == 0 ? -1 : h.getValueAtPercentile(99), h, floorP99);
     }
 
     private static long millisUntil(long deadlineNanos) {

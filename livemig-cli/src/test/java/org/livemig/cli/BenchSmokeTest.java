@@ -203,10 +203,14 @@ class BenchSmokeTest {
             String[] row = r.lines().stream().filter(l -> l.startsWith("raw relay, " + which)).findFirst()
                     .orElseThrow(() -> new AssertionError("no raw relay row (" + which + ") in\n" + r.out()))
                     .substring(("raw relay, " + which).length()).trim().split("\\s+");
-            assertThat(Long.parseLong(row[1])).as(which + " requests").isEqualTo(2000);
+            assertThat(Long.parseLong(row[1])).as(which + " requests").isEqualTo(4000);
             assertThat(row[2]).as(which + ": no vCPUs in the relay").isEqualTo("-");
             assertThat(Long.parseLong(row[3])).as(which + " p50").isPositive().isLessThanOrEqualTo(Long.parseLong(row[4]));
         }
+        // A floor right before every case, and each case's p99 over it at the end of its row.
+        long cases = r.lines().stream().filter(l -> l.matches("(checked|userfaultfd)\\s+(true|false)\\b.*")).count();
+        assertThat(r.lines().stream().filter(l -> l.startsWith("raw relay, loaded")).count()).isEqualTo(cases);
+        assertThat(r.lines()).anyMatch(l -> l.matches("checked\\s+(true|false)(\\s+\\d+){8}\\s+\\d+\\.\\d"));
         assertThat(r.out()).contains("page-request p99 with preempt: ").contains("summary:");
     }
 

@@ -423,6 +423,14 @@ public final class RamSaver {
     }
 
     /**
+     * The next record on the main channel names its block: a section that starts so stands on
+     * its own, and postcopy may send a requested page's section ahead of it.
+     */
+    public void nameNextBlock() {
+        lastSentBlock = null;
+    }
+
+    /**
      * Postcopy recovery, before the first page on the new channel: the next record names its
      * block (the destination's last block belongs to the lost channel), and the background
      * pass starts over from the first page still to send.

@@ -11,6 +11,7 @@ import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.ScatteringByteChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.Map;
 import java.util.Objects;
@@ -46,6 +47,10 @@ public final class MigrationFile implements AutoCloseable {
     private static final int MAX_IOV = 1024;
     /** Flush queued page views once this many bytes are pending. */
     private static final int MAX_PENDING = 2 << 20;
+    /** Room kept for urgent bytes (a section of a few requested pages) so that no write splits them. */
+    private static final int URGENT_IOV = 64;
+    private static final int URGENT_BUFFERED = 8 << 10;
+    private static final int URGENT_BYTES = 256 << 10;
     /** Rate-limit window, as QEMU's BUFFER_DELAY. */
     private static final long RATE_WINDOW_NANOS = 100_000_000L;
 
@@ -76,6 +81,14 @@ public final class MigrationFile implements AutoCloseable {
     private long position;
     private IOException error;
     private boolean eof;
+
+    /*
+     * Writer, urgent bytes (postcopy without preempt: a page a vCPU waits for): the iov index
+     * where the first self-contained unit (a section) still queued starts, -1 when the queue
+     * starts inside one; and the index where the urgent bytes being written start, -1 outside.
+     */
+    private int unitStart = -1;
+    private int urgentFrom = -1;
 
     private long rateLimitBytesPerSec;
     private long rateWindowStart = System.nanoTime();
@@ -240,7 +253,7 @@ public final class MigrationFile implements AutoCloseable {
      */
     private boolean extendLastRamView(MemorySegment ram, long offset, int length) {
         int last = iovCount - 1;
-        if (last < 0 || iov[last] != ramViews[last]) {
+        if (last < 0 || last < urgentFrom || iov[last] != ramViews[last]) {
             return false;
         }
         ByteBuffer[] windows = ramWindows.get(ram);
@@ -289,6 +302,70 @@ public final class MigrationFile implements AutoCloseable {
             windows[(int) index] = w;
         }
         return w;
+    }
+
+    /**
+     * Marks the start of a self-contained unit of the stream (a section that names its block in
+     * its first record): urgent bytes put later may go out ahead of it and of every queued unit
+     * after it. Only the first mark in the queue counts; a write that sends the queue clears it.
+     */
+    public void markUnitStart() throws IOException {
+        checkError();
+        if (unitStart < 0) {
+            queueBuffered();
+            if (iovCount == MAX_IOV) {
+                flushQueued(); // a full list takes no more buffered bytes
+            }
+            unitStart = iovCount;
+        }
+    }
+
+    /**
+     * Starts urgent bytes, a whole unit: what is put until {@link #endUrgent} goes out ahead of
+     * the units queued since {@link #markUnitStart}, at the next write. Bytes already handed to
+     * the channel are not overtaken (one stream keeps its order).
+     */
+    public void beginUrgent() throws IOException {
+        checkError();
+        if (urgentFrom >= 0) {
+            throw new IllegalStateException("urgent bytes already begun");
+        }
+        // Room for a few urgent records, so that no write sends the queue in their middle.
+        if (iovCount + URGENT_IOV > MAX_IOV || buf.remaining() < URGENT_BUFFERED || iovBytes + URGENT_BYTES >= MAX_PENDING) {
+            queueBuffered();
+            flushQueued();
+        }
+        queueBuffered();
+        urgentFrom = iovCount;
+    }
+
+    /**
+     * Ends urgent bytes: moves them ahead of the queued units (after earlier urgent bytes).
+     * Returns whether they overtook anything queued.
+     */
+    public boolean endUrgent() throws IOException {
+        if (urgentFrom < 0) {
+            throw new IllegalStateException("endUrgent without beginUrgent");
+        }
+        int from = urgentFrom;
+        urgentFrom = -1;
+        queueBuffered();
+        int n = iovCount - from;
+        if (unitStart < 0 || unitStart >= from || n == 0) {
+            if (iovCount == MAX_IOV) {
+                flushQueued();
+            }
+            return false;
+        }
+        ByteBuffer[] moved = Arrays.copyOfRange(iov, from, iovCount);
+        System.arraycopy(iov, unitStart, iov, unitStart + n, from - unitStart);
+        System.arraycopy(moved, 0, iov, unitStart, n);
+        // Views are reused by slot: every moved entry stays below iovCount, whose slots are the only ones re-pointed.
+        unitStart += n;
+        if (iovCount == MAX_IOV) {
+            flushQueued();
+        }
+        return true;
     }
 
     /** Writes out everything buffered and queued. */
@@ -366,6 +443,10 @@ public final class MigrationFile implements AutoCloseable {
             iovBytes = 0;
             buf.clear();
             unqueuedStart = 0;
+            unitStart = -1;
+            if (urgentFrom >= 0) {
+                urgentFrom = 0; // more urgent bytes than room: what went is sent, in order
+            }
         }
     }
 

@@ -39,6 +39,8 @@ public final class PostcopySource {
     private static final System.Logger LOG = System.getLogger(PostcopySource.class.getName());
     /** Pages sent per PART section while postcopy runs, between checks of the request queue. */
     private static final int POSTCOPY_BATCH = 64;
+    /** Requested pages per section of their own (without preempt); fits MigrationFile's room for urgent bytes. */
+    private static final int URGENT_BATCH = 16;
     private static final long SHUT_TIMEOUT_MILLIS = 60_000;
 
     private final OutgoingHost host;
@@ -230,33 +232,34 @@ public final class PostcopySource {
             host.applyRateLimit(f, true);
             boolean throttled = f.rateLimitExceeded();
             ReturnPathReader.PageRequest first = preempt == null ? returnPath.pollRequest() : null;
-            if (first == null && throttled) {
+            if (first != null) {
+                sendRequested(f, ramEntry, first, returnPath);
+                continue;
+            }
+            if (throttled) {
                 // Nothing asked for and the background budget spent: wait for a request (at
                 // most until the next window; every 100 us at least, to see new requests).
                 host.waitOutRateWindow(f, 100_000);
                 continue;
             }
+            if (preempt == null) {
+                // Each background section names its block first, so that a requested page's
+                // section can go out ahead of every whole section still in our buffer.
+                f.markUnitStart();
+                saver.nameNextBlock();
+            }
             SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ramEntry);
-            boolean urgent = false;
-            for (int i = 0; i < POSTCOPY_BATCH; i++) {
-                ReturnPathReader.PageRequest r = first != null ? first : preempt == null ? returnPath.pollRequest() : null;
-                first = null;
-                if (r != null) {
-                    host.ram().postcopyRequests.incrementAndGet();
-                    // Sent now, or sent earlier and perhaps still in our buffer: either way a
-                    // vCPU waits for it, so this section is flushed at once.
-                    saver.sendRequestedPage(f, r.block(), r.page());
-                    urgent = true;
-                    continue;
-                }
-                if (urgent || throttled || saver.sendBackgroundPages(f, 1) == 0) {
+            ReturnPathReader.PageRequest requested = null;
+            for (int i = 0; requested == null && i < POSTCOPY_BATCH; i++) {
+                if (saver.sendBackgroundPages(f, 1) == 0) {
                     break;
                 }
+                requested = preempt == null ? returnPath.pollRequest() : null;
             }
             RamPageRecord.writeEos(f);
             SaveVm.writeFooter(f, ramEntry);
-            if (urgent) {
-                f.flush(); // a vCPU waits for this page
+            if (requested != null) {
+                sendRequested(f, ramEntry, requested, returnPath);
             }
             // Give way to mig/src/rp_thr, which sends what vCPUs wait for (see
             // PostcopyIncoming.LISTEN_GIVE_WAY_PAGES): one yield per section of at most 256 KiB.
@@ -282,6 +285,32 @@ public final class PostcopySource {
         if (shutStatus != 0) {
             throw new Unrecoverable("destination failed to finish postcopy (SHUT " + shutStatus + ")", null);
         }
+    }
+
+    /**
+     * Without postcopy-preempt: the requested pages ({@code first} and what else is queued), in
+     * a section of their own that goes out ahead of the background sections still in our write
+     * buffer, at once: a vCPU waits for them. A page sent earlier that may still sit in that
+     * buffer (or in the socket's) is sent again; the destination keeps the first copy it gets.
+     */
+    private void sendRequested(MigrationFile f, SaveStateEntry ramEntry, ReturnPathReader.PageRequest first,
+            ReturnPathReader returnPath) throws IOException {
+        f.beginUrgent();
+        saver.nameNextBlock();
+        SaveVm.writeShortHeader(f, QemuStream.SECTION_PART, ramEntry);
+        ReturnPathReader.PageRequest r = first;
+        int n = 0;
+        do {
+            host.ram().postcopyRequests.incrementAndGet();
+            if (!saver.sendRequestedPage(f, r.block(), r.page())) {
+                saver.resendPage(f, r.block(), r.page());
+            }
+        } while (++n < URGENT_BATCH && (r = returnPath.pollRequest()) != null);
+        RamPageRecord.writeEos(f);
+        SaveVm.writeFooter(f, ramEntry);
+        f.endUrgent();
+        saver.nameNextBlock();
+        f.flush();
     }
 
     /**
