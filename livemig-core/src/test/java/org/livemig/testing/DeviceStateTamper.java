@@ -16,7 +16,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * A TCP proxy for tests that forwards a migration's connections (the main one and its multifd
  * channels) and, at the first multifd device-state packet it sees going to the destination
  * (magic 0x11223344, version 1, flags 0x40), either flips one byte a given distance after the
- * packet's start, or holds that channel for a while, or both. Other bytes pass unchanged, both ways.
+ * packet's start or holds that channel for a while. Other bytes pass unchanged, both ways.
  */
 public final class DeviceStateTamper implements AutoCloseable {
     private static final byte[] SIGNATURE = {0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1, 0, 0, 0, 0x40};
@@ -31,11 +31,6 @@ public final class DeviceStateTamper implements AutoCloseable {
     /** Flips the byte {@code distance} bytes after the start of the first device-state packet. */
     public static DeviceStateTamper flipping(int targetPort, long distance) throws IOException {
         return new DeviceStateTamper(targetPort, distance, 0);
-    }
-
-    /** Holds that channel for {@code millis} before the packet, then flips the byte {@code distance} after its start. */
-    public static DeviceStateTamper holdingThenFlipping(int targetPort, long millis, long distance) throws IOException {
-        return new DeviceStateTamper(targetPort, distance, millis);
     }
 
     /** Holds the channel carrying the first device-state packet for {@code millis} before it. */
@@ -83,8 +78,7 @@ public final class DeviceStateTamper implements AutoCloseable {
                             long start = pos + at; // at may be negative: the signature began in the tail
                             if (flipDistance >= 0) {
                                 flipAt = start + flipDistance;
-                            }
-                            if (holdMillis > 0) {
+                            } else {
                                 hold = Math.max(0, at);
                             }
                             firedLatch.countDown();
