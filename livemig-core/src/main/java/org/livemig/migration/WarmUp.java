@@ -207,14 +207,13 @@ public final class WarmUp {
      * RamLoader.loadRecord (the main channel's sync with the channels), first taken in a fifth
      * round, threw away the C2 code of the first rounds, and the rounds after it were too short
      * to compile it again, leaving that to the real migration. A second multifd round, with zstd,
-     * takes the second zero round's place: with one multifd round the per-packet methods
+     * takes the middle random round's place: with one multifd round the per-packet methods
      * (MultifdSender.sendPacket, queuePage, MultifdReceiver.receivePacket, MigrationFile.readPages)
      * and zstd's whole path reached C2 only inside a real multifd migration (a fifth to a third
-     * of its CPU). The three random rounds stay: on a loaded machine the single stream's page
-     * methods can sit at C1 (tier 2, while C2's queue is long) through a whole round.
+     * of its CPU); the single stream's methods reach C2 in the two random rounds left.
      */
-    private static final Kind[] ORDER = {Kind.RANDOM, Kind.MULTIFD, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM,
-        Kind.MULTIFD_ZSTD, Kind.RANDOM};
+    private static final Kind[] ORDER = {Kind.RANDOM, Kind.MULTIFD, Kind.ZERO, Kind.POSTCOPY, Kind.MULTIFD_ZSTD,
+        Kind.ZERO, Kind.RANDOM};
 
     /** One scratch migration; one that completes is added to {@link #rounds()}. */
     private void migrateOnce(Kind kind, String uri) throws InterruptedException {

@@ -36,7 +36,7 @@ class WarmUpTest {
 
     @Test
     void withAcceleratorsItsRandomAndMultifdRoundsCarryOneOverBothFinalPaths() throws Exception {
-        WarmUp w = WarmUp.start(5, true); // random, multifd, zero, postcopy, random
+        WarmUp w = WarmUp.start(5, true); // random, multifd, zero, postcopy, multifd with zstd
         assertThat(w.await(LONG.toMillis())).isTrue();
         assertThat(w.failure()).isNull();
         assertThat(w.rounds()).hasSize(5);
