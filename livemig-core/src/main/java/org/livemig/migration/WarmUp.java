@@ -158,7 +158,7 @@ public final class WarmUp {
             for (int i = 0; i < rounds.length && !yielded; i++) {
                 // Random pages with a dirtying guest (normal pages, passes, syncs), zero RAM (the
                 // zero runs), postcopy with demand paging and the preempt channel, and random
-                // pages over multifd channels, plain and zstd; TCP and Unix sockets in turn.
+                // pages over multifd channels; TCP and Unix sockets in turn.
                 Kind kind = rounds[i];
                 String uri = i % 2 == 0 ? "tcp:127.0.0.1:0" : "unix:" + dir.resolve("m" + i + ".sock");
                 migrateOnce(kind, uri);
@@ -189,7 +189,7 @@ public final class WarmUp {
     }
 
     /** What a scratch migration moves. */
-    public enum Kind { RANDOM, ZERO, POSTCOPY, MULTIFD, MULTIFD_ZSTD }
+    public enum Kind { RANDOM, ZERO, POSTCOPY, MULTIFD }
 
     /**
      * One completed scratch migration: its kind, the page records its source sent, and the bytes
@@ -206,27 +206,21 @@ public final class WarmUp {
      * with random pages (a real migration's bulk). Multifd comes second: its branch in
      * RamLoader.loadRecord (the main channel's sync with the channels), first taken in a fifth
      * round, threw away the C2 code of the first rounds, and the rounds after it were too short
-     * to compile it again, leaving that to the real migration. A second multifd round, with zstd,
-     * takes the second zero round's place: with one multifd round the per-packet methods
-     * (MultifdSender.sendPacket, queuePage, MultifdReceiver.receivePacket, MigrationFile.readPages)
-     * and zstd's whole path reached C2 only inside a real multifd migration (a fifth to a third
-     * of its CPU). The three random rounds stay: on a loaded machine the single stream's page
-     * methods can sit at C1 (tier 2, while C2's queue is long) through a whole round.
+     * to compile it again, leaving that to the real migration.
      */
-    private static final Kind[] ORDER = {Kind.RANDOM, Kind.MULTIFD, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM,
-        Kind.MULTIFD_ZSTD, Kind.RANDOM};
+    private static final Kind[] ORDER = {Kind.RANDOM, Kind.MULTIFD, Kind.ZERO, Kind.POSTCOPY, Kind.RANDOM, Kind.ZERO,
+        Kind.RANDOM};
 
     /** One scratch migration; one that completes is added to {@link #rounds()}. */
     private void migrateOnce(Kind kind, String uri) throws InterruptedException {
         Machine.Config base = Machine.Config.defaults().withRam(SCRATCH_RAM).withVcpus(1).withBlobSize(8192);
         String workload = switch (kind) {
-            case RANDOM, MULTIFD, MULTIFD_ZSTD -> "ab:25000";
+            case RANDOM, MULTIFD -> "ab:25000";
             case ZERO -> "idle";
             case POSTCOPY -> "random-writes:64"; // faster than the 32 MiB/s precopy below: it never converges
         };
         boolean postcopy = kind == Kind.POSTCOPY;
         boolean device = accelerators && (kind == Kind.RANDOM || kind == Kind.MULTIFD);
-        boolean multifd = kind == Kind.MULTIFD || kind == Kind.MULTIFD_ZSTD;
         if (device) {
             base = base.withAccelerators(java.util.List.of(new org.livemig.machine.Accelerator.Spec("warm-up", 4L << 20, 64)));
         }
@@ -256,10 +250,9 @@ public final class WarmUp {
                 enablePostcopy(src, sm);
                 enablePostcopy(d, dm);
             }
-            if (multifd) {
-                String compression = kind == Kind.MULTIFD_ZSTD ? "zstd" : "none";
-                enableMultifd(src, sm, compression);
-                enableMultifd(d, dm, compression);
+            if (kind == Kind.MULTIFD) {
+                enableMultifd(src, sm);
+                enableMultifd(d, dm);
             }
             if (device) {
                 for (Machine m : new Machine[] {src, d}) {
@@ -325,19 +318,16 @@ public final class WarmUp {
         }
     }
 
+    /** Postcopy with the preempt channel, on one side. */
     /** Two channels: the sender's hand-over and both channel loops run, as in any multifd migration. */
-    private static void enableMultifd(Machine m, Migration mig, String compression) throws Exception {
+    private static void enableMultifd(Machine m, Migration mig) throws Exception {
         m.mainLoop().call(() -> {
             mig.setCapability(Capability.MULTIFD, true);
-            mig.setParameters(p -> {
-                p.multifdChannels = 2;
-                p.multifdCompression = compression;
-            });
+            mig.setParameters(p -> p.multifdChannels = 2);
             return null;
         }, STEP_TIMEOUT_MILLIS);
     }
 
-    /** Postcopy with the preempt channel, on one side. */
     private static void enablePostcopy(Machine m, Migration mig) throws Exception {
         m.mainLoop().call(() -> {
             mig.setCapability(Capability.POSTCOPY_RAM, true);

@@ -55,11 +55,10 @@ class WarmUpTest {
 
     @Test
     void eachScratchMigrationTakesThePathsItIsThereFor() throws Exception {
-        WarmUp w = WarmUp.start(WarmUp.Kind.RANDOM, WarmUp.Kind.ZERO, WarmUp.Kind.POSTCOPY, WarmUp.Kind.MULTIFD,
-                WarmUp.Kind.MULTIFD_ZSTD);
+        WarmUp w = WarmUp.start(WarmUp.Kind.RANDOM, WarmUp.Kind.ZERO, WarmUp.Kind.POSTCOPY, WarmUp.Kind.MULTIFD);
         assertThat(w.await(LONG.toMillis())).isTrue();
         assertThat(w.failure()).isNull();
-        assertThat(w.rounds()).hasSize(5);
+        assertThat(w.rounds()).hasSize(4);
         long scratchPages = (16L << 20) / org.livemig.memory.RamBlock.PAGE_SIZE;
         for (WarmUp.Round r : w.rounds()) {
             switch (r.kind()) {
@@ -72,7 +71,7 @@ class WarmUpTest {
                     assertThat(r.zeroPages()).as("ZERO records").isGreaterThanOrEqualTo(64);
                 }
                 case ZERO -> assertThat(r.zeroPages()).isGreaterThanOrEqualTo(scratchPages);
-                case MULTIFD, MULTIFD_ZSTD -> assertThat(r.normalPages()).as("pages over multifd").isGreaterThan(scratchPages / 2);
+                case MULTIFD -> assertThat(r.normalPages()).as("pages over multifd").isGreaterThan(scratchPages / 2);
                 case POSTCOPY -> {
                     assertThat(r.postcopyBytes()).as("bytes sent in postcopy").isPositive();
                     assertThat(r.zeroPages()).as("ZERO records").isPositive();
