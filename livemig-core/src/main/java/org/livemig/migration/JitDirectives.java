@@ -34,7 +34,9 @@ import java.util.stream.Collectors;
  * process asks its own attach listener (what {@code jcmd PID Compiler.directives_add} talks to):
  * a trigger file and a SIGQUIT start it, as for any {@code jcmd}; about 10 ms. Where the listener is
  * off ({@code -XX:+DisableAttachMechanism}, or {@code -Xrs}, where SIGQUIT would end the process)
- * it uses the MBean; on another JVM it logs once and does nothing.
+ * it uses the MBean; on another JVM it logs once and does nothing. An embedder that keeps SIGQUIT
+ * for itself (a {@code sun.misc.Signal} handler) or wants no attach listener sets the system
+ * property {@value #MODE_PROPERTY} to {@code mbean}; {@code off} installs nothing.
  *
  * <p>Thread-safety: {@link #install} is synchronized and runs once per process.
  */
@@ -43,6 +45,8 @@ public final class JitDirectives {
     /** The methods no livemig compilation inlines (class/method, as compiler directives name them). */
     public static final List<String> DONT_INLINE = List.of("org/livemig/migration/RamSaver.sendNextDirtyPage",
             "org/livemig/migration/RamSaver.sendKnownZeroRun", "org/livemig/migration/RamLoader.loadRecord");
+    /** System property choosing how the directive is installed: {@code auto} (default), {@code mbean} or {@code off}. */
+    public static final String MODE_PROPERTY = "livemig.jit.directive";
     private static final int SIGQUIT = 3;
     private static final long ATTACH_TIMEOUT_MILLIS = 2_000;
 
@@ -69,14 +73,33 @@ public final class JitDirectives {
             return outcome;
         }
         long start = System.nanoTime();
+        String mode = System.getProperty(MODE_PROPERTY, "auto");
+        if (mode.equals("off")) {
+            LOG.log(Level.DEBUG, "page path compiler directive not installed: " + MODE_PROPERTY + "=off");
+            return outcome = Outcome.UNAVAILABLE;
+        }
         Path file = null;
         String why;
         try {
             file = Files.createTempFile("livemig-jit", ".json");
             Files.writeString(file, json());
             String command = "Compiler.directives_add " + file;
-            why = attachListenerUnusable();
-            String reply = why == null ? attachCommand(command) : mbeanCommand("compilerDirectivesAdd", file.toString());
+            why = switch (mode) {
+                case "auto" -> attachListenerUnusable();
+                case "mbean" -> MODE_PROPERTY + "=mbean";
+                default -> throw new IllegalArgumentException(MODE_PROPERTY + " must be auto, mbean or off, not '" + mode + "'");
+            };
+            String reply;
+            if (why == null) {
+                try {
+                    reply = attachCommand(command);
+                } catch (IOException e) {
+                    why = "the attach listener failed: " + e.getMessage();
+                    reply = mbeanCommand("compilerDirectivesAdd", file.toString());
+                }
+            } else {
+                reply = mbeanCommand("compilerDirectivesAdd", file.toString());
+            }
             outcome = why == null ? Outcome.ATTACH_LISTENER : Outcome.MBEAN;
             if (!reply.contains("1 compiler directives added")) {
                 throw new IOException("the JVM answered: " + reply.strip());
