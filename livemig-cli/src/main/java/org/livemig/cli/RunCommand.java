@@ -106,6 +106,10 @@ final class RunCommand implements Callable<Integer> {
                     + "runs compiled code; gives way to a real migration at once (default: on; --no-warm-up skips it).")
     boolean warmUp;
 
+    /** Test hook: rounds of the startup warm-up, so that a test can find it still running. */
+    @Option(names = "--x-warm-up-rounds", hidden = true, defaultValue = "" + WarmUp.DEFAULT_ROUNDS)
+    int warmUpRounds;
+
     @Spec
     CommandSpec spec;
     /**
@@ -231,7 +235,7 @@ final class RunCommand implements Callable<Integer> {
                         tls.add(creds);
                     }
                 }
-                warm.start(tls, () -> WarmUp.start(WarmUp.DEFAULT_ROUNDS, !machine.devices.isEmpty()));
+                warm.start(tls, () -> WarmUp.start(warmUpRounds, !machine.devices.isEmpty()));
             }
             // One line for people and scripts: the machine can be driven now.
             System.err.println("livemig run: ready: pid " + ProcessHandle.current().pid() + ", QMP on " + String.join(", ", qmp)

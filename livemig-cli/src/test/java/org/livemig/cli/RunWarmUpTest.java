@@ -85,7 +85,9 @@ class RunWarmUpTest {
 
     @Test
     void aMigrationStartedDuringTheWarmUpCompletesAndTheWarmUpGivesWay() throws Exception {
-        QmpSide src = start("random", false, List.of());
+        // Far more rounds than the test takes, so that the warm-up is still running when the
+        // migration starts however slowly the destination starts (seven rounds can end first).
+        QmpSide src = start("random", false, List.of("--x-warm-up-rounds", "100000"));
         QmpSide dst = start("zero", true, List.of("-S", "--no-warm-up"));
         src.setCapabilities(java.util.Map.of("events", true));
         String uri = "unix:" + dir.resolve("mig.sock");
