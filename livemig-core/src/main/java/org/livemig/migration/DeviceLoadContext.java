@@ -150,26 +150,25 @@ final class DeviceLoadContext implements LoadContext {
 
     @Override
     public void startLoadThread(String what, LoadTask task) {
-        if (threads == null) {
-            throw new IllegalStateException(what + ": this load has no load threads");
-        }
-        threads.submit(what, task);
+        threads(what).submit(what, task);
     }
 
     @Override
     public Runnable holdLoad(String what) {
-        if (threads == null) {
-            throw new IllegalStateException(what + ": this load has no load threads");
-        }
-        return threads.hold();
+        return threads(what).hold();
     }
 
     @Override
     public void startLoadStep(String what, LoadTask step) {
+        threads(what).submitStep(what, step);
+    }
+
+    /** The pool, or a failure naming {@code what} when this load has none. */
+    private LoadThreads threads(String what) {
         if (threads == null) {
             throw new IllegalStateException(what + ": this load has no load threads");
         }
-        threads.submitStep(what, step);
+        return threads;
     }
 
     @Override

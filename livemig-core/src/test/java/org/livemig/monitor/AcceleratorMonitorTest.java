@@ -17,9 +17,9 @@ import org.livemig.transport.FaultSpec;
 import tools.jackson.databind.JsonNode;
 
 /**
- * The seed's TODO, closed for devices: the destination loads a 256 MiB accelerator's state with
- * no BQL held while the bytes arrive, so its monitor answers while the connection stalls in the
- * middle of that state.
+ * The seed's open item (the BQL held across IO), closed for devices: the destination loads a
+ * 256 MiB accelerator's state with no BQL held while the bytes arrive, so its monitor answers
+ * while the connection stalls in the middle of that state.
  */
 class AcceleratorMonitorTest {
     private static final Duration LONG = Duration.ofSeconds(120);
