@@ -8,7 +8,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
-import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.ScatteringByteChannel;
 import java.util.SplittableRandom;
@@ -176,40 +175,7 @@ class MigrationFilePagesTest {
 
     @Test
     void adjacentPagesGoToTheKernelAsOneRange() throws IOException {
-        java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
-        java.util.List<Integer> buffersPerWrite = new java.util.ArrayList<>();
-        GatheringByteChannel sink = new GatheringByteChannel() {
-            @Override
-            public long write(ByteBuffer[] srcs, int offset, int length) {
-                buffersPerWrite.add(length);
-                long n = 0;
-                for (int i = offset; i < offset + length; i++) {
-                    while (srcs[i].hasRemaining()) {
-                        got.write(srcs[i].get());
-                        n++;
-                    }
-                }
-                return n;
-            }
-
-            @Override
-            public long write(ByteBuffer[] srcs) {
-                return write(srcs, 0, srcs.length);
-            }
-
-            @Override
-            public int write(ByteBuffer src) {
-                return (int) write(new ByteBuffer[] {src}, 0, 1);
-            }
-
-            @Override
-            public boolean isOpen() {
-                return true;
-            }
-
-            @Override
-            public void close() {}
-        };
+        RecordingSink sink = new RecordingSink();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment ram = arena.allocate(16L * PAGE, PAGE);
             for (long i = 0; i < ram.byteSize(); i++) {
@@ -225,7 +191,7 @@ class MigrationFilePagesTest {
             f.putRam(ram, 9L * PAGE, PAGE);
             f.flush();
             // header, pages 0-3, pages 7-8, page 3 again (not adjacent), trailer, page 9 (after a header: its own)
-            assertThat(buffersPerWrite).containsExactly(6);
+            assertThat(sink.buffersPerWrite).containsExactly(6);
             ByteBuffer expect = ByteBuffer.allocate(4 + 8 * PAGE + 4);
             expect.putInt(0xCAFE);
             for (long off : offsets) {
@@ -233,7 +199,7 @@ class MigrationFilePagesTest {
             }
             expect.putInt(0xBEEF);
             expect.put(ram.asSlice(9L * PAGE, PAGE).toArray(ValueLayout.JAVA_BYTE));
-            assertThat(got.toByteArray()).isEqualTo(expect.array());
+            assertThat(sink.bytes.toByteArray()).isEqualTo(expect.array());
             assertThat(f.position()).isEqualTo(expect.capacity());
         }
     }

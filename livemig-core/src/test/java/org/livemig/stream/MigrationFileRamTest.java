@@ -10,7 +10,6 @@ import java.lang.foreign.ValueLayout;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
 import java.nio.channels.Channels;
-import java.nio.channels.GatheringByteChannel;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.livemig.memory.NativeMemory;
@@ -18,57 +17,6 @@ import org.livemig.memory.NativeMemory;
 /** Page payloads queued from RAM ({@code putRam}) and read into RAM ({@code readInto} at an offset). */
 class MigrationFileRamTest {
     private static final int PAGE = 4096;
-
-    /** A gathering channel that keeps what it is given, taking at most {@code maxPerWrite} bytes a call. */
-    private static final class Sink implements GatheringByteChannel {
-        final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        final boolean keep;
-        final int maxPerWrite;
-        long written;
-
-        Sink(boolean keep, int maxPerWrite) {
-            this.keep = keep;
-            this.maxPerWrite = maxPerWrite;
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs, int offset, int length) {
-            long n = 0;
-            for (int i = offset; i < offset + length && n < maxPerWrite; i++) {
-                ByteBuffer b = srcs[i];
-                int take = (int) Math.min(b.remaining(), maxPerWrite - n);
-                if (keep) {
-                    for (int k = 0; k < take; k++) {
-                        bytes.write(b.get());
-                    }
-                } else {
-                    b.position(b.position() + take);
-                }
-                n += take;
-            }
-            written += n;
-            return n;
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs) {
-            return write(srcs, 0, srcs.length);
-        }
-
-        @Override
-        public int write(ByteBuffer src) {
-            return (int) write(new ByteBuffer[] {src}, 0, 1);
-        }
-
-        @Override
-        public boolean isOpen() {
-            return true;
-        }
-
-        @Override
-        public void close() {
-        }
-    }
 
     private static MemorySegment randomPages(Arena arena, int pages, long seed) {
         MemorySegment m = arena.allocate((long) pages * PAGE, PAGE);
@@ -84,7 +32,7 @@ class MigrationFileRamTest {
         try (Arena arena = Arena.ofConfined()) {
             int pages = 3000; // several flushes of 1024 iov entries
             MemorySegment ram = randomPages(arena, pages, 1);
-            Sink sink = new Sink(true, 10_000); // every gathering write is partial
+            RecordingSink sink = new RecordingSink(true, 10_000); // every gathering write is partial
             MigrationFile f = MigrationFile.forWriting(sink);
             SplittableRandom order = new SplittableRandom(2);
             long[] sent = new long[pages];
@@ -119,7 +67,7 @@ class MigrationFileRamTest {
                 ram.set(ValueLayout.JAVA_BYTE, off, (byte) (off * 7 + 3));
             }
             ram.set(ValueLayout.JAVA_BYTE, 0, (byte) 42);
-            Sink sink = new Sink(true, Integer.MAX_VALUE);
+            RecordingSink sink = new RecordingSink(true, Integer.MAX_VALUE);
             MigrationFile f = MigrationFile.forWriting(sink);
             for (long off : offsets) {
                 f.putRam(ram, off, PAGE);
@@ -140,7 +88,7 @@ class MigrationFileRamTest {
         try (Arena arena = Arena.ofConfined()) {
             int pages = 256;
             MemorySegment ram = randomPages(arena, pages, 3);
-            MigrationFile f = MigrationFile.forWriting(new Sink(false, Integer.MAX_VALUE));
+            MigrationFile f = MigrationFile.forWriting(new RecordingSink(false, Integer.MAX_VALUE));
             for (int i = 0; i < 5000; i++) { // every iov slot has its views now
                 f.putBe64(i);
                 f.putRam(ram, (long) (i % pages) * PAGE, PAGE);

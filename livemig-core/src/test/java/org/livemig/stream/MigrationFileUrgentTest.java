@@ -2,14 +2,12 @@ package org.livemig.stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.GatheringByteChannel;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -24,49 +22,6 @@ class MigrationFileUrgentTest {
     /** A unit here: an 8-byte id from the buffer, then a page of RAM (as a section of one page). */
     private static final int UNIT = 8 + PAGE;
     private static final long URGENT = 1L << 62;
-
-    /** A gathering channel that keeps what it is given, taking at most {@code maxPerWrite} bytes a call (a slow peer). */
-    private static final class Sink implements GatheringByteChannel {
-        final ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        final int maxPerWrite;
-
-        Sink(int maxPerWrite) {
-            this.maxPerWrite = maxPerWrite;
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs, int offset, int length) {
-            long n = 0;
-            for (int i = offset; i < offset + length && n < maxPerWrite; i++) {
-                ByteBuffer b = srcs[i];
-                int take = (int) Math.min(b.remaining(), maxPerWrite - n);
-                for (int k = 0; k < take; k++) {
-                    bytes.write(b.get());
-                }
-                n += take;
-            }
-            return n;
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs) {
-            return write(srcs, 0, srcs.length);
-        }
-
-        @Override
-        public int write(ByteBuffer src) {
-            return (int) write(new ByteBuffer[] {src}, 0, 1);
-        }
-
-        @Override
-        public boolean isOpen() {
-            return true;
-        }
-
-        @Override
-        public void close() {
-        }
-    }
 
     /** Pages whose first 8 bytes are their index. */
     private static MemorySegment pages(Arena arena, int count) {
@@ -83,7 +38,7 @@ class MigrationFileUrgentTest {
     }
 
     /** The units the sink holds, as their ids, each checked against its page (an urgent one's in its low bits, else id % 1000). */
-    private static List<Long> units(Sink s) {
+    private static List<Long> units(RecordingSink s) {
         ByteBuffer b = ByteBuffer.wrap(s.bytes.toByteArray()).order(ByteOrder.BIG_ENDIAN);
         assertThat(b.remaining() % UNIT).as("whole units only").isZero();
         List<Long> ids = new ArrayList<>();
@@ -101,7 +56,7 @@ class MigrationFileUrgentTest {
     void urgentUnitsGoAheadOfQueuedUnitsInTheirOwnOrder() throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment ram = pages(arena, 16);
-            Sink sink = new Sink(Integer.MAX_VALUE);
+            RecordingSink sink = new RecordingSink(true, Integer.MAX_VALUE);
             MigrationFile f = MigrationFile.forWriting(sink);
             unit(f, ram, 1, 1);
             f.flush(); // on its way: nothing overtakes it
@@ -129,7 +84,7 @@ class MigrationFileUrgentTest {
     void aUnitAlreadyPartlyWrittenIsFinishedFirst() throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment ram = pages(arena, 16);
-            Sink sink = new Sink(Integer.MAX_VALUE);
+            RecordingSink sink = new RecordingSink(true, Integer.MAX_VALUE);
             MigrationFile f = MigrationFile.forWriting(sink);
             f.markUnitStart();
             f.putBe64(2);
@@ -156,7 +111,7 @@ class MigrationFileUrgentTest {
         try (Arena arena = Arena.ofConfined()) {
             int units = 3000;
             MemorySegment ram = pages(arena, 1024);
-            Sink sink = new Sink(100_000);
+            RecordingSink sink = new RecordingSink(true, 100_000);
             MigrationFile f = MigrationFile.forWriting(sink);
             List<Long> expectedAt = new ArrayList<>();
             int urgent = 0;
