@@ -231,6 +231,12 @@ public final class SnapshotModesBench {
         }
     }
 
+    /** This process's CPU time so far, all threads (the save's and load's channels included); ns. */
+    private static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
+                .getOperatingSystemMXBean()).getProcessCpuTime();
+    }
+
     private static long median(long[] v) {
         long[] c = v.clone();
         java.util.Arrays.sort(c);
@@ -253,6 +259,7 @@ public final class SnapshotModesBench {
             List<RamBlock> blocks = m.ram().blocks();
             out.println("  case                       save GiB/s  plain write  ratio  8MiB-buf ratio   load GiB/s  plain read  ratio  8MiB-buf ratio");
             List<String> accounts = new ArrayList<>();
+            List<String> cpu = new ArrayList<>();
             for (boolean dio : direct ? new boolean[] {false, true} : new boolean[] {false}) {
                 plainWriteFrom(blocks, plain, dio); // warm-up
                 plainReadInto(blocks, plain, dio);
@@ -266,29 +273,44 @@ public final class SnapshotModesBench {
                     long[] read = new long[MAPPED_RAM_ROUNDS];
                     long[] write8 = new long[MAPPED_RAM_ROUNDS];
                     long[] read8 = new long[MAPPED_RAM_ROUNDS];
+                    long[] saveCpu = new long[MAPPED_RAM_ROUNDS];
+                    long[] loadCpu = new long[MAPPED_RAM_ROUNDS];
+                    long[] writeCpu = new long[MAPPED_RAM_ROUNDS];
+                    long[] readCpu = new long[MAPPED_RAM_ROUNDS];
                     int channels = ch;
                     for (int i = 0; i < MAPPED_RAM_ROUNDS; i++) {
+                        long c0 = processCpuNanos();
                         write[i] = plainWriteFrom(blocks, plain, dio);
+                        writeCpu[i] = processCpuNanos() - c0;
                         settle(plain);
+                        c0 = processCpuNanos();
                         read[i] = plainReadInto(blocks, plain, dio);
+                        readCpu[i] = processCpuNanos() - c0;
                         Files.deleteIfExists(plain);
                         write8[i] = plainWrite(plain, ramBytes, dio);
                         read8[i] = plainRead(plain, dio);
                         Files.deleteIfExists(plain); // its pages back before the save's file takes new ones
                         Files.deleteIfExists(file);
+                        c0 = processCpuNanos();
                         save[i] = Snapshots.save(m, mig, file, o, null, 3_600_000).totalNanos();
+                        saveCpu[i] = processCpuNanos() - c0;
                         settle(file);
                         if (i == MAPPED_RAM_ROUNDS - 1) {
                             accounts.add(String.format("  %d ch%s: save %.1f ms (plain write %.1f ms): %s", ch,
                                     dio ? ", O_DIRECT" : "", save[i] / 1e6, write[i] / 1e6,
                                     mig.outgoing().mappedRamAccount()));
                         }
+                        c0 = processCpuNanos();
                         load[i] = m.mainLoop().call(() -> {
                             long t0 = System.nanoTime();
                             Snapshots.load(m, file, channels, dio, new RamStats());
                             return System.nanoTime() - t0;
                         }, 3_600_000);
+                        loadCpu[i] = processCpuNanos() - c0;
                     }
+                    cpu.add(String.format("  %d ch%s: save %.0f, plain write %.0f; load %.0f, plain read %.0f", ch,
+                            dio ? ", O_DIRECT" : "", median(saveCpu) / 1e6, median(writeCpu) / 1e6,
+                            median(loadCpu) / 1e6, median(readCpu) / 1e6));
                     double s = gibPerSec(ramBytes, median(save));
                     double w = gibPerSec(ramBytes, median(write));
                     double w8 = gibPerSec(ramBytes, median(write8));
@@ -303,6 +325,8 @@ public final class SnapshotModesBench {
             out.printf("  goal: mapped-ram save at >= %.0f%% of the plain write%n", MAPPED_RAM_GOAL * 100);
             out.println("  where each case's last save went:");
             accounts.forEach(out::println);
+            out.println("  the process's CPU time in each, ms (medians; the machine's other load does not count):");
+            cpu.forEach(out::println);
         }
     }
 }
