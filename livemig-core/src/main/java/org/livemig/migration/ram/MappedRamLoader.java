@@ -27,7 +27,9 @@ import org.livemig.stream.StreamFormatException;
  *
  * <p>With multifd, {@code channels} threads ({@code mig/dst/recv_n}, QEMU's multifd receive
  * threads) read in parallel, each on a file descriptor of its own (O_DIRECT under direct-io);
- * the loading thread hands them the reads and waits for all of a block's before going on. A
+ * the loading thread hands them the reads, does every {@code channels + 1}-th read itself on a
+ * file descriptor of its own (it would only wait otherwise), and waits for all of a block's
+ * before going on. A
  * failed or short read fails the load naming the block, the page and the file offset.
  *
  * <p>Threads: {@link #loadBlock} runs on the loading thread ({@code mig/dst/main}, or
@@ -74,6 +76,14 @@ public final class MappedRamLoader implements AutoCloseable {
         FileChannelWorkers<Read> chans = FileChannelWorkers.start("mapped-ram loader", THREAD_PREFIX, opts.channels(),
                 QUEUE_READS, i -> DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.READ), MappedRamLoader::read);
         MappedRamLoader l = new MappedRamLoader(opts, main, chans, pagesRead, pagesAbsent);
+        if (opts.channels() > 0) {
+            try {
+                l.own = DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.READ);
+            } catch (IOException e) {
+                l.close();
+                throw e;
+            }
+        }
         return l;
     }
 
@@ -190,6 +200,8 @@ public final class MappedRamLoader implements AutoCloseable {
     }
 
     private int next;
+    /** The loading thread's own file descriptor for its share of the reads (O_DIRECT under direct-io), or null. */
+    private FileChannel own;
 
     private void submit(Read r, String block) throws IOException {
         if (channels.size() == 0) {
@@ -200,12 +212,22 @@ public final class MappedRamLoader implements AutoCloseable {
             }
             return;
         }
+        if (next == channels.size()) {
+            // The loading thread's share: it would only wait for the channels otherwise.
+            next = 0;
+            try {
+                read(own, r);
+            } catch (IOException e) {
+                throw new StreamFormatException(e.getMessage(), -1);
+            }
+            return;
+        }
         try {
             channels.submit(next, r);
         } catch (IOException e) {
             throw failed(e);
         }
-        next = (next + 1) % channels.size();
+        next = (next + 1) % (channels.size() + 1);
     }
 
     private void awaitReads(String block) throws IOException {
@@ -247,5 +269,12 @@ public final class MappedRamLoader implements AutoCloseable {
     @Override
     public void close() {
         channels.close();
+        if (own != null) {
+            try {
+                own.close();
+            } catch (IOException ignored) {
+                // the reads are over
+            }
+        }
     }
 }
