@@ -9,8 +9,6 @@ import java.util.BitSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Semaphore;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.LongConsumer;
 import org.livemig.memory.RamBlock;
 import org.livemig.stream.MappedRamHeader;
@@ -29,8 +27,8 @@ import org.livemig.stream.RamPageRecord;
  * the stream's own file descriptor (positional writes, which leave the stream's position alone).
  * With multifd, each of {@code channels} threads ({@code mig/src/send_n}, QEMU's multifd send
  * threads) writes the runs handed to it on a file descriptor of its own, opened with O_DIRECT
- * under direct-io; at most {@link #writersAtOnce} of them are in a write at once. A page always
- * goes to the same channel (chosen by its run's boundary), so a page sent again after a dirty sync cannot be overtaken by its older copy; and {@link #flush}
+ * under direct-io. A page always goes to the same channel (chosen by its run's boundary), so a
+ * page sent again after a dirty sync cannot be overtaken by its older copy; and {@link #flush}
  * at each RAM section's end waits for every channel, as QEMU's multifd sync does.
  *
  * <p>Threads: everything but the channel threads' writing is {@code mig/src/main}'s (the bitmaps,
@@ -64,8 +62,6 @@ public final class MappedRamSaver implements AutoCloseable {
     private final Map<RamBlock, Layout> layouts = new IdentityHashMap<>();
     private final LongConsumer onWritten;
     private final FileChannelWorkers<Run> channels;
-    /** The most channels that were in a write at once (a test's figure). */
-    private AtomicInteger mostInWrite;
     private long holeBytes;
     /** The account (mig/src/main's): time waiting at flushes, flushes, time writing the bitmaps. */
     private long flushNanos;
@@ -100,39 +96,16 @@ public final class MappedRamSaver implements AutoCloseable {
             throw new IOException("mapped-ram writes pages at fixed places of a file: its migration needs a plain file:"
                     + " connection");
         }
-        Semaphore writing = new Semaphore(writersAtOnce(opts.channels()));
-        AtomicInteger inWrite = new AtomicInteger();
-        AtomicInteger mostInWrite = new AtomicInteger();
         FileChannelWorkers<Run> chans = FileChannelWorkers.start("mapped-ram saver", THREAD_PREFIX, opts.channels(),
                 QUEUE_RUNS, i -> DirectIo.open(opts.path(), opts.directIo(), StandardOpenOption.WRITE), (file, r) -> {
-                    writing.acquireUninterruptibly();
                     try {
-                        mostInWrite.accumulateAndGet(inWrite.incrementAndGet(), Math::max);
                         write(file, r);
                     } catch (IOException e) {
                         throw new IOException("mapped-ram " + Thread.currentThread().getName() + ": " + e.getMessage(), e);
-                    } finally {
-                        inWrite.decrementAndGet();
-                        writing.release();
                     }
                 });
         MappedRamSaver s = new MappedRamSaver(opts, main, blocks, onWritten, chans);
-        s.mostInWrite = mostInWrite;
         return s;
-    }
-
-    /**
-     * How many of {@code channels} write at once: at most one fewer than the cores, so that
-     * {@code mig/src/main}, which finds the pages, keeps one. On tmpfs the kernel runs one write
-     * to a file at a time anyway (the inode's lock), so more writers only queue on it.
-     */
-    static int writersAtOnce(int channels) {
-        return Math.max(1, Math.min(channels, Runtime.getRuntime().availableProcessors() - 1));
-    }
-
-    /** The most channels that were in a write at once so far. */
-    int mostInWrite() {
-        return mostInWrite.get();
     }
 
     /** zero-page-detection: zero pages are left out of the file. */

@@ -19,8 +19,7 @@ import org.livemig.stream.MigrationFile;
 /**
  * mapped-ram's saver with channels: a section's end hands the current run over without waiting
  * for the channels, and a page written again in a later section still ends up in the file with
- * its newer content (it goes to the same channel, behind its older copy); no more channels write
- * at once than {@link MappedRamSaver#writersAtOnce}.
+ * its newer content (it goes to the same channel, behind its older copy).
  */
 class MappedRamSaverTest {
     @TempDir
@@ -31,14 +30,6 @@ class MappedRamSaverTest {
         try (GuestRam ram = new GuestRam()) {
             check(ram.addBlock("pc.ram", 16L << 20, false));
         }
-    }
-
-    @Test
-    void channelsWritingAtOnceLeaveACoreToTheMainThread() {
-        int cores = Runtime.getRuntime().availableProcessors();
-        assertThat(MappedRamSaver.writersAtOnce(1)).isEqualTo(1);
-        assertThat(MappedRamSaver.writersAtOnce(4)).isEqualTo(Math.max(1, Math.min(4, cores - 1)));
-        assertThat(MappedRamSaver.writersAtOnce(64)).isEqualTo(Math.max(1, Math.min(64, cores - 1)));
     }
 
     private void check(RamBlock b) throws Exception {
@@ -67,8 +58,6 @@ class MappedRamSaverTest {
             }
             s.writeBitmaps();
             assertThat(s.account()).contains("flushes 1 ").contains("channels writing");
-            // No more channels in a write at once than the cap: one fewer than the cores, at least one.
-            assertThat(s.mostInWrite()).isBetween(1, MappedRamSaver.writersAtOnce(4));
         }
         try (FileChannel in = FileChannel.open(path, StandardOpenOption.READ)) {
             ByteBuffer page = ByteBuffer.allocate(4).order(java.nio.ByteOrder.nativeOrder());
