@@ -114,13 +114,14 @@ public final class NativeMemory {
      * Populates every page for writing, as QEMU 7.2's prealloc does: one MADV_POPULATE_WRITE
      * over the whole mapping on the calling thread (Linux 5.14). The kernel maps huge pages where
      * advised and zeroes them with no fault per page; measured here for 1 GiB with huge pages:
-     * 0.10-0.23 s and about 0.1 CPU-s, against 0.16-1.6 s for a store per 4 KiB page.
+     * 0.10-0.23 s and about 0.1 CPU-s, against 0.16-3.8 s for a store per 4 KiB page.
      *
      * <p>Nothing more is done. Earlier this class also stored to every page and had the kernel
      * read every page through a pipe, because a first store or kernel read after MAP_POPULATE
      * had faulted again on an earlier nested VM; re-measured on this one (kernel 6.18), both
-     * cost the same the first time as the second (per GiB: stores 20-50 ms, pipe read 0.3-0.5 s
-     * either time), so the pre-fault paid 0.3-0.5 s for nothing. Where the advice is refused
+     * cost about as much the first time as the second (per GiB: a store pass 20-50 ms first,
+     * 15-35 ms again; a pipe read 0.39-0.52 s first, 0.32-0.49 s again), and a first precopy
+     * into such RAM ran as fast as before, so the pre-fault paid 0.3-0.5 s for nothing. Where the advice is refused
      * (an older kernel) a zero byte is stored to every page instead.
      */
     private static void populateWrite(MemorySegment seg) {
