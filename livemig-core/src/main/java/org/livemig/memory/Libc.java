@@ -43,6 +43,8 @@ public final class Libc {
     public static final int MADV_DONTNEED = 4;
     /** Maps every page of a range for reading (Linux 5.14); never-written anonymous pages map the zero page. */
     public static final int MADV_POPULATE_READ = 22;
+    /** Maps every page of a range for writing, allocating and zeroing it (Linux 5.14); EINVAL before. */
+    public static final int MADV_POPULATE_WRITE = 23;
     public static final int MADV_HUGEPAGE = 14;
     public static final int MADV_NOHUGEPAGE = 15;
 
