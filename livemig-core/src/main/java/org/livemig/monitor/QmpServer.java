@@ -813,14 +813,13 @@ public final class QmpServer implements AutoCloseable {
         }
     }
 
-    /**
-     * Whether output is queued, read without the output lock: qmp-io would otherwise wait for the
-     * main loop's reply write after each request it hands over (a park and a wake-up per command
-     * under load). A stale answer costs one needless OP_WRITE wake-up, or none: a writer that
-     * leaves bytes behind posts a flush to qmp-io.
-     */
-    private static boolean hasOutput(QmpSession s) {
-        return s.outBytes > 0;
+    private boolean hasOutput(QmpSession s) {
+        s.outLock.lock();
+        try {
+            return !s.out.isEmpty();
+        } finally {
+            s.outLock.unlock();
+        }
     }
 
     /** Queues {@code bytes} for {@code s} and writes what the socket takes; on qmp-io. */
@@ -969,7 +968,7 @@ public final class QmpServer implements AutoCloseable {
             }
         }
         long deadline = System.nanoTime() + CLOSE_FLUSH_NANOS;
-        while (sessions.stream().anyMatch(QmpServer::hasOutput)) {
+        while (sessions.stream().anyMatch(this::hasOutput)) {
             long left = deadline - System.nanoTime();
             if (left <= 0) {
                 break;

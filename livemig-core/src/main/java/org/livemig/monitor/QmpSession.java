@@ -38,8 +38,7 @@ final class QmpSession {
     final ReentrantLock outLock = new ReentrantLock();
     /** Replies and events not yet written. */
     final ArrayDeque<ByteBuffer> out = new ArrayDeque<>();
-    /** Bytes in {@link #out} not yet written: 0 exactly when it is empty. Written under the lock, read without it. */
-    volatile long outBytes;
+    long outBytes;
 
     /** In-band requests read but not yet dispatched: a {@link JsonNode} or a {@link ParseError}. */
     final ArrayDeque<Object> pending = new ArrayDeque<>();
