@@ -16,7 +16,8 @@ class RunOptionsTest {
     @Test
     void childMachinesReadTheOptionsFile() {
         assertThat(ChildMachine.RUN_JAVA_OPTS).isEqualTo(
-                "-XX:+UseSerialGC -Xms16m -Xmn8m -Djdk.nio.maxCachedBufferSize=262144 -XX:TrimNativeHeapInterval=5000");
+                "-XX:+UseSerialGC -Xms16m -Xmn8m -Djdk.nio.maxCachedBufferSize=262144 -XX:TrimNativeHeapInterval=5000"
+                        + " -XX:+UseCountedLoopSafepoints -XX:LoopStripMiningIter=1000");
         assertThat(String.join(" ", ChildMachine.javaCommand(false))).contains(ChildMachine.RUN_JAVA_OPTS)
                 .doesNotContain("CompileCommand");
     }
@@ -27,7 +28,7 @@ class RunOptionsTest {
             String text = Files.readString(launcher);
             assertThat(text).as(launcher.toString()).contains("run.jvmopts").contains("MALLOC_ARENA_MAX:-2")
                     .doesNotContain("CompileCommand").doesNotContain("-Xmn").doesNotContain("TrimNativeHeapInterval")
-                    .doesNotContain("maxCachedBufferSize");
+                    .doesNotContain("maxCachedBufferSize").doesNotContain("LoopStripMiningIter");
         }
         assertThat(ROOT.resolve("livemig-core/src/main/resources/" + ChildMachine.RUN_OPTIONS_RESOURCE)).isRegularFile();
         assertThat(Files.readString(ROOT.resolve("livemig-dist/src/build/make-release.sh"))).contains("lib/run.jvmopts");

@@ -48,7 +48,7 @@ public final class MainLoop {
     // Guarded by queueLock: the hand-over point between other threads and main.
     private final ReentrantLock queueLock = new ReentrantLock();
     private final Condition wake = queueLock.newCondition();
-    private final ArrayDeque<Runnable> bhs = new ArrayDeque<>();
+    private ArrayDeque<Runnable> bhs = new ArrayDeque<>();
     private final PriorityQueue<Timer> timers = new PriorityQueue<>();
     private boolean stopping;
 
@@ -195,8 +195,10 @@ public final class MainLoop {
                         }
                     }
                 }
-                ready.addAll(bhs);
-                bhs.clear();
+                // Swapped, not copied: ready is empty here, and addAll would allocate per round.
+                ArrayDeque<Runnable> taken = bhs;
+                bhs = ready;
+                ready = taken;
                 long now = System.nanoTime();
                 while (!timers.isEmpty() && timers.peek().deadline <= now) {
                     due.add(timers.poll());

@@ -590,6 +590,13 @@ final class JsonStreamParser {
             int pos = start(i);
             int end = ends[i] - 1; // closing quote
             pos++; // opening quote
+            boolean plain = true;
+            for (int k = pos; k < end && plain; k++) {
+                plain = text[k] != '\\' && text[k] >= 0; // no escape, ASCII
+            }
+            if (plain) { // the usual case: the bytes are the chars, no builder needed
+                return NODES.stringNode(new String(text, pos, end - pos, StandardCharsets.ISO_8859_1));
+            }
             StringBuilder sb = new StringBuilder(end - pos);
             while (pos < end) {
                 int b = text[pos] & 0xFF;

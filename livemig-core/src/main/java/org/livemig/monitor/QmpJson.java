@@ -3,7 +3,6 @@ package org.livemig.monitor;
 import java.math.BigInteger;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import org.livemig.stream.JsonText;
@@ -89,11 +88,26 @@ public final class QmpJson {
      * QEMU's monitor output turns every newline into CR LF, QMP included.
      */
     static byte[] wire(JsonNode message) {
-        StringBuilder sb = new StringBuilder(64);
+        // One builder per thread, reused: a reply costs its bytes, not three copies of them (the
+        // monitor's garbage is what sets the young collections' pace; issue 21).
+        StringBuilder sb = WIRE_BUILDER.get();
+        sb.setLength(0);
         write(sb, message, true);
         sb.append("\r\n");
-        return sb.toString().getBytes(StandardCharsets.US_ASCII);
+        int n = sb.length();
+        byte[] bytes = new byte[n];
+        for (int i = 0; i < n; i++) {
+            bytes[i] = (byte) sb.charAt(i); // ASCII: the writer escapes everything else
+        }
+        if (sb.capacity() > WIRE_BUILDER_KEPT) {
+            WIRE_BUILDER.remove();
+        }
+        return bytes;
     }
+
+    /** Builders larger than this (a big query-qmp-schema) are not kept for the next message. */
+    private static final int WIRE_BUILDER_KEPT = 64 * 1024;
+    private static final ThreadLocal<StringBuilder> WIRE_BUILDER = ThreadLocal.withInitial(() -> new StringBuilder(512));
 
     private static void write(StringBuilder sb, JsonNode v, boolean qemuOrder) {
         if (v == null || v.isNull() || v.isMissingNode()) {
@@ -144,28 +158,53 @@ public final class QmpJson {
      * replies in this order and checks requests in it (which member it names when two clash).
      */
     static List<Map.Entry<String, JsonNode>> qdictOrder(JsonNode object) {
-        List<Map.Entry<String, JsonNode>> entries = new ArrayList<>(object.properties());
-        int n = entries.size();
+        int n = object.size();
+        if (n == 0) {
+            return List.of();
+        }
+        @SuppressWarnings("unchecked")
+        Map.Entry<String, JsonNode>[] entries = new Map.Entry[n];
         long[] keys = new long[n];
-        for (int i = 0; i < n; i++) {
+        int i = 0;
+        for (Map.Entry<String, JsonNode> e : object.properties()) {
+            entries[i] = e;
             // bucket ascending, then insertion index descending
-            keys[i] = ((long) qdictBucket(entries.get(i).getKey()) << 32) | (n - 1 - i);
+            keys[i] = ((long) qdictBucket(e.getKey()) << 32) | (n - 1 - i);
+            i++;
         }
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) {
-            order[i] = i;
+        // Insertion sort of both arrays by key: objects are small, and it allocates nothing.
+        for (int j = 1; j < n; j++) {
+            long k = keys[j];
+            Map.Entry<String, JsonNode> e = entries[j];
+            int m = j - 1;
+            while (m >= 0 && keys[m] > k) {
+                keys[m + 1] = keys[m];
+                entries[m + 1] = entries[m];
+                m--;
+            }
+            keys[m + 1] = k;
+            entries[m + 1] = e;
         }
-        java.util.Arrays.sort(order, Comparator.comparingLong(i -> keys[i]));
-        List<Map.Entry<String, JsonNode>> sorted = new ArrayList<>(n);
-        for (Integer i : order) {
-            sorted.add(entries.get(i));
-        }
-        return sorted;
+        return java.util.Arrays.asList(entries);
     }
 
     /** The QDict bucket of {@code key}: the TDB string hash, modulo the bucket count. */
     static int qdictBucket(String key) {
-        byte[] b = key.getBytes(StandardCharsets.UTF_8);
+        int len = key.length();
+        for (int i = 0; i < len; i++) {
+            if (key.charAt(i) >= 0x80) {
+                return qdictBucket(key.getBytes(StandardCharsets.UTF_8));
+            }
+        }
+        int value = 0x238F13AF * len; // ASCII: the chars are the UTF-8 bytes
+        for (int i = 0; i < len; i++) {
+            value += key.charAt(i) << (i * 5 % 24);
+        }
+        int hash = 1103515243 * value + 12345;
+        return Integer.remainderUnsigned(hash, QDICT_BUCKETS);
+    }
+
+    private static int qdictBucket(byte[] b) {
         int value = 0x238F13AF * b.length;
         for (int i = 0; i < b.length; i++) {
             value += (b[i] & 0xFF) << (i * 5 % 24);

@@ -108,6 +108,9 @@ public final class QmpServer implements AutoCloseable {
     private final java.util.ArrayDeque<QmpSession> turns = new java.util.ArrayDeque<>();
     private long nextTurnNanos;
     private final List<Listener> listeners = new ArrayList<>();
+    /** The keys one select found ready, handled after the posted tasks. */
+    private final ArrayList<SelectionKey> readyKeys = new ArrayList<>();
+    private final java.util.function.Consumer<SelectionKey> gatherReady = readyKeys::add;
 
     /** A listening socket; for unix sockets the file we created and must remove. */
     private record Listener(ServerSocketChannel channel, Path socketFile, Object fileKey,
@@ -486,19 +489,20 @@ public final class QmpServer implements AutoCloseable {
         try {
             while (!closing.get()) {
                 long wait = turns.isEmpty() ? 0 : Math.max(1, (nextTurnNanos - System.nanoTime() + 999_999) / 1_000_000);
+                // Ready keys are gathered by a consumer into a reused list: the selected-key set
+                // costs a hash node per key per wake-up, and the monitor's garbage sets the pace
+                // of the young collections that stop it (issue 21).
                 if (tasks.isEmpty()) {
-                    selector.select(wait);
+                    selector.select(gatherReady, wait);
                 } else {
-                    selector.selectNow();
+                    selector.selectNow(gatherReady);
                 }
                 runTasks();
                 serveTurns();
-                var it = selector.selectedKeys().iterator();
-                while (it.hasNext()) {
-                    SelectionKey key = it.next();
-                    it.remove();
-                    handleKey(key);
+                for (int i = 0; i < readyKeys.size(); i++) {
+                    handleKey(readyKeys.get(i));
                 }
+                readyKeys.clear();
             }
             runTasks();
             flushForClose();

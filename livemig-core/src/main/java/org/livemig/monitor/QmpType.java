@@ -254,15 +254,17 @@ public sealed interface QmpType permits QmpType.Scalar, QmpType.EnumType, QmpTyp
                 throw wrongType(fullName == null ? "<anonymous>" : fullName, "object");
             }
             for (Member m : members) {
-                String memberName = fullName == null ? m.name() : fullName + "." + m.name();
                 JsonNode value = v.get(m.name());
                 if (value == null) {
                     if (!m.optional()) {
-                        throw QmpError.generic("Parameter '" + memberName + "' is missing");
+                        throw QmpError.generic("Parameter '" + memberName(fullName, m) + "' is missing");
                     }
                     continue;
                 }
-                m.type().check(value, memberName, m.name());
+                m.type().check(value, memberName(fullName, m), m.name());
+            }
+            if (v.isEmpty()) {
+                return; // nothing unexpected (and no map built: most commands come without arguments)
             }
             Map<String, Member> known = byName();
             for (String key : v.propertyNames()) {
@@ -272,6 +274,10 @@ public sealed interface QmpType permits QmpType.Scalar, QmpType.EnumType, QmpTyp
                 }
             }
         }
+    }
+
+    private static String memberName(String fullName, Member m) {
+        return fullName == null ? m.name() : fullName + "." + m.name();
     }
 
     private static QmpError wrongType(String fullName, String expected) {
