@@ -286,8 +286,10 @@ public final class Machine implements AutoCloseable {
     }
 
     /**
-     * Called with the BQL held. Runs {@code task} on every vCPU's own thread and waits once for all of
-     * them (QEMU's run_on_cpu per vCPU, but queued on all first so the round trips overlap).
+     * Called with the BQL held. Runs {@code task} for every vCPU on its own thread and waits once
+     * for all of them (QEMU's run_on_cpu per vCPU, but queued on all first so the round trips
+     * overlap). A vCPU paused at its safe point runs no guest code until it has taken the BQL
+     * again, so its task runs here instead: no round trip at the switchover, when all are stopped.
      */
     public void runOnAllCpus(Consumer<Vcpu> task) {
         bql.assertHeld();
@@ -295,7 +297,7 @@ public final class Machine implements AutoCloseable {
         Vcpu.Work[] works = new Vcpu.Work[vcpus.size()];
         int n = 0;
         for (Vcpu v : vcpus) {
-            if (v.onThisThread() || !v.thread().isAlive()) {
+            if (v.onThisThread() || !v.thread().isAlive() || v.isPaused()) {
                 task.accept(v);
             } else {
                 targets[n] = v;

@@ -123,6 +123,26 @@ class MachineTest {
     }
 
     @Test
+    void runOnAllCpusOnStoppedVcpusRunsOnTheCallerAndTheyGoOnFromTheRegistersItSet() {
+        start("ab");
+        await().atMost(Duration.ofSeconds(10)).until(() -> instructions() > 1000);
+        java.util.Set<String> where = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        machine.mainLoop().runAndWait(() -> {
+            machine.vmStop(RunState.PAUSED);
+            machine.runOnAllCpus(v -> where.add(Thread.currentThread().getName()));
+            machine.cpuSynchronizeAllStates();
+            for (Vcpu v : machine.vcpus()) {
+                v.state().instructions = 0; // the registers a load would hand the stopped vCPUs
+            }
+            machine.cpuSynchronizeAllPostInit();
+        });
+        assertThat(where).containsExactly("main");
+        assertThat(instructions()).as("post-init on stopped vCPUs set their live registers").isZero();
+        machine.mainLoop().runAndWait(machine::vmStart);
+        await().atMost(Duration.ofSeconds(10)).until(() -> instructions() > 0);
+    }
+
+    @Test
     void bqlAssertionsFailFast() {
         start("idle");
         assertThatThrownBy(() -> machine.vmStop(RunState.PAUSED)).isInstanceOf(AssertionError.class)
