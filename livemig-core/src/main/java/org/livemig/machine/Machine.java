@@ -9,6 +9,7 @@ import java.util.SplittableRandom;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
+import java.util.function.Consumer;
 import java.util.function.IntConsumer;
 import org.livemig.memory.GuestRam;
 import org.livemig.memory.RamBlock;
@@ -284,25 +285,62 @@ public final class Machine implements AutoCloseable {
         }
     }
 
+    /**
+     * Called with the BQL held. Runs {@code task} for every vCPU on its own thread and waits once
+     * for all of them (QEMU's run_on_cpu per vCPU, but queued on all first so the round trips
+     * overlap). A vCPU paused at its safe point runs no guest code until it has taken the BQL
+     * again, so its task runs here instead: no round trip at the switchover, when all are stopped.
+     */
+    public void runOnAllCpus(Consumer<Vcpu> task) {
+        bql.assertHeld();
+        Vcpu[] targets = new Vcpu[vcpus.size()];
+        Vcpu.Work[] works = new Vcpu.Work[vcpus.size()];
+        int n = 0;
+        for (Vcpu v : vcpus) {
+            if (v.onThisThread() || !v.thread().isAlive() || v.isPaused()) {
+                task.accept(v);
+            } else {
+                targets[n] = v;
+                works[n] = new Vcpu.Work(() -> task.accept(v));
+                v.queueWork(works[n]);
+                n++;
+            }
+        }
+        long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
+        for (int i = 0; i < n; i++) {
+            while (!works[i].done) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0 || !targets[i].thread().isAlive()) {
+                    throw new IllegalStateException("run_on_cpu on " + targets[i].thread().getName() + " did not complete");
+                }
+                try {
+                    workDone.awaitNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted in run_on_cpu", e);
+                }
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            if (works[i].failure != null) {
+                throw new IllegalStateException("run_on_cpu task failed on " + targets[i].thread().getName(), works[i].failure);
+            }
+        }
+    }
+
     /** Copies every vCPU's live registers into its saved state (cpu_synchronize_all_states). Called with the BQL held. */
     public void cpuSynchronizeAllStates() {
-        for (Vcpu v : vcpus) {
-            runOnCpu(v, () -> v.state.copyFrom(v.live));
-        }
+        runOnAllCpus(v -> v.state.copyFrom(v.live));
     }
 
     /** Before an incoming load: the vCPUs drop their live registers (cpu_synchronize_all_pre_loadvm). Called with the BQL held. */
     public void cpuSynchronizeAllPreLoadvm() {
-        for (Vcpu v : vcpus) {
-            runOnCpu(v, () -> v.live.copyFrom(new CpuState()));
-        }
+        runOnAllCpus(v -> v.live.copyFrom(new CpuState()));
     }
 
     /** After a load: the vCPUs take the loaded registers (cpu_synchronize_all_post_init). Called with the BQL held. */
     public void cpuSynchronizeAllPostInit() {
-        for (Vcpu v : vcpus) {
-            runOnCpu(v, () -> v.live.copyFrom(v.state));
-        }
+        runOnAllCpus(v -> v.live.copyFrom(v.state));
     }
 
     /** Sets auto-converge throttling on every vCPU (0 turns it off); any thread. */

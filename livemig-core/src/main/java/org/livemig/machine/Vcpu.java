@@ -100,6 +100,12 @@ public final class Vcpu {
         kick();
     }
 
+    /** Called with the BQL held. Work queued on this vCPU and not yet taken. */
+    int pendingWork() {
+        machine.bql().assertHeld();
+        return work.size();
+    }
+
     boolean onThisThread() {
         return Thread.currentThread() == thread;
     }

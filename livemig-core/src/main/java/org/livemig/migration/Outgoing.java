@@ -449,22 +449,45 @@ public final class Outgoing {
         ram.downtimeBytes.addAndGet(f.position() - before);
         ram.transferred.set(sent(f));
         MultifdSender m = multifd;
+        ReturnPathReader rp = returnPath;
         if (m != null) {
-            // Every page is written (the last RAM section synced); the channels end here.
-            m.finish();
+            // Every page is queued (the last RAM section synced); the channels end while we wait
+            // for SHUT, and a channel that fails its last packets ends that wait.
+            m.beginFinish();
+            if (rp != null) {
+                m.onFailure(rp::abortShutWait);
+            } else {
+                m.finish();
+            }
         }
         long t4 = System.nanoTime();
-        ReturnPathReader rp = returnPath;
         // The last byte is out: from here the destination may load it all and run the guest, so
         // a failure leaves this guest paused (two running copies are worse than a paused one),
         // unless the return path broke before (the destination was gone by then).
         destinationMayRun = rp == null || rp.error() == null;
         FaultInjectingConnection.reached(connection, FaultPoints.COMPLETE);
         if (rp != null) {
-            int shut = rp.awaitShut(SHUT_TIMEOUT_MILLIS);
+            int shut;
+            try {
+                shut = rp.awaitShut(SHUT_TIMEOUT_MILLIS);
+            } catch (IOException e) {
+                if (m != null && m.failure() != null) {
+                    // a channel's last packets are lost: the destination cannot complete its load
+                    destinationMayRun = false;
+                }
+                throw e;
+            }
             if (shut != 0) {
                 destinationMayRun = false; // it said it failed: it does not run the guest
                 throw new IOException("destination failed to load the migration (SHUT " + shut + ")");
+            }
+            if (m != null) {
+                try {
+                    m.finish(); // the threads are done or nearly: join them and close the channels
+                } catch (IOException e) {
+                    // SHUT 0: the destination had every packet and runs the guest; nothing to undo
+                    LOG.log(Level.WARNING, "multifd channels after the destination's SHUT 0: " + e.getMessage());
+                }
             }
         }
         long t5 = System.nanoTime();

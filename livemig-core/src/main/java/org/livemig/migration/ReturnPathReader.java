@@ -44,6 +44,8 @@ public final class ReturnPathReader implements Runnable {
     private volatile long pongRoundTripNanos = -1;
     private volatile int shutStatus = -1;
     private volatile IOException error;
+    /** Set by {@link #abortShutWait}: a failure on this side that ends the wait for SHUT. */
+    private volatile IOException shutWaitAborted;
     /** The error was a page request the source refused (not a network fault). */
     private volatile boolean refused;
     /** Postcopy recovery: the destination's received bitmaps, by block, and its RESUME_ACK. */
@@ -172,6 +174,15 @@ public final class ReturnPathReader implements Runnable {
         return error;
     }
 
+    /**
+     * Ends a current or later {@link #awaitShut} with {@code e} unless SHUT has arrived: something
+     * on this side that the destination needs failed (a multifd channel's last packets). Any thread.
+     */
+    public void abortShutWait(IOException e) {
+        shutWaitAborted = e;
+        shut.countDown();
+    }
+
     /** Waits for SHUT; returns its status, or throws when the return path failed or timed out. */
     public int awaitShut(long timeoutMillis) throws IOException {
         try {
@@ -181,6 +192,10 @@ public final class ReturnPathReader implements Runnable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted waiting for the destination", e);
+        }
+        IOException aborted = shutWaitAborted;
+        if (shutStatus < 0 && aborted != null) {
+            throw aborted;
         }
         if (shutStatus < 0 && error != null) {
             throw new IOException("return path failed: " + error.getMessage(), error);

@@ -95,6 +95,54 @@ class MachineTest {
     }
 
     @Test
+    void runOnAllCpusQueuesOnEveryVcpuBeforeWaitingAndReportsAFailure() {
+        machine = new Machine(Machine.Config.defaults().withRam(8L << 20).withVcpus(4).withWorkload("idle").withBlobSize(4096));
+        machine.mainLoop().runAndWait(() -> machine.boot(RunState.RUNNING));
+        java.util.Set<String> where = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        java.util.List<Integer> queuedOrRunSeen = new java.util.concurrent.CopyOnWriteArrayList<>();
+        AtomicReference<Boolean> held = new AtomicReference<>(true);
+        machine.mainLoop().runAndWait(() -> machine.runOnAllCpus(v -> {
+            where.add(Thread.currentThread().getName());
+            held.compareAndSet(true, machine.bql().isHeldByCurrentThread());
+            // every vCPU's work is queued before the first runs: the tasks already run plus
+            // this one, plus the work still queued on the others, is all four
+            int pending = 0;
+            for (Vcpu o : machine.vcpus()) {
+                pending += o.pendingWork();
+            }
+            queuedOrRunSeen.add(where.size() + pending);
+        }));
+        assertThat(where).containsExactlyInAnyOrder("CPU 0/livemig", "CPU 1/livemig", "CPU 2/livemig", "CPU 3/livemig");
+        assertThat(held.get()).isTrue();
+        assertThat(queuedOrRunSeen).containsOnly(4);
+        assertThatThrownBy(() -> machine.mainLoop().runAndWait(() -> machine.runOnAllCpus(v -> {
+            if (v.index() == 2) {
+                throw new IllegalArgumentException("bad register");
+            }
+        }))).hasMessageContaining("run_on_cpu task failed on CPU 2/livemig").hasRootCauseMessage("bad register");
+    }
+
+    @Test
+    void runOnAllCpusOnStoppedVcpusRunsOnTheCallerAndTheyGoOnFromTheRegistersItSet() {
+        start("ab");
+        await().atMost(Duration.ofSeconds(10)).until(() -> instructions() > 1000);
+        java.util.Set<String> where = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        machine.mainLoop().runAndWait(() -> {
+            machine.vmStop(RunState.PAUSED);
+            machine.runOnAllCpus(v -> where.add(Thread.currentThread().getName()));
+            machine.cpuSynchronizeAllStates();
+            for (Vcpu v : machine.vcpus()) {
+                v.state().instructions = 0; // the registers a load would hand the stopped vCPUs
+            }
+            machine.cpuSynchronizeAllPostInit();
+        });
+        assertThat(where).containsExactly("main");
+        assertThat(instructions()).as("post-init on stopped vCPUs set their live registers").isZero();
+        machine.mainLoop().runAndWait(machine::vmStart);
+        await().atMost(Duration.ofSeconds(10)).until(() -> instructions() > 0);
+    }
+
+    @Test
     void bqlAssertionsFailFast() {
         start("idle");
         assertThatThrownBy(() -> machine.vmStop(RunState.PAUSED)).isInstanceOf(AssertionError.class)

@@ -31,6 +31,30 @@ class ReturnPathTest {
         }
     }
 
+    /** The source's wait for SHUT ends when a multifd channel fails its last packets (abortShutWait), not after 60 s. */
+    @Test
+    void aFailureOnThisSideEndsTheWaitForShut() throws Exception {
+        java.nio.channels.Pipe pipe = java.nio.channels.Pipe.open();
+        try (var sink = pipe.sink(); var source = pipe.source()) {
+            ReturnPathReader rp = new ReturnPathReader(MigrationFile.forReading(source), null);
+            Thread reader = Thread.ofPlatform().name("mig/src/rp_thr").start(rp); // reads nothing: the destination is silent
+            java.util.concurrent.CompletableFuture<Throwable> waiting = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                try {
+                    rp.awaitShut(60_000);
+                    return null;
+                } catch (java.io.IOException e) {
+                    return e;
+                }
+            });
+            rp.abortShutWait(new java.io.IOException("multifd channel 1 (unix:x): Broken pipe"));
+            assertThat(waiting.get(30, java.util.concurrent.TimeUnit.SECONDS)).hasMessage("multifd channel 1 (unix:x): Broken pipe");
+            assertThat(rp.error()).as("the return path itself is healthy").isNull();
+            sink.close();
+            reader.join(30_000);
+            assertThat(reader.isAlive()).isFalse();
+        }
+    }
+
     /** A destination that asks for a page of a block that does not exist, and for one past the end. */
     private static void hostileDestination(ServerSocketChannel server, ReturnPathMessage request) throws Exception {
         try (SocketChannel c = server.accept()) {

@@ -97,6 +97,8 @@ public final class MultifdSender implements AutoCloseable {
     /** {@link #finish}: the channels end once their queued jobs are written (a failure then still counts). */
     private volatile boolean draining;
     private volatile IOException failure;
+    /** Told of a channel's failure once, from the failing thread ({@link #onFailure}); null until set. */
+    private volatile java.util.function.Consumer<IOException> failureListener;
 
     /** The packet being filled by the migration thread. */
     private RamBlock batchBlock;
@@ -495,15 +497,38 @@ public final class MultifdSender implements AutoCloseable {
     }
 
     private void fail(IOException e) {
+        boolean first = false;
         lock.lock();
         try {
             if (failure == null && !stopping) {
                 failure = e;
+                first = true;
                 LOG.log(Level.WARNING, e.getMessage());
             }
             wakeAll();
         } finally {
             lock.unlock();
+        }
+        java.util.function.Consumer<IOException> l = failureListener;
+        if (first && l != null) {
+            l.accept(e);
+        }
+    }
+
+    /** The first channel's failure, or null. */
+    public IOException failure() {
+        return failure;
+    }
+
+    /**
+     * Tells {@code listener} of a channel's failure (at once if one has already failed), so that
+     * a wait elsewhere, such as the source's wait for SHUT, ends with it. Any thread.
+     */
+    public void onFailure(java.util.function.Consumer<IOException> listener) {
+        failureListener = listener;
+        IOException f = failure;
+        if (f != null) {
+            listener.accept(f); // failed before the listener was there (a second call is harmless)
         }
     }
 
@@ -530,10 +555,11 @@ public final class MultifdSender implements AutoCloseable {
     }
 
     /**
-     * The normal end, after the last {@link #sync}: the threads end and the connections close,
-     * so each channel's stream ends at a packet boundary, which the destination reads as its end.
+     * Starts the normal end, after the last {@link #sync}: each channel thread ends once its queued
+     * jobs are written, without the migration thread waiting for them here; {@link #finish} then
+     * joins them and checks. Called on the migration thread.
      */
-    public void finish() throws IOException {
+    public void beginFinish() throws IOException {
         checkFailure();
         account();
         draining = true;
@@ -542,6 +568,16 @@ public final class MultifdSender implements AutoCloseable {
             wakeAll();
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * The normal end, after the last {@link #sync}: the threads end and the connections close,
+     * so each channel's stream ends at a packet boundary, which the destination reads as its end.
+     */
+    public void finish() throws IOException {
+        if (!draining) {
+            beginFinish();
         }
         joinAndClose();
         account();

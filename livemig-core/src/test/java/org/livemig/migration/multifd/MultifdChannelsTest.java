@@ -212,6 +212,38 @@ class MultifdChannelsTest {
                 .hasMessageContaining("initial packet magic 0x5145564d, expected 0x11223344");
     }
 
+    /**
+     * The source's end: after {@link MultifdSender#beginFinish} the migration thread waits for the
+     * destination's SHUT, not for the channels; a channel that then fails its last packet must be
+     * told to whoever waits (the listener), also when it failed before the listener was set.
+     */
+    @Test
+    void aChannelFailingAfterBeginFinishIsToldToTheListenerEarlyOrLate() throws Exception {
+        try (GuestRam srcRam = new GuestRam()) {
+            RamBlock src = srcRam.addBlock("pc.ram", (long) PAGES * RamBlock.PAGE_SIZE, true);
+            fill(src, 3);
+            MultifdSender sender = new MultifdSender(List.of(connect()), new byte[16], n -> { });
+            closing.add(sender);
+            listener.accept().close(); // the destination's end of the channel goes away
+            AtomicReference<IOException> early = new AtomicReference<>();
+            sender.onFailure(early::set);
+            try {
+                for (long p = 0; p < 129; p++) {
+                    sender.queuePage(src, p * RamBlock.PAGE_SIZE); // the 129th hands a full packet to the channel
+                }
+                sender.beginFinish();
+            } catch (IOException e) {
+                assertThat(e).hasMessageContaining("multifd channel 0"); // it failed already: also fine
+            }
+            await().atMost(WAIT).until(() -> early.get() != null);
+            assertThat(early.get()).hasMessageContaining("multifd channel 0");
+            AtomicReference<IOException> late = new AtomicReference<>();
+            sender.onFailure(late::set);
+            assertThat(late.get()).isSameAs(early.get());
+            assertThatThrownBy(sender::finish).hasMessageContaining("multifd channel 0");
+        }
+    }
+
     @Test
     void shutdownUnblocksAMainThreadWaitingForAChannel() throws Exception {
         MultifdReceiver r = receiver(2);
