@@ -10,6 +10,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 import java.util.function.LongConsumer;
 import org.livemig.memory.RamBlock;
 import org.livemig.memory.ZeroPages;
@@ -98,7 +99,7 @@ public final class MultifdSender implements AutoCloseable {
     private volatile boolean draining;
     private volatile IOException failure;
     /** Told of a channel's failure once, from the failing thread ({@link #onFailure}); null until set. */
-    private volatile java.util.function.Consumer<IOException> failureListener;
+    private volatile Consumer<IOException> failureListener;
 
     /** The packet being filled by the migration thread. */
     private RamBlock batchBlock;
@@ -509,7 +510,7 @@ public final class MultifdSender implements AutoCloseable {
         } finally {
             lock.unlock();
         }
-        java.util.function.Consumer<IOException> l = failureListener;
+        Consumer<IOException> l = failureListener;
         if (first && l != null) {
             l.accept(e);
         }
@@ -524,7 +525,7 @@ public final class MultifdSender implements AutoCloseable {
      * Tells {@code listener} of a channel's failure (at once if one has already failed), so that
      * a wait elsewhere, such as the source's wait for SHUT, ends with it. Any thread.
      */
-    public void onFailure(java.util.function.Consumer<IOException> listener) {
+    public void onFailure(Consumer<IOException> listener) {
         failureListener = listener;
         IOException f = failure;
         if (f != null) {
