@@ -267,7 +267,12 @@ public final class Machine implements AutoCloseable {
         }
         Vcpu.Work w = new Vcpu.Work(task);
         vcpu.queueWork(w);
-        long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
+        awaitWork(vcpu, w, System.nanoTime() + STOP_TIMEOUT_NANOS);
+        throwIfFailed(vcpu, w);
+    }
+
+    /** Waits (releasing the BQL) until {@code vcpu} has run {@code w}, or fails at {@code deadline}. BQL held. */
+    private void awaitWork(Vcpu vcpu, Vcpu.Work w, long deadline) {
         while (!w.done) {
             long left = deadline - System.nanoTime();
             if (left <= 0 || !vcpu.thread().isAlive()) {
@@ -280,6 +285,9 @@ public final class Machine implements AutoCloseable {
                 throw new IllegalStateException("interrupted in run_on_cpu", e);
             }
         }
+    }
+
+    private static void throwIfFailed(Vcpu vcpu, Vcpu.Work w) {
         if (w.failure != null) {
             throw new IllegalStateException("run_on_cpu task failed on " + vcpu.thread().getName(), w.failure);
         }
@@ -308,23 +316,10 @@ public final class Machine implements AutoCloseable {
         }
         long deadline = System.nanoTime() + STOP_TIMEOUT_NANOS;
         for (int i = 0; i < n; i++) {
-            while (!works[i].done) {
-                long left = deadline - System.nanoTime();
-                if (left <= 0 || !targets[i].thread().isAlive()) {
-                    throw new IllegalStateException("run_on_cpu on " + targets[i].thread().getName() + " did not complete");
-                }
-                try {
-                    workDone.awaitNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(100)));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted in run_on_cpu", e);
-                }
-            }
+            awaitWork(targets[i], works[i], deadline);
         }
         for (int i = 0; i < n; i++) {
-            if (works[i].failure != null) {
-                throw new IllegalStateException("run_on_cpu task failed on " + targets[i].thread().getName(), works[i].failure);
-            }
+            throwIfFailed(targets[i], works[i]);
         }
     }
 
