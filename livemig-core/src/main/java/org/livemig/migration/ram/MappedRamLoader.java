@@ -83,6 +83,8 @@ public final class MappedRamLoader implements AutoCloseable {
                 l.close();
                 throw e;
             }
+        } else {
+            l.own = main; // no channels: every read is the loading thread's, on the stream's file
         }
         return l;
     }
@@ -200,20 +202,16 @@ public final class MappedRamLoader implements AutoCloseable {
     }
 
     private int next;
-    /** The loading thread's own file descriptor for its share of the reads (O_DIRECT under direct-io), or null. */
+    /**
+     * Where the loading thread reads: with channels a file descriptor of its own (O_DIRECT under
+     * direct-io), without them the stream's file {@link #main}.
+     */
     private FileChannel own;
 
     private void submit(Read r, String block) throws IOException {
-        if (channels.size() == 0) {
-            try {
-                read(main, r);
-            } catch (IOException e) {
-                throw new StreamFormatException(e.getMessage(), -1);
-            }
-            return;
-        }
         if (next == channels.size()) {
-            // The loading thread's share: it would only wait for the channels otherwise.
+            // The loading thread's turn: each read without channels, else its share (it would
+            // only wait for the channels otherwise).
             next = 0;
             try {
                 read(own, r);
@@ -269,7 +267,7 @@ public final class MappedRamLoader implements AutoCloseable {
     @Override
     public void close() {
         channels.close();
-        if (own != null) {
+        if (own != null && own != main) {
             try {
                 own.close();
             } catch (IOException ignored) {
