@@ -190,24 +190,19 @@ public final class QmpJson {
 
     /** The QDict bucket of {@code key}: the TDB string hash, modulo the bucket count. */
     static int qdictBucket(String key) {
-        int len = key.length();
-        for (int i = 0; i < len; i++) {
+        // The hash is over UTF-8 bytes. An ASCII key's chars are its bytes (no copy, the usual
+        // case); any other key is re-read as one char per UTF-8 byte.
+        String bytes = key;
+        for (int i = 0; i < key.length(); i++) {
             if (key.charAt(i) >= 0x80) {
-                return qdictBucket(key.getBytes(StandardCharsets.UTF_8));
+                bytes = new String(key.getBytes(StandardCharsets.UTF_8), StandardCharsets.ISO_8859_1);
+                break;
             }
         }
-        int value = 0x238F13AF * len; // ASCII: the chars are the UTF-8 bytes
+        int len = bytes.length();
+        int value = 0x238F13AF * len;
         for (int i = 0; i < len; i++) {
-            value += key.charAt(i) << (i * 5 % 24);
-        }
-        int hash = 1103515243 * value + 12345;
-        return Integer.remainderUnsigned(hash, QDICT_BUCKETS);
-    }
-
-    private static int qdictBucket(byte[] b) {
-        int value = 0x238F13AF * b.length;
-        for (int i = 0; i < b.length; i++) {
-            value += (b[i] & 0xFF) << (i * 5 % 24);
+            value += bytes.charAt(i) << (i * 5 % 24);
         }
         int hash = 1103515243 * value + 12345;
         return Integer.remainderUnsigned(hash, QDICT_BUCKETS);
