@@ -35,9 +35,11 @@ class NativeMemoryTest {
         assumeTrue(NativeMemory.mmapAvailable(), "no mmap here");
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment m = NativeMemory.mapAnonymous(SIZE, false, arena);
-            assertThat(Smaps.field(m.address(), "Rss:")).as("resident KiB before").isLessThan(SIZE >> 10);
+            // The kernel may merge the mapping with a neighbour of the same kind, whose pages then
+            // count in the same Rss: what the stores add is what says they made every page resident.
+            long before = Smaps.field(m.address(), "Rss:");
             NativeMemory.storeEveryPage(m);
-            assertThat(Smaps.field(m.address(), "Rss:")).as("resident KiB after").isGreaterThanOrEqualTo(SIZE >> 10);
+            assertThat(Smaps.field(m.address(), "Rss:") - before).as("resident KiB added").isGreaterThanOrEqualTo(SIZE >> 10);
             assertThat(m.get(ValueLayout.JAVA_BYTE, SIZE - 1)).isZero();
         }
     }

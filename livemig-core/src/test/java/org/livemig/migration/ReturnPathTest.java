@@ -31,13 +31,16 @@ class ReturnPathTest {
         }
     }
 
-    /** The source's wait for SHUT ends when a multifd channel fails its last packets (abortShutWait), not after 60 s. */
+    /**
+     * The source's wait for SHUT ends when a multifd channel fails its last packets (abortShutWait), not after 60 s.
+     * No reader thread runs: the destination is silent, and a reader without a RAM saver could not run (it failed at
+     * once, ending the wait before the abort whenever it won the race).
+     */
     @Test
     void aFailureOnThisSideEndsTheWaitForShut() throws Exception {
         java.nio.channels.Pipe pipe = java.nio.channels.Pipe.open();
         try (var sink = pipe.sink(); var source = pipe.source()) {
             ReturnPathReader rp = new ReturnPathReader(MigrationFile.forReading(source), null);
-            Thread reader = Thread.ofPlatform().name("mig/src/rp_thr").start(rp); // reads nothing: the destination is silent
             java.util.concurrent.CompletableFuture<Throwable> waiting = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
                 try {
                     rp.awaitShut(60_000);
@@ -49,9 +52,6 @@ class ReturnPathTest {
             rp.abortShutWait(new java.io.IOException("multifd channel 1 (unix:x): Broken pipe"));
             assertThat(waiting.get(30, java.util.concurrent.TimeUnit.SECONDS)).hasMessage("multifd channel 1 (unix:x): Broken pipe");
             assertThat(rp.error()).as("the return path itself is healthy").isNull();
-            sink.close();
-            reader.join(30_000);
-            assertThat(reader.isAlive()).isFalse();
         }
     }
 
